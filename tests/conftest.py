@@ -8,6 +8,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from engine.data import prepare_manifest
+from engine.train import TrainConfig, train_seeds
+
 
 def make_mvtec_tree(root: Path, *, n_train_good: int = 6, n_test: dict[str, int] | None = None,
                     size: int = 32, seed: int = 0) -> Path:
@@ -42,3 +45,17 @@ def make_mvtec_tree(root: Path, *, n_train_good: int = 6, n_test: dict[str, int]
 @pytest.fixture
 def mvtec_tree(tmp_path):
     return make_mvtec_tree(tmp_path / "cat")
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """Two epochs of two seeds on a tiny tree, 64 px, random-init backbone (fast)."""
+    base = tmp_path_factory.mktemp("run")
+    root = make_mvtec_tree(base / "cat", n_train_good=10, n_test={"good": 4, "crack": 8, "hole": 8}, size=64)
+    models = base / "models"
+    manifest = models / "manifest.csv"
+    prepare_manifest(root, manifest)
+    cfg = TrainConfig(seeds=[7, 8], epochs=2, batch_size=8, lr=1e-3, image_size=64, backbone="none",
+                      pretrained=False, channels_last=False, device="cpu")
+    metas = train_seeds(cfg, root, manifest, models)
+    return root, models, manifest, cfg, metas[0]

@@ -1,0 +1,372 @@
+"""``ExplanationEngine``: models, explanations, metrics and caches behind one object.
+
+Everything the dashboard and the evaluate command show comes from here::
+
+    engine = load_engine()                      # built-in data and shipped models
+    ex = engine.explain(42, "test", "test-crack-003")
+    ex.methods["gradcam"].tko, ex.ranking
+
+Thread-safety: one lock serialises model calls (captum's hooks are not thread-safe);
+concurrent requests for the same item share one computation; results are kept in a
+byte-bounded LRU and, optionally, on disk keyed by the checkpoint hash.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+import numpy as np
+import torch
+
+from . import metrics
+from .cache import ByteLRU, DiskCache, SingleFlight, digest
+from .checkpoint import CheckpointError, available_seeds, load_model, read_metadata
+from .data import DataError, Sample, file_sha256, load_image, load_mask, read_manifest, to_normalized_tensor
+from .device import pick_device
+from .explainers import DEFAULT_METHODS, REGISTRY, get_explainer
+from .model import ClassifierView
+
+log = logging.getLogger("pixel_evidence.engine")
+
+TARGETS = ("predicted", "true")
+
+
+@dataclass(frozen=True)
+class MethodResult:
+    """One method's map on one image and its scores. ``map`` is (H, W) float32 >= 0."""
+
+    key: str
+    label: str
+    map: np.ndarray
+    tko: float
+    chance: float
+    lift: float
+    iou: float
+    rank: float
+    win_share: float
+    extras: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """Everything shown for one (seed, image): arrays at model resolution (H, W)."""
+
+    seed: int
+    split: str
+    image_id: str
+    true_class: str
+    image: np.ndarray            # (H, W, 3) uint8, as the model saw it
+    mask: np.ndarray             # (H, W) bool, ground-truth defect pixels
+    reconstruction: np.ndarray   # (H, W) float32, sigmoid of the decoder's mask logits
+    classes: tuple[str, ...]
+    probabilities: np.ndarray    # (C,) float32
+    target_mode: str
+    target_class: str
+    methods: dict[str, MethodResult]
+    k: int
+    n: int
+
+    @property
+    def predicted_class(self) -> str:
+        return self.classes[int(np.argmax(self.probabilities))]
+
+    @property
+    def correct(self) -> bool:
+        return self.predicted_class == self.true_class
+
+    @property
+    def rankable(self) -> bool:
+        """False when the mask is empty (K = 0): no defect pixels, so no winner."""
+        return self.k > 0
+
+    @property
+    def ranking(self) -> list[tuple[str, float]]:
+        """(method, rank) sorted best first; tied methods share the averaged rank."""
+        items = [(k, r.rank) for k, r in self.methods.items() if not np.isnan(r.rank)]
+        return sorted(items, key=lambda kr: (kr[1], kr[0]))
+
+    @property
+    def winners(self) -> list[str]:
+        return [k for k, r in self.methods.items() if r.win_share > 0]
+
+
+class ExplanationEngine:
+    """Lazy models per seed, cached explanations, metrics.
+
+    Parameters
+    ----------
+    data_root: MVTec-layout category folder.
+    models_dir: folder of ``seed_<n>.pt/.json`` checkpoints and ``manifest.csv``.
+    manifest: split manifest (default ``<models_dir>/manifest.csv``).
+    device: "auto" (CUDA, then MPS, then CPU) or a torch device string.
+    cache_mb: bound of the in-memory cache.
+    disk_cache: folder for a persistent map cache, or None.
+    method_params: per-method settings, e.g. ``{"ig": {"n_steps": 32}}``.
+    """
+
+    def __init__(self, data_root: Path, models_dir: Path, *, manifest: Path | None = None,
+                 device: str | None = "auto", cache_mb: float = 256, disk_cache: Path | None = None,
+                 method_params: dict[str, dict[str, Any]] | None = None):
+        self.data_root = Path(data_root)
+        self.models_dir = Path(models_dir)
+        self.manifest_path = Path(manifest) if manifest else self.models_dir / "manifest.csv"
+        self.samples: list[Sample] = read_manifest(self.manifest_path)
+        self.manifest_sha256 = file_sha256(self.manifest_path)
+        self._by_id = {s.id: s for s in self.samples}
+        self.classes = tuple(sorted({s.cls for s in self.samples}))
+        self.seeds = available_seeds(self.models_dir)
+        if not self.seeds:
+            raise CheckpointError(f"{self.models_dir}: no trained models (seed_<n>.pt + .json); "
+                                  "train them with `pixel-evidence train`")
+        self.meta = {seed: read_metadata(self.models_dir, seed) for seed in self.seeds}
+        for seed, meta in self.meta.items():
+            if tuple(meta["classes"]) != self.classes:
+                raise CheckpointError(f"{self.models_dir}/seed_{seed}.json: model classes {meta['classes']} "
+                                      f"differ from the manifest's {list(self.classes)}")
+            if meta.get("manifest_sha256") != self.manifest_sha256:
+                raise CheckpointError(f"{self.models_dir}/seed_{seed}.json: trained on another split manifest "
+                                      f"than {self.manifest_path}; use the manifest shipped with the models")
+        missing = next((s for s in self.samples if not (self.data_root / s.path).is_file()), None)
+        if missing is not None:
+            raise DataError(f"{self.data_root / missing.path}: listed in {self.manifest_path} but missing; "
+                            "point --data at the category the models were trained on")
+        self.device = pick_device(device)
+        self.method_params = {k: dict(v) for k, v in (method_params or {}).items()}
+        for key in self.method_params:
+            get_explainer(key)
+        self.metrics = metrics
+        self._model_lock = threading.RLock()
+        self._models: dict[int, tuple[torch.nn.Module, dict]] = {}
+        self._cache = ByteLRU(cache_mb)
+        self._flight = SingleFlight()
+        self._disk = DiskCache(disk_cache) if disk_cache else None
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="precompute")
+        self.compute_calls = 0  # model computations actually run (for tests and stats)
+
+    # ------------------------------------------------------------ catalogue
+
+    def image_size(self, seed: int) -> int:
+        return int(self.meta[seed]["image_size"])
+
+    def sample(self, image_id: str) -> Sample:
+        try:
+            return self._by_id[image_id]
+        except KeyError:
+            raise KeyError(f"unknown image id {image_id!r}") from None
+
+    def image_ids(self, split: str, cls: str | None = None) -> list[str]:
+        """Ids of ``split`` ("train"/"test"), optionally one class, in manifest order."""
+        if split not in ("train", "test"):
+            raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+        return [s.id for s in self.samples if s.split == split and (cls is None or s.cls == cls)]
+
+    def method_labels(self) -> dict[str, str]:
+        return {k: cls.label for k, cls in REGISTRY.items()}
+
+    def params_of(self, method: str) -> dict[str, Any]:
+        cls = get_explainer(method)
+        return {**cls.defaults, **self.method_params.get(method, {})}
+
+    # ------------------------------------------------------------ models
+
+    def model(self, seed: int) -> tuple[torch.nn.Module, dict]:
+        """The network of ``seed``, loaded once per process, on the engine's device."""
+        if seed not in self.meta:
+            raise KeyError(f"no model for seed {seed}; available: {self.seeds}")
+        with self._model_lock:
+            if seed not in self._models:
+                net, meta = load_model(self.models_dir, seed, device=self.device, classes=self.classes,
+                                       manifest_sha256=self.manifest_sha256)
+                net.requires_grad_(False)  # attributions need input gradients only
+                self._models[seed] = (net, meta)
+                log.info("loaded model seed %d on %s", seed, self.device)
+            return self._models[seed]
+
+    def _inputs(self, seed: int, samples: Sequence[Sample]) -> tuple[np.ndarray, np.ndarray, torch.Tensor]:
+        size = self.image_size(seed)
+        norm = self.meta[seed]["normalization"]
+        images = np.stack([load_image(self.data_root, s, size) for s in samples])
+        masks = np.stack([load_mask(self.data_root, s, size) for s in samples])
+        x = to_normalized_tensor(images, norm["mean"], norm["std"]).to(self.device)
+        return images, masks, x
+
+    # ------------------------------------------------------------ cached pieces
+
+    def _cached(self, key: tuple, compute: Callable[[], Any]) -> Any:
+        hit = self._cache.get(key)
+        if hit is not None:
+            return hit
+
+        def fill():
+            again = self._cache.get(key)
+            if again is not None:
+                return again
+            value = compute()
+            self._cache.put(key, value)
+            return value
+
+        return self._flight.run(key, fill)
+
+    def _forward_batch(self, seed: int, samples: Sequence[Sample]) -> list[dict[str, np.ndarray]]:
+        images, masks, x = self._inputs(seed, samples)
+        net, _ = self.model(seed)
+        with self._model_lock, torch.inference_mode():
+            self.compute_calls += 1
+            logits, mask_logits = net(x)
+            probs = torch.softmax(logits, 1).float().cpu().numpy()
+            recon = torch.sigmoid(mask_logits[:, 0]).float().cpu().numpy()
+        return [{"image": images[i], "mask": masks[i], "probabilities": probs[i], "reconstruction": recon[i]}
+                for i in range(len(samples))]
+
+    def _base(self, seed: int, image_id: str) -> dict[str, np.ndarray]:
+        sample = self.sample(image_id)
+        return self._cached(("base", seed, image_id), lambda: self._forward_batch(seed, [sample])[0])
+
+    def _target_index(self, base: dict, sample: Sample, target: str) -> int:
+        if target == "predicted":
+            return int(np.argmax(base["probabilities"]))
+        if target == "true":
+            return self.classes.index(sample.cls)
+        raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
+
+    def _disk_key(self, seed: int, image_id: str, method: str, target_idx: int) -> str:
+        return digest(self.meta[seed]["weights_sha256"], image_id, self.image_size(seed), method,
+                      self.params_of(method), target_idx)
+
+    def _attribute_batch(self, seed: int, samples: Sequence[Sample], method: str,
+                         targets: Sequence[int]) -> list[dict[str, np.ndarray]]:
+        """Maps of ``method`` for several images in one call: [{"map": (H, W), extra: ()}]."""
+        _, _, x = self._inputs(seed, samples)
+        net, meta = self.model(seed)
+        norm = meta["normalization"]
+        explainer = get_explainer(method)(ClassifierView(net), net.gradcam_layer, input_mean=norm["mean"],
+                                          input_std=norm["std"], **self.method_params.get(method, {}))
+        with self._model_lock:
+            self.compute_calls += 1
+            out = explainer.attribute(x, torch.tensor(list(targets), device=self.device))
+        maps = out.maps.cpu().numpy().astype(np.float32)
+        extras = {k: v.float().cpu().numpy() for k, v in out.extras.items()}
+        return [{"map": maps[i], **{k: np.asarray(v[i]) for k, v in extras.items()}} for i in range(len(samples))]
+
+    def _map(self, seed: int, image_id: str, method: str, target_idx: int) -> dict[str, np.ndarray]:
+        key = ("map", seed, image_id, method, digest(self.params_of(method)), target_idx)
+
+        def compute():
+            dkey = self._disk_key(seed, image_id, method, target_idx) if self._disk else None
+            if dkey:
+                stored = self._disk.get(dkey)
+                if stored is not None and "map" in stored:
+                    return stored
+            value = self._attribute_batch(seed, [self.sample(image_id)], method, [target_idx])[0]
+            if dkey:
+                self._disk.put(dkey, value)
+            return value
+
+        return self._cached(key, compute)
+
+    # ------------------------------------------------------------ public API
+
+    def explain(self, seed: int, split: str, image_id: str, methods: Iterable[str] = DEFAULT_METHODS,
+                target: str = "predicted") -> Explanation:
+        """Image, mask, reconstruction, prediction and every method's map with its scores.
+
+        ``split`` must be the image's split (a guard against stale dashboard state).
+        ``target`` is "predicted" (default) or "true": the class the maps explain.
+        """
+        sample = self.sample(image_id)
+        if sample.split != split:
+            raise KeyError(f"image {image_id!r} is in the {sample.split} split, not {split}")
+        methods = list(dict.fromkeys(methods))
+        for m in methods:
+            get_explainer(m)
+        base = self._base(seed, image_id)
+        target_idx = self._target_index(base, sample, target)
+        maps = {m: self._map(seed, image_id, m, target_idx) for m in methods}
+        return self._assemble(seed, sample, base, maps, target, target_idx)
+
+    def _assemble(self, seed: int, sample: Sample, base: dict, maps: dict[str, dict], target: str,
+                  target_idx: int) -> Explanation:
+        mask = base["mask"]
+        scores = {m: metrics.localisation_scores(v["map"], mask) for m, v in maps.items()}
+        tkos = {m: s["tko"] for m, s in scores.items()}
+        ranks = metrics.rank_methods(tkos)
+        shares = metrics.win_shares(tkos)
+        results = {
+            m: MethodResult(key=m, label=REGISTRY[m].label, map=v["map"], tko=scores[m]["tko"],
+                            chance=scores[m]["chance"], lift=scores[m]["lift"], iou=scores[m]["iou"],
+                            rank=ranks[m], win_share=shares[m],
+                            extras={k: float(x) for k, x in v.items() if k != "map"})
+            for m, v in maps.items()}
+        return Explanation(seed=seed, split=sample.split, image_id=sample.id, true_class=sample.cls,
+                           image=base["image"], mask=mask, reconstruction=base["reconstruction"],
+                           classes=self.classes, probabilities=base["probabilities"], target_mode=target,
+                           target_class=self.classes[target_idx], methods=results,
+                           k=int(mask.sum()), n=int(mask.size))
+
+    def explain_many(self, seed: int, image_ids: Sequence[str], methods: Iterable[str] = DEFAULT_METHODS,
+                     target: str = "predicted", batch_size: int = 8,
+                     progress: Callable[[int], None] | None = None) -> Iterable[Explanation]:
+        """Explanations for many images, computed in batches (for evaluation).
+
+        Yields in ``image_ids`` order; ``progress(n)`` is called after each batch with its size.
+        Batched results are not pushed through the LRU, so a long run cannot evict what
+        interactive users are looking at.
+        """
+        methods = list(dict.fromkeys(methods))
+        for m in methods:
+            get_explainer(m)
+        for start in range(0, len(image_ids), batch_size):
+            chunk = [self.sample(i) for i in image_ids[start:start + batch_size]]
+            bases = self._forward_batch(seed, chunk)
+            targets = [self._target_index(b, s, target) for b, s in zip(bases, chunk)]
+            per_method = {}
+            for m in methods:
+                # IG already batches its steps; one image per call keeps memory flat.
+                step = 1 if m == "ig" else len(chunk)
+                per_method[m] = [r for j in range(0, len(chunk), step)
+                                 for r in self._attribute_batch(seed, chunk[j:j + step], m, targets[j:j + step])]
+            for i, (sample, base) in enumerate(zip(chunk, bases)):
+                yield self._assemble(seed, sample, base, {m: per_method[m][i] for m in methods}, target, targets[i])
+            if progress:
+                progress(len(chunk))
+
+    def precompute(self, seed: int, split: str, methods: Iterable[str] = DEFAULT_METHODS,
+                   target: str = "predicted", progress: Callable[[int, int], None] | None = None) -> Future:
+        """Fill the cache for a whole split in the background; ``progress(done, total)``.
+
+        Images are computed one by one through ``explain``, so interactive requests wait
+        at most one model call for the lock.
+        """
+        ids = self.image_ids(split)
+        methods = list(methods)
+
+        def run() -> int:
+            for i, image_id in enumerate(ids, 1):
+                self.explain(seed, split, image_id, methods, target)
+                if progress:
+                    progress(i, len(ids))
+            return len(ids)
+
+        return self._executor.submit(run)
+
+    def history(self, seed: int) -> list[dict[str, Any]]:
+        """Per-epoch training history recorded in the checkpoint metadata."""
+        return list(self.meta[seed].get("history", []))
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+def load_engine(data: Path | str | None = None, models: Path | str | None = None, **kwargs: Any) -> ExplanationEngine:
+    """The engine on ``data`` (default: the built-in synthetic set, generated on first use)
+    and ``models`` (default: the shipped ``pretrained_models/``)."""
+    from .synthetic import ensure_default_data
+
+    root = Path(data) if data else ensure_default_data()
+    models_dir = Path(models) if models else Path(__file__).resolve().parent.parent / "pretrained_models"
+    return ExplanationEngine(root, models_dir, **kwargs)

@@ -1,0 +1,207 @@
+from __future__ import annotations
+
+import json
+import math
+import threading
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from engine import metrics
+from engine.cache import ByteLRU, SingleFlight
+from engine.checkpoint import load_model
+from engine.cli import main
+from engine.evaluate import evaluate
+from engine.explain import ExplanationEngine
+from engine.explainers.integrated_gradients import IntegratedGradients
+from engine.model import ClassifierView
+from engine.data import load_image, to_normalized_tensor
+
+
+@pytest.fixture
+def engine(tiny_run):
+    root, models, manifest, cfg, meta = tiny_run
+    eng = ExplanationEngine(root, models, device="cpu", method_params={"ig": {"n_steps": 8}})
+    yield eng
+    eng.close()
+
+
+def _defect_id(engine, split="test"):
+    return next(i for i in engine.image_ids(split) if engine.sample(i).cls != "good")
+
+
+def test_explain_returns_maps_scores_and_prediction(engine, tiny_run):
+    root = tiny_run[0]
+    image_id = _defect_id(engine)
+    ex = engine.explain(7, "test", image_id)
+    assert ex.image.shape == (64, 64, 3) and ex.image.dtype == np.uint8
+    assert ex.mask.shape == (64, 64) and ex.mask.dtype == bool and ex.k == int(ex.mask.sum()) > 0
+    assert ex.reconstruction.shape == (64, 64) and 0 <= ex.reconstruction.min() <= ex.reconstruction.max() <= 1
+    assert ex.probabilities.sum() == pytest.approx(1, abs=1e-5)
+    assert set(ex.methods) == {"gradcam", "saliency", "ig"}
+    for r in ex.methods.values():
+        assert r.map.shape == (64, 64) and r.map.dtype == np.float32 and (r.map >= 0).all()
+        assert r.tko == metrics.top_k_overlap(r.map, ex.mask)
+        assert r.iou == metrics.top_k_iou(r.map, ex.mask)
+        assert r.lift == pytest.approx(r.tko / (ex.k / ex.n))
+    assert sum(r.win_share for r in ex.methods.values()) == pytest.approx(1)
+    assert "relative_delta" in ex.methods["ig"].extras
+
+    # Independent check: the same model and explainer called directly give the same IG map.
+    net, meta = load_model(tiny_run[1], 7)
+    x = to_normalized_tensor(load_image(root, engine.sample(image_id), 64), **meta["normalization"])
+    target = torch.tensor([engine.classes.index(ex.target_class)])
+    direct = IntegratedGradients(ClassifierView(net), input_mean=meta["normalization"]["mean"],
+                                 input_std=meta["normalization"]["std"], n_steps=8).attribute(x, target)
+    assert np.allclose(direct.maps[0].numpy(), ex.methods["ig"].map, atol=1e-6)
+
+
+def test_good_images_are_not_ranked(engine):
+    good = next(i for i in engine.image_ids("test", "good"))
+    ex = engine.explain(7, "test", good, ["gradcam", "saliency"])
+    assert not ex.rankable and ex.k == 0
+    assert all(math.isnan(r.tko) for r in ex.methods.values())
+    assert ex.winners == [] and ex.ranking == []
+
+
+def test_target_true_class_and_split_guard(engine):
+    image_id = _defect_id(engine)
+    ex = engine.explain(7, "test", image_id, ["saliency"], target="true")
+    assert ex.target_class == engine.sample(image_id).cls
+    with pytest.raises(KeyError, match="is in the test split, not train"):
+        engine.explain(7, "train", image_id)
+    with pytest.raises(ValueError, match="unknown method"):
+        engine.explain(7, "test", image_id, ["nope"])
+
+
+def test_cache_hit_returns_identical_arrays_without_recomputing(engine):
+    image_id = _defect_id(engine)
+    first = engine.explain(8, "test", image_id)
+    calls = engine.compute_calls
+    assert calls == 4  # one forward for the prediction, one call per method
+    second = engine.explain(8, "test", image_id)
+    assert engine.compute_calls == calls
+    for m in first.methods:
+        assert second.methods[m].map is first.methods[m].map
+
+
+def test_lru_respects_its_byte_bound():
+    lru = ByteLRU(max_mb=1)
+    for i in range(10):
+        lru.put(i, np.zeros(200_000, np.uint8))  # 0.2 MB each
+        assert lru.size_bytes <= 1024 * 1024
+    assert len(lru) == 5 and lru.get(0) is None and lru.get(9) is not None
+    lru.put("huge", np.zeros(2_000_000, np.uint8))
+    assert lru.get("huge") is None
+
+
+def test_engine_cache_bound(tiny_run):
+    root, models = tiny_run[0], tiny_run[1]
+    eng = ExplanationEngine(root, models, device="cpu", cache_mb=0.2, method_params={"ig": {"n_steps": 4}})
+    for image_id in eng.image_ids("test")[:6]:
+        eng.explain(7, "test", image_id, ["saliency", "gradcam"])
+    assert 0 < eng._cache.size_bytes <= 0.2 * 1024 * 1024
+
+
+def test_eight_threads_compute_one_item_once(engine):
+    image_id = _defect_id(engine)
+    barrier = threading.Barrier(8)
+    results, errors = [], []
+
+    def ask():
+        try:
+            barrier.wait()
+            results.append(engine.explain(7, "test", image_id))
+        except Exception as exc:  # surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=ask) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and len(results) == 8
+    assert engine.compute_calls == 4
+    assert all(r.methods["ig"].map is results[0].methods["ig"].map for r in results)
+
+
+def test_single_flight_shares_failures():
+    flight = SingleFlight()
+    with pytest.raises(ZeroDivisionError):
+        flight.run("k", lambda: 1 / 0)
+    assert flight.run("k", lambda: 5) == 5  # a failure is not remembered
+
+
+def test_disk_cache_warm_restart_and_corrupt_file(tiny_run, tmp_path):
+    root, models = tiny_run[0], tiny_run[1]
+    disk = tmp_path / "cache"
+    eng = ExplanationEngine(root, models, device="cpu", disk_cache=disk, method_params={"ig": {"n_steps": 4}})
+    image_id = _defect_id(eng)
+    first = eng.explain(7, "test", image_id)
+    files = sorted(disk.rglob("*.npz"))
+    assert len(files) == 3
+
+    warm = ExplanationEngine(root, models, device="cpu", disk_cache=disk, method_params={"ig": {"n_steps": 4}})
+    again = warm.explain(7, "test", image_id)
+    assert warm.compute_calls == 1  # only the prediction forward; maps came from disk
+    for m in first.methods:
+        assert np.array_equal(first.methods[m].map, again.methods[m].map)
+
+    files[0].write_bytes(b"garbage")
+    cold = ExplanationEngine(root, models, device="cpu", disk_cache=disk, method_params={"ig": {"n_steps": 4}})
+    cold.explain(7, "test", image_id)
+    assert cold.compute_calls == 2
+
+    # other IG settings are another key: nothing stale is served
+    other = ExplanationEngine(root, models, device="cpu", disk_cache=disk, method_params={"ig": {"n_steps": 6}})
+    other.explain(7, "test", image_id, ["ig"])
+    assert other.compute_calls == 2
+
+
+def test_precompute_reports_progress(engine):
+    seen = []
+    fut = engine.precompute(7, "test", ["saliency"], progress=lambda d, t: seen.append((d, t)))
+    n = fut.result(timeout=60)
+    assert n == len(engine.image_ids("test")) and seen[-1] == (n, n)
+    calls = engine.compute_calls
+    engine.explain(7, "test", engine.image_ids("test")[0], ["saliency"])
+    assert engine.compute_calls == calls
+
+
+def test_evaluate_agrees_with_engine_and_resumes(engine, tmp_path):
+    out = tmp_path / "results"
+    summary = evaluate(engine, out, progress=False)
+    table = pd.read_csv(out / "tko_table.csv")
+    n_images = len(engine.samples)
+    assert len(table) == n_images * 2 * 3  # two seeds, three methods
+    for image_id in [_defect_id(engine), _defect_id(engine, "train")]:
+        split = engine.sample(image_id).split
+        ex = engine.explain(8, split, image_id)
+        rows = table[(table.seed == 8) & (table.image_id == image_id)].set_index("method")
+        for m, r in ex.methods.items():
+            assert rows.loc[m, "tko"] == pytest.approx(r.tko, abs=1e-6)
+            assert rows.loc[m, "rank"] == r.rank
+        assert rows["predicted"].iloc[0] == ex.predicted_class
+    good = table[table["class"] == "good"]
+    assert good["tko"].isna().all() and good["rank"].isna().all()
+    assert {r["split"] for r in summary["win_rates_across_seeds"]} == {"train", "test"}
+    saved = json.loads((out / "summary.json").read_text())
+    assert saved["seeds"] == [7, 8]
+
+    calls = engine.compute_calls
+    evaluate(engine, out, progress=False)  # resumes: both seeds already done
+    assert engine.compute_calls == calls
+
+
+def test_evaluate_cli(tiny_run, tmp_path, capsys):
+    root, models = tiny_run[0], tiny_run[1]
+    out = tmp_path / "res"
+    code = main(["evaluate", "--data", str(root), "--models", str(models), "--out", str(out),
+                 "--seeds", "7", "--methods", "gradcam", "saliency", "--device", "cpu"])
+    assert code == 0
+    text = capsys.readouterr().out
+    assert "Grad-CAM" in text and "Saliency" in text
+    table = pd.read_csv(out / "tko_table.csv")
+    assert set(table.method) == {"gradcam", "saliency"} and set(table.seed) == {7}
