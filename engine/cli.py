@@ -1,0 +1,220 @@
+"""The ``pixel-evidence`` command line.
+
+    pixel-evidence data generate   [--out DIR]              built-in synthetic set
+    pixel-evidence data download   CATEGORY [--data-dir DIR] real MVTec AD category
+    pixel-evidence data split      --data DIR --out FILE     split manifest
+    pixel-evidence data sheet      --data DIR --out PNG      contact sheet
+    pixel-evidence train           [--data DIR] [--models DIR] [--seeds 42-51] ...
+    pixel-evidence evaluate        [--data DIR] [--models DIR] [--out DIR] ...
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from . import download, synthetic
+from .checkpoint import CheckpointError
+from .data import DataError, prepare_manifest
+from .explain import TARGETS
+from .explainers import DEFAULT_METHODS, REGISTRY
+from .model import BACKBONES, WeightsUnavailableError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_MODELS = PROJECT_ROOT / "pretrained_models"
+
+
+def parse_seeds(text: str) -> list[int]:
+    """'42-51' or '42,43,50' or a mix -> sorted unique ints."""
+    seeds: set[int] = set()
+    try:
+        for part in text.split(","):
+            part = part.strip()
+            if "-" in part:
+                lo, hi = part.split("-", 1)
+                seeds.update(range(int(lo), int(hi) + 1))
+            elif part:
+                seeds.add(int(part))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"seeds {text!r}: use a list like 42,43 or a range like 42-51") from None
+    if not seeds:
+        raise argparse.ArgumentTypeError("seeds: give at least one seed")
+    return sorted(seeds)
+
+
+def resolve_data(data: str | None) -> Path:
+    """The category root: ``data`` when given, else the built-in set (generated on first use)."""
+    return Path(data) if data else synthetic.ensure_default_data()
+
+
+def _cmd_generate(args) -> int:
+    root = Path(args.out) if args.out else synthetic.default_data_root()
+    if args.out:
+        synthetic.generate(root, seed=args.seed)
+    else:
+        synthetic.ensure_default_data(root)
+    print(f"{root}  fingerprint {synthetic.fingerprint(root)[:16]}")
+    return 0
+
+
+def _cmd_split(args) -> int:
+    root = resolve_data(args.data)
+    out = Path(args.out)
+    if out.exists() and not args.force:
+        raise DataError(f"{out} exists; pass --force to replace it (models trained on it will no longer load)")
+    if out.exists():
+        out.unlink()
+    samples = prepare_manifest(root, out, test_fraction=args.test_fraction, split_seed=args.split_seed,
+                               skip_bad=args.skip_bad, report=lambda m: print(m, file=sys.stderr))
+    counts: dict[tuple[str, str], int] = {}
+    for s in samples:
+        counts[(s.cls, s.split)] = counts.get((s.cls, s.split), 0) + 1
+    for cls in sorted({c for c, _ in counts}):
+        print(f"{cls:>10}: train {counts.get((cls, 'train'), 0):4d}  test {counts.get((cls, 'test'), 0):4d}")
+    print(f"wrote {out}")
+    return 0
+
+
+def _cmd_sheet(args) -> int:
+    out = synthetic.contact_sheet(resolve_data(args.data), Path(args.out), per_class=args.per_class)
+    print(f"wrote {out}")
+    return 0
+
+
+def _cmd_train(args) -> int:
+    from .train import TrainConfig, train_seeds
+
+    root = resolve_data(args.data)
+    models = Path(args.models)
+    manifest = Path(args.manifest) if args.manifest else models / "manifest.csv"
+    prepare_manifest(root, manifest, test_fraction=args.test_fraction, split_seed=args.split_seed,
+                     skip_bad=args.skip_bad, report=lambda m: print(m, file=sys.stderr))
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    cfg = TrainConfig(seeds=args.seeds, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                      beta=args.beta, image_size=args.image_size, backbone=args.backbone,
+                      pretrained=args.backbone != "none", freeze_blocks=args.freeze_blocks,
+                      split_seed=args.split_seed, device=args.device)
+    results = train_seeds(cfg, root, manifest, models, force=args.force)
+    for meta in results:
+        f = meta["final_metrics"]
+        print(f"seed {meta['seed']}: epoch {meta['selected_epoch']}  "
+              f"train bacc {f['train']['balanced_accuracy']:.3f}  test bacc {f['test']['balanced_accuracy']:.3f}")
+    return 0
+
+
+def _cmd_evaluate(args) -> int:
+    from .evaluate import evaluate
+    from .explain import ExplanationEngine
+
+    models = Path(args.models)
+    engine = ExplanationEngine(resolve_data(args.data), models, manifest=args.manifest, device=args.device,
+                               method_params={"ig": {"n_steps": args.ig_steps}})
+    out = Path(args.out) if args.out else models / "results"
+    summary = evaluate(engine, out, seeds=args.seeds or None, methods=args.methods, target=args.target,
+                       include_misclassified=args.include_misclassified, force=args.force,
+                       batch_size=args.batch_size)
+    labels = engine.method_labels()
+    print(f"win rates over seeds ({summary['counted_images']}), mean +- std [95% bootstrap interval]:")
+    for row in summary["win_rates_across_seeds"]:
+        if row["class"] == "overall":
+            print(f"  {row['split']:>5}  {labels[row['method']]:<22} {row['mean']:.3f} +- {row['std']:.3f}  "
+                  f"[{row['ci_low']:.3f}, {row['ci_high']:.3f}]  ({row['n_seeds']} seeds)")
+    print(f"wrote {out}/tko_table.csv, win_rates.csv, summary.json")
+    return 0
+
+
+def _add_data_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", help="MVTec AD category folder (default: the built-in synthetic set)")
+    p.add_argument("--skip-bad", action="store_true", help="skip unreadable or inconsistent files, reporting each")
+
+
+def _add_split_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--test-fraction", type=float, default=0.2, help="share of each class put in test (default 0.2)")
+    p.add_argument("--split-seed", type=int, default=0, help="seed of the train/test re-split (default 0)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pixel-evidence", description=__doc__.split("\n\n")[0])
+    parser.add_argument("-v", "--verbose", action="store_true")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    data = sub.add_parser("data", help="built-in data, real data download, split manifest")
+    data_sub = data.add_subparsers(dest="data_command", required=True)
+    gen = data_sub.add_parser("generate", help="write the built-in synthetic hazelnut set")
+    gen.add_argument("--out", help="target folder (default: the cache folder used by the dashboard)")
+    gen.add_argument("--seed", type=int, default=0)
+    gen.set_defaults(func=_cmd_generate)
+    dl = data_sub.add_parser("download", help="download and extract an MVTec AD category")
+    download.add_download_arguments(dl)
+    dl.set_defaults(func=download.run_download)
+    split = data_sub.add_parser("split", help="write the stratified train/test manifest")
+    _add_data_option(split)
+    _add_split_options(split)
+    split.add_argument("--out", required=True, help="manifest CSV to write")
+    split.add_argument("--force", action="store_true")
+    split.set_defaults(func=_cmd_split)
+    sheet = data_sub.add_parser("sheet", help="contact sheet PNG of a few images per class with mask outlines")
+    _add_data_option(sheet)
+    sheet.add_argument("--out", required=True)
+    sheet.add_argument("--per-class", type=int, default=4)
+    sheet.set_defaults(func=_cmd_sheet)
+
+    train = sub.add_parser("train", help="train the multitask model over seeds")
+    _add_data_option(train)
+    _add_split_options(train)
+    train.add_argument("--models", default=str(DEFAULT_MODELS), help="output folder (default: pretrained_models/)")
+    train.add_argument("--manifest", help="split manifest (default: <models>/manifest.csv, created if missing)")
+    train.add_argument("--seeds", type=parse_seeds, default=list(range(42, 52)), help="e.g. 42-51 (default)")
+    train.add_argument("--epochs", type=int, default=30)
+    train.add_argument("--batch-size", type=int, default=32)
+    train.add_argument("--lr", type=float, default=1e-3)
+    train.add_argument("--beta", type=float, default=1.0, help="weight of the mask BCE loss (default 1)")
+    train.add_argument("--image-size", type=int, default=224)
+    train.add_argument("--backbone", choices=BACKBONES, default="efficientnet_lite0")
+    train.add_argument("--freeze-blocks", type=int, default=0,
+                       help="freeze the first N of the encoder's 9 stages (default 0: all trainable)")
+    train.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, mps")
+    train.add_argument("--threads", type=int, default=0, help="CPU threads for torch (default: torch's choice)")
+    train.add_argument("--force", action="store_true", help="retrain seeds that already exist")
+    train.set_defaults(func=_cmd_train)
+
+    ev = sub.add_parser("evaluate", help="explain every image with every method; write TKO tables and win rates")
+    _add_data_option(ev)
+    ev.add_argument("--models", default=str(DEFAULT_MODELS), help="checkpoint folder (default: pretrained_models/)")
+    ev.add_argument("--manifest", help="split manifest (default: <models>/manifest.csv)")
+    ev.add_argument("--out", help="results folder (default: <models>/results)")
+    ev.add_argument("--seeds", type=parse_seeds, help="subset of seeds (default: all in --models)")
+    ev.add_argument("--methods", nargs="+", default=list(DEFAULT_METHODS), choices=sorted(REGISTRY))
+    ev.add_argument("--target", choices=TARGETS, default="predicted", help="class the maps explain")
+    ev.add_argument("--ig-steps", type=int, default=25, help="Integrated Gradients steps (default 25)")
+    ev.add_argument("--include-misclassified", action="store_true",
+                    help="count misclassified defect images in win rates (default: correct ones only)")
+    ev.add_argument("--batch-size", type=int, default=8)
+    ev.add_argument("--device", default="auto")
+    ev.add_argument("--force", action="store_true", help="recompute seeds that were already evaluated")
+    ev.set_defaults(func=_cmd_evaluate)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
+    try:
+        return args.func(args)
+    except (DataError, CheckpointError, WeightsUnavailableError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; finished seeds are saved", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
