@@ -36,6 +36,12 @@ __all__ = [
     "win_shares",
     "win_rates",
     "summarize_over_seeds",
+    "pearson",
+    "spearman",
+    "top_fraction_membership",
+    "top_fraction_iou",
+    "agreement",
+    "curve_auc",
 ]
 
 OVERALL = "overall"
@@ -92,6 +98,13 @@ def _top_k_intersection(a: np.ndarray, s: np.ndarray) -> Fraction | None:
     hits_above = int(np.count_nonzero(above & s))
     hits_tied = int(np.count_nonzero(tied & s))
     return hits_above + Fraction((k - g) * hits_tied, t)
+
+
+def _average_ranks(a: np.ndarray) -> np.ndarray:
+    """1-based ranks of a flat array; tied values share the centre of their block."""
+    _, inverse, counts = np.unique(a, return_inverse=True, return_counts=True)
+    ends = np.cumsum(counts)
+    return (ends - (counts - 1) / 2.0)[inverse]
 
 
 def _lift(tko: float, k: int, n: int) -> float:
@@ -238,11 +251,7 @@ def auroc(attribution, mask) -> float:
     k, n = int(np.count_nonzero(s)), s.size
     if k == 0 or k == n:
         return math.nan
-    _, inverse, counts = np.unique(a, return_inverse=True, return_counts=True)
-    # Average 1-based rank of each distinct value: centre of its block.
-    ends = np.cumsum(counts)
-    ranks = (ends - (counts - 1) / 2.0)[inverse]
-    u = ranks[s].sum() - k * (k + 1) / 2.0
+    u = _average_ranks(a)[s].sum() - k * (k + 1) / 2.0
     return float(u / (k * (n - k)))
 
 
@@ -462,3 +471,83 @@ def summarize_over_seeds(
     return pd.DataFrame(
         records, columns=keys + ["mean", "std", "ci_low", "ci_high", "n_seeds"]
     )
+
+
+# ---------------------------------------------------------------------------
+# Agreement between two methods' maps
+# ---------------------------------------------------------------------------
+
+
+def _pair(a, b) -> tuple[np.ndarray, np.ndarray]:
+    x, _ = _prepare(a, np.zeros_like(np.asarray(a, dtype=np.float64)))
+    y, _ = _prepare(b, np.zeros_like(np.asarray(b, dtype=np.float64)))
+    if x.size != y.size:
+        raise ValueError(f"maps of different sizes: {np.shape(a)} and {np.shape(b)}")
+    return x, y
+
+
+def _correlation(x: np.ndarray, y: np.ndarray) -> float:
+    x, y = x - x.mean(), y - y.mean()
+    denom = math.sqrt(float(x @ x) * float(y @ y))
+    return float(x @ y / denom) if denom > 0 else math.nan
+
+
+def pearson(a, b) -> float:
+    """Pearson correlation of two maps of the same shape; ``nan`` if either is constant."""
+    return _correlation(*_pair(a, b))
+
+
+def spearman(a, b) -> float:
+    """Spearman rank correlation (ties share average ranks); robust to the heavy tails of
+    gradient maps. ``nan`` if either map is constant."""
+    x, y = _pair(a, b)
+    return _correlation(_average_ranks(x), _average_ranks(y))
+
+
+def top_fraction_membership(a, fraction: float = 0.2) -> np.ndarray:
+    """Weight in [0, 1] of each pixel (flattened) for being among the top ``fraction``.
+
+    ``q = round(fraction * N)`` slots; pixels above the q-th value weigh 1, pixels tied
+    at it share the remaining slots evenly (the same rule as the top-K overlap), so the
+    weights sum to ``q`` and never depend on pixel order.
+    """
+    if not 0 < fraction <= 1:
+        raise ValueError(f"fraction must lie in (0, 1], got {fraction}")
+    x, _ = _pair(a, a)
+    n = x.size
+    q = max(1, int(round(fraction * n)))
+    v = np.partition(x, n - q)[n - q]
+    above, tied = x > v, x == v
+    w = above.astype(np.float64)
+    w[tied] = (q - np.count_nonzero(above)) / np.count_nonzero(tied)
+    return w
+
+
+def top_fraction_iou(a, b, fraction: float = 0.2) -> float:
+    """IoU of the top-``fraction`` pixel sets of two maps (default top 20%).
+
+    With tie weights ``wa``, ``wb`` from :func:`top_fraction_membership` this is
+    ``sum(min(wa, wb)) / sum(max(wa, wb))``, the plain set IoU when there are no ties.
+    """
+    _pair(a, b)
+    wa, wb = top_fraction_membership(a, fraction), top_fraction_membership(b, fraction)
+    return float(np.minimum(wa, wb).sum() / np.maximum(wa, wb).sum())
+
+
+def agreement(maps: Mapping[str, np.ndarray], fraction: float = 0.2) -> list[dict[str, float | str]]:
+    """Pearson, Spearman and top-``fraction`` IoU for every unordered pair of methods.
+
+    Returns rows ``{"a", "b", "pearson", "spearman", "top_iou"}`` in the order of ``maps``.
+    """
+    keys = list(maps)
+    return [{"a": p, "b": q, "pearson": pearson(maps[p], maps[q]), "spearman": spearman(maps[p], maps[q]),
+             "top_iou": top_fraction_iou(maps[p], maps[q], fraction)}
+            for i, p in enumerate(keys) for q in keys[i + 1:]]
+
+
+def curve_auc(fractions, values) -> float:
+    """Trapezoid area under a deletion / insertion curve sampled at ``fractions`` in [0, 1]."""
+    x, y = np.asarray(fractions, dtype=np.float64), np.asarray(values, dtype=np.float64)
+    if x.shape != y.shape or x.ndim != 1 or x.size < 2:
+        raise ValueError(f"need two 1-D arrays of equal length >= 2, got {x.shape} and {y.shape}")
+    return float(np.sum((x[1:] - x[:-1]) * (y[1:] + y[:-1]) / 2))
