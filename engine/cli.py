@@ -6,6 +6,7 @@
     pixel-evidence data sheet      --data DIR --out PNG      contact sheet
     pixel-evidence train           [--data DIR] [--models DIR] [--seeds 42-51] ...
     pixel-evidence evaluate        [--data DIR] [--models DIR] [--out DIR] ...
+    pixel-evidence bench           [--out DIR] [--no-server] ...  speed and memory benchmark
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ import logging
 import sys
 from pathlib import Path
 
-from . import download, synthetic
+from . import bench, download, synthetic
 from .checkpoint import CheckpointError
 from .data import DataError, prepare_manifest
+from .evaluate import EXTRA_METRICS
 from .explain import TARGETS
 from .explainers import DEFAULT_METHODS, REGISTRY
 from .model import BACKBONES, WeightsUnavailableError
@@ -115,9 +117,10 @@ def _cmd_evaluate(args) -> int:
     engine = ExplanationEngine(resolve_data(args.data), models, manifest=args.manifest, device=args.device,
                                method_params={"ig": {"n_steps": args.ig_steps}})
     out = Path(args.out) if args.out else models / "results"
-    summary = evaluate(engine, out, seeds=args.seeds or None, methods=args.methods, target=args.target,
+    summary = evaluate(engine, out, seeds=args.seeds or None, splits=args.splits, methods=args.methods,
+                       target=args.target,
                        include_misclassified=args.include_misclassified, force=args.force,
-                       batch_size=args.batch_size)
+                       batch_size=args.batch_size, extra_metrics=args.metrics, maps_for_good=args.maps_for_good)
     labels = engine.method_labels()
     print(f"win rates over seeds ({summary['counted_images']}), mean +- std [95% bootstrap interval]:")
     for row in summary["win_rates_across_seeds"]:
@@ -189,7 +192,13 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--manifest", help="split manifest (default: <models>/manifest.csv)")
     ev.add_argument("--out", help="results folder (default: <models>/results)")
     ev.add_argument("--seeds", type=parse_seeds, help="subset of seeds (default: all in --models)")
+    ev.add_argument("--splits", nargs="+", default=["test", "train"], choices=["test", "train"],
+                    help="splits to evaluate, in this order (default: test train)")
     ev.add_argument("--methods", nargs="+", default=list(DEFAULT_METHODS), choices=sorted(REGISTRY))
+    ev.add_argument("--metrics", nargs="*", default=[], choices=sorted(EXTRA_METRICS),
+                    help="localisation metrics beside TKO, lift and IoU (pointing, relevance_mass, auroc)")
+    ev.add_argument("--maps-for-good", action="store_true",
+                    help="also compute maps of defect-free images (they have no TKO; default: prediction only)")
     ev.add_argument("--target", choices=TARGETS, default="predicted", help="class the maps explain")
     ev.add_argument("--ig-steps", type=int, default=25, help="Integrated Gradients steps (default 25)")
     ev.add_argument("--include-misclassified", action="store_true",
@@ -198,6 +207,11 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--device", default="auto")
     ev.add_argument("--force", action="store_true", help="recompute seeds that were already evaluated")
     ev.set_defaults(func=_cmd_evaluate)
+
+    be = sub.add_parser("bench", help="latency, throughput and memory against the original study's code; "
+                                      "writes benchmark.json and benchmark.md")
+    bench.add_arguments(be)
+    be.set_defaults(func=bench.run_cli)
     return parser
 
 

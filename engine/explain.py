@@ -9,6 +9,12 @@ Everything the dashboard and the evaluate command show comes from here::
 Thread-safety: one lock serialises model calls (captum's hooks are not thread-safe);
 concurrent requests for the same item share one computation; results are kept in a
 byte-bounded LRU and, optionally, on disk keyed by the checkpoint hash.
+
+Speed: methods that need only one forward/backward of the class score (Grad-CAM,
+Saliency) are computed from one shared pass when they are asked for together; models run
+with BatchNorm folded into the convolutions and in channels-last layout (see
+``model.prepare_for_inference``); the inputs of a cold request are built from the cached
+prediction forward's image, not read from disk again.
 """
 
 from __future__ import annotations
@@ -29,7 +35,8 @@ from .checkpoint import CheckpointError, available_seeds, load_model, read_metad
 from .data import DataError, Sample, file_sha256, load_image, load_mask, read_manifest, to_normalized_tensor
 from .device import pick_device
 from .explainers import DEFAULT_METHODS, REGISTRY, get_explainer
-from .model import ClassifierView
+from .explainers.base import Explainer, attribute_group, pass_groups
+from .model import ClassifierView, prepare_for_inference
 
 log = logging.getLogger("pixel_evidence.engine")
 
@@ -146,7 +153,9 @@ class ExplanationEngine:
         self._flight = SingleFlight()
         self._disk = DiskCache(disk_cache) if disk_cache else None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="precompute")
-        self.compute_calls = 0  # model computations actually run (for tests and stats)
+        # Prediction forwards plus method maps actually computed, not served from a cache
+        # (maps that share one gradient pass count one each); for tests and stats.
+        self.compute_calls = 0
 
     # ------------------------------------------------------------ catalogue
 
@@ -182,18 +191,31 @@ class ExplanationEngine:
             if seed not in self._models:
                 net, meta = load_model(self.models_dir, seed, device=self.device, classes=self.classes,
                                        manifest_sha256=self.manifest_sha256)
-                net.requires_grad_(False)  # attributions need input gradients only
+                # BatchNorm folded, channels-last; attributions need input gradients only
+                net = prepare_for_inference(net, self.device).requires_grad_(False)
                 self._models[seed] = (net, meta)
                 log.info("loaded model seed %d on %s", seed, self.device)
             return self._models[seed]
 
     def _inputs(self, seed: int, samples: Sequence[Sample]) -> tuple[np.ndarray, np.ndarray, torch.Tensor]:
         size = self.image_size(seed)
-        norm = self.meta[seed]["normalization"]
         images = np.stack([load_image(self.data_root, s, size) for s in samples])
         masks = np.stack([load_mask(self.data_root, s, size) for s in samples])
+        return images, masks, self._tensor(seed, images)
+
+    def _tensor(self, seed: int, images: np.ndarray) -> torch.Tensor:
+        """uint8 images (N, H, W, 3) -> normalized batch on the device, in the model's layout."""
+        norm = self.meta[seed]["normalization"]
         x = to_normalized_tensor(images, norm["mean"], norm["std"]).to(self.device)
-        return images, masks, x
+        return x.contiguous(memory_format=self._memory_format(seed))
+
+    def _memory_format(self, seed: int) -> torch.memory_format:
+        net, _ = self.model(seed)
+        return getattr(net, "input_memory_format", torch.contiguous_format)
+
+    def clear_cache(self) -> None:
+        """Forget every cached prediction and map held in memory (the disk cache stays)."""
+        self._cache = ByteLRU(self._cache.max_bytes / (1024 * 1024))
 
     # ------------------------------------------------------------ cached pieces
 
@@ -212,8 +234,10 @@ class ExplanationEngine:
 
         return self._flight.run(key, fill)
 
-    def _forward_batch(self, seed: int, samples: Sequence[Sample]) -> list[dict[str, np.ndarray]]:
-        images, masks, x = self._inputs(seed, samples)
+    def _forward_batch(self, seed: int, samples: Sequence[Sample],
+                       loaded: tuple[np.ndarray, np.ndarray, torch.Tensor] | None = None
+                       ) -> list[dict[str, np.ndarray]]:
+        images, masks, x = loaded if loaded is not None else self._inputs(seed, samples)
         net, _ = self.model(seed)
         with self._model_lock, torch.inference_mode():
             self.compute_calls += 1
@@ -238,36 +262,81 @@ class ExplanationEngine:
         return digest(self.meta[seed]["weights_sha256"], image_id, self.image_size(seed), method,
                       self.params_of(method), target_idx)
 
-    def _attribute_batch(self, seed: int, samples: Sequence[Sample], method: str,
-                         targets: Sequence[int]) -> list[dict[str, np.ndarray]]:
-        """Maps of ``method`` for several images in one call: [{"map": (H, W), extra: ()}]."""
-        _, _, x = self._inputs(seed, samples)
+    def _explainers(self, seed: int, methods: Sequence[str]) -> list[Explainer]:
         net, meta = self.model(seed)
         norm = meta["normalization"]
-        explainer = get_explainer(method)(ClassifierView(net), net.gradcam_layer, input_mean=norm["mean"],
-                                          input_std=norm["std"], **self.method_params.get(method, {}))
-        with self._model_lock:
-            self.compute_calls += 1
-            out = explainer.attribute(x, torch.tensor(list(targets), device=self.device))
-        maps = out.maps.cpu().numpy().astype(np.float32)
-        extras = {k: v.float().cpu().numpy() for k, v in out.extras.items()}
-        return [{"map": maps[i], **{k: np.asarray(v[i]) for k, v in extras.items()}} for i in range(len(samples))]
+        view = ClassifierView(net)
+        return [get_explainer(m)(view, net.gradcam_layer, input_mean=norm["mean"], input_std=norm["std"],
+                                 **self.method_params.get(m, {})) for m in methods]
 
-    def _map(self, seed: int, image_id: str, method: str, target_idx: int) -> dict[str, np.ndarray]:
-        key = ("map", seed, image_id, method, digest(self.params_of(method)), target_idx)
+    def _attribute_batch(self, seed: int, x: torch.Tensor, methods: Sequence[str],
+                         targets: Sequence[int]) -> dict[str, list[dict[str, np.ndarray]]]:
+        """Maps of several methods on the images of ``x``: {method: [{"map": (H, W), extra: ()}]}.
 
-        def compute():
-            dkey = self._disk_key(seed, image_id, method, target_idx) if self._disk else None
-            if dkey:
-                stored = self._disk.get(dkey)
+        Methods that can share a gradient pass get one pass; the lock is taken per pass so
+        interactive requests wait for at most one of them. Methods that batch internally
+        (``batch_images`` False) run one image per call.
+        """
+        explainers = self._explainers(seed, methods)
+        target = torch.tensor(list(targets), device=self.device)
+        out: dict[str, list[dict[str, np.ndarray]]] = {}
+        for group in pass_groups(explainers):
+            members = [explainers[i] for i in group]
+            step = len(x) if all(e.batch_images for e in members) else 1
+            parts: list[list] = [[] for _ in members]
+            for j in range(0, len(x), step):
+                with self._model_lock:
+                    self.compute_calls += len(members)
+                    results = attribute_group(members, x[j:j + step], target[j:j + step])
+                for part, r in zip(parts, results):
+                    part.append(r)
+            for i, part in zip(group, parts):
+                maps = np.ascontiguousarray(torch.cat([r.maps for r in part]).cpu().numpy(), dtype=np.float32)
+                extras = {k: torch.cat([r.extras[k] for r in part]).float().cpu().numpy() for k in part[0].extras}
+                out[methods[i]] = [{"map": maps[n], **{k: np.asarray(v[n]) for k, v in extras.items()}}
+                                   for n in range(len(x))]
+        return out
+
+    def _map_key(self, seed: int, image_id: str, method: str, target_idx: int) -> tuple:
+        return ("map", seed, image_id, method, digest(self.params_of(method)), target_idx)
+
+    def _maps(self, seed: int, sample: Sample, base: dict, methods: Sequence[str],
+              target_idx: int) -> dict[str, dict[str, np.ndarray]]:
+        """Every method's map of one image: from the LRU, else the disk cache, else computed,
+        all missing methods in one call so that they can share passes."""
+        keys = {m: self._map_key(seed, sample.id, m, target_idx) for m in methods}
+        found = {m: v for m in methods if (v := self._cache.get(keys[m])) is not None}
+        missing = [m for m in methods if m not in found]
+        if missing:
+            flight_key = ("maps", seed, sample.id, target_idx) + tuple(keys[m] for m in missing)
+            found.update(self._flight.run(flight_key, lambda: self._fill(seed, sample, base, missing, target_idx, keys)))
+        return {m: found[m] for m in methods}
+
+    def _fill(self, seed: int, sample: Sample, base: dict, methods: Sequence[str], target_idx: int,
+              keys: dict[str, tuple]) -> dict[str, dict[str, np.ndarray]]:
+        got: dict[str, dict[str, np.ndarray]] = {}
+        for m in methods:  # another request may have filled some meanwhile
+            hit = self._cache.get(keys[m])
+            if hit is not None:
+                got[m] = hit
+        dkeys = {m: self._disk_key(seed, sample.id, m, target_idx) for m in methods} if self._disk else {}
+        for m in methods:
+            if m not in got and self._disk:
+                stored = self._disk.get(dkeys[m])
                 if stored is not None and "map" in stored:
-                    return stored
-            value = self._attribute_batch(seed, [self.sample(image_id)], method, [target_idx])[0]
-            if dkey:
-                self._disk.put(dkey, value)
-            return value
-
-        return self._cached(key, compute)
+                    got[m] = stored
+                    self._cache.put(keys[m], stored)
+        todo = [m for m in methods if m not in got]
+        if todo:
+            x = self._tensor(seed, base["image"][None])
+            computed = self._attribute_batch(seed, x, todo, [target_idx])
+            for m in todo:
+                value = computed[m][0]
+                if self._disk:
+                    self._disk.put(dkeys[m], value)
+                self._cache.put(keys[m], value)
+                got[m] = value
+        return got
 
     # ------------------------------------------------------------ public API
 
@@ -286,7 +355,7 @@ class ExplanationEngine:
             get_explainer(m)
         base = self._base(seed, image_id)
         target_idx = self._target_index(base, sample, target)
-        maps = {m: self._map(seed, image_id, m, target_idx) for m in methods}
+        maps = self._maps(seed, sample, base, methods, target_idx)
         return self._assemble(seed, sample, base, maps, target, target_idx)
 
     def _assemble(self, seed: int, sample: Sample, base: dict, maps: dict[str, dict], target: str,
@@ -322,14 +391,10 @@ class ExplanationEngine:
             get_explainer(m)
         for start in range(0, len(image_ids), batch_size):
             chunk = [self.sample(i) for i in image_ids[start:start + batch_size]]
-            bases = self._forward_batch(seed, chunk)
+            loaded = self._inputs(seed, chunk)
+            bases = self._forward_batch(seed, chunk, loaded)
             targets = [self._target_index(b, s, target) for b, s in zip(bases, chunk)]
-            per_method = {}
-            for m in methods:
-                # IG already batches its steps; one image per call keeps memory flat.
-                step = 1 if m == "ig" else len(chunk)
-                per_method[m] = [r for j in range(0, len(chunk), step)
-                                 for r in self._attribute_batch(seed, chunk[j:j + step], m, targets[j:j + step])]
+            per_method = self._attribute_batch(seed, loaded[2], methods, targets)
             for i, (sample, base) in enumerate(zip(chunk, bases)):
                 yield self._assemble(seed, sample, base, {m: per_method[m][i] for m in methods}, target, targets[i])
             if progress:

@@ -199,9 +199,16 @@ def test_evaluate_cli(tiny_run, tmp_path, capsys):
     root, models = tiny_run[0], tiny_run[1]
     out = tmp_path / "res"
     code = main(["evaluate", "--data", str(root), "--models", str(models), "--out", str(out),
-                 "--seeds", "7", "--methods", "gradcam", "saliency", "--device", "cpu"])
+                 "--seeds", "7", "--methods", "gradcam", "saliency", "--device", "cpu",
+                 "--metrics", "pointing", "auroc"])
     assert code == 0
     text = capsys.readouterr().out
     assert "Grad-CAM" in text and "Saliency" in text
     table = pd.read_csv(out / "tko_table.csv")
     assert set(table.method) == {"gradcam", "saliency"} and set(table.seed) == {7}
+    eng = ExplanationEngine(root, models, device="cpu")
+    row = table[table["k"] > 0].iloc[0]
+    ex = eng.explain(7, row["split"], row["image_id"], [row["method"]])
+    assert row["auroc"] == pytest.approx(metrics.auroc(ex.methods[row["method"]].map, ex.mask), abs=1e-9)
+    assert row["pointing"] == pytest.approx(metrics.pointing_game(ex.methods[row["method"]].map, ex.mask))
+    assert table.loc[table["k"] == 0, "auroc"].isna().all()

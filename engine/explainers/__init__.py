@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+from .ablationcam import AblationCAM
 from .base import Attribution, Explainer
 from .gradcam import GradCAM
+from .gradcam_pp import GradCAMPlusPlus
 from .integrated_gradients import IntegratedGradients
+from .lime import Lime
+from .occlusion import Occlusion
+from .rise import RISE
 from .saliency import Saliency
+from .scorecam import ScoreCAM
+from .smoothgrad import SmoothGrad
+from .smoothgrad_ig import SmoothGradIG
+from .xgradcam import XGradCAM
 
-REGISTRY: dict[str, type[Explainer]] = {cls.key: cls for cls in (GradCAM, Saliency, IntegratedGradients)}
+REGISTRY: dict[str, type[Explainer]] = {cls.key: cls for cls in (
+    GradCAM, Saliency, IntegratedGradients,
+    GradCAMPlusPlus, XGradCAM, ScoreCAM, AblationCAM, Lime, RISE, Occlusion, SmoothGrad, SmoothGradIG)}
 DEFAULT_METHODS = ("gradcam", "saliency", "ig")
 
 

@@ -4,15 +4,26 @@ An explainer wraps a classifier ``f: (B, 3, H, W) -> (B, C)`` (normalized inputs
 logits) and, for a target class per image, returns non-negative importance maps of shape
 ``(B, H, W)``, float32, at input resolution. Methods that need a layer (the CAM family)
 take it from ``layer``.
+
+Gradient methods that need nothing but one forward and one backward of the target
+scores (Saliency, Grad-CAM) say so with ``pass_needs`` and implement ``from_pass``; when
+several of them are asked for on the same batch, :func:`attribute_together` runs that
+pass once and lets each read what it needs from it. Every other method implements
+``_attribute`` and runs on its own.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Sequence
 
 import torch
 from torch import nn
+
+# What a shared pass can provide: the gradient at the input, and the layer's output with
+# the gradient at that output.
+INPUT_GRAD = "input_grad"
+LAYER_GRAD = "layer_grad"
 
 
 @dataclass
@@ -23,17 +34,75 @@ class Attribution:
     extras: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
+@dataclass
+class GradientPass:
+    """The result of one forward + backward of ``sum_i f(x_i)[target_i]``.
+
+    ``input_grad`` (B, 3, H, W), ``activation`` and ``activation_grad`` (B, C', h, w) of the
+    explainer's layer; a field is None when no method of the pass asked for it.
+    """
+
+    inputs: torch.Tensor
+    scores: torch.Tensor
+    input_grad: torch.Tensor | None = None
+    activation: torch.Tensor | None = None
+    activation_grad: torch.Tensor | None = None
+
+
+def gradient_pass(classifier: nn.Module, layer: nn.Module | None, inputs: torch.Tensor,
+                  target: torch.Tensor, needs: frozenset[str] | set[str]) -> GradientPass:
+    """One forward and one backward of the target scores, keeping what ``needs`` lists.
+
+    Only the graph that the requested gradients need is built: with the layer gradient
+    alone, the part of the network before the layer runs without autograd.
+    """
+    want_input = INPUT_GRAD in needs
+    want_layer = LAYER_GRAD in needs
+    if want_layer and layer is None:
+        raise ValueError("this method needs a layer (the model's last conv block)")
+    x = inputs.detach().requires_grad_(want_input)
+    store: dict[str, torch.Tensor] = {}
+
+    def keep(module, args, output):
+        if not output.requires_grad:  # nothing upstream needs gradients: start the graph here
+            output = output.detach().requires_grad_(True)
+        store["activation"] = output
+        # Later in-place operations must not overwrite the stored activation.
+        return output.clone()
+
+    handle = layer.register_forward_hook(keep) if want_layer else None
+    try:
+        with torch.enable_grad():
+            scores = classifier(x)
+    finally:
+        if handle is not None:
+            handle.remove()
+    wrt = ([x] if want_input else []) + ([store["activation"]] if want_layer else [])
+    if not wrt:
+        return GradientPass(inputs, scores.detach())
+    picked = scores.gather(1, target[:, None]).sum()
+    grads = list(torch.autograd.grad(picked, wrt))
+    return GradientPass(inputs, scores.detach(),
+                        input_grad=grads.pop(0) if want_input else None,
+                        activation=store["activation"].detach() if want_layer else None,
+                        activation_grad=grads.pop(0) if want_layer else None)
+
+
 class Explainer:
-    """Base class: subclasses set ``key``/``label`` and implement ``_attribute``.
+    """Base class: subclasses set ``key``/``label`` and implement ``_attribute``, or set
+    ``pass_needs`` and implement ``from_pass``.
 
     ``params`` holds the method's settings; they are part of every cache key, so two
-    explainers with equal ``params`` must produce equal maps.
+    explainers with equal ``params`` must produce equal maps. ``batch_images`` False tells
+    callers to send one image per call (a method that already batches internally).
     """
 
     key: ClassVar[str]
     label: ClassVar[str]
     cost_note: ClassVar[str] = ""
     defaults: ClassVar[dict[str, Any]] = {}
+    pass_needs: ClassVar[frozenset[str]] = frozenset()
+    batch_images: ClassVar[bool] = True
 
     def __init__(self, classifier: nn.Module, layer: nn.Module | None = None, *,
                  input_mean=(0.0, 0.0, 0.0), input_std=(1.0, 1.0, 1.0), **params: Any):
@@ -51,19 +120,86 @@ class Explainer:
         """A black image in pixel space, normalized like the inputs: (0 - mean) / std."""
         mean = torch.tensor(self.input_mean, dtype=like.dtype, device=like.device).view(1, 3, 1, 1)
         std = torch.tensor(self.input_std, dtype=like.dtype, device=like.device).view(1, 3, 1, 1)
-        return ((0 - mean) / std).expand_as(like).contiguous()
+        return ((0 - mean) / std).expand_as(like).contiguous(memory_format=_memory_format(like))
 
     def attribute(self, inputs: torch.Tensor, target: torch.Tensor) -> Attribution:
         """``inputs`` (B, 3, H, W) normalized, ``target`` (B,) class indices."""
-        if inputs.ndim != 4 or inputs.shape[1] != 3:
-            raise ValueError(f"inputs must be (B, 3, H, W), got {tuple(inputs.shape)}")
-        target = torch.as_tensor(target, device=inputs.device).long().view(-1)
-        if target.numel() != inputs.shape[0]:
-            raise ValueError(f"{target.numel()} targets for a batch of {inputs.shape[0]}")
+        target = _check(inputs, target)
+        if self.pass_needs:
+            return _finish(self.from_pass(gradient_pass(self.classifier, self.layer, inputs, target,
+                                                        self.pass_needs)))
         # captum differentiates with respect to the inputs; say so up front rather than let it warn
-        out = self._attribute(inputs.detach().requires_grad_(True), target)
-        out.maps = out.maps.detach().float().clamp_min_(0)
-        return out
+        return _finish(self._attribute(inputs.detach().requires_grad_(True), target))
+
+    @property
+    def shares_pass(self) -> bool:
+        return bool(self.pass_needs)
+
+    def from_pass(self, p: GradientPass) -> Attribution:
+        raise NotImplementedError
 
     def _attribute(self, inputs: torch.Tensor, target: torch.Tensor) -> Attribution:
         raise NotImplementedError
+
+
+def _memory_format(t: torch.Tensor) -> torch.memory_format:
+    if t.ndim == 4 and not t.is_contiguous() and t.is_contiguous(memory_format=torch.channels_last):
+        return torch.channels_last
+    return torch.contiguous_format
+
+
+def _check(inputs: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    if inputs.ndim != 4 or inputs.shape[1] != 3:
+        raise ValueError(f"inputs must be (B, 3, H, W), got {tuple(inputs.shape)}")
+    target = torch.as_tensor(target, device=inputs.device).long().view(-1)
+    if target.numel() != inputs.shape[0]:
+        raise ValueError(f"{target.numel()} targets for a batch of {inputs.shape[0]}")
+    return target
+
+
+def _finish(out: Attribution) -> Attribution:
+    out.maps = out.maps.detach().float().clamp_min_(0).contiguous()
+    return out
+
+
+def pass_groups(explainers: Sequence[Explainer]) -> list[list[int]]:
+    """Indices of ``explainers`` grouped into calls: methods that can share a gradient
+    pass on the same classifier and layer form one group, every other method its own."""
+    groups: list[list[int]] = []
+    shared: dict[tuple[int, int], list[int]] = {}
+    for i, ex in enumerate(explainers):
+        if not ex.shares_pass:
+            groups.append([i])
+            continue
+        key = (id(ex.classifier), id(ex.layer))
+        if key not in shared:
+            shared[key] = []
+            groups.append(shared[key])
+        shared[key].append(i)
+    return groups
+
+
+def attribute_group(explainers: Sequence[Explainer], inputs: torch.Tensor,
+                    target: torch.Tensor) -> list[Attribution]:
+    """Attributions of one group from :func:`pass_groups`: a single method runs as usual,
+    pass-sharing methods read one forward/backward that covers all of their needs."""
+    if len(explainers) == 1:
+        return [explainers[0].attribute(inputs, target)]
+    if not all(ex.shares_pass for ex in explainers):
+        raise ValueError("only pass-sharing methods can be computed as one group")
+    target = _check(inputs, target)
+    needs = frozenset().union(*(ex.pass_needs for ex in explainers))
+    first = explainers[0]
+    p = gradient_pass(first.classifier, first.layer, inputs, target, needs)
+    return [_finish(ex.from_pass(p)) for ex in explainers]
+
+
+def attribute_together(explainers: Sequence[Explainer], inputs: torch.Tensor,
+                       target: torch.Tensor) -> list[Attribution]:
+    """Every explainer's attribution on the same batch, sharing passes where possible;
+    the results equal those of calling each ``attribute`` on its own."""
+    out: list[Attribution | None] = [None] * len(explainers)
+    for group in pass_groups(explainers):
+        for i, a in zip(group, attribute_group([explainers[i] for i in group], inputs, target)):
+            out[i] = a
+    return out  # type: ignore[return-value]

@@ -1,18 +1,19 @@
-"""Saliency: |d y_c / d x|, reduced over the RGB channels by max."""
+"""Saliency: |d y_c / d x|, reduced over the RGB channels by max.
+
+Needs one forward and one backward to the input; it can share that pass with Grad-CAM
+(see ``base.attribute_together``).
+"""
 
 from __future__ import annotations
 
-import torch
-from captum.attr import Saliency as CaptumSaliency
-
-from .base import Attribution, Explainer
+from .base import INPUT_GRAD, Attribution, Explainer, GradientPass
 
 
 class Saliency(Explainer):
     key = "saliency"
     label = "Saliency"
     cost_note = "1 forward + 1 backward to the input"
+    pass_needs = frozenset({INPUT_GRAD})
 
-    def _attribute(self, inputs: torch.Tensor, target: torch.Tensor) -> Attribution:
-        grads = CaptumSaliency(self.classifier).attribute(inputs, target=target, abs=True)
-        return Attribution(grads.amax(dim=1))
+    def from_pass(self, p: GradientPass) -> Attribution:
+        return Attribution(p.input_grad.abs().amax(dim=1))

@@ -1,0 +1,50 @@
+"""Pixel Evidence dashboard: which explanation method hits the defect?
+
+Start it with Panel's server::
+
+    panel serve app.py                          # built-in synthetic data + pretrained_models/
+    panel serve app.py --args --data DIR --models DIR
+    panel serve app.py --args --config dashboard.toml
+
+``--data`` is an MVTec-AD-layout category folder (e.g. ``.../hazelnut``), ``--models`` a folder
+of checkpoints written by ``pixel-evidence train`` (``seed_<n>.pt`` + ``seed_<n>.json`` and the
+``manifest.csv`` they were trained on). Evaluation tables for the summary tab are read from
+``<models>/results`` (written by ``pixel-evidence evaluate``). A config file is TOML or JSON::
+
+    data = "/data/mvtec/hazelnut"      # relative paths are relative to the config file
+    models = "/data/models"
+    # optional: manifest, device ("auto", "cpu", "cuda", "mps"), cache_mb (256), ig_steps, warm (true)
+
+More options after ``--args``: ``--manifest FILE``, ``--device DEV``, ``--cache-mb MB``,
+``--ig-steps N``, ``--no-warm``. Useful server options: ``--num-threads 8`` (the app sets 8
+when none is given, so one slow image never blocks other visitors), ``--port``, ``--address``,
+``--allow-websocket-origin``.
+
+The models are loaded once per server process and shared by every browser session; the first
+split is precomputed in the background while the first page is already usable. If data or
+models are missing, the page says which ``pixel-evidence`` command creates them.
+"""
+
+import logging
+import sys
+
+from dashboard.app import create_app, problem_view
+from dashboard.config import ConfigError, parse_args
+from dashboard.host import describe_setup_error
+
+_log = logging.getLogger("pixel_evidence")
+if not _log.handlers:  # once per process: the script runs again for every session
+    _handler = logging.StreamHandler()
+    _handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    _log.addHandler(_handler)
+    _log.setLevel(logging.INFO)
+    _log.propagate = False
+
+try:
+    CONFIG = parse_args(sys.argv[1:])
+except ConfigError as exc:
+    import panel as pn
+
+    pn.template.FastListTemplate(title="Pixel Evidence", main=[problem_view(describe_setup_error(exc, None))]).servable()
+else:
+    create_app(CONFIG).servable()

@@ -1,0 +1,291 @@
+"""The whole page: template, sidebar widgets, tabs, downloads, set-up problems.
+
+``create_app(config)`` is what ``app.py`` serves; tests call ``create_app(engine=...)`` with
+an engine they built. One engine per process is shared by every session (see
+:mod:`dashboard.host`); each session gets its own :class:`DashboardState` and views.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import time
+from typing import Any
+
+import panel as pn
+
+from . import export
+from .catalogue import Catalogue
+from .config import AppConfig
+from .host import EngineHost, SetupProblem, get_host
+from .image_view import ImageView
+from .state import TAB_LABELS, TABS, DashboardState, bind_location
+from .summary_view import SummaryView
+
+log = logging.getLogger("pixel_evidence.dashboard")
+
+TITLE = "Pixel Evidence — which explanation hits the defect?"
+ACCENT = "#0072B2"
+DEFAULT_THREADS = 8
+
+ABOUT = """
+## How to read this dashboard
+
+**The question.** A classifier recognises defects (crack, cut, hole, print) on hazelnuts. Explanation
+methods (Grad-CAM, Saliency, Integrated Gradients, ...) each produce a heatmap of "important" pixels.
+Which one points at the actual defect?
+
+**Top-K overlap (TKO).** Let K be the number of ground-truth defect pixels. Take the K highest pixels
+of a method's map and count how many lie on the defect: TKO = hits / K, between 0 and 1.
+Pixels that tie exactly at the cut-off value share the remaining top-K slots and count fractionally,
+so pixel order never decides a score.
+
+**Chance level and lift.** A random map scores K/N on average (N = all pixels). Lift = TKO / (K/N):
+×1 is no better than chance. Small defects have a tiny chance level, so lifts can be large.
+
+**IoU.** The overlap of the top-K set with the defect as intersection over union: hits / (2K − hits).
+It ranks methods the same way as TKO on one image (both sets have K pixels).
+
+**Winner.** The method with the highest TKO on an image wins it. Ties are ties: tied methods share the
+rank (e.g. 1.5) and split the win. Good images have no defect pixels (K = 0): nothing to rank, no winner.
+
+**Win rate (summary tab).** Over the correctly classified defect images, the share each method wins
+(shared wins split). Shown per seed, so the boxes show how much it varies between training runs.
+
+**Heatmap colours** are for display only: each map is divided by its own 99.5th percentile so one very
+bright pixel does not turn the rest black. Numbers always use the raw maps.
+
+**Integrated Gradients' convergence gap** (|δ| / |F(x) − F(baseline)|) says how much of the class
+score change the attributions fail to account for; small is good, more steps make it smaller.
+
+**Target.** By default the maps explain the predicted class. Switch to the true class to see what the
+model would have needed to look at, which matters on misclassified images.
+"""
+
+
+def problem_view(problem: SetupProblem) -> pn.viewable.Viewable:
+    """A friendly page for a set-up problem: what is wrong and the commands that fix it."""
+    commands = "".join(f"<pre style='background:#f3f3f3;padding:8px 12px;border-radius:6px;font-size:15px'>"
+                       f"{html.escape(c)}</pre>" for c in problem.commands)
+    notes = "".join(f"<p>{html.escape(n)}</p>" for n in problem.notes)
+    body = f"""
+<div class="pe-setup-problem" style="font-size:16px;line-height:1.5;max-width:900px">
+  <h2 style="color:#B34700">{html.escape(problem.title)}</h2>
+  <p>{html.escape(problem.detail)}</p>
+  {'<p><b>To fix it, run:</b></p>' + commands if commands else ''}
+  {notes}
+  <p style="color:#555">Then reload this page. Real data and models:
+  <code>panel serve app.py --args --data DIR --models DIR</code> or <code>--args --config FILE</code>.</p>
+</div>"""
+    return pn.pane.HTML(body, sizing_mode="stretch_width")
+
+
+class ExportBar(pn.viewable.Viewer):
+    """Download buttons for the current image and the current seed's results."""
+
+    def __init__(self, image_view: ImageView, summary: SummaryView | None, **params: Any):
+        super().__init__(**params)
+        self.image_view = image_view
+        self.summary = summary
+        self.png = pn.widgets.FileDownload(callback=self._png, filename="figure.png", label="Figure (PNG)",
+                                           color="primary", sizing_mode="stretch_width")
+        self.html = pn.widgets.FileDownload(callback=self._html, filename="figure.html",
+                                            label="Figure (HTML, works offline)", sizing_mode="stretch_width")
+        self.ranking = pn.widgets.FileDownload(callback=self._ranking, filename="ranking.csv",
+                                               label="Ranking of this image (CSV)", sizing_mode="stretch_width")
+        self.rows = pn.widgets.FileDownload(callback=self._rows, filename="results.csv",
+                                            label="Results of this seed (CSV)", sizing_mode="stretch_width")
+        image_view.param.watch(self._names, "explanation")
+        self._names()
+
+    def _names(self, *_: Any) -> None:
+        ex = self.image_view.explanation
+        if ex is not None:
+            stem = export.file_stem(ex)
+            self.png.filename = f"{stem}.png"
+            self.html.filename = f"{stem}.html"
+            self.ranking.filename = f"{stem}_ranking.csv"
+        seed = self.image_view.state.seed
+        self.rows.filename = f"pixel-evidence_seed{seed}_results.csv"
+        self.rows.disabled = not self._has_rows()
+        self.rows.label = (f"Results of seed {seed} (CSV)" if not self.rows.disabled
+                           else f"Results of seed {seed}: none yet")
+
+    def _has_rows(self) -> bool:
+        res = getattr(self.summary, "results", None)
+        return bool(res is not None and res.available)
+
+    def _png(self):
+        ex, pics = self.image_view.explanation, self.image_view.pictures
+        return export.figure_png(ex, pics) if ex is not None else None
+
+    def _html(self):
+        ex, pics = self.image_view.explanation, self.image_view.pictures
+        return export.figure_html(ex, pics) if ex is not None else None
+
+    def _ranking(self):
+        ex = self.image_view.explanation
+        return export.ranking_csv(ex) if ex is not None else None
+
+    def _rows(self):
+        """This seed's rows of ``tko_table.csv``; without results, the current image's ranking."""
+        res = getattr(self.summary, "results", None)
+        seed = int(self.image_view.state.seed)
+        if res is not None and res.available:
+            return export.table_csv(res.seed_rows(seed))
+        return self._ranking()
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        return pn.Column(self.png, self.html, self.ranking, self.rows, sizing_mode="stretch_width")
+
+
+class Dashboard(pn.viewable.Viewer):
+    """Everything of one session, once the engine is ready."""
+
+    def __init__(self, engine: Any, *, host: EngineHost | None = None, location: Any = None,
+                 query: dict[str, str] | None = None, **params: Any):
+        super().__init__(**params)
+        self.engine = engine
+        self.catalogue = Catalogue.from_engine(engine)
+        self.state = DashboardState(self.catalogue)
+        if location is not None:
+            bind_location(self.state, location)
+        elif query:
+            self.state.apply_query(query)
+        self.image_view = ImageView(self.state, engine, host=host)
+        self.summary = SummaryView(self.state, engine)
+        self.exports = ExportBar(self.image_view, self.summary)
+        self.notice = pn.pane.Alert("", alert_type="warning", visible=False, sizing_mode="stretch_width",
+                                    css_classes=["pe-notice"])
+        self._show_notices()
+        self.state.param.watch(self._show_notices, "notices")
+        self.widgets = self._widgets()
+        self.tabs = pn.Tabs(*[(TAB_LABELS[t], self._tab_content(t)) for t in TABS], dynamic=True,
+                            sizing_mode="stretch_width")
+        self.tabs.active = TABS.index(self.state.tab)
+        self.tabs.param.watch(lambda e: setattr(self.state, "tab", TABS[e.new]), "active")
+        self.state.param.watch(lambda e: setattr(self.tabs, "active", TABS.index(e.new)), "tab")
+        self.main = pn.Column(self.notice, self.tabs, sizing_mode="stretch_width")
+
+    def _tab_content(self, tab: str) -> pn.viewable.Viewable:
+        if tab == "image":
+            return self.image_view
+        if tab == "summary":
+            return self.summary
+        return pn.pane.Markdown(ABOUT, sizing_mode="stretch_width", styles={"font-size": "16px", "max-width": "950px"})
+
+    def _show_notices(self, *_: Any) -> None:
+        notes = self.state.notices
+        self.notice.object = ('<div class="pe-notice-text">' + "<br>".join(html.escape(n) for n in notes) + "</div>"
+                              if notes else "")
+        self.notice.visible = bool(notes)
+        if notes and pn.state.notifications is not None:
+            for note in notes:
+                pn.state.notifications.warning(note, duration=8000)
+
+    def _dismiss_notices(self, *_: Any) -> None:
+        if self.state.notices:
+            self.state.notices = []
+
+    def _widgets(self) -> pn.Column:
+        s = self.state
+        seed = pn.widgets.Select.from_param(s.param.seed, sizing_mode="stretch_width")
+        split = pn.widgets.RadioButtonGroup.from_param(s.param.split, color="primary", variant="outline",
+                                                       sizing_mode="stretch_width")
+        cls = pn.widgets.Select.from_param(s.param.image_class, sizing_mode="stretch_width")
+        image = pn.widgets.Select.from_param(s.param.image_id, sizing_mode="stretch_width")
+        prev = pn.widgets.Button(label="◀ Previous", width=110)
+        nxt = pn.widgets.Button(label="Next ▶", width=110)
+        prev.on_click(lambda _e: s.step(-1))
+        nxt.on_click(lambda _e: s.step(1))
+        count = pn.pane.HTML(self._count(), css_classes=["pe-count"], margin=(12, 5), width=70)
+        s.param.watch(lambda *_: setattr(count, "object", self._count()), ["image_id", "image_class", "split"])
+        methods = pn.widgets.MultiChoice.from_param(s.param.methods, sizing_mode="stretch_width")
+        target = pn.widgets.RadioButtonGroup(label="Target", options={"predicted class": "predicted",
+                                                                      "true class": "true"},
+                                             value=s.target, color="primary", variant="outline",
+                                             sizing_mode="stretch_width")
+        target.link(s, value="target", bidirectional=True)
+        # any user action after the first page clears the notices about the URL
+        s.param.watch(self._dismiss_notices, ["seed", "split", "image_class", "image_id", "methods", "target"])
+        self.controls = dict(seed=seed, split=split, cls=cls, image=image, prev=prev, next=nxt, count=count,
+                             methods=methods, target=target)
+
+        def label(text: str) -> pn.pane.HTML:
+            return pn.pane.HTML(f"<label style='font-weight:600;font-size:14px'>{text}</label>", margin=(8, 10, 0, 10))
+
+        return pn.Column(
+            seed, label("Split"), split, cls, image, pn.Row(prev, nxt, count), methods, label("Target"), target,
+            pn.pane.HTML("<hr><b>Download</b>", margin=(5, 10, 0, 10)), self.exports,
+            sizing_mode="stretch_width")
+
+    def _count(self) -> str:
+        i, n = self.state.position
+        return f"<span class='pe-count-text' style='font-size:18px;font-weight:700'>{i} / {n}</span>"
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        return self.main
+
+
+def _extension() -> None:
+    pn.extension("tabulator", notifications=True, loading_indicator=True, sizing_mode="stretch_width")
+    if not pn.config.nthreads:
+        pn.config.nthreads = DEFAULT_THREADS
+
+
+def create_app(config: AppConfig | None = None, *, engine: Any = None, host: EngineHost | None = None,
+               query: dict[str, str] | None = None) -> pn.template.FastListTemplate:
+    """The page for one session.
+
+    ``engine``: use this engine (tests). Otherwise the process-wide host of ``config`` is
+    used; while it is still building, the page shows a short "loading" note and fills in
+    when it is ready. ``query``: initial state when there is no browser URL (tests).
+    """
+    _extension()
+    if engine is not None and host is None:
+        host = EngineHost.for_engine(engine)
+    if host is None:
+        host = get_host(config or AppConfig())
+    sidebar = pn.Column(sizing_mode="stretch_width")
+    main = pn.Column(sizing_mode="stretch_width", min_height=300)
+    template = pn.template.FastListTemplate(
+        title=TITLE, sidebar=[sidebar], main=[main], accent=ACCENT, header_background="#0B3954",
+        sidebar_width=320, main_layout=None, theme_toggle=False)
+    template.dashboard = None  # set once built; handy for tests and debugging
+    location = pn.state.location if pn.state.curdoc is not None and pn.state.curdoc.session_context else None
+
+    def fill(engine_obj: Any) -> None:
+        started = time.perf_counter()
+        if engine_obj is None:
+            sidebar.objects = [pn.pane.HTML("<b>Set-up needed</b>", margin=10)]
+            main.objects = [problem_view(host.problem)]
+            return
+        try:
+            dash = Dashboard(engine_obj, host=host, location=location, query=query)
+        except Exception as exc:  # noqa: BLE001 - never a traceback in the page
+            log.exception("building the dashboard failed")
+            main.objects = [problem_view(SetupProblem("The dashboard could not start", f"{type(exc).__name__}: {exc}",
+                                                      (), ("The full error is in the server log.",)))]
+            return
+        template.dashboard = dash
+        sidebar.objects = [dash.widgets]
+        main.objects = [dash]
+        log.info("session view ready in %.2f s", time.perf_counter() - started)
+
+    if location is None:  # no browser session (tests, notebooks): build now
+        fill(host.engine())
+        return template
+    # In a server session the page is sent at once and filled in after it loaded, so the
+    # first bytes never wait for the models (or for drawing a dozen figures).
+    waiting = "" if host.ready else (
+        "<div style='font-size:16px;margin-top:8px'>Loading the explanation engine (models, data). The first "
+        "start of a new installation also generates the built-in data set; this page fills in by itself.</div>")
+    main.objects = [pn.Column(pn.indicators.LoadingSpinner(value=True, size=40),
+                              pn.pane.HTML("<div style='font-size:18px'>Preparing the view…</div>" + waiting),
+                              css_classes=["pe-starting"])]
+
+    def later() -> None:
+        fill(host.engine())
+
+    pn.state.onload(later, threaded=True)
+    return template

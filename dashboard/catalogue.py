@@ -1,0 +1,78 @@
+"""What can be shown: seeds, splits, classes, image ids and methods, read once from the engine.
+
+A plain snapshot, so the state object and its validation can be tested without models.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+SPLITS = ("test", "train")
+TARGETS = ("predicted", "true")
+GOOD = "good"
+
+
+@dataclass(frozen=True)
+class Catalogue:
+    seeds: tuple[int, ...]
+    classes: tuple[str, ...]
+    images: Mapping[tuple[str, str], tuple[str, ...]]   # (split, class) -> ids in manifest order
+    image_home: Mapping[str, tuple[str, str]]           # id -> (split, class)
+    method_labels: Mapping[str, str]                    # key -> label, registry order
+    default_methods: tuple[str, ...]
+    cost_notes: Mapping[str, str] = field(default_factory=dict)
+    method_params: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    image_sizes: Mapping[int, int] = field(default_factory=dict)
+
+    @classmethod
+    def from_engine(cls, engine: Any) -> "Catalogue":
+        # The engine is already built, so its registry is loaded: importing it here is free.
+        from engine.explainers import DEFAULT_METHODS, REGISTRY
+
+        images: dict[tuple[str, str], list[str]] = {}
+        home: dict[str, tuple[str, str]] = {}
+        for split in SPLITS:
+            for image_id in engine.image_ids(split):
+                cls_name = engine.sample(image_id).cls
+                images.setdefault((split, cls_name), []).append(image_id)
+                home[image_id] = (split, cls_name)
+        labels = dict(engine.method_labels())
+        return cls(
+            seeds=tuple(engine.seeds), classes=tuple(engine.classes),
+            images={k: tuple(v) for k, v in images.items()}, image_home=home, method_labels=labels,
+            default_methods=tuple(m for m in DEFAULT_METHODS if m in labels),
+            cost_notes={k: REGISTRY[k].cost_note for k in labels},
+            method_params={k: engine.params_of(k) for k in labels},
+            image_sizes={s: engine.image_size(s) for s in engine.seeds})
+
+    # ------------------------------------------------------------------ queries
+
+    def image_ids(self, split: str, cls: str) -> tuple[str, ...]:
+        return tuple(self.images.get((split, cls), ()))
+
+    def classes_in(self, split: str) -> list[str]:
+        """Classes with at least one image in ``split`` (all classes if none has any)."""
+        present = [c for c in self.classes if self.images.get((split, c))]
+        return present or list(self.classes)
+
+    def default_class(self, split: str) -> str:
+        """The first defect class with images: the first page should have something to rank."""
+        present = self.classes_in(split)
+        return next((c for c in present if c != GOOD), present[0])
+
+    def label_to_key(self) -> dict[str, str]:
+        return {label.lower(): key for key, label in self.method_labels.items()}
+
+    def parse_methods(self, text: str | Sequence[str]) -> tuple[list[str], list[str]]:
+        """Method keys from ``"gradcam,ig"`` (keys or labels, any case); also the unknown words."""
+        items = [t.strip() for t in (text.split(",") if isinstance(text, str) else text) if t and t.strip()]
+        by_label = self.label_to_key()
+        keys, unknown = [], []
+        for item in items:
+            key = item if item in self.method_labels else by_label.get(item.lower())
+            if key is None:
+                unknown.append(item)
+            elif key not in keys:
+                keys.append(key)
+        return keys, unknown

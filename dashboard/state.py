@@ -1,0 +1,269 @@
+"""The dashboard's one state object, its validation, and its link to the page URL.
+
+``DashboardState`` holds what the user is looking at (seed, split, class, image, methods,
+target, tab). Views depend on it; sidebar widgets are built from its parameters. Any value
+coming from outside (a pasted URL) goes through :meth:`DashboardState.apply_query`, which
+keeps what is valid, falls back to the nearest valid state for the rest, and says so in
+``notices``.
+
+URL format (all keys optional)::
+
+    ?seed=42&split=test&class=crack&image=test-crack-003&methods=gradcam,saliency,ig&target=predicted&tab=image
+"""
+
+from __future__ import annotations
+
+import difflib
+from typing import Any, Mapping
+
+import param
+
+from .catalogue import SPLITS, TARGETS, Catalogue
+
+TABS = ("image", "summary", "about")
+TAB_LABELS = {"image": "Per image", "summary": "Summary", "about": "How to read this"}
+TARGET_LABELS = {"predicted": "predicted class", "true": "true class"}
+# state parameter -> URL query key
+URL_KEYS = {"seed": "seed", "split": "split", "image_class": "class", "image_id": "image", "methods": "methods",
+            "target": "target", "tab": "tab"}
+
+
+class DashboardState(param.Parameterized):
+    """What is on screen. Every value is always valid for the catalogue."""
+
+    seed = param.Selector(objects=[0], label="Seed", doc="Training seed: which of the trained models")
+    split = param.Selector(objects=list(SPLITS), default="test", label="Split")
+    image_class = param.Selector(objects=[""], label="Class")
+    image_id = param.Selector(objects=[""], label="Image")
+    methods = param.ListSelector(default=[], objects=[], label="Methods")
+    target = param.Selector(objects=list(TARGETS), default="predicted", label="Target",
+                            doc="Which class the maps explain: the model's prediction or the true class")
+    tab = param.Selector(objects=list(TABS), default="image", label="Tab")
+    notices = param.List(default=[], doc="Messages about values that were replaced (e.g. from a bad URL)")
+
+    def __init__(self, catalogue: Catalogue, **params: Any):
+        self.catalogue = catalogue
+        super().__init__(**{k: v for k, v in params.items() if k in ("name",)})
+        self.param.seed.objects = list(catalogue.seeds)
+        self.param.methods.objects = {label: key for key, label in catalogue.method_labels.items()}
+        self._syncing = False
+        with param.parameterized.discard_events(self):
+            self.seed = catalogue.seeds[0]
+            self.methods = list(catalogue.default_methods)
+            self._set_location("test", catalogue.default_class("test"), None)
+        rest = {k: v for k, v in params.items() if k != "name"}
+        if rest:
+            self.apply_query({URL_KEYS.get(k, k): v for k, v in rest.items()}, notify=False)
+
+    # ------------------------------------------------------------------ navigation
+
+    def _set_location(self, split: str, cls: str, image_id: str | None) -> None:
+        """Set split, class and image together, updating the choices first so every step is valid."""
+        classes = self.catalogue.classes_in(split)
+        if cls not in classes:
+            cls = self.catalogue.default_class(split)
+        ids = list(self.catalogue.image_ids(split, cls)) or [""]
+        if image_id not in ids:
+            image_id = ids[0]
+        self.param.image_class.objects = classes
+        self.param.image_id.objects = ids
+        self.param.update(split=split, image_class=cls, image_id=image_id)
+
+    @param.depends("split", watch=True)
+    def _on_split(self) -> None:
+        self._set_location(self.split, self.image_class, self.image_id if self._home(self.image_id) == (self.split, self.image_class) else None)
+
+    @param.depends("image_class", watch=True)
+    def _on_cls(self) -> None:
+        keep = self.image_id if self._home(self.image_id) == (self.split, self.image_class) else None
+        self._set_location(self.split, self.image_class, keep)
+
+    def _home(self, image_id: str | None) -> tuple[str, str] | None:
+        return self.catalogue.image_home.get(image_id or "")
+
+    @property
+    def image_ids(self) -> list[str]:
+        return list(self.catalogue.image_ids(self.split, self.image_class))
+
+    @property
+    def position(self) -> tuple[int, int]:
+        """(1-based index of the current image, number of images in the class)."""
+        ids = self.image_ids
+        return (ids.index(self.image_id) + 1 if self.image_id in ids else 0), len(ids)
+
+    def step(self, delta: int) -> None:
+        """Move ``delta`` images forward (negative: back) within the class, wrapping around."""
+        ids = self.image_ids
+        if not ids:
+            return
+        i = ids.index(self.image_id) if self.image_id in ids else 0
+        self.image_id = ids[(i + delta) % len(ids)]
+
+    def go_to(self, image_id: str) -> None:
+        """Show ``image_id``, switching split and class as needed (KeyError if unknown)."""
+        home = self._home(image_id)
+        if home is None:
+            raise KeyError(f"unknown image id {image_id!r}")
+        self._set_location(home[0], home[1], image_id)
+
+    # ------------------------------------------------------------------ URL values
+
+    def to_query(self) -> dict[str, str]:
+        return {"seed": str(self.seed), "split": self.split, "class": self.image_class, "image": self.image_id,
+                "methods": ",".join(self.methods), "target": self.target, "tab": self.tab}
+
+    def apply_query(self, query: Mapping[str, Any], *, notify: bool = True) -> list[str]:
+        """Move to the state described by ``query`` (URL keys, string values).
+
+        Valid values are taken; each invalid one is replaced by the nearest valid value and
+        explained in the returned notices (also appended to ``self.notices`` when ``notify``).
+        """
+        q = {k: ("" if v is None else (",".join(map(str, v)) if isinstance(v, (list, tuple)) else str(v)).strip())
+             for k, v in query.items()}
+        cat = self.catalogue
+        notes: list[str] = []
+        updates: dict[str, Any] = {}
+
+        if q.get("seed"):
+            text = q["seed"]
+            try:
+                seed = int(text)
+            except ValueError:
+                seed = None
+            if seed in cat.seeds:
+                updates["seed"] = seed
+            else:
+                near = min(cat.seeds, key=lambda s: (abs(s - seed), s)) if seed is not None else cat.seeds[0]
+                notes.append(f"No model for seed “{text}”; showing seed {near} "
+                             f"(available: {', '.join(map(str, cat.seeds))}).")
+                updates["seed"] = near
+
+        split = self.split
+        if q.get("split"):
+            if q["split"] in SPLITS:
+                split = q["split"]
+            else:
+                notes.append(f"Unknown split “{q['split']}”; showing {split}. Use train or test.")
+
+        cls = self.image_class
+        class_given = bool(q.get("class"))
+        if class_given:
+            cls = q["class"]
+
+        image_id = self.image_id if not (q.get("split") or class_given) else None
+        if q.get("image"):
+            home = self._home(q["image"])
+            if home is None:
+                pool = cat.image_ids(split, cls) if cls in cat.classes_in(split) else ()
+                guess = difflib.get_close_matches(q["image"], list(pool) or list(cat.image_home), n=1, cutoff=0.6)
+                if guess:
+                    image_id = guess[0]
+                    split, cls = self._home(image_id)
+                    notes.append(f"Unknown image “{q['image']}”; showing the closest id, {image_id}.")
+                else:
+                    image_id = None
+                    notes.append(f"Unknown image “{q['image']}”; showing the first image of the class instead.")
+            else:
+                if (q.get("split") and home[0] != split) or (class_given and home[1] != cls):
+                    notes.append(f"Image {q['image']} is a {home[0]} image of class {home[1]}; "
+                                 "split and class follow the image.")
+                split, cls = home
+                image_id = q["image"]
+
+        if cls not in cat.classes_in(split):
+            fallback = cat.default_class(split)
+            if class_given:
+                where = "" if cls not in cat.classes else f" in the {split} split"
+                notes.append(f"No class “{cls}”{where}; showing {fallback} "
+                             f"(classes: {', '.join(cat.classes_in(split))}).")
+            cls = fallback
+        if (q.get("split") or class_given or q.get("image")) or image_id != self.image_id:
+            self._set_location(split, cls, image_id)
+
+        if "methods" in q and q["methods"] != "":
+            keys, unknown = cat.parse_methods(q["methods"])
+            if unknown:
+                notes.append(f"Unknown method(s) {', '.join(unknown)}; known: "
+                             f"{', '.join(cat.method_labels)}.")
+            if not keys:
+                keys = list(cat.default_methods)
+            updates["methods"] = keys
+        if q.get("target"):
+            if q["target"] in TARGETS:
+                updates["target"] = q["target"]
+            else:
+                notes.append(f"Unknown target “{q['target']}”; explaining the predicted class.")
+                updates["target"] = "predicted"
+        if q.get("tab"):
+            if q["tab"] in TABS:
+                updates["tab"] = q["tab"]
+            else:
+                notes.append(f"Unknown tab “{q['tab']}”; showing the per-image view.")
+                updates["tab"] = "image"
+        if updates:
+            self.param.update(**updates)
+        if notify and notes:
+            self.notices = list(self.notices) + notes
+        return notes
+
+
+class UrlState(param.Parameterized):
+    """Untyped mirror of :class:`DashboardState` that ``pn.state.location.sync`` keeps in the URL.
+
+    Untyped on purpose: Panel decodes query values as JSON (``seed=42`` arrives as an int,
+    a bad value as anything), and one value the mirror refused would make the whole sync
+    fail; :meth:`DashboardState.apply_query` does the validation instead."""
+
+    seed = param.Parameter(default=None)
+    split = param.Parameter(default=None)
+    klass = param.Parameter(default=None)
+    image = param.Parameter(default=None)
+    methods = param.Parameter(default=None)
+    target = param.Parameter(default=None)
+    tab = param.Parameter(default=None)
+
+    QUERY = {"seed": "seed", "split": "split", "klass": "class", "image": "image", "methods": "methods",
+             "target": "target", "tab": "tab"}
+
+    def as_query(self) -> dict[str, str]:
+        return {self.QUERY[p]: v for p, v in self.param.values().items()
+                if p in self.QUERY and v is not None and v != ""}
+
+    def set_query(self, query: Mapping[str, str]) -> None:
+        inverse = {v: k for k, v in self.QUERY.items()}
+        self.param.update(**{inverse[k]: v for k, v in query.items() if k in inverse})
+
+
+def bind_location(state: DashboardState, location: Any) -> UrlState:
+    """Keep ``state`` and the page URL in step, both ways, through ``location.sync``.
+
+    The URL's values are validated first (bad ones produce notices and fall back), then
+    the URL is rewritten to the valid state, so a shared link always reopens a valid view.
+    """
+    mirror = UrlState()
+    location.sync(mirror, UrlState.QUERY)  # copies the URL's values into the mirror
+    busy = {"flag": False}
+
+    def from_url(*_events: Any) -> None:
+        if busy["flag"]:
+            return
+        busy["flag"] = True
+        try:
+            state.apply_query(mirror.as_query())
+            mirror.set_query(state.to_query())
+        finally:
+            busy["flag"] = False
+
+    def to_url(*_events: Any) -> None:
+        if busy["flag"]:
+            return
+        busy["flag"] = True
+        try:
+            mirror.set_query(state.to_query())
+        finally:
+            busy["flag"] = False
+
+    from_url()
+    mirror.param.watch(from_url, list(UrlState.QUERY))
+    state.param.watch(to_url, list(URL_KEYS))
+    return mirror

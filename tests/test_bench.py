@@ -1,0 +1,56 @@
+"""Smoke test of ``pixel-evidence bench`` on the tiny models: every section runs and the
+JSON carries every field. No timing is asserted; everything is written under tmp_path."""
+
+from __future__ import annotations
+
+import json
+
+import torch
+
+from engine.bench import REQUIRED_KEYS, TARGETS
+from engine.cli import main
+
+
+def _node(result: dict, path: str) -> dict:
+    node = result
+    for part in filter(None, path.split(".")):
+        node = node[part]
+    return node
+
+
+def test_bench_writes_every_field(tiny_run, tmp_path, capsys):
+    root, models = tiny_run[0], tiny_run[1]
+    out = tmp_path / "bench"
+    threads = torch.get_num_threads()
+    try:
+        # one thread: the smoke test stays quick even when other jobs load the CPU
+        code = main(["bench", "--data", str(root), "--models", str(models), "--out", str(out), "--seed", "7",
+                     "--device", "cpu", "--cold-images", "1", "--warm-requests", "5", "--eval-images", "1",
+                     "--eval-multipliers", "1 2 4", "--train-steps", "1", "--ig-steps", "2 4",
+                     "--ig-methods", "riemann_trapezoid", "gausslegendre", "--ig-images", "1", "--ig-chunks", "1 4",
+                     "--engine-ig-steps", "4", "--widget-changes", "2", "--no-server", "--threads", "1"])
+    finally:
+        torch.set_num_threads(threads)
+    assert code == 0
+    assert "Cold latency" in capsys.readouterr().out
+    result = json.loads((out / "benchmark.json").read_text())
+    for path, keys in REQUIRED_KEYS.items():
+        node = _node(result, path)
+        missing = [k for k in keys if k not in node]
+        assert not missing, f"{path or 'top level'} lacks {missing}"
+    for key in ("gradcam", "saliency", "ig", "all"):
+        row = result["cold"][key]
+        assert row["engine_s"] > 0 and row["original_s"] > 0 and row["floor_s"] > 0
+    assert [r["multiplier"] for r in result["evaluation"]["runs"]] == [1, 2, 4]
+    assert [r["images"] for r in result["evaluation"]["runs"]] == [1, 2, 4]
+    assert result["warm"]["requests"] == 5
+    assert len(result["ig_accuracy"]["rows"]) == 4
+    assert {r["chunk"] for r in result["ig_chunks"]["rows"]} == {1, 4}
+    assert result["training"]["images_per_s"] > 0
+    assert set(result["targets"]) == set(TARGETS)
+    assert result["dashboard"]["rss"] == {}  # no server in this test
+    assert result["model"]["seed"] == 7 and result["machine"]["torch_version"]
+    md = (out / "benchmark.md").read_text()
+    assert "Machine:" in md and "## Targets" in md
+    # nothing but the two reports (and the scratch folder, removed) is left
+    assert sorted(p.name for p in out.iterdir()) == ["benchmark.json", "benchmark.md"]

@@ -1,0 +1,520 @@
+"""The dashboard's Viewer classes on a real engine (tiny models from the ``tiny_run`` fixture).
+
+No browser here (see test_browser.py): the views are driven through their state object
+and inspected as Python objects.
+"""
+
+from __future__ import annotations
+
+import ast
+import io
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+# Bokeh's own DataFrame handling (Tabulator sources) trips a pandas deprecation: not ours to fix.
+pytestmark = pytest.mark.filterwarnings("ignore:The inplace keyword in DataFrame.reset_index")
+
+ROOT = Path(__file__).resolve().parent.parent
+DASHBOARD = ROOT / "dashboard"
+
+
+@pytest.fixture(scope="module")
+def engine(tiny_run):
+    from engine.explain import ExplanationEngine
+
+    root, models, *_ = tiny_run
+    eng = ExplanationEngine(root, models, device="cpu", method_params={"ig": {"n_steps": 4}})
+    yield eng
+    eng.close()
+
+
+@pytest.fixture(scope="module")
+def evaluated(tiny_run, tmp_path_factory):
+    """A copy of the tiny models with evaluation results beside them (``<models>/results``)."""
+    from engine.evaluate import evaluate
+    from engine.explain import ExplanationEngine
+
+    root, models, *_ = tiny_run
+    copy = tmp_path_factory.mktemp("evaluated") / "models"
+    shutil.copytree(models, copy)
+    eng = ExplanationEngine(root, copy, device="cpu", method_params={"ig": {"n_steps": 4}})
+    evaluate(eng, copy / "results", progress=False)
+    yield eng
+    eng.close()
+
+
+class Spy:
+    """Wraps ``engine.explain`` on one engine instance and records its calls."""
+
+    def __init__(self, engine, monkeypatch):
+        self.calls = []
+        original = engine.explain
+
+        def explain(seed, split, image_id, methods=("gradcam", "saliency", "ig"), target="predicted"):
+            self.calls.append((seed, split, image_id, tuple(methods), target))
+            return original(seed, split, image_id, methods, target)
+
+        monkeypatch.setattr(engine, "explain", explain)
+
+
+@pytest.fixture
+def dash(engine):
+    from dashboard.app import create_app
+
+    return create_app(engine=engine).dashboard
+
+
+def test_default_state_shows_a_defect_image(dash, engine):
+    s = dash.state
+    assert s.seed == engine.seeds[0]
+    assert s.split == "test"
+    assert s.image_class == "crack"  # the first defect class, not "good"
+    assert s.image_id == engine.image_ids("test", "crack")[0]
+    assert s.methods == ["gradcam", "saliency", "ig"]
+    assert s.target == "predicted" and s.tab == "image"
+    ex = dash.image_view.explanation
+    assert ex is not None and ex.image_id == s.image_id and ex.rankable
+    assert dash.image_view.error == ""
+    # the widgets carry the labels the issue asks for
+    import panel as pn
+
+    names = {w.label for w in dash.controls.values() if isinstance(w, pn.widgets.Widget)}
+    assert {"Seed", "Split", "Class", "Image", "Methods", "Target"} <= names
+    assert dash.controls["methods"].options == {label: key for key, label in engine.method_labels().items()}
+    i, n = s.position
+    assert (i, n) == (1, len(engine.image_ids("test", "crack")))
+    assert f"{i} / {n}" in dash.controls["count"].object
+
+
+def test_parameter_changes_call_the_engine(engine, monkeypatch):
+    from dashboard.app import create_app
+
+    spy = Spy(engine, monkeypatch)
+    dash = create_app(engine=engine).dashboard
+    s = dash.state
+    first = spy.calls[-1]
+    assert first == (s.seed, "test", s.image_id, ("gradcam", "saliency", "ig"), "predicted")
+
+    s.step(1)
+    assert spy.calls[-1][2] == engine.image_ids("test", "crack")[1]
+    assert dash.image_view.explanation.image_id == s.image_id
+
+    s.target = "true"
+    assert spy.calls[-1][4] == "true"
+    assert dash.image_view.explanation.target_mode == "true"
+
+    s.methods = ["saliency"]
+    assert spy.calls[-1][3] == ("saliency",)
+    assert list(dash.image_view.explanation.methods) == ["saliency"]
+    assert len(dash.image_view._methods_col.objects) == 1
+
+    s.seed = engine.seeds[1]
+    assert spy.calls[-1][0] == engine.seeds[1]
+    assert dash.image_view.explanation.seed == engine.seeds[1]
+
+    n = len(spy.calls)
+    s.tab = "summary"  # no new computation for a tab switch
+    assert len(spy.calls) == n
+
+
+def test_class_change_resets_the_image(dash, engine):
+    s = dash.state
+    s.image_class = "hole"
+    assert s.image_id == engine.image_ids("test", "hole")[0]
+    assert dash.image_view.explanation.image_id == s.image_id
+    assert dash.image_view.explanation.true_class == "hole"
+    s.split = "train"
+    assert s.image_class == "hole" and s.image_id == engine.image_ids("train", "hole")[0]
+    assert s.param.image_id.objects == engine.image_ids("train", "hole")
+
+
+def test_previous_and_next_wrap_around(dash, engine):
+    s = dash.state
+    ids = engine.image_ids("test", "crack")
+    s.step(-1)
+    assert s.image_id == ids[-1]
+    assert dash.controls["count"].object.count(f"{len(ids)} / {len(ids)}") == 1
+    s.step(1)
+    assert s.image_id == ids[0]
+
+
+def test_invalid_url_values_fall_back_with_a_notice(dash, engine):
+    s = dash.state
+    notes = s.apply_query({"seed": "999", "class": "scratch", "image": "no-such-image", "methods": "gradcam,bogus",
+                           "target": "sideways", "tab": "nope"})
+    assert s.seed in engine.seeds
+    assert s.image_class in engine.classes and s.image_id in engine.image_ids(s.split, s.image_class)
+    assert s.methods == ["gradcam"] and s.target == "predicted" and s.tab == "image"
+    text = " ".join(notes)
+    for word in ("999", "no-such-image", "bogus", "sideways", "nope"):
+        assert word in text
+    assert dash.notice.visible and "no-such-image" in dash.notice.object
+    assert dash.image_view.explanation.image_id == s.image_id
+    s.step(1)  # the next user action clears the notices
+    assert not dash.notice.visible
+
+
+def test_url_names_an_image_of_another_class(dash, engine):
+    hole = engine.image_ids("train", "hole")[1]
+    notes = dash.state.apply_query({"split": "test", "class": "crack", "image": hole})
+    assert (dash.state.split, dash.state.image_class, dash.state.image_id) == ("train", "hole", hole)
+    assert notes and "follow the image" in notes[0]
+
+
+def test_location_sync_validates_and_rewrites_the_url(engine):
+    from panel.io.location import Location
+
+    from dashboard.catalogue import Catalogue
+    from dashboard.state import DashboardState, bind_location
+
+    hole = engine.image_ids("test", "hole")[0]
+    loc = Location(search=f"?seed={engine.seeds[1]}&class=hole&image={hole}&methods=ig,saliency&tab=summary")
+    state = DashboardState(Catalogue.from_engine(engine))
+    bind_location(state, loc)
+    assert (state.seed, state.image_class, state.image_id) == (engine.seeds[1], "hole", hole)
+    assert state.methods == ["ig", "saliency"] and state.tab == "summary" and state.notices == []
+    state.step(1)
+    assert f"image={state.image_id}" in loc.search
+
+    bad = Location(search="?class=nope&image=zzz")
+    state = DashboardState(Catalogue.from_engine(engine))
+    bind_location(state, bad)
+    assert len(state.notices) == 2
+    assert "class=crack" in bad.search and f"image={state.image_id}" in bad.search
+
+
+def test_good_image_shows_no_winner(dash, engine):
+    good = engine.image_ids("test", "good")[0]
+    dash.state.go_to(good)
+    ex = dash.image_view.explanation
+    assert ex.image_id == good and ex.k == 0 and not ex.rankable
+    view = dash.image_view
+    assert "nothing to rank" in view._verdict.object and "WINNER" not in view._verdict.object
+    table = view._table.value
+    assert (table["Result"] == "not ranked").all() and (table["TKO"] == "—").all()
+    for _h, _t, _row, card in view._rows.values():
+        assert "WINNER" not in card.object and "shared win" not in card.object
+    assert ex.winners == []
+
+
+def test_ranking_table_equals_engine_numbers(dash, engine):
+    from dashboard.image_view import fmt, fmt_lift, rank_label
+
+    for image_id in engine.image_ids("test", "crack") + engine.image_ids("test", "hole"):
+        dash.state.go_to(image_id)
+        table = dash.image_view._table.value
+        ex = engine.explain(dash.state.seed, "test", image_id)
+        assert len(table) == len(ex.methods)
+        ranks = [r.rank for r in ex.methods.values()]
+        by_label = table.set_index("Method")
+        for key, r in ex.methods.items():
+            row = by_label.loc[r.label]
+            assert row["TKO"] == fmt(r.tko) and row["Lift"] == fmt_lift(r.lift) and row["IoU"] == fmt(r.iou)
+            assert row["Chance"] == fmt(r.chance, 4)
+            assert row["Rank"] == rank_label(r.rank, ranks)
+            assert ("winner" in row["Result"] or "shared win" in row["Result"]) == (r.win_share > 0)
+            card = dash.image_view._rows[key][3].object
+            assert f'data-method="{key}" style="font-size:46px;font-weight:800;line-height:1">{fmt(r.tko)}<' in card
+        # best first: the table is sorted by rank
+        shown = [ex.methods[k].rank for k in [next(k for k, r in ex.methods.items() if r.label == m)
+                                               for m in table["Method"]]]
+        assert shown == sorted(shown)
+
+
+def test_rank_labels_show_ties():
+    from dashboard.image_view import rank_label, result_label
+
+    assert rank_label(1.0, [1.0, 2.0, 3.0]) == "1"
+    assert rank_label(1.5, [1.5, 1.5, 3.0]) == "1.5 (tie)"
+    assert rank_label(2.0, [2.0, 2.0, 2.0]) == "2 (3-way tie)"
+    assert rank_label(math.nan, [math.nan]) == "—"
+    assert result_label(0.5) == "shared win (1/2)" and result_label(1.0) == "winner" and result_label(0.0) == ""
+    assert result_label(math.nan) == "not ranked"
+
+
+def test_topk_picture_matches_engine_scores(dash, engine):
+    ex = dash.image_view.explanation
+    for key, pic in dash.image_view.pictures.methods.items():
+        assert pic.pixels.tko == pytest.approx(ex.methods[key].tko, abs=1e-12)
+        assert 0 <= pic.heat.min() and pic.heat.max() <= 1
+
+
+def test_ranking_csv_rows(dash, engine):
+    from dashboard import export
+
+    ex = dash.image_view.explanation
+    df = pd.read_csv(io.BytesIO(dash.exports._ranking().getvalue()))
+    assert len(df) == len(ex.methods)
+    assert set(df["method"]) == set(ex.methods)
+    for _, row in df.iterrows():
+        r = ex.methods[row["method"]]
+        assert row["image_id"] == ex.image_id and row["seed"] == ex.seed and row["split"] == ex.split
+        assert row["tko"] == r.tko and row["iou"] == r.iou and row["rank"] == r.rank
+        assert row["k"] == ex.k and row["n"] == ex.n
+    assert list(df.columns) == export.RANKING_COLUMNS
+    assert dash.exports.ranking.filename == f"pixel-evidence_seed{ex.seed}_test_{ex.image_id}_ranking.csv"
+
+
+def test_seed_results_csv_rows(evaluated):
+    from dashboard.app import create_app
+
+    dash = create_app(engine=evaluated).dashboard
+    table = pd.read_csv(evaluated.models_dir / "results" / "tko_table.csv")
+    for seed in evaluated.seeds:
+        dash.state.seed = seed
+        assert dash.exports.rows.filename == f"pixel-evidence_seed{seed}_results.csv"
+        df = pd.read_csv(io.BytesIO(dash.exports._rows().getvalue()))
+        expected = table[table["seed"] == seed].reset_index(drop=True)
+        assert len(df) == len(expected) > 0
+        assert (df["seed"] == seed).all()
+        pd.testing.assert_frame_equal(df, expected, check_dtype=False)
+
+
+def test_png_and_html_exports_are_in_memory(dash, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    before = set(os.listdir(ROOT))
+    png = dash.exports._png().getvalue()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+    page = dash.exports._html().getvalue().decode()
+    assert page.lstrip().lower().startswith("<!doctype html") and "Bokeh" in page
+    assert dash.image_view.explanation.image_id in page
+    assert "cdn.bokeh.org" not in page and 'src="static/' not in page  # inline resources: works offline
+    assert os.listdir(tmp_path) == [] and set(os.listdir(ROOT)) == before
+
+
+def test_widget_changes_write_nothing(dash, engine, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    before = sorted(p.relative_to(ROOT) for p in ROOT.rglob("*") if "__pycache__" not in p.parts
+                    and ".pytest_cache" not in p.parts and ".git" not in p.parts)
+    s = dash.state
+    s.image_class = "hole"
+    s.step(1)
+    s.split = "train"
+    s.target = "true"
+    s.tab = "summary"
+    after = sorted(p.relative_to(ROOT) for p in ROOT.rglob("*") if "__pycache__" not in p.parts
+                   and ".pytest_cache" not in p.parts and ".git" not in p.parts)
+    assert after == before and os.listdir(tmp_path) == []
+
+
+def test_linked_axes_across_image_panes(dash):
+    import panel as pn
+    from bokeh.document import Document
+    from bokeh.models import Plot
+
+    root = pn.panel(dash.image_view).get_root(Document())
+    plots = [m for m in root.references() if isinstance(m, Plot)]
+    assert len(plots) == 3 + 2 * len(dash.state.methods)
+    assert len({id(p.x_range) for p in plots}) == 1 and len({id(p.y_range) for p in plots}) == 1
+    assert plots[0].y_range.start > plots[0].y_range.end  # inverted: y = row index, images upright
+
+
+def test_ig_delta_and_cost_are_shown(dash):
+    ex = dash.image_view.explanation
+    cards = {k: v[3].object for k, v in dash.image_view._rows.items()}
+    assert "IG convergence gap" in cards["ig"]
+    assert f"{100 * ex.methods['ig'].extras['relative_delta']:.1f}%" in cards["ig"]
+    for key in ex.methods:
+        assert "Cost:" in cards[key]
+    assert "99.5th percentile" in dash.image_view._legend.object
+    assert "fractionally" in dash.image_view._legend.object
+
+
+def test_error_is_shown_not_raised(engine, monkeypatch):
+    from dashboard.app import create_app
+
+    dash = create_app(engine=engine).dashboard
+
+    def broken(*_a, **_k):
+        raise OSError("disk on fire")
+
+    monkeypatch.setattr(engine, "explain", broken)
+    dash.state.step(1)
+    assert "disk on fire" in dash.image_view.error
+    assert dash.image_view._alert.visible and not dash.image_view._content.visible
+    assert dash.image_view._layout.loading is False
+
+
+def test_stale_answers_are_dropped(engine, monkeypatch):
+    """An answer that comes back after the user moved on must not overwrite the newer view."""
+    import threading
+
+    from dashboard.app import create_app
+
+    dash = create_app(engine=engine).dashboard
+    view = dash.image_view
+    ids = engine.image_ids("test", "crack")
+    original = engine.explain
+    gate = threading.Event()
+
+    def slow(seed, split, image_id, *a, **k):
+        if image_id == ids[1]:
+            gate.wait(10)
+        return original(seed, split, image_id, *a, **k)
+
+    monkeypatch.setattr(engine, "explain", slow)
+    worker = threading.Thread(target=lambda: dash.state.step(1))  # asks for ids[1]: slow
+    worker.start()
+    for _ in range(200):
+        if view.computing:
+            break
+        threading.Event().wait(0.02)
+    assert view.computing and view._layout.loading  # the loading indicator is on while it waits
+    dash.state.image_class = "hole"  # the user moves on
+    gate.set()
+    worker.join(10)
+    assert view.explanation.image_id == engine.image_ids("test", "hole")[0]
+    assert not view._layout.loading
+
+
+def test_summary_with_results(evaluated):
+    from dashboard.app import create_app
+
+    dash = create_app(engine=evaluated).dashboard
+    summary = dash.summary
+    assert summary.results.available
+    assert not summary._notice.visible
+    assert len(summary._win.objects) >= 2 and len(summary._tko.objects) >= 2
+    intro = summary._intro.object
+    assert "correctly classified defect images" in intro and "1/k" in intro and "chance" in intro
+    titles = [c.title for c in summary._tables.objects[1:]]
+    assert any("Win rates" in t for t in titles) and any("TKO" in t for t in titles)
+    assert any("Confusion" in t for t in titles) and any("Training" in t for t in titles)
+    # the confusion matrix follows the selected seed and split
+    dash.state.split = "train"
+    assert f"seed {dash.state.seed}, train" in summary._confusion.objects[0].object
+    assert summary._confusion_frame.set_index("true").values.sum() == len(evaluated.image_ids("train"))
+
+
+def test_summary_without_results_names_the_command(dash):
+    summary = dash.summary
+    assert not summary.results.available
+    assert summary._notice.visible and "pixel-evidence evaluate" in summary._notice.object
+    assert summary._win.objects == [] and len(summary._curves.objects) == 2  # curves come from checkpoints
+
+
+# ----------------------------------------------------------------------------- set-up and config
+
+
+def test_missing_models_page_names_the_fix(tiny_run, tmp_path):
+    from dashboard.app import create_app
+    from dashboard.config import AppConfig
+
+    root, *_ = tiny_run
+    (tmp_path / "empty").mkdir()
+    tpl = create_app(AppConfig(data=root, models=tmp_path / "empty", warm=False))
+    assert tpl.dashboard is None
+    page = tpl.main[0].objects[0].object
+    assert "pixel-evidence train" in page and "Traceback" not in page
+
+
+def test_no_trained_models_page(tiny_run, tmp_path):
+    from dashboard.app import create_app
+    from dashboard.config import AppConfig
+
+    root, models, *_ = tiny_run
+    only_manifest = tmp_path / "models"
+    only_manifest.mkdir()
+    shutil.copy(models / "manifest.csv", only_manifest / "manifest.csv")
+    page = create_app(AppConfig(data=root, models=only_manifest, warm=False)).main[0].objects[0].object
+    assert "No trained models yet" in page and "pixel-evidence train" in page
+
+
+def test_missing_data_page_names_the_download(tiny_run, tmp_path):
+    from dashboard.app import create_app
+    from dashboard.config import AppConfig
+
+    _root, models, *_ = tiny_run
+    page = create_app(AppConfig(data=tmp_path / "nowhere", models=models, warm=False)).main[0].objects[0].object
+    assert "pixel-evidence data download" in page and "Traceback" not in page
+
+
+def test_one_engine_per_process(tiny_run):
+    from dashboard.config import AppConfig
+    from dashboard.host import get_host
+
+    root, models, *_ = tiny_run
+    cfg = AppConfig(data=root, models=models, device="cpu", warm=False)
+    a, b = get_host(cfg), get_host(AppConfig(data=root, models=models, device="cpu", warm=False))
+    assert a is b
+    assert a.engine(timeout=60) is b.engine(timeout=60) is not None
+
+
+def test_config_file_and_arguments(tmp_path):
+    from dashboard.config import ConfigError, parse_args
+
+    (tmp_path / "cfg").mkdir()
+    toml = tmp_path / "cfg" / "dash.toml"
+    toml.write_text('data = "data/hazelnut"\nmodels = "/abs/models"\nig_steps = 16\nwarm = false\n')
+    cfg = parse_args(["--config", str(toml)])
+    assert cfg.data == tmp_path / "cfg" / "data" / "hazelnut" and cfg.models == Path("/abs/models")
+    assert cfg.ig_steps == 16 and cfg.warm is False
+    assert cfg.engine_kwargs()["method_params"] == {"ig": {"n_steps": 16}}
+    js = tmp_path / "dash.json"
+    js.write_text(json.dumps({"models": "m"}))
+    cfg = parse_args(["--config", str(js), "--data", "/d"])
+    assert cfg.models == tmp_path / "m" and cfg.data == Path("/d")
+    assert parse_args([]).data is None and parse_args([]).models is None
+    with pytest.raises(ConfigError, match="unknown key"):
+        js.write_text(json.dumps({"modles": "m"}))
+        parse_args(["--config", str(js)])
+    with pytest.raises(ConfigError, match="unknown argument"):
+        parse_args(["--bogus"])
+    with pytest.raises(ConfigError, match="cannot read"):
+        parse_args(["--config", str(tmp_path / "missing.toml")])
+
+
+def test_root_app_serves_a_problem_page_for_bad_arguments():
+    code = ("import sys; sys.argv = ['app.py', '--bogus']; import runpy; "
+            "ns = runpy.run_path('app.py'); print('ok')")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "ok" in out.stdout
+
+
+# ----------------------------------------------------------------------------- no torch in the dashboard
+
+
+def test_importing_the_dashboard_does_not_import_torch():
+    code = ("import sys\n"
+            "import dashboard.app, dashboard.state, dashboard.image_view, dashboard.summary_view, "
+            "dashboard.export, dashboard.figures, dashboard.host, dashboard.catalogue, dashboard.config\n"
+            "bad = [m for m in ('torch', 'captum', 'torchvision') if m in sys.modules]\n"
+            "assert not bad, bad\n")
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, timeout=120)
+
+
+def test_dashboard_sources_never_import_torch_or_the_model():
+    """Static check: no torch/captum anywhere in dashboard/, and the engine modules that load
+    torch are imported only inside functions (lazily, once an engine is being built)."""
+    forbidden = {"torch", "torchvision", "captum"}
+    lazy_only = {"engine.explain", "engine.explainers", "engine.model", "engine.checkpoint", "engine.train",
+                 "engine.evaluate"}
+    files = sorted(DASHBOARD.glob("*.py")) + [ROOT / "app.py"]
+    assert len(files) >= 6
+    for path in files:
+        tree = ast.parse(path.read_text(), str(path))
+        for node in ast.walk(tree):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            for name in names:
+                assert name.split(".")[0] not in forbidden, f"{path.name} imports {name}"
+        for node in tree.body:  # module level only
+            if isinstance(node, ast.ImportFrom) and node.module:
+                assert node.module not in lazy_only, f"{path.name} imports {node.module} at module level"
+            if isinstance(node, ast.Import):
+                for a in node.names:
+                    assert a.name not in lazy_only, f"{path.name} imports {a.name} at module level"
+        text = path.read_text()
+        assert ".model(" not in text.replace("engine.model(seed)", ""), f"{path.name} calls a model"
