@@ -119,3 +119,16 @@ def test_ig_on_a_linear_model_is_exact():
     expected = ((x - (-2.0)) * grad).abs().sum(1)
     assert torch.allclose(out.maps, expected.detach(), atol=1e-5)
     assert out.extras["relative_delta"].item() < 1e-5
+
+
+def test_gradcam_and_saliency_equal_captum(net, batch):
+    """The shared-pass implementations give captum's LayerGradCam and Saliency results."""
+    from captum.attr import LayerAttribution, LayerGradCam
+    from captum.attr import Saliency as CaptumSaliency
+
+    x, target = batch
+    cam = LayerGradCam(net, net.body[2]).attribute(x, target=target, relu_attributions=True)
+    cam = LayerAttribution.interpolate(cam, (12, 12), interpolate_mode="bilinear")[:, 0]
+    assert torch.allclose(GradCAM(net, net.body[2]).attribute(x, target).maps, cam.detach(), atol=1e-6)
+    sal = CaptumSaliency(net).attribute(x.clone().requires_grad_(True), target=target, abs=True).amax(1)
+    assert torch.allclose(Saliency(net).attribute(x, target).maps, sal, atol=1e-7)
