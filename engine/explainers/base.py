@@ -103,6 +103,7 @@ class Explainer:
     defaults: ClassVar[dict[str, Any]] = {}
     pass_needs: ClassVar[frozenset[str]] = frozenset()
     batch_images: ClassVar[bool] = True
+    slow: ClassVar[bool] = False  # perturbation methods: many forwards, the UI warns
 
     def __init__(self, classifier: nn.Module, layer: nn.Module | None = None, *,
                  input_mean=(0.0, 0.0, 0.0), input_std=(1.0, 1.0, 1.0), **params: Any):
