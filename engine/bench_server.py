@@ -10,8 +10,7 @@
    sampled from ``/proc`` until every page shows its method rows or the time limit is hit.
    Every step is bounded in time; the server and browser are stopped at the end.
 
-If the dashboard package or its pieces are missing, the section says so and measures what
-it can (the engine call and the figures behind a view), and leaves the rest as a TODO.
+A part that fails is reported in the section's notes and its status, never silently skipped.
 """
 
 from __future__ import annotations
@@ -83,19 +82,6 @@ def widget_latency(engine, seed: int, clock, warm_changes: int = 40) -> dict[str
     return {"what": "'Next image' in the sidebar (state.step) -> view redrawn", "cold_s": statistics.median(colds),
             "cold_samples_s": colds, "warm_changes": len(warm), "warm_p50_ms": _pct(warm, 50),
             "warm_p95_ms": _pct(warm, 95), "scope": "in-process Dashboard viewer with Bokeh models"}
-
-
-def engine_side_latency(engine, seed: int, clock, warm_changes: int = 40) -> dict[str, Any]:
-    """Without the dashboard: ``engine.explain`` for the next image (what a view must wait for)."""
-    ids = [i for i in engine.image_ids("test") if engine.sample(i).has_mask][:4]
-    engine.clear_cache()
-    t_cold, _ = clock.time(lambda: engine.explain(seed, "test", ids[0]))
-    for i in ids:
-        engine.explain(seed, "test", i)
-    warm = [clock.time(lambda: engine.explain(seed, "test", ids[k % len(ids)]))[0] * 1000 for k in range(warm_changes)]
-    return {"what": "engine.explain for the next image (engine side only)", "cold_s": t_cold, "cold_samples_s": [t_cold],
-            "warm_changes": warm_changes, "warm_p50_ms": _pct(warm, 50), "warm_p95_ms": _pct(warm, 95),
-            "scope": "engine only"}
 
 
 # ------------------------------------------------------------------ server memory
@@ -233,21 +219,14 @@ def measure(engine, seed: int, cfg, clock, model_info: dict, scratch: Path) -> d
     try:
         result["widget_change"] = widget_latency(engine, seed, clock, cfg.widget_changes)
         widget_ok = True
-    except ImportError as exc:
-        widget_ok = False
-        notes.append(f"dashboard viewer not importable ({exc}); measured the engine side only")
-        result["widget_change"] = engine_side_latency(engine, seed, clock, cfg.widget_changes)
-    except Exception as exc:  # noqa: BLE001 - reported, and the engine side is measured instead
+    except Exception as exc:  # noqa: BLE001 - reported in the notes; the server part still runs
         widget_ok = False
         log.exception("dashboard widget latency failed")
-        notes.append(f"dashboard viewer failed ({type(exc).__name__}: {exc}); measured the engine side only")
-        result["widget_change"] = engine_side_latency(engine, seed, clock, cfg.widget_changes)
+        notes.append(f"widget latency failed ({type(exc).__name__}: {exc})")
     server_ok = False
     server_log = Path(scratch) / "server.log"
     if not cfg.server:
         notes.append("server sessions skipped (--no-server)")
-    elif not (PROJECT_ROOT / "app.py").is_file():
-        notes.append("TODO: app.py does not exist yet; peak RSS with 1 and 10 sessions not measured")
     else:
         try:
             result["rss"] = server_memory(model_info, tuple(cfg.sessions), cfg.server_timeout, server_log)
@@ -257,10 +236,10 @@ def measure(engine, seed: int, cfg, clock, model_info: dict, scratch: Path) -> d
                              + _log_tail(server_log))
         except Exception as exc:  # noqa: BLE001
             log.exception("dashboard server measurement failed")
-            notes.append(f"TODO: server measurement failed ({type(exc).__name__}: {exc}); server log: "
+            notes.append(f"server measurement failed ({type(exc).__name__}: {exc}); server log: "
                          + _log_tail(server_log))
     result["status"] = ("measured" if widget_ok and server_ok else
-                        "partial" if widget_ok or server_ok else "engine side only")
+                        "partial" if widget_ok or server_ok else "failed")
     notes.append("RSS: the server runs with its defaults (shared engine, background precompute of the test split, "
                  "256 MB map cache), so later cache growth is bounded by that cache size")
     result["note"] = "; ".join(notes)

@@ -75,3 +75,44 @@ def test_freeze_blocks_stops_gradients_and_keeps_bn_stats():
     assert all(p.grad is None for p in net.encoder[:6].parameters())
     assert all(p.grad is not None for p in net.encoder[6:].parameters())
     assert torch.equal(net.encoder[2][0].block[0][1].running_mean, before)
+
+
+def _with_random_bn_stats(net: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
+    """Non-trivial running statistics and affine terms, so folding has something to fold."""
+    g = torch.Generator().manual_seed(seed)
+    for m in net.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.copy_(torch.randn(m.num_features, generator=g) * 0.3)
+            m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+            m.weight.data.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+            m.bias.data.copy_(torch.randn(m.num_features, generator=g) * 0.1)
+    return net.eval()
+
+
+def test_prepare_for_inference_keeps_scores_masks_and_input_gradients():
+    import copy
+
+    net = _with_random_bn_stats(MultitaskNet(2, backbone="efficientnet_lite0", pretrained=False))
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in net.modules())
+    fast = model_mod.prepare_for_inference(copy.deepcopy(net), "cpu")
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fast.modules())  # every BN folded
+    assert fast.input_memory_format == torch.channels_last
+
+    x = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    xa = x.clone().requires_grad_(True)
+    xb = x.clone().contiguous(memory_format=torch.channels_last).requires_grad_(True)
+    la, lb = net.classify(xa), fast.classify(xb)
+    torch.testing.assert_close(lb, la, rtol=1e-4, atol=1e-4)
+    (ga,) = torch.autograd.grad(la[:, 1].sum(), xa)
+    (gb,) = torch.autograd.grad(lb[:, 1].sum(), xb)
+    torch.testing.assert_close(gb, ga, rtol=1e-3, atol=1e-4 * float(ga.abs().max()))
+    with torch.no_grad():
+        torch.testing.assert_close(fast(x)[1], net(x)[1], rtol=1e-4, atol=1e-4)  # decoder mask logits
+
+
+def test_fold_batchnorm_leaves_training_mode_layers_alone():
+    net = _with_random_bn_stats(MultitaskNet(2, backbone="efficientnet_lite0", pretrained=False))
+    net.train()  # batch statistics still in use: folding them away would change training
+    n_bn = sum(isinstance(m, torch.nn.BatchNorm2d) for m in net.modules())
+    model_mod.fold_batchnorm(net)
+    assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in net.modules()) == n_bn
