@@ -11,7 +11,8 @@ evaluation  ``explain_many`` over the test split, and over 2x and 4x as many ima
 training    images/s of the training step with the shipped recipe's settings;
 dashboard   widget change -> updated view, server side, and the server's peak RSS with 1 and
             10 browser sessions (see ``bench_server``);
-ig_accuracy Integrated Gradients' completeness error and time per step count and quadrature.
+ig_accuracy Integrated Gradients' completeness error and time per step count and quadrature;
+methods     the cold per-image cost of every registered method on its own, default settings.
 
 On CUDA every timer synchronises the device before reading the clock.
 """
@@ -37,6 +38,8 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from .data import atomic_write_text
+
 log = logging.getLogger("pixel_evidence.bench")
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -60,7 +63,7 @@ TARGETS = {
 # Every key the JSON must carry (a smoke test checks them).
 REQUIRED_KEYS = {
     "": ["machine", "config", "model", "cold", "warm", "evaluation", "training", "dashboard", "ig_accuracy",
-         "targets", "notes", "seconds_total"],
+         "methods", "targets", "notes", "seconds_total"],
     "machine": ["cpu_model", "logical_cpus", "physical_cores", "torch_version", "captum_version", "python",
                 "device", "gpu", "torch_threads"],
     "model": ["source", "seed", "image_size", "backbone", "note"],
@@ -73,6 +76,7 @@ REQUIRED_KEYS = {
     "dashboard": ["status", "widget_change", "rss", "note"],
     "ig_accuracy": ["images", "rows", "default", "best_per_steps", "cheapest_within"],
     "ig_chunks": ["steps", "rows", "engine_chunk"],
+    "methods": ["images", "rows"],
 }
 
 
@@ -102,8 +106,9 @@ class BenchConfig:
     sessions: tuple[int, ...] = (1, 10)
     server_timeout: float = 240.0
     fallback_image_size: int = 224
+    method_images: int = 2
     sections: tuple[str, ...] = ("cold", "warm", "evaluation", "training", "dashboard", "ig_accuracy",
-                                 "ig_chunks")
+                                 "ig_chunks", "methods")
 
 
 # ------------------------------------------------------------------ timing
@@ -606,6 +611,23 @@ def bench_ig_chunks(engine, seed: int, cfg: BenchConfig, clock: Clock) -> dict[s
     return {"steps": steps, "image": image_id, "rows": rows, "engine_chunk": auto}
 
 
+def bench_methods(engine, seed: int, cfg: BenchConfig, clock: Clock) -> dict[str, Any]:
+    """Cold ``engine.explain`` of each registered method alone: what one click costs in the UI."""
+    from .explainers import REGISTRY
+
+    ids = _defect_ids(engine)[: max(1, cfg.method_images)]
+    engine.explain(seed, "test", ids[0], ["saliency"])  # the model and its prepared copy are loaded
+    rows = []
+    for key, cls in REGISTRY.items():
+        times = []
+        for image_id in ids:
+            engine.clear_cache()
+            times.append(clock.time(lambda: engine.explain(seed, "test", image_id, [key]))[0])
+        rows.append({"method": key, "label": cls.label, "seconds": _median(times), "samples_s": times,
+                     "slow": cls.slow, "params": dict(cls.defaults), "cost_note": cls.cost_note})
+    return {"images": ids, "rows": rows}
+
+
 def bench_dashboard(engine, seed: int, cfg: BenchConfig, clock: Clock, model_info: dict,
                     scratch: Path) -> dict[str, Any]:
     from . import bench_server
@@ -739,6 +761,13 @@ def markdown(result: dict) -> str:
                       + "; ".join(f"{tol}: " + (f"{c['method']}, {c['n_steps']} steps" if c else "none")
                                   for tol, c in ig["cheapest_within"].items())
                       + f". Images: {len(ig['images'])}.", ""]
+    mc = result.get("methods") or {}
+    if mc.get("rows"):
+        lines += ["## Every method: cold seconds per image (one `explain` call, default settings)", "",
+                  "| method | seconds | marked slow in the UI | what it runs |", "|---|---|---|---|"]
+        lines += [f"| {r['label']} | {_f(r['seconds'], 2)} | {'yes' if r['slow'] else 'no'} | {r['cost_note']} |"
+                  for r in mc["rows"]]
+        lines += ["", f"Median over {len(mc['images'])} images; the image, prediction and scores are included.", ""]
     ch = result.get("ig_chunks") or {}
     if ch.get("rows"):
         lines += [f"## Integrated Gradients: seconds per image by chunk size ({ch['steps']} steps)", "",
@@ -778,6 +807,7 @@ def run(cfg: BenchConfig) -> dict[str, Any]:
                 "training": lambda: bench_training(engine, seed, cfg, clock, notes),
                 "ig_accuracy": lambda: bench_ig_accuracy(engine, seed, cfg, clock),
                 "ig_chunks": lambda: bench_ig_chunks(engine, seed, cfg, clock),
+                "methods": lambda: bench_methods(engine, seed, cfg, clock),
                 "dashboard": lambda: bench_dashboard(engine, seed, cfg, clock, model, Path(scratch)),
             }
             for name, fn in sections.items():
@@ -795,8 +825,8 @@ def run(cfg: BenchConfig) -> dict[str, Any]:
     result["seconds_total"] = time.perf_counter() - start
     result["machine"]["load_average_at_end"] = _loadavg()
     result = _json_safe(result)
-    (out / "benchmark.json").write_text(json.dumps(result, indent=1) + "\n")
-    (out / "benchmark.md").write_text(markdown(result))
+    atomic_write_text(out / "benchmark.json", json.dumps(result, indent=1) + "\n")
+    atomic_write_text(out / "benchmark.md", markdown(result))
     return result
 
 
@@ -822,6 +852,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="IG steps per forward/backward to compare, e.g. '1 4 8 13 25'")
     p.add_argument("--engine-ig-steps", type=int, help="IG steps of the measured engine (default: the method's)")
     p.add_argument("--widget-changes", type=int, default=BenchConfig.widget_changes)
+    p.add_argument("--method-images", type=int, default=BenchConfig.method_images,
+                   help="images per method in the every-method cost section")
     p.add_argument("--no-server", action="store_true", help="skip the dashboard server and browser sessions")
     p.add_argument("--sessions", type=_ints, default=BenchConfig.sessions, help="browser sessions to open, e.g. '1 10'")
     p.add_argument("--server-timeout", type=float, default=BenchConfig.server_timeout)
@@ -836,7 +868,7 @@ def config_from_args(args: argparse.Namespace) -> BenchConfig:
         cold_images=args.cold_images, warm_requests=args.warm_requests, eval_images=args.eval_images,
         eval_multipliers=tuple(args.eval_multipliers), train_steps=args.train_steps, ig_steps=tuple(args.ig_steps),
         ig_methods=tuple(args.ig_methods), ig_images=args.ig_images, ig_chunks=tuple(args.ig_chunks),
-        engine_ig_steps=args.engine_ig_steps, widget_changes=args.widget_changes,
+        engine_ig_steps=args.engine_ig_steps, widget_changes=args.widget_changes, method_images=args.method_images,
         server=not args.no_server, sessions=tuple(args.sessions), server_timeout=args.server_timeout,
         sections=tuple(args.only) if args.only else BenchConfig.sections)
 

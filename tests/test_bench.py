@@ -9,6 +9,7 @@ import torch
 
 from engine.bench import REQUIRED_KEYS, TARGETS
 from engine.cli import main
+from engine.explainers import REGISTRY
 
 
 def _node(result: dict, path: str) -> dict:
@@ -28,7 +29,7 @@ def test_bench_writes_every_field(tiny_run, tmp_path, capsys):
                      "--device", "cpu", "--cold-images", "1", "--warm-requests", "5", "--eval-images", "1",
                      "--eval-multipliers", "1 2 4", "--train-steps", "1", "--ig-steps", "2 4",
                      "--ig-methods", "riemann_trapezoid", "gausslegendre", "--ig-images", "1", "--ig-chunks", "1 4",
-                     "--engine-ig-steps", "4", "--widget-changes", "2", "--no-server", "--threads", "1"])
+                     "--engine-ig-steps", "4", "--widget-changes", "2", "--method-images", "1", "--no-server", "--threads", "1"])
     finally:
         torch.set_num_threads(threads)
     assert code == 0
@@ -47,6 +48,9 @@ def test_bench_writes_every_field(tiny_run, tmp_path, capsys):
     assert len(result["ig_accuracy"]["rows"]) == 4
     assert {r["chunk"] for r in result["ig_chunks"]["rows"]} == {1, 4}
     assert result["training"]["images_per_s"] > 0
+    assert [r["method"] for r in result["methods"]["rows"]] == list(REGISTRY)
+    assert all(r["seconds"] > 0 for r in result["methods"]["rows"])
+    assert "Every method" in (out / "benchmark.md").read_text()
     assert set(result["targets"]) == set(TARGETS)
     assert result["dashboard"]["rss"] == {}  # no server in this test
     assert result["model"]["seed"] == 7 and result["machine"]["torch_version"]
