@@ -19,8 +19,9 @@ from pathlib import Path
 from . import bench, download, synthetic
 from .checkpoint import CheckpointError
 from .data import DataError, prepare_manifest
-from .evaluate import EXTRA_METRICS
+from .evaluate import METRIC_CHOICES, AnalysisSettings
 from .explain import TARGETS
+from .faithfulness import STARTS
 from .explainers import DEFAULT_METHODS, REGISTRY
 from .model import BACKBONES, WeightsUnavailableError
 
@@ -120,14 +121,25 @@ def _cmd_evaluate(args) -> int:
     summary = evaluate(engine, out, seeds=args.seeds or None, splits=args.splits, methods=args.methods,
                        target=args.target,
                        include_misclassified=args.include_misclassified, force=args.force,
-                       batch_size=args.batch_size, extra_metrics=args.metrics, maps_for_good=args.maps_for_good)
+                       batch_size=args.batch_size, extra_metrics=args.metrics, maps_for_good=args.maps_for_good,
+                       settings=AnalysisSettings(args.agreement_fraction, args.faithfulness_start,
+                                                 args.faithfulness_steps, args.sanity_images))
     labels = engine.method_labels()
     print(f"win rates over seeds ({summary['counted_images']}), mean +- std [95% bootstrap interval]:")
     for row in summary["win_rates_across_seeds"]:
         if row["class"] == "overall":
             print(f"  {row['split']:>5}  {labels[row['method']]:<22} {row['mean']:.3f} +- {row['std']:.3f}  "
                   f"[{row['ci_low']:.3f}, {row['ci_high']:.3f}]  ({row['n_seeds']} seeds)")
-    print(f"wrote {out}/tko_table.csv, win_rates.csv, summary.json")
+    for row in summary.get("faithfulness", []):
+        print(f"  {row['split']:>5}  {labels[row['method']]:<22} deletion AUC {row['deletion_auc_mean']:.3f}  "
+              f"insertion AUC {row['insertion_auc_mean']:.3f}  ({row['start']} start, {row['n_images']} images)")
+    for row in summary.get("sanity", []):
+        print(f"  {row['split']:>5}  {labels[row['method']]:<22} randomization check passed on "
+              f"{row['n_passed']} of {row['n_images']} images")
+    written = ["tko_table.csv", "win_rates.csv", "summary.json"] + [f"{a}.csv" for a in
+                                                                      ("agreement", "faithfulness", "sanity")
+                                                                      if a in summary]
+    print(f"wrote {out}/: {', '.join(written)}")
     return 0
 
 
@@ -195,8 +207,19 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--splits", nargs="+", default=["test", "train"], choices=["test", "train"],
                     help="splits to evaluate, in this order (default: test train)")
     ev.add_argument("--methods", nargs="+", default=list(DEFAULT_METHODS), choices=sorted(REGISTRY))
-    ev.add_argument("--metrics", nargs="*", default=[], choices=sorted(EXTRA_METRICS),
-                    help="localisation metrics beside TKO, lift and IoU (pointing, relevance_mass, auroc)")
+    ev.add_argument("--metrics", nargs="*", default=[], choices=METRIC_CHOICES,
+                    help="beside TKO, lift and IoU: localisation scores (pointing, relevance_mass, auroc) in the "
+                         "main table; analyses with tables of their own: agreement (every pair of methods), "
+                         "faithfulness (deletion and insertion AUC), sanity (cascading model randomization)")
+    ev.add_argument("--agreement-fraction", type=float, default=AnalysisSettings.agreement_fraction,
+                    help="top share of pixels compared by the agreement IoU (default 0.2)")
+    ev.add_argument("--faithfulness-start", choices=STARTS, default=AnalysisSettings.faithfulness_start,
+                    help="what deleted pixels become, and where insertion starts (default black)")
+    ev.add_argument("--faithfulness-steps", type=int, default=AnalysisSettings.faithfulness_steps,
+                    help="points per deletion/insertion curve (default 20)")
+    ev.add_argument("--sanity-images", type=int, default=AnalysisSettings.sanity_images,
+                    help="images per seed and split for the randomization check (default 4; each costs about "
+                         "ten map computations per method)")
     ev.add_argument("--maps-for-good", action="store_true",
                     help="also compute maps of defect-free images (they have no TKO; default: prediction only)")
     ev.add_argument("--target", choices=TARGETS, default="predicted", help="class the maps explain")

@@ -15,6 +15,7 @@ import io
 import json
 import logging
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -26,6 +27,7 @@ from . import metrics
 from .data import atomic_write_text
 from .explain import ExplanationEngine
 from .explainers import DEFAULT_METHODS
+from .results import agreement_stats, faithfulness_stats, localisation_win_rates, sanity_stats
 from .train import balanced_accuracy
 
 log = logging.getLogger("pixel_evidence.evaluate")
@@ -42,44 +44,117 @@ def _csv_text(df: pd.DataFrame) -> str:
 
 EXTRA_METRICS = {"pointing": metrics.pointing_game, "relevance_mass": metrics.relevance_mass,
                  "auroc": metrics.auroc}
+# Analyses with tables of their own (one file per analysis and unit, resumable on their own).
+ANALYSES = ("agreement", "faithfulness", "sanity")
+METRIC_CHOICES = (*EXTRA_METRICS, *ANALYSES)
+ANALYSIS_COLUMNS = {
+    "agreement": ["seed", "split", "image_id", "class", "correct", "method_a", "method_b", "pearson", "spearman",
+                  "top_iou"],
+    "faithfulness": ["seed", "split", "image_id", "class", "correct", "method", "start", "steps", "deletion_auc",
+                     "insertion_auc"],
+    "sanity": ["seed", "split", "image_id", "class", "correct", "method", "depth", "layer", "spearman", "top_iou",
+               "final", "passed"],
+}
 
 
-def seed_rows(engine: ExplanationEngine, seed: int, splits: Sequence[str], methods: Sequence[str],
-              target: str = "predicted", batch_size: int = 8, progress: bool = True,
-              extra_metrics: Sequence[str] = (), maps_for_good: bool = False) -> pd.DataFrame:
-    """One row per (image, method) of ``seed`` over ``splits``.
+@dataclass(frozen=True)
+class AnalysisSettings:
+    """Settings of the per-image analyses; part of each analysis file's provenance."""
+
+    agreement_fraction: float = 0.2   # top share of pixels compared by the agreement IoU
+    faithfulness_start: str = "black"  # what deleted pixels become: "black" or "blur"
+    faithfulness_steps: int = 20
+    sanity_images: int = 4             # images per (seed, split): the cascade recomputes maps ~10 times
+
+    def of(self, analysis: str) -> dict[str, Any]:
+        return {"agreement": {"fraction": self.agreement_fraction},
+                "faithfulness": {"start": self.faithfulness_start, "steps": self.faithfulness_steps},
+                "sanity": {"images": self.sanity_images}}[analysis]
+
+
+def split_metrics(names: Sequence[str]) -> tuple[list[str], list[str]]:
+    """``--metrics`` words -> (localisation columns of the main table, analyses)."""
+    unknown = sorted(set(names) - set(METRIC_CHOICES))
+    if unknown:
+        raise ValueError(f"unknown metric(s) {unknown}; choose from {', '.join(METRIC_CHOICES)}")
+    return [n for n in EXTRA_METRICS if n in names], [n for n in ANALYSES if n in names]
+
+
+def _main_row(ex, m: str, extra_metrics: Sequence[str]) -> dict[str, Any]:
+    nan = math.nan
+    r = ex.methods.get(m)
+    row = {"seed": ex.seed, "split": ex.split, "image_id": ex.image_id, "class": ex.true_class,
+           "predicted": ex.predicted_class, "correct": ex.correct, "target": ex.target_class, "k": ex.k, "n": ex.n,
+           "method": m, "tko": nan, "chance": nan, "lift": nan, "iou": nan, "rank": nan, "win_share": nan,
+           "ig_relative_delta": nan}
+    if r is not None:
+        row.update(tko=r.tko, chance=r.chance, lift=r.lift, iou=r.iou, rank=r.rank, win_share=r.win_share,
+                   ig_relative_delta=r.extras.get("relative_delta", nan))
+    for name in extra_metrics:
+        row[name] = EXTRA_METRICS[name](r.map, ex.mask) if r is not None else nan
+    return row
+
+
+def analysis_rows(engine: ExplanationEngine, ex, analysis: str, settings: AnalysisSettings) -> list[dict[str, Any]]:
+    """Rows of one analysis for one explained image (see ``ANALYSIS_COLUMNS``)."""
+    head = {"seed": ex.seed, "split": ex.split, "image_id": ex.image_id, "class": ex.true_class,
+            "correct": ex.correct}
+    if analysis == "agreement":
+        return [{**head, "method_a": r["a"], "method_b": r["b"], "pearson": r["pearson"],
+                 "spearman": r["spearman"], "top_iou": r["top_iou"]}
+                for r in ex.agreement(settings.agreement_fraction)]
+    if analysis == "faithfulness":
+        curves = engine.faithfulness(ex, start=settings.faithfulness_start, steps=settings.faithfulness_steps)
+        return [{**head, "method": m, "start": settings.faithfulness_start, "steps": settings.faithfulness_steps,
+                 "deletion_auc": c["deletion"].auc, "insertion_auc": c["insertion"].auc} for m, c in curves.items()]
+    if analysis == "sanity":
+        rows = []
+        for m, res in engine.sanity(ex).items():
+            last = len(res.steps) - 1
+            rows += [{**head, "method": m, "depth": i, "layer": st.layer, "spearman": st.spearman,
+                      "top_iou": st.top_iou, "final": i == last, "passed": res.passed}
+                     for i, st in enumerate(res.steps)]
+        return rows
+    raise ValueError(f"unknown analysis {analysis!r}; choose from {ANALYSES}")
+
+
+def _spread(ids: Sequence[str], n: int) -> set[str]:
+    """``n`` ids evenly spread over ``ids`` (all of them if there are fewer)."""
+    if n >= len(ids):
+        return set(ids)
+    return {ids[round(i * (len(ids) - 1) / max(1, n - 1))] for i in range(n)} if n > 0 else set()
+
+
+def unit_rows(engine: ExplanationEngine, seed: int, split: str, methods: Sequence[str], *, main: bool = True,
+              analyses: Sequence[str] = (), target: str = "predicted", batch_size: int = 8, progress: bool = True,
+              extra_metrics: Sequence[str] = (), maps_for_good: bool = False,
+              settings: AnalysisSettings = AnalysisSettings()) -> tuple[pd.DataFrame | None, dict[str, pd.DataFrame]]:
+    """The main table (one row per image and method) and each analysis table of one (seed, split).
 
     Images without a mask (``good``) cannot be ranked, so by default only their prediction
     is computed and their scores are NaN; ``maps_for_good`` computes their maps anyway.
+    Analyses run on the images that have maps; sanity on ``settings.sanity_images`` of them.
     """
-    unknown = sorted(set(extra_metrics) - set(EXTRA_METRICS))
-    if unknown:
-        raise ValueError(f"unknown metric(s) {unknown}; choose from {sorted(EXTRA_METRICS)}")
+    split_metrics([*extra_metrics, *analyses])
+    ids = engine.image_ids(split)
+    mapped = [i for i in ids if maps_for_good or engine.sample(i).has_mask]
+    unmapped = [i for i in ids if i not in set(mapped)] if main else []
+    sanity_ids = _spread(mapped, settings.sanity_images) if "sanity" in analyses else set()
     rows: list[dict[str, Any]] = []
-    nan = math.nan
-    for split in splits:
-        ids = engine.image_ids(split)
-        mapped = [i for i in ids if maps_for_good or engine.sample(i).has_mask]
-        unmapped = [i for i in ids if i not in set(mapped)]
-        with tqdm(total=len(ids), desc=f"seed {seed} {split}", unit="img", disable=not progress, leave=False) as bar:
-            for group, group_methods in ((mapped, methods), (unmapped, ())):
-                for ex in engine.explain_many(seed, group, group_methods, target, batch_size=batch_size,
-                                              progress=bar.update):
-                    head = {"seed": seed, "split": split, "image_id": ex.image_id, "class": ex.true_class,
-                            "predicted": ex.predicted_class, "correct": ex.correct, "target": ex.target_class,
-                            "k": ex.k, "n": ex.n}
-                    for m in methods:
-                        r = ex.methods.get(m)
-                        row = {**head, "method": m, "tko": nan, "chance": nan, "lift": nan, "iou": nan,
-                               "rank": nan, "win_share": nan, "ig_relative_delta": nan}
-                        if r is not None:
-                            row.update(tko=r.tko, chance=r.chance, lift=r.lift, iou=r.iou, rank=r.rank,
-                                       win_share=r.win_share,
-                                       ig_relative_delta=r.extras.get("relative_delta", nan))
-                        for name in extra_metrics:
-                            row[name] = EXTRA_METRICS[name](r.map, ex.mask) if r is not None else nan
-                        rows.append(row)
-    return pd.DataFrame(rows, columns=TABLE_COLUMNS + list(extra_metrics))
+    extra: dict[str, list[dict[str, Any]]] = {a: [] for a in analyses}
+    with tqdm(total=len(mapped) + len(unmapped), desc=f"seed {seed} {split}", unit="img", disable=not progress,
+              leave=False) as bar:
+        for group, group_methods in ((mapped, methods), (unmapped, ())):
+            for ex in engine.explain_many(seed, group, group_methods, target, batch_size=batch_size,
+                                          progress=bar.update):
+                if main:
+                    rows += [_main_row(ex, m, extra_metrics) for m in methods]
+                if group_methods:
+                    for a in analyses:
+                        if a != "sanity" or ex.image_id in sanity_ids:
+                            extra[a] += analysis_rows(engine, ex, a, settings)
+    table = pd.DataFrame(rows, columns=TABLE_COLUMNS + list(extra_metrics)) if main else None
+    return table, {a: pd.DataFrame(extra[a], columns=ANALYSIS_COLUMNS[a]) for a in analyses}
 
 
 def _provenance(engine: ExplanationEngine, seed: int, splits, methods, target, extra_metrics,
@@ -88,6 +163,13 @@ def _provenance(engine: ExplanationEngine, seed: int, splits, methods, target, e
             "splits": list(splits), "target": target, "metrics": list(extra_metrics),
             "maps_for_good": maps_for_good,
             "methods": {m: engine.params_of(m) for m in methods}}
+
+
+def _satisfies(stored: dict[str, Any], wanted: dict[str, Any]) -> bool:
+    """A finished unit can be reused when everything matches and it has at least the wanted metrics."""
+    if {k: v for k, v in stored.items() if k != "metrics"} != {k: v for k, v in wanted.items() if k != "metrics"}:
+        return False
+    return set(wanted.get("metrics", [])) <= set(stored.get("metrics", []))
 
 
 def classification_scores(table: pd.DataFrame, classes: Sequence[str]) -> pd.DataFrame:
@@ -116,12 +198,14 @@ def _json_safe(value: Any) -> Any:
 
 
 def _write_tables(engine: ExplanationEngine, out_dir: Path, frames: list[pd.DataFrame], methods: Sequence[str],
-                  target: str, include_misclassified: bool, extra_metrics: Sequence[str]) -> dict[str, Any]:
+                  target: str, include_misclassified: bool, extra_metrics: Sequence[str],
+                  analysis_frames: dict[str, list[pd.DataFrame]]) -> dict[str, Any]:
     table = pd.concat(frames, ignore_index=True)
     rates = metrics.win_rates(table, include_misclassified=include_misclassified)
     across = metrics.summarize_over_seeds(rates)
     clf = classification_scores(table, engine.classes)
     units = table[["seed", "split"]].drop_duplicates().sort_values(["split", "seed"])
+    scores = [c for c in EXTRA_METRICS if c in table.columns]
     summary = {
         "seeds": sorted(int(s) for s in table["seed"].unique()), "splits": sorted(table["split"].unique()),
         "evaluated": [{"seed": int(r.seed), "split": r.split} for r in units.itertuples()],
@@ -130,49 +214,99 @@ def _write_tables(engine: ExplanationEngine, out_dir: Path, frames: list[pd.Data
         "win_rates_across_seeds": across.to_dict(orient="records"),
         "win_rates_per_seed": rates.to_dict(orient="records"),
         "classification": clf.to_dict(orient="records"),
-        "mean_scores": table.groupby(["split", "method"])[["tko", "chance", "lift", "iou", *extra_metrics]]
+        "mean_scores": table.groupby(["split", "method"])[["tko", "chance", "lift", "iou", *scores]]
         .mean().reset_index().to_dict(orient="records"),
+        # who wins when another localisation score decides (overall, across seeds)
+        "win_rates_by_score": {
+            score: [r for r in metrics.summarize_over_seeds(localisation_win_rates(
+                table, score, include_misclassified=include_misclassified)).to_dict(orient="records")
+                if r["class"] == metrics.OVERALL] for score in scores},
     }
+    stats = {"agreement": agreement_stats, "faithfulness": faithfulness_stats, "sanity": sanity_stats}
+    for name, parts in analysis_frames.items():
+        if parts:
+            df = pd.concat(parts, ignore_index=True)
+            atomic_write_text(out_dir / f"{name}.csv", _csv_text(df))
+            summary[name] = stats[name](df).to_dict(orient="records")
     atomic_write_text(out_dir / "tko_table.csv", _csv_text(table))
     atomic_write_text(out_dir / "win_rates.csv", _csv_text(rates))
     atomic_write_text(out_dir / "summary.json", json.dumps(_json_safe(summary), indent=1) + "\n")
     return summary
 
 
+def _load_unit(csv_path: Path, prov: dict[str, Any], exact: bool) -> pd.DataFrame | None:
+    """A finished unit's table when its sidecar matches ``prov``, else None."""
+    side = csv_path.with_suffix(".json")
+    if not (csv_path.is_file() and side.is_file()):
+        return None
+    try:
+        stored = json.loads(side.read_text())
+        if stored == prov if exact else _satisfies(stored, prov):
+            return pd.read_csv(csv_path)
+    except (json.JSONDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError, OSError):
+        log.warning("%s is unreadable; recomputing it", csv_path)
+    return None
+
+
+def _save_unit(csv_path: Path, df: pd.DataFrame, prov: dict[str, Any]) -> None:
+    atomic_write_text(csv_path, _csv_text(df))
+    atomic_write_text(csv_path.with_suffix(".json"), json.dumps(prov, indent=1, sort_keys=True) + "\n")
+
+
 def evaluate(engine: ExplanationEngine, out_dir: Path, *, seeds: Sequence[int] | None = None,
              splits: Sequence[str] = ("test", "train"), methods: Sequence[str] = DEFAULT_METHODS,
              target: str = "predicted", include_misclassified: bool = False, force: bool = False,
              batch_size: int = 8, progress: bool = True, extra_metrics: Sequence[str] = (),
-             maps_for_good: bool = False) -> dict[str, Any]:
+             maps_for_good: bool = False, settings: AnalysisSettings = AnalysisSettings()) -> dict[str, Any]:
     """Run (or resume) the evaluation and write the tables; return the summary dict.
 
-    The resumable unit is one (split, seed): ``per_seed/seed_<n>_<split>.csv``. Splits run
-    in the order given (test first by default), every seed within a split, and the summary
+    ``extra_metrics`` may name localisation scores (columns of the main table) and analyses
+    (``agreement``, ``faithfulness``, ``sanity``: tables of their own). The resumable unit
+    is one (split, seed): ``per_seed/seed_<n>_<split>.csv`` and, per analysis,
+    ``per_seed/seed_<n>_<split>.<analysis>.csv``, each with a ``.json`` sidecar of the
+    weights and settings behind it; a unit whose sidecar matches is reused. Splits run in
+    the order given (test first by default), every seed within a split, and the summary
     tables are rewritten after each unit, so an interrupted run still leaves usable tables.
     """
     out_dir = Path(out_dir)
     seeds = list(seeds) if seeds is not None else engine.seeds
     methods = list(methods)
-    frames = []
+    scores, analyses = split_metrics(extra_metrics)
+    if "agreement" in analyses and len(methods) < 2:
+        raise ValueError("agreement compares methods: give at least two with --methods")
+    frames: list[pd.DataFrame] = []
+    analysis_frames: dict[str, list[pd.DataFrame]] = {a: [] for a in analyses}
     summary: dict[str, Any] = {}
     units = [(split, seed) for split in splits for seed in seeds]
     for split, seed in tqdm(units, desc="seed x split", unit="unit", disable=not progress):
-        csv_path = out_dir / "per_seed" / f"seed_{seed}_{split}.csv"
-        side = csv_path.with_suffix(".json")
-        prov = _provenance(engine, seed, [split], methods, target, extra_metrics, maps_for_good)
-        if not force and csv_path.is_file() and side.is_file():
-            try:
-                if json.loads(side.read_text()) == prov:
-                    frames.append(pd.read_csv(csv_path))
-                    log.info("seed %d %s already evaluated; skipping (use --force to redo)", seed, split)
-                    continue
-            except (json.JSONDecodeError, pd.errors.ParserError):
-                log.warning("%s is unreadable; recomputing it", csv_path)
-        df = seed_rows(engine, seed, [split], methods, target, batch_size, progress, extra_metrics, maps_for_good)
-        atomic_write_text(csv_path, _csv_text(df))
-        atomic_write_text(side, json.dumps(prov, indent=1, sort_keys=True) + "\n")
-        frames.append(df)
-        summary = _write_tables(engine, out_dir, frames, methods, target, include_misclassified, extra_metrics)
-    if frames and not summary:
-        summary = _write_tables(engine, out_dir, frames, methods, target, include_misclassified, extra_metrics)
+        stem = out_dir / "per_seed" / f"seed_{seed}_{split}"
+        prov = _provenance(engine, seed, [split], methods, target, scores, maps_for_good)
+        main = None if force else _load_unit(stem.with_suffix(".csv"), prov, exact=False)
+        side_prov = {a: {**{k: v for k, v in prov.items() if k not in ("metrics", "maps_for_good")},
+                         "analysis": a, "settings": settings.of(a)} for a in analyses}
+        done = {a: None if force else _load_unit(stem.with_suffix(f".{a}.csv"), side_prov[a], exact=True)
+                for a in analyses}
+        todo = [a for a in analyses if done[a] is None]
+        computed = main is None or bool(todo)
+        if not computed:
+            log.info("seed %d %s already evaluated; skipping (use --force to redo)", seed, split)
+        else:
+            table, extra = unit_rows(engine, seed, split, methods, main=main is None, analyses=todo, target=target,
+                                     batch_size=batch_size, progress=progress, extra_metrics=scores,
+                                     maps_for_good=maps_for_good, settings=settings)
+            if main is None:
+                _save_unit(stem.with_suffix(".csv"), table, prov)
+                main = table
+            for a in todo:
+                _save_unit(stem.with_suffix(f".{a}.csv"), extra[a], side_prov[a])
+                done[a] = extra[a]
+        frames.append(main)
+        for a in analyses:
+            analysis_frames[a].append(done[a])
+        if computed:
+            summary = _write_tables(engine, out_dir, frames, methods, target, include_misclassified, scores,
+                                    analysis_frames)
+    if frames:  # also when every unit was reused: the tables then cover exactly these units
+        summary = _write_tables(engine, out_dir, frames, methods, target, include_misclassified, scores,
+                                analysis_frames)
     return summary

@@ -19,6 +19,7 @@ prediction forward's image, not read from disk again.
 
 from __future__ import annotations
 
+import copy
 import logging
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -36,7 +37,9 @@ from .data import DataError, Sample, file_sha256, load_image, load_mask, read_ma
 from .device import pick_device
 from .explainers import DEFAULT_METHODS, REGISTRY, get_explainer
 from .explainers.base import Explainer, attribute_group, pass_groups
+from .faithfulness import MODES, STARTS, Curve, perturbation_curve
 from .model import ClassifierView, prepare_for_inference
+from .sanity import SanityResult, cascading_randomization
 
 log = logging.getLogger("pixel_evidence.engine")
 
@@ -100,6 +103,11 @@ class Explanation:
     @property
     def winners(self) -> list[str]:
         return [k for k, r in self.methods.items() if r.win_share > 0]
+
+    def agreement(self, fraction: float = 0.2) -> list[dict[str, float | str]]:
+        """Pearson, Spearman and top-``fraction`` IoU of every pair of this image's maps
+        (rows ``a, b, pearson, spearman, top_iou``; see :func:`metrics.agreement`)."""
+        return metrics.agreement({k: r.map for k, r in self.methods.items()}, fraction)
 
 
 class ExplanationEngine:
@@ -418,6 +426,60 @@ class ExplanationEngine:
             return len(ids)
 
         return self._executor.submit(run)
+
+    # ------------------------------------------------------------ model-side checks of a map
+
+    def faithfulness(self, ex: Explanation, *, start: str = "black", steps: int = 20) -> dict[str, dict[str, Curve]]:
+        """Deletion and insertion curves of every map in ``ex``: ``{method: {"deletion": Curve,
+        "insertion": Curve}}``, for the class the maps explain.
+
+        ``start``: "black" or "blur", what removed pixels become (deletion) and what the
+        insertion starts from; ``steps``: points per curve after the first. Each curve is one
+        batched forward under ``torch.inference_mode``; results are cached like maps.
+        """
+        if start not in STARTS:
+            raise ValueError(f"start must be one of {STARTS}, got {start!r}")
+        net, meta = self.model(ex.seed)
+        norm = meta["normalization"]
+        target_idx = self.classes.index(ex.target_class)
+        view = ClassifierView(net)
+        out = {}
+        for m, r in ex.methods.items():
+            def compute(r=r) -> dict[str, Curve]:
+                x = self._tensor(ex.seed, ex.image[None])
+                with self._model_lock:
+                    self.compute_calls += 1
+                    return {mode: perturbation_curve(view, x, r.map, target_idx, mode=mode, start=start, steps=steps,
+                                                     mean=norm["mean"], std=norm["std"]) for mode in MODES}
+            key = ("faithfulness", ex.seed, ex.image_id, m, digest(self.params_of(m)), target_idx, start, steps)
+            out[m] = self._cached(key, compute)
+        return out
+
+    def sanity(self, ex: Explanation, methods: Iterable[str] | None = None) -> dict[str, SanityResult]:
+        """Cascading randomization of ``ex``'s model for each method (default: all in ``ex``).
+
+        The maps of ``ex`` are the references; each method is recomputed after re-initialising
+        the classifier head, then every encoder stage from the top down. Runs on a private
+        copy of the network, so other requests are not blocked while it runs.
+        """
+        net, meta = self.model(ex.seed)
+        norm = meta["normalization"]
+        target_idx = self.classes.index(ex.target_class)
+        out = {}
+        for m in (list(methods) if methods is not None else list(ex.methods)):
+            if m not in ex.methods:
+                raise KeyError(f"{m!r} is not among the explanation's methods {list(ex.methods)}")
+
+            def compute(m=m) -> SanityResult:
+                with self._model_lock:  # a copy taken while no other call has hooks on the network
+                    self.compute_calls += 1
+                    work = copy.deepcopy(net)
+                x = self._tensor(ex.seed, ex.image[None])
+                return cascading_randomization(work, m, x, target_idx, params=self.params_of(m), mean=norm["mean"],
+                                               std=norm["std"], original=ex.methods[m].map)
+            key = ("sanity", ex.seed, ex.image_id, m, digest(self.params_of(m)), target_idx)
+            out[m] = self._cached(key, compute)
+        return out
 
     def history(self, seed: int) -> list[dict[str, Any]]:
         """Per-epoch training history recorded in the checkpoint metadata."""

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torchvision.transforms.functional import gaussian_blur
 
+from .explainers.base import black_image
 from .metrics import curve_auc
 
 MODES = ("deletion", "insertion")
@@ -36,9 +37,7 @@ class Curve:
 def reference_image(x: torch.Tensor, start: str, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
     """The "nothing" image for (1, 3, H, W) normalized ``x``: black in pixel space, or a strong blur."""
     if start == "black":
-        m = torch.tensor(mean, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
-        s = torch.tensor(std, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
-        return ((0 - m) / s).expand_as(x).contiguous()
+        return black_image(x, mean, std)
     if start == "blur":
         size = max(3, (min(x.shape[-2:]) // 8) | 1)  # odd kernel about 1/8 of the image
         return gaussian_blur(x, [size, size], [size / 3.0, size / 3.0])

@@ -314,7 +314,7 @@ def win_shares(scores: Mapping[str, float]) -> dict[str, float]:
 # ---------------------------------------------------------------------------
 
 
-def win_rates(table: pd.DataFrame, *, include_misclassified: bool = False) -> pd.DataFrame:
+def win_rates(table: pd.DataFrame, *, include_misclassified: bool = False, score: str = "tko") -> pd.DataFrame:
     """Fraction of images each method wins, per seed, split and class.
 
     Parameters
@@ -326,6 +326,9 @@ def win_rates(table: pd.DataFrame, *, include_misclassified: bool = False) -> pd
     include_misclassified : bool, default False
         By default only images with ``correct == True`` count, as in the
         original study; set True to count every image.
+    score : str, default "tko"
+        The column that decides who wins an image (higher is better): any
+        localisation score, e.g. ``pointing``, ``relevance_mass``, ``auroc``.
 
     Returns
     -------
@@ -335,7 +338,7 @@ def win_rates(table: pd.DataFrame, *, include_misclassified: bool = False) -> pd
         the input plus ``"overall"`` times every method in the input.
         ``n_images`` is the number of rankable images the method was scored
         on and ``win_rate`` the sum of its :func:`win_shares` over them
-        divided by ``n_images``.  Rows with ``nan`` tko (defect-free images)
+        divided by ``n_images``.  Rows with ``nan`` score (defect-free images)
         are dropped first, so a class left without images gets
         ``n_images == 0`` and ``win_rate == nan`` instead of disappearing.
 
@@ -345,7 +348,7 @@ def win_rates(table: pd.DataFrame, *, include_misclassified: bool = False) -> pd
         If a column is missing, an image has two rows for one method, or a
         class is literally named ``"overall"``.
     """
-    missing = [c for c in _TABLE_COLUMNS if c not in table.columns]
+    missing = [c for c in (*_TABLE_COLUMNS[:-1], score) if c not in table.columns]
     if missing:
         raise ValueError(f"win_rates table lacks columns {missing}")
     duplicated = table.duplicated(_IMAGE_KEY + ["method"])
@@ -359,13 +362,13 @@ def win_rates(table: pd.DataFrame, *, include_misclassified: bool = False) -> pd
     if table.empty:
         return pd.DataFrame(columns=out_columns)
 
-    rows = table[table["tko"].notna()]
+    rows = table[table[score].notna()]
     if not include_misclassified:
         rows = rows[rows["correct"].eq(True)]
 
     # Vectorised win_shares: NaN rows are gone, so every image left is rankable.
-    best = rows.groupby(_IMAGE_KEY)["tko"].transform("max")
-    is_best = (rows["tko"] == best).astype(float)
+    best = rows.groupby(_IMAGE_KEY)[score].transform("max")
+    is_best = (rows[score] == best).astype(float)
     n_best = is_best.groupby([rows[c] for c in _IMAGE_KEY]).transform("sum")
     scored = rows[["seed", "split", "class", "method"]].assign(share=is_best / n_best)
 

@@ -9,7 +9,10 @@ The evaluate command writes into ``<models>/results/``:
   rank, win_share and the image's prediction;
 - ``win_rates.csv``: win rate per (seed, split, class or "overall", method);
 - ``summary.json``: across-seed summaries (mean, std, bootstrap interval);
-- ``per_seed/seed_<n>.json``: which weights produced each seed's rows.
+- ``agreement.csv``, ``faithfulness.csv``, ``sanity.csv``: the optional analyses
+  (``--metrics agreement faithfulness sanity``), one row per image and method pair, per
+  image and method, and per image, method and randomized stage;
+- ``per_seed/seed_<n>_<split>.json``: which weights produced each unit's rows.
 
 Training histories come from the checkpoint metadata (``seed_<n>.json``, key ``history``).
 
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -30,13 +34,20 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from .metrics import win_rates
+
 __all__ = [
     "HISTORY_METRICS", "Results", "TopKPixels", "load_results", "stale_seeds", "history_frame",
     "history_bands", "confusion_matrix", "defect_rows", "tko_stats", "win_rate_stats", "topk_pixels",
+    "LOCALISATION_SCORES", "localisation_win_rates", "agreement_stats", "faithfulness_stats", "sanity_stats",
     "PIXEL_OTHER", "PIXEL_HIT", "PIXEL_MISS", "PIXEL_FALSE_ALARM", "PIXEL_TIED_IN", "PIXEL_TIED_OUT",
 ]
 
 RESULTS_SUBDIR = "results"
+ANALYSIS_FILES = ("agreement", "faithfulness", "sanity")
+# Columns of tko_table.csv that can decide who wins an image (higher is better), with their names.
+LOCALISATION_SCORES = {"tko": "Top-K overlap (TKO)", "pointing": "pointing game", "relevance_mass": "relevance mass",
+                       "auroc": "AUROC of the map against the mask"}
 HISTORY_METRICS = ("train_loss", "val_loss", "test_loss", "val_balanced_accuracy", "test_balanced_accuracy")
 OVERALL = "overall"
 CHANCE = "chance"
@@ -59,6 +70,14 @@ class Results:
     summary: dict[str, Any] | None = None
     problems: tuple[str, ...] = ()
     provenance: dict[int, dict[str, Any]] = field(default_factory=dict)
+    analyses: dict[str, pd.DataFrame] = field(default_factory=dict)  # name -> table, when present
+
+    @property
+    def scores(self) -> list[str]:
+        """Localisation scores present in the main table (TKO first)."""
+        if self.tko is None:
+            return []
+        return [c for c in LOCALISATION_SCORES if c in self.tko.columns and self.tko[c].notna().any()]
 
     @property
     def available(self) -> bool:
@@ -132,14 +151,25 @@ def load_results(directory: Path | str) -> Results:
             problems.append(f"{directory / 'summary.json'}: unreadable ({exc.__class__.__name__})")
     provenance: dict[int, dict[str, Any]] = {}
     for side in sorted((directory / "per_seed").glob("seed_*.json")):
-        stem = side.stem.removeprefix("seed_")
-        if not stem.lstrip("-").isdigit():
+        # seed_<n>_<split>.json (the main table of a unit); analysis sidecars have a further suffix
+        match = re.fullmatch(r"seed_(-?\d+)_(train|test)", side.stem)
+        if match is None:
             continue
         try:
-            provenance[int(stem)] = json.loads(side.read_text())
+            provenance.setdefault(int(match.group(1)), json.loads(side.read_text()))
         except (json.JSONDecodeError, OSError, UnicodeDecodeError):
             problems.append(f"{side}: unreadable")
-    return Results(directory, tko, rates, summary, tuple(problems), provenance)
+    analyses = {}
+    for name in ANALYSIS_FILES:
+        df = _read_csv(directory / f"{name}.csv", ["seed", "split", "image_id"], problems)
+        if df is not None:
+            if "correct" in df:
+                df["correct"] = _bool_column(df["correct"])
+            for col in ("final", "passed"):
+                if col in df:
+                    df[col] = _bool_column(df[col])
+            analyses[name] = df
+    return Results(directory, tko, rates, summary, tuple(problems), provenance, analyses)
 
 
 def stale_seeds(results: Results, metas: Mapping[int, Mapping[str, Any]]) -> list[int]:
@@ -265,6 +295,61 @@ def win_rate_stats(rates: pd.DataFrame) -> pd.DataFrame:
     out = g.agg(mean=("win_rate", "mean"), std=("win_rate", "std"), min=("win_rate", "min"),
                 max=("win_rate", "max"), n_seeds=("win_rate", "size"),
                 images_per_seed=("n_images", "mean")).reset_index()
+    return out[cols]
+
+
+def localisation_win_rates(tko: pd.DataFrame, score: str = "tko", *,
+                           include_misclassified: bool = False) -> pd.DataFrame:
+    """Win rates per seed, split and class when ``score`` decides who wins an image
+    (see :func:`engine.metrics.win_rates`; ties split the win)."""
+    if score not in LOCALISATION_SCORES:
+        raise ValueError(f"unknown score {score!r}; choose from {', '.join(LOCALISATION_SCORES)}")
+    return win_rates(tko, include_misclassified=include_misclassified, score=score)
+
+
+def _mean_std(df: pd.DataFrame, keys: list[str], values: Sequence[str]) -> pd.DataFrame:
+    """Mean and sample std (ddof=1) of ``values`` per ``keys``, with image and seed counts."""
+    g = df.groupby(keys, sort=False)
+    out = g.agg(**{f"{v}_{stat}": (v, stat) for v in values for stat in ("mean", "std")},
+                n_images=("image_id", "size"), n_seeds=("seed", "nunique")).reset_index()
+    return out
+
+
+def agreement_stats(agreement: pd.DataFrame) -> pd.DataFrame:
+    """Per split and pair of methods: mean ± std over images (all seeds pooled) of Pearson,
+    Spearman and top-share IoU. Columns ``split, method_a, method_b, <metric>_mean/_std, n_images, n_seeds``."""
+    values = ("pearson", "spearman", "top_iou")
+    if agreement.empty:
+        return pd.DataFrame(columns=["split", "method_a", "method_b", *[f"{v}_{s}" for v in values
+                                                                          for s in ("mean", "std")],
+                                     "n_images", "n_seeds"])
+    return _mean_std(agreement, ["split", "method_a", "method_b"], values)
+
+
+def faithfulness_stats(faithfulness: pd.DataFrame) -> pd.DataFrame:
+    """Per split, start image and method: mean ± std of the deletion AUC (lower = more faithful)
+    and the insertion AUC (higher = more faithful) over images, all seeds pooled."""
+    values = ("deletion_auc", "insertion_auc")
+    if faithfulness.empty:
+        return pd.DataFrame(columns=["split", "start", "method", *[f"{v}_{s}" for v in values
+                                                                  for s in ("mean", "std")], "n_images", "n_seeds"])
+    return _mean_std(faithfulness, ["split", "start", "method"], values)
+
+
+def sanity_stats(sanity: pd.DataFrame) -> pd.DataFrame:
+    """Per split and method, from the fully randomized stage: images checked, how many passed
+    (the map no longer resembles the trained model's), mean final Spearman and top-share IoU."""
+    cols = ["split", "method", "n_images", "n_passed", "pass_rate", "final_spearman_mean", "final_top_iou_mean",
+            "n_seeds"]
+    final = sanity[sanity["final"]] if not sanity.empty else sanity
+    if final.empty:
+        return pd.DataFrame(columns=cols)
+    g = final.groupby(["split", "method"], sort=False)
+    out = g.agg(n_images=("image_id", "size"), n_passed=("passed", "sum"),
+                final_spearman_mean=("spearman", "mean"), final_top_iou_mean=("top_iou", "mean"),
+                n_seeds=("seed", "nunique")).reset_index()
+    out["n_passed"] = out["n_passed"].astype(int)
+    out["pass_rate"] = out["n_passed"] / out["n_images"]
     return out[cols]
 
 

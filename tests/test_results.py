@@ -13,7 +13,8 @@ import pandas as pd
 import pytest
 
 from engine import metrics
-from engine.results import (PIXEL_FALSE_ALARM, PIXEL_HIT, PIXEL_MISS, PIXEL_OTHER, PIXEL_TIED_IN, PIXEL_TIED_OUT,
+from engine.results import (agreement_stats, faithfulness_stats, localisation_win_rates, sanity_stats,
+                            PIXEL_FALSE_ALARM, PIXEL_HIT, PIXEL_MISS, PIXEL_OTHER, PIXEL_TIED_IN, PIXEL_TIED_OUT,
                             confusion_matrix, defect_rows, history_bands, history_frame, load_results, stale_seeds,
                             tko_stats, topk_pixels, win_rate_stats)
 
@@ -121,8 +122,9 @@ def _write(tmp_path: Path, table: pd.DataFrame) -> Path:
     metrics.win_rates(table).to_csv(out / "win_rates.csv", index=False)
     (out / "summary.json").write_text(json.dumps({"counted_images": "correctly classified defect images"}))
     (out / "per_seed").mkdir()
-    for seed in (1, 2):
-        (out / "per_seed" / f"seed_{seed}.json").write_text(json.dumps({"weights_sha256": f"w{seed}"}))
+    for seed in (1, 2):  # as evaluate names them: seed_<n>_<split>.json, then analysis sidecars
+        (out / "per_seed" / f"seed_{seed}_test.json").write_text(json.dumps({"weights_sha256": f"w{seed}"}))
+        (out / "per_seed" / f"seed_{seed}_test.sanity.json").write_text(json.dumps({"analysis": "sanity"}))
     return out
 
 
@@ -229,3 +231,41 @@ def test_results_on_a_real_evaluation(tiny_run, tmp_path):
     assert mat.values.sum() == len(engine.image_ids("test"))
     assert set(tko_stats(res.tko)["method"]) == {"gradcam", "saliency", "ig", "chance"}
     assert not history_bands(history_frame(engine.meta)).empty
+
+
+def test_win_rates_under_another_score_split_ties():
+    rows = []
+    # image a: pointing ties (both hit) -> half a win each; image b: only saliency hits
+    for image_id, hits in (("a", {"gradcam": 1.0, "saliency": 1.0}), ("b", {"gradcam": 0.0, "saliency": 1.0})):
+        for m, p in hits.items():
+            rows.append({"seed": 1, "split": "test", "image_id": image_id, "class": "crack", "correct": True,
+                         "method": m, "tko": 0.5 if m == "gradcam" else 0.1, "pointing": p})
+    table = pd.DataFrame(rows)
+    by_pointing = localisation_win_rates(table, "pointing")
+    overall = by_pointing[by_pointing["class"] == "overall"].set_index("method")["win_rate"]
+    assert overall["saliency"] == pytest.approx(0.75) and overall["gradcam"] == pytest.approx(0.25)
+    by_tko = localisation_win_rates(table, "tko")
+    assert by_tko[by_tko["class"] == "overall"].set_index("method")["win_rate"]["gradcam"] == 1.0
+    with pytest.raises(ValueError, match="unknown score"):
+        localisation_win_rates(table, "iou_of_something")
+
+
+def test_agreement_faithfulness_and_sanity_stats():
+    agreement = pd.DataFrame({"seed": [1, 1, 2], "split": "test", "image_id": ["a", "b", "a"],
+                              "method_a": "gradcam", "method_b": "ig", "pearson": [0.2, 0.4, 0.9],
+                              "spearman": [0.1, 0.3, 0.5], "top_iou": [0.0, 0.5, 1.0]})
+    row = agreement_stats(agreement).iloc[0]
+    assert row["spearman_mean"] == pytest.approx(0.3) and row["spearman_std"] == pytest.approx(0.2)
+    assert row["n_images"] == 3 and row["n_seeds"] == 2
+    faith = pd.DataFrame({"seed": 1, "split": "test", "image_id": ["a", "b"], "method": "ig", "start": "black",
+                          "deletion_auc": [0.1, 0.3], "insertion_auc": [0.8, 0.6]})
+    row = faithfulness_stats(faith).iloc[0]
+    assert row["deletion_auc_mean"] == pytest.approx(0.2) and row["insertion_auc_mean"] == pytest.approx(0.7)
+    sanity = pd.DataFrame({"seed": 1, "split": "test", "image_id": ["a", "a", "b", "b"], "method": "ig",
+                           "depth": [0, 1, 0, 1], "layer": ["classifier", "encoder.0"] * 2,
+                           "spearman": [0.9, 0.2, 0.95, 0.7], "top_iou": [0.8, 0.1, 0.9, 0.6],
+                           "final": [False, True, False, True], "passed": [True, True, False, False]})
+    row = sanity_stats(sanity).iloc[0]
+    assert (row["n_images"], row["n_passed"], row["pass_rate"]) == (2, 1, 0.5)
+    assert row["final_spearman_mean"] == pytest.approx(0.45)
+    assert sanity_stats(sanity.iloc[:0]).empty and agreement_stats(agreement.iloc[:0]).empty

@@ -118,10 +118,8 @@ class Explainer:
         self.params = {**self.defaults, **params}
 
     def black_baseline(self, like: torch.Tensor) -> torch.Tensor:
-        """A black image in pixel space, normalized like the inputs: (0 - mean) / std."""
-        mean = torch.tensor(self.input_mean, dtype=like.dtype, device=like.device).view(1, 3, 1, 1)
-        std = torch.tensor(self.input_std, dtype=like.dtype, device=like.device).view(1, 3, 1, 1)
-        return ((0 - mean) / std).expand_as(like).contiguous(memory_format=_memory_format(like))
+        """A black image in pixel space, normalized like the inputs (see :func:`black_image`)."""
+        return black_image(like, self.input_mean, self.input_std)
 
     def attribute(self, inputs: torch.Tensor, target: torch.Tensor) -> Attribution:
         """``inputs`` (B, 3, H, W) normalized, ``target`` (B,) class indices."""
@@ -141,6 +139,14 @@ class Explainer:
 
     def _attribute(self, inputs: torch.Tensor, target: torch.Tensor) -> Attribution:
         raise NotImplementedError
+
+
+def black_image(like: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
+    """Black in pixel space, normalized with ``mean``/``std``: (0 - mean) / std, shaped and
+    laid out like ``like`` (B, 3, H, W). Not zeros: zero in normalized space is mid-grey."""
+    m = torch.tensor(tuple(mean), dtype=like.dtype, device=like.device).view(1, 3, 1, 1)
+    s = torch.tensor(tuple(std), dtype=like.dtype, device=like.device).view(1, 3, 1, 1)
+    return ((0 - m) / s).expand_as(like).contiguous(memory_format=_memory_format(like))
 
 
 def _memory_format(t: torch.Tensor) -> torch.memory_format:
