@@ -1,4 +1,6 @@
-"""The summary tab: win rates across seeds, TKO distributions, training curves, confusion matrix.
+"""The summary tab: win rates across seeds (under a chosen localisation score), TKO
+distributions, agreement between methods, faithfulness, the randomization sanity check,
+training curves and the confusion matrix.
 
 Reads the tables written by ``pixel-evidence evaluate`` (through :mod:`engine.results`) and
 the training histories stored in the checkpoint metadata. Everything here is read-only.
@@ -7,6 +9,8 @@ the training histories stored in the checkpoint metadata. Everything here is rea
 from __future__ import annotations
 
 import html
+import json
+import math
 import threading
 from pathlib import Path
 from typing import Any
@@ -15,8 +19,10 @@ import pandas as pd
 import panel as pn
 import param
 
-from engine.results import (CHANCE, OVERALL, Results, confusion_matrix, defect_rows, history_bands, history_frame,
-                            load_results, results_dir, stale_seeds, tko_stats, win_rate_stats)
+from engine.results import (ANALYSIS_FILES, CHANCE, LOCALISATION_SCORES, OVERALL, Results, agreement_stats,
+                            confusion_matrix, defect_rows, faithfulness_stats, history_bands, history_frame,
+                            load_results, localisation_win_rates, results_dir, sanity_stats, stale_seeds, tko_stats,
+                            win_rate_stats)
 
 from .state import DashboardState
 
@@ -24,6 +30,19 @@ METHOD_COLOURS = ["#E69F00", "#56B4E9", "#009E73", "#CC79A7", "#0072B2", "#D55E0
 CHANCE_COLOUR = "#9a9a9a"
 ALL_CLASSES = "all classes"
 CURVE_COLOURS = {"train": "#E69F00", "val": "#56B4E9", "test": "#009E73"}
+# What "the highest score wins the image" means under each localisation score.
+SCORE_NOTES = {
+    "tko": "share of the defect's K pixels among the map's K highest pixels.",
+    "pointing": "1 when the map's maximum lies on the defect, else 0; many images end in ties, which split the win.",
+    "relevance_mass": "share of the map's total value that lies inside the defect.",
+    "auroc": "how well the map's values separate defect pixels from background pixels (0.5 = chance, 1 = perfect).",
+}
+AGREEMENT_STATS = ("pearson", "spearman", "top_iou")
+# engine.sanity.PASS_THRESHOLD, repeated because that module imports torch.
+SANITY_THRESHOLD = 0.5
+# Order of the cards under "The numbers behind the plots".
+TABLE_SECTIONS = ("win", "tko", "agreement", "faithfulness", "sanity", "curves", "confusion")
+SPLIT_NOTE = "change the split in the sidebar"
 
 _CACHE: dict[Path, tuple[tuple, Results]] = {}
 _CACHE_LOCK = threading.Lock()
@@ -31,7 +50,7 @@ _CACHE_LOCK = threading.Lock()
 
 def _stamp(directory: Path) -> tuple:
     out = []
-    for name in ("tko_table.csv", "win_rates.csv", "summary.json"):
+    for name in ("tko_table.csv", "win_rates.csv", "summary.json", *[f"{a}.csv" for a in ANALYSIS_FILES]):
         p = directory / name
         try:
             st = p.stat()
@@ -86,6 +105,44 @@ def evaluate_command(engine: Any) -> str:
     return " ".join(parts)
 
 
+def analysis_command(engine: Any) -> str:
+    """The command that writes the analysis tables, with this engine's --data / --models."""
+    return evaluate_command(engine).replace("pixel-evidence evaluate",
+                                            "pixel-evidence evaluate --metrics " + " ".join(ANALYSIS_FILES), 1)
+
+
+def analysis_settings(directory: Path, name: str) -> list[dict[str, Any]]:
+    """Distinct settings recorded in one analysis's per-seed sidecars (e.g. the IoU's top share)."""
+    out: list[dict[str, Any]] = []
+    for side in sorted((Path(directory) / "per_seed").glob(f"seed_*.{name}.json")):
+        try:
+            settings = json.loads(side.read_text()).get("settings") or {}
+        except (json.JSONDecodeError, OSError, UnicodeDecodeError, AttributeError):
+            continue
+        if settings not in out:
+            out.append(settings)
+    return out
+
+
+def based_on(df: pd.DataFrame) -> str:
+    """'64 images of seed 42' / '128 images from seeds 42, 43' / '640 images from 10 seeds (42-51)'.
+
+    An image counts once per seed: each seed's model gives it its own maps."""
+    n_images = len(df[["seed", "image_id"]].drop_duplicates())
+    seeds = sorted(int(s) for s in df["seed"].unique())
+    noun = "image" if n_images == 1 else "images"
+    if len(seeds) == 1:
+        return f"{n_images} {noun} of seed {seeds[0]}"
+    if len(seeds) <= 4:
+        return f"{n_images} {noun} from seeds {', '.join(map(str, seeds))}"
+    return f"{n_images} {noun} from {len(seeds)} seeds ({seeds[0]}–{seeds[-1]})"
+
+
+def _pm(mean: float, std: float) -> str:
+    """'0.62 ± 0.11'; just the mean when the spread is undefined (a single image)."""
+    return f"{mean:.2f}" if pd.isna(std) else f"{mean:.2f} ± {std:.2f}"
+
+
 def _hide_inner_labels(plot: Any, _element: Any) -> None:
     """Nested categorical axis: keep the class names, drop the crowded method names (see legend)."""
     for axis in plot.state.xaxis:
@@ -94,11 +151,21 @@ def _hide_inner_labels(plot: Any, _element: Any) -> None:
             axis.group_text_font_size = "15px"
 
 
+def _cell_labels(hv: Any, df: pd.DataFrame, kdims: list[str], text: str, dark: pd.Series) -> Any:
+    """Cell texts of a heatmap: white on dark cells, near-black elsewhere."""
+    return (hv.Labels(df[~dark], kdims, text).opts(text_font_size="14pt", text_color="#111")
+            * hv.Labels(df[dark], kdims, text).opts(text_font_size="14pt", text_color="white"))
+
+
 class SummaryView(pn.viewable.Viewer):
     """Across-seed plots and the tables behind them."""
 
     state = param.ClassSelector(class_=DashboardState)
     results = param.Parameter(default=None)
+    score = param.Selector(default="tko", objects=list(LOCALISATION_SCORES),
+                           doc="The localisation score that decides which method wins an image")
+    agreement_stat = param.Selector(default="spearman", objects=list(AGREEMENT_STATS),
+                                    doc="The similarity shown in the agreement heatmap")
 
     def __init__(self, state: DashboardState, engine: Any, **params: Any):
         super().__init__(state=state, **params)
@@ -110,14 +177,28 @@ class SummaryView(pn.viewable.Viewer):
         self._reload.on_click(lambda _e: self.load())
         self._intro = pn.pane.HTML("", sizing_mode="stretch_width")
         self._notice = pn.pane.Alert("", alert_type="info", visible=False, sizing_mode="stretch_width")
+        self._score_select = pn.widgets.Select(label="Winner decided by", options={LOCALISATION_SCORES["tko"]: "tko"},
+                                               value=self.score, width=300, css_classes=["pe-score-select"])
+        self._score_select.link(self, value="score", bidirectional=True)
+        self._stat_select = pn.widgets.RadioButtonGroup(
+            label="Similarity", options={"Pearson": "pearson", "Spearman": "spearman", "top-share IoU": "top_iou"},
+            value=self.agreement_stat, color="primary", variant="outline", width=380)
+        self._stat_select.link(self, value="agreement_stat", bidirectional=True)
         self._win = pn.Column(sizing_mode="stretch_width")
         self._tko = pn.Column(sizing_mode="stretch_width")
+        self._agreement = pn.Column(sizing_mode="stretch_width", css_classes=["pe-agreement-summary"])
+        self._faithfulness = pn.Column(sizing_mode="stretch_width", css_classes=["pe-faithfulness-summary"])
+        self._sanity = pn.Column(sizing_mode="stretch_width", css_classes=["pe-sanity-summary"])
         self._curves = pn.Column(sizing_mode="stretch_width")
         self._confusion = pn.Column(sizing_mode="stretch_width")
         self._tables = pn.Column(sizing_mode="stretch_width")
+        self._sources: dict[str, list[tuple[str, pd.DataFrame]]] = {}
+        self._holding = False  # True while several sections redraw: the cards are rebuilt once after
+        self._confusion_frame = None
         self._layout = pn.Column(
             pn.Row(self._intro, self._reload, sizing_mode="stretch_width"), self._notice,
-            self._win, self._tko, self._curves, self._confusion, self._tables, sizing_mode="stretch_width")
+            self._win, self._tko, self._agreement, self._faithfulness, self._sanity, self._curves, self._confusion,
+            self._tables, sizing_mode="stretch_width")
         self.load()
 
     def __panel__(self) -> pn.viewable.Viewable:
@@ -127,13 +208,44 @@ class SummaryView(pn.viewable.Viewer):
 
     def load(self) -> None:
         self.results = cached_results(self.directory)
-        self._draw_static()
-        self._draw_confusion()
+        self._win_cache: dict[str, pd.DataFrame] = {}
+        self._settings = {name: analysis_settings(self.directory, name) for name in ANALYSIS_FILES}
+        scores = self.results.scores or ["tko"]
+        self._score_select.options = {LOCALISATION_SCORES[s]: s for s in scores}
+        self._holding = True
+        try:
+            if self.score not in scores:
+                self.score = "tko"
+            self._draw_static()
+            self._draw_win()
+            self._draw_sections()
+        finally:
+            self._holding = False
+        self._draw_tables()
 
     def history(self) -> pd.DataFrame:
         return history_frame(self.engine.meta)
 
-    # ---------------------------------------------------------------- drawing
+    def win_rates(self, score: str | None = None) -> pd.DataFrame:
+        """Win rates per seed, split, class and method with ``score`` deciding each image's winner.
+
+        TKO is the table evaluate wrote; other scores are recomputed from the main table with
+        the same rule (correctly classified images only, unless the run counted all)."""
+        score = score or self.score
+        res: Results = self.results
+        if score == "tko" or not res.available:
+            return res.win_rates if res.win_rates is not None else pd.DataFrame()
+        if score not in self._win_cache:
+            counted_all = (res.summary or {}).get("counted_images") == "all defect images"
+            self._win_cache[score] = localisation_win_rates(res.tko, score, include_misclassified=counted_all)
+        return self._win_cache[score]
+
+    def _analysis(self, name: str) -> pd.DataFrame | None:
+        """The current split's rows of one analysis; None when its file is missing."""
+        df = self.results.analyses.get(name)
+        return None if df is None else df[df["split"] == self.state.split]
+
+    # ---------------------------------------------------------------- drawing helpers
 
     def _legend_html(self, present: set[str]) -> pn.pane.HTML:
         items = "".join(
@@ -142,16 +254,52 @@ class SummaryView(pn.viewable.Viewer):
             f'<b>{html.escape(label)}</b></span>' for label, c in sorted(self.colours.items()) if label in present)
         return pn.pane.HTML(f'<div style="font-size:15px">{items}</div>', sizing_mode="stretch_width")
 
+    def _method_order(self, methods: Any) -> list[str]:
+        """Method keys in registry order, unknown ones after them."""
+        present = set(methods)
+        return [m for m in self.labels if m in present] + sorted(present - set(self.labels))
+
+    @staticmethod
+    def _text(body: str) -> pn.pane.HTML:
+        return pn.pane.HTML(f'<div style="font-size:15px;line-height:1.5;max-width:1100px">{body}</div>',
+                            sizing_mode="stretch_width")
+
+    def _missing(self, title: str, name: str) -> list[Any]:
+        """Header plus the one line that says how to make a missing analysis table."""
+        return [pn.pane.Markdown(title), self._text(
+            f"Not computed yet ({name}.csv is missing). Make it with "
+            f"<code>{html.escape(analysis_command(self.engine))}</code>, then press “Reload results”.")]
+
+    def _other_split(self, title: str, name: str) -> list[Any]:
+        """Header plus a line naming the splits an analysis does cover."""
+        done = [s for s in ("test", "train") if s in set(self.results.analyses[name]["split"])]
+        return [pn.pane.Markdown(title), self._text(
+            f"No {name} rows for the {html.escape(self.state.split)} split; computed for the "
+            f"{' and '.join(done) or 'no'} split{'s' if len(done) > 1 else ''} ({SPLIT_NOTE}).")]
+
+    def _set_tables(self, section: str, tables: list[tuple[str, pd.DataFrame]]) -> None:
+        self._sources[section] = tables
+        if not self._holding:
+            self._draw_tables()
+
+    def _with_labels(self, df: pd.DataFrame, column: str = "method", at: int = 1) -> pd.DataFrame:
+        """A copy with a readable ``Method`` column in place of the method keys."""
+        df = df.copy()
+        df.insert(min(at, len(df.columns)), "Method", [_label(self.labels, m) for m in df[column]])
+        return df.drop(columns=[column])
+
+    # ---------------------------------------------------------------- drawing
+
     def _draw_static(self) -> None:
         hv = _hv()
         res: Results = self.results
         counted = (res.summary or {}).get("counted_images", "correctly classified defect images")
         self._intro.object = f"""
 <div style="font-size:15px;line-height:1.5">
-<b>Win rate</b> = share of the {html.escape(counted)} on which a method has the highest Top-K overlap;
-when k methods tie for first, each gets 1/k of that image. Good images (no defect pixels) are not counted.
-Boxes show the spread <i>across seeds</i> (hover for the numbers). <b>TKO</b> is beside its chance level
-K/N (the expected TKO of a random map), shown as the grey box.<br>
+<b>Win rate</b> = share of the {html.escape(counted)} on which a method has the highest score
+(Top-K overlap unless you choose another score below); when k methods tie for first, each gets 1/k of that
+image. Good images (no defect pixels) are not counted. Boxes show the spread <i>across seeds</i> (hover for the
+numbers). <b>TKO</b> is beside its chance level K/N (the expected TKO of a random map), shown as the grey box.<br>
 <span style="color:#555">Results folder: {html.escape(str(self.directory))}</span></div>"""
         notes = []
         if not res.available:
@@ -168,47 +316,9 @@ K/N (the expected TKO of a random map), shown as the grey box.<br>
         self._notice.alert_type = "warning" if notes else "info"
         self._notice.visible = bool(notes)
 
-        tables: list[tuple[str, pd.DataFrame]] = []
         if res.available:
             present = set(res.tko["method"]) | set(res.win_rates["method"])
-            ordered = {m: l for m, l in self.labels.items() if m in present}
-            ordered.update({m: m for m in sorted(present) if m not in ordered})
-            self.colours = method_colours(ordered)
-        # --- win rates
-        if res.available and not res.win_rates.empty:
-            rates = res.win_rates.copy()
-            rates["Method"] = [self.labels.get(m, m) for m in rates["method"]]
-            # HoloViews sorts the class axis alphabetically: "all classes" lands first, where it reads best
-            rates["class"] = rates["class"].replace({OVERALL: ALL_CLASSES})
-            order = [ALL_CLASSES] + [c for c in sorted(rates["class"].unique()) if c != ALL_CLASSES]
-            plots = []
-            for split in [s for s in ("test", "train") if s in set(rates["split"])]:
-                d = rates[(rates["split"] == split) & rates["win_rate"].notna()].copy()
-                if d.empty:
-                    continue
-                classes_here = [c for c in order if c in set(d["class"])]
-                methods_here = [m for m in self.colours if m in set(d["Method"])]
-                n_seeds = d["seed"].nunique()
-                box = hv.BoxWhisker(d, ["class", "Method"], "win_rate").redim.values(
-                    **{"class": classes_here, "Method": methods_here}).opts(
-                    box_fill_color="Method", cmap=self.colours, ylim=(-0.03, 1.03), show_legend=False,
-                    width=min(1100, max(560, 44 * len(classes_here) * len(methods_here) + 100)), height=360,
-                    xlabel="", ylabel="win rate", hooks=[_hide_inner_labels],
-                    title=f"Win rate per class, {split} split ({n_seeds} seed{'s' if n_seeds != 1 else ''})",
-                    tools=["hover"], fontscale=1.2, xrotation=0, box_line_color="#333")
-                plots.append(box)
-            if plots:
-                self._win.objects = [pn.pane.Markdown("## Which method wins?"), self._legend_html(set(rates["Method"])),
-                                     *[pn.pane.HoloViews(p, linked_axes=False, sizing_mode="fixed") for p in plots]]
-            else:
-                self._win.objects = [pn.pane.Markdown("## Which method wins?"), pn.pane.Alert(
-                    "No win rates: no seed has a correctly classified defect image in these results.",
-                    alert_type="info")]
-            stats = win_rate_stats(res.win_rates)
-            stats.insert(2, "Method", [self.labels.get(m, m) for m in stats["method"]])
-            tables.append(("Win rates across seeds", stats.drop(columns=["method"])))
-        else:
-            self._win.objects = []
+            self.colours = method_colours({m: self.labels.get(m, m) for m in self._method_order(present)})
 
         # --- TKO distributions
         if res.available and res.tko["tko"].notna().any():
@@ -228,11 +338,10 @@ K/N (the expected TKO of a random map), shown as the grey box.<br>
                 plots.append(box)
             self._tko.objects = [pn.pane.Markdown("## How much of the defect do the top-K pixels cover?"),
                                  pn.Row(*[pn.pane.HoloViews(p, linked_axes=False, sizing_mode="fixed") for p in plots])]
-            stats = tko_stats(res.tko)
-            stats.insert(1, "Method", [_label(self.labels, m) for m in stats["method"]])
-            tables.append(("TKO per method (defect images; chance = K/N)", stats.drop(columns=["method"])))
+            self._sources["tko"] = [("TKO per method (defect images; chance = K/N)", self._with_labels(tko_stats(res.tko)))]
         else:
             self._tko.objects = []
+            self._sources["tko"] = []
 
         # --- training curves
         bands = history_bands(self.history())
@@ -262,14 +371,225 @@ K/N (the expected TKO of a random map), shown as the grey box.<br>
                         fontscale=1.2, show_grid=True))
             self._curves.objects = [pn.pane.Markdown("## Training: loss and balanced accuracy"),
                                     pn.Row(*[pn.pane.HoloViews(p, linked_axes=False, sizing_mode="fixed") for p in plots])]
-            tables.append(("Training curves (mean ± std over seeds)", bands))
+            self._sources["curves"] = [("Training curves (mean ± std over seeds)", bands)]
         else:
             self._curves.objects = [pn.pane.Markdown("## Training\nNo per-epoch history in the checkpoints.")]
+            self._sources["curves"] = []
 
-        self._table_sources = tables
+    @param.depends("score", watch=True)
+    def _draw_win(self) -> None:
+        """Win-rate boxes per class and split, across seeds, with the chosen score deciding each image."""
+        hv = _hv()
+        res: Results = self.results
+        rates = self.win_rates()
+        if not res.available or rates.empty:
+            self._win.objects = []
+            self._set_tables("win", [])
+            return
+        name = LOCALISATION_SCORES[self.score]
+        notes = "<br>".join(f"<b>{html.escape(LOCALISATION_SCORES[s])}</b>: {html.escape(SCORE_NOTES[s])}"
+                            for s in (res.scores or ["tko"]))
+        if len(res.scores) < 2:
+            notes += ("<br><span style='color:#555'>Other scores (pointing game, relevance mass, AUROC): "
+                      f"<code>{html.escape(evaluate_command(self.engine))} --metrics pointing relevance_mass auroc"
+                      "</code></span>")
+        head = [pn.pane.Markdown("## Which method wins?"),
+                pn.Row(self._score_select, self._text(notes), sizing_mode="stretch_width")]
+        rates = rates.copy()
+        rates["Method"] = [self.labels.get(m, m) for m in rates["method"]]
+        # HoloViews sorts the class axis alphabetically: "all classes" lands first, where it reads best
+        rates["class"] = rates["class"].replace({OVERALL: ALL_CLASSES})
+        order = [ALL_CLASSES] + [c for c in sorted(rates["class"].unique()) if c != ALL_CLASSES]
+        plots = []
+        for split in [s for s in ("test", "train") if s in set(rates["split"])]:
+            d = rates[(rates["split"] == split) & rates["win_rate"].notna()].copy()
+            if d.empty:
+                continue
+            classes_here = [c for c in order if c in set(d["class"])]
+            methods_here = [m for m in self.colours if m in set(d["Method"])]
+            n_seeds = d["seed"].nunique()
+            box = hv.BoxWhisker(d, ["class", "Method"], "win_rate").redim.values(
+                **{"class": classes_here, "Method": methods_here}).opts(
+                box_fill_color="Method", cmap=self.colours, ylim=(-0.03, 1.03), show_legend=False,
+                width=min(1100, max(560, 44 * len(classes_here) * len(methods_here) + 100)), height=360,
+                xlabel="", ylabel=f"win rate by {name}", hooks=[_hide_inner_labels],
+                title=f"Win rate per class by {name}, {split} split ({n_seeds} seed{'s' if n_seeds != 1 else ''})",
+                tools=["hover"], fontscale=1.2, xrotation=0, box_line_color="#333")
+            plots.append(box)
+        if plots:
+            self._win.objects = [*head, self._legend_html(set(rates["Method"])),
+                                 *[pn.pane.HoloViews(p, linked_axes=False, sizing_mode="fixed") for p in plots]]
+        else:
+            self._win.objects = [*head, pn.pane.Alert(
+                f"No win rates by {name}: no seed has a correctly classified defect image with this score.",
+                alert_type="info")]
+        stats = self._with_labels(win_rate_stats(self.win_rates()), at=2)
+        self._set_tables("win", [(f"Win rates across seeds (winner by {name})", stats)])
+
+    @param.depends("state.split", watch=True)
+    def _on_split(self) -> None:
+        self._holding = True
+        try:
+            self._draw_sections()
+        finally:
+            self._holding = False
         self._draw_tables()
 
-    @param.depends("state.seed", "state.split", watch=True)
+    def _draw_sections(self) -> None:
+        """Everything that follows the sidebar's split (the confusion matrix also follows the seed)."""
+        self._draw_agreement()
+        self._draw_faithfulness()
+        self._draw_sanity()
+        self._draw_confusion()
+
+    @param.depends("agreement_stat", watch=True)
+    def _draw_agreement(self) -> None:
+        hv = _hv()
+        split = self.state.split
+        title = f"## Do the methods agree? ({split} split)"
+        rows = self._analysis("agreement")
+        if rows is None:
+            self._agreement.objects = self._missing(title, "agreement")
+            self._set_tables("agreement", [])
+            return
+        if rows.empty:
+            self._agreement.objects = self._other_split(title, "agreement")
+            self._set_tables("agreement", [])
+            return
+        stats = agreement_stats(rows)
+        fractions = {s.get("fraction") for s in self._settings["agreement"]}
+        share = next(iter(fractions)) if len(fractions) == 1 and None not in fractions else None
+        iou = f"top-{share:.0%} IoU" if share is not None else "top-share IoU"
+        names = {"pearson": "Pearson r", "spearman": "Spearman ρ", "top_iou": iou}
+        stat = self.agreement_stat
+        # symmetric matrix: each pair is stored once, the heatmap shows it on both sides
+        pairs = stats[["method_a", "method_b", f"{stat}_mean", f"{stat}_std", "n_images", "n_seeds"]].set_axis(
+            ["a", "b", "mean", "std", "n_images", "n_seeds"], axis=1)
+        long = pd.concat([pairs, pairs.rename(columns={"a": "b", "b": "a"})], ignore_index=True)
+        long["Method"] = [_label(self.labels, m) for m in long["a"]]
+        long["compared with"] = [_label(self.labels, m) for m in long["b"]]
+        long["text"] = [_pm(m, s) for m, s in zip(long["mean"], long["std"])]
+        order = [_label(self.labels, m) for m in self._method_order(set(long["a"]))]
+        lo = 0.0 if stat == "top_iou" else -1.0
+        heat = hv.HeatMap(long, ["Method", "compared with"], ["mean", "std", "n_images"]).redim.values(
+            **{"Method": order, "compared with": order}).opts(
+            cmap="Blues" if stat == "top_iou" else "RdBu", clim=(lo, 1.0), colorbar=True, tools=["hover"],
+            width=140 * len(order) + 220, height=110 * len(order) + 120, fontscale=1.2, invert_yaxis=True,
+            xlabel="", ylabel="", title=f"{names[stat]} between maps, mean ± std over images")
+        labels = _cell_labels(hv, long, ["Method", "compared with"], "text", long["mean"].abs() > 0.6)
+        self._agreement_frame = long
+        self._stat_select.options = {names[s]: s for s in AGREEMENT_STATS}
+        self._agreement.objects = [
+            pn.pane.Markdown(title),
+            self._text(f"How alike are two methods' maps of the same image? <b>Pearson</b>: correlation of the pixel "
+                       f"values; <b>Spearman</b>: correlation of their ranks; <b>{html.escape(iou)}</b>: overlap of "
+                       "the two maps' highest pixels (1 = the same pixels). Agreement is not correctness: two "
+                       f"methods can agree on the wrong place. Based on {based_on(rows)} ({SPLIT_NOTE})."),
+            self._stat_select,
+            pn.pane.HoloViews(heat * labels, linked_axes=False, sizing_mode="fixed")]
+        table = stats.drop(columns=["split"]).assign(
+            method_a=[_label(self.labels, m) for m in stats["method_a"]],
+            method_b=[_label(self.labels, m) for m in stats["method_b"]])
+        self._set_tables("agreement", [(f"Agreement between methods ({split} split)",
+                                        table.rename(columns={"method_a": "method A", "method_b": "method B"}))])
+
+    def _mean_std_bars(self, stats: pd.DataFrame, value: str, title: str, ylabel: str) -> Any:
+        """Bars of ``<value>_mean`` per method with ± ``<value>_std`` error bars, in method colours."""
+        hv = _hv()
+        d = stats.assign(Method=[_label(self.labels, m) for m in stats["method"]],
+                         mean=stats[f"{value}_mean"], std=stats[f"{value}_std"].fillna(0.0))
+        order = [_label(self.labels, m) for m in self._method_order(d["method"])]
+        bars = hv.Bars(d, "Method", ["mean", "std", "n_images"]).redim.values(Method=order).opts(
+            color=hv.dim("Method").categorize(self.colours, default="#888"), line_color="#333", tools=["hover"],
+            ylim=(0, 1.05), width=max(360, 110 * len(order) + 120), height=340, fontscale=1.2, title=title,
+            ylabel=ylabel, xlabel="", show_grid=True)
+        errors = hv.ErrorBars(d, "Method", ["mean", "std"]).opts(line_width=2, color="#111")
+        return bars * errors
+
+    def _draw_faithfulness(self) -> None:
+        split = self.state.split
+        title = f"## Are the maps faithful to the model? ({split} split)"
+        rows = self._analysis("faithfulness")
+        if rows is None:
+            self._faithfulness.objects = self._missing(title, "faithfulness")
+            self._set_tables("faithfulness", [])
+            return
+        if rows.empty:
+            self._faithfulness.objects = self._other_split(title, "faithfulness")
+            self._set_tables("faithfulness", [])
+            return
+        stats = faithfulness_stats(rows)
+        blocks = []
+        for start in sorted(stats["start"].unique()):
+            part = stats[stats["start"] == start]
+            here = rows[rows["start"] == start]
+            steps = sorted(int(s) for s in here["steps"].dropna().unique())
+            blocks.append(self._text(
+                f"Start image: <b>{html.escape(str(start))}</b> (removed pixels become {html.escape(str(start))}; "
+                f"insertion starts from it){', ' + '/'.join(map(str, steps)) + ' steps per curve' if steps else ''}. "
+                f"Based on {based_on(here)}."))
+            blocks.append(pn.Row(*[pn.pane.HoloViews(
+                self._mean_std_bars(part, value, f"{kind} AUC ({guide})", f"{kind.lower()} AUC"),
+                linked_axes=False, sizing_mode="fixed")
+                for value, kind, guide in (("deletion_auc", "Deletion", "lower = more faithful"),
+                                           ("insertion_auc", "Insertion", "higher = more faithful"))]))
+        self._faithfulness_frame = stats
+        self._faithfulness.objects = [
+            pn.pane.Markdown(title),
+            self._text("<b>Deletion</b> removes the map's most important pixels first and follows the model's "
+                       "probability for the explained class; <b>insertion</b> adds them back to an empty start "
+                       "image. Area under each curve, mean ± std over images: <b>lower deletion AUC and higher "
+                       "insertion AUC = the map is more faithful to the model</b> (this does not use the defect "
+                       "masks)."),
+            *blocks]
+        self._set_tables("faithfulness", [(f"Deletion / insertion AUC per method ({split} split)",
+                                           self._with_labels(stats.drop(columns=["split"]), at=1))])
+
+    def _draw_sanity(self) -> None:
+        split = self.state.split
+        title = f"## Sanity check: does the map depend on the model's weights? ({split} split)"
+        rows = self._analysis("sanity")
+        if rows is None:
+            self._sanity.objects = self._missing(title, "sanity")
+            self._set_tables("sanity", [])
+            return
+        if rows.empty:
+            self._sanity.objects = self._other_split(title, "sanity")
+            self._set_tables("sanity", [])
+            return
+        stats = sanity_stats(rows)
+        cell = "padding:6px 14px;border-bottom:1px solid #ddd;text-align:left"
+        body = []
+        for r in stats.set_index("method").loc[self._method_order(stats["method"])].reset_index().itertuples():
+            n, ok = int(r.n_images), int(r.n_passed)
+            noun = "image" if n == 1 else "images"
+            if ok == n:
+                verdict = f'<span style="color:#1a7f37">✔ passed on {ok} of {n} {noun}</span>'
+            else:
+                verdict = (f'<span style="color:#B31B1B"><b>✘ FAILED on {n - ok} of {n} {noun}</b>: the map barely '
+                           "changes when the model's weights are random</span>")
+            rho = "—" if pd.isna(r.final_spearman_mean) else f"{r.final_spearman_mean:.2f}"
+            body.append(f"<tr><td style='{cell}'><b>{html.escape(_label(self.labels, r.method))}</b></td>"
+                        f"<td style='{cell}'>{verdict}</td><td style='{cell};text-align:right'>{rho}</td></tr>")
+        table = (f"<table class='pe-sanity-table' style='border-collapse:collapse;font-size:15px'><tr>"
+                 + "".join(f"<th style='{cell}'>{h}</th>" for h in ("Method", "Randomization check",
+                                                                   "mean final Spearman ρ"))
+                 + "</tr>" + "".join(body) + "</table>")
+        self._sanity_frame = stats
+        self._sanity.objects = [
+            pn.pane.Markdown(title),
+            self._text("The classifier head and then every encoder stage, top down, get random weights, and the map "
+                       "is recomputed. A method passes on an image when its map from the fully random model no "
+                       f"longer resembles the trained model's map (|Spearman ρ| below {SANITY_THRESHOLD}). A map "
+                       "that survives randomization shows the input (edges, colours), not what the model learned. "
+                       f"Based on {based_on(rows[rows['final']])}."),
+            pn.pane.HTML(table, sizing_mode="stretch_width")]
+        self._set_tables("sanity", [(f"Randomization check per method ({split} split)",
+                                     self._with_labels(stats.drop(columns=["split"]), at=0)),
+                                    (f"Randomization check, every stage ({split} split)",
+                                     self._with_labels(rows.drop(columns=["split"]), at=3))])
+
+    @param.depends("state.seed", watch=True)
     def _draw_confusion(self) -> None:
         hv = _hv()
         res: Results = self.results
@@ -278,7 +598,7 @@ K/N (the expected TKO of a random map), shown as the grey box.<br>
             self._confusion.objects = [pn.pane.Markdown(
                 f"## Confusion matrix, seed {seed}, {split} split\nNot in the results yet.")]
             self._confusion_frame = None
-            self._draw_tables()
+            self._set_tables("confusion", [])
             return
         mat = confusion_matrix(res.tko, seed, split, self.state.catalogue.classes)
         long = mat.stack().rename("count").reset_index()
@@ -290,10 +610,7 @@ K/N (the expected TKO of a random map), shown as the grey box.<br>
             title=f"Confusion matrix, seed {seed}, {split} split")
         heat = heat.redim.values(predicted=order, true=order)
         top = max(int(long["count"].max()), 1)
-        dark = long["count"] > top * 0.55
-        labels = (hv.Labels(long[~dark], ["predicted", "true"], "count").opts(text_font_size="14pt", text_color="#111")
-                  * hv.Labels(long[dark], ["predicted", "true"], "count").opts(text_font_size="14pt",
-                                                                               text_color="white"))
+        labels = _cell_labels(hv, long, ["predicted", "true"], "count", long["count"] > top * 0.55)
         correct = int(sum(mat.loc[c, c] for c in order if c in mat.columns))
         total = int(mat.values.sum())
         recalls = [mat.loc[c, c] / mat.loc[c].sum() for c in order if mat.loc[c].sum() > 0]
@@ -305,21 +622,18 @@ K/N (the expected TKO of a random map), shown as the grey box.<br>
         self._confusion.objects = [pn.pane.Markdown(f"## Classification (seed {seed}, {split} split)"),
                                    pn.Row(pn.pane.HoloViews(heat * labels, linked_axes=False, sizing_mode="fixed"), text)]
         self._confusion_frame = mat.reset_index()
-        self._draw_tables()
+        self._set_tables("confusion", [(f"Confusion matrix counts (seed {seed}, {split})", self._confusion_frame)])
 
     def _draw_tables(self) -> None:
-        sources = list(getattr(self, "_table_sources", []))
-        mat = getattr(self, "_confusion_frame", None)
-        if mat is not None:
-            sources.append((f"Confusion matrix counts (seed {self.state.seed}, {self.state.split})", mat))
         cards = []
-        for title, df in sources:
-            df = df.copy()
-            for col in df.columns:
-                if pd.api.types.is_float_dtype(df[col]):
-                    df[col] = df[col].round(4)
-            cards.append(pn.Card(
-                pn.widgets.Tabulator(df, disabled=True, show_index=False, sizing_mode="stretch_width",
-                                     pagination="local", page_size=12, layout="fit_data_fill"),
-                title=title, collapsed=True, sizing_mode="stretch_width"))
+        for section in TABLE_SECTIONS:
+            for title, df in self._sources.get(section, []):
+                df = df.copy()
+                for col in df.columns:
+                    if pd.api.types.is_float_dtype(df[col]):
+                        df[col] = df[col].round(4)
+                cards.append(pn.Card(
+                    pn.widgets.Tabulator(df, disabled=True, show_index=False, sizing_mode="stretch_width",
+                                         pagination="local", page_size=12, layout="fit_data_fill"),
+                    title=title, collapsed=True, sizing_mode="stretch_width"))
         self._tables.objects = ([pn.pane.Markdown("## The numbers behind the plots")] + cards) if cards else []
