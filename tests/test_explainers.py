@@ -132,3 +132,27 @@ def test_gradcam_and_saliency_equal_captum(net, batch):
     assert torch.allclose(GradCAM(net, net.body[2]).attribute(x, target).maps, cam.detach(), atol=1e-6)
     sal = CaptumSaliency(net).attribute(x.clone().requires_grad_(True), target=target, abs=True).amax(1)
     assert torch.allclose(Saliency(net).attribute(x, target).maps, sal, atol=1e-7)
+
+
+def test_cam_family_and_saliency_share_one_pass_and_equal_their_solo_maps(net, batch):
+    """Asked for together, the CAM family and Saliency run the network once between them
+    (plus the forwards Score-CAM and Ablation-CAM make of their own), and each map equals
+    the one the method computes alone."""
+    from engine.explainers.base import attribute_together
+
+    x, target = batch
+    keys = ["gradcam", "saliency", "gradcam_pp", "xgradcam", "scorecam", "ablationcam"]
+    explainers = [get_explainer(k)(net, net.body[2]) for k in keys]
+    forwards = []
+    handle = net.register_forward_hook(lambda module, args, output: forwards.append(len(args[0])))
+    try:
+        together = attribute_together(explainers, x, target)
+        n_together = len(forwards)
+        forwards.clear()
+        alone = [e.attribute(x, target) for e in explainers]
+    finally:
+        handle.remove()
+    # Alone, each of the six runs its own first pass; together, one pass serves all six.
+    assert len(forwards) - n_together == len(keys) - 1
+    for key, a, b in zip(keys, together, alone):
+        assert torch.allclose(a.maps, b.maps, atol=1e-6), key

@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import torch
 
-from .cam import CAM, LayerCapture
+from .base import ACTIVATION, GradientPass
+from .cam import CAM
 
 
 class AblationCAM(CAM):
@@ -28,17 +29,16 @@ class AblationCAM(CAM):
                  "(6 on EfficientNet: 1280 channels, batch_size 256), the head once per channel; no backward")
     defaults = {"batch_size": 256}
     slow = False
-    uses_gradients = False
+    pass_needs = frozenset({ACTIVATION})
 
-    def _channel_weights(self, inputs: torch.Tensor, target: torch.Tensor,
-                         capture: LayerCapture) -> torch.Tensor:
-        n_channels = capture.activations.shape[1]
-        channels = torch.arange(n_channels, device=inputs.device)
+    def _channel_weights(self, p: GradientPass) -> torch.Tensor:
+        n_channels = p.activation.shape[1]
+        channels = torch.arange(n_channels, device=p.inputs.device)
         ablated = torch.stack([
             torch.cat([self._scores_without(image[None], label, chunk)
                        for chunk in channels.split(int(self.params["batch_size"]))])
-            for image, label in zip(inputs, target)])
-        y = capture.scores[:, None]
+            for image, label in zip(p.inputs, p.target)])
+        y = p.scores.gather(1, p.target[:, None])
         return (y - ablated) / y
 
     def _scores_without(self, image: torch.Tensor, label: torch.Tensor,

@@ -20,9 +20,10 @@ from typing import Any, ClassVar, Sequence
 import torch
 from torch import nn
 
-# What a shared pass can provide: the gradient at the input, and the layer's output with
-# the gradient at that output.
+# What a shared pass can provide: the gradient at the input, the layer's output, and the
+# layer's output with the gradient at that output.
 INPUT_GRAD = "input_grad"
+ACTIVATION = "activation"
 LAYER_GRAD = "layer_grad"
 
 
@@ -36,14 +37,16 @@ class Attribution:
 
 @dataclass
 class GradientPass:
-    """The result of one forward + backward of ``sum_i f(x_i)[target_i]``.
+    """The result of one forward (+ backward) of ``sum_i f(x_i)[target_i]``.
 
+    ``inputs`` (B, 3, H, W) as given, ``scores`` (B, C) logits, ``target`` (B,);
     ``input_grad`` (B, 3, H, W), ``activation`` and ``activation_grad`` (B, C', h, w) of the
     explainer's layer; a field is None when no method of the pass asked for it.
     """
 
     inputs: torch.Tensor
     scores: torch.Tensor
+    target: torch.Tensor
     input_grad: torch.Tensor | None = None
     activation: torch.Tensor | None = None
     activation_grad: torch.Tensor | None = None
@@ -51,41 +54,49 @@ class GradientPass:
 
 def gradient_pass(classifier: nn.Module, layer: nn.Module | None, inputs: torch.Tensor,
                   target: torch.Tensor, needs: frozenset[str] | set[str]) -> GradientPass:
-    """One forward and one backward of the target scores, keeping what ``needs`` lists.
+    """One forward and, if a gradient is needed, one backward of the target scores, keeping
+    what ``needs`` lists (``INPUT_GRAD``, ``ACTIVATION``, ``LAYER_GRAD``).
 
     Only the graph that the requested gradients need is built: with the layer gradient
-    alone, the part of the network before the layer runs without autograd.
+    alone, the part of the network before the layer runs without autograd; with no
+    gradient at all, the forward runs without autograd. The layer must run exactly once per
+    forward, and what runs after it must not modify its output in place.
     """
     want_input = INPUT_GRAD in needs
-    want_layer = LAYER_GRAD in needs
-    if want_layer and layer is None:
+    want_grad = LAYER_GRAD in needs
+    want_activation = want_grad or ACTIVATION in needs
+    if want_activation and layer is None:
         raise ValueError("this method needs a layer (the model's last conv block)")
     x = inputs.detach().requires_grad_(want_input)
     store: dict[str, torch.Tensor] = {}
+    calls = []
 
     def keep(module, args, output):
-        if not output.requires_grad:  # nothing upstream needs gradients: start the graph here
+        calls.append(1)
+        if want_grad and not output.requires_grad:  # nothing upstream needs gradients: start the graph here
             output = output.detach().requires_grad_(True)
         store["activation"] = output
         # Later in-place operations must not overwrite the stored activation.
         return output.clone()
 
-    handle = layer.register_forward_hook(keep) if want_layer else None
+    handle = layer.register_forward_hook(keep) if want_activation else None
     try:
-        with torch.enable_grad():
+        with torch.set_grad_enabled(want_input or want_grad):
             scores = classifier(x)
     finally:
         if handle is not None:
             handle.remove()
-    wrt = ([x] if want_input else []) + ([store["activation"]] if want_layer else [])
-    if not wrt:
-        return GradientPass(inputs, scores.detach())
-    picked = scores.gather(1, target[:, None]).sum()
-    grads = list(torch.autograd.grad(picked, wrt))
-    return GradientPass(inputs, scores.detach(),
+    if want_activation and len(calls) != 1:
+        raise RuntimeError(f"the layer must run once per forward, it ran {len(calls)} times")
+    activation = store["activation"] if want_activation else None
+    wrt = ([x] if want_input else []) + ([activation] if want_grad else [])
+    grads = list(torch.autograd.grad(scores.gather(1, target[:, None]).sum(), wrt)) if wrt else []
+    # Images in a batch do not interact in eval mode, so the gradient of the summed scores
+    # holds each image's own gradient.
+    return GradientPass(inputs, scores.detach(), target,
                         input_grad=grads.pop(0) if want_input else None,
-                        activation=store["activation"].detach() if want_layer else None,
-                        activation_grad=grads.pop(0) if want_layer else None)
+                        activation=activation.detach() if want_activation else None,
+                        activation_grad=grads.pop(0) if want_grad else None)
 
 
 class Explainer:

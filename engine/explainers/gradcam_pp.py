@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import torch
 
-from .cam import CAM, LayerCapture
+from .base import GradientPass
+from .cam import CAM
 
 
 class GradCAMPlusPlus(CAM):
@@ -25,10 +26,9 @@ class GradCAMPlusPlus(CAM):
     label = "Grad-CAM++"
     cost_note = "1 forward + 1 backward to the last conv block"
 
-    def _channel_weights(self, inputs: torch.Tensor, target: torch.Tensor,
-                         capture: LayerCapture) -> torch.Tensor:
-        grads = capture.gradients
-        denominator = 2 + capture.activations.sum((2, 3), keepdim=True) * grads
+    def _channel_weights(self, p: GradientPass) -> torch.Tensor:
+        grads = p.activation_grad
+        denominator = 2 + p.activation.sum((2, 3), keepdim=True) * grads
         # only positive gradients count; a zero denominator needs negative activations
         counted = (grads > 0) & (denominator != 0)
         return torch.where(counted, grads / torch.where(counted, denominator, 1.0), 0.0).sum((2, 3))

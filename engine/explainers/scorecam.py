@@ -16,7 +16,8 @@ from __future__ import annotations
 import torch
 from torch.nn import functional as F
 
-from .cam import CAM, LayerCapture
+from .base import ACTIVATION, GradientPass
+from .cam import CAM
 
 
 class ScoreCAM(CAM):
@@ -26,14 +27,14 @@ class ScoreCAM(CAM):
                  "batch_size at a time; no backward. Slow on a CPU")
     defaults = {"batch_size": 32}
     slow = True
-    uses_gradients = False
+    pass_needs = frozenset({ACTIVATION})
 
-    def _channel_weights(self, inputs: torch.Tensor, target: torch.Tensor,
-                         capture: LayerCapture) -> torch.Tensor:
-        acts = capture.activations
+    def _channel_weights(self, p: GradientPass) -> torch.Tensor:
+        acts = p.activation
         weights = torch.zeros(acts.shape[:2], device=acts.device)
+        inputs = p.inputs
         black = self.black_baseline(inputs[:1])
-        for b, (image, label) in enumerate(zip(inputs, target)):
+        for b, (image, label) in enumerate(zip(inputs, p.target)):
             active = acts[b].flatten(1).ne(0).any(1).nonzero()[:, 0]
             for channels in active.split(int(self.params["batch_size"])):
                 masks = F.interpolate(acts[b, channels][:, None], size=tuple(inputs.shape[-2:]),

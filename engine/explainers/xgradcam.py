@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import torch
 
-from .cam import CAM, LayerCapture
+from .base import GradientPass
+from .cam import CAM
 
 
 class XGradCAM(CAM):
@@ -20,8 +21,7 @@ class XGradCAM(CAM):
     label = "XGrad-CAM"
     cost_note = "1 forward + 1 backward to the last conv block"
 
-    def _channel_weights(self, inputs: torch.Tensor, target: torch.Tensor,
-                         capture: LayerCapture) -> torch.Tensor:
-        acts = capture.activations
+    def _channel_weights(self, p: GradientPass) -> torch.Tensor:
+        acts = p.activation
         totals = acts.sum((2, 3), keepdim=True)
-        return (capture.gradients * acts / torch.where(totals != 0, totals, 1.0)).sum((2, 3))
+        return (p.activation_grad * acts / torch.where(totals != 0, totals, 1.0)).sum((2, 3))
