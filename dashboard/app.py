@@ -15,6 +15,7 @@ from typing import Any
 import panel as pn
 
 from . import export
+from .analysis_view import AnalysisView
 from .catalogue import Catalogue
 from .config import AppConfig
 from .host import EngineHost, SetupProblem, get_host
@@ -153,6 +154,7 @@ class Dashboard(pn.viewable.Viewer):
         elif query:
             self.state.apply_query(query)
         self.image_view = ImageView(self.state, engine, host=host)
+        self.analysis = AnalysisView(self.image_view, engine)
         self.summary = SummaryView(self.state, engine)
         self.exports = ExportBar(self.image_view, self.summary)
         self.notice = pn.pane.Alert("", alert_type="warning", visible=False, sizing_mode="stretch_width",
@@ -169,7 +171,7 @@ class Dashboard(pn.viewable.Viewer):
 
     def _tab_content(self, tab: str) -> pn.viewable.Viewable:
         if tab == "image":
-            return self.image_view
+            return pn.Column(self.image_view, self.analysis, sizing_mode="stretch_width")
         if tab == "summary":
             return self.summary
         return pn.pane.Markdown(ABOUT, sizing_mode="stretch_width", styles={"font-size": "16px", "max-width": "950px"})
@@ -227,7 +229,18 @@ class Dashboard(pn.viewable.Viewer):
         return self.main
 
 
+def _without_web_fonts() -> None:
+    """Drop the Fast design's web-font link (Open Sans from fonts.googleapis.com), which Panel
+    adds to the page twice (template resources and per-document design). The page must not
+    reach beyond this server: classrooms may be offline, and no third party should see who
+    opens it. System fonts serve instead. A browser test counts the page's outside requests."""
+    from panel.theme.fast import Fast
+
+    Fast._resources = {k: v for k, v in Fast._resources.items() if k != "font"}
+
+
 def _extension() -> None:
+    _without_web_fonts()
     pn.extension("tabulator", notifications=True, loading_indicator=True, sizing_mode="stretch_width")
     if not pn.config.nthreads:
         pn.config.nthreads = DEFAULT_THREADS

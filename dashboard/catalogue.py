@@ -24,6 +24,7 @@ class Catalogue:
     cost_notes: Mapping[str, str] = field(default_factory=dict)
     method_params: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     image_sizes: Mapping[int, int] = field(default_factory=dict)
+    slow_methods: frozenset[str] = frozenset()          # perturbation methods: hundreds of forwards
 
     @classmethod
     def from_engine(cls, engine: Any) -> "Catalogue":
@@ -44,7 +45,8 @@ class Catalogue:
             default_methods=tuple(m for m in DEFAULT_METHODS if m in labels),
             cost_notes={k: REGISTRY[k].cost_note for k in labels},
             method_params={k: engine.params_of(k) for k in labels},
-            image_sizes={s: engine.image_size(s) for s in engine.seeds})
+            image_sizes={s: engine.image_size(s) for s in engine.seeds},
+            slow_methods=frozenset(k for k in labels if REGISTRY[k].slow))
 
     # ------------------------------------------------------------------ queries
 
@@ -61,8 +63,19 @@ class Catalogue:
         present = self.classes_in(split)
         return next((c for c in present if c != GOOD), present[0])
 
+    def option_label(self, key: str) -> str:
+        """The method's name in the sidebar: the cost shows before anyone picks a slow method."""
+        label = self.method_labels[key]
+        return f"{label} (slow)" if key in self.slow_methods else label
+
+    def method_options(self) -> dict[str, str]:
+        """Sidebar label -> key, registry order."""
+        return {self.option_label(key): key for key in self.method_labels}
+
     def label_to_key(self) -> dict[str, str]:
-        return {label.lower(): key for key, label in self.method_labels.items()}
+        """Lower-case label -> key; the sidebar's "(slow)" labels are accepted too (copied text)."""
+        plain = {label.lower(): key for key, label in self.method_labels.items()}
+        return {**{label.lower(): key for label, key in self.method_options().items()}, **plain}
 
     def parse_methods(self, text: str | Sequence[str]) -> tuple[list[str], list[str]]:
         """Method keys from ``"gradcam,ig"`` (keys or labels, any case); also the unknown words."""

@@ -205,6 +205,21 @@ def method_card_html(ex: Any, key: str, catalogue: Catalogue, pic: figures.Metho
 </div>"""
 
 
+def slow_warning_html(catalogue: Catalogue, methods: list[str] | tuple[str, ...]) -> str:
+    """The note above the maps when slow methods are chosen ("" when none is): why the wait."""
+    slow = [m for m in methods if m in catalogue.slow_methods]
+    if not slow:
+        return ""
+    names = ", ".join(html.escape(catalogue.method_labels[m]) for m in slow)
+    costs = "".join(f"<li><b>{html.escape(catalogue.method_labels[m])}</b>: {html.escape(catalogue.cost_notes[m])}</li>"
+                    for m in slow)
+    what = ("These are perturbation methods that need" if len(slow) > 1
+            else "This is a perturbation method that needs")
+    return (f'<div class="pe-slow-text" style="font-size:15px"><b>Slow method{"s" if len(slow) > 1 else ""}: '
+            f"{names}.</b> {what} hundreds of forward passes, so a new image takes seconds on a CPU (once "
+            f'computed, an image is cached).<ul style="margin:4px 0 0 0">{costs}</ul></div>')
+
+
 def legend_html() -> str:
     items = "".join(
         f'<span style="display:inline-flex;align-items:center;gap:5px;margin-right:14px">'
@@ -245,6 +260,9 @@ class ImageView(pn.viewable.Viewer):
         sz = PANE_SIZE
         self._title = pn.pane.HTML("", sizing_mode="stretch_width", css_classes=["pe-title"])
         self._alert = pn.pane.Alert("", alert_type="warning", visible=False, sizing_mode="stretch_width")
+        # outside the layout that gets the loading overlay: it explains the wait while it lasts
+        self._slow = pn.pane.Alert("", alert_type="warning", visible=False, sizing_mode="stretch_width",
+                                   css_classes=["pe-slow-warning"])
         blank_rgb = np.zeros((8, 8, 3), np.uint8)
         blank = np.zeros((8, 8), np.float32)
         self._img_slot = figures.Slot("rgb", (blank_rgb, "Image"), sz, toolbar=True)
@@ -274,7 +292,7 @@ class ImageView(pn.viewable.Viewer):
         self.refresh()
 
     def __panel__(self) -> pn.viewable.Viewable:
-        return self._layout
+        return pn.Column(self._slow, self._layout, sizing_mode="stretch_width")
 
     # ---------------------------------------------------------------- computing
 
@@ -290,6 +308,8 @@ class ImageView(pn.viewable.Viewer):
     def refresh(self) -> None:
         """Show the state's image: compute (cached by the engine) and draw; stale answers are dropped."""
         req = self.request()
+        warning = slow_warning_html(self.catalogue, req.methods)
+        self._slow.param.update(object=warning, visible=bool(warning))
         with self._lock:
             self._gen += 1
             gen = self._gen

@@ -45,7 +45,7 @@ class DashboardState(param.Parameterized):
         self.catalogue = catalogue
         super().__init__(**{k: v for k, v in params.items() if k in ("name",)})
         self.param.seed.objects = list(catalogue.seeds)
-        self.param.methods.objects = {label: key for key, label in catalogue.method_labels.items()}
+        self.param.methods.objects = catalogue.method_options()
         self._syncing = False
         with param.parameterized.discard_events(self):
             self.seed = catalogue.seeds[0]

@@ -1,0 +1,252 @@
+"""The per-image tab's analysis section on a real engine (tiny models from ``tiny_run``):
+slow-method labels and warning, agreement matrix, deletion / insertion curves, the
+randomization check, and that answers for an image the user has left are never shown.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.filterwarnings("ignore:The inplace keyword in DataFrame.reset_index")
+
+WAIT = 120  # seconds; the tiny models answer in well under one
+
+
+@pytest.fixture(scope="module")
+def engine(tiny_run):
+    from engine.explain import ExplanationEngine
+
+    root, models, *_ = tiny_run
+    eng = ExplanationEngine(root, models, device="cpu", method_params={"ig": {"n_steps": 4}})
+    yield eng
+    eng.close()
+
+
+@pytest.fixture
+def dash(engine):
+    from dashboard.app import create_app
+
+    return create_app(engine=engine).dashboard
+
+
+def _spans(html_text: str, css: str) -> dict[tuple[str, ...], str]:
+    """{(data-method, data-mode?): text} of the ``<span class=css ...>`` elements of a table."""
+    out = {}
+    for attrs, text in re.findall(rf'<span class="{css}" ([^>]*)>([^<]*)</span>', html_text):
+        keys = dict(re.findall(r'data-([a-z]+)="([^"]*)"', attrs))
+        out[tuple(v for k, v in keys.items() if k in ("method", "mode"))] = text
+    return out
+
+
+# ----------------------------------------------------------------------------- slow methods
+
+
+def test_slow_methods_are_labelled_in_the_sidebar(dash):
+    from engine.explainers import REGISTRY
+
+    slow = {k for k, cls in REGISTRY.items() if cls.slow}
+    assert slow, "the registry should have perturbation methods"
+    options = dash.controls["methods"].options
+    assert set(options.values()) == set(REGISTRY)
+    for label, key in options.items():
+        assert label == (f"{REGISTRY[key].label} (slow)" if key in slow else REGISTRY[key].label)
+    # the state and the URL keep plain keys; typed names are still understood
+    cat = dash.catalogue
+    rise = REGISTRY["rise"].label
+    assert cat.parse_methods(f"{rise},rise,{rise.lower()} (slow),gradcam") == (["rise", "gradcam"], [])
+    assert cat.parse_methods(["Grad-CAM++", "bogus"]) == (["gradcam_pp"], ["bogus"])
+    dash.state.apply_query({"methods": f"{rise} (slow),saliency"})
+    assert dash.state.methods == ["rise", "saliency"]
+    assert dash.state.to_query()["methods"] == "rise,saliency"
+
+
+def test_slow_warning_names_exactly_the_slow_methods(dash, engine):
+    from dashboard.image_view import slow_warning_html
+    from engine.explainers import REGISTRY
+
+    view = dash.image_view
+    assert not view._slow.visible  # the default methods are all quick
+    slow = [k for k, cls in REGISTRY.items() if cls.slow]
+    quick = [k for k, cls in REGISTRY.items() if not cls.slow]
+    dash.state.methods = ["gradcam", "occlusion"]
+    assert view._slow.visible and "pe-slow-warning" in view._slow.css_classes
+    text = view._slow.object
+    assert "Occlusion" in text and REGISTRY["occlusion"].cost_note in text and "Grad-CAM" not in text
+    assert "perturbation method" in text and "hundreds of forward passes" in text and "seconds" in text
+    assert list(view.explanation.methods) == ["gradcam", "occlusion"]
+    # every method at once: each slow one named with its cost, no quick one named
+    everything = slow_warning_html(dash.catalogue, list(REGISTRY))
+    named = set(re.findall(r"<li><b>([^<]+)</b>", everything))
+    assert named == {REGISTRY[k].label for k in slow}
+    assert all(REGISTRY[k].cost_note in everything for k in slow)
+    assert slow_warning_html(dash.catalogue, quick) == ""
+    dash.state.methods = ["saliency"]
+    assert not view._slow.visible
+
+
+# ----------------------------------------------------------------------------- agreement
+
+
+def test_agreement_matrix_equals_the_metrics(dash, engine):
+    from engine import metrics
+
+    view = dash.analysis
+    assert view.jobs["agreement"].result(WAIT)
+    ex = dash.image_view.explanation
+    labels = {k: r.label for k, r in ex.methods.items()}
+    independent = {"pearson": metrics.pearson, "spearman": metrics.spearman,
+                   "top_iou": lambda a, b: metrics.top_fraction_iou(a, b, 0.2)}
+    for metric, fn in independent.items():
+        view.metric = metric
+        overlay = view._agreement_plot.object
+        assert view._agreement_plot.visible
+        heat, text = overlay.get(0), overlay.get(1)
+        cells = {(a, b): v for a, b, v in heat.dframe()[["a", "b", "value"]].itertuples(index=False)}
+        written = {(a, b): t for a, b, t in text.dframe()[["a", "b", "text"]].itertuples(index=False)}
+        assert len(cells) == len(labels) ** 2
+        for ka, la in labels.items():
+            for kb, lb in labels.items():
+                expected = 1.0 if ka == kb else fn(ex.methods[ka].map, ex.methods[kb].map)
+                assert cells[(la, lb)] == pytest.approx(expected, abs=1e-9), (metric, la, lb)
+                assert written[(la, lb)] == f"{expected:.2f}"
+    assert "pe-agreement" in view._agreement.css_classes
+
+
+def test_agreement_follows_the_image_and_needs_two_methods(dash, engine):
+    from engine import metrics
+
+    view = dash.analysis
+    dash.state.step(1)
+    assert view.jobs["agreement"].result(WAIT)
+    ex = dash.image_view.explanation
+    row = view.pairs[0]
+    assert (row["a"], row["b"]) == ("gradcam", "saliency")
+    assert row["spearman"] == pytest.approx(metrics.spearman(ex.methods["gradcam"].map, ex.methods["saliency"].map))
+    dash.state.methods = ["ig"]
+    assert view.pairs is None and not view._agreement_plot.visible
+    assert "two or more methods" in view._agreement_note.object
+
+
+# ----------------------------------------------------------------------------- faithfulness
+
+
+def test_faithfulness_table_and_charts_equal_the_engine(dash, engine):
+    from dashboard.summary_view import method_colours
+    from engine.metrics import curve_auc
+
+    view = dash.analysis
+    assert view.curves is None and "Not computed" in view._curves_status.object
+    for start in ("black", "blur"):
+        view.start = start
+        assert view.curves is None and view._curves_table.object == ""  # a new choice clears the old curves
+        assert view.compute_curves().result(WAIT) is True
+        ex = dash.image_view.explanation
+        expected = engine.faithfulness(ex, start=start, steps=20)
+        shown = _spans(view._curves_table.object, "pe-auc")
+        assert set(shown) == {(m, mode) for m in ex.methods for mode in ("deletion", "insertion")}
+        for m, modes in expected.items():
+            for mode, curve in modes.items():
+                assert curve.start == start and len(curve.fractions) == 21
+                assert curve.auc == pytest.approx(curve_auc(curve.fractions, curve.probabilities))
+                assert shown[(m, mode)] == f"{curve.auc:.3f}"
+        # one chart per mode, one line per method in its dashboard colour, AUC in the legend
+        colours = method_colours(dict(engine.method_labels()))
+        charts = [p.object for p in view._curves_plots.objects]
+        assert len(charts) == 2
+        for chart, mode in zip(charts, ("deletion", "insertion")):
+            lines = list(chart)
+            assert len(lines) == len(ex.methods)
+            for line, (m, r) in zip(lines, ex.methods.items()):
+                curve = expected[m][mode]
+                assert line.label == f"{r.label} (AUC {curve.auc:.3f})"
+                np.testing.assert_allclose(line.dimension_values(1), curve.probabilities)
+                assert line.opts.get().kwargs["color"] == colours[r.label]
+    # the best method of each mode is starred
+    best_del = min(expected, key=lambda m: expected[m]["deletion"].auc)
+    assert re.search(rf'data-method="{best_del}" data-mode="deletion">[^<]*</span> ★', view._curves_table.object)
+
+
+def test_curves_of_another_image_are_never_shown(dash, engine, monkeypatch):
+    view = dash.analysis
+    first = dash.image_view.explanation
+    gate = threading.Event()
+    asked = []
+    original = engine.faithfulness
+
+    def slow_faithfulness(ex, **kwargs):
+        asked.append(ex.image_id)
+        assert gate.wait(WAIT)
+        return original(ex, **kwargs)
+
+    monkeypatch.setattr(engine, "faithfulness", slow_faithfulness)
+    pending = view.compute_curves()
+    assert view._curves_box.loading and "Computing" in view._curves_status.object
+    dash.state.step(1)  # the user moves on while the curves are computed
+    second = dash.image_view.explanation
+    assert second.image_id != first.image_id
+    assert not view._curves_box.loading and "Not computed" in view._curves_status.object
+    gate.set()
+    assert pending.result(WAIT) is False  # the answer came, and was dropped
+    assert asked == [first.image_id]
+    assert view.curves is None and view._curves_table.object == "" and view._curves_plots.objects == []
+
+    # the current image's curves are shown, and cleared as soon as the target changes
+    assert view.compute_curves().result(WAIT) is True
+    assert asked[-1] == second.image_id and set(view.curves) == set(second.methods)
+    dash.state.target = "true"
+    assert view.curves is None and view._curves_table.object == ""
+
+    # pressed twice: only the newest answer is drawn
+    gate.clear()
+    older = view.compute_curves()
+    gate.set()
+    newer = view.compute_curves()
+    assert newer.result(WAIT) is True and older.result(WAIT) is False
+
+
+def test_a_failure_is_shown_not_raised(dash, engine, monkeypatch):
+    def broken(*_a, **_k):
+        raise RuntimeError("model on fire")
+
+    monkeypatch.setattr(engine, "faithfulness", broken)
+    view = dash.analysis
+    assert view.compute_curves().result(WAIT) is False
+    assert "model on fire" in view._curves_status.object and view.curves is None
+    assert not view._curves_box.loading
+
+
+# ----------------------------------------------------------------------------- sanity check
+
+
+def test_sanity_verdicts_equal_the_engine(dash, engine):
+    from dashboard.analysis_view import FAIL_TEXT, PASS_TEXT
+    from dashboard.image_view import fmt
+    from engine.sanity import PASS_THRESHOLD
+
+    view = dash.analysis
+    assert "Slow" in view._sanity_cost.object and "10 map computations per method" in view._sanity_cost.object
+    assert view.compute_sanity().result(WAIT) is True
+    ex = dash.image_view.explanation
+    expected = engine.sanity(ex)
+    assert set(expected) == set(ex.methods) == set(view.sanity)
+    table = view._sanity_table.object
+    verdicts = {m: (p, t) for m, p, t in re.findall(
+        r'class="pe-sanity-verdict" data-method="(\w+)" data-passed="(\w+)"[^>]*>([^<]*)<', table)}
+    rhos = _spans(table, "pe-sanity-rho")
+    for m, res in expected.items():
+        assert res.steps[0].layer == "classifier" and res.steps[-1].layer == "encoder.0"
+        passed = abs(res.steps[-1].spearman) < PASS_THRESHOLD
+        assert res.passed == passed
+        assert verdicts[m] == (str(passed).lower(), PASS_TEXT if passed else FAIL_TEXT)
+        assert rhos[(m,)] == fmt(res.steps[-1].spearman)
+    # the depth chart: one line per method through every randomization step
+    lines = [el for el in view._sanity_plot.object if el.label in {r.label for r in ex.methods.values()}]
+    assert len(lines) == len(ex.methods)
+    for line, (m, res) in zip(lines, expected.items()):
+        np.testing.assert_allclose(line.dimension_values(1), [s.spearman for s in res.steps])
+    dash.state.step(1)
+    assert view.sanity is None and view._sanity_table.object == "" and not view._sanity_plot.visible
