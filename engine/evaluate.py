@@ -15,6 +15,7 @@ import io
 import json
 import logging
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -228,6 +229,8 @@ def _write_tables(engine: ExplanationEngine, out_dir: Path, frames: list[pd.Data
             df = pd.concat(parts, ignore_index=True)
             atomic_write_text(out_dir / f"{name}.csv", _csv_text(df))
             summary[name] = stats[name](df).to_dict(orient="records")
+        else:  # none made with the current settings: an older table would describe other settings
+            (out_dir / f"{name}.csv").unlink(missing_ok=True)
     atomic_write_text(out_dir / "tko_table.csv", _csv_text(table))
     atomic_write_text(out_dir / "win_rates.csv", _csv_text(rates))
     atomic_write_text(out_dir / "summary.json", json.dumps(_json_safe(summary), indent=1) + "\n")
@@ -253,6 +256,41 @@ def _save_unit(csv_path: Path, df: pd.DataFrame, prov: dict[str, Any]) -> None:
     atomic_write_text(csv_path.with_suffix(".json"), json.dumps(prov, indent=1, sort_keys=True) + "\n")
 
 
+def _side_provenance(prov: dict[str, Any], analysis: str, settings: AnalysisSettings) -> dict[str, Any]:
+    """Provenance of an analysis file: the unit's weights, methods and target, plus its settings."""
+    return {**{k: v for k, v in prov.items() if k not in ("metrics", "maps_for_good")},
+            "analysis": analysis, "settings": settings.of(analysis)}
+
+
+UNIT_SIDECAR = re.compile(r"seed_(-?\d+)_(test|train)\.json")
+
+
+def _finished_units(engine: ExplanationEngine, out_dir: Path, methods: Sequence[str], target: str,
+                    scores: Sequence[str], maps_for_good: bool,
+                    settings: AnalysisSettings) -> tuple[list[pd.DataFrame], dict[str, list[pd.DataFrame]]]:
+    """Every finished unit in ``per_seed/`` made with these methods, target and settings and the
+    current weights (main tables, and the analysis tables that exist), test split first."""
+    found = []
+    for side in (out_dir / "per_seed").glob("seed_*_*.json"):
+        match = UNIT_SIDECAR.fullmatch(side.name)
+        if match and int(match.group(1)) in engine.meta:
+            found.append((match.group(2), int(match.group(1))))
+    frames: list[pd.DataFrame] = []
+    analysis_frames: dict[str, list[pd.DataFrame]] = {a: [] for a in ANALYSES}
+    for split, seed in sorted(found, key=lambda unit: (unit[0] != "test", unit[1])):
+        stem = out_dir / "per_seed" / f"seed_{seed}_{split}"
+        prov = _provenance(engine, seed, [split], methods, target, scores, maps_for_good)
+        main = _load_unit(stem.with_suffix(".csv"), prov, exact=False)
+        if main is None:
+            continue
+        frames.append(main)
+        for a in ANALYSES:
+            df = _load_unit(stem.with_suffix(f".{a}.csv"), _side_provenance(prov, a, settings), exact=True)
+            if df is not None:
+                analysis_frames[a].append(df)
+    return frames, analysis_frames
+
+
 def evaluate(engine: ExplanationEngine, out_dir: Path, *, seeds: Sequence[int] | None = None,
              splits: Sequence[str] = ("test", "train"), methods: Sequence[str] = DEFAULT_METHODS,
              target: str = "predicted", include_misclassified: bool = False, force: bool = False,
@@ -265,8 +303,12 @@ def evaluate(engine: ExplanationEngine, out_dir: Path, *, seeds: Sequence[int] |
     is one (split, seed): ``per_seed/seed_<n>_<split>.csv`` and, per analysis,
     ``per_seed/seed_<n>_<split>.<analysis>.csv``, each with a ``.json`` sidecar of the
     weights and settings behind it; a unit whose sidecar matches is reused. Splits run in
-    the order given (test first by default), every seed within a split, and the summary
-    tables are rewritten after each unit, so an interrupted run still leaves usable tables.
+    the order given (test first by default), every seed within a split.
+
+    The tables in ``out_dir`` cover every finished unit made with the same methods, target
+    and settings and the current weights, also units of seeds or splits not asked for in
+    this run (so analyses can be added for a few seeds without dropping the rest). They are
+    rewritten after each computed unit, so an interrupted run still leaves usable tables.
     """
     out_dir = Path(out_dir)
     seeds = list(seeds) if seeds is not None else engine.seeds
@@ -274,39 +316,28 @@ def evaluate(engine: ExplanationEngine, out_dir: Path, *, seeds: Sequence[int] |
     scores, analyses = split_metrics(extra_metrics)
     if "agreement" in analyses and len(methods) < 2:
         raise ValueError("agreement compares methods: give at least two with --methods")
-    frames: list[pd.DataFrame] = []
-    analysis_frames: dict[str, list[pd.DataFrame]] = {a: [] for a in analyses}
-    summary: dict[str, Any] = {}
+
+    def write_tables() -> dict[str, Any]:
+        frames, analysis_frames = _finished_units(engine, out_dir, methods, target, scores, maps_for_good, settings)
+        return _write_tables(engine, out_dir, frames, methods, target, include_misclassified, scores,
+                             analysis_frames) if frames else {}
+
     units = [(split, seed) for split in splits for seed in seeds]
     for split, seed in tqdm(units, desc="seed x split", unit="unit", disable=not progress):
         stem = out_dir / "per_seed" / f"seed_{seed}_{split}"
         prov = _provenance(engine, seed, [split], methods, target, scores, maps_for_good)
-        main = None if force else _load_unit(stem.with_suffix(".csv"), prov, exact=False)
-        side_prov = {a: {**{k: v for k, v in prov.items() if k not in ("metrics", "maps_for_good")},
-                         "analysis": a, "settings": settings.of(a)} for a in analyses}
-        done = {a: None if force else _load_unit(stem.with_suffix(f".{a}.csv"), side_prov[a], exact=True)
-                for a in analyses}
-        todo = [a for a in analyses if done[a] is None]
-        computed = main is None or bool(todo)
-        if not computed:
+        done_main = not force and _load_unit(stem.with_suffix(".csv"), prov, exact=False) is not None
+        todo = [a for a in analyses if force or _load_unit(stem.with_suffix(f".{a}.csv"),
+                                                           _side_provenance(prov, a, settings), exact=True) is None]
+        if done_main and not todo:
             log.info("seed %d %s already evaluated; skipping (use --force to redo)", seed, split)
-        else:
-            table, extra = unit_rows(engine, seed, split, methods, main=main is None, analyses=todo, target=target,
-                                     batch_size=batch_size, progress=progress, extra_metrics=scores,
-                                     maps_for_good=maps_for_good, settings=settings)
-            if main is None:
-                _save_unit(stem.with_suffix(".csv"), table, prov)
-                main = table
-            for a in todo:
-                _save_unit(stem.with_suffix(f".{a}.csv"), extra[a], side_prov[a])
-                done[a] = extra[a]
-        frames.append(main)
-        for a in analyses:
-            analysis_frames[a].append(done[a])
-        if computed:
-            summary = _write_tables(engine, out_dir, frames, methods, target, include_misclassified, scores,
-                                    analysis_frames)
-    if frames:  # also when every unit was reused: the tables then cover exactly these units
-        summary = _write_tables(engine, out_dir, frames, methods, target, include_misclassified, scores,
-                                analysis_frames)
-    return summary
+            continue
+        table, extra = unit_rows(engine, seed, split, methods, main=not done_main, analyses=todo, target=target,
+                                 batch_size=batch_size, progress=progress, extra_metrics=scores,
+                                 maps_for_good=maps_for_good, settings=settings)
+        if not done_main:
+            _save_unit(stem.with_suffix(".csv"), table, prov)
+        for a in todo:
+            _save_unit(stem.with_suffix(f".{a}.csv"), extra[a], _side_provenance(prov, a, settings))
+        write_tables()
+    return write_tables()

@@ -328,3 +328,19 @@ def test_evaluate_rejects_agreement_of_one_method(engine, tmp_path):
                  extra_metrics=["agreement"])
     with pytest.raises(ValueError, match="unknown metric"):
         evaluate(engine, tmp_path, seeds=[7], splits=["test"], progress=False, extra_metrics=["fidelity"])
+
+
+def test_tables_cover_every_finished_unit_with_the_same_settings(engine, tmp_path):
+    out = tmp_path / "res"
+    evaluate(engine, out, seeds=[7, 8], splits=["test"], methods=["gradcam", "saliency"], progress=False)
+    # Analyses for one seed only: the tables keep seed 8's rows, the agreement table has seed 7's.
+    evaluate(engine, out, seeds=[7], splits=["test"], methods=["gradcam", "saliency"], progress=False,
+             extra_metrics=["agreement"])
+    assert set(pd.read_csv(out / "tko_table.csv")["seed"]) == {7, 8}
+    assert set(pd.read_csv(out / "agreement.csv")["seed"]) == {7}
+    # Another method list is another evaluation: its tables hold only its own units,
+    # and an analysis table made with other methods is not kept beside them.
+    evaluate(engine, out, seeds=[8], splits=["test"], methods=["saliency"], progress=False)
+    table = pd.read_csv(out / "tko_table.csv")
+    assert set(table["seed"]) == {8} and set(table["method"]) == {"saliency"}
+    assert not (out / "agreement.csv").exists()
