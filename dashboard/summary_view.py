@@ -37,6 +37,8 @@ SCORE_NOTES = {
     "relevance_mass": "share of the map's total value that lies inside the defect.",
     "auroc": "how well the map's values separate defect pixels from background pixels (0.5 = chance, 1 = perfect).",
 }
+# Short names for plot titles, which must fit the plot's width.
+SCORE_SHORT = {"tko": "TKO", "pointing": "pointing game", "relevance_mass": "relevance mass", "auroc": "AUROC"}
 AGREEMENT_STATS = ("pearson", "spearman", "top_iou")
 # engine.sanity.PASS_THRESHOLD, repeated because that module imports torch.
 SANITY_THRESHOLD = 0.5
@@ -151,6 +153,16 @@ def _hide_inner_labels(plot: Any, _element: Any) -> None:
             axis.group_text_font_size = "15px"
 
 
+def _whiskers_on_top(plot: Any, _element: Any) -> None:
+    """Bokeh draws error whiskers under the glyphs by default: the lower half would hide behind the bars."""
+    plot.handles["glyph"].level = "annotation"
+
+
+def _score_name(score: str) -> str:
+    name = LOCALISATION_SCORES[score]
+    return name[:1].upper() + name[1:]
+
+
 def _cell_labels(hv: Any, df: pd.DataFrame, kdims: list[str], text: str, dark: pd.Series) -> Any:
     """Cell texts of a heatmap: white on dark cells, near-black elsewhere."""
     return (hv.Labels(df[~dark], kdims, text).opts(text_font_size="14pt", text_color="#111")
@@ -177,7 +189,7 @@ class SummaryView(pn.viewable.Viewer):
         self._reload.on_click(lambda _e: self.load())
         self._intro = pn.pane.HTML("", sizing_mode="stretch_width")
         self._notice = pn.pane.Alert("", alert_type="info", visible=False, sizing_mode="stretch_width")
-        self._score_select = pn.widgets.Select(label="Winner decided by", options={LOCALISATION_SCORES["tko"]: "tko"},
+        self._score_select = pn.widgets.Select(label="Winner decided by", options={_score_name("tko"): "tko"},
                                                value=self.score, width=300, css_classes=["pe-score-select"])
         self._score_select.link(self, value="score", bidirectional=True)
         self._stat_select = pn.widgets.RadioButtonGroup(
@@ -211,7 +223,7 @@ class SummaryView(pn.viewable.Viewer):
         self._win_cache: dict[str, pd.DataFrame] = {}
         self._settings = {name: analysis_settings(self.directory, name) for name in ANALYSIS_FILES}
         scores = self.results.scores or ["tko"]
-        self._score_select.options = {LOCALISATION_SCORES[s]: s for s in scores}
+        self._score_select.options = {_score_name(s): s for s in scores}
         self._holding = True
         try:
             if self.score not in scores:
@@ -386,9 +398,11 @@ numbers). <b>TKO</b> is beside its chance level K/N (the expected TKO of a rando
             self._win.objects = []
             self._set_tables("win", [])
             return
-        name = LOCALISATION_SCORES[self.score]
-        notes = "<br>".join(f"<b>{html.escape(LOCALISATION_SCORES[s])}</b>: {html.escape(SCORE_NOTES[s])}"
-                            for s in (res.scores or ["tko"]))
+        name = SCORE_SHORT.get(self.score, LOCALISATION_SCORES[self.score])
+        # every score's meaning, the one deciding now in full colour
+        notes = "<br>".join(
+            f"<span style='color:{'#111' if s == self.score else '#777'}'><b>{html.escape(_score_name(s))}</b>: "
+            f"{html.escape(SCORE_NOTES[s])}</span>" for s in (res.scores or ["tko"]))
         if len(res.scores) < 2:
             notes += ("<br><span style='color:#555'>Other scores (pointing game, relevance mass, AUROC): "
                       f"<code>{html.escape(evaluate_command(self.engine))} --metrics pointing relevance_mass auroc"
@@ -412,7 +426,7 @@ numbers). <b>TKO</b> is beside its chance level K/N (the expected TKO of a rando
                 **{"class": classes_here, "Method": methods_here}).opts(
                 box_fill_color="Method", cmap=self.colours, ylim=(-0.03, 1.03), show_legend=False,
                 width=min(1100, max(560, 44 * len(classes_here) * len(methods_here) + 100)), height=360,
-                xlabel="", ylabel=f"win rate by {name}", hooks=[_hide_inner_labels],
+                xlabel="", ylabel="win rate", hooks=[_hide_inner_labels],
                 title=f"Win rate per class by {name}, {split} split ({n_seeds} seed{'s' if n_seeds != 1 else ''})",
                 tools=["hover"], fontscale=1.2, xrotation=0, box_line_color="#333")
             plots.append(box)
@@ -465,17 +479,20 @@ numbers). <b>TKO</b> is beside its chance level K/N (the expected TKO of a rando
         # symmetric matrix: each pair is stored once, the heatmap shows it on both sides
         pairs = stats[["method_a", "method_b", f"{stat}_mean", f"{stat}_std", "n_images", "n_seeds"]].set_axis(
             ["a", "b", "mean", "std", "n_images", "n_seeds"], axis=1)
-        long = pd.concat([pairs, pairs.rename(columns={"a": "b", "b": "a"})], ignore_index=True)
+        # the diagonal (a method with itself) is grey, not coloured like a measured 0
+        own = pd.DataFrame({"a": self._method_order(set(pairs["a"]) | set(pairs["b"]))}).assign(b=lambda d: d["a"])
+        long = pd.concat([pairs, pairs.rename(columns={"a": "b", "b": "a"}), own], ignore_index=True)
         long["Method"] = [_label(self.labels, m) for m in long["a"]]
         long["compared with"] = [_label(self.labels, m) for m in long["b"]]
-        long["text"] = [_pm(m, s) for m, s in zip(long["mean"], long["std"])]
+        long["text"] = ["—" if pd.isna(m) else _pm(m, s) for m, s in zip(long["mean"], long["std"])]
         order = [_label(self.labels, m) for m in self._method_order(set(long["a"]))]
         lo = 0.0 if stat == "top_iou" else -1.0
         heat = hv.HeatMap(long, ["Method", "compared with"], ["mean", "std", "n_images"]).redim.values(
             **{"Method": order, "compared with": order}).opts(
             cmap="Blues" if stat == "top_iou" else "RdBu", clim=(lo, 1.0), colorbar=True, tools=["hover"],
+            clipping_colors={"NaN": "#e4e4e4"},
             width=140 * len(order) + 220, height=110 * len(order) + 120, fontscale=1.2, invert_yaxis=True,
-            xlabel="", ylabel="", title=f"{names[stat]} between maps, mean ± std over images")
+            xlabel="", ylabel="", clabel=names[stat], title=f"{names[stat]} between maps, mean ± std over images")
         labels = _cell_labels(hv, long, ["Method", "compared with"], "text", long["mean"].abs() > 0.6)
         self._agreement_frame = long
         self._stat_select.options = {names[s]: s for s in AGREEMENT_STATS}
@@ -503,7 +520,8 @@ numbers). <b>TKO</b> is beside its chance level K/N (the expected TKO of a rando
             color=hv.dim("Method").categorize(self.colours, default="#888"), line_color="#333", tools=["hover"],
             ylim=(0, 1.05), width=max(360, 110 * len(order) + 120), height=340, fontscale=1.2, title=title,
             ylabel=ylabel, xlabel="", show_grid=True)
-        errors = hv.ErrorBars(d, "Method", ["mean", "std"]).opts(line_width=2, color="#111")
+        errors = hv.ErrorBars(d, "Method", ["mean", "std"]).opts(line_width=2, color="#111",
+                                                                  hooks=[_whiskers_on_top])
         return bars * errors
 
     def _draw_faithfulness(self) -> None:

@@ -129,6 +129,9 @@ def view(tmp_path):
     return make_view(tmp_path / "models")
 
 
+SCORE_SHORT = {"tko": "TKO", "pointing": "pointing game", "auroc": "AUROC"}
+
+
 def _elements(column, kind: str) -> list:
     """The HoloViews elements of type ``kind`` drawn in a view's section."""
     import panel as pn
@@ -198,8 +201,7 @@ def test_switching_the_score_redraws_the_win_rates(view, tmp_path):
             # the test data make each score crown other winners: the plot really changed
             assert not np.allclose(plotted.values, _expected_win_rates(tko, "tko").values)
         title = _elements(view._win, "BoxWhisker")[0].opts.get().kwargs["title"]
-        from engine.results import LOCALISATION_SCORES
-        assert LOCALISATION_SCORES[score] in title and "3 seeds" in title
+        assert f"by {SCORE_SHORT[score]}, test split (3 seeds)" in title
     # the "numbers behind the plots" card follows the score
     view.score = "pointing"
     cards = [c.title for c in view._tables.objects[1:]]
@@ -226,7 +228,9 @@ def test_agreement_heatmap_shows_the_mean_of_each_pair(view, tmp_path):
         heat = _elements(view._agreement, "HeatMap")[0].data
         # independent: plain groupby over the raw rows, read in both orders
         expected = raw.groupby(["method_a", "method_b"])[stat].agg(["mean", "std"])
-        assert len(heat) == 2 * len(expected)  # symmetric, diagonal left empty
+        assert len(heat) == 2 * len(expected) + len(METHODS)  # symmetric, plus a grey diagonal
+        diagonal = heat[heat["Method"] == heat["compared with"]]
+        assert diagonal["mean"].isna().all() and set(diagonal["text"]) == {"—"}
         for (a, b), row in expected.iterrows():
             for x, y in ((a, b), (b, a)):
                 cell = heat[(heat["Method"] == LABELS[x]) & (heat["compared with"] == LABELS[y])]
