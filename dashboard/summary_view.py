@@ -19,6 +19,7 @@ import pandas as pd
 import panel as pn
 import param
 
+from engine.metrics import SANITY_PASS_THRESHOLD
 from engine.results import (ANALYSIS_FILES, CHANCE, LOCALISATION_SCORES, OVERALL, Results, agreement_stats,
                             confusion_matrix, defect_rows, faithfulness_stats, history_bands, history_frame,
                             load_results, localisation_win_rates, results_dir, sanity_stats, stale_seeds, tko_stats,
@@ -40,8 +41,6 @@ SCORE_NOTES = {
 # Short names for plot titles, which must fit the plot's width.
 SCORE_SHORT = {"tko": "TKO", "pointing": "pointing game", "relevance_mass": "relevance mass", "auroc": "AUROC"}
 AGREEMENT_STATS = ("pearson", "spearman", "top_iou")
-# engine.sanity.PASS_THRESHOLD, repeated because that module imports torch.
-SANITY_THRESHOLD = 0.5
 # Order of the cards under "The numbers behind the plots".
 TABLE_SECTIONS = ("win", "tko", "agreement", "faithfulness", "sanity", "curves", "confusion")
 SPLIT_NOTE = "change the split in the sidebar"
@@ -598,7 +597,7 @@ numbers). <b>TKO</b> is beside its chance level K/N (the expected TKO of a rando
             pn.pane.Markdown(title),
             self._text("The classifier head and then every encoder stage, top down, get random weights, and the map "
                        "is recomputed. A method passes on an image when its map from the fully random model no "
-                       f"longer resembles the trained model's map (|Spearman ρ| below {SANITY_THRESHOLD}). A map "
+                       f"longer resembles the trained model's map (|Spearman ρ| below {SANITY_PASS_THRESHOLD}). A map "
                        "that survives randomization shows the input (edges, colours), not what the model learned. "
                        f"Based on {based_on(rows[rows['final']])}."),
             pn.pane.HTML(table, sizing_mode="stretch_width")]

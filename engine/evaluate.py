@@ -141,6 +141,8 @@ def unit_rows(engine: ExplanationEngine, seed: int, split: str, methods: Sequenc
     mapped = [i for i in ids if maps_for_good or engine.sample(i).has_mask]
     unmapped = [i for i in ids if i not in set(mapped)] if main else []
     sanity_ids = _spread(mapped, settings.sanity_images) if "sanity" in analyses else set()
+    if not main and set(analyses) <= {"sanity"}:  # nothing else to do: explain only the checked images
+        mapped = [i for i in mapped if i in sanity_ids]
     rows: list[dict[str, Any]] = []
     extra: dict[str, list[dict[str, Any]]] = {a: [] for a in analyses}
     with tqdm(total=len(mapped) + len(unmapped), desc=f"seed {seed} {split}", unit="img", disable=not progress,

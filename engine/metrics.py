@@ -42,6 +42,7 @@ __all__ = [
     "top_fraction_iou",
     "agreement",
     "curve_auc",
+    "SANITY_PASS_THRESHOLD",
 ]
 
 OVERALL = "overall"
@@ -535,6 +536,11 @@ def top_fraction_iou(a, b, fraction: float = 0.2) -> float:
     _pair(a, b)
     wa, wb = top_fraction_membership(a, fraction), top_fraction_membership(b, fraction)
     return float(np.minimum(wa, wb).sum() / np.maximum(wa, wb).sum())
+
+
+# Randomization check: |Spearman| between the trained model's map and the fully randomized
+# model's map at or above this means the map did not depend on the learned weights.
+SANITY_PASS_THRESHOLD = 0.5
 
 
 def agreement(maps: Mapping[str, np.ndarray], fraction: float = 0.2) -> list[dict[str, float | str]]:

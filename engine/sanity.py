@@ -18,11 +18,10 @@ import torch
 from torch import nn
 
 from .explainers import get_explainer
-from .metrics import spearman, top_fraction_iou
+from .metrics import SANITY_PASS_THRESHOLD, spearman, top_fraction_iou
 from .model import ClassifierView, MultitaskNet
 
-# Spearman above this after full randomization = the map did not depend on the weights.
-PASS_THRESHOLD = 0.5
+PASS_THRESHOLD = SANITY_PASS_THRESHOLD  # see engine.metrics
 
 
 @dataclass(frozen=True)
