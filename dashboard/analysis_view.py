@@ -15,11 +15,13 @@ import logging
 import threading
 from concurrent.futures import Future
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Callable
 
 import pandas as pd
 import panel as pn
 import param
+from panel.io.state import set_curdoc
 
 from .figures import _hv
 from .image_view import _COMPUTE, ImageView, fmt
@@ -57,14 +59,14 @@ def agreement_chart(frame: pd.DataFrame, order: list[str], metric_label: str):
     hv = _hv()
     text = frame.assign(text=[fmt(v, 2) for v in frame["value"]],
                         ink=["white" if abs(v) > 0.6 else "black" for v in frame["value"].fillna(0)])
-    size = max(200, 78 * len(order))
+    size = max(240, 80 * len(order))
     heat = hv.HeatMap(frame, ["a", "b"], hv.Dimension("value", label=metric_label)).redim.values(a=order, b=order)
     labels = hv.Labels(text, ["a", "b"], ["text", "ink"])
     return (heat.opts(cmap="RdBu_r", clim=(-1, 1), colorbar=True, tools=["hover"], clipping_colors={"NaN": "#dddddd"},
                       line_color="white", line_width=2)
             * labels.opts(text_color="ink", text_font_size="15px")).opts(
         frame_width=size, frame_height=size, invert_yaxis=True, xrotation=30, xlabel="", ylabel="",
-        title=f"{metric_label} between the maps of this image", toolbar=None, fontscale=1.15)
+        title=f"{metric_label}, this image", toolbar=None, fontscale=1.15)
 
 
 def line_styles(labels: list[str], colours: dict[str, str]) -> dict[str, tuple[str, str]]:
@@ -83,7 +85,8 @@ def faithfulness_charts(ex: Any, curves: dict[str, dict[str, Any]], styles: dict
     hv = _hv()
     p = hv.Dimension("p", label=f"P({ex.target_class})", range=(0, 1.02))
     charts = []
-    for mode, verb in (("deletion", "removed"), ("insertion", "added")):
+    # legends where the curves are not: deletion falls from the top left, insertion rises at once
+    for mode, verb, corner in (("deletion", "removed", "top_right"), ("insertion", "added", "bottom_right")):
         x = hv.Dimension("fraction", label=f"fraction of pixels {verb}, most important first", range=(0, 1))
         lines = []
         for key, by_mode in curves.items():
@@ -94,24 +97,24 @@ def faithfulness_charts(ex: Any, curves: dict[str, dict[str, Any]], styles: dict
                 color=colour, line_dash=dash, line_width=3, tools=["hover"]))
         better = "lower" if mode == "deletion" else "higher"
         charts.append(hv.Overlay(lines).opts(
-            title=f"{mode.capitalize()} ({better} AUC = more faithful)", frame_width=360, frame_height=260,
-            legend_position="right", fontscale=1.1, toolbar=None, show_grid=True))
+            title=f"{mode.capitalize()} ({better} AUC = more faithful)", frame_width=420, frame_height=280,
+            legend_position=corner, fontscale=1.1, toolbar=None, show_grid=True))
     return charts
 
 
 def sanity_chart(ex: Any, results: dict[str, Any], styles: dict[str, tuple[str, str]], threshold: float):
     hv = _hv()
     depth = hv.Dimension("layer", label="randomized from the top down to")
-    rho = hv.Dimension("spearman", label="Spearman with the original map", range=(-0.2, 1.05))
+    rho = hv.Dimension("spearman", label="Spearman with the original map", range=(-1.05, 1.05))
     lines = []
     for key, res in results.items():
         label = ex.methods[key].label
         colour, dash = styles[label]
         lines.append(hv.Curve([(s.layer, s.spearman) for s in res.steps], depth, rho, label=label).opts(
             color=colour, line_dash=dash, line_width=3, tools=["hover"]))
-    limit = hv.HLine(threshold).opts(color="#777777", line_dash="dashed", line_width=2)
-    return hv.Overlay(lines + [limit]).opts(
-        title=f"Map similarity as more layers are randomized (pass: below {threshold:g} at the end)",
+    limits = [hv.HLine(y).opts(color="#777777", line_dash="dashed", line_width=2) for y in (threshold, -threshold)]
+    return hv.Overlay(lines + limits).opts(
+        title=f"Map similarity as more layers are randomized (pass: |Spearman| < {threshold:g} at the end)",
         frame_width=620, frame_height=260, legend_position="right", xrotation=30, fontscale=1.1, toolbar=None,
         show_grid=True)
 
@@ -185,12 +188,17 @@ class AnalysisView(pn.viewable.Viewer):
 
         self._agreement_status = pn.pane.HTML("", sizing_mode="stretch_width")
         self._agreement_note = pn.pane.HTML("", sizing_mode="stretch_width")
-        self._agreement_plot = pn.pane.HoloViews(None, sizing_mode="fixed", visible=False)
+        # Charts are shown and hidden through their FlexBox: Panel 1.9 fails to hide a drawn HoloViews
+        # pane itself. A FlexBox also keeps them from upsetting the layout of the image panes: a
+        # fixed-size chart placed directly in a Column makes the browser draw those at zero size.
+        self._agreement_plot = pn.pane.HoloViews(None, sizing_mode="fixed", linked_axes=False)
+        self._agreement_chart = pn.FlexBox(self._agreement_plot, sizing_mode="stretch_width", visible=False)
         self._metric = pn.widgets.RadioButtonGroup.from_param(self.param.metric, color="primary",
                                                               variant="outline", width=360)
         self._agreement = pn.Column(
             _heading("Do the methods agree on this image?"), self._agreement_note, self._metric,
-            self._agreement_status, self._agreement_plot, css_classes=["pe-agreement"], sizing_mode="stretch_width")
+            self._agreement_status, self._agreement_chart,
+            css_classes=["pe-agreement"], sizing_mode="stretch_width")
 
         self._curves_button = pn.widgets.Button(label="Compute deletion & insertion curves", color="primary",
                                                 width=320)
@@ -200,12 +208,15 @@ class AnalysisView(pn.viewable.Viewer):
         self._curves_guide = pn.pane.HTML("", sizing_mode="stretch_width", css_classes=["pe-faith-guide"])
         self._curves_status = pn.pane.HTML("", sizing_mode="stretch_width")
         self._curves_table = pn.pane.HTML("", sizing_mode="stretch_width")
-        self._curves_plots = pn.FlexBox(sizing_mode="stretch_width")
-        self._curves_box = pn.Column(self._curves_status, self._curves_table, self._curves_plots,
+        self._curves_plots = [pn.pane.HoloViews(None, sizing_mode="fixed", linked_axes=False)
+                              for _mode in ("deletion", "insertion")]
+        self._curves_charts = pn.FlexBox(*self._curves_plots, sizing_mode="stretch_width", visible=False)
+        self._curves_box = pn.Column(self._curves_status, self._curves_table, self._curves_charts,
                                      sizing_mode="stretch_width", min_height=60)
         self._faithfulness = pn.Column(
             _heading("Faithfulness: does the model need the pixels the map points at?"), self._curves_guide,
-            pn.Row(self._curves_button, pn.pane.HTML("<b>Removed pixels become</b>", margin=(12, 5, 0, 20)), start),
+            pn.Row(self._curves_button, pn.pane.HTML("<b>Removed pixels become</b>", width=170, margin=(12, 5, 0, 20)),
+                   start),
             self._curves_box, css_classes=["pe-faithfulness"], sizing_mode="stretch_width")
 
         self._sanity_button = pn.widgets.Button(label="Run the randomization check", color="primary", width=320)
@@ -213,8 +224,9 @@ class AnalysisView(pn.viewable.Viewer):
         self._sanity_cost = pn.pane.HTML("", sizing_mode="stretch_width")
         self._sanity_status = pn.pane.HTML("", sizing_mode="stretch_width")
         self._sanity_table = pn.pane.HTML("", sizing_mode="stretch_width")
-        self._sanity_plot = pn.pane.HoloViews(None, sizing_mode="fixed", visible=False)
-        self._sanity_box = pn.Column(self._sanity_status, self._sanity_table, self._sanity_plot,
+        self._sanity_plot = pn.pane.HoloViews(None, sizing_mode="fixed", linked_axes=False)
+        self._sanity_chart = pn.FlexBox(self._sanity_plot, sizing_mode="stretch_width", visible=False)
+        self._sanity_box = pn.Column(self._sanity_status, self._sanity_table, self._sanity_chart,
                                      sizing_mode="stretch_width", min_height=60)
         self._sanity = pn.Column(
             _heading("Sanity check: does the map depend on what the model learned?"), self._sanity_cost,
@@ -294,17 +306,17 @@ class AnalysisView(pn.viewable.Viewer):
 
     def _clear_agreement(self) -> None:
         self.pairs = None
-        self._agreement_plot.visible = False
+        self._agreement_chart.visible = False
 
     def _clear_curves(self) -> None:
         self.curves = None
         self._curves_table.object = ""
-        self._curves_plots.objects = []
+        self._curves_charts.visible = False
 
     def _clear_sanity(self) -> None:
         self.sanity = None
         self._sanity_table.object = ""
-        self._sanity_plot.visible = False
+        self._sanity_chart.visible = False
 
     # ---------------------------------------------------------------- computing
 
@@ -328,6 +340,7 @@ class AnalysisView(pn.viewable.Viewer):
         done: Future = Future()
         ex = self.explanation
         job = self._jobs[kind]
+        doc = pn.state.curdoc  # the session's document: drawing happens on its event loop
         with self._lock:
             job.gen += 1
             gen = job.gen
@@ -336,7 +349,7 @@ class AnalysisView(pn.viewable.Viewer):
             if job.box is not None:
                 job.box.loading = True
 
-        def finish(future: Future) -> None:
+        def apply(future: Future) -> None:
             drawn = False
             try:
                 with self._lock:
@@ -354,10 +367,17 @@ class AnalysisView(pn.viewable.Viewer):
                     job.status.object = ""
                     draw(ex, answer)
                     drawn = True
-            except Exception:  # noqa: BLE001 - a drawing bug must not kill the worker silently
+            except Exception:  # noqa: BLE001 - a drawing bug must not pass silently
                 log.exception("drawing %s of %s failed", kind, ex.image_id)
             finally:
                 done.set_result(drawn)
+
+        def finish(future: Future) -> None:
+            # HoloViews is not thread-safe (building a plot's options while the session renders
+            # another one corrupts the image panes), so the answer is drawn on the session's
+            # event loop; without a server (tests, notebooks) it is drawn right away.
+            with set_curdoc(doc):
+                pn.state.execute(partial(apply, future), schedule=True)
 
         _COMPUTE.submit(compute, ex).add_done_callback(finish)
         return done
@@ -368,6 +388,9 @@ class AnalysisView(pn.viewable.Viewer):
         return line_styles([r.label for r in ex.methods.values()], self.colours)
 
     @param.depends("metric", watch=True)
+    def _on_metric(self) -> None:
+        pn.state.execute(self._draw_agreement, schedule=True)  # on the event loop: see _run
+
     def _draw_agreement(self) -> None:
         with self._lock:
             ex, pairs = self.explanation, self.pairs
@@ -375,8 +398,9 @@ class AnalysisView(pn.viewable.Viewer):
                 return
             label = next(k for k, v in AGREEMENT_METRICS.items() if v == self.metric)
             order = [r.label for r in ex.methods.values()]
-            self._agreement_plot.object = agreement_chart(agreement_frame(ex, pairs, self.metric), order, label)
-            self._agreement_plot.visible = True
+            chart = agreement_chart(agreement_frame(ex, pairs, self.metric), order, label)
+            self._agreement_plot.object = chart
+            self._agreement_chart.visible = True
 
     def _draw_pairs(self, ex: Any, pairs: list[dict[str, Any]]) -> None:
         self.pairs = pairs
@@ -384,8 +408,9 @@ class AnalysisView(pn.viewable.Viewer):
 
     def _draw_curves(self, ex: Any, curves: dict[str, dict[str, Any]]) -> None:
         self._curves_table.object = faithfulness_table(ex, curves)
-        self._curves_plots.objects = [pn.pane.HoloViews(c, sizing_mode="fixed")
-                                      for c in faithfulness_charts(ex, curves, self._styles(ex))]
+        for pane, chart in zip(self._curves_plots, faithfulness_charts(ex, curves, self._styles(ex))):
+            pane.object = chart
+        self._curves_charts.visible = True
         self.curves = curves
 
     def _draw_sanity(self, ex: Any, results: dict[str, Any]) -> None:
@@ -393,7 +418,7 @@ class AnalysisView(pn.viewable.Viewer):
 
         self._sanity_table.object = sanity_table(ex, results)
         self._sanity_plot.object = sanity_chart(ex, results, self._styles(ex), PASS_THRESHOLD)
-        self._sanity_plot.visible = True
+        self._sanity_chart.visible = True
         self.sanity = results
 
 

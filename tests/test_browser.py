@@ -8,6 +8,7 @@ browser is a failure.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import time
@@ -149,8 +150,10 @@ def _assert_tkos(page, expected: dict[str, str]) -> None:
     _eventually(check)
 
 
+# image panes only: the analysis charts below them (agreement, curves) have axes of their own
 _RANGES_JS = """() => {
-  const plots = [...Bokeh.documents[0].all_models].filter(m => m.x_range !== undefined && m.renderers !== undefined);
+  const plots = [...Bokeh.documents[0].all_models].filter(m => m.x_range !== undefined && m.renderers !== undefined
+    && m.renderers.some(r => r.glyph !== undefined && ['Image', 'ImageRGBA'].includes(r.glyph.type)));
   return {plots: plots.length, x: new Set(plots.map(p => p.x_range.id)).size,
           y: new Set(plots.map(p => p.y_range.id)).size, upright: plots.every(p => p.y_range.start > p.y_range.end)};
 }"""
@@ -306,3 +309,39 @@ def test_ten_sessions_at_once(chromium, server, engine):
     finally:
         for c in contexts:
             c.close()
+
+
+def test_new_method_and_faithfulness_curves(web, server, engine):
+    """Pick Grad-CAM++ in the Methods box: its row and number appear; then the deletion /
+    insertion curves of the image are computed on request and match the engine."""
+    from dashboard.image_view import fmt
+
+    _open(web, server)
+    seed = engine.seeds[0]
+    image_id = engine.image_ids("test", "crack")[0]
+    web.locator(".choices__input--cloned").first.fill("Grad-CAM++")
+    web.locator(".choices__item--choice", has_text="Grad-CAM++").first.click()
+    methods = ("gradcam", "saliency", "ig", "gradcam_pp")
+    expected = _expected_tkos(engine, seed, "test", image_id, methods)
+    _assert_tkos(web, expected)
+    row = web.locator(".pe-method-row", has=web.locator(".pe-tko[data-method=gradcam_pp]"))
+    assert row.count() == 1 and re.fullmatch(r"\d\.\d{3}", row.locator(".pe-tko").inner_text().strip())
+    assert web.locator(".pe-slow-text").count() == 0  # no slow method chosen
+    web.wait_for_function("() => window.location.search.includes('gradcam_pp')")
+    # four methods: the agreement matrix is on the page
+    web.locator(".pe-agreement").first.wait_for()
+
+    web.get_by_role("button", name="Compute deletion & insertion curves").click()
+    table = web.locator(".pe-faith-table")
+    table.wait_for(timeout=TIMEOUT_MS)
+    ex = engine.explain(seed, "test", image_id, methods)
+    curves = engine.faithfulness(ex, start="black", steps=20)  # cached: the numbers the page got
+    aucs = web.locator(".pe-faith-table .pe-auc")
+    shown = {(aucs.nth(i).get_attribute("data-method"), aucs.nth(i).get_attribute("data-mode")): aucs.nth(i).inner_text()
+             for i in range(aucs.count())}
+    assert shown == {(m, mode): f"{c.auc:.3f}" for m, by_mode in curves.items() for mode, c in by_mode.items()}
+    # one chart per mode, drawn (not blank): two more Bokeh plots with a line per method
+    web.wait_for_function("""() => [...Bokeh.documents[0].all_models].filter(m => m.title !== undefined && m.title
+        && /^(Deletion|Insertion) /.test(m.title.text || '')).length == 2""", timeout=TIMEOUT_MS)
+    _assert_linked(web, 4)  # the image panes still pan and zoom together
+    assert fmt(ex.methods["gradcam_pp"].tko) == expected["gradcam_pp"]

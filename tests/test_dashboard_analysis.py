@@ -103,7 +103,7 @@ def test_agreement_matrix_equals_the_metrics(dash, engine):
     for metric, fn in independent.items():
         view.metric = metric
         overlay = view._agreement_plot.object
-        assert view._agreement_plot.visible
+        assert view._agreement_chart.visible
         heat, text = overlay.get(0), overlay.get(1)
         cells = {(a, b): v for a, b, v in heat.dframe()[["a", "b", "value"]].itertuples(index=False)}
         written = {(a, b): t for a, b, t in text.dframe()[["a", "b", "text"]].itertuples(index=False)}
@@ -127,7 +127,7 @@ def test_agreement_follows_the_image_and_needs_two_methods(dash, engine):
     assert (row["a"], row["b"]) == ("gradcam", "saliency")
     assert row["spearman"] == pytest.approx(metrics.spearman(ex.methods["gradcam"].map, ex.methods["saliency"].map))
     dash.state.methods = ["ig"]
-    assert view.pairs is None and not view._agreement_plot.visible
+    assert view.pairs is None and not view._agreement_chart.visible
     assert "two or more methods" in view._agreement_note.object
 
 
@@ -155,7 +155,8 @@ def test_faithfulness_table_and_charts_equal_the_engine(dash, engine):
                 assert shown[(m, mode)] == f"{curve.auc:.3f}"
         # one chart per mode, one line per method in its dashboard colour, AUC in the legend
         colours = method_colours(dict(engine.method_labels()))
-        charts = [p.object for p in view._curves_plots.objects]
+        assert view._curves_charts.visible
+        charts = [p.object for p in view._curves_plots]
         assert len(charts) == 2
         for chart, mode in zip(charts, ("deletion", "insertion")):
             lines = list(chart)
@@ -192,7 +193,8 @@ def test_curves_of_another_image_are_never_shown(dash, engine, monkeypatch):
     gate.set()
     assert pending.result(WAIT) is False  # the answer came, and was dropped
     assert asked == [first.image_id]
-    assert view.curves is None and view._curves_table.object == "" and view._curves_plots.objects == []
+    assert view.curves is None and view._curves_table.object == ""
+    assert not view._curves_charts.visible
 
     # the current image's curves are shown, and cleared as soon as the target changes
     assert view.compute_curves().result(WAIT) is True
@@ -249,4 +251,4 @@ def test_sanity_verdicts_equal_the_engine(dash, engine):
     for line, (m, res) in zip(lines, expected.items()):
         np.testing.assert_allclose(line.dimension_values(1), [s.spearman for s in res.steps])
     dash.state.step(1)
-    assert view.sanity is None and view._sanity_table.object == "" and not view._sanity_plot.visible
+    assert view.sanity is None and view._sanity_table.object == "" and not view._sanity_chart.visible
