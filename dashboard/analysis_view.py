@@ -23,6 +23,8 @@ import panel as pn
 import param
 from panel.io.state import set_curdoc
 
+from engine.metrics import SANITY_PASS_THRESHOLD  # torch-free, like everything the dashboard imports
+
 from .figures import _hv
 from .image_view import _COMPUTE, ImageView, fmt
 from .summary_view import method_colours
@@ -414,10 +416,8 @@ class AnalysisView(pn.viewable.Viewer):
         self.curves = curves
 
     def _draw_sanity(self, ex: Any, results: dict[str, Any]) -> None:
-        from engine.sanity import PASS_THRESHOLD  # the engine is loaded already: no import cost
-
         self._sanity_table.object = sanity_table(ex, results)
-        self._sanity_plot.object = sanity_chart(ex, results, self._styles(ex), PASS_THRESHOLD)
+        self._sanity_plot.object = sanity_chart(ex, results, self._styles(ex), SANITY_PASS_THRESHOLD)
         self._sanity_chart.visible = True
         self.sanity = results
 
