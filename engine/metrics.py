@@ -546,11 +546,18 @@ SANITY_PASS_THRESHOLD = 0.5
 def agreement(maps: Mapping[str, np.ndarray], fraction: float = 0.2) -> list[dict[str, float | str]]:
     """Pearson, Spearman and top-``fraction`` IoU for every unordered pair of methods.
 
-    Returns rows ``{"a", "b", "pearson", "spearman", "top_iou"}`` in the order of ``maps``.
+    Returns rows ``{"a", "b", "pearson", "spearman", "top_iou"}`` in the order of ``maps``;
+    each equals :func:`pearson`, :func:`spearman` and :func:`top_fraction_iou` of the pair.
+    Each map is ranked and thresholded once, not once per pair (12 methods: 66 pairs).
     """
     keys = list(maps)
-    return [{"a": p, "b": q, "pearson": pearson(maps[p], maps[q]), "spearman": spearman(maps[p], maps[q]),
-             "top_iou": top_fraction_iou(maps[p], maps[q], fraction)}
+    if not keys:
+        return []
+    flat = {k: _pair(maps[k], maps[keys[0]])[0] for k in keys}  # also checks that the shapes agree
+    ranks = {k: _average_ranks(v) for k, v in flat.items()}
+    tops = {k: top_fraction_membership(v, fraction) for k, v in flat.items()}
+    return [{"a": p, "b": q, "pearson": _correlation(flat[p], flat[q]), "spearman": _correlation(ranks[p], ranks[q]),
+             "top_iou": float(np.minimum(tops[p], tops[q]).sum() / np.maximum(tops[p], tops[q]).sum())}
             for i, p in enumerate(keys) for q in keys[i + 1:]]
 
 

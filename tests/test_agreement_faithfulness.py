@@ -53,6 +53,19 @@ def test_agreement_lists_every_pair():
     assert rows[0]["pearson"] == pytest.approx(1) and rows[0]["top_iou"] == pytest.approx(1)
 
 
+def test_agreement_equals_the_pairwise_functions():
+    rng = np.random.default_rng(3)
+    maps = {k: np.round(rng.gamma(1.0, size=(9, 7)), 1) for k in "abcd"}  # rounding makes ties
+    for row in agreement(maps, fraction=0.3):
+        a, b = maps[row["a"]], maps[row["b"]]
+        assert row["pearson"] == pytest.approx(pearson(a, b), abs=1e-12)
+        assert row["spearman"] == pytest.approx(spearman(a, b), abs=1e-12)
+        assert row["top_iou"] == pytest.approx(top_fraction_iou(a, b, 0.3), abs=1e-12)
+    assert agreement({}) == [] and agreement({"only": maps["a"]}) == []
+    with pytest.raises(ValueError, match="different sizes"):
+        agreement({"a": maps["a"], "b": np.zeros((3, 3))})
+
+
 def test_curve_auc():
     assert curve_auc([0, 0.5, 1], [1, 1, 1]) == pytest.approx(1)
     assert curve_auc([0, 1], [1, 0]) == pytest.approx(0.5)
