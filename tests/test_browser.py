@@ -196,6 +196,19 @@ def test_page_shows_the_controls(web, server, engine):
     _assert_linked(web, 3)
 
 
+def test_page_makes_no_request_beyond_this_server(web, server, engine):
+    """Fonts, scripts and styles all come from the server: the page works offline and tells
+    no third party who opens it (Panel's Fast design links a web font unless told not to)."""
+    requested = []
+    web.on("request", lambda request: requested.append(request.url))
+    _open(web, server)
+    web.locator(".pe-method-row").first.wait_for()
+    origin = server.rsplit("/", 1)[0]
+    local = (origin, origin.replace("http", "ws", 1), "blob:" + origin, "data:")
+    outside = [url for url in requested if not url.startswith(local)]
+    assert requested and not outside, outside
+
+
 def test_class_and_image_changes_update_the_numbers(web, server, engine):
     _open(web, server)
     seed = engine.seeds[0]
