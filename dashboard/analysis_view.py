@@ -27,7 +27,7 @@ from engine.metrics import SANITY_PASS_THRESHOLD  # torch-free, like everything 
 
 from .figures import _hv
 from .image_view import _COMPUTE, ImageView, fmt
-from .summary_view import method_colours
+from .summary_view import agreement_scale, method_colours
 
 log = logging.getLogger("pixel_evidence.dashboard")
 
@@ -57,14 +57,15 @@ def agreement_frame(ex: Any, pairs: list[dict[str, Any]], metric: str) -> pd.Dat
     return pd.DataFrame(rows, columns=["a", "b", "value"])
 
 
-def agreement_chart(frame: pd.DataFrame, order: list[str], metric_label: str):
+def agreement_chart(frame: pd.DataFrame, order: list[str], metric: str, metric_label: str):
     hv = _hv()
+    cmap, clim = agreement_scale(metric)
     text = frame.assign(text=[fmt(v, 2) for v in frame["value"]],
                         ink=["white" if abs(v) > 0.6 else "black" for v in frame["value"].fillna(0)])
     size = max(240, 80 * len(order))
     heat = hv.HeatMap(frame, ["a", "b"], hv.Dimension("value", label=metric_label)).redim.values(a=order, b=order)
     labels = hv.Labels(text, ["a", "b"], ["text", "ink"])
-    return (heat.opts(cmap="RdBu_r", clim=(-1, 1), colorbar=True, tools=["hover"], clipping_colors={"NaN": "#dddddd"},
+    return (heat.opts(cmap=cmap, clim=clim, colorbar=True, tools=["hover"], clipping_colors={"NaN": "#dddddd"},
                       line_color="white", line_width=2)
             * labels.opts(text_color="ink", text_font_size="15px")).opts(
         frame_width=size, frame_height=size, invert_yaxis=True, xrotation=30, xlabel="", ylabel="",
@@ -400,7 +401,7 @@ class AnalysisView(pn.viewable.Viewer):
                 return
             label = next(k for k, v in AGREEMENT_METRICS.items() if v == self.metric)
             order = [r.label for r in ex.methods.values()]
-            chart = agreement_chart(agreement_frame(ex, pairs, self.metric), order, label)
+            chart = agreement_chart(agreement_frame(ex, pairs, self.metric), order, self.metric, label)
             self._agreement_plot.object = chart
             self._agreement_chart.visible = True
 

@@ -75,6 +75,12 @@ def cached_results(directory: Path) -> Results:
     return results
 
 
+def agreement_scale(stat: str) -> tuple[str, tuple[float, float]]:
+    """Colour map and range of an agreement statistic, the same in every view: correlations
+    run from -1 (red) to +1 (blue), the top-share IoU from 0 (white) to 1 (blue)."""
+    return ("Blues", (0.0, 1.0)) if stat == "top_iou" else ("RdBu", (-1.0, 1.0))
+
+
 def method_colours(labels: dict[str, str]) -> dict[str, str]:
     """Label -> colour, in registry order, plus the chance baseline."""
     out = {label: METHOD_COLOURS[i % len(METHOD_COLOURS)] for i, label in enumerate(labels.values())}
@@ -485,10 +491,10 @@ numbers). <b>TKO</b> is beside its chance level K/N (the expected TKO of a rando
         long["compared with"] = [_label(self.labels, m) for m in long["b"]]
         long["text"] = ["—" if pd.isna(m) else _pm(m, s) for m, s in zip(long["mean"], long["std"])]
         order = [_label(self.labels, m) for m in self._method_order(set(long["a"]))]
-        lo = 0.0 if stat == "top_iou" else -1.0
+        cmap, clim = agreement_scale(stat)
         heat = hv.HeatMap(long, ["Method", "compared with"], ["mean", "std", "n_images"]).redim.values(
             **{"Method": order, "compared with": order}).opts(
-            cmap="Blues" if stat == "top_iou" else "RdBu", clim=(lo, 1.0), colorbar=True, tools=["hover"],
+            cmap=cmap, clim=clim, colorbar=True, tools=["hover"],
             clipping_colors={"NaN": "#e4e4e4"},
             width=140 * len(order) + 220, height=110 * len(order) + 120, fontscale=1.2, invert_yaxis=True,
             xlabel="", ylabel="", clabel=names[stat], title=f"{names[stat]} between maps, mean ± std over images")
