@@ -257,10 +257,16 @@ class SummaryView(pn.viewable.Viewer):
             self._win_cache[score] = localisation_win_rates(res.tko, score, include_misclassified=counted_all)
         return self._win_cache[score]
 
-    def _analysis(self, name: str) -> pd.DataFrame | None:
-        """The current split's rows of one analysis; None when its file is missing."""
+    def _analysis(self, name: str, section: pn.Column, title: str) -> pd.DataFrame | None:
+        """The current split's rows of one analysis. When there are none, ``section`` says why
+        (file missing, or only other splits computed), its tables are cleared and None returned."""
         df = self.results.analyses.get(name)
-        return None if df is None else df[df["split"] == self.state.split]
+        rows = None if df is None else df[df["split"] == self.state.split]
+        if rows is None or rows.empty:
+            section.objects = self._missing(title, name) if rows is None else self._other_split(title, name)
+            self._set_tables(name, [])
+            return None
+        return rows
 
     # ---------------------------------------------------------------- drawing helpers
 
@@ -466,14 +472,8 @@ numbers). <b>TKO</b> is beside its chance level K/N (the expected TKO of a rando
         hv = _hv()
         split = self.state.split
         title = f"## Do the methods agree? ({split} split)"
-        rows = self._analysis("agreement")
+        rows = self._analysis("agreement", self._agreement, title)
         if rows is None:
-            self._agreement.objects = self._missing(title, "agreement")
-            self._set_tables("agreement", [])
-            return
-        if rows.empty:
-            self._agreement.objects = self._other_split(title, "agreement")
-            self._set_tables("agreement", [])
             return
         stats = agreement_stats(rows)
         fractions = {s.get("fraction") for s in self._settings["agreement"]}
@@ -532,14 +532,8 @@ numbers). <b>TKO</b> is beside its chance level K/N (the expected TKO of a rando
     def _draw_faithfulness(self) -> None:
         split = self.state.split
         title = f"## Are the maps faithful to the model? ({split} split)"
-        rows = self._analysis("faithfulness")
+        rows = self._analysis("faithfulness", self._faithfulness, title)
         if rows is None:
-            self._faithfulness.objects = self._missing(title, "faithfulness")
-            self._set_tables("faithfulness", [])
-            return
-        if rows.empty:
-            self._faithfulness.objects = self._other_split(title, "faithfulness")
-            self._set_tables("faithfulness", [])
             return
         stats = faithfulness_stats(rows)
         blocks = []
@@ -571,14 +565,8 @@ numbers). <b>TKO</b> is beside its chance level K/N (the expected TKO of a rando
     def _draw_sanity(self) -> None:
         split = self.state.split
         title = f"## Sanity check: does the map depend on the model's weights? ({split} split)"
-        rows = self._analysis("sanity")
+        rows = self._analysis("sanity", self._sanity, title)
         if rows is None:
-            self._sanity.objects = self._missing(title, "sanity")
-            self._set_tables("sanity", [])
-            return
-        if rows.empty:
-            self._sanity.objects = self._other_split(title, "sanity")
-            self._set_tables("sanity", [])
             return
         stats = sanity_stats(rows)
         cell = "padding:6px 14px;border-bottom:1px solid #ddd;text-align:left"

@@ -59,3 +59,15 @@ def tiny_run(tmp_path_factory):
                       pretrained=False, channels_last=False, device="cpu")
     metas = train_seeds(cfg, root, manifest, models)
     return root, models, manifest, cfg, metas[0]
+
+
+@pytest.fixture(scope="module")
+def engine(tiny_run):
+    """An engine on the tiny models (IG with 4 steps), one per test module; modules that
+    need another set-up define their own ``engine``."""
+    from engine.explain import ExplanationEngine
+
+    root, models, *_ = tiny_run
+    eng = ExplanationEngine(root, models, device="cpu", method_params={"ig": {"n_steps": 4}})
+    yield eng
+    eng.close()

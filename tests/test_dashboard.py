@@ -27,16 +27,6 @@ DASHBOARD = ROOT / "dashboard"
 
 
 @pytest.fixture(scope="module")
-def engine(tiny_run):
-    from engine.explain import ExplanationEngine
-
-    root, models, *_ = tiny_run
-    eng = ExplanationEngine(root, models, device="cpu", method_params={"ig": {"n_steps": 4}})
-    yield eng
-    eng.close()
-
-
-@pytest.fixture(scope="module")
 def evaluated(tiny_run, tmp_path_factory):
     """A copy of the tiny models with evaluation results beside them (``<models>/results``)."""
     from engine.evaluate import evaluate

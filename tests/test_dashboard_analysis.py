@@ -16,16 +16,6 @@ pytestmark = pytest.mark.filterwarnings("ignore:The inplace keyword in DataFrame
 WAIT = 120  # seconds; the tiny models answer in well under one
 
 
-@pytest.fixture(scope="module")
-def engine(tiny_run):
-    from engine.explain import ExplanationEngine
-
-    root, models, *_ = tiny_run
-    eng = ExplanationEngine(root, models, device="cpu", method_params={"ig": {"n_steps": 4}})
-    yield eng
-    eng.close()
-
-
 @pytest.fixture
 def dash(engine):
     from dashboard.app import create_app
