@@ -25,7 +25,7 @@ from panel.io.state import set_curdoc
 
 from engine.metrics import SANITY_PASS_THRESHOLD  # torch-free, like everything the dashboard imports
 
-from .figures import _hv
+from .figures import RENDER_LOCK, _hv
 from .image_view import _COMPUTE, ImageView, fmt
 from .summary_view import agreement_scale, method_colours
 
@@ -402,7 +402,8 @@ class AnalysisView(pn.viewable.Viewer):
             label = next(k for k, v in AGREEMENT_METRICS.items() if v == self.metric)
             order = [r.label for r in ex.methods.values()]
             chart = agreement_chart(agreement_frame(ex, pairs, self.metric), order, self.metric, label)
-            self._agreement_plot.object = chart
+            with RENDER_LOCK:
+                self._agreement_plot.object = chart
             self._agreement_chart.visible = True
 
     def _draw_pairs(self, ex: Any, pairs: list[dict[str, Any]]) -> None:
@@ -411,14 +412,16 @@ class AnalysisView(pn.viewable.Viewer):
 
     def _draw_curves(self, ex: Any, curves: dict[str, dict[str, Any]]) -> None:
         self._curves_table.object = faithfulness_table(ex, curves)
-        for pane, chart in zip(self._curves_plots, faithfulness_charts(ex, curves, self._styles(ex))):
-            pane.object = chart
+        with RENDER_LOCK:
+            for pane, chart in zip(self._curves_plots, faithfulness_charts(ex, curves, self._styles(ex))):
+                pane.object = chart
         self._curves_charts.visible = True
         self.curves = curves
 
     def _draw_sanity(self, ex: Any, results: dict[str, Any]) -> None:
         self._sanity_table.object = sanity_table(ex, results)
-        self._sanity_plot.object = sanity_chart(ex, results, self._styles(ex), SANITY_PASS_THRESHOLD)
+        with RENDER_LOCK:
+            self._sanity_plot.object = sanity_chart(ex, results, self._styles(ex), SANITY_PASS_THRESHOLD)
         self._sanity_chart.visible = True
         self.sanity = results
 

@@ -12,6 +12,7 @@ Colour meaning is fixed across the whole dashboard (and the PNG/HTML exports):
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +20,11 @@ import numpy as np
 
 from engine.results import (PIXEL_FALSE_ALARM, PIXEL_HIT, PIXEL_MISS, PIXEL_TIED_IN, PIXEL_TIED_OUT, TopKPixels,
                             topk_pixels)
+
+# HoloViews is not thread-safe: building two plots at once (a session's image panes on a
+# server thread, the analysis charts on the event loop or a worker) corrupts them. The
+# per-image tab's drawings hold this lock; nothing is awaited while holding it.
+RENDER_LOCK = threading.RLock()
 
 HEAT_CMAP = "inferno"
 RECON_CMAP = "cividis"

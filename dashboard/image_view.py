@@ -366,6 +366,13 @@ class ImageView(pn.viewable.Viewer):
     # ---------------------------------------------------------------- drawing
 
     def _render(self, ex: Any, pics: figures.Pictures) -> None:
+        with figures.RENDER_LOCK:
+            self._draw(ex, pics)
+        # Announced outside the drawing lock: views that follow the explanation draw their own.
+        self.pictures = pics
+        self.explanation = ex
+
+    def _draw(self, ex: Any, pics: figures.Pictures) -> None:
         cat = self.catalogue
         s = self.state
         i, n = s.position
@@ -411,8 +418,6 @@ class ImageView(pn.viewable.Viewer):
             f'<span style="font-weight:400;color:#555;font-size:17px"> · class {html.escape(ex.true_class)} '
             f'· image {i} / {n} · {ex.split} split · seed {ex.seed} · '
             f'{ex.image.shape[1]}×{ex.image.shape[0]} px as the model saw it</span></div>')
-        self.pictures = pics
-        self.explanation = ex
 
     @staticmethod
     def _table_frame(ex: Any) -> pd.DataFrame:
