@@ -139,7 +139,8 @@ def unit_rows(engine: ExplanationEngine, seed: int, split: str, methods: Sequenc
     split_metrics([*extra_metrics, *analyses])
     ids = engine.image_ids(split)
     mapped = [i for i in ids if maps_for_good or engine.sample(i).has_mask]
-    unmapped = [i for i in ids if i not in set(mapped)] if main else []
+    with_maps = set(mapped)
+    unmapped = [i for i in ids if i not in with_maps] if main else []
     sanity_ids = _spread(mapped, settings.sanity_images) if "sanity" in analyses else set()
     if not main and set(analyses) <= {"sanity"}:  # nothing else to do: explain only the checked images
         mapped = [i for i in mapped if i in sanity_ids]
