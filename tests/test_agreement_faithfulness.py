@@ -160,7 +160,7 @@ def test_a_map_that_ignores_the_weights_fails(trained_tiny, monkeypatch):
         key, label = "brightness", "Brightness"
 
         def _attribute(self, inputs, target):
-            return Attribution(inputs.detach().mean(1))
+            return Attribution(inputs.detach().mean(1).exp())  # positive, so no clamping
 
     monkeypatch.setitem(REGISTRY, "brightness", Brightness)
     net, meta, x = trained_tiny

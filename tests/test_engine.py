@@ -55,7 +55,9 @@ def test_explain_returns_maps_scores_and_prediction(engine, tiny_run):
     target = torch.tensor([engine.classes.index(ex.target_class)])
     direct = IntegratedGradients(ClassifierView(net), input_mean=meta["normalization"]["mean"],
                                  input_std=meta["normalization"]["std"], n_steps=8).attribute(x, target)
-    assert np.allclose(direct.maps[0].numpy(), ex.methods["ig"].map, atol=1e-6)
+    # the engine's network has BatchNorm folded into its convolutions: equal up to float rounding
+    ig = ex.methods["ig"].map
+    assert np.allclose(direct.maps[0].numpy(), ig, rtol=1e-3, atol=1e-4 * ig.max())
 
 
 def test_good_images_are_not_ranked(engine):
@@ -291,8 +293,9 @@ def test_evaluate_analyses_agree_with_the_engine_and_resume_on_their_own(engine,
     assert len(sanity) == 2 * len(methods) * n_stages and sanity["image_id"].nunique() == 2
     assert sanity.groupby(["image_id", "method"])["final"].sum().eq(1).all()
 
-    image_id = defects[1]
-    ex = engine.explain(7, "test", image_id, methods)
+    # an image whose Grad-CAM map is not all zero, so that the rank correlation is a number
+    ex = next(e for e in (engine.explain(7, "test", i, methods) for i in defects) if e.methods["gradcam"].map.std() > 0)
+    image_id = ex.image_id
     row = agreement[agreement["image_id"] == image_id].iloc[0]
     pair = ex.agreement(0.1)[0]
     assert (row["method_a"], row["method_b"]) == (pair["a"], pair["b"])

@@ -36,7 +36,7 @@ def test_checkpoint_loads_with_weights_only_and_reproduces_outputs(tiny_run):
     assert all(v.dtype == torch.float16 for v in state.values() if v.is_floating_point())
     net, meta2 = load_model(models, 7, classes=meta["classes"], manifest_sha256=file_sha256(manifest))
     assert meta2["weights_sha256"] == meta["weights_sha256"]
-    ref = MultitaskNet(3, backbone="none", pretrained=False)
+    ref = MultitaskNet(3, backbone=meta["backbone"], pretrained=False)
     ref.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
     x = torch.randn(2, 3, 64, 64)
     with torch.no_grad():
