@@ -118,6 +118,9 @@ class DiskCache:
     def _path(self, key: str) -> Path:
         return self.root / key[:2] / f"{key}.npz"
 
+    def has(self, key: str) -> bool:
+        return self._path(key).is_file()
+
     def get(self, key: str) -> dict[str, np.ndarray] | None:
         path = self._path(key)
         if not path.is_file():

@@ -11,10 +11,12 @@ concurrent requests for the same item share one computation; results are kept in
 byte-bounded LRU and, optionally, on disk keyed by the checkpoint hash.
 
 Speed: methods that need only one forward/backward of the class score (Grad-CAM,
-Saliency) are computed from one shared pass when they are asked for together; models run
-with BatchNorm folded into the convolutions and in channels-last layout (see
-``model.prepare_for_inference``); the inputs of a cold request are built from the cached
-prediction forward's image, not read from disk again.
+Saliency) are computed from one shared pass when they are asked for together, and on a
+cold image that pass is the prediction forward too (the reconstruction is decoded from the
+features it captured); Integrated Gradients takes F(x) for its convergence gap from that
+forward. Models run with BatchNorm folded into the convolutions and in channels-last layout
+(see ``model.prepare_for_inference``); the inputs of a cold request are built from the
+cached prediction's image, not read from disk again.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from .checkpoint import CheckpointError, available_seeds, load_model, read_metad
 from .data import DataError, Sample, file_sha256, load_image, load_mask, read_manifest, to_normalized_tensor
 from .device import pick_device
 from .explainers import DEFAULT_METHODS, REGISTRY, get_explainer
-from .explainers.base import Explainer, attribute_group, pass_groups
+from .explainers.base import ACTIVATION, Attribution, Explainer, attribute_group, pass_groups, shared_pass
 from .faithfulness import MODES, STARTS, Curve, perturbation_curve
 from .model import ClassifierView, prepare_for_inference
 from .sanity import SanityResult, cascading_randomization
@@ -158,6 +160,9 @@ class ExplanationEngine:
         self.metrics = metrics
         self._model_lock = threading.RLock()
         self._models: dict[int, tuple[torch.nn.Module, dict]] = {}
+        # per seed: one classifier view, and the explainers made on it (see ``_explainers``)
+        self._views: dict[int, ClassifierView] = {}
+        self._explainer_objects: dict[int, dict[str, Explainer]] = {}
         self._cache = ByteLRU(cache_mb)
         self._flight = SingleFlight()
         self._disk = DiskCache(disk_cache) if disk_cache else None
@@ -203,6 +208,8 @@ class ExplanationEngine:
                 # BatchNorm folded, channels-last; attributions need input gradients only
                 net = prepare_for_inference(net, self.device).requires_grad_(False)
                 self._models[seed] = (net, meta)
+                self._views[seed] = ClassifierView(net)
+                self._explainer_objects[seed] = {}
                 log.info("loaded model seed %d on %s", seed, self.device)
             return self._models[seed]
 
@@ -244,25 +251,63 @@ class ExplanationEngine:
         return self._flight.run(key, fill)
 
     def _forward_batch(self, seed: int, samples: Sequence[Sample],
-                       loaded: tuple[np.ndarray, np.ndarray, torch.Tensor] | None = None
-                       ) -> list[dict[str, np.ndarray]]:
+                       loaded: tuple[np.ndarray, np.ndarray, torch.Tensor] | None = None,
+                       fuse: Sequence[str] = (), target: str = "predicted"
+                       ) -> tuple[list[dict[str, np.ndarray]], dict[str, list[dict[str, np.ndarray]]]]:
+        """The prediction of each image (``image``, ``mask``, ``logits`` (C,),
+        ``probabilities`` (C,), ``reconstruction`` (H, W)) and the maps of ``fuse``.
+
+        ``fuse`` lists pass-sharing methods (see ``explainers.base.shared_pass``) to compute
+        in the same forward, for ``target``: their gradient pass yields the class scores, and
+        the decoder reads the encoder features that pass captured, so no separate
+        prediction forward runs. Maps come back as ``{method: [per-image dict]}``; they
+        explain the class ``_target_index`` gives (for "predicted", the top class of the
+        returned logits).
+        """
         images, masks, x = loaded if loaded is not None else self._inputs(seed, samples)
         net, _ = self.model(seed)
-        with self._model_lock, torch.inference_mode():
-            self.compute_calls += 1
-            logits, mask_logits = net(x)
-            probs = torch.softmax(logits, 1).float().cpu().numpy()
-            recon = torch.sigmoid(mask_logits[:, 0]).float().cpu().numpy()
-        return [{"image": images[i], "mask": masks[i], "probabilities": probs[i], "reconstruction": recon[i]}
-                for i in range(len(samples))]
+        fused: dict[str, list[dict[str, np.ndarray]]] = {}
+        if fuse:
+            explainers = self._explainers(seed, fuse)
+            known = None if target == "predicted" else torch.tensor(
+                [self.classes.index(s.cls) for s in samples], device=self.device)
+            with self._model_lock:
+                self.compute_calls += 1 + len(fuse)
+                p, attributions = shared_pass(explainers, x, known, also=frozenset({ACTIVATION}))
+                with torch.inference_mode():
+                    # the captured layer is the encoder's last block: its output is what the decoder reads
+                    logits, mask_logits = p.scores, net.decoder(p.activation)
+            fused = {m: _per_image(a) for m, a in zip(fuse, attributions)}
+        else:
+            with self._model_lock, torch.inference_mode():
+                self.compute_calls += 1
+                logits, mask_logits = net(x)
+        probs = torch.softmax(logits, 1).float().cpu().numpy()
+        recon = torch.sigmoid(mask_logits[:, 0]).float().cpu().numpy()
+        logits = logits.float().cpu().numpy()
+        bases = [{"image": images[i], "mask": masks[i], "logits": logits[i], "probabilities": probs[i],
+                  "reconstruction": recon[i]} for i in range(len(samples))]
+        return bases, fused
 
     def _base(self, seed: int, image_id: str) -> dict[str, np.ndarray]:
-        sample = self.sample(image_id)
-        return self._cached(("base", seed, image_id), lambda: self._forward_batch(seed, [sample])[0])
+        """The cached prediction of one image (see ``_forward_batch``)."""
+        return self._predict(seed, self.sample(image_id), (), "predicted")
+
+    def _predict(self, seed: int, sample: Sample, methods: Sequence[str], target: str) -> dict[str, np.ndarray]:
+        """The cached prediction of ``sample``; on a miss, those of ``methods`` that share a
+        gradient pass and are not on disk are computed in the same forward and cached."""
+        def compute() -> dict[str, np.ndarray]:
+            fuse = [m for m in methods if REGISTRY[m].pass_needs and not self._on_disk(seed, sample.id, m)]
+            bases, fused = self._forward_batch(seed, [sample], fuse=fuse, target=target)
+            for m in fuse:
+                self._store(seed, sample.id, m, self._target_index(bases[0], sample, target), fused[m][0])
+            return bases[0]
+
+        return self._cached(("base", seed, sample.id), compute)
 
     def _target_index(self, base: dict, sample: Sample, target: str) -> int:
         if target == "predicted":
-            return int(np.argmax(base["probabilities"]))
+            return int(np.argmax(base["logits"]))
         if target == "true":
             return self.classes.index(sample.cls)
         raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
@@ -272,39 +317,59 @@ class ExplanationEngine:
                       self.params_of(method), target_idx)
 
     def _explainers(self, seed: int, methods: Sequence[str]) -> list[Explainer]:
+        """The explainers of ``methods`` on ``seed``'s network, made once per process (they
+        may memoize network constants, such as the black image's scores for IG), all on one
+        classifier view so that pass-sharing methods can be grouped."""
         net, meta = self.model(seed)
         norm = meta["normalization"]
-        view = ClassifierView(net)
-        return [get_explainer(m)(view, net.gradcam_layer, input_mean=norm["mean"], input_std=norm["std"],
-                                 **self.method_params.get(m, {})) for m in methods]
+        made = self._explainer_objects[seed]
+        with self._model_lock:
+            for m in methods:
+                if m not in made:
+                    made[m] = get_explainer(m)(self._views[seed], net.gradcam_layer, input_mean=norm["mean"],
+                                               input_std=norm["std"], **self.method_params.get(m, {}))
+            return [made[m] for m in methods]
 
-    def _attribute_batch(self, seed: int, x: torch.Tensor, methods: Sequence[str],
-                         targets: Sequence[int]) -> dict[str, list[dict[str, np.ndarray]]]:
+    def _attribute_batch(self, seed: int, x: torch.Tensor, methods: Sequence[str], targets: Sequence[int],
+                         scores: np.ndarray | None = None) -> dict[str, list[dict[str, np.ndarray]]]:
         """Maps of several methods on the images of ``x``: {method: [{"map": (H, W), extra: ()}]}.
 
+        ``scores`` (N, C): the images' logits, if known (see ``Explainer.attribute``).
         Methods that can share a gradient pass get one pass; the lock is taken per pass so
         interactive requests wait for at most one of them. Methods that batch internally
         (``batch_images`` False) run one image per call.
         """
         explainers = self._explainers(seed, methods)
         target = torch.tensor(list(targets), device=self.device)
+        known = torch.as_tensor(scores, device=self.device) if scores is not None else None
         out: dict[str, list[dict[str, np.ndarray]]] = {}
         for group in pass_groups(explainers):
             members = [explainers[i] for i in group]
             step = len(x) if all(e.batch_images for e in members) else 1
-            parts: list[list] = [[] for _ in members]
+            parts: list[list[Attribution]] = [[] for _ in members]
             for j in range(0, len(x), step):
                 with self._model_lock:
                     self.compute_calls += len(members)
-                    results = attribute_group(members, x[j:j + step], target[j:j + step])
+                    results = attribute_group(members, x[j:j + step], target[j:j + step],
+                                              known[j:j + step] if known is not None else None)
                 for part, r in zip(parts, results):
                     part.append(r)
             for i, part in zip(group, parts):
-                maps = np.ascontiguousarray(torch.cat([r.maps for r in part]).cpu().numpy(), dtype=np.float32)
-                extras = {k: torch.cat([r.extras[k] for r in part]).float().cpu().numpy() for k in part[0].extras}
-                out[methods[i]] = [{"map": maps[n], **{k: np.asarray(v[n]) for k, v in extras.items()}}
-                                   for n in range(len(x))]
+                out[methods[i]] = _per_image(Attribution(torch.cat([r.maps for r in part]),
+                                                         {k: torch.cat([r.extras[k] for r in part])
+                                                          for k in part[0].extras}))
         return out
+
+    def _store(self, seed: int, image_id: str, method: str, target_idx: int, value: dict[str, np.ndarray]) -> None:
+        """Keep one computed map in the memory cache and, if there is one, on disk."""
+        if self._disk:
+            self._disk.put(self._disk_key(seed, image_id, method, target_idx), value)
+        self._cache.put(self._map_key(seed, image_id, method, target_idx), value)
+
+    def _on_disk(self, seed: int, image_id: str, method: str) -> bool:
+        """Whether the disk cache holds ``method``'s map of the image for any target class."""
+        return bool(self._disk) and any(self._disk.has(self._disk_key(seed, image_id, method, t))
+                                        for t in range(len(self.classes)))
 
     def _map_key(self, seed: int, image_id: str, method: str, target_idx: int) -> tuple:
         return ("map", seed, image_id, method, digest(self.params_of(method)), target_idx)
@@ -338,13 +403,10 @@ class ExplanationEngine:
         todo = [m for m in methods if m not in got]
         if todo:
             x = self._tensor(seed, base["image"][None])
-            computed = self._attribute_batch(seed, x, todo, [target_idx])
+            computed = self._attribute_batch(seed, x, todo, [target_idx], base["logits"][None])
             for m in todo:
-                value = computed[m][0]
-                if self._disk:
-                    self._disk.put(dkeys[m], value)
-                self._cache.put(keys[m], value)
-                got[m] = value
+                got[m] = computed[m][0]
+                self._store(seed, sample.id, m, target_idx, got[m])
         return got
 
     # ------------------------------------------------------------ public API
@@ -359,10 +421,8 @@ class ExplanationEngine:
         sample = self.sample(image_id)
         if sample.split != split:
             raise KeyError(f"image {image_id!r} is in the {sample.split} split, not {split}")
-        methods = list(dict.fromkeys(methods))
-        for m in methods:
-            get_explainer(m)
-        base = self._base(seed, image_id)
+        methods = _requested(methods, target)
+        base = self._predict(seed, sample, methods, target)
         target_idx = self._target_index(base, sample, target)
         maps = self._maps(seed, sample, base, methods, target_idx)
         return self._assemble(seed, sample, base, maps, target, target_idx)
@@ -395,15 +455,16 @@ class ExplanationEngine:
         Batched results are not pushed through the LRU, so a long run cannot evict what
         interactive users are looking at.
         """
-        methods = list(dict.fromkeys(methods))
-        for m in methods:
-            get_explainer(m)
+        methods = _requested(methods, target)
         for start in range(0, len(image_ids), batch_size):
             chunk = [self.sample(i) for i in image_ids[start:start + batch_size]]
             loaded = self._inputs(seed, chunk)
-            bases = self._forward_batch(seed, chunk, loaded)
+            bases, per_method = self._forward_batch(seed, chunk, loaded, [m for m in methods if REGISTRY[m].pass_needs],
+                                                    target)
             targets = [self._target_index(b, s, target) for b, s in zip(bases, chunk)]
-            per_method = self._attribute_batch(seed, loaded[2], methods, targets)
+            rest = [m for m in methods if m not in per_method]
+            per_method.update(self._attribute_batch(seed, loaded[2], rest, targets,
+                                                    np.stack([b["logits"] for b in bases])))
             for i, (sample, base) in enumerate(zip(chunk, bases)):
                 yield self._assemble(seed, sample, base, {m: per_method[m][i] for m in methods}, target, targets[i])
             if progress:
@@ -443,7 +504,7 @@ class ExplanationEngine:
         net, meta = self.model(ex.seed)
         norm = meta["normalization"]
         target_idx = self.classes.index(ex.target_class)
-        view = ClassifierView(net)
+        view = self._views[ex.seed]
         inputs = functools.cache(lambda: self._tensor(ex.seed, ex.image[None]))  # built once, on a cache miss
         out = {}
         for m, r in ex.methods.items():
@@ -499,3 +560,20 @@ def load_engine(data: Path | str | None = None, models: Path | str | None = None
     root = Path(data) if data else ensure_default_data()
     models_dir = Path(models) if models else Path(__file__).resolve().parent.parent / "pretrained_models"
     return ExplanationEngine(root, models_dir, **kwargs)
+
+
+def _per_image(a: Attribution) -> list[dict[str, np.ndarray]]:
+    """A batch's attribution as one ``{"map": (H, W) float32, extra: ()}`` per image."""
+    maps = np.ascontiguousarray(a.maps.cpu().numpy(), dtype=np.float32)
+    extras = {k: v.float().cpu().numpy() for k, v in a.extras.items()}
+    return [{"map": maps[n], **{k: np.asarray(v[n]) for k, v in extras.items()}} for n in range(len(maps))]
+
+
+def _requested(methods: Iterable[str], target: str) -> list[str]:
+    """``methods`` without repeats, each checked to exist, and ``target`` checked."""
+    methods = list(dict.fromkeys(methods))
+    for m in methods:
+        get_explainer(m)
+    if target not in TARGETS:
+        raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
+    return methods

@@ -16,6 +16,7 @@ from engine.cli import main
 from engine.evaluate import evaluate
 from engine.explain import ExplanationEngine
 from engine.explainers.integrated_gradients import IntegratedGradients
+from engine.explainers import get_explainer
 from engine.model import ClassifierView
 from engine.data import load_image, to_normalized_tensor
 
@@ -58,6 +59,69 @@ def test_explain_returns_maps_scores_and_prediction(engine, tiny_run):
     # the engine's network has BatchNorm folded into its convolutions: equal up to float rounding
     ig = ex.methods["ig"].map
     assert np.allclose(direct.maps[0].numpy(), ig, rtol=1e-3, atol=1e-4 * ig.max())
+    # F(x) for the convergence gap came from the engine's prediction, F(b) from its memo
+    assert ex.methods["ig"].extras["relative_delta"] == pytest.approx(float(direct.extras["relative_delta"]), rel=1e-3)
+
+
+@pytest.mark.parametrize("target", ["predicted", "true"])
+def test_cold_prediction_rides_on_the_shared_gradient_pass(tiny_run, target):
+    """On a cold image, Grad-CAM and Saliency's pass is the prediction forward as well: the
+    encoder runs once for prediction, reconstruction and both maps, and every output equals
+    an independent computation with the model as loaded (separate forward, solo explainers)."""
+    root, models = tiny_run[0], tiny_run[1]
+    eng = ExplanationEngine(root, models, device="cpu", method_params={"ig": {"n_steps": 8}})
+    image_id = _defect_id(eng)
+    stem = eng.model(7)[0].encoder[0]
+    runs = []
+    handle = stem.register_forward_hook(lambda module, args, output: runs.append(len(args[0])))
+    try:
+        ex = eng.explain(7, "test", image_id, ["gradcam", "saliency"], target=target)
+        assert runs == [1]
+        runs.clear()
+        other = next(i for i in eng.image_ids("test") if i != image_id)
+        eng.explain(7, "test", other, ["gradcam", "saliency", "ig"], target=target)
+        eng.explain(7, "test", image_id, ["gradcam", "saliency", "ig"], target=target)
+    finally:
+        handle.remove()
+    # 8 IG steps make one chunk; the black image's scores are taken once per process, and
+    # F(x) comes from the prediction: the second image runs the shared pass and one IG chunk,
+    # the first (prediction and shared maps cached) only its IG chunk.
+    assert runs == [1, 8, 1, 8]
+    eng.close()
+
+    net, meta = load_model(tiny_run[1], 7)
+    norm = meta["normalization"]
+    x = to_normalized_tensor(load_image(root, eng.sample(image_id), 64), **norm)
+    with torch.no_grad():
+        logits, mask_logits = net(x)
+    assert np.allclose(ex.probabilities, torch.softmax(logits, 1)[0].numpy(), atol=1e-5)
+    assert np.allclose(ex.reconstruction, torch.sigmoid(mask_logits[0, 0]).numpy(), atol=1e-5)
+    expected = int(logits.argmax()) if target == "predicted" else eng.classes.index(eng.sample(image_id).cls)
+    assert ex.target_class == eng.classes[expected]
+    for key in ("gradcam", "saliency"):
+        solo = get_explainer(key)(ClassifierView(net), net.gradcam_layer, input_mean=norm["mean"],
+                                  input_std=norm["std"]).attribute(x, torch.tensor([expected]))
+        assert np.allclose(ex.methods[key].map, solo.maps[0].numpy(), rtol=1e-4, atol=1e-6), key
+
+
+def test_ig_with_known_scores_equals_ig_that_runs_its_own_forward(engine, tiny_run):
+    net, meta = load_model(tiny_run[1], 7)
+    norm = meta["normalization"]
+    samples = [engine.sample(i) for i in engine.image_ids("test")[:2]]
+    x = torch.cat([to_normalized_tensor(load_image(tiny_run[0], s, 64), **norm) for s in samples])
+    target = torch.tensor([engine.classes.index(s.cls) for s in samples])
+    make = lambda: IntegratedGradients(ClassifierView(net), input_mean=norm["mean"], input_std=norm["std"], n_steps=4)
+    with torch.no_grad():
+        scores = ClassifierView(net)(x)
+        gap = scores.gather(1, target[:, None])[:, 0] - ClassifierView(net)(make().black_baseline(x)).gather(
+            1, target[:, None])[:, 0]
+    assert (gap.abs() > 1e-3).all()
+    ig = make()
+    given, own, again = ig.attribute(x, target, scores), make().attribute(x, target), ig.attribute(x, target)
+    for out in (given, own, again):  # the memoized black-image scores serve the later calls
+        assert torch.allclose(out.maps, own.maps)
+        assert torch.allclose(out.extras["delta"], own.extras["delta"], atol=1e-5)
+        assert torch.allclose(out.extras["relative_delta"], out.extras["delta"].abs() / gap.abs(), atol=1e-6)
 
 
 def test_good_images_are_not_ranked(engine):

@@ -9,7 +9,9 @@ Gradient methods that need nothing but one forward and one backward of the targe
 scores (Saliency, Grad-CAM) say so with ``pass_needs`` and implement ``from_pass``; when
 several of them are asked for on the same batch, :func:`attribute_together` runs that
 pass once and lets each read what it needs from it. Every other method implements
-``_attribute`` and runs on its own.
+``_attribute`` and runs on its own; one that needs the classifier's scores of the inputs
+themselves (Integrated Gradients, for its convergence gap) sets ``needs_scores`` and takes
+them from the caller when the caller already has them.
 """
 
 from __future__ import annotations
@@ -39,7 +41,8 @@ class Attribution:
 class GradientPass:
     """The result of one forward (+ backward) of ``sum_i f(x_i)[target_i]``.
 
-    ``inputs`` (B, 3, H, W) as given, ``scores`` (B, C) logits, ``target`` (B,);
+    ``inputs`` (B, 3, H, W) as given, ``scores`` (B, C) logits, ``target`` (B,) as given or,
+    when none was given, each image's top-scoring class;
     ``input_grad`` (B, 3, H, W), ``activation`` and ``activation_grad`` (B, C', h, w) of the
     explainer's layer; a field is None when no method of the pass asked for it.
     """
@@ -53,9 +56,10 @@ class GradientPass:
 
 
 def gradient_pass(classifier: nn.Module, layer: nn.Module | None, inputs: torch.Tensor,
-                  target: torch.Tensor, needs: frozenset[str] | set[str]) -> GradientPass:
+                  target: torch.Tensor | None, needs: frozenset[str] | set[str]) -> GradientPass:
     """One forward and, if a gradient is needed, one backward of the target scores, keeping
-    what ``needs`` lists (``INPUT_GRAD``, ``ACTIVATION``, ``LAYER_GRAD``).
+    what ``needs`` lists (``INPUT_GRAD``, ``ACTIVATION``, ``LAYER_GRAD``). ``target`` None
+    means each image's top-scoring class, chosen from this same forward.
 
     Only the graph that the requested gradients need is built: with the layer gradient
     alone, the part of the network before the layer runs without autograd; with no
@@ -89,6 +93,8 @@ def gradient_pass(classifier: nn.Module, layer: nn.Module | None, inputs: torch.
     if want_activation and len(calls) != 1:
         raise RuntimeError(f"the layer must run once per forward, it ran {len(calls)} times")
     activation = store["activation"] if want_activation else None
+    if target is None:
+        target = scores.detach().argmax(1)
     wrt = ([x] if want_input else []) + ([activation] if want_grad else [])
     grads = list(torch.autograd.grad(scores.gather(1, target[:, None]).sum(), wrt)) if wrt else []
     # Images in a batch do not interact in eval mode, so the gradient of the summed scores
@@ -113,6 +119,7 @@ class Explainer:
     cost_note: ClassVar[str] = ""
     defaults: ClassVar[dict[str, Any]] = {}
     pass_needs: ClassVar[frozenset[str]] = frozenset()
+    needs_scores: ClassVar[bool] = False  # ``_attribute`` takes the inputs' scores (or None)
     batch_images: ClassVar[bool] = True
     slow: ClassVar[bool] = False  # perturbation methods: many forwards, the UI warns
 
@@ -132,14 +139,21 @@ class Explainer:
         """A black image in pixel space, normalized like the inputs (see :func:`black_image`)."""
         return black_image(like, self.input_mean, self.input_std)
 
-    def attribute(self, inputs: torch.Tensor, target: torch.Tensor) -> Attribution:
-        """``inputs`` (B, 3, H, W) normalized, ``target`` (B,) class indices."""
+    def attribute(self, inputs: torch.Tensor, target: torch.Tensor,
+                  scores: torch.Tensor | None = None) -> Attribution:
+        """``inputs`` (B, 3, H, W) normalized, ``target`` (B,) class indices.
+
+        ``scores`` (B, C), optional: the classifier's logits of ``inputs`` when the caller
+        already has them; a method that needs them then skips that forward. The result is
+        the same either way.
+        """
         target = _check(inputs, target)
         if self.pass_needs:
             return _finish(self.from_pass(gradient_pass(self.classifier, self.layer, inputs, target,
                                                         self.pass_needs)))
         # captum differentiates with respect to the inputs; say so up front rather than let it warn
-        return _finish(self._attribute(inputs.detach().requires_grad_(True), target))
+        x = inputs.detach().requires_grad_(True)
+        return _finish(self._attribute(x, target, scores) if self.needs_scores else self._attribute(x, target))
 
     @property
     def shares_pass(self) -> bool:
@@ -197,27 +211,37 @@ def pass_groups(explainers: Sequence[Explainer]) -> list[list[int]]:
     return groups
 
 
-def attribute_group(explainers: Sequence[Explainer], inputs: torch.Tensor,
-                    target: torch.Tensor) -> list[Attribution]:
-    """Attributions of one group from :func:`pass_groups`: a single method runs as usual,
-    pass-sharing methods read one forward/backward that covers all of their needs."""
-    if len(explainers) == 1:
-        return [explainers[0].attribute(inputs, target)]
-    if not all(ex.shares_pass for ex in explainers):
-        raise ValueError("only pass-sharing methods can be computed as one group")
-    target = _check(inputs, target)
-    needs = frozenset().union(*(ex.pass_needs for ex in explainers))
+def shared_pass(explainers: Sequence[Explainer], inputs: torch.Tensor, target: torch.Tensor | None,
+                also: frozenset[str] = frozenset()) -> tuple[GradientPass, list[Attribution]]:
+    """One :func:`gradient_pass` covering the needs of every (pass-sharing) explainer plus
+    ``also``, and each explainer's attribution read from it. ``target`` None: each image's
+    top-scoring class (the pass's ``target`` says which)."""
+    if not explainers or not all(ex.shares_pass for ex in explainers):
+        raise ValueError("a shared pass needs one or more pass-sharing methods")
+    needs = frozenset(also).union(*(ex.pass_needs for ex in explainers))
+    if target is not None:
+        target = _check(inputs, target)
     first = explainers[0]
     p = gradient_pass(first.classifier, first.layer, inputs, target, needs)
-    return [_finish(ex.from_pass(p)) for ex in explainers]
+    return p, [_finish(ex.from_pass(p)) for ex in explainers]
+
+
+def attribute_group(explainers: Sequence[Explainer], inputs: torch.Tensor, target: torch.Tensor,
+                    scores: torch.Tensor | None = None) -> list[Attribution]:
+    """Attributions of one group from :func:`pass_groups`: a single method runs as usual
+    (with ``scores``, see ``Explainer.attribute``), pass-sharing methods read one
+    forward/backward that covers all of their needs."""
+    if len(explainers) == 1:
+        return [explainers[0].attribute(inputs, target, scores)]
+    return shared_pass(explainers, inputs, target)[1]
 
 
 def attribute_together(explainers: Sequence[Explainer], inputs: torch.Tensor,
-                       target: torch.Tensor) -> list[Attribution]:
+                       target: torch.Tensor, scores: torch.Tensor | None = None) -> list[Attribution]:
     """Every explainer's attribution on the same batch, sharing passes where possible;
     the results equal those of calling each ``attribute`` on its own."""
     out: list[Attribution | None] = [None] * len(explainers)
     for group in pass_groups(explainers):
-        for i, a in zip(group, attribute_group([explainers[i] for i in group], inputs, target)):
+        for i, a in zip(group, attribute_group([explainers[i] for i in group], inputs, target, scores)):
             out[i] = a
     return out  # type: ignore[return-value]

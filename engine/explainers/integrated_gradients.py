@@ -2,7 +2,10 @@
 
 Extras per image: ``delta`` (the convergence delta, sum(attr) - (F(x) - F(b))) and
 ``relative_delta`` = |delta| / |F(x) - F(b)|, the share of the score change the
-attributions fail to account for.
+attributions fail to account for. F(x) comes from the caller's ``scores`` when given;
+F(b), the black image's scores, is computed once per explainer (the black image is the
+same for every input of a size), so an explainer assumes its classifier's weights do not
+change while it is in use.
 """
 
 from __future__ import annotations
@@ -28,6 +31,11 @@ class IntegratedGradients(Explainer):
     # chunking does not change the result.
     defaults = {"n_steps": 25, "method": "gausslegendre", "internal_batch_size": None}
     batch_images = False  # the steps already form a batch; one image per call keeps memory flat
+    needs_scores = True
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._baseline_scores: dict[tuple, torch.Tensor] = {}
 
     def chunk_size(self, n_images: int, device: torch.device) -> int:
         """Examples per forward/backward: ``internal_batch_size`` or the device's choice."""
@@ -39,7 +47,8 @@ class IntegratedGradients(Explainer):
         chunks = -(-n_steps // CPU_STEPS_PER_CHUNK)
         return n_images * -(-n_steps // chunks)
 
-    def _attribute(self, inputs: torch.Tensor, target: torch.Tensor) -> Attribution:
+    def _attribute(self, inputs: torch.Tensor, target: torch.Tensor,
+                   scores: torch.Tensor | None = None) -> Attribution:
         n_steps = int(self.params["n_steps"])
         if n_steps < 1:
             raise ValueError(f"n_steps must be at least 1, got {n_steps}")
@@ -47,11 +56,20 @@ class IntegratedGradients(Explainer):
         attr = CaptumIG(self.classifier).attribute(
             inputs, baselines=baseline, target=target, n_steps=n_steps, method=self.params["method"],
             internal_batch_size=self.chunk_size(len(inputs), inputs.device))
-        # The completeness gap F(x) - F(b) from one forward of both end points (what
-        # captum's own convergence delta would compute with two more forwards).
+        # The completeness gap F(x) - F(b), with no forward when both end points are known
+        # (captum's own convergence delta would run two more).
         with torch.no_grad():
-            scores = self.classifier(torch.cat([inputs, baseline])).gather(1, target.repeat(2)[:, None])[:, 0]
-        gap = scores[: len(inputs)] - scores[len(inputs):]
+            if scores is None:
+                scores = self.classifier(inputs)
+            gap = scores.gather(1, target[:, None])[:, 0] - self._black_scores(baseline)[target]
         attr = attr.detach()
         delta = attr.sum(dim=(1, 2, 3)) - gap
         return Attribution(attr.abs().sum(dim=1), {"delta": delta, "relative_delta": delta.abs() / gap.abs()})
+
+    def _black_scores(self, baseline: torch.Tensor) -> torch.Tensor:
+        """Logits (C,) of the black image ``baseline[0]`` (all rows are equal), memoized per
+        image size, dtype and device."""
+        key = (tuple(baseline.shape[1:]), baseline.dtype, baseline.device)
+        if key not in self._baseline_scores:
+            self._baseline_scores[key] = self.classifier(baseline[:1])[0].detach()
+        return self._baseline_scores[key]
