@@ -13,7 +13,10 @@ Steps, cumulative:
 2. IG's score gap and delta from one forward of the two end points;
 3. channels-last weights and inputs;
 4. BatchNorm folded into the convolutions;
-5. IG steps in chunks (the engine's default on this device) instead of one batch.
+5. IG steps in chunks (the engine's default on this device) instead of one batch;
+6. the prediction read from Grad-CAM and Saliency's shared pass (no forward of its own),
+   and IG's end points from the prediction's scores and a once-per-network black-image
+   forward (the engine as it is).
 
 Writes ``ablation.json`` and ``ablation.md`` into ``--out``.
 """
@@ -65,6 +68,8 @@ class CaptumSaliencyMap(Explainer):
 class CaptumDeltaIG(IntegratedGradients):
     """IG as before: captum's convergence delta (its own end-point forwards) plus the gap forward."""
 
+    needs_scores = False
+
     def _attribute(self, inputs, target):
         n_steps = int(self.params["n_steps"])
         baseline = self.black_baseline(inputs)
@@ -76,6 +81,23 @@ class CaptumDeltaIG(IntegratedGradients):
         gap = scores[: len(inputs)] - scores[len(inputs):]
         return Attribution(attr.abs().sum(dim=1), {"delta": delta.detach(),
                                                    "relative_delta": (delta.abs() / gap.abs()).detach()})
+
+
+class EndPointForwardIG(IntegratedGradients):
+    """IG as before step 6: the gap from one forward of both end points on every call."""
+
+    needs_scores = False
+
+    def _attribute(self, inputs, target):
+        baseline = self.black_baseline(inputs)
+        attr = CaptumIG(self.classifier).attribute(
+            inputs, baselines=baseline, target=target, n_steps=int(self.params["n_steps"]),
+            method=self.params["method"], internal_batch_size=self.chunk_size(len(inputs), inputs.device)).detach()
+        with torch.no_grad():
+            scores = self.classifier(torch.cat([inputs, baseline])).gather(1, target.repeat(2)[:, None])[:, 0]
+        gap = scores[: len(inputs)] - scores[len(inputs):]
+        delta = attr.sum(dim=(1, 2, 3)) - gap
+        return Attribution(attr.abs().sum(dim=1), {"delta": delta, "relative_delta": delta.abs() / gap.abs()})
 
 
 # ---------------------------------------------------------------- configurations
@@ -92,18 +114,20 @@ def _prepare(fold: bool, channels_last: bool):
     return prepare
 
 
-STEPS = [
-    ("0 engine before: captum GC + SM, IG one batch + captum delta", dict(gc=CaptumGradCAM, sm=CaptumSaliencyMap,
-                                                                      ig=CaptumDeltaIG, fold=False, cl=False, one_batch=True)),
-    ("1 + GC and SM from one shared pass", dict(gc=GradCAM, sm=Saliency, ig=CaptumDeltaIG, fold=False, cl=False,
-                                                one_batch=True)),
-    ("2 + IG gap and delta from one forward", dict(gc=GradCAM, sm=Saliency, ig=IntegratedGradients, fold=False,
-                                                   cl=False, one_batch=True)),
-    ("3 + channels-last", dict(gc=GradCAM, sm=Saliency, ig=IntegratedGradients, fold=False, cl=True, one_batch=True)),
-    ("4 + BatchNorm folded", dict(gc=GradCAM, sm=Saliency, ig=IntegratedGradients, fold=True, cl=True, one_batch=True)),
-    ("5 + IG in chunks (engine default)", dict(gc=GradCAM, sm=Saliency, ig=IntegratedGradients, fold=True, cl=True,
-                                               one_batch=False)),
-]
+def _step(label: str, **changes) -> None:
+    """Add one configuration: the previous step's with ``changes``."""
+    STEPS.append((label, {**(STEPS[-1][1] if STEPS else {}), **changes}))
+
+
+STEPS: list[tuple[str, dict]] = []
+_step("0 engine before: captum GC + SM, IG one batch + captum delta", gc=CaptumGradCAM, sm=CaptumSaliencyMap,
+      ig=CaptumDeltaIG, fold=False, cl=False, one_batch=True, fuse=False)
+_step("1 + GC and SM from one shared pass", gc=GradCAM, sm=Saliency)
+_step("2 + IG gap and delta from one forward", ig=EndPointForwardIG)
+_step("3 + channels-last", cl=True)
+_step("4 + BatchNorm folded", fold=True)
+_step("5 + IG in chunks (engine default)", one_batch=False)
+_step("6 + prediction from the shared pass, IG end points reused (the engine)", ig=IntegratedGradients, fuse=True)
 
 
 class Patched:
@@ -113,15 +137,20 @@ class Patched:
         self.spec = spec
 
     def __enter__(self):
-        self.saved = (dict(REGISTRY), explain_mod.prepare_for_inference)
+        engine_class = explain_mod.ExplanationEngine
+        self.saved = (dict(REGISTRY), explain_mod.prepare_for_inference, engine_class._predict)
         REGISTRY.update(gradcam=self.spec["gc"], saliency=self.spec["sm"], ig=self.spec["ig"])
         explain_mod.prepare_for_inference = _prepare(self.spec["fold"], self.spec["cl"])
+        if not self.spec["fuse"]:  # the prediction runs a forward of its own
+            fused = self.saved[2]
+            engine_class._predict = lambda eng, seed, sample, methods, target: fused(eng, seed, sample, (), target)
         return self
 
     def __exit__(self, *exc):
         REGISTRY.clear()
         REGISTRY.update(self.saved[0])
         explain_mod.prepare_for_inference = self.saved[1]
+        explain_mod.ExplanationEngine._predict = self.saved[2]
 
 
 def main(argv=None) -> int:

@@ -443,9 +443,10 @@ def bench_cold(engine, seed: int, cfg: BenchConfig, clock: Clock, notes: list[st
                     "engine_samples_s": s["engine"], "original_samples_s": s["original"],
                     "floor_samples_s": s["floor"]}
     notes.append("cold: medians over the images listed; the engine times one whole `explain` call (image from "
-                 "disk, prediction forward with the decoder, maps, scores) after clearing its cache; the original "
-                 "and the floor start from a ready input tensor. Floor IG = the faster of one batch of all steps "
-                 "and the engine's chunking.")
+                 "disk, prediction with the decoder's reconstruction, maps, scores) after clearing its cache; what "
+                 "a running server keeps per network (the loaded model, IG's black-image scores) stays. The "
+                 "original and the floor start from a ready input tensor. Floor IG = the faster of one batch of "
+                 "all steps and the engine's chunking.")
     return out
 
 
