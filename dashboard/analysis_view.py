@@ -88,8 +88,7 @@ def faithfulness_charts(ex: Any, curves: dict[str, dict[str, Any]], styles: dict
     hv = _hv()
     p = hv.Dimension("p", label=f"P({ex.target_class})", range=(0, 1.02))
     charts = []
-    # legends where the curves are not: deletion falls from the top left, insertion rises at once
-    for mode, verb, corner in (("deletion", "removed", "top_right"), ("insertion", "added", "bottom_right")):
+    for mode, verb in (("deletion", "removed"), ("insertion", "added")):
         x = hv.Dimension("fraction", label=f"fraction of pixels {verb}, most important first", range=(0, 1))
         lines = []
         for key, by_mode in curves.items():
@@ -100,8 +99,9 @@ def faithfulness_charts(ex: Any, curves: dict[str, dict[str, Any]], styles: dict
                 color=colour, line_dash=dash, line_width=3, tools=["hover"]))
         better = "lower" if mode == "deletion" else "higher"
         charts.append(hv.Overlay(lines).opts(
-            title=f"{mode.capitalize()} ({better} AUC = more faithful)", frame_width=420, frame_height=280,
-            legend_position=corner, fontscale=1.1, toolbar=None, show_grid=True))
+            # the legend beside the frame: inside, some curve always runs under it
+            title=f"{mode.capitalize()} ({better} AUC = more faithful)", frame_width=380, frame_height=280,
+            legend_position="right", fontscale=1.1, toolbar=None, show_grid=True))
     return charts
 
 

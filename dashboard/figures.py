@@ -12,9 +12,10 @@ Colour meaning is fixed across the whole dashboard (and the PNG/HTML exports):
 
 from __future__ import annotations
 
+import functools
 import threading
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -23,8 +24,17 @@ from engine.results import (PIXEL_FALSE_ALARM, PIXEL_HIT, PIXEL_MISS, PIXEL_TIED
 
 # HoloViews is not thread-safe: building two plots at once (a session's image panes on a
 # server thread, the analysis charts on the event loop or a worker) corrupts them. The
-# per-image tab's drawings hold this lock; nothing is awaited while holding it.
+# drawings of both tabs hold this lock; nothing is awaited while holding it.
 RENDER_LOCK = threading.RLock()
+
+
+def drawing(method: Callable[..., Any]) -> Callable[..., Any]:
+    """Run ``method`` holding ``RENDER_LOCK``: for views that build HoloViews plots."""
+    @functools.wraps(method)
+    def locked(*args: Any, **kwargs: Any) -> Any:
+        with RENDER_LOCK:
+            return method(*args, **kwargs)
+    return locked
 
 HEAT_CMAP = "inferno"
 RECON_CMAP = "cividis"

@@ -1,14 +1,14 @@
 """The dashboard's one state object, its validation, and its link to the page URL.
 
 ``DashboardState`` holds what the user is looking at (seed, split, class, image, methods,
-target, tab). Views depend on it; sidebar widgets are built from its parameters. Any value
+target, tab, and the score that decides the summary's winners). Views depend on it; sidebar widgets are built from its parameters. Any value
 coming from outside (a pasted URL) goes through :meth:`DashboardState.apply_query`, which
 keeps what is valid, falls back to the nearest valid state for the rest, and says so in
 ``notices``.
 
 URL format (all keys optional)::
 
-    ?seed=42&split=test&class=crack&image=test-crack-003&methods=gradcam,saliency,ig&target=predicted&tab=image
+    ?seed=42&split=test&class=crack&image=test-crack-003&methods=gradcam,saliency,ig&target=predicted&tab=image&score=tko
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ from typing import Any, Mapping
 
 import param
 
+from engine.results import LOCALISATION_SCORES
+
 from .catalogue import SPLITS, TARGETS, Catalogue
 
 TABS = ("image", "summary", "about")
@@ -25,7 +27,7 @@ TAB_LABELS = {"image": "Per image", "summary": "Summary", "about": "How to read 
 TARGET_LABELS = {"predicted": "predicted class", "true": "true class"}
 # state parameter -> URL query key
 URL_KEYS = {"seed": "seed", "split": "split", "image_class": "class", "image_id": "image", "methods": "methods",
-            "target": "target", "tab": "tab"}
+            "target": "target", "tab": "tab", "score": "score"}
 
 
 class DashboardState(param.Parameterized):
@@ -39,6 +41,8 @@ class DashboardState(param.Parameterized):
     target = param.Selector(objects=list(TARGETS), default="predicted", label="Target",
                             doc="Which class the maps explain: the model's prediction or the true class")
     tab = param.Selector(objects=list(TABS), default="image", label="Tab")
+    score = param.Selector(objects=list(LOCALISATION_SCORES), default="tko", label="Winner decided by",
+                           doc="The localisation score that decides which method wins an image (summary tab)")
     notices = param.List(default=[], doc="Messages about values that were replaced (e.g. from a bad URL)")
 
     def __init__(self, catalogue: Catalogue, **params: Any):
@@ -110,7 +114,7 @@ class DashboardState(param.Parameterized):
 
     def to_query(self) -> dict[str, str]:
         return {"seed": str(self.seed), "split": self.split, "class": self.image_class, "image": self.image_id,
-                "methods": ",".join(self.methods), "target": self.target, "tab": self.tab}
+                "methods": ",".join(self.methods), "target": self.target, "tab": self.tab, "score": self.score}
 
     def apply_query(self, query: Mapping[str, Any], *, notify: bool = True) -> list[str]:
         """Move to the state described by ``query`` (URL keys, string values).
@@ -200,6 +204,13 @@ class DashboardState(param.Parameterized):
             else:
                 notes.append(f"Unknown tab “{q['tab']}”; showing the per-image view.")
                 updates["tab"] = "image"
+        if q.get("score"):
+            if q["score"] in LOCALISATION_SCORES:
+                updates["score"] = q["score"]
+            else:
+                notes.append(f"Unknown score “{q['score']}”; winners are decided by Top-K overlap "
+                             f"(scores: {', '.join(LOCALISATION_SCORES)}).")
+                updates["score"] = "tko"
         if updates:
             self.param.update(**updates)
         if notify and notes:
@@ -221,9 +232,10 @@ class UrlState(param.Parameterized):
     methods = param.Parameter(default=None)
     target = param.Parameter(default=None)
     tab = param.Parameter(default=None)
+    score = param.Parameter(default=None)
 
     QUERY = {"seed": "seed", "split": "split", "klass": "class", "image": "image", "methods": "methods",
-             "target": "target", "tab": "tab"}
+             "target": "target", "tab": "tab", "score": "score"}
 
     def as_query(self) -> dict[str, str]:
         return {self.QUERY[p]: v for p, v in self.param.values().items()

@@ -9,7 +9,6 @@ the training histories stored in the checkpoint metadata. Everything here is rea
 from __future__ import annotations
 
 import html
-import json
 import math
 import threading
 from pathlib import Path
@@ -25,6 +24,7 @@ from engine.results import (ANALYSIS_FILES, CHANCE, LOCALISATION_SCORES, OVERALL
                             load_results, localisation_win_rates, results_dir, sanity_stats, stale_seeds, tko_stats,
                             win_rate_stats)
 
+from .figures import _hv, drawing
 from .state import DashboardState
 
 METHOD_COLOURS = ["#E69F00", "#56B4E9", "#009E73", "#CC79A7", "#0072B2", "#D55E00", "#F0E442"]
@@ -88,13 +88,6 @@ def method_colours(labels: dict[str, str]) -> dict[str, str]:
     return out
 
 
-def _hv():
-    import holoviews as hv
-    import holoviews.plotting.bokeh  # noqa: F401 - registers the bokeh backend's options
-
-    return hv
-
-
 def _label(labels: dict[str, str], method: str) -> str:
     return "chance (K/N)" if method == CHANCE else labels.get(method, method)
 
@@ -116,19 +109,6 @@ def analysis_command(engine: Any) -> str:
     """The command that writes the analysis tables, with this engine's --data / --models."""
     return evaluate_command(engine).replace("pixel-evidence evaluate",
                                             "pixel-evidence evaluate --metrics " + " ".join(ANALYSIS_FILES), 1)
-
-
-def analysis_settings(directory: Path, name: str) -> list[dict[str, Any]]:
-    """Distinct settings recorded in one analysis's per-seed sidecars (e.g. the IoU's top share)."""
-    out: list[dict[str, Any]] = []
-    for side in sorted((Path(directory) / "per_seed").glob(f"seed_*.{name}.json")):
-        try:
-            settings = json.loads(side.read_text()).get("settings") or {}
-        except (json.JSONDecodeError, OSError, UnicodeDecodeError, AttributeError):
-            continue
-        if settings not in out:
-            out.append(settings)
-    return out
 
 
 def based_on(df: pd.DataFrame) -> str:
@@ -179,8 +159,6 @@ class SummaryView(pn.viewable.Viewer):
 
     state = param.ClassSelector(class_=DashboardState)
     results = param.Parameter(default=None)
-    score = param.Selector(default="tko", objects=list(LOCALISATION_SCORES),
-                           doc="The localisation score that decides which method wins an image")
     agreement_stat = param.Selector(default="spearman", objects=list(AGREEMENT_STATS),
                                     doc="The similarity shown in the agreement heatmap")
 
@@ -194,9 +172,11 @@ class SummaryView(pn.viewable.Viewer):
         self._reload.on_click(lambda _e: self.load())
         self._intro = pn.pane.HTML("", sizing_mode="stretch_width")
         self._notice = pn.pane.Alert("", alert_type="info", visible=False, sizing_mode="stretch_width")
+        # the choice lives in the shared state, so that it is part of the page URL; the widget
+        # follows the state in _on_score (a two-way link would replay a value the state refused)
         self._score_select = pn.widgets.Select(label="Winner decided by", options={_score_name("tko"): "tko"},
-                                               value=self.score, width=300, css_classes=["pe-score-select"])
-        self._score_select.link(self, value="score", bidirectional=True)
+                                               value="tko", width=300, css_classes=["pe-score-select"])
+        self._score_select.param.watch(lambda e: setattr(self.state, "score", e.new), "value")
         self._stat_select = pn.widgets.RadioButtonGroup(
             label="Similarity", options={"Pearson": "pearson", "Spearman": "spearman", "top-share IoU": "top_iou"},
             value=self.agreement_stat, color="primary", variant="outline", width=380)
@@ -223,16 +203,16 @@ class SummaryView(pn.viewable.Viewer):
 
     # ---------------------------------------------------------------- data
 
+    @drawing
     def load(self) -> None:
         self.results = cached_results(self.directory)
         self._win_cache: dict[str, pd.DataFrame] = {}
-        self._settings = {name: analysis_settings(self.directory, name) for name in ANALYSIS_FILES}
         scores = self.results.scores or ["tko"]
         self._score_select.options = {_score_name(s): s for s in scores}
         self._holding = True
         try:
-            if self.score not in scores:
-                self.score = "tko"
+            if self._score_available():
+                self._score_select.value = self.state.score
             self._draw_static()
             self._draw_win()
             self._draw_sections()
@@ -248,7 +228,7 @@ class SummaryView(pn.viewable.Viewer):
 
         TKO is the table evaluate wrote; other scores are recomputed from the main table with
         the same rule (correctly classified images only, unless the run counted all)."""
-        score = score or self.score
+        score = score or self.state.score
         res: Results = self.results
         if score == "tko" or not res.available:
             return res.win_rates if res.win_rates is not None else pd.DataFrame()
@@ -399,7 +379,24 @@ numbers). <b>TKO</b> is beside its chance level K/N (the expected TKO of a rando
             self._curves.objects = [pn.pane.Markdown("## Training\nNo per-epoch history in the checkpoints.")]
             self._sources["curves"] = []
 
-    @param.depends("score", watch=True)
+    def _score_available(self) -> bool:
+        """Whether the results hold the chosen score; if not, fall back to TKO with a notice."""
+        scores = self.results.scores or ["tko"]
+        if self.state.score in scores:
+            return True
+        self.state.notices = list(self.state.notices) + [
+            f"These results have no {LOCALISATION_SCORES[self.state.score]} column; winners are decided by "
+            "Top-K overlap."]
+        self.state.score = "tko"
+        return False
+
+    @param.depends("state.score", watch=True)
+    @drawing
+    def _on_score(self) -> None:
+        if self._score_available():
+            self._score_select.value = self.state.score
+            self._draw_win()
+
     def _draw_win(self) -> None:
         """Win-rate boxes per class and split, across seeds, with the chosen score deciding each image."""
         hv = _hv()
@@ -409,10 +406,10 @@ numbers). <b>TKO</b> is beside its chance level K/N (the expected TKO of a rando
             self._win.objects = []
             self._set_tables("win", [])
             return
-        name = SCORE_SHORT.get(self.score, LOCALISATION_SCORES[self.score])
+        name = SCORE_SHORT.get(self.state.score, LOCALISATION_SCORES[self.state.score])
         # every score's meaning, the one deciding now in full colour
         notes = "<br>".join(
-            f"<span style='color:{'#111' if s == self.score else '#777'}'><b>{html.escape(_score_name(s))}</b>: "
+            f"<span style='color:{'#111' if s == self.state.score else '#777'}'><b>{html.escape(_score_name(s))}</b>: "
             f"{html.escape(SCORE_NOTES[s])}</span>" for s in (res.scores or ["tko"]))
         if len(res.scores) < 2:
             notes += ("<br><span style='color:#555'>Other scores (pointing game, relevance mass, AUROC): "
@@ -452,6 +449,7 @@ numbers). <b>TKO</b> is beside its chance level K/N (the expected TKO of a rando
         self._set_tables("win", [(f"Win rates across seeds (winner by {name})", stats)])
 
     @param.depends("state.split", watch=True)
+    @drawing
     def _on_split(self) -> None:
         self._holding = True
         try:
@@ -468,6 +466,7 @@ numbers). <b>TKO</b> is beside its chance level K/N (the expected TKO of a rando
         self._draw_confusion()
 
     @param.depends("agreement_stat", watch=True)
+    @drawing
     def _draw_agreement(self) -> None:
         hv = _hv()
         split = self.state.split
@@ -476,7 +475,7 @@ numbers). <b>TKO</b> is beside its chance level K/N (the expected TKO of a rando
         if rows is None:
             return
         stats = agreement_stats(rows)
-        fractions = {s.get("fraction") for s in self._settings["agreement"]}
+        fractions = {s.get("fraction") for s in self.results.settings.get("agreement", [])}
         share = next(iter(fractions)) if len(fractions) == 1 and None not in fractions else None
         iou = f"top-{share:.0%} IoU" if share is not None else "top-share IoU"
         names = {"pearson": "Pearson r", "spearman": "Spearman ρ", "top_iou": iou}
@@ -601,6 +600,7 @@ numbers). <b>TKO</b> is beside its chance level K/N (the expected TKO of a rando
                                      self._with_labels(rows.drop(columns=["split"]), at=3))])
 
     @param.depends("state.seed", watch=True)
+    @drawing
     def _draw_confusion(self) -> None:
         hv = _hv()
         res: Results = self.results

@@ -71,6 +71,8 @@ class Results:
     problems: tuple[str, ...] = ()
     provenance: dict[int, dict[str, Any]] = field(default_factory=dict)
     analyses: dict[str, pd.DataFrame] = field(default_factory=dict)  # name -> table, when present
+    # name -> the distinct settings its per-seed sidecars record (e.g. agreement's top share)
+    settings: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
     @property
     def scores(self) -> list[str]:
@@ -169,7 +171,22 @@ def load_results(directory: Path | str) -> Results:
                 if col in df:
                     df[col] = _bool_column(df[col])
             analyses[name] = df
-    return Results(directory, tko, rates, summary, tuple(problems), provenance, analyses)
+    settings = {name: _analysis_settings(directory, name, problems) for name in analyses}
+    return Results(directory, tko, rates, summary, tuple(problems), provenance, analyses, settings)
+
+
+def _analysis_settings(directory: Path, name: str, problems: list[str]) -> list[dict[str, Any]]:
+    """Distinct ``settings`` recorded in one analysis's per-seed sidecars."""
+    out: list[dict[str, Any]] = []
+    for side in sorted((directory / "per_seed").glob(f"seed_*.{name}.json")):
+        try:
+            settings = json.loads(side.read_text()).get("settings") or {}
+        except (json.JSONDecodeError, OSError, UnicodeDecodeError, AttributeError):
+            problems.append(f"{side}: unreadable")
+            continue
+        if settings not in out:
+            out.append(settings)
+    return out
 
 
 def stale_seeds(results: Results, metas: Mapping[int, Mapping[str, Any]]) -> list[int]:

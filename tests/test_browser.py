@@ -57,7 +57,7 @@ def engine(tiny_run, tmp_path_factory):
     copy = tmp_path_factory.mktemp("browser") / "models"
     shutil.copytree(models, copy)
     eng = ExplanationEngine(root, copy, device="cpu", method_params={"ig": {"n_steps": 4}})
-    evaluate(eng, copy / "results", progress=False)
+    evaluate(eng, copy / "results", progress=False, extra_metrics=["pointing", "auroc"])
     yield eng
     eng.close()
 
@@ -301,6 +301,24 @@ def test_bad_url_gets_a_notice(web, server, engine):
     assert first in _title(web)
     assert _select(web, "Class").input_value() == "crack"
     web.wait_for_function("() => window.location.search.includes('class=crack')")
+
+
+def test_the_winning_score_lives_in_the_url(web, server, engine):
+    from dashboard.summary_view import _score_name  # the options' labels, which the page's <select> holds
+
+    web.goto(f"{server}?tab=summary&score=auroc")
+    choice = web.locator(".pe-score-select select")
+    choice.wait_for(timeout=TIMEOUT_MS)
+    _eventually(lambda: (choice.input_value() == _score_name("auroc"), choice.input_value()))
+    choice.select_option(label=_score_name("pointing"))
+    web.wait_for_function("() => window.location.search.includes('score=pointing')")
+    # a score these results lack falls back to TKO, with a notice
+    web.goto(f"{server}?tab=summary&score=relevance_mass")
+    notice = web.locator(".pe-notice-text")
+    notice.first.wait_for(timeout=TIMEOUT_MS)
+    assert "no relevance mass column" in notice.first.inner_text()
+    web.wait_for_function("() => window.location.search.includes('score=tko')")
+    assert choice.input_value() == _score_name("tko")
 
 
 def test_ten_sessions_at_once(chromium, server, engine):

@@ -144,6 +144,22 @@ def test_load_results_roundtrip(tmp_path):
     assert res.provenance[2]["weights_sha256"] == "w2"
 
 
+def test_analysis_settings_are_read_from_the_sidecars(tmp_path):
+    out = _write(tmp_path, _table())
+    pd.DataFrame({"seed": [1, 2], "split": ["test"] * 2, "image_id": ["a", "a"]}).to_csv(out / "agreement.csv",
+                                                                                      index=False)
+    for seed, fraction in ((1, 0.2), (2, 0.1)):
+        (out / "per_seed" / f"seed_{seed}_test.agreement.json").write_text(
+            json.dumps({"analysis": "agreement", "settings": {"fraction": fraction}}))
+    (out / "per_seed" / "seed_3_test.agreement.json").write_text(json.dumps({"settings": {"fraction": 0.2}}))
+    res = load_results(out)
+    assert res.settings == {"agreement": [{"fraction": 0.2}, {"fraction": 0.1}]}  # distinct, sidecar order
+    (out / "per_seed" / "seed_1_test.agreement.json").write_text("{cut off")
+    res = load_results(out)
+    assert res.settings == {"agreement": [{"fraction": 0.1}, {"fraction": 0.2}]}
+    assert res.problems == (f"{out / 'per_seed' / 'seed_1_test.agreement.json'}: unreadable",)
+
+
 def test_unreadable_results_are_reported(tmp_path):
     out = tmp_path / "results"
     out.mkdir()

@@ -179,7 +179,7 @@ def test_score_selector_offers_the_scores_present(view):
     select = view._score_select
     assert "pe-score-select" in select.css_classes and select.label == "Winner decided by"
     assert list(select.options.values()) == ["tko", "pointing", "auroc"]  # no relevance mass in this table
-    assert view.score == "tko" and select.value == "tko"
+    assert view.state.score == "tko" and select.value == "tko"
     text = _html(view._win)
     assert "maximum lies on the defect" in text and "separate defect pixels from background" in text
     assert "relevance mass" not in text.lower()
@@ -193,7 +193,7 @@ def test_switching_the_score_redraws_the_win_rates(view, tmp_path):
 
     for score in ("pointing", "auroc", "tko"):
         view._score_select.value = score  # as the user does it
-        assert view.score == score
+        assert view.state.score == score
         plotted = _plotted_win_rates(view)
         expected = _expected_win_rates(tko, score)
         pd.testing.assert_series_equal(plotted, expected, check_names=False)
@@ -203,13 +203,20 @@ def test_switching_the_score_redraws_the_win_rates(view, tmp_path):
         title = _elements(view._win, "BoxWhisker")[0].opts.get().kwargs["title"]
         assert f"by {SCORE_SHORT[score]}, test split (3 seeds)" in title
     # the "numbers behind the plots" card follows the score
-    view.score = "pointing"
+    view.state.score = "pointing"
     cards = [c.title for c in view._tables.objects[1:]]
     assert "Win rates across seeds (winner by pointing game)" in cards
 
 
+def test_a_score_the_results_lack_falls_back_to_tko_with_a_notice(view):
+    view.state.score = "relevance_mass"  # e.g. from a shared link; this table has no such column
+    assert view.state.score == "tko" and view._score_select.value == "tko"
+    assert any("no relevance mass column" in n for n in view.state.notices)
+    assert "by TKO, test split" in _elements(view._win, "BoxWhisker")[0].opts.get().kwargs["title"]
+
+
 def test_misclassified_images_do_not_count_under_any_score(view):
-    view.score = "pointing"
+    view.state.score = "pointing"
     d = pd.concat([b.data for b in _elements(view._win, "BoxWhisker")])
     seed2 = d[(d["seed"] == 2) & (d["class"] == "crack")]
     assert set(seed2["n_images"]) == {3}  # 4 crack images, one misclassified
