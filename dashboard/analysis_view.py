@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import html
 import logging
+import math
 import threading
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -57,19 +58,41 @@ def agreement_frame(ex: Any, pairs: list[dict[str, Any]], metric: str) -> pd.Dat
     return pd.DataFrame(rows, columns=["a", "b", "value"])
 
 
-def agreement_chart(frame: pd.DataFrame, order: list[str], metric: str, metric_label: str):
-    hv = _hv()
-    cmap, clim = agreement_scale(metric)
-    text = frame.assign(text=[fmt(v, 2) for v in frame["value"]],
-                        ink=["white" if abs(v) > 0.6 else "black" for v in frame["value"].fillna(0)])
-    size = max(240, 80 * len(order))
-    heat = hv.HeatMap(frame, ["a", "b"], hv.Dimension("value", label=metric_label)).redim.values(a=order, b=order)
-    labels = hv.Labels(text, ["a", "b"], ["text", "ink"])
-    return (heat.opts(cmap=cmap, clim=clim, colorbar=True, tools=["hover"], clipping_colors={"NaN": "#dddddd"},
-                      line_color="white", line_width=2)
-            * labels.opts(text_color="ink", text_font_size="15px")).opts(
-        frame_width=size, frame_height=size, invert_yaxis=True, xrotation=30, xlabel="", ylabel="",
-        title=f"{metric_label}, this image", toolbar=None, fontscale=1.15)
+def agreement_html(frame: pd.DataFrame, order: list[str], metric: str, metric_label: str) -> str:
+    """The methods × methods matrix of ``frame`` (from :func:`agreement_frame`) as an HTML table:
+    each cell coloured on the scale the summary's heatmap uses (``agreement_scale``) with its
+    value written in it, grey where there is no value (a constant map), and the scale below.
+
+    HTML rather than a HoloViews heatmap: it follows every image, and a table is drawn in
+    about a millisecond where a new Bokeh figure takes a tenth of a second."""
+    from holoviews.plotting.util import process_cmap
+
+    cmap, (lo, hi) = agreement_scale(metric)
+    colours = process_cmap(cmap, ncolors=256)
+    values = {(a, b): v for a, b, v in frame[["a", "b", "value"]].itertuples(index=False)}
+
+    def colour(v: float) -> str:
+        return colours[round(min(max((v - lo) / (hi - lo), 0.0), 1.0) * (len(colours) - 1))]
+
+    def cell(a: str, b: str) -> str:
+        v = values.get((a, b), math.nan)
+        style = ("background:#dddddd;color:#555" if math.isnan(v) else
+                 f"background:{colour(v)};color:{'white' if abs(v) > 0.6 else '#111'}")
+        return (f'<td class="pe-agree-cell" data-a="{html.escape(a)}" data-b="{html.escape(b)}" '
+                f'style="{style};width:88px;height:46px;text-align:center;border:2px solid white">'
+                f"{fmt(v, 2)}</td>")
+
+    head = "".join(f'<th style="padding:4px;font-weight:600;max-width:88px">{html.escape(b)}</th>' for b in order)
+    body = "".join(f'<tr><th style="text-align:right;padding-right:10px;font-weight:600">{html.escape(a)}</th>'
+                   + "".join(cell(a, b) for b in order) + "</tr>" for a in order)
+    stops = ", ".join(colour(lo + (hi - lo) * i / 10) for i in range(11))
+    scale = (f'<div style="display:flex;align-items:center;gap:8px;margin-top:8px;font-size:14px;color:#333">'
+             f"{lo:g}<span style=\"display:inline-block;width:220px;height:12px;background:linear-gradient("
+             f'to right, {stops})"></span>{hi:g}<span style="color:#555">({html.escape(metric_label)}; '
+             "grey: a constant map, no value)</span></div>")
+    return (f'<div class="pe-agree-matrix" style="font-size:15px"><div style="font-weight:600;margin:4px 0">'
+            f"{html.escape(metric_label)}, this image</div><table style=\"border-collapse:collapse\">"
+            f"<thead><tr><th></th>{head}</tr></thead><tbody>{body}</tbody></table>{scale}</div>")
 
 
 def line_styles(labels: list[str], colours: dict[str, str]) -> dict[str, tuple[str, str]]:
@@ -191,18 +214,17 @@ class AnalysisView(pn.viewable.Viewer):
 
         self._agreement_status = pn.pane.HTML("", sizing_mode="stretch_width")
         self._agreement_note = pn.pane.HTML("", sizing_mode="stretch_width")
-        # Charts are shown and hidden through their FlexBox: Panel 1.9 fails to hide a drawn HoloViews
-        # pane itself. A FlexBox also keeps them from upsetting the layout of the image panes: a
-        # fixed-size chart placed directly in a Column makes the browser draw those at zero size.
-        self._agreement_plot = pn.pane.HoloViews(None, sizing_mode="fixed", linked_axes=False)
-        self._agreement_chart = pn.FlexBox(self._agreement_plot, sizing_mode="stretch_width", visible=False)
+        self._agreement_matrix = pn.pane.HTML("", sizing_mode="stretch_width", visible=False)
         self._metric = pn.widgets.RadioButtonGroup.from_param(self.param.metric, color="primary",
                                                               variant="outline", width=360)
         self._agreement = pn.Column(
             _heading("Do the methods agree on this image?"), self._agreement_note, self._metric,
-            self._agreement_status, self._agreement_chart,
+            self._agreement_status, self._agreement_matrix,
             css_classes=["pe-agreement"], sizing_mode="stretch_width")
 
+        # Charts are shown and hidden through their FlexBox: Panel 1.9 fails to hide a drawn HoloViews
+        # pane itself. A FlexBox also keeps them from upsetting the layout of the image panes: a
+        # fixed-size chart placed directly in a Column makes the browser draw those at zero size.
         self._curves_button = pn.widgets.Button(label="Compute deletion & insertion curves", color="primary",
                                                 width=320)
         self._curves_button.on_click(lambda _e: self.compute_curves())
@@ -309,7 +331,7 @@ class AnalysisView(pn.viewable.Viewer):
 
     def _clear_agreement(self) -> None:
         self.pairs = None
-        self._agreement_chart.visible = False
+        self._agreement_matrix.visible = False
 
     def _clear_curves(self) -> None:
         self.curves = None
@@ -401,10 +423,9 @@ class AnalysisView(pn.viewable.Viewer):
                 return
             label = next(k for k, v in AGREEMENT_METRICS.items() if v == self.metric)
             order = [r.label for r in ex.methods.values()]
-            chart = agreement_chart(agreement_frame(ex, pairs, self.metric), order, self.metric, label)
-            with RENDER_LOCK:
-                self._agreement_plot.object = chart
-            self._agreement_chart.visible = True
+            self._agreement_matrix.object = agreement_html(agreement_frame(ex, pairs, self.metric), order,
+                                                           self.metric, label)
+            self._agreement_matrix.visible = True
 
     def _draw_pairs(self, ex: Any, pairs: list[dict[str, Any]]) -> None:
         self.pairs = pairs

@@ -82,6 +82,8 @@ def test_slow_warning_names_exactly_the_slow_methods(dash, engine):
 
 
 def test_agreement_matrix_equals_the_metrics(dash, engine):
+    from holoviews.plotting.util import process_cmap
+
     from engine import metrics
 
     view = dash.analysis
@@ -90,19 +92,23 @@ def test_agreement_matrix_equals_the_metrics(dash, engine):
     labels = {k: r.label for k, r in ex.methods.items()}
     independent = {"pearson": metrics.pearson, "spearman": metrics.spearman,
                    "top_iou": lambda a, b: metrics.top_fraction_iou(a, b, 0.2)}
+    cell = re.compile(r'data-a="([^"]+)" data-b="([^"]+)" style="background:(#\w+);[^"]*">([^<]*)</td>')
     for metric, fn in independent.items():
         view.metric = metric
-        overlay = view._agreement_plot.object
-        assert view._agreement_chart.visible
-        heat, text = overlay.get(0), overlay.get(1)
-        cells = {(a, b): v for a, b, v in heat.dframe()[["a", "b", "value"]].itertuples(index=False)}
-        written = {(a, b): t for a, b, t in text.dframe()[["a", "b", "text"]].itertuples(index=False)}
+        assert view._agreement_matrix.visible
+        cells = {(a, b): (colour, text) for a, b, colour, text in cell.findall(view._agreement_matrix.object)}
         assert len(cells) == len(labels) ** 2
+        top = process_cmap("Blues" if metric == "top_iou" else "RdBu", ncolors=256)[-1]  # the colour of 1
         for ka, la in labels.items():
             for kb, lb in labels.items():
                 expected = 1.0 if ka == kb else fn(ex.methods[ka].map, ex.methods[kb].map)
-                assert cells[(la, lb)] == pytest.approx(expected, abs=1e-9), (metric, la, lb)
-                assert written[(la, lb)] == f"{expected:.2f}"
+                colour, text = cells[(la, lb)]
+                if np.isnan(expected):
+                    assert text == "—" and colour == "#dddddd", (metric, la, lb)
+                else:
+                    assert text == f"{expected:.2f}", (metric, la, lb)
+                if ka == kb:  # a map agrees with itself: the top of the shared scale
+                    assert colour == top, (metric, la)
     assert "pe-agreement" in view._agreement.css_classes
 
 
@@ -119,7 +125,7 @@ def test_agreement_follows_the_image_and_needs_two_methods(dash, engine):
         assert row["spearman"] == pytest.approx(expected, nan_ok=True), (row["a"], row["b"])
     assert any(np.isfinite(row["spearman"]) for row in view.pairs)
     dash.state.methods = ["ig"]
-    assert view.pairs is None and not view._agreement_chart.visible
+    assert view.pairs is None and not view._agreement_matrix.visible
     assert "two or more methods" in view._agreement_note.object
 
 
