@@ -73,3 +73,24 @@ def engine(tiny_run):
     eng = ExplanationEngine(root, models, device="cpu", method_params={"ig": {"n_steps": 4}})
     yield eng
     eng.close()
+
+
+@pytest.fixture(autouse=True)
+def _own_document():
+    """Each test runs with a Bokeh document of its own as Panel's current one. Bokeh keeps
+    one list of current documents for all threads, and a browser test's server can leave a
+    session's document on it; in-process code (``create_app`` outside a server) would then
+    take that session for its own and wait for a page that never comes."""
+    from bokeh.document import Document
+    from panel.io.state import set_curdoc
+
+    with set_curdoc(Document()):
+        yield
+
+
+@pytest.fixture
+def dash(engine):
+    """The dashboard built in-process on the module's ``engine`` (no browser, no server)."""
+    from dashboard.app import create_app
+
+    return create_app(engine=engine).dashboard

@@ -55,13 +55,6 @@ class Spy:
         monkeypatch.setattr(engine, "explain", explain)
 
 
-@pytest.fixture
-def dash(engine):
-    from dashboard.app import create_app
-
-    return create_app(engine=engine).dashboard
-
-
 def test_default_state_shows_a_defect_image(dash, engine):
     s = dash.state
     assert s.seed == engine.seeds[0]

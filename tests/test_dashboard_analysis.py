@@ -16,13 +16,6 @@ pytestmark = pytest.mark.filterwarnings("ignore:The inplace keyword in DataFrame
 WAIT = 120  # seconds; the tiny models answer in well under one
 
 
-@pytest.fixture
-def dash(engine):
-    from dashboard.app import create_app
-
-    return create_app(engine=engine).dashboard
-
-
 def _spans(html_text: str, css: str) -> dict[tuple[str, ...], str]:
     """{(data-method, data-mode?): text} of the ``<span class=css ...>`` elements of a table."""
     out = {}
