@@ -75,22 +75,13 @@ def engine(tiny_run):
     eng.close()
 
 
-@pytest.fixture(autouse=True)
-def _own_document():
-    """Each test runs with a Bokeh document of its own as Panel's current one. Bokeh keeps
-    one list of current documents for all threads, and a browser test's server can leave a
-    session's document on it; in-process code (``create_app`` outside a server) would then
-    take that session for its own and wait for a page that never comes."""
-    from bokeh.document import Document
-    from panel.io.state import set_curdoc
-
-    with set_curdoc(Document()):
-        yield
-
-
 @pytest.fixture
 def dash(engine):
     """The dashboard built in-process on the module's ``engine`` (no browser, no server)."""
+    import panel as pn
+
     from dashboard.app import create_app
 
+    # with a server session's document current, create_app would defer the view to its page load
+    assert pn.state.curdoc is None, "a server session's document is still Bokeh's current document"
     return create_app(engine=engine).dashboard

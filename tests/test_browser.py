@@ -85,6 +85,13 @@ def server(engine):
             time.sleep(0.3)
     yield url
     thread.stop()
+    # Panel swaps Bokeh's process-wide current document in and out around each session it
+    # builds; sessions built at once (ten at a time below) can leave one of theirs in place,
+    # which in-process tests after this module would take for their own session.
+    from bokeh.document import Document
+    from bokeh.io.doc import set_curdoc
+
+    set_curdoc(Document())
 
 
 @pytest.fixture(scope="module")
