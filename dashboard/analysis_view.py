@@ -222,9 +222,6 @@ class AnalysisView(pn.viewable.Viewer):
             self._agreement_status, self._agreement_matrix,
             css_classes=["pe-agreement"], sizing_mode="stretch_width")
 
-        # Charts are shown and hidden through their FlexBox: Panel 1.9 fails to hide a drawn HoloViews
-        # pane itself. A FlexBox also keeps them from upsetting the layout of the image panes: a
-        # fixed-size chart placed directly in a Column makes the browser draw those at zero size.
         self._curves_button = pn.widgets.Button(label="Compute deletion & insertion curves", color="primary",
                                                 width=320)
         self._curves_button.on_click(lambda _e: self.compute_curves())
@@ -233,6 +230,9 @@ class AnalysisView(pn.viewable.Viewer):
         self._curves_guide = pn.pane.HTML("", sizing_mode="stretch_width", css_classes=["pe-faith-guide"])
         self._curves_status = pn.pane.HTML("", sizing_mode="stretch_width")
         self._curves_table = pn.pane.HTML("", sizing_mode="stretch_width")
+        # Charts are shown and hidden through their FlexBox: Panel 1.9 fails to hide a drawn HoloViews
+        # pane itself. A FlexBox also keeps them from upsetting the layout of the image panes: a
+        # fixed-size chart placed directly in a Column makes the browser draw those at zero size.
         self._curves_plots = [pn.pane.HoloViews(None, sizing_mode="fixed", linked_axes=False)
                               for _mode in ("deletion", "insertion")]
         self._curves_charts = pn.FlexBox(*self._curves_plots, sizing_mode="stretch_width", visible=False)

@@ -1,10 +1,10 @@
 """The dashboard's one state object, its validation, and its link to the page URL.
 
 ``DashboardState`` holds what the user is looking at (seed, split, class, image, methods,
-target, tab, and the score that decides the summary's winners). Views depend on it; sidebar widgets are built from its parameters. Any value
-coming from outside (a pasted URL) goes through :meth:`DashboardState.apply_query`, which
-keeps what is valid, falls back to the nearest valid state for the rest, and says so in
-``notices``.
+target, tab, and the score that decides the summary's winners). Views depend on it; sidebar
+widgets are built from its parameters. Any value coming from outside (a pasted URL) goes
+through :meth:`DashboardState.apply_query`, which keeps what is valid, falls back to the
+nearest valid state for the rest, and says so in ``notices``.
 
 URL format (all keys optional)::
 

@@ -306,11 +306,10 @@ class ExplanationEngine:
         return self._cached(("base", seed, sample.id), compute)
 
     def _target_index(self, base: dict, sample: Sample, target: str) -> int:
+        """The class index the maps explain; ``target`` was checked by ``_requested``."""
         if target == "predicted":
             return int(np.argmax(base["logits"]))
-        if target == "true":
-            return self.classes.index(sample.cls)
-        raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
+        return self.classes.index(sample.cls)
 
     def _disk_key(self, seed: int, image_id: str, method: str, target_idx: int) -> str:
         return digest(self.meta[seed]["weights_sha256"], image_id, self.image_size(seed), method,

@@ -237,11 +237,11 @@ def attribute_group(explainers: Sequence[Explainer], inputs: torch.Tensor, targe
 
 
 def attribute_together(explainers: Sequence[Explainer], inputs: torch.Tensor,
-                       target: torch.Tensor, scores: torch.Tensor | None = None) -> list[Attribution]:
+                       target: torch.Tensor) -> list[Attribution]:
     """Every explainer's attribution on the same batch, sharing passes where possible;
     the results equal those of calling each ``attribute`` on its own."""
     out: list[Attribution | None] = [None] * len(explainers)
     for group in pass_groups(explainers):
-        for i, a in zip(group, attribute_group([explainers[i] for i in group], inputs, target, scores)):
+        for i, a in zip(group, attribute_group([explainers[i] for i in group], inputs, target)):
             out[i] = a
     return out  # type: ignore[return-value]
