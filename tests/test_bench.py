@@ -4,7 +4,9 @@ JSON carries every field. No timing is asserted; everything is written under tmp
 from __future__ import annotations
 
 import json
+import statistics
 
+import pytest
 import torch
 
 from engine.bench import REQUIRED_KEYS, TARGETS
@@ -42,6 +44,11 @@ def test_bench_writes_every_field(tiny_run, tmp_path, capsys):
     for key in ("gradcam", "saliency", "ig", "all"):
         row = result["cold"][key]
         assert row["engine_s"] > 0 and row["original_s"] > 0 and row["floor_s"] > 0
+        # engine / floor is paired: the median of per-image ratios, not a ratio of medians
+        pairs = list(zip(row["engine_samples_s"], row["floor_samples_s"], strict=True))
+        assert len(pairs) == len(result["cold"]["images"])
+        assert row["ratio_to_floor"] == pytest.approx(statistics.median(e / f for e, f in pairs))
+        assert row["ratio_of_medians_to_floor"] == pytest.approx(row["engine_s"] / row["floor_s"])
     assert [r["multiplier"] for r in result["evaluation"]["runs"]] == [1, 2, 4]
     assert [r["images"] for r in result["evaluation"]["runs"]] == [1, 2, 4]
     assert result["warm"]["requests"] == 5
