@@ -49,8 +49,12 @@ def test_bench_writes_every_field(tiny_run, tmp_path, capsys):
         assert len(pairs) == len(result["cold"]["images"])
         assert row["ratio_to_floor"] == pytest.approx(statistics.median(e / f for e, f in pairs))
         assert row["ratio_of_medians_to_floor"] == pytest.approx(row["engine_s"] / row["floor_s"])
-    assert [r["multiplier"] for r in result["evaluation"]["runs"]] == [1, 2, 4]
-    assert [r["images"] for r in result["evaluation"]["runs"]] == [1, 2, 4]
+    assert [r["multiplier"] for r in result["evaluation"]["runs"]] == [1, 2, 4, 1]
+    assert [r["images"] for r in result["evaluation"]["runs"]] == [1, 2, 4, 1]
+    # the 1x reference is the mean of the first and the last run (they bracket the others)
+    runs = result["evaluation"]["runs"]
+    assert result["evaluation"]["ratio_4x_1x"] == pytest.approx(
+        runs[2]["seconds"] / ((runs[0]["seconds"] + runs[3]["seconds"]) / 2))
     assert result["warm"]["requests"] == 5
     assert len(result["ig_accuracy"]["rows"]) == 4
     assert {r["chunk"] for r in result["ig_chunks"]["rows"]} == {1, 4}
@@ -62,6 +66,6 @@ def test_bench_writes_every_field(tiny_run, tmp_path, capsys):
     assert result["dashboard"]["rss"] == {}  # no server in this test
     assert result["model"]["seed"] == 7 and result["machine"]["torch_version"]
     md = (out / "benchmark.md").read_text()
-    assert "Machine:" in md and "## Targets" in md
+    assert "Machine:" in md and "## Targets" in md and "| 1 (1x, again) |" in md
     # nothing but the two reports (and the scratch folder, removed) is left
     assert sorted(p.name for p in out.iterdir()) == ["benchmark.json", "benchmark.md"]
