@@ -500,15 +500,16 @@ def bench_evaluation(engine, seed: int, cfg: BenchConfig, clock: Clock) -> dict[
         runs.append({"multiplier": k, "images": n, "seconds": t, "images_per_s": n / t if t else math.nan,
                      "cpu_seconds": cpu})
         log.info("evaluation x%d: %d images in %.1f s", k, n, t)
-
-    def mean_of(k: int, field: str) -> float:
-        values = [r[field] for r in runs if r["multiplier"] == k]
-        return statistics.fmean(values) if values else math.nan
-
     return {"base_images": len(ids), "methods": list(ALL), "batch_size": cfg.eval_batch_size, "runs": runs,
-            "ratio_2x_1x": _ratio(mean_of(2, "seconds"), mean_of(1, "seconds")),
-            "ratio_4x_1x": _ratio(mean_of(4, "seconds"), mean_of(1, "seconds")),
-            "cpu_ratio_4x_1x": _ratio(mean_of(4, "cpu_seconds"), mean_of(1, "cpu_seconds"))}
+            "ratio_2x_1x": _ratio(_mean_run(runs, 2, "seconds"), _mean_run(runs, 1, "seconds")),
+            "ratio_4x_1x": _ratio(_mean_run(runs, 4, "seconds"), _mean_run(runs, 1, "seconds")),
+            "cpu_ratio_4x_1x": _ratio(_mean_run(runs, 4, "cpu_seconds"), _mean_run(runs, 1, "cpu_seconds"))}
+
+
+def _mean_run(runs: Sequence[dict], multiplier: int, field: str) -> float:
+    """Mean of ``field`` over the evaluation runs of one size (1x runs twice)."""
+    values = [r[field] for r in runs if r["multiplier"] == multiplier]
+    return statistics.fmean(values) if values else math.nan
 
 
 def bench_training(engine, seed: int, cfg: BenchConfig, clock: Clock, notes: list[str]) -> dict[str, Any]:
@@ -740,9 +741,7 @@ def markdown(result: dict) -> str:
         lines += ["## Evaluation throughput (`explain_many`, all three methods)", "",
                   "| images | seconds | images/s | time / time(1x) | CPU seconds | CPU / CPU(1x) |",
                   "|---|---|---|---|---|---|"]
-        base = [r for r in ev["runs"] if r["multiplier"] == ev["runs"][0]["multiplier"]]
-        t1 = statistics.fmean(r["seconds"] for r in base)
-        c1 = statistics.fmean(r["cpu_seconds"] for r in base)
+        t1, c1 = _mean_run(ev["runs"], 1, "seconds"), _mean_run(ev["runs"], 1, "cpu_seconds")
         for i, r in enumerate(ev["runs"]):
             again = ", again" if any(p["multiplier"] == r["multiplier"] for p in ev["runs"][:i]) else ""
             lines.append(f"| {r['images']} ({r['multiplier']}x{again}) | {_f(r['seconds'], 1)} | "
