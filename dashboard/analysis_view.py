@@ -32,8 +32,8 @@ from .summary_view import agreement_scale, method_colours
 
 log = logging.getLogger("pixel_evidence.dashboard")
 
-AGREEMENT_METRICS = {"Spearman": "spearman", "Pearson": "pearson", "top-20% IoU": "top_iou"}
 TOP_FRACTION = 0.2
+AGREEMENT_LABELS = {"pearson": "Pearson", "spearman": "Spearman", "top_iou": f"top-{TOP_FRACTION:.0%} IoU"}
 STARTS = {"black": "black", "blurred": "blur"}
 CURVE_STEPS = 20
 MAPS_PER_SANITY = 10  # the classifier head, then each of the encoder's nine stages
@@ -199,7 +199,6 @@ class AnalysisView(pn.viewable.Viewer):
     """Agreement, faithfulness and sanity check of the explanation the :class:`ImageView` shows."""
 
     image_view = param.ClassSelector(class_=ImageView)
-    metric = param.Selector(objects=AGREEMENT_METRICS, default="spearman", label="Agreement measure")
     start = param.Selector(objects=STARTS, default="black", label="Removed pixels become")
     pairs = param.List(default=None, allow_None=True, doc="ex.agreement() of the explanation on screen")
     curves = param.Dict(default=None, allow_None=True, doc="Faithfulness curves of the explanation on screen")
@@ -215,8 +214,13 @@ class AnalysisView(pn.viewable.Viewer):
         self._agreement_status = pn.pane.HTML("", sizing_mode="stretch_width")
         self._agreement_note = pn.pane.HTML("", sizing_mode="stretch_width")
         self._agreement_matrix = pn.pane.HTML("", sizing_mode="stretch_width", visible=False)
-        self._metric = pn.widgets.RadioButtonGroup.from_param(self.param.metric, color="primary",
-                                                              variant="outline", width=360)
+        # the measure is the shared state's (and the URL's), the summary's heatmap follows it too
+        state = image_view.state
+        self._metric = pn.widgets.RadioButtonGroup(options={v: k for k, v in AGREEMENT_LABELS.items()},
+                                                   value=state.agreement, color="primary", variant="outline",
+                                                   width=360)
+        self._metric.link(state, value="agreement", bidirectional=True)
+        state.param.watch(self._on_metric, "agreement")
         self._agreement = pn.Column(
             _heading("Do the methods agree on this image?"), self._agreement_note, self._metric,
             self._agreement_status, self._agreement_matrix,
@@ -412,8 +416,7 @@ class AnalysisView(pn.viewable.Viewer):
     def _styles(self, ex: Any) -> dict[str, tuple[str, str]]:
         return line_styles([r.label for r in ex.methods.values()], self.colours)
 
-    @param.depends("metric", watch=True)
-    def _on_metric(self) -> None:
+    def _on_metric(self, _event: Any) -> None:
         pn.state.execute(self._draw_agreement, schedule=True)  # on the event loop: see _run
 
     def _draw_agreement(self) -> None:
@@ -421,10 +424,10 @@ class AnalysisView(pn.viewable.Viewer):
             ex, pairs = self.explanation, self.pairs
             if ex is None or pairs is None:
                 return
-            label = next(k for k, v in AGREEMENT_METRICS.items() if v == self.metric)
+            stat = self.image_view.state.agreement
             order = [r.label for r in ex.methods.values()]
-            self._agreement_matrix.object = agreement_html(agreement_frame(ex, pairs, self.metric), order,
-                                                           self.metric, label)
+            self._agreement_matrix.object = agreement_html(agreement_frame(ex, pairs, stat), order, stat,
+                                                           AGREEMENT_LABELS[stat])
             self._agreement_matrix.visible = True
 
     def _draw_pairs(self, ex: Any, pairs: list[dict[str, Any]]) -> None:

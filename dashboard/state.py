@@ -1,14 +1,15 @@
 """The dashboard's one state object, its validation, and its link to the page URL.
 
 ``DashboardState`` holds what the user is looking at (seed, split, class, image, methods,
-target, tab, and the score that decides the summary's winners). Views depend on it; sidebar
+target, tab, the score that decides the summary's winners, and the measure by which methods'
+maps are compared). Views depend on it; sidebar
 widgets are built from its parameters. Any value coming from outside (a pasted URL) goes
 through :meth:`DashboardState.apply_query`, which keeps what is valid, falls back to the
 nearest valid state for the rest, and says so in ``notices``.
 
 URL format (all keys optional)::
 
-    ?seed=42&split=test&class=crack&image=test-crack-003&methods=gradcam,saliency,ig&target=predicted&tab=image&score=tko
+    ?seed=42&split=test&class=crack&image=test-crack-003&methods=gradcam,saliency,ig&target=predicted&tab=image&score=tko&agreement=spearman
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any, Mapping
 
 import param
 
-from engine.results import LOCALISATION_SCORES
+from engine.results import AGREEMENT_STATS, LOCALISATION_SCORES
 
 from .catalogue import SPLITS, TARGETS, Catalogue
 
@@ -27,7 +28,7 @@ TAB_LABELS = {"image": "Per image", "summary": "Summary", "about": "How to read 
 TARGET_LABELS = {"predicted": "predicted class", "true": "true class"}
 # state parameter -> URL query key
 URL_KEYS = {"seed": "seed", "split": "split", "image_class": "class", "image_id": "image", "methods": "methods",
-            "target": "target", "tab": "tab", "score": "score"}
+            "target": "target", "tab": "tab", "score": "score", "agreement": "agreement"}
 
 
 class DashboardState(param.Parameterized):
@@ -43,6 +44,8 @@ class DashboardState(param.Parameterized):
     tab = param.Selector(objects=list(TABS), default="image", label="Tab")
     score = param.Selector(objects=list(LOCALISATION_SCORES), default="tko", label="Winner decided by",
                            doc="The localisation score that decides which method wins an image (summary tab)")
+    agreement = param.Selector(objects=list(AGREEMENT_STATS), default="spearman", label="Agreement measure",
+                               doc="How two methods' maps are compared, in the per-image and the summary view")
     notices = param.List(default=[], doc="Messages about values that were replaced (e.g. from a bad URL)")
 
     def __init__(self, catalogue: Catalogue, **params: Any):
@@ -114,7 +117,8 @@ class DashboardState(param.Parameterized):
 
     def to_query(self) -> dict[str, str]:
         return {"seed": str(self.seed), "split": self.split, "class": self.image_class, "image": self.image_id,
-                "methods": ",".join(self.methods), "target": self.target, "tab": self.tab, "score": self.score}
+                "methods": ",".join(self.methods), "target": self.target, "tab": self.tab, "score": self.score,
+                "agreement": self.agreement}
 
     def apply_query(self, query: Mapping[str, Any], *, notify: bool = True) -> list[str]:
         """Move to the state described by ``query`` (URL keys, string values).
@@ -211,6 +215,13 @@ class DashboardState(param.Parameterized):
                 notes.append(f"Unknown score “{q['score']}”; winners are decided by Top-K overlap "
                              f"(scores: {', '.join(LOCALISATION_SCORES)}).")
                 updates["score"] = "tko"
+        if q.get("agreement"):
+            if q["agreement"] in AGREEMENT_STATS:
+                updates["agreement"] = q["agreement"]
+            else:
+                notes.append(f"Unknown agreement measure “{q['agreement']}”; comparing maps by Spearman "
+                             f"(measures: {', '.join(AGREEMENT_STATS)}).")
+                updates["agreement"] = "spearman"
         if updates:
             self.param.update(**updates)
         if notify and notes:
@@ -233,9 +244,10 @@ class UrlState(param.Parameterized):
     target = param.Parameter(default=None)
     tab = param.Parameter(default=None)
     score = param.Parameter(default=None)
+    agreement = param.Parameter(default=None)
 
     QUERY = {"seed": "seed", "split": "split", "klass": "class", "image": "image", "methods": "methods",
-             "target": "target", "tab": "tab", "score": "score"}
+             "target": "target", "tab": "tab", "score": "score", "agreement": "agreement"}
 
     def as_query(self) -> dict[str, str]:
         return {self.QUERY[p]: v for p, v in self.param.values().items()

@@ -19,10 +19,10 @@ import panel as pn
 import param
 
 from engine.metrics import SANITY_PASS_THRESHOLD
-from engine.results import (ANALYSIS_FILES, CHANCE, LOCALISATION_SCORES, OVERALL, Results, agreement_stats,
-                            confusion_matrix, defect_rows, faithfulness_stats, history_bands, history_frame,
-                            load_results, localisation_win_rates, results_dir, sanity_stats, stale_seeds, tko_stats,
-                            win_rate_stats)
+from engine.results import (AGREEMENT_STATS, ANALYSIS_FILES, CHANCE, LOCALISATION_SCORES, OVERALL, Results,
+                            agreement_stats, confusion_matrix, defect_rows, faithfulness_stats, history_bands,
+                            history_frame, load_results, localisation_win_rates, results_dir, sanity_stats,
+                            stale_seeds, tko_stats, win_rate_stats)
 
 from .figures import _hv, drawing
 from .state import DashboardState
@@ -40,7 +40,6 @@ SCORE_NOTES = {
 }
 # Short names for plot titles, which must fit the plot's width.
 SCORE_SHORT = {"tko": "TKO", "pointing": "pointing game", "relevance_mass": "relevance mass", "auroc": "AUROC"}
-AGREEMENT_STATS = ("pearson", "spearman", "top_iou")
 # Order of the cards under "The numbers behind the plots".
 TABLE_SECTIONS = ("win", "tko", "agreement", "faithfulness", "sanity", "curves", "confusion")
 SPLIT_NOTE = "change the split in the sidebar"
@@ -159,8 +158,6 @@ class SummaryView(pn.viewable.Viewer):
 
     state = param.ClassSelector(class_=DashboardState)
     results = param.Parameter(default=None)
-    agreement_stat = param.Selector(default="spearman", objects=list(AGREEMENT_STATS),
-                                    doc="The similarity shown in the agreement heatmap")
 
     def __init__(self, state: DashboardState, engine: Any, **params: Any):
         super().__init__(state=state, **params)
@@ -179,8 +176,9 @@ class SummaryView(pn.viewable.Viewer):
         self._score_select.param.watch(lambda e: setattr(self.state, "score", e.new), "value")
         self._stat_select = pn.widgets.RadioButtonGroup(
             label="Similarity", options={"Pearson": "pearson", "Spearman": "spearman", "top-share IoU": "top_iou"},
-            value=self.agreement_stat, color="primary", variant="outline", width=380)
-        self._stat_select.link(self, value="agreement_stat", bidirectional=True)
+            value=state.agreement, color="primary", variant="outline", width=380)
+        # the measure lives in the shared state (and the URL); the per-image view follows it too
+        self._stat_select.link(state, value="agreement", bidirectional=True)
         self._win = pn.Column(sizing_mode="stretch_width")
         self._tko = pn.Column(sizing_mode="stretch_width")
         self._agreement = pn.Column(sizing_mode="stretch_width", css_classes=["pe-agreement-summary"])
@@ -465,7 +463,7 @@ numbers). <b>TKO</b> is beside its chance level K/N (the expected TKO of a rando
         self._draw_sanity()
         self._draw_confusion()
 
-    @param.depends("agreement_stat", watch=True)
+    @param.depends("state.agreement", watch=True)
     @drawing
     def _draw_agreement(self) -> None:
         hv = _hv()
@@ -479,7 +477,7 @@ numbers). <b>TKO</b> is beside its chance level K/N (the expected TKO of a rando
         share = next(iter(fractions)) if len(fractions) == 1 and None not in fractions else None
         iou = f"top-{share:.0%} IoU" if share is not None else "top-share IoU"
         names = {"pearson": "Pearson r", "spearman": "Spearman ρ", "top_iou": iou}
-        stat = self.agreement_stat
+        stat = self.state.agreement
         # symmetric matrix: each pair is stored once, the heatmap shows it on both sides
         pairs = stats[["method_a", "method_b", f"{stat}_mean", f"{stat}_std", "n_images", "n_seeds"]].set_axis(
             ["a", "b", "mean", "std", "n_images", "n_seeds"], axis=1)

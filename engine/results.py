@@ -39,7 +39,7 @@ from .metrics import win_rates
 __all__ = [
     "HISTORY_METRICS", "Results", "TopKPixels", "load_results", "stale_seeds", "history_frame",
     "history_bands", "confusion_matrix", "defect_rows", "tko_stats", "win_rate_stats", "topk_pixels",
-    "LOCALISATION_SCORES", "localisation_win_rates", "agreement_stats", "faithfulness_stats", "sanity_stats",
+    "LOCALISATION_SCORES", "AGREEMENT_STATS", "localisation_win_rates", "agreement_stats", "faithfulness_stats", "sanity_stats",
     "PIXEL_OTHER", "PIXEL_HIT", "PIXEL_MISS", "PIXEL_FALSE_ALARM", "PIXEL_TIED_IN", "PIXEL_TIED_OUT",
 ]
 
@@ -48,6 +48,8 @@ ANALYSIS_FILES = ("agreement", "faithfulness", "sanity")
 # Columns of tko_table.csv that can decide who wins an image (higher is better), with their names.
 LOCALISATION_SCORES = {"tko": "Top-K overlap (TKO)", "pointing": "pointing game", "relevance_mass": "relevance mass",
                        "auroc": "AUROC of the map against the mask"}
+# Columns of agreement.csv: how alike two methods' maps are.
+AGREEMENT_STATS = ("pearson", "spearman", "top_iou")
 HISTORY_METRICS = ("train_loss", "val_loss", "test_loss", "val_balanced_accuracy", "test_balanced_accuracy")
 OVERALL = "overall"
 CHANCE = "chance"

@@ -328,6 +328,17 @@ def test_the_winning_score_lives_in_the_url(web, server, engine):
     assert choice.input_value() == _score_name("tko")
 
 
+def test_the_agreement_measure_lives_in_the_url(web, server):
+    """The per-image matrix opens on the URL's measure; choosing another one rewrites the URL."""
+    _open(web, f"{server}?agreement=pearson")
+    section = web.locator(".pe-agreement").first
+    # the matrix's caption names the measure (text locators reach into Panel's shadow roots)
+    section.get_by_text("Pearson, this image").wait_for(timeout=TIMEOUT_MS)
+    section.get_by_role("button", name="top-20% IoU").click()
+    web.wait_for_function("() => window.location.search.includes('agreement=top_iou')")
+    section.get_by_text("top-20% IoU, this image").wait_for(timeout=TIMEOUT_MS)
+
+
 def test_ten_sessions_at_once(chromium, server, engine):
     """Ten visitors open different images at the same moment: every page shows its own numbers."""
     ids = [i for c in ("crack", "hole", "good") for i in engine.image_ids("test", c)]

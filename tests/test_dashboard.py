@@ -134,12 +134,13 @@ def test_previous_and_next_wrap_around(dash, engine):
 def test_invalid_url_values_fall_back_with_a_notice(dash, engine):
     s = dash.state
     notes = s.apply_query({"seed": "999", "class": "scratch", "image": "no-such-image", "methods": "gradcam,bogus",
-                           "target": "sideways", "tab": "nope", "score": "loudness"})
+                           "target": "sideways", "tab": "nope", "score": "loudness", "agreement": "vibes"})
     assert s.seed in engine.seeds
     assert s.image_class in engine.classes and s.image_id in engine.image_ids(s.split, s.image_class)
     assert s.methods == ["gradcam"] and s.target == "predicted" and s.tab == "image" and s.score == "tko"
+    assert s.agreement == "spearman"
     text = " ".join(notes)
-    for word in ("999", "no-such-image", "bogus", "sideways", "nope", "loudness"):
+    for word in ("999", "no-such-image", "bogus", "sideways", "nope", "loudness", "vibes"):
         assert word in text
     assert dash.notice.visible and "no-such-image" in dash.notice.object
     assert dash.image_view.explanation.image_id == s.image_id
@@ -162,16 +163,18 @@ def test_location_sync_validates_and_rewrites_the_url(engine):
 
     hole = engine.image_ids("test", "hole")[0]
     loc = Location(search=f"?seed={engine.seeds[1]}&class=hole&image={hole}&methods=ig,saliency&tab=summary"
-                          "&score=auroc")
+                          "&score=auroc&agreement=top_iou")
     state = DashboardState(Catalogue.from_engine(engine))
     bind_location(state, loc)
     assert (state.seed, state.image_class, state.image_id) == (engine.seeds[1], "hole", hole)
     assert state.methods == ["ig", "saliency"] and state.tab == "summary" and state.notices == []
-    assert state.score == "auroc"
+    assert state.score == "auroc" and state.agreement == "top_iou"
     state.step(1)
     assert f"image={state.image_id}" in loc.search
     state.score = "pointing"
     assert "score=pointing" in loc.search
+    state.agreement = "pearson"
+    assert "agreement=pearson" in loc.search
 
     bad = Location(search="?class=nope&image=zzz")
     state = DashboardState(Catalogue.from_engine(engine))

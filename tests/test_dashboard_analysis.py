@@ -87,7 +87,8 @@ def test_agreement_matrix_equals_the_metrics(dash, engine):
                    "top_iou": lambda a, b: metrics.top_fraction_iou(a, b, 0.2)}
     cell = re.compile(r'data-a="([^"]+)" data-b="([^"]+)" style="background:(#\w+);[^"]*">([^<]*)</td>')
     for metric, fn in independent.items():
-        view.metric = metric
+        dash.state.agreement = metric  # the shared state drives the matrix (and the URL)
+        assert view._metric.value == metric
         assert view._agreement_matrix.visible
         cells = {(a, b): (colour, text) for a, b, colour, text in cell.findall(view._agreement_matrix.object)}
         assert len(cells) == len(labels) ** 2
@@ -103,6 +104,18 @@ def test_agreement_matrix_equals_the_metrics(dash, engine):
                 if ka == kb:  # a map agrees with itself: the top of the shared scale
                     assert colour == top, (metric, la)
     assert "pe-agreement" in view._agreement.css_classes
+
+
+def test_one_agreement_measure_for_both_views(dash):
+    """The per-image matrix and the summary heatmap share the state's measure: choosing it in
+    either view moves the other, and the measure is part of the page URL."""
+    per_image, summary = dash.analysis._metric, dash.summary._stat_select
+    assert per_image.value == summary.value == dash.state.agreement == "spearman"
+    per_image.value = "top_iou"
+    assert dash.state.agreement == summary.value == "top_iou"
+    summary.value = "pearson"
+    assert dash.state.agreement == per_image.value == "pearson"
+    assert dash.state.to_query()["agreement"] == "pearson"
 
 
 def test_agreement_follows_the_image_and_needs_two_methods(dash, engine):

@@ -231,7 +231,7 @@ def test_agreement_heatmap_shows_the_mean_of_each_pair(view, tmp_path):
     assert "pe-agreement-summary" in view._agreement.css_classes
     for stat in ("spearman", "pearson", "top_iou"):
         view._stat_select.value = stat
-        assert view.agreement_stat == stat
+        assert view.state.agreement == stat
         heat = _elements(view._agreement, "HeatMap")[0].data
         # independent: plain groupby over the raw rows, read in both orders
         expected = raw.groupby(["method_a", "method_b"])[stat].agg(["mean", "std"])
