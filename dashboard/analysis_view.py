@@ -33,7 +33,7 @@ from .summary_view import agreement_scale, method_colours
 log = logging.getLogger("pixel_evidence.dashboard")
 
 TOP_FRACTION = 0.2
-AGREEMENT_LABELS = {"pearson": "Pearson", "spearman": "Spearman", "top_iou": f"top-{TOP_FRACTION:.0%} IoU"}
+AGREEMENT_LABELS = {"pearson": "Pearson r", "spearman": "Spearman ρ", "top_iou": f"top-{TOP_FRACTION:.0%} IoU"}
 STARTS = {"black": "black", "blurred": "blur"}
 CURVE_STEPS = 20
 MAPS_PER_SANITY = 10  # the classifier head, then each of the encoder's nine stages

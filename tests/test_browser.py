@@ -333,7 +333,7 @@ def test_the_agreement_measure_lives_in_the_url(web, server):
     _open(web, f"{server}?agreement=pearson")
     section = web.locator(".pe-agreement").first
     # the matrix's caption names the measure (text locators reach into Panel's shadow roots)
-    section.get_by_text("Pearson, this image").wait_for(timeout=TIMEOUT_MS)
+    section.get_by_text("Pearson r, this image").wait_for(timeout=TIMEOUT_MS)
     section.get_by_role("button", name="top-20% IoU").click()
     web.wait_for_function("() => window.location.search.includes('agreement=top_iou')")
     section.get_by_text("top-20% IoU, this image").wait_for(timeout=TIMEOUT_MS)
