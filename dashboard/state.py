@@ -9,7 +9,8 @@ nearest valid state for the rest, and says so in ``notices``.
 
 URL format (all keys optional)::
 
-    ?seed=42&split=test&class=crack&image=test-crack-003&methods=gradcam,saliency,ig&target=predicted&tab=image&score=tko&agreement=spearman
+    ?seed=42&split=test&class=crack&image=test-crack-003&methods=gradcam,saliency,ig
+    &target=predicted&tab=image&score=tko&agreement=spearman   (one line in the address bar)
 """
 
 from __future__ import annotations
@@ -29,6 +30,16 @@ TARGET_LABELS = {"predicted": "predicted class", "true": "true class"}
 # state parameter -> URL query key
 URL_KEYS = {"seed": "seed", "split": "split", "image_class": "class", "image_id": "image", "methods": "methods",
             "target": "target", "tab": "tab", "score": "score", "agreement": "agreement"}
+
+
+# URL keys that name one of a few choices: what the user calls it, the valid values, the
+# fallback for any other value, and what that fallback means on screen.
+_CHOICES = {
+    "target": ("target", TARGETS, "predicted", "explaining the predicted class"),
+    "tab": ("tab", TABS, "image", "showing the per-image view"),
+    "score": ("score", tuple(LOCALISATION_SCORES), "tko", "winners are decided by Top-K overlap"),
+    "agreement": ("agreement measure", AGREEMENT_STATS, "spearman", "comparing maps by Spearman's rank correlation"),
+}
 
 
 class DashboardState(param.Parameterized):
@@ -196,32 +207,14 @@ class DashboardState(param.Parameterized):
             if not keys:
                 keys = list(cat.default_methods)
             updates["methods"] = keys
-        if q.get("target"):
-            if q["target"] in TARGETS:
-                updates["target"] = q["target"]
+        for key, (name, allowed, fallback, consequence) in _CHOICES.items():
+            if not q.get(key):
+                continue
+            if q[key] in allowed:
+                updates[key] = q[key]
             else:
-                notes.append(f"Unknown target “{q['target']}”; explaining the predicted class.")
-                updates["target"] = "predicted"
-        if q.get("tab"):
-            if q["tab"] in TABS:
-                updates["tab"] = q["tab"]
-            else:
-                notes.append(f"Unknown tab “{q['tab']}”; showing the per-image view.")
-                updates["tab"] = "image"
-        if q.get("score"):
-            if q["score"] in LOCALISATION_SCORES:
-                updates["score"] = q["score"]
-            else:
-                notes.append(f"Unknown score “{q['score']}”; winners are decided by Top-K overlap "
-                             f"(scores: {', '.join(LOCALISATION_SCORES)}).")
-                updates["score"] = "tko"
-        if q.get("agreement"):
-            if q["agreement"] in AGREEMENT_STATS:
-                updates["agreement"] = q["agreement"]
-            else:
-                notes.append(f"Unknown agreement measure “{q['agreement']}”; comparing maps by Spearman "
-                             f"(measures: {', '.join(AGREEMENT_STATS)}).")
-                updates["agreement"] = "spearman"
+                notes.append(f"Unknown {name} “{q[key]}”; {consequence} ({name}s: {', '.join(allowed)}).")
+                updates[key] = fallback
         if updates:
             self.param.update(**updates)
         if notify and notes:
