@@ -2,10 +2,10 @@
 
 ``DashboardState`` holds what the user is looking at (seed, split, class, image, methods,
 target, tab, the score that decides the summary's winners, and the measure by which methods'
-maps are compared). Views depend on it; sidebar
-widgets are built from its parameters. Any value coming from outside (a pasted URL) goes
-through :meth:`DashboardState.apply_query`, which keeps what is valid, falls back to the
-nearest valid state for the rest, and says so in ``notices``.
+maps are compared). Views depend on it; sidebar widgets are built from its parameters. Any
+value coming from outside (a pasted URL) goes through :meth:`DashboardState.apply_query`,
+which keeps what is valid, falls back to the nearest valid state for the rest, and says so
+in ``notices``.
 
 URL format (all keys optional)::
 
@@ -30,8 +30,6 @@ TARGET_LABELS = {"predicted": "predicted class", "true": "true class"}
 # state parameter -> URL query key
 URL_KEYS = {"seed": "seed", "split": "split", "image_class": "class", "image_id": "image", "methods": "methods",
             "target": "target", "tab": "tab", "score": "score", "agreement": "agreement"}
-
-
 # URL keys that name one of a few choices: what the user calls it, the valid values, the
 # fallback for any other value, and what that fallback means on screen.
 _CHOICES = {
