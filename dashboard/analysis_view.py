@@ -28,12 +28,12 @@ from engine.metrics import SANITY_PASS_THRESHOLD  # torch-free, like everything 
 
 from .figures import RENDER_LOCK, _hv
 from .image_view import _COMPUTE, ImageView, fmt
-from .summary_view import agreement_scale, method_colours
+from .summary_view import agreement_names, agreement_scale, method_colours
 
 log = logging.getLogger("pixel_evidence.dashboard")
 
 TOP_FRACTION = 0.2
-AGREEMENT_LABELS = {"pearson": "Pearson r", "spearman": "Spearman ρ", "top_iou": f"top-{TOP_FRACTION:.0%} IoU"}
+AGREEMENT_LABELS = agreement_names(TOP_FRACTION)
 STARTS = {"black": "black", "blurred": "blur"}
 CURVE_STEPS = 20
 MAPS_PER_SANITY = 10  # the classifier head, then each of the encoder's nine stages

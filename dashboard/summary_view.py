@@ -80,6 +80,13 @@ def agreement_scale(stat: str) -> tuple[str, tuple[float, float]]:
     return ("Blues", (0.0, 1.0)) if stat == "top_iou" else ("RdBu", (-1.0, 1.0))
 
 
+def agreement_names(share: float | None) -> dict[str, str]:
+    """Display name of each agreement statistic, the same in every view; ``share``: the top
+    share of pixels the IoU compares, if known."""
+    iou = f"top-{share:.0%} IoU" if share is not None else "top-share IoU"
+    return {"pearson": "Pearson r", "spearman": "Spearman ρ", "top_iou": iou}
+
+
 def method_colours(labels: dict[str, str]) -> dict[str, str]:
     """Label -> colour, in registry order, plus the chance baseline."""
     out = {label: METHOD_COLOURS[i % len(METHOD_COLOURS)] for i, label in enumerate(labels.values())}
@@ -175,7 +182,7 @@ class SummaryView(pn.viewable.Viewer):
                                                value="tko", width=300, css_classes=["pe-score-select"])
         self._score_select.param.watch(lambda e: setattr(self.state, "score", e.new), "value")
         self._stat_select = pn.widgets.RadioButtonGroup(
-            label="Similarity", options={"Pearson": "pearson", "Spearman": "spearman", "top-share IoU": "top_iou"},
+            label="Similarity", options={name: s for s, name in agreement_names(None).items()},
             value=state.agreement, color="primary", variant="outline", width=380)
         # the measure lives in the shared state (and the URL); the per-image view follows it too
         self._stat_select.link(state, value="agreement", bidirectional=True)
@@ -475,8 +482,8 @@ numbers). <b>TKO</b> is beside its chance level K/N (the expected TKO of a rando
         stats = agreement_stats(rows)
         fractions = {s.get("fraction") for s in self.results.settings.get("agreement", [])}
         share = next(iter(fractions)) if len(fractions) == 1 and None not in fractions else None
-        iou = f"top-{share:.0%} IoU" if share is not None else "top-share IoU"
-        names = {"pearson": "Pearson r", "spearman": "Spearman ρ", "top_iou": iou}
+        names = agreement_names(share)
+        iou = names["top_iou"]
         stat = self.state.agreement
         # symmetric matrix: each pair is stored once, the heatmap shows it on both sides
         pairs = stats[["method_a", "method_b", f"{stat}_mean", f"{stat}_std", "n_images", "n_seeds"]].set_axis(

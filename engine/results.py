@@ -39,7 +39,8 @@ from .metrics import win_rates
 __all__ = [
     "HISTORY_METRICS", "Results", "TopKPixels", "load_results", "stale_seeds", "history_frame",
     "history_bands", "confusion_matrix", "defect_rows", "tko_stats", "win_rate_stats", "topk_pixels",
-    "LOCALISATION_SCORES", "AGREEMENT_STATS", "localisation_win_rates", "agreement_stats", "faithfulness_stats", "sanity_stats",
+    "LOCALISATION_SCORES", "AGREEMENT_STATS", "localisation_win_rates", "agreement_stats", "faithfulness_stats",
+    "sanity_stats",
     "PIXEL_OTHER", "PIXEL_HIT", "PIXEL_MISS", "PIXEL_FALSE_ALARM", "PIXEL_TIED_IN", "PIXEL_TIED_OUT",
 ]
 
