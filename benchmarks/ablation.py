@@ -38,13 +38,13 @@ from captum.attr import LayerAttribution, LayerGradCam  # noqa: E402
 from captum.attr import Saliency as CaptumSaliency  # noqa: E402
 
 from engine import explain as explain_mod  # noqa: E402
-from engine.bench import DEFAULT_OUT, machine_info, machine_line  # noqa: E402
+from benchmarks.bench import DEFAULT_OUT, machine_info, machine_line  # noqa: E402
 from engine.explainers import REGISTRY  # noqa: E402
 from engine.explainers.base import Attribution, Explainer  # noqa: E402
 from engine.explainers.gradcam import GradCAM  # noqa: E402
 from engine.explainers.integrated_gradients import IntegratedGradients  # noqa: E402
 from engine.explainers.saliency import Saliency  # noqa: E402
-from engine.model import fold_batchnorm  # noqa: E402
+from engine.models import fold_batchnorm  # noqa: E402
 
 
 # ---------------------------------------------------------------- the engine's earlier explainers

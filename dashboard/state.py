@@ -20,7 +20,8 @@ from typing import Any, Mapping
 
 import param
 
-from engine.results import AGREEMENT_STATS, LOCALISATION_SCORES
+from engine.metrics.scores import LOCALISATION_SCORES
+from engine.results import AGREEMENT_STATS
 
 from .catalogue import SPLITS, TARGETS, Catalogue
 

@@ -19,7 +19,8 @@ import panel as pn
 import param
 
 from engine.metrics import SANITY_PASS_THRESHOLD
-from engine.results import (AGREEMENT_STATS, ANALYSIS_FILES, CHANCE, LOCALISATION_SCORES, OVERALL, Results,
+from engine.metrics.scores import LOCALISATION_SCORES
+from engine.results import (AGREEMENT_STATS, ANALYSIS_FILES, CHANCE, OVERALL, Results,
                             agreement_stats, confusion_matrix, defect_rows, faithfulness_stats, history_bands,
                             history_frame, load_results, localisation_win_rates, results_dir, sanity_stats,
                             stale_seeds, tko_stats, win_rate_stats)
@@ -32,14 +33,6 @@ CHANCE_COLOUR = "#9a9a9a"
 ALL_CLASSES = "all classes"
 CURVE_COLOURS = {"train": "#E69F00", "val": "#56B4E9", "test": "#009E73"}
 # What "the highest score wins the image" means under each localisation score.
-SCORE_NOTES = {
-    "tko": "share of the defect's K pixels among the map's K highest pixels.",
-    "pointing": "1 when the map's maximum lies on the defect, else 0; many images end in ties, which split the win.",
-    "relevance_mass": "share of the map's total value that lies inside the defect.",
-    "auroc": "how well the map's values separate defect pixels from background pixels (0.5 = chance, 1 = perfect).",
-}
-# Short names for plot titles, which must fit the plot's width.
-SCORE_SHORT = {"tko": "TKO", "pointing": "pointing game", "relevance_mass": "relevance mass", "auroc": "AUROC"}
 # Order of the cards under "The numbers behind the plots".
 TABLE_SECTIONS = ("win", "tko", "agreement", "faithfulness", "sanity", "curves", "confusion")
 SPLIT_NOTE = "change the split in the sidebar"
@@ -150,7 +143,7 @@ def _whiskers_on_top(plot: Any, _element: Any) -> None:
 
 
 def _score_name(score: str) -> str:
-    name = LOCALISATION_SCORES[score]
+    name = LOCALISATION_SCORES[score].label
     return name[:1].upper() + name[1:]
 
 
@@ -390,7 +383,7 @@ numbers). <b>TKO</b> is beside its chance level K/N (the expected TKO of a rando
         if self.state.score in scores:
             return True
         self.state.notices = list(self.state.notices) + [
-            f"These results have no {LOCALISATION_SCORES[self.state.score]} column; winners are decided by "
+            f"These results have no {LOCALISATION_SCORES[self.state.score].label} column; winners are decided by "
             "Top-K overlap."]
         self.state.score = "tko"
         return False
@@ -411,11 +404,11 @@ numbers). <b>TKO</b> is beside its chance level K/N (the expected TKO of a rando
             self._win.objects = []
             self._set_tables("win", [])
             return
-        name = SCORE_SHORT.get(self.state.score, LOCALISATION_SCORES[self.state.score])
+        name = LOCALISATION_SCORES[self.state.score].short
         # every score's meaning, the one deciding now in full colour
         notes = "<br>".join(
             f"<span style='color:{'#111' if s == self.state.score else '#777'}'><b>{html.escape(_score_name(s))}</b>: "
-            f"{html.escape(SCORE_NOTES[s])}</span>" for s in (res.scores or ["tko"]))
+            f"{html.escape(LOCALISATION_SCORES[s].note)}</span>" for s in (res.scores or ["tko"]))
         if len(res.scores) < 2:
             notes += ("<br><span style='color:#555'>Other scores (pointing game, relevance mass, AUROC): "
                       f"<code>{html.escape(evaluate_command(self.engine))} --metrics pointing relevance_mass auroc"

@@ -17,7 +17,7 @@ from typing import Any, Callable, Hashable
 
 import numpy as np
 
-from .data import atomic_write_bytes
+from .files import atomic_write_bytes
 
 
 def nbytes(value: Any) -> int:

@@ -16,14 +16,14 @@ import logging
 import sys
 from pathlib import Path
 
-from . import bench, download, synthetic
-from .checkpoint import CheckpointError
+from .data import download, synthetic
+from .models import CheckpointError
 from .data import DataError, prepare_manifest
 from .evaluate import METRIC_CHOICES, AnalysisSettings
 from .explain import TARGETS
-from .faithfulness import STARTS
+from .metrics.faithfulness import STARTS
 from .explainers import DEFAULT_METHODS, REGISTRY
-from .model import BACKBONES, WeightsUnavailableError
+from .models import BACKBONES, WeightsUnavailableError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODELS = PROJECT_ROOT / "pretrained_models"
@@ -87,7 +87,7 @@ def _cmd_sheet(args) -> int:
 
 
 def _cmd_train(args) -> int:
-    from .train import TrainConfig, train_seeds
+    from .models.train import TrainConfig, train_seeds
 
     root = resolve_data(args.data)
     models = Path(args.models)
@@ -231,16 +231,29 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--force", action="store_true", help="recompute seeds that were already evaluated")
     ev.set_defaults(func=_cmd_evaluate)
 
-    be = sub.add_parser("bench", help="latency, throughput and memory against the original study's code; "
-                                      "writes benchmark.json and benchmark.md")
-    bench.add_arguments(be)
-    be.set_defaults(func=bench.run_cli)
+    # the benchmark parses its own options (`pixel-evidence bench --help`)
+    be = sub.add_parser("bench", add_help=False, help="latency, throughput and memory against the original study's "
+                                                      "code; writes benchmark.json and benchmark.md")
+    be.set_defaults(func=_cmd_bench)
     return parser
+
+
+def _cmd_bench(args) -> int:
+    """The benchmark lives in the checkout's ``benchmarks/``, outside the installed packages."""
+    if str(PROJECT_ROOT) not in sys.path:
+        sys.path.insert(0, str(PROJECT_ROOT))
+    from benchmarks.bench import main as bench_main
+
+    return bench_main(args.bench_args)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if getattr(args, "func", None) is _cmd_bench:
+        args.bench_args = extra
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
     try:

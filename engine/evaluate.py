@@ -25,11 +25,12 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from . import metrics
-from .data import atomic_write_text
+from .files import atomic_write_text
+from .metrics.scores import EXTRA_SCORES, LOCALISATION_SCORES
 from .explain import ExplanationEngine
 from .explainers import DEFAULT_METHODS
 from .results import agreement_stats, faithfulness_stats, localisation_win_rates, sanity_stats
-from .train import balanced_accuracy
+from .models.train import balanced_accuracy
 
 log = logging.getLogger("pixel_evidence.evaluate")
 
@@ -43,11 +44,9 @@ def _csv_text(df: pd.DataFrame) -> str:
     return buf.getvalue()
 
 
-EXTRA_METRICS = {"pointing": metrics.pointing_game, "relevance_mass": metrics.relevance_mass,
-                 "auroc": metrics.auroc}
 # Analyses with tables of their own (one file per analysis and unit, resumable on their own).
 ANALYSES = ("agreement", "faithfulness", "sanity")
-METRIC_CHOICES = (*EXTRA_METRICS, *ANALYSES)
+METRIC_CHOICES = (*EXTRA_SCORES, *ANALYSES)
 ANALYSIS_COLUMNS = {
     "agreement": ["seed", "split", "image_id", "class", "correct", "method_a", "method_b", "pearson", "spearman",
                   "top_iou"],
@@ -78,7 +77,7 @@ def split_metrics(names: Sequence[str]) -> tuple[list[str], list[str]]:
     unknown = sorted(set(names) - set(METRIC_CHOICES))
     if unknown:
         raise ValueError(f"unknown metric(s) {unknown}; choose from {', '.join(METRIC_CHOICES)}")
-    return [n for n in EXTRA_METRICS if n in names], [n for n in ANALYSES if n in names]
+    return [n for n in EXTRA_SCORES if n in names], [n for n in ANALYSES if n in names]
 
 
 def _main_row(ex, m: str, extra_metrics: Sequence[str]) -> dict[str, Any]:
@@ -92,7 +91,7 @@ def _main_row(ex, m: str, extra_metrics: Sequence[str]) -> dict[str, Any]:
         row.update(tko=r.tko, chance=r.chance, lift=r.lift, iou=r.iou, rank=r.rank, win_share=r.win_share,
                    ig_relative_delta=r.extras.get("relative_delta", nan))
     for name in extra_metrics:
-        row[name] = EXTRA_METRICS[name](r.map, ex.mask) if r is not None else nan
+        row[name] = LOCALISATION_SCORES[name](r.map, ex.mask) if r is not None else nan
     return row
 
 
@@ -209,7 +208,7 @@ def _write_tables(engine: ExplanationEngine, out_dir: Path, frames: list[pd.Data
     across = metrics.summarize_over_seeds(rates)
     clf = classification_scores(table, engine.classes)
     units = table[["seed", "split"]].drop_duplicates().sort_values(["split", "seed"])
-    scores = [c for c in EXTRA_METRICS if c in table.columns]
+    scores = [c for c in EXTRA_SCORES if c in table.columns]
     summary = {
         "seeds": sorted(int(s) for s in table["seed"].unique()), "splits": sorted(table["split"].unique()),
         "evaluated": [{"seed": int(r.seed), "split": r.split} for r in units.itertuples()],

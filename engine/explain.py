@@ -35,14 +35,15 @@ import torch
 
 from . import metrics
 from .cache import ByteLRU, DiskCache, SingleFlight, digest
-from .checkpoint import CheckpointError, available_seeds, load_model, read_metadata
-from .data import DataError, Sample, file_sha256, load_image, load_mask, read_manifest, to_normalized_tensor
+from .models import CheckpointError, available_seeds, load_model, read_metadata
+from .data import DataError, Sample, load_image, load_mask, read_manifest, to_normalized_tensor
+from .files import file_sha256
 from .device import pick_device
 from .explainers import DEFAULT_METHODS, REGISTRY, get_explainer
 from .explainers.base import ACTIVATION, Attribution, Explainer, attribute_group, pass_groups, shared_pass
-from .faithfulness import MODES, STARTS, Curve, perturbation_curve
-from .model import ClassifierView, prepare_for_inference
-from .sanity import SanityResult, cascading_randomization
+from .metrics.faithfulness import MODES, STARTS, Curve, perturbation_curve
+from .models import ClassifierView, prepare_for_inference
+from .metrics.sanity import SanityResult, cascading_randomization
 
 log = logging.getLogger("pixel_evidence.engine")
 
@@ -554,7 +555,7 @@ class ExplanationEngine:
 def load_engine(data: Path | str | None = None, models: Path | str | None = None, **kwargs: Any) -> ExplanationEngine:
     """The engine on ``data`` (default: the built-in synthetic set, generated on first use)
     and ``models`` (default: the shipped ``pretrained_models/``)."""
-    from .synthetic import ensure_default_data
+    from .data.synthetic import ensure_default_data
 
     root = Path(data) if data else ensure_default_data()
     models_dir = Path(models) if models else Path(__file__).resolve().parent.parent / "pretrained_models"

@@ -34,12 +34,13 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from .metrics import win_rates
+from .metrics import scores, win_rates
+from .metrics.scores import LOCALISATION_SCORES
 
 __all__ = [
     "HISTORY_METRICS", "Results", "TopKPixels", "load_results", "stale_seeds", "history_frame",
     "history_bands", "confusion_matrix", "defect_rows", "tko_stats", "win_rate_stats", "topk_pixels",
-    "LOCALISATION_SCORES", "AGREEMENT_STATS", "localisation_win_rates", "agreement_stats", "faithfulness_stats",
+    "AGREEMENT_STATS", "localisation_win_rates", "agreement_stats", "faithfulness_stats",
     "sanity_stats",
     "PIXEL_OTHER", "PIXEL_HIT", "PIXEL_MISS", "PIXEL_FALSE_ALARM", "PIXEL_TIED_IN", "PIXEL_TIED_OUT",
 ]
@@ -47,8 +48,6 @@ __all__ = [
 RESULTS_SUBDIR = "results"
 ANALYSIS_FILES = ("agreement", "faithfulness", "sanity")
 # Columns of tko_table.csv that can decide who wins an image (higher is better), with their names.
-LOCALISATION_SCORES = {"tko": "Top-K overlap (TKO)", "pointing": "pointing game", "relevance_mass": "relevance mass",
-                       "auroc": "AUROC of the map against the mask"}
 # Columns of agreement.csv: how alike two methods' maps are.
 AGREEMENT_STATS = ("pearson", "spearman", "top_iou")
 HISTORY_METRICS = ("train_loss", "val_loss", "test_loss", "val_balanced_accuracy", "test_balanced_accuracy")
@@ -322,9 +321,7 @@ def localisation_win_rates(tko: pd.DataFrame, score: str = "tko", *,
                            include_misclassified: bool = False) -> pd.DataFrame:
     """Win rates per seed, split and class when ``score`` decides who wins an image
     (see :func:`engine.metrics.win_rates`; ties split the win)."""
-    if score not in LOCALISATION_SCORES:
-        raise ValueError(f"unknown score {score!r}; choose from {', '.join(LOCALISATION_SCORES)}")
-    return win_rates(tko, include_misclassified=include_misclassified, score=score)
+    return win_rates(tko, include_misclassified=include_misclassified, score=scores.score(score).key)
 
 
 def _mean_std(df: pd.DataFrame, keys: list[str], values: Sequence[str]) -> pd.DataFrame:

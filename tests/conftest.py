@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from engine.data import prepare_manifest
-from engine.train import TrainConfig, train_seeds
+from engine.models.train import TrainConfig, train_seeds
 
 
 def make_mvtec_tree(root: Path, *, n_train_good: int = 6, n_test: dict[str, int] | None = None,

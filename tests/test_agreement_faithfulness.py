@@ -9,10 +9,10 @@ import pytest
 import torch
 from torch import nn
 
-from engine.faithfulness import perturbation_curve, pixel_order, reference_image
+from engine.metrics.faithfulness import perturbation_curve, pixel_order, reference_image
 from engine.metrics import agreement, curve_auc, pearson, spearman, top_fraction_iou, top_fraction_membership
-from engine.model import MultitaskNet
-from engine.sanity import PASS_THRESHOLD, cascading_randomization
+from engine.models import MultitaskNet
+from engine.metrics.sanity import PASS_THRESHOLD, cascading_randomization
 
 
 # ------------------------------------------------------------------ agreement
@@ -125,7 +125,7 @@ def test_blur_reference_is_smooth():
 
 @pytest.fixture(scope="module")
 def trained_tiny(tiny_run):
-    from engine.checkpoint import load_model
+    from engine.models import load_model
     from engine.data import load_image, to_normalized_tensor
 
     root, models = tiny_run[0], tiny_run[1]

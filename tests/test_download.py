@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from engine import download as dl
-from engine.download import (
+from engine.data import download as dl
+from engine.data.download import (
     MVTEC_CATEGORIES,
     ChecksumError,
     DownloadError,

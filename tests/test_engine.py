@@ -11,13 +11,13 @@ import torch
 
 from engine import metrics
 from engine.cache import ByteLRU, SingleFlight
-from engine.checkpoint import load_model
+from engine.models import load_model
 from engine.cli import main
 from engine.evaluate import evaluate
 from engine.explain import ExplanationEngine
 from engine.explainers.integrated_gradients import IntegratedGradients
 from engine.explainers import get_explainer
-from engine.model import ClassifierView
+from engine.models import ClassifierView
 from engine.data import load_image, to_normalized_tensor
 
 
@@ -292,7 +292,7 @@ def test_explanation_agreement_matches_the_metric_functions(engine):
 
 
 def test_engine_faithfulness_equals_a_direct_curve_and_is_cached(engine, tiny_run):
-    from engine.faithfulness import perturbation_curve
+    from engine.metrics.faithfulness import perturbation_curve
 
     image_id = _defect_id(engine)
     ex = engine.explain(7, "test", image_id, ["saliency", "gradcam"])

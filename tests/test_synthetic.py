@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from engine import synthetic as sy
+from engine.data import synthetic as sy
 
 SMALL = dict(n_good_train=6, n_good_test=2, n_per_defect=3, size=96)
 

@@ -7,12 +7,13 @@ import numpy as np
 import pytest
 import torch
 
-from engine import checkpoint as ckpt
-from engine.checkpoint import CheckpointError, available_seeds, load_model, save_checkpoint
+from engine.models import checkpoint as ckpt
+from engine.models import CheckpointError, available_seeds, load_model, save_checkpoint
 from engine.cli import main, parse_seeds
-from engine.data import file_sha256, prepare_manifest
-from engine.model import MultitaskNet
-from engine.train import TrainConfig, augment, balanced_accuracy, class_weights, train_seeds
+from engine.data import prepare_manifest
+from engine.files import file_sha256
+from engine.models import MultitaskNet
+from engine.models.train import TrainConfig, augment, balanced_accuracy, class_weights, train_seeds
 
 
 def test_training_lowers_the_loss_and_records_metadata(tiny_run):

@@ -21,10 +21,11 @@ from torch.nn import functional as F
 from tqdm.auto import tqdm
 
 from .checkpoint import available_seeds, load_model, read_metadata, save_checkpoint
-from .data import (Sample, dataset_fingerprint, file_sha256, load_arrays, read_manifest,
-                   stratified_split, to_normalized_tensor)
-from .device import pick_device
-from .model import MultitaskNet, backbone_normalization
+from ..data import Sample, dataset_fingerprint, load_arrays, read_manifest, stratified_split, to_normalized_tensor
+from ..files import file_sha256
+from ..device import pick_device
+from .backbones import backbone_normalization
+from .multitask import MultitaskNet
 
 log = logging.getLogger("pixel_evidence.train")
 

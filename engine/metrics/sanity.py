@@ -17,9 +17,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from .explainers import get_explainer
-from .metrics import SANITY_PASS_THRESHOLD, spearman, top_fraction_iou
-from .model import ClassifierView, MultitaskNet
+from ..explainers import get_explainer
+from . import SANITY_PASS_THRESHOLD, spearman, top_fraction_iou
+from ..models import ClassifierView, MultitaskNet
 
 PASS_THRESHOLD = SANITY_PASS_THRESHOLD  # see engine.metrics
 

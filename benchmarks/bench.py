@@ -38,7 +38,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from .data import atomic_write_text
+from engine.files import atomic_write_text
 
 log = logging.getLogger("pixel_evidence.bench")
 
@@ -191,9 +191,10 @@ def machine_line(m: dict[str, Any]) -> str:
 
 def _fallback_models(data_root: Path, size: int, folder: Path) -> Path:
     """A freshly initialised lite0 model saved like a shipped one (when none is trained yet)."""
-    from .checkpoint import save_checkpoint
-    from .data import file_sha256, prepare_manifest, read_manifest
-    from .model import MultitaskNet, WeightsUnavailableError, backbone_normalization
+    from engine.models import save_checkpoint
+    from engine.data import prepare_manifest, read_manifest
+    from engine.files import file_sha256
+    from engine.models import MultitaskNet, WeightsUnavailableError, backbone_normalization
 
     manifest = folder / "manifest.csv"
     shipped = DEFAULT_MODELS / "manifest.csv"
@@ -220,9 +221,9 @@ def _fallback_models(data_root: Path, size: int, folder: Path) -> Path:
 
 def open_engine(cfg: BenchConfig, scratch: Path):
     """The engine to measure and a description of its model."""
-    from .checkpoint import available_seeds
-    from .explain import ExplanationEngine
-    from .synthetic import ensure_default_data
+    from engine.models import available_seeds
+    from engine.explain import ExplanationEngine
+    from engine.data.synthetic import ensure_default_data
 
     data = Path(cfg.data) if cfg.data else ensure_default_data()
     models = Path(cfg.models) if cfg.models else DEFAULT_MODELS
@@ -374,14 +375,14 @@ def _defect_ids(engine, split: str = "test") -> list[str]:
 
 
 def bench_cold(engine, seed: int, cfg: BenchConfig, clock: Clock, notes: list[str]) -> dict[str, Any]:
-    from .checkpoint import load_model
+    from engine.models import load_model
 
     ids = _defect_ids(engine)[: max(1, cfg.cold_images)]
     net, meta = engine.model(seed)
     plain, _ = load_model(engine.models_dir, seed, device=engine.device)  # as the original had it
     original = OriginalStudy(plain)
     ig_params = engine.params_of("ig")
-    from .explainers.integrated_gradients import IntegratedGradients
+    from engine.explainers.integrated_gradients import IntegratedGradients
 
     ig_probe = IntegratedGradients(None, **engine.method_params.get("ig", {}))
     chunk = ig_probe.chunk_size(1, engine.device)
@@ -514,9 +515,9 @@ def _mean_run(runs: Sequence[dict], multiplier: int, field: str) -> float:
 
 def bench_training(engine, seed: int, cfg: BenchConfig, clock: Clock, notes: list[str]) -> dict[str, Any]:
     """Time the training step of ``engine.train`` with the checkpoint's recorded recipe."""
-    from .checkpoint import load_model
-    from .data import load_arrays
-    from .train import TrainConfig, augment, class_weights, multitask_loss
+    from engine.models import load_model
+    from engine.data import load_arrays
+    from engine.models.train import TrainConfig, augment, class_weights, multitask_loss
 
     meta = engine.meta[seed]
     hp = {**asdict(TrainConfig()), **meta.get("hyperparameters", {})}
@@ -565,8 +566,8 @@ def bench_training(engine, seed: int, cfg: BenchConfig, clock: Clock, notes: lis
 
 
 def bench_ig_accuracy(engine, seed: int, cfg: BenchConfig, clock: Clock) -> dict[str, Any]:
-    from .explainers.integrated_gradients import IntegratedGradients
-    from .model import ClassifierView
+    from engine.explainers.integrated_gradients import IntegratedGradients
+    from engine.models import ClassifierView
 
     net, meta = engine.model(seed)
     norm = meta["normalization"]
@@ -612,8 +613,8 @@ def bench_ig_accuracy(engine, seed: int, cfg: BenchConfig, clock: Clock) -> dict
 def bench_ig_chunks(engine, seed: int, cfg: BenchConfig, clock: Clock) -> dict[str, Any]:
     """Seconds of one image's IG (the engine's settings) per chunk size: the steps of one
     forward/backward. Justifies the chunk the engine picks on this device."""
-    from .explainers.integrated_gradients import IntegratedGradients
-    from .model import ClassifierView
+    from engine.explainers.integrated_gradients import IntegratedGradients
+    from engine.models import ClassifierView
 
     net, meta = engine.model(seed)
     norm = meta["normalization"]
@@ -639,7 +640,7 @@ def bench_ig_chunks(engine, seed: int, cfg: BenchConfig, clock: Clock) -> dict[s
 
 def bench_methods(engine, seed: int, cfg: BenchConfig, clock: Clock) -> dict[str, Any]:
     """Cold ``engine.explain`` of each registered method alone: what one click costs in the UI."""
-    from .explainers import REGISTRY
+    from engine.explainers import REGISTRY
 
     ids = _defect_ids(engine)[: max(1, cfg.method_images)]
     engine.explain(seed, "test", ids[0], ["saliency"])  # the model and its prepared copy are loaded

@@ -806,8 +806,8 @@ def run_download(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Stand-alone entry point: ``python -m engine.download CATEGORY ...``."""
-    parser = argparse.ArgumentParser(prog="python -m engine.download", description="Fetch one MVTec AD category.")
+    """Stand-alone entry point: ``python -m engine.data.download CATEGORY ...``."""
+    parser = argparse.ArgumentParser(prog="python -m engine.data.download", description="Fetch one MVTec AD category.")
     add_download_arguments(parser)
     return run_download(parser.parse_args(argv))
 

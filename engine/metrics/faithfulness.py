@@ -16,8 +16,8 @@ import numpy as np
 import torch
 from torchvision.transforms.functional import gaussian_blur
 
-from .explainers.base import black_image
-from .metrics import curve_auc
+from ..explainers.base import black_image
+from . import curve_auc
 
 MODES = ("deletion", "insertion")
 STARTS = ("black", "blur")

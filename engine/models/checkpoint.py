@@ -15,8 +15,8 @@ from typing import Any, Sequence
 
 import torch
 
-from .data import atomic_write_bytes, atomic_write_text
-from .model import MultitaskNet
+from ..files import atomic_write_bytes, atomic_write_text
+from .multitask import MultitaskNet
 
 
 class CheckpointError(ValueError):

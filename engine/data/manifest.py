@@ -1,0 +1,99 @@
+"""The split manifest: which image is in train and which in test, as a CSV beside the models."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import math
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+
+from ..files import atomic_write_text
+from .mvtec import scan_category
+from .sample import DataError, Sample
+
+MANIFEST_FIELDS = ("id", "path", "class", "split", "has_mask", "mask_path")
+
+
+def stratified_split(samples: Sequence[Sample], *, test_fraction: float = 0.2,
+                     split_seed: int = 0) -> list[Sample]:
+    """Assign every sample to ``train`` or ``test``, per class, seeded.
+
+    Each class puts ``ceil(test_fraction * n)`` images in test (at least one when it has two
+    or more), so every defect class keeps at least ``test_fraction`` of its images for test.
+    The result depends only on the ids and the seed, not on listing order.
+    """
+    if not 0 < test_fraction < 1:
+        raise DataError(f"test fraction {test_fraction} must lie strictly between 0 and 1")
+    by_class: dict[str, list[Sample]] = {}
+    for s in sorted(samples, key=lambda s: s.id):
+        by_class.setdefault(s.cls, []).append(s)
+    out: list[Sample] = []
+    for i, cls in enumerate(sorted(by_class)):
+        group = by_class[cls]
+        rng = np.random.default_rng([split_seed, i])
+        order = rng.permutation(len(group))
+        n_test = min(len(group) - 1, math.ceil(test_fraction * len(group))) if len(group) > 1 else 0
+        test_idx = set(order[:n_test].tolist())
+        out += [Sample(s.id, s.path, s.cls, s.mask_path, "test" if j in test_idx else "train")
+                for j, s in enumerate(group)]
+    return sorted(out, key=lambda s: s.id)
+
+
+def manifest_text(samples: Iterable[Sample]) -> str:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(MANIFEST_FIELDS)
+    for s in samples:
+        writer.writerow([s.id, s.path, s.cls, s.split, int(s.has_mask), s.mask_path or ""])
+    return buf.getvalue()
+
+
+def write_manifest(path: Path, samples: Iterable[Sample]) -> str:
+    """Write the manifest CSV atomically; return its sha256."""
+    text = manifest_text(samples)
+    atomic_write_text(Path(path), text)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def read_manifest(path: Path) -> list[Sample]:
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: manifest not found; create it with `pixel-evidence data split`")
+    with open(path, newline="") as fh:
+        reader = csv.DictReader(fh)
+        missing = set(MANIFEST_FIELDS) - set(reader.fieldnames or ())
+        if missing:
+            raise DataError(f"{path}: not a manifest, missing columns {sorted(missing)}; "
+                            "recreate it with `pixel-evidence data split`")
+        rows = [Sample(r["id"], r["path"], r["class"], r["mask_path"] or None, r["split"]) for r in reader]
+    bad = [r.split for r in rows if r.split not in ("train", "test")]
+    if bad:
+        raise DataError(f"{path}: split must be train or test, found {bad[0]!r}")
+    return rows
+
+
+def dataset_fingerprint(root: Path, samples: Iterable[Sample]) -> str:
+    """sha256 over the relative paths and bytes of every image and mask listed."""
+    h = hashlib.sha256()
+    for s in sorted(samples, key=lambda s: s.id):
+        for rel in (s.path, s.mask_path):
+            if rel:
+                h.update(rel.encode() + b"\0")
+                h.update(hashlib.sha256((Path(root) / rel).read_bytes()).digest())
+    return h.hexdigest()
+
+
+def prepare_manifest(root: Path, manifest: Path, *, test_fraction: float = 0.2, split_seed: int = 0,
+                     skip_bad: bool = False, report: Callable[[str], None] | None = None) -> list[Sample]:
+    """Read ``manifest`` if it exists, else scan ``root``, split it, and write the manifest."""
+    manifest = Path(manifest)
+    if manifest.is_file():
+        return read_manifest(manifest)
+    samples, _ = scan_category(root, skip_bad=skip_bad, report=report)
+    samples = stratified_split(samples, test_fraction=test_fraction, split_seed=split_seed)
+    write_manifest(manifest, samples)
+    return samples
