@@ -394,7 +394,7 @@ def bench_cold(engine, seed: int, cfg: BenchConfig, clock: Clock, notes: list[st
     first = ids[0]
     engine.clear_cache()
     engine.explain(seed, "test", first, list(ALL))
-    x_engine = engine._tensor(seed, engine._base(seed, first)["image"][None])
+    x_engine = engine.input_batch(seed, engine.prediction(seed, first).image[None])
     x_plain = x_engine.contiguous()
     original.run("all", x_plain)
     t0 = int(torch.argmax(plain(x_plain)[0]))
@@ -420,10 +420,10 @@ def bench_cold(engine, seed: int, cfg: BenchConfig, clock: Clock, notes: list[st
                                                       "floor_batched": [], "floor_plain": []}
                                                   for k in keys}
     for i, image_id in enumerate(ids):
-        base = engine._base(seed, image_id)
-        x = engine._tensor(seed, base["image"][None])
+        base = engine.prediction(seed, image_id)
+        x = engine.input_batch(seed, base.image[None])
         xp = x.contiguous()
-        target = int(np.argmax(base["probabilities"]))
+        target = int(np.argmax(base.probabilities))
         for k, key in enumerate(keys):
             # Engine and floor back to back, in alternating order, so that the machine's drift
             # (a shared host) falls on both sides of each ratio rather than on one.
@@ -574,8 +574,8 @@ def bench_ig_accuracy(engine, seed: int, cfg: BenchConfig, clock: Clock) -> dict
     ids = _defect_ids(engine)[: max(1, cfg.ig_images)]
     inputs = []
     for image_id in ids:
-        base = engine._base(seed, image_id)
-        inputs.append((engine._tensor(seed, base["image"][None]), torch.tensor([int(np.argmax(base["probabilities"]))])))
+        base = engine.prediction(seed, image_id)
+        inputs.append((engine.input_batch(seed, base.image[None]), torch.tensor([int(np.argmax(base.probabilities))])))
     rows = []
     for method in cfg.ig_methods:
         for n in cfg.ig_steps:
@@ -583,7 +583,7 @@ def bench_ig_accuracy(engine, seed: int, cfg: BenchConfig, clock: Clock) -> dict
                                      n_steps=n, method=method)
             deltas, times = [], []
             for x, target in inputs:
-                with engine._model_lock:
+                with engine.exclusive():
                     t, out = clock.time(lambda: ig.attribute(x, target))
                 deltas.append(float(out.extras["relative_delta"][0]))
                 times.append(t)
@@ -621,9 +621,9 @@ def bench_ig_chunks(engine, seed: int, cfg: BenchConfig, clock: Clock) -> dict[s
     params = {**engine.params_of("ig")}
     steps = int(params["n_steps"])
     image_id = _defect_ids(engine)[0]
-    base = engine._base(seed, image_id)
-    x = engine._tensor(seed, base["image"][None])
-    target = torch.tensor([int(np.argmax(base["probabilities"]))])
+    base = engine.prediction(seed, image_id)
+    x = engine.input_batch(seed, base.image[None])
+    target = torch.tensor([int(np.argmax(base.probabilities))])
     chunks = sorted({min(c, steps) for c in cfg.ig_chunks})
     auto = IntegratedGradients(None, **{**params, "internal_batch_size": None}).chunk_size(1, engine.device)
     rows = []
@@ -631,7 +631,7 @@ def bench_ig_chunks(engine, seed: int, cfg: BenchConfig, clock: Clock) -> dict[s
         for c in chunks:
             ig = IntegratedGradients(ClassifierView(net), input_mean=norm["mean"], input_std=norm["std"],
                                      **{**params, "internal_batch_size": c})
-            with engine._model_lock:
+            with engine.exclusive():
                 t, _ = clock.time(lambda: ig.attribute(x, target))
             if rep:  # the first round warms up each size
                 rows.append({"chunk": c, "seconds": t})

@@ -26,7 +26,7 @@ import functools
 import logging
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
@@ -37,6 +37,7 @@ from . import metrics
 from .cache import ByteLRU, DiskCache, SingleFlight, digest
 from .models import CheckpointError, available_seeds, load_model, read_metadata
 from .data import DataError, Sample, load_image, load_mask, read_manifest, to_normalized_tensor
+from .explanation import Explanation, MethodResult, Prediction
 from .files import file_sha256
 from .device import pick_device
 from .explainers import DEFAULT_METHODS, REGISTRY, get_explainer
@@ -48,70 +49,6 @@ from .metrics.sanity import SanityResult, cascading_randomization
 log = logging.getLogger("pixel_evidence.engine")
 
 TARGETS = ("predicted", "true")
-
-
-@dataclass(frozen=True)
-class MethodResult:
-    """One method's map on one image and its scores. ``map`` is (H, W) float32 >= 0."""
-
-    key: str
-    label: str
-    map: np.ndarray
-    tko: float
-    chance: float
-    lift: float
-    iou: float
-    rank: float
-    win_share: float
-    extras: dict[str, float] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Explanation:
-    """Everything shown for one (seed, image): arrays at model resolution (H, W)."""
-
-    seed: int
-    split: str
-    image_id: str
-    true_class: str
-    image: np.ndarray            # (H, W, 3) uint8, as the model saw it
-    mask: np.ndarray             # (H, W) bool, ground-truth defect pixels
-    reconstruction: np.ndarray   # (H, W) float32, sigmoid of the decoder's mask logits
-    classes: tuple[str, ...]
-    probabilities: np.ndarray    # (C,) float32
-    target_mode: str
-    target_class: str
-    methods: dict[str, MethodResult]
-    k: int
-    n: int
-
-    @property
-    def predicted_class(self) -> str:
-        return self.classes[int(np.argmax(self.probabilities))]
-
-    @property
-    def correct(self) -> bool:
-        return self.predicted_class == self.true_class
-
-    @property
-    def rankable(self) -> bool:
-        """False when the mask is empty (K = 0): no defect pixels, so no winner."""
-        return self.k > 0
-
-    @property
-    def ranking(self) -> list[tuple[str, float]]:
-        """(method, rank) sorted best first; tied methods share the averaged rank."""
-        items = [(k, r.rank) for k, r in self.methods.items() if not np.isnan(r.rank)]
-        return sorted(items, key=lambda kr: (kr[1], kr[0]))
-
-    @property
-    def winners(self) -> list[str]:
-        return [k for k, r in self.methods.items() if r.win_share > 0]
-
-    def agreement(self, fraction: float = 0.2) -> list[dict[str, float | str]]:
-        """Pearson, Spearman and top-``fraction`` IoU of every pair of this image's maps
-        (rows ``a, b, pearson, spearman, top_iou``; see :func:`metrics.agreement`)."""
-        return metrics.agreement({k: r.map for k, r in self.methods.items()}, fraction)
 
 
 class ExplanationEngine:
@@ -254,7 +191,7 @@ class ExplanationEngine:
     def _forward_batch(self, seed: int, samples: Sequence[Sample],
                        loaded: tuple[np.ndarray, np.ndarray, torch.Tensor] | None = None,
                        fuse: Sequence[str] = (), target: str = "predicted"
-                       ) -> tuple[list[dict[str, np.ndarray]], dict[str, list[dict[str, np.ndarray]]]]:
+                       ) -> tuple[list[Prediction], dict[str, list[dict[str, np.ndarray]]]]:
         """The prediction of each image (``image``, ``mask``, ``logits`` (C,),
         ``probabilities`` (C,), ``reconstruction`` (H, W)) and the maps of ``fuse``.
 
@@ -286,18 +223,29 @@ class ExplanationEngine:
         probs = torch.softmax(logits, 1).float().cpu().numpy()
         recon = torch.sigmoid(mask_logits[:, 0]).float().cpu().numpy()
         logits = logits.float().cpu().numpy()
-        bases = [{"image": images[i], "mask": masks[i], "logits": logits[i], "probabilities": probs[i],
-                  "reconstruction": recon[i]} for i in range(len(samples))]
+        bases = [Prediction(image=images[i], mask=masks[i], logits=logits[i], probabilities=probs[i],
+                            reconstruction=recon[i]) for i in range(len(samples))]
         return bases, fused
 
-    def _base(self, seed: int, image_id: str) -> dict[str, np.ndarray]:
-        """The cached prediction of one image (see ``_forward_batch``)."""
+    def prediction(self, seed: int, image_id: str) -> Prediction:
+        """The model's prediction of one image (cached), with the image and mask it saw."""
         return self._predict(seed, self.sample(image_id), (), "predicted")
 
-    def _predict(self, seed: int, sample: Sample, methods: Sequence[str], target: str) -> dict[str, np.ndarray]:
+    def input_batch(self, seed: int, images: np.ndarray) -> torch.Tensor:
+        """uint8 images (N, H, W, 3) as ``seed``'s network takes them: normalized, on the
+        engine's device, in the network's memory layout."""
+        return self._tensor(seed, images)
+
+    @contextmanager
+    def exclusive(self):
+        """Hold the model lock: no other engine call runs a network meanwhile (for timing)."""
+        with self._model_lock:
+            yield
+
+    def _predict(self, seed: int, sample: Sample, methods: Sequence[str], target: str) -> Prediction:
         """The cached prediction of ``sample``; on a miss, those of ``methods`` that share a
         gradient pass and are not on disk are computed in the same forward and cached."""
-        def compute() -> dict[str, np.ndarray]:
+        def compute() -> Prediction:
             fuse = [m for m in methods if REGISTRY[m].pass_needs and not self._on_disk(seed, sample.id, m)]
             bases, fused = self._forward_batch(seed, [sample], fuse=fuse, target=target)
             for m in fuse:
@@ -306,10 +254,10 @@ class ExplanationEngine:
 
         return self._cached(("base", seed, sample.id), compute)
 
-    def _target_index(self, base: dict, sample: Sample, target: str) -> int:
+    def _target_index(self, base: Prediction, sample: Sample, target: str) -> int:
         """The class index the maps explain; ``target`` was checked by ``_requested``."""
         if target == "predicted":
-            return int(np.argmax(base["logits"]))
+            return int(np.argmax(base.logits))
         return self.classes.index(sample.cls)
 
     def _disk_key(self, seed: int, image_id: str, method: str, target_idx: int) -> str:
@@ -374,7 +322,7 @@ class ExplanationEngine:
     def _map_key(self, seed: int, image_id: str, method: str, target_idx: int) -> tuple:
         return ("map", seed, image_id, method, digest(self.params_of(method)), target_idx)
 
-    def _maps(self, seed: int, sample: Sample, base: dict, methods: Sequence[str],
+    def _maps(self, seed: int, sample: Sample, base: Prediction, methods: Sequence[str],
               target_idx: int) -> dict[str, dict[str, np.ndarray]]:
         """Every method's map of one image: from the LRU, else the disk cache, else computed,
         all missing methods in one call so that they can share passes."""
@@ -386,7 +334,7 @@ class ExplanationEngine:
             found.update(self._flight.run(flight_key, lambda: self._fill(seed, sample, base, missing, target_idx, keys)))
         return {m: found[m] for m in methods}
 
-    def _fill(self, seed: int, sample: Sample, base: dict, methods: Sequence[str], target_idx: int,
+    def _fill(self, seed: int, sample: Sample, base: Prediction, methods: Sequence[str], target_idx: int,
               keys: dict[str, tuple]) -> dict[str, dict[str, np.ndarray]]:
         got: dict[str, dict[str, np.ndarray]] = {}
         for m in methods:  # another request may have filled some meanwhile
@@ -402,8 +350,8 @@ class ExplanationEngine:
                     self._cache.put(keys[m], stored)
         todo = [m for m in methods if m not in got]
         if todo:
-            x = self._tensor(seed, base["image"][None])
-            computed = self._attribute_batch(seed, x, todo, [target_idx], base["logits"][None])
+            x = self._tensor(seed, base.image[None])
+            computed = self._attribute_batch(seed, x, todo, [target_idx], base.logits[None])
             for m in todo:
                 got[m] = computed[m][0]
                 self._store(seed, sample.id, m, target_idx, got[m])
@@ -427,9 +375,9 @@ class ExplanationEngine:
         maps = self._maps(seed, sample, base, methods, target_idx)
         return self._assemble(seed, sample, base, maps, target, target_idx)
 
-    def _assemble(self, seed: int, sample: Sample, base: dict, maps: dict[str, dict], target: str,
+    def _assemble(self, seed: int, sample: Sample, base: Prediction, maps: dict[str, dict], target: str,
                   target_idx: int) -> Explanation:
-        mask = base["mask"]
+        mask = base.mask
         scores = {m: metrics.localisation_scores(v["map"], mask) for m, v in maps.items()}
         tkos = {m: s["tko"] for m, s in scores.items()}
         ranks = metrics.rank_methods(tkos)
@@ -441,8 +389,8 @@ class ExplanationEngine:
                             extras={k: float(x) for k, x in v.items() if k != "map"})
             for m, v in maps.items()}
         return Explanation(seed=seed, split=sample.split, image_id=sample.id, true_class=sample.cls,
-                           image=base["image"], mask=mask, reconstruction=base["reconstruction"],
-                           classes=self.classes, probabilities=base["probabilities"], target_mode=target,
+                           image=base.image, mask=mask, reconstruction=base.reconstruction,
+                           classes=self.classes, probabilities=base.probabilities, target_mode=target,
                            target_class=self.classes[target_idx], methods=results,
                            k=int(mask.sum()), n=int(mask.size))
 
@@ -464,7 +412,7 @@ class ExplanationEngine:
             bases, _ = self._forward_batch(seed, chunk, loaded)
             targets = [self._target_index(b, s, target) for b, s in zip(bases, chunk)]
             per_method = self._attribute_batch(seed, loaded[2], methods, targets,
-                                               np.stack([b["logits"] for b in bases]))
+                                               np.stack([b.logits for b in bases]))
             for i, (sample, base) in enumerate(zip(chunk, bases)):
                 yield self._assemble(seed, sample, base, {m: per_method[m][i] for m in methods}, target, targets[i])
             if progress:

@@ -1,0 +1,92 @@
+"""What the engine returns, as plain numpy data: no torch, so the dashboard can import it.
+
+``Prediction`` is the model's view of one image; ``MethodResult`` one method's map with its
+scores; ``Explanation`` everything shown for one (seed, image).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import metrics
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One image as the model saw it and what the model made of it, at model resolution."""
+
+    image: np.ndarray            # (H, W, 3) uint8
+    mask: np.ndarray             # (H, W) bool, ground-truth defect pixels
+    logits: np.ndarray           # (C,) float32
+    probabilities: np.ndarray    # (C,) float32, softmax of the logits
+    reconstruction: np.ndarray   # (H, W) float32, sigmoid of the decoder's mask logits
+
+    @property
+    def predicted_index(self) -> int:
+        return int(np.argmax(self.logits))
+
+
+@dataclass(frozen=True)
+class MethodResult:
+    """One method's map on one image and its scores. ``map`` is (H, W) float32 >= 0."""
+
+    key: str
+    label: str
+    map: np.ndarray
+    tko: float
+    chance: float
+    lift: float
+    iou: float
+    rank: float
+    win_share: float
+    extras: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """Everything shown for one (seed, image): arrays at model resolution (H, W)."""
+
+    seed: int
+    split: str
+    image_id: str
+    true_class: str
+    image: np.ndarray            # (H, W, 3) uint8, as the model saw it
+    mask: np.ndarray             # (H, W) bool, ground-truth defect pixels
+    reconstruction: np.ndarray   # (H, W) float32, sigmoid of the decoder's mask logits
+    classes: tuple[str, ...]
+    probabilities: np.ndarray    # (C,) float32
+    target_mode: str
+    target_class: str
+    methods: dict[str, MethodResult]
+    k: int
+    n: int
+
+    @property
+    def predicted_class(self) -> str:
+        return self.classes[int(np.argmax(self.probabilities))]
+
+    @property
+    def correct(self) -> bool:
+        return self.predicted_class == self.true_class
+
+    @property
+    def rankable(self) -> bool:
+        """False when the mask is empty (K = 0): no defect pixels, so no winner."""
+        return self.k > 0
+
+    @property
+    def ranking(self) -> list[tuple[str, float]]:
+        """(method, rank) sorted best first; tied methods share the averaged rank."""
+        items = [(k, r.rank) for k, r in self.methods.items() if not np.isnan(r.rank)]
+        return sorted(items, key=lambda kr: (kr[1], kr[0]))
+
+    @property
+    def winners(self) -> list[str]:
+        return [k for k, r in self.methods.items() if r.win_share > 0]
+
+    def agreement(self, fraction: float = 0.2) -> list[dict[str, float | str]]:
+        """Pearson, Spearman and top-``fraction`` IoU of every pair of this image's maps
+        (rows ``a, b, pearson, spearman, top_iou``; see :func:`metrics.agreement`)."""
+        return metrics.agreement({k: r.map for k, r in self.methods.items()}, fraction)
