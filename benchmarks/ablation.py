@@ -38,6 +38,7 @@ from captum.attr import LayerAttribution, LayerGradCam  # noqa: E402
 from captum.attr import Saliency as CaptumSaliency  # noqa: E402
 
 from engine import explain as explain_mod  # noqa: E402
+from engine import model_pool  # noqa: E402
 from benchmarks.bench import DEFAULT_OUT, machine_info, machine_line  # noqa: E402
 from engine.explainers import REGISTRY  # noqa: E402
 from engine.explainers.base import Attribution, Explainer  # noqa: E402
@@ -138,19 +139,19 @@ class Patched:
 
     def __enter__(self):
         engine_class = explain_mod.ExplanationEngine
-        self.saved = (dict(REGISTRY), explain_mod.prepare_for_inference, engine_class._predict)
+        self.saved = (dict(REGISTRY), model_pool.prepare_for_inference, engine_class._prediction)
         REGISTRY.update(gradcam=self.spec["gc"], saliency=self.spec["sm"], ig=self.spec["ig"])
-        explain_mod.prepare_for_inference = _prepare(self.spec["fold"], self.spec["cl"])
+        model_pool.prepare_for_inference = _prepare(self.spec["fold"], self.spec["cl"])
         if not self.spec["fuse"]:  # the prediction runs a forward of its own
             fused = self.saved[2]
-            engine_class._predict = lambda eng, seed, sample, methods, target: fused(eng, seed, sample, (), target)
+            engine_class._prediction = lambda eng, seed, sample, methods, target: fused(eng, seed, sample, (), target)
         return self
 
     def __exit__(self, *exc):
         REGISTRY.clear()
         REGISTRY.update(self.saved[0])
-        explain_mod.prepare_for_inference = self.saved[1]
-        explain_mod.ExplanationEngine._predict = self.saved[2]
+        model_pool.prepare_for_inference = self.saved[1]
+        explain_mod.ExplanationEngine._prediction = self.saved[2]
 
 
 def main(argv=None) -> int:

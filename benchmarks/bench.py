@@ -384,7 +384,7 @@ def bench_cold(engine, seed: int, cfg: BenchConfig, clock: Clock, notes: list[st
     ig_params = engine.params_of("ig")
     from engine.explainers.integrated_gradients import IntegratedGradients
 
-    ig_probe = IntegratedGradients(None, **engine.method_params.get("ig", {}))
+    ig_probe = IntegratedGradients(None, **engine.params_of("ig"))
     chunk = ig_probe.chunk_size(1, engine.device)
     floor = Floor(net, int(ig_params["n_steps"]), chunk)
     # the floor again on the network as loaded (BatchNorm layers, default layout): what preparing it gains

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import json
@@ -21,13 +22,15 @@ from .files import atomic_write_bytes
 
 
 def nbytes(value: Any) -> int:
-    """Approximate size of cached values: numpy arrays count fully, containers recurse."""
+    """Approximate size of cached values: numpy arrays count fully, containers and dataclasses recurse."""
     if isinstance(value, np.ndarray):
         return value.nbytes
     if isinstance(value, dict):
         return sum(nbytes(v) for v in value.values()) + 64
     if isinstance(value, (list, tuple)):
         return sum(nbytes(v) for v in value) + 64
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return sum(nbytes(getattr(value, f.name)) for f in dataclasses.fields(value)) + 64
     return 64
 
 

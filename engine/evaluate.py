@@ -162,7 +162,7 @@ def unit_rows(engine: ExplanationEngine, seed: int, split: str, methods: Sequenc
 
 def _provenance(engine: ExplanationEngine, seed: int, splits, methods, target, extra_metrics,
                 maps_for_good) -> dict[str, Any]:
-    return {"weights_sha256": engine.meta[seed]["weights_sha256"], "manifest_sha256": engine.manifest_sha256,
+    return {"weights_sha256": engine.meta[seed]["weights_sha256"], "manifest_sha256": engine.catalogue.manifest_sha256,
             "splits": list(splits), "target": target, "metrics": list(extra_metrics),
             "maps_for_good": maps_for_good,
             "methods": {m: engine.params_of(m) for m in methods}}

@@ -7,10 +7,14 @@ scores; ``Explanation`` everything shown for one (seed, image).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Mapping, Sequence
 
 import numpy as np
 
 from . import metrics
+from .data import Sample
+
+TARGETS = ("predicted", "true")
 
 
 @dataclass(frozen=True)
@@ -26,6 +30,13 @@ class Prediction:
     @property
     def predicted_index(self) -> int:
         return int(np.argmax(self.logits))
+
+    def target_index(self, target: str, true_index: int) -> int:
+        """The class the maps explain: the predicted one for ``target`` "predicted", else
+        the image's true class ``true_index``."""
+        if target not in TARGETS:
+            raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
+        return self.predicted_index if target == "predicted" else true_index
 
 
 @dataclass(frozen=True)
@@ -90,3 +101,26 @@ class Explanation:
         """Pearson, Spearman and top-``fraction`` IoU of every pair of this image's maps
         (rows ``a, b, pearson, spearman, top_iou``; see :func:`metrics.agreement`)."""
         return metrics.agreement({k: r.map for k, r in self.methods.items()}, fraction)
+
+
+def assemble(seed: int, sample: Sample, prediction: Prediction, maps: Mapping[str, Mapping[str, np.ndarray]],
+             *, classes: Sequence[str], labels: Mapping[str, str], target: str, target_index: int) -> Explanation:
+    """One image's explanation from its prediction and every method's map: each map is
+    scored against the mask, and the methods are ranked by TKO.
+
+    ``maps``: ``{method: {"map": (H, W) float32, extra: ()}}``, e.g. IG's convergence gap.
+    """
+    mask = prediction.mask
+    scores = {m: metrics.localisation_scores(v["map"], mask) for m, v in maps.items()}
+    tkos = {m: s["tko"] for m, s in scores.items()}
+    ranks = metrics.rank_methods(tkos)
+    shares = metrics.win_shares(tkos)
+    results = {
+        m: MethodResult(key=m, label=labels[m], map=v["map"], tko=scores[m]["tko"], chance=scores[m]["chance"],
+                        lift=scores[m]["lift"], iou=scores[m]["iou"], rank=ranks[m], win_share=shares[m],
+                        extras={k: float(x) for k, x in v.items() if k != "map"})
+        for m, v in maps.items()}
+    return Explanation(seed=seed, split=sample.split, image_id=sample.id, true_class=sample.cls,
+                       image=prediction.image, mask=mask, reconstruction=prediction.reconstruction,
+                       classes=tuple(classes), probabilities=prediction.probabilities, target_mode=target,
+                       target_class=classes[target_index], methods=results, k=int(mask.sum()), n=int(mask.size))

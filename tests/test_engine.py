@@ -168,7 +168,7 @@ def test_engine_cache_bound(tiny_run):
     eng = ExplanationEngine(root, models, device="cpu", cache_mb=0.2, method_params={"ig": {"n_steps": 4}})
     for image_id in eng.image_ids("test")[:6]:
         eng.explain(7, "test", image_id, ["saliency", "gradcam"])
-    assert 0 < eng._cache.size_bytes <= 0.2 * 1024 * 1024
+    assert 0 < eng.store.size_bytes <= 0.2 * 1024 * 1024
 
 
 def test_eight_threads_compute_one_item_once(engine):

@@ -138,7 +138,7 @@ def test_cam_family_and_saliency_share_one_pass_and_equal_their_solo_maps(net, b
     """Asked for together, the CAM family and Saliency run the network once between them
     (plus the forwards Score-CAM and Ablation-CAM make of their own), and each map equals
     the one the method computes alone."""
-    from engine.explainers.base import attribute_together
+    from engine.explainers.runner import PassRunner
 
     x, target = batch
     keys = ["gradcam", "saliency", "gradcam_pp", "xgradcam", "scorecam", "ablationcam"]
@@ -146,7 +146,7 @@ def test_cam_family_and_saliency_share_one_pass_and_equal_their_solo_maps(net, b
     forwards = []
     handle = net.register_forward_hook(lambda module, args, output: forwards.append(len(args[0])))
     try:
-        together = attribute_together(explainers, x, target)
+        together = PassRunner().attribute(explainers, x, target)
         n_together = len(forwards)
         forwards.clear()
         alone = [e.attribute(x, target) for e in explainers]

@@ -7,8 +7,8 @@ take it from ``layer``.
 
 Gradient methods that need nothing but one forward and one backward of the target
 scores (Saliency, Grad-CAM) say so with ``pass_needs`` and implement ``from_pass``; when
-several of them are asked for on the same batch, :func:`attribute_together` runs that
-pass once and lets each read what it needs from it. Every other method implements
+several of them are asked for on the same batch, ``runner.PassRunner`` runs that pass once
+and lets each read what it needs from it. Every other method implements
 ``_attribute`` and runs on its own; one that needs the classifier's scores of the inputs
 themselves (Integrated Gradients, for its convergence gap) sets ``needs_scores`` and takes
 them from the caller when the caller already has them.
@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Sequence
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -35,6 +36,12 @@ class Attribution:
 
     maps: torch.Tensor
     extras: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    def per_image(self) -> list[dict[str, np.ndarray]]:
+        """One ``{"map": (H, W) float32, extra: ()}`` of numpy arrays per image."""
+        maps = np.ascontiguousarray(self.maps.cpu().numpy(), dtype=np.float32)
+        extras = {k: v.float().cpu().numpy() for k, v in self.extras.items()}
+        return [{"map": maps[n], **{k: np.asarray(v[n]) for k, v in extras.items()}} for n in range(len(maps))]
 
 
 @dataclass
@@ -155,10 +162,6 @@ class Explainer:
         x = inputs.detach().requires_grad_(True)
         return _finish(self._attribute(x, target, scores) if self.needs_scores else self._attribute(x, target))
 
-    @property
-    def shares_pass(self) -> bool:
-        return bool(self.pass_needs)
-
     def from_pass(self, p: GradientPass) -> Attribution:
         raise NotImplementedError
 
@@ -192,56 +195,3 @@ def _check(inputs: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 def _finish(out: Attribution) -> Attribution:
     out.maps = out.maps.detach().float().clamp_min_(0).contiguous()
     return out
-
-
-def pass_groups(explainers: Sequence[Explainer]) -> list[list[int]]:
-    """Indices of ``explainers`` grouped into calls: methods that can share a gradient
-    pass on the same classifier and layer form one group, every other method its own."""
-    groups: list[list[int]] = []
-    shared: dict[tuple[int, int], list[int]] = {}
-    for i, ex in enumerate(explainers):
-        if not ex.shares_pass:
-            groups.append([i])
-            continue
-        key = (id(ex.classifier), id(ex.layer))
-        if key not in shared:
-            shared[key] = []
-            groups.append(shared[key])
-        shared[key].append(i)
-    return groups
-
-
-def shared_pass(explainers: Sequence[Explainer], inputs: torch.Tensor, target: torch.Tensor | None,
-                also: frozenset[str] = frozenset()) -> tuple[GradientPass, list[Attribution]]:
-    """One :func:`gradient_pass` covering the needs of every (pass-sharing) explainer plus
-    ``also``, and each explainer's attribution read from it. ``target`` None: each image's
-    top-scoring class (the pass's ``target`` says which)."""
-    if not explainers or not all(ex.shares_pass for ex in explainers):
-        raise ValueError("a shared pass needs one or more pass-sharing methods")
-    needs = frozenset(also).union(*(ex.pass_needs for ex in explainers))
-    if target is not None:
-        target = _check(inputs, target)
-    first = explainers[0]
-    p = gradient_pass(first.classifier, first.layer, inputs, target, needs)
-    return p, [_finish(ex.from_pass(p)) for ex in explainers]
-
-
-def attribute_group(explainers: Sequence[Explainer], inputs: torch.Tensor, target: torch.Tensor,
-                    scores: torch.Tensor | None = None) -> list[Attribution]:
-    """Attributions of one group from :func:`pass_groups`: a single method runs as usual
-    (with ``scores``, see ``Explainer.attribute``), pass-sharing methods read one
-    forward/backward that covers all of their needs."""
-    if len(explainers) == 1:
-        return [explainers[0].attribute(inputs, target, scores)]
-    return shared_pass(explainers, inputs, target)[1]
-
-
-def attribute_together(explainers: Sequence[Explainer], inputs: torch.Tensor,
-                       target: torch.Tensor) -> list[Attribution]:
-    """Every explainer's attribution on the same batch, sharing passes where possible;
-    the results equal those of calling each ``attribute`` on its own."""
-    out: list[Attribution | None] = [None] * len(explainers)
-    for group in pass_groups(explainers):
-        for i, a in zip(group, attribute_group([explainers[i] for i in group], inputs, target)):
-            out[i] = a
-    return out  # type: ignore[return-value]

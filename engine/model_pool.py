@@ -1,0 +1,125 @@
+"""The networks an engine runs: one per seed, loaded on first use, and one lock for all calls.
+
+Captum's hooks and ours are not thread-safe, so every model call of every request runs
+under the pool's lock (``running``); the pool also counts those calls, which the tests and
+the benchmark read to tell computed results from cached ones.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+import torch
+
+from .data import to_normalized_tensor
+from .device import pick_device
+from .explainers import Explainer, get_explainer
+from .models import ClassifierView, CheckpointError, available_seeds, load_model, prepare_for_inference, read_metadata
+
+log = logging.getLogger("pixel_evidence.engine")
+
+
+class ModelPool:
+    """Checkpoints ``seed_<n>.pt/.json`` of ``models_dir``, checked against the manifest.
+
+    Parameters
+    ----------
+    models_dir: folder of the checkpoints.
+    classes: the manifest's classes; every model must have been trained on exactly these.
+    manifest_sha256: the manifest's hash; every model must have been trained on it.
+    device: "auto" (CUDA, then MPS, then CPU) or a torch device string.
+    method_params: per-method settings, e.g. ``{"ig": {"n_steps": 32}}``.
+    """
+
+    def __init__(self, models_dir: Path, *, classes: Sequence[str], manifest_sha256: str,
+                 device: str | None = "auto", method_params: dict[str, dict[str, Any]] | None = None):
+        self.models_dir = Path(models_dir)
+        self.classes = tuple(classes)
+        self.manifest_sha256 = manifest_sha256
+        self.seeds = available_seeds(self.models_dir)
+        if not self.seeds:
+            raise CheckpointError(f"{self.models_dir}: no trained models (seed_<n>.pt + .json); "
+                                  "train them with `pixel-evidence train`")
+        self.meta = {seed: read_metadata(self.models_dir, seed) for seed in self.seeds}
+        for seed, meta in self.meta.items():
+            if tuple(meta["classes"]) != self.classes:
+                raise CheckpointError(f"{self.models_dir}/seed_{seed}.json: model classes {meta['classes']} "
+                                      f"differ from the manifest's {list(self.classes)}")
+            if meta.get("manifest_sha256") != manifest_sha256:
+                raise CheckpointError(f"{self.models_dir}/seed_{seed}.json: trained on another split manifest; "
+                                      "use the manifest shipped with the models")
+        self.device = pick_device(device)
+        self.method_params = {k: dict(v) for k, v in (method_params or {}).items()}
+        for key in self.method_params:
+            get_explainer(key)
+        self.lock = threading.RLock()
+        self.compute_calls = 0
+        self._networks: dict[int, tuple[torch.nn.Module, dict]] = {}
+        self._views: dict[int, ClassifierView] = {}
+        self._explainers: dict[int, dict[str, Explainer]] = {}
+
+    @contextmanager
+    def running(self, calls: int = 1) -> Iterator[None]:
+        """Hold the lock for a model call that computes ``calls`` results, and count them."""
+        with self.lock:
+            self.compute_calls += calls
+            yield
+
+    def image_size(self, seed: int) -> int:
+        return int(self.meta[seed]["image_size"])
+
+    def normalization(self, seed: int) -> dict[str, Sequence[float]]:
+        return self.meta[seed]["normalization"]
+
+    def params_of(self, method: str) -> dict[str, Any]:
+        """The settings ``method`` runs with: its defaults, overridden by ``method_params``."""
+        return {**get_explainer(method).defaults, **self.method_params.get(method, {})}
+
+    def network(self, seed: int) -> tuple[torch.nn.Module, dict]:
+        """The network of ``seed`` and its metadata, loaded once per process on the device,
+        BatchNorm folded and channels-last (see ``models.prepare_for_inference``)."""
+        if seed not in self.meta:
+            raise KeyError(f"no model for seed {seed}; available: {self.seeds}")
+        with self.lock:
+            if seed not in self._networks:
+                net, meta = load_model(self.models_dir, seed, device=self.device, classes=self.classes,
+                                       manifest_sha256=self.manifest_sha256)
+                # attributions need input gradients only
+                net = prepare_for_inference(net, self.device).requires_grad_(False)
+                self._networks[seed] = (net, meta)
+                self._views[seed] = ClassifierView(net)
+                self._explainers[seed] = {}
+                log.info("loaded model seed %d on %s", seed, self.device)
+            return self._networks[seed]
+
+    def classifier(self, seed: int) -> ClassifierView:
+        """``seed``'s network as a classifier ``(B, 3, H, W) -> (B, C)`` logits."""
+        self.network(seed)
+        return self._views[seed]
+
+    def explainers(self, seed: int, methods: Sequence[str]) -> list[Explainer]:
+        """The explainers of ``methods`` on ``seed``'s classifier, made once per process (they
+        may memoize network constants, such as the black image's scores for IG), all on one
+        classifier so that pass-sharing methods can be grouped."""
+        net, meta = self.network(seed)
+        norm = meta["normalization"]
+        made = self._explainers[seed]
+        with self.lock:
+            for m in methods:
+                if m not in made:
+                    made[m] = get_explainer(m)(self._views[seed], net.gradcam_layer, input_mean=norm["mean"],
+                                               input_std=norm["std"], **self.method_params.get(m, {}))
+            return [made[m] for m in methods]
+
+    def input_batch(self, seed: int, images: np.ndarray) -> torch.Tensor:
+        """uint8 images (N, H, W, 3) -> the normalized batch ``seed``'s network takes, on the
+        device, in the network's memory layout."""
+        net, meta = self.network(seed)
+        norm = meta["normalization"]
+        x = to_normalized_tensor(images, norm["mean"], norm["std"]).to(self.device)
+        return x.contiguous(memory_format=getattr(net, "input_memory_format", torch.contiguous_format))

@@ -1,0 +1,206 @@
+"""Contracts of the engine's parts on their own: the pass runner, the map store, the model
+pool and the image catalogue."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+from contextlib import contextmanager
+
+import numpy as np
+import pytest
+import torch
+
+from engine.catalogue import ImageCatalogue
+from engine.data import DataError
+from engine.explainers import get_explainer
+from engine.explainers.runner import PassRunner, pass_groups
+from engine.map_store import MapKey, MapStore
+from engine.model_pool import ModelPool
+
+from test_explainers import TinyNet
+
+
+@pytest.fixture
+def net():
+    return TinyNet().eval()
+
+
+@pytest.fixture
+def batch():
+    torch.manual_seed(1)
+    return torch.randn(3, 3, 12, 12), torch.tensor([0, 2, 1])
+
+
+class CountingGuard:
+    """A runner guard that records the number of maps of every model call it wraps."""
+
+    def __init__(self):
+        self.calls: list[int] = []
+
+    @contextmanager
+    def __call__(self, n: int):
+        self.calls.append(n)
+        yield
+
+
+# ---------------------------------------------------------------- runner
+
+def test_runner_groups_pass_sharing_methods_and_keeps_each_solo_result(net, batch):
+    x, target = batch
+    keys = ["saliency", "ig", "gradcam", "xgradcam"]
+    explainers = [get_explainer(k)(net, net.body[2], **({"n_steps": 4} if k == "ig" else {})) for k in keys]
+    assert pass_groups(explainers) == [[0, 2, 3], [1]]
+    guard = CountingGuard()
+    together = PassRunner(guard).attribute(explainers, x, target)
+    # one shared call for the three pass-sharing maps; IG batches its steps, so one call per image
+    assert guard.calls == [3, 1, 1, 1]
+    for key, explainer, got in zip(keys, explainers, together):
+        alone = explainer.attribute(x, target)
+        assert got.maps.shape == (3, 12, 12), key
+        torch.testing.assert_close(got.maps, alone.maps, rtol=1e-5, atol=1e-6)
+        assert set(got.extras) == set(alone.extras)
+
+
+def test_runner_passes_known_scores_to_methods_that_need_them(net, batch):
+    x, target = batch
+    ig = get_explainer("ig")(net, None, n_steps=4)
+    scores = net(x).detach()
+    with_scores = PassRunner().attribute([ig], x, target, scores)[0]
+    without = PassRunner().attribute([ig], x, target)[0]
+    torch.testing.assert_close(with_scores.maps, without.maps)
+    torch.testing.assert_close(with_scores.extras["delta"], without.extras["delta"])
+
+
+def test_predict_with_returns_the_scores_and_counts_the_prediction(net, batch):
+    x, _ = batch
+    guard = CountingGuard()
+    explainers = [get_explainer(k)(net, net.body[2]) for k in ("gradcam", "saliency")]
+    p, maps = PassRunner(guard).predict_with(explainers, x, None)
+    assert guard.calls == [3]
+    torch.testing.assert_close(p.scores, net(x).detach())
+    assert torch.equal(p.target, net(x).argmax(1))
+    for e, got in zip(explainers, maps):
+        torch.testing.assert_close(got.maps, e.attribute(x, p.target).maps, rtol=1e-5, atol=1e-6)
+
+
+def test_predict_with_refuses_methods_that_cannot_share_a_pass(net, batch):
+    x, _ = batch
+    with pytest.raises(ValueError, match="pass-sharing"):
+        PassRunner().predict_with([get_explainer("ig")(net, None)], x, None)
+
+
+# ---------------------------------------------------------------- map store
+
+def _key(method="saliency", params="p1", target=0, weights="w1"):
+    return MapKey(seed=1, image_id="test-crack-000", method=method, params=params, target=target,
+                  weights=weights, image_size=8)
+
+
+def _value(fill: float) -> dict[str, np.ndarray]:
+    return {"map": np.full((8, 8), fill, np.float32)}
+
+
+def test_map_store_computes_only_the_missing_methods_in_one_call():
+    store = MapStore(cache_mb=1)
+    asked: list[list[str]] = []
+
+    def compute(todo):
+        asked.append(list(todo))
+        return {m: _value(i + 1) for i, m in enumerate(todo)}
+
+    first = store.maps({"a": _key("a"), "b": _key("b")}, compute)
+    second = store.maps({"a": _key("a"), "b": _key("b"), "c": _key("c")}, compute)
+    assert asked == [["a", "b"], ["c"]]
+    assert second["a"] is first["a"] and second["b"] is first["b"]
+    assert list(second) == ["a", "b", "c"]
+
+
+def test_map_store_memo_runs_once_for_concurrent_callers():
+    store = MapStore(cache_mb=1)
+    runs = []
+
+    def compute():  # whether a caller arrives during or after the leader's run, nobody runs it again
+        runs.append(1)
+        return _value(3.0)
+
+    results = [None] * 6
+
+    def call(i):
+        results[i] = store.memo(("prediction", 1, "x"), compute)
+
+    threads = [threading.Thread(target=call, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(runs) == 1
+    assert all(r is results[0] for r in results)
+
+
+def test_map_store_reads_disk_after_a_restart_and_recomputes_a_corrupt_file(tmp_path):
+    disk = tmp_path / "maps"
+    MapStore(1, disk).maps({"a": _key("a")}, lambda todo: {"a": _value(5.0)})
+    restarted = MapStore(1, disk)
+    assert restarted.on_disk([_key("a")]) and not restarted.on_disk([_key("a", params="p2")])
+    got = restarted.maps({"a": _key("a")}, lambda todo: pytest.fail("computed although on disk"))
+    np.testing.assert_array_equal(got["a"]["map"], _value(5.0)["map"])
+    # another checkpoint (weights hash) never reads this map
+    assert not restarted.on_disk([_key("a", weights="w2")])
+    path = next(disk.rglob("*.npz"))
+    path.write_bytes(b"not an npz")
+    fresh = MapStore(1, disk).maps({"a": _key("a")}, lambda todo: {"a": _value(7.0)})
+    assert fresh["a"]["map"][0, 0] == 7.0
+
+
+def test_map_store_memory_stays_within_its_bound():
+    store = MapStore(cache_mb=600 / 2**20)  # 600 bytes: one 8x8 float32 map (256 bytes + overhead) fits, not two
+    for m in "abc":
+        store.maps({m: _key(m)}, lambda todo: {todo[0]: _value(1.0)})
+    assert 0 < store.size_bytes <= 600
+    store.clear_memory()
+    assert store.size_bytes == 0
+
+
+# ---------------------------------------------------------------- pool and catalogue
+
+def test_model_pool_loads_once_counts_calls_and_names_unknown_seeds(tiny_run):
+    root, models, manifest, *_ = tiny_run
+    catalogue = ImageCatalogue(root, manifest)
+    pool = ModelPool(models, classes=catalogue.classes, manifest_sha256=catalogue.manifest_sha256, device="cpu",
+                     method_params={"ig": {"n_steps": 3}})
+    net, meta = pool.network(7)
+    assert pool.network(7)[0] is net and meta["image_size"] == 64
+    assert pool.params_of("ig")["n_steps"] == 3
+    first = pool.explainers(7, ["ig", "saliency"])
+    assert pool.explainers(7, ["saliency", "ig"]) == first[::-1]
+    with pool.running(3):
+        pass
+    assert pool.compute_calls == 3
+    x = pool.input_batch(7, np.zeros((2, 64, 64, 3), np.uint8))
+    assert x.shape == (2, 3, 64, 64) and x.dtype == torch.float32
+    with pytest.raises(KeyError, match="no model for seed 99"):
+        pool.network(99)
+
+
+def test_model_pool_refuses_models_of_another_manifest(tiny_run):
+    root, models, manifest, *_ = tiny_run
+    catalogue = ImageCatalogue(root, manifest)
+    with pytest.raises(ValueError, match="another split manifest"):
+        ModelPool(models, classes=catalogue.classes, manifest_sha256="0" * 64, device="cpu")
+
+
+def test_catalogue_names_a_missing_image_and_checks_the_split(tiny_run, tmp_path):
+    root, models, manifest, *_ = tiny_run
+    catalogue = ImageCatalogue(root, manifest)
+    first = catalogue.samples[0]
+    images, masks = catalogue.load([first], 16)
+    assert images.shape == (1, 16, 16, 3) and images.dtype == np.uint8 and masks.dtype == bool
+    assert set(catalogue.image_ids("train")) | set(catalogue.image_ids("test")) == {s.id for s in catalogue.samples}
+    with pytest.raises(ValueError, match="split must be"):
+        catalogue.image_ids("validation")
+    copy = tmp_path / "copy"
+    shutil.copytree(root, copy)
+    (copy / first.path).unlink()
+    with pytest.raises(DataError, match=first.path.split("/")[-1]):
+        ImageCatalogue(copy, manifest)
