@@ -6,6 +6,7 @@ import argparse
 import hashlib
 import http.server
 import io
+import re
 import socket
 import tarfile
 import threading
@@ -210,8 +211,10 @@ def test_categories_and_official_urls():
     assert len({official_url(c) for c in MVTEC_CATEGORIES}) == 15
     with pytest.raises(ValueError, match="unknown MVTec AD category"):
         official_url("banana")
+    # the one known digest is the full data set's, in the lower-case form that downloads are compared with
+    assert set(dl.KNOWN_SHA256) == {dl.FULL_DATASET_URL.rsplit("/", 1)[-1]}
     for digest in dl.KNOWN_SHA256.values():
-        assert len(digest) == 64 and int(digest, 16) >= 0
+        assert re.fullmatch(r"[0-9a-f]{64}", digest)
 
 
 # --------------------------------------------------------------------------
@@ -382,6 +385,23 @@ def test_whole_dataset_layout_is_accepted(server, tmp_path):
     assert (data_dir / "grid" / "train" / "good" / "000.png").read_bytes() == b"grid"
 
 
+def test_fetch_keeps_a_verified_file_and_replaces_a_wrong_one(server, archive, tmp_path):
+    payload = archive.read_bytes()
+    url = _serve(server, payload)
+    path = tmp_path / "downloads" / f"{CATEGORY}.tar.xz"
+    digest = hashlib.sha256(payload).hexdigest()
+
+    assert fetch_module.fetch(url, path, sha256=digest, progress=False) == path
+    assert fetch_module.fetch(url, path, sha256=digest, progress=False) == path
+    assert len(server.state.requests) == 1  # the verified file was kept, no second request
+
+    path.write_bytes(b"left over from a different run")
+    fetch_module.fetch(url, path, sha256=digest, progress=False)
+    assert path.read_bytes() == payload
+    assert len(server.state.requests) == 2
+    assert sorted(p.name for p in path.parent.iterdir()) == [path.name]  # no .part left
+
+
 def test_damaged_archive_is_reported_and_deleted(server, tmp_path):
     url = _serve(server, b"\xfd7zXZ\x00 this is not really xz data" * 20)
     data_dir = tmp_path / "data"
@@ -499,6 +519,17 @@ def test_safe_extract_tar_formats(tmp_path, suffix, mode):
     safe_extract(src, dest)
     for name, data in SMALL.items():
         assert (dest / name).read_bytes() == data
+
+
+def test_safe_extract_drops_setuid_and_group_write(tmp_path):
+    src = tmp_path / "modes.tar"
+    with tarfile.open(src, "w") as tar:
+        info = tarfile.TarInfo("cat/tool")
+        info.size = 2
+        info.mode = 0o6777  # setuid, setgid, writable by all
+        tar.addfile(info, io.BytesIO(b"#!"))
+    safe_extract(src, tmp_path / "out")
+    assert (tmp_path / "out" / "cat" / "tool").stat().st_mode & 0o7777 == 0o755
 
 
 def test_zip_is_refused_with_one_line_error(server, tmp_path):
