@@ -54,8 +54,8 @@ __all__ = [
     "GENERATOR_VERSION",
     "DEFECT_CLASSES",
     "TEST_CLASSES",
-    "Sample",
-    "render_sample",
+    "RenderedImage",
+    "render_image",
     "generate",
     "fingerprint",
     "default_data_root",
@@ -603,14 +603,14 @@ _MIN_AREA_FRAC = {"crack": 0.0035, "cut": 0.005, "hole": 0.004, "print": 0.004}
 
 
 @dataclass(frozen=True)
-class Sample:
-    """One rendered picture.
+class RenderedImage:
+    """One rendered picture of the synthetic set, as arrays (:class:`engine.data.Sample` is an image file's record).
 
     Attributes:
         image: (S, S, 3) uint8 RGB, the picture that is written to disk.
         clean: (S, S, 3) uint8 RGB, the same picture before the defect was painted
-            (identical to ``image`` for good samples).
-        mask: (S, S) uint8 in {0, 255} (defect pixels), or ``None`` for good samples.
+            (identical to ``image`` for good images).
+        mask: (S, S) uint8 in {0, 255} (defect pixels), or ``None`` for good images.
         nut: (S, S) bool, pixels fully covered by the nut.
     """
 
@@ -627,7 +627,7 @@ def _check_split_class(split: str, cls: str) -> int:
         raise ValueError(f"unknown split/class {split!r}/{cls!r}") from None
 
 
-def render_sample(split: str, cls: str, index: int, *, seed: int = 0, size: int = 256) -> Sample:
+def render_image(split: str, cls: str, index: int, *, seed: int = 0, size: int = 256) -> RenderedImage:
     """Render image ``index`` of ``<split>/<cls>`` exactly as :func:`generate` writes it.
 
     Args:
@@ -638,7 +638,7 @@ def render_sample(split: str, cls: str, index: int, *, seed: int = 0, size: int 
         size: side length in pixels (>= 32), default 256.
 
     Returns:
-        A :class:`Sample` with (S, S, 3) uint8 ``image``/``clean``, (S, S) uint8
+        A :class:`RenderedImage` with (S, S, 3) uint8 ``image``/``clean``, (S, S) uint8
         ``mask`` (None for good) and (S, S) bool ``nut``.
     """
     code = _check_split_class(split, cls)
@@ -651,7 +651,7 @@ def render_sample(split: str, cls: str, index: int, *, seed: int = 0, size: int 
     clean = _to_uint8(clean_f)
     on_nut = nut.alpha >= 1.0
     if cls == "good":
-        return Sample(image=clean, clean=clean, mask=None, nut=on_nut)
+        return RenderedImage(image=clean, clean=clean, mask=None, nut=on_nut)
 
     painter = _PAINTERS[cls]
     min_px = _MIN_AREA_FRAC[cls] * size * size
@@ -675,7 +675,7 @@ def render_sample(split: str, cls: str, index: int, *, seed: int = 0, size: int 
     mixed = clean_f * (1.0 - alpha)[..., None] + colour * alpha[..., None]
     image = np.where((alpha > 0)[..., None], _to_uint8(mixed), clean)
     mask = np.where(alpha > 0, 255, 0).astype(np.uint8)
-    return Sample(image=image, clean=clean, mask=mask, nut=on_nut)
+    return RenderedImage(image=image, clean=clean, mask=mask, nut=on_nut)
 
 
 # --------------------------------------------------------------------------
@@ -683,7 +683,8 @@ def render_sample(split: str, cls: str, index: int, *, seed: int = 0, size: int 
 # --------------------------------------------------------------------------
 
 
-def _save_png(arr: np.ndarray, path: Path, mode: str) -> None:
+def _save_png(arr: np.ndarray, path: Path) -> None:
+    """Write ``arr`` as PNG: (S, S, 3) uint8 becomes RGB, (S, S) uint8 becomes "L"."""
     Image.fromarray(arr).save(path, format="PNG", compress_level=_PNG_COMPRESS_LEVEL)
 
 
@@ -707,11 +708,11 @@ def _write_set(dest: Path, seed: int, n_good_train: int, n_good_test: int, n_per
 
     def work(job):
         split, cls, i, width = job
-        smp = render_sample(split, cls, i, seed=seed, size=size)
+        picture = render_image(split, cls, i, seed=seed, size=size)
         stem = f"{i:0{width}d}"
-        _save_png(smp.image, dest / split / cls / f"{stem}.png", "RGB")
-        if smp.mask is not None:
-            _save_png(smp.mask, dest / "ground_truth" / cls / f"{stem}_mask.png", "L")
+        _save_png(picture.image, dest / split / cls / f"{stem}.png")
+        if picture.mask is not None:
+            _save_png(picture.mask, dest / "ground_truth" / cls / f"{stem}_mask.png")
 
     jobs = list(_jobs(n_good_train, n_good_test, n_per_defect))
     workers = max(1, min(4, os.cpu_count() or 1))
