@@ -1,4 +1,4 @@
-"""Tests for engine.synthetic: layout, determinism, defect placement, atomic writes."""
+"""Tests for engine.data.synthetic: layout, determinism, defect placement, atomic writes."""
 
 from __future__ import annotations
 
@@ -79,17 +79,17 @@ def test_images_and_masks_format(small_set: Path):
             assert (a == 255).sum() > 0, f"empty mask {cls}/{i}"
 
 
-def test_files_match_render_sample(small_set: Path):
-    """What is on disk is exactly render_sample(), i.e. independent of order and counts."""
+def test_files_match_render_image(small_set: Path):
+    """What is on disk is exactly render_image(), i.e. independent of order and counts."""
     for split, cls, i in [("train", "good", 5), ("test", "good", 1), ("test", "hole", 2), ("test", "print", 0)]:
-        smp = sy.render_sample(split, cls, i, seed=0, size=SMALL["size"])
+        picture = sy.render_image(split, cls, i, seed=0, size=SMALL["size"])
         on_disk = np.asarray(Image.open(small_set / split / cls / f"{i:03d}.png"))
-        np.testing.assert_array_equal(on_disk, smp.image)
+        np.testing.assert_array_equal(on_disk, picture.image)
         if cls == "good":
-            assert smp.mask is None
+            assert picture.mask is None
         else:
             mask = np.asarray(Image.open(small_set / "ground_truth" / cls / f"{i:03d}_mask.png"))
-            np.testing.assert_array_equal(mask, smp.mask)
+            np.testing.assert_array_equal(mask, picture.mask)
 
 
 # ---------------------------------------------------------------- determinism
@@ -127,7 +127,7 @@ def test_fingerprint_sees_content_and_names(small_set: Path, tmp_path: Path):
 def test_no_global_rng_touched():
     np.random.seed(123)
     before = np.random.get_state()[1].copy()
-    sy.render_sample("test", "crack", 0, size=64)
+    sy.render_image("test", "crack", 0, size=64)
     assert np.array_equal(np.random.get_state()[1], before)
 
 
@@ -138,13 +138,13 @@ def test_no_global_rng_touched():
 @pytest.mark.parametrize("size", [96, 256])
 def test_defect_is_painted_on_the_nut(cls: str, size: int):
     for i in range(3):
-        smp = sy.render_sample("test", cls, i, seed=0, size=size)
-        m = smp.mask == 255
+        picture = sy.render_image("test", cls, i, seed=0, size=size)
+        m = picture.mask == 255
         assert m.sum() >= 0.001 * size * size
         # every mask pixel is fully covered by the nut silhouette
-        assert smp.nut[m].all()
+        assert picture.nut[m].all()
         # the painter changed nothing outside the mask ...
-        diff = np.abs(smp.image.astype(int) - smp.clean.astype(int)).max(axis=-1)
+        diff = np.abs(picture.image.astype(int) - picture.clean.astype(int)).max(axis=-1)
         assert (diff[~m] == 0).all()
         # ... and clearly changed the pixels inside it
         assert (diff[m] > 0).mean() > 0.9
@@ -152,7 +152,7 @@ def test_defect_is_painted_on_the_nut(cls: str, size: int):
         # independent of the renderer's own silhouette: under the mask the
         # defect-free picture is brown shell (red well above blue), unlike the
         # near-grey background seen along the image border
-        c = smp.clean.astype(float)
+        c = picture.clean.astype(float)
         red_minus_blue = c[..., 0] - c[..., 2]
         rb_border = np.concatenate(
             [red_minus_blue[0], red_minus_blue[-1], red_minus_blue[:, 0], red_minus_blue[:, -1]]
@@ -165,23 +165,23 @@ def test_defect_is_painted_on_the_nut(cls: str, size: int):
 
 def test_mask_area_reasonable():
     for cls in sy.DEFECT_CLASSES:
-        fr = [(sy.render_sample("test", cls, i, size=128).mask > 0).mean() for i in range(6)]
+        fr = [(sy.render_image("test", cls, i, size=128).mask > 0).mean() for i in range(6)]
         assert 0.002 <= min(fr) and max(fr) <= 0.06, (cls, fr)
 
 
 def test_good_samples_have_no_mask():
-    smp = sy.render_sample("train", "good", 0, size=64)
-    assert smp.mask is None
-    np.testing.assert_array_equal(smp.image, smp.clean)
+    picture = sy.render_image("train", "good", 0, size=64)
+    assert picture.mask is None
+    np.testing.assert_array_equal(picture.image, picture.clean)
 
 
-def test_render_sample_rejects_bad_arguments():
+def test_render_image_rejects_bad_arguments():
     with pytest.raises(ValueError):
-        sy.render_sample("train", "crack", 0)
+        sy.render_image("train", "crack", 0)
     with pytest.raises(ValueError):
-        sy.render_sample("test", "scratch", 0)
+        sy.render_image("test", "scratch", 0)
     with pytest.raises(ValueError):
-        sy.render_sample("test", "good", -1)
+        sy.render_image("test", "good", -1)
 
 
 # --------------------------------------------------------------------- atomic
@@ -210,11 +210,11 @@ def test_interrupted_generate_leaves_nothing(tmp_path: Path, monkeypatch):
     calls = {"n": 0}
     real_save = sy._save_png
 
-    def flaky_save(arr, path, mode):
+    def flaky_save(arr, path):
         calls["n"] += 1
         if calls["n"] == 5:
             raise KeyboardInterrupt
-        real_save(arr, path, mode)
+        real_save(arr, path)
 
     monkeypatch.setattr(sy, "_save_png", flaky_save)
     with pytest.raises(KeyboardInterrupt):
