@@ -12,7 +12,7 @@ from typing import Callable
 
 import numpy as np
 
-from . import auroc, pointing_game, relevance_mass, top_k_overlap
+from .localisation import auroc, pointing_game, relevance_mass, top_k_overlap
 
 
 @dataclass(frozen=True)
