@@ -11,7 +11,8 @@ dashboard can ``from engine.metrics import ...`` without loading torch:
 - :mod:`.ranking`: ranks and win shares of the methods on one image;
 - :mod:`.aggregate`: win rates over a table of images and their spread over seeds;
 - :mod:`.agreement`: how alike two methods' maps are;
-- :mod:`.curves`: the area under a deletion / insertion curve.
+- :mod:`.curves`: the area under a deletion / insertion curve;
+- :mod:`.topk_picture`: the top-K pixel picture the dashboard draws.
 
 :mod:`.faithfulness` and :mod:`.sanity` need torch and the model; import them by their
 full path.
