@@ -12,6 +12,7 @@ dashboard can ``from engine.metrics import ...`` without loading torch:
 - :mod:`.aggregate`: win rates over a table of images and their spread over seeds;
 - :mod:`.agreement`: how alike two methods' maps are;
 - :mod:`.curves`: the area under a deletion / insertion curve;
+- :mod:`.classification`: balanced accuracy, for training and evaluation alike;
 - :mod:`.topk_picture`: the top-K pixel picture the dashboard draws.
 
 :mod:`.faithfulness` and :mod:`.sanity` need torch and the model; import them by their
@@ -23,6 +24,7 @@ from __future__ import annotations
 from .aggregate import OVERALL, summarize_over_seeds, win_rates
 from .agreement import (AGREEMENT_STATS, SANITY_PASS_THRESHOLD, agreement, pearson, spearman,
                         top_fraction_iou, top_fraction_membership)
+from .classification import balanced_accuracy
 from .curves import curve_auc
 from .localisation import (auroc, chance_level, lift, localisation_scores, pointing_game, relevance_mass,
                            top_k_iou, top_k_overlap)
@@ -51,6 +53,7 @@ __all__ = [
     "AGREEMENT_STATS",
     "SANITY_PASS_THRESHOLD",
     "curve_auc",
+    "balanced_accuracy",
     "TopSelection",
     "top_selection",
     "average_ranks",
