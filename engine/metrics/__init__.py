@@ -4,13 +4,14 @@ One module per job; this package re-exports their public, torch-free API, so the
 dashboard can ``from engine.metrics import ...`` without loading torch:
 
 - :mod:`.ties`: the tie rules (shared top-K slots, average ranks) every score uses;
+- :mod:`.inputs`: the shape and finiteness checks every score applies to its inputs;
 - :mod:`.localisation`: per-image scores of a map against the defect mask (TKO, chance,
   lift, IoU, pointing game, relevance mass, AUROC);
 - :mod:`.scores`: the registry of localisation scores that evaluation, results and the
   dashboard read;
 - :mod:`.ranking`: ranks and win shares of the methods on one image;
 - :mod:`.aggregate`: win rates over a table of images and their spread over seeds;
-- :mod:`.agreement`: how alike two methods' maps are;
+- :mod:`.agreement`: how alike two methods' maps are, and the sanity check's pass threshold;
 - :mod:`.curves`: the area under a deletion / insertion curve;
 - :mod:`.classification`: balanced accuracy, for training and evaluation alike;
 - :mod:`.topk_picture`: the top-K pixel picture the dashboard draws.
