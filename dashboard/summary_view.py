@@ -19,7 +19,7 @@ import panel as pn
 import param
 
 from engine.metrics import SANITY_PASS_THRESHOLD
-from engine.metrics.scores import LOCALISATION_SCORES
+from engine.metrics.scores import EXTRA_SCORES, LOCALISATION_SCORES
 from engine.results import (AGREEMENT_STATS, ANALYSIS_FILES, CHANCE, OVERALL, Results,
                             agreement_stats, confusion_matrix, defect_rows, faithfulness_stats, history_bands,
                             history_frame, load_results, localisation_win_rates, results_dir, sanity_stats,
@@ -410,8 +410,9 @@ numbers). <b>TKO</b> is beside its chance level K/N (the expected TKO of a rando
             f"<span style='color:{'#111' if s == self.state.score else '#777'}'><b>{html.escape(_score_name(s))}</b>: "
             f"{html.escape(LOCALISATION_SCORES[s].note)}</span>" for s in (res.scores or ["tko"]))
         if len(res.scores) < 2:
-            notes += ("<br><span style='color:#555'>Other scores (pointing game, relevance mass, AUROC): "
-                      f"<code>{html.escape(evaluate_command(self.engine))} --metrics pointing relevance_mass auroc"
+            others = html.escape(", ".join(LOCALISATION_SCORES[s].short for s in EXTRA_SCORES))
+            notes += (f"<br><span style='color:#555'>Other scores ({others}): "
+                      f"<code>{html.escape(evaluate_command(self.engine))} --metrics {' '.join(EXTRA_SCORES)}"
                       "</code></span>")
         head = [pn.pane.Markdown("## Which method wins?"),
                 pn.Row(self._score_select, self._text(notes), sizing_mode="stretch_width")]

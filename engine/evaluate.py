@@ -30,7 +30,6 @@ from .metrics.scores import EXTRA_SCORES, LOCALISATION_SCORES
 from .explain import ExplanationEngine
 from .explainers import DEFAULT_METHODS
 from .results import agreement_stats, faithfulness_stats, localisation_win_rates, sanity_stats
-from .models.train import balanced_accuracy
 
 log = logging.getLogger("pixel_evidence.evaluate")
 
@@ -183,7 +182,7 @@ def classification_scores(table: pd.DataFrame, classes: Sequence[str]) -> pd.Dat
     for (seed, split), g in per_image.groupby(["seed", "split"], sort=True):
         y = g["class"].map(index).to_numpy()
         p = g["predicted"].map(index).to_numpy()
-        out.append({"seed": seed, "split": split, "balanced_accuracy": balanced_accuracy(y, p, len(classes)),
+        out.append({"seed": seed, "split": split, "balanced_accuracy": metrics.balanced_accuracy(y, p, len(classes)),
                     "accuracy": float(np.mean(y == p)), "n_images": len(g)})
     return pd.DataFrame(out)
 

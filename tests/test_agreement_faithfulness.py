@@ -10,9 +10,10 @@ import torch
 from torch import nn
 
 from engine.metrics.faithfulness import perturbation_curve, pixel_order, reference_image
-from engine.metrics import agreement, curve_auc, pearson, spearman, top_fraction_iou, top_fraction_membership
+from engine.metrics import (SANITY_PASS_THRESHOLD, agreement, curve_auc, pearson, spearman, top_fraction_iou,
+                            top_fraction_membership)
 from engine.models import MultitaskNet
-from engine.metrics.sanity import PASS_THRESHOLD, cascading_randomization
+from engine.metrics.sanity import cascading_randomization
 
 
 # ------------------------------------------------------------------ agreement
@@ -144,7 +145,7 @@ def test_randomization_changes_gradient_maps(trained_tiny, method):
     assert [s.layer for s in res.steps][:3] == ["classifier", "encoder.8", "encoder.7"]
     assert len(res.steps) == 10
     assert res.steps[-1].spearman < 0.9  # the fully random network gives another map
-    assert res.passed == (abs(res.final_spearman) < PASS_THRESHOLD)
+    assert res.passed == (abs(res.final_spearman) < SANITY_PASS_THRESHOLD)
     # the trained network itself is untouched, and the result is seeded
     assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
     again = cascading_randomization(net, method, x, 0, **meta["normalization"], seed=3)

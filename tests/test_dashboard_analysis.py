@@ -231,7 +231,7 @@ def test_a_failure_is_shown_not_raised(dash, engine, monkeypatch):
 def test_sanity_verdicts_equal_the_engine(dash, engine):
     from dashboard.analysis_view import FAIL_TEXT, PASS_TEXT
     from dashboard.image_view import fmt
-    from engine.metrics.sanity import PASS_THRESHOLD
+    from engine.metrics import SANITY_PASS_THRESHOLD as PASS_THRESHOLD
 
     view = dash.analysis
     assert "Slow" in view._sanity_cost.object and "10 map computations per method" in view._sanity_cost.object

@@ -10,6 +10,7 @@ import pytest
 
 from engine.metrics import (
     auroc,
+    balanced_accuracy,
     chance_level,
     lift,
     localisation_scores,
@@ -17,11 +18,14 @@ from engine.metrics import (
     rank_methods,
     relevance_mass,
     summarize_over_seeds,
+    top_fraction_membership,
     top_k_iou,
     top_k_overlap,
+    top_selection,
     win_rates,
     win_shares,
 )
+from engine.metrics.topk_picture import topk_pixels
 
 # ---------------------------------------------------------------------------
 # Independent references
@@ -52,6 +56,81 @@ def auroc_by_pairs(a, mask):
     pos, neg = a[s], a[~s]
     wins = sum((p > q) + 0.5 * (p == q) for p in pos for q in neg)
     return wins / (pos.size * neg.size)
+
+
+# ---------------------------------------------------------------------------
+# The tie rule: top_selection
+# ---------------------------------------------------------------------------
+
+
+def selection_frequency_over_tie_breaks(values, k):
+    """How often each entry is among the k highest, over every order of the entries (Fractions)."""
+    counts = [0] * values.size
+    orders = list(itertools.permutations(range(values.size)))
+    for perm in orders:
+        for i in sorted(range(values.size), key=lambda i: (-values[i], perm[i]))[:k]:
+            counts[i] += 1
+    return [Fraction(c, len(orders)) for c in counts]
+
+
+def test_tied_entries_share_the_free_slots():
+    values = np.array([5.0, 2.0, 2.0, 2.0, 0.0, 0.0])
+    top = top_selection(values, 2)
+    # the 5 takes one slot outright; the three 2s share the other one
+    assert top.above.tolist() == [True, False, False, False, False, False]
+    assert top.tied.tolist() == [False, True, True, True, False, False]
+    assert (top.n_above, top.n_tied, top.tie_share) == (1, 3, Fraction(1, 3))
+    assert top.weights().tolist() == [1.0, 1 / 3, 1 / 3, 1 / 3, 0.0, 0.0]
+    region = np.array([False, True, True, False, False, True])
+    assert top.overlap(region) == Fraction(2, 3)  # exact: two tied entries on the region
+
+
+def test_entries_at_the_cutoff_that_all_fit_are_not_a_tie():
+    top = top_selection(np.array([[5.0, 5.0], [0.0, 1.0]]), 2)
+    assert top.above.tolist() == [[True, True], [False, False]]  # the shape is kept
+    assert top.n_tied == 0 and top.tie_share == 1
+    assert top.weights().sum() == 2
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_selection_weights_equal_the_mean_over_tie_breaks(seed):
+    rng = np.random.default_rng(seed)
+    values = rng.integers(0, 3, size=6).astype(float)  # few values -> many ties
+    k = int(rng.integers(1, 7))
+    top = top_selection(values, k)
+    expected = selection_frequency_over_tie_breaks(values, k)
+    shares = [1 if top.above[i] else top.tie_share if top.tied[i] else 0 for i in range(values.size)]
+    assert shares == expected  # exact fractions
+    assert top.weights().sum() == pytest.approx(k)
+
+
+def test_selection_does_not_depend_on_pixel_order():
+    rng = np.random.default_rng(11)
+    values = np.floor(rng.random(40) * 4)
+    region = rng.random(40) < 0.3
+    perm = rng.permutation(values.size)
+    top, permuted = top_selection(values, 9), top_selection(values[perm], 9)
+    assert permuted.overlap(region[perm]) == top.overlap(region)
+    assert permuted.tie_share == top.tie_share
+    assert permuted.weights().tolist() == top.weights()[perm].tolist()
+
+
+@pytest.mark.parametrize("k", [0, 7])
+def test_selection_needs_one_to_n_slots(k):
+    with pytest.raises(ValueError, match="k must lie in"):
+        top_selection(np.zeros(6), k)
+
+
+def test_overlap_picture_and_membership_share_one_rule():
+    rng = np.random.default_rng(5)
+    a = np.floor(rng.random((10, 10)) * 3)
+    mask = rng.random((10, 10)) < 0.2
+    k = int(mask.sum())
+    top = top_selection(a, k)
+    assert top_k_overlap(a, mask) == float(top.overlap(mask) / k)
+    picture = topk_pixels(a, mask)
+    assert (picture.n_above, picture.n_tied, picture.tie_share) == (top.n_above, top.n_tied, float(top.tie_share))
+    assert top_fraction_membership(a, k / a.size).tolist() == top.weights().ravel().tolist()
 
 
 # ---------------------------------------------------------------------------
@@ -455,3 +534,25 @@ def test_summary_constant_values_give_zero_width_interval():
     row = summarize_over_seeds(rates, n_boot=100).iloc[0]
     assert row["ci_low"] == pytest.approx(0.4) and row["ci_high"] == pytest.approx(0.4)
     assert row["std"] == pytest.approx(0.0)
+
+
+# ---------------------------------------------------------------------------
+# balanced_accuracy
+# ---------------------------------------------------------------------------
+
+
+def test_balanced_accuracy_weighs_every_class_alike():
+    # good: 4 of 4 right, crack: 1 of 2 right -> (1 + 0.5) / 2, whatever the class sizes
+    true = ["good"] * 4 + ["crack"] * 2
+    predicted = ["good"] * 5 + ["crack"]
+    assert balanced_accuracy(true, predicted) == 0.75
+    as_indices = [0] * 4 + [1] * 2, [0] * 5 + [1]
+    assert balanced_accuracy(*as_indices) == balanced_accuracy(*as_indices, 2) == 0.75
+
+
+def test_balanced_accuracy_skips_classes_without_images():
+    # "hole" has no image, so it has no recall; "x" is not among the classes asked for
+    assert balanced_accuracy(["good", "crack", "x"], ["good", "good", "x"], ["good", "crack", "hole"]) == 0.5
+    assert math.isnan(balanced_accuracy([], []))
+    with pytest.raises(ValueError, match="differ in shape"):
+        balanced_accuracy([0, 1], [0])

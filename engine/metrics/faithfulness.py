@@ -17,7 +17,7 @@ import torch
 from torchvision.transforms.functional import gaussian_blur
 
 from ..explainers.base import black_image
-from . import curve_auc
+from .curves import curve_auc
 
 MODES = ("deletion", "insertion")
 STARTS = ("black", "blur")

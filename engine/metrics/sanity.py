@@ -18,10 +18,8 @@ import torch
 from torch import nn
 
 from ..explainers import get_explainer
-from . import SANITY_PASS_THRESHOLD, spearman, top_fraction_iou
 from ..models import ClassifierView, MultitaskNet
-
-PASS_THRESHOLD = SANITY_PASS_THRESHOLD  # see engine.metrics
+from .agreement import SANITY_PASS_THRESHOLD, spearman, top_fraction_iou
 
 
 @dataclass(frozen=True)
@@ -45,7 +43,7 @@ class SanityResult:
     @property
     def passed(self) -> bool:
         """True when the fully randomized map no longer resembles the original."""
-        return bool(abs(self.final_spearman) < PASS_THRESHOLD)
+        return bool(abs(self.final_spearman) < SANITY_PASS_THRESHOLD)
 
 
 def cascade_stages(net: MultitaskNet) -> list[tuple[str, nn.Module]]:

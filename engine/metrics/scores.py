@@ -7,12 +7,13 @@ Adding a score is adding its function and one entry here.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 
-from . import auroc, pointing_game, relevance_mass, top_k_overlap
+from .localisation import auroc, pointing_game, relevance_mass, top_k_overlap
 
 
 @dataclass(frozen=True)
@@ -30,7 +31,16 @@ class Score:
         return self.function(attribution, mask)
 
 
-LOCALISATION_SCORES: dict[str, Score] = {s.key: s for s in (
+def by_key(*scores: Score) -> dict[str, Score]:
+    """``{score.key: score}`` in the given order; ``ValueError`` if a key repeats (a dict would
+    keep only the last one silently)."""
+    repeated = [key for key, n in Counter(s.key for s in scores).items() if n > 1]
+    if repeated:
+        raise ValueError(f"score keys registered more than once: {', '.join(repeated)}")
+    return {s.key: s for s in scores}
+
+
+LOCALISATION_SCORES: dict[str, Score] = by_key(
     Score("tko", "Top-K overlap (TKO)", "TKO",
           "share of the defect's K pixels among the map's K highest pixels.", top_k_overlap),
     Score("pointing", "pointing game", "pointing game",
@@ -41,7 +51,7 @@ LOCALISATION_SCORES: dict[str, Score] = {s.key: s for s in (
     Score("auroc", "AUROC of the map against the mask", "AUROC",
           "how well the map's values separate defect pixels from background pixels (0.5 = chance, 1 = perfect).",
           auroc),
-)}
+)
 # Scores evaluation adds as columns beside TKO, which every explanation carries already.
 EXTRA_SCORES = tuple(k for k in LOCALISATION_SCORES if k != "tko")
 

@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 from .checkpoint import available_seeds, load_model, read_metadata, save_checkpoint
 from ..data import Sample, dataset_fingerprint, load_arrays, read_manifest, stratified_split, to_normalized_tensor
 from ..files import file_sha256
+from ..metrics import balanced_accuracy
 from ..device import pick_device
 from .backbones import backbone_normalization
 from .multitask import MultitaskNet
@@ -56,12 +57,6 @@ class TrainConfig:
         for k in ("seeds", "device", "extra"):
             d.pop(k)
         return d
-
-
-def balanced_accuracy(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> float:
-    """Mean per-class recall over the classes present in ``y_true``."""
-    recalls = [np.mean(y_pred[y_true == c] == c) for c in range(num_classes) if np.any(y_true == c)]
-    return float(np.mean(recalls)) if recalls else float("nan")
 
 
 def class_weights(labels: np.ndarray, num_classes: int) -> torch.Tensor:
