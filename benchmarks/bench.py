@@ -1,6 +1,8 @@
 """``pixel-evidence bench`` (or ``python -m benchmarks``): how fast the engine is, against
-references timed in the same run. This module parses the options and runs the sections in
-order; each section lives in its own module.
+references timed in the same run.
+
+This module parses the options and runs the sections in order; each section lives in its
+own module.
 
 One run writes ``benchmark.json`` and ``benchmark.md`` into ``--out`` (default
 ``benchmarks/results/``, see ``report``). Sections:
