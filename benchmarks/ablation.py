@@ -39,7 +39,8 @@ from captum.attr import Saliency as CaptumSaliency  # noqa: E402
 
 from engine import explain as explain_mod  # noqa: E402
 from engine import model_pool  # noqa: E402
-from benchmarks.bench import DEFAULT_OUT, machine_info, machine_line  # noqa: E402
+from benchmarks.config import DEFAULT_OUT  # noqa: E402
+from benchmarks.report import machine_info, machine_line  # noqa: E402
 from engine.explainers import REGISTRY  # noqa: E402
 from engine.explainers.base import Attribution, Explainer  # noqa: E402
 from engine.explainers.gradcam import GradCAM  # noqa: E402

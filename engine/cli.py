@@ -14,16 +14,12 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from dataclasses import fields
 from pathlib import Path
 
-from .data import download, synthetic
-from .models import CheckpointError
-from .data import DataError, prepare_manifest
-from .evaluate import METRIC_CHOICES, AnalysisSettings
-from .explain import TARGETS
-from .metrics.faithfulness import STARTS
-from .explainers import DEFAULT_METHODS, REGISTRY
-from .models import BACKBONES, WeightsUnavailableError
+# Only torch-free modules at the top: the commands that need a network import theirs.
+from .choices import BACKBONES, DEFAULT_METHODS, FAITHFULNESS_STARTS, METHODS, METRICS, TARGETS
+from .data import DataError, download, prepare_manifest, synthetic
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODELS = PROJECT_ROOT / "pretrained_models"
@@ -111,8 +107,12 @@ def _cmd_train(args) -> int:
 
 
 def _cmd_evaluate(args) -> int:
-    from .evaluate import evaluate
+    from .evaluate import AnalysisSettings, evaluate
     from .explain import ExplanationEngine
+
+    # the analysis options left unset take AnalysisSettings' defaults
+    settings = AnalysisSettings(**{f.name: getattr(args, f.name) for f in fields(AnalysisSettings)
+                                   if getattr(args, f.name) is not None})
 
     models = Path(args.models)
     engine = ExplanationEngine(resolve_data(args.data), models, manifest=args.manifest, device=args.device,
@@ -122,8 +122,7 @@ def _cmd_evaluate(args) -> int:
                        target=args.target,
                        include_misclassified=args.include_misclassified, force=args.force,
                        batch_size=args.batch_size, extra_metrics=args.metrics, maps_for_good=args.maps_for_good,
-                       settings=AnalysisSettings(args.agreement_fraction, args.faithfulness_start,
-                                                 args.faithfulness_steps, args.sanity_images))
+                       settings=settings)
     labels = engine.method_labels()
     print(f"win rates over seeds ({summary['counted_images']}), mean +- std [95% bootstrap interval]:")
     for row in summary["win_rates_across_seeds"]:
@@ -206,18 +205,18 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--seeds", type=parse_seeds, help="subset of seeds (default: all in --models)")
     ev.add_argument("--splits", nargs="+", default=["test", "train"], choices=["test", "train"],
                     help="splits to evaluate, in this order (default: test train)")
-    ev.add_argument("--methods", nargs="+", default=list(DEFAULT_METHODS), choices=sorted(REGISTRY))
-    ev.add_argument("--metrics", nargs="*", default=[], choices=METRIC_CHOICES,
+    ev.add_argument("--methods", nargs="+", default=list(DEFAULT_METHODS), choices=sorted(METHODS))
+    ev.add_argument("--metrics", nargs="*", default=[], choices=METRICS,
                     help="beside TKO, lift and IoU: localisation scores (pointing, relevance_mass, auroc) in the "
                          "main table; analyses with tables of their own: agreement (every pair of methods), "
                          "faithfulness (deletion and insertion AUC), sanity (cascading model randomization)")
-    ev.add_argument("--agreement-fraction", type=float, default=AnalysisSettings.agreement_fraction,
+    ev.add_argument("--agreement-fraction", type=float,
                     help="top share of pixels compared by the agreement IoU (default 0.2)")
-    ev.add_argument("--faithfulness-start", choices=STARTS, default=AnalysisSettings.faithfulness_start,
+    ev.add_argument("--faithfulness-start", choices=FAITHFULNESS_STARTS,
                     help="what deleted pixels become, and where insertion starts (default black)")
-    ev.add_argument("--faithfulness-steps", type=int, default=AnalysisSettings.faithfulness_steps,
+    ev.add_argument("--faithfulness-steps", type=int,
                     help="points per deletion/insertion curve (default 20)")
-    ev.add_argument("--sanity-images", type=int, default=AnalysisSettings.sanity_images,
+    ev.add_argument("--sanity-images", type=int,
                     help="images per seed and split for the randomization check (default 4; each costs about "
                          "ten map computations per method)")
     ev.add_argument("--maps-for-good", action="store_true",
@@ -239,12 +238,24 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _cmd_bench(args) -> int:
-    """The benchmark lives in the checkout's ``benchmarks/``, outside the installed packages."""
+    """Run the benchmark, which parses its own options. It lives in the checkout's
+    ``benchmarks/``, outside the installed packages."""
+    if not (PROJECT_ROOT / "benchmarks").is_dir():
+        raise DataError(f"pixel-evidence bench runs from a checkout: {PROJECT_ROOT} has no benchmarks/ folder")
     if str(PROJECT_ROOT) not in sys.path:
         sys.path.insert(0, str(PROJECT_ROOT))
     from benchmarks.bench import main as bench_main
 
     return bench_main(args.bench_args)
+
+
+def _input_errors() -> tuple[type[Exception], ...]:
+    """Errors that mean bad input or missing files, printed as one line (DataError and
+    CheckpointError are ValueErrors). WeightsUnavailableError is looked up only when
+    engine.models is loaded, the only way it can have been raised: the data commands never
+    import torch."""
+    models = sys.modules.get("engine.models")
+    return (ValueError, models.WeightsUnavailableError) if models else (ValueError,)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -258,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
     try:
         return args.func(args)
-    except (DataError, CheckpointError, WeightsUnavailableError, ValueError) as err:
+    except _input_errors() as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -14,7 +14,7 @@ import numpy as np
 from . import metrics
 from .data import Sample
 
-TARGETS = ("predicted", "true")
+from .choices import TARGETS
 
 
 @dataclass(frozen=True)

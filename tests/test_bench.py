@@ -9,7 +9,7 @@ import statistics
 import pytest
 import torch
 
-from benchmarks.bench import REQUIRED_KEYS, TARGETS
+from benchmarks.report import REQUIRED_KEYS, TARGETS
 from engine.cli import main
 from engine.explainers import REGISTRY
 

@@ -17,10 +17,11 @@ import torch
 from torchvision.transforms.functional import gaussian_blur
 
 from ..explainers.base import black_image
+from ..choices import FAITHFULNESS_STARTS
 from .curves import curve_auc
 
 MODES = ("deletion", "insertion")
-STARTS = ("black", "blur")
+STARTS = FAITHFULNESS_STARTS
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,8 @@ from torch import nn
 from torchvision.models import efficientnet_b0
 from torchvision.ops.misc import SqueezeExcitation
 
-BACKBONES = ("efficientnet_lite0", "efficientnet_b0", "none")
+from ..choices import BACKBONES
+
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

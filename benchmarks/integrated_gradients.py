@@ -1,0 +1,91 @@
+"""Integrated Gradients sections: ``ig_accuracy`` (completeness error and time per step count
+and quadrature) and ``ig_chunks`` (time per number of steps in one forward/backward)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from .config import BenchConfig
+from .measured_engine import defect_ids, input_and_target
+from .timing import Clock, median
+
+
+def _ig_on(engine, seed: int, **params: Any):
+    """The engine's Integrated Gradients with ``params`` on ``seed``'s classifier."""
+    from engine.explainers.integrated_gradients import IntegratedGradients
+    from engine.models import ClassifierView
+
+    net, meta = engine.model(seed)
+    norm = meta["normalization"]
+    return IntegratedGradients(ClassifierView(net), input_mean=norm["mean"], input_std=norm["std"], **params)
+
+
+def _timed_attribution(engine, clock: Clock, ig, x: torch.Tensor, target: torch.Tensor):
+    """Seconds of one attribution, with no other engine call running a network meanwhile."""
+    with engine.exclusive():
+        return clock.time(lambda: ig.attribute(x, target))
+
+
+def bench_ig_accuracy(engine, seed: int, cfg: BenchConfig, clock: Clock) -> dict[str, Any]:
+    """Median |delta| / |F(x) - F(black)| and seconds per image for each quadrature and step count."""
+    from engine.explainers.integrated_gradients import IntegratedGradients
+
+    ids = defect_ids(engine)[: max(1, cfg.ig_images)]
+    inputs = []
+    for image_id in ids:
+        x, predicted = input_and_target(engine, seed, image_id)
+        inputs.append((x, torch.tensor([predicted])))
+    rows = []
+    for method in cfg.ig_methods:
+        for n in cfg.ig_steps:
+            ig = _ig_on(engine, seed, n_steps=n, method=method)
+            deltas, times = [], []
+            for x, target in inputs:
+                t, out = _timed_attribution(engine, clock, ig, x, target)
+                deltas.append(float(out.extras["relative_delta"][0]))
+                times.append(t)
+            rows.append({"method": method, "n_steps": n, "median_relative_delta": median(deltas),
+                         "max_relative_delta": max(deltas), "seconds": median(times), "relative_deltas": deltas})
+    defaults = IntegratedGradients.defaults
+    default = next((r for r in rows if r["method"] == defaults["method"] and r["n_steps"] == defaults["n_steps"]), None)
+    best = {}
+    for n in cfg.ig_steps:
+        at_n = [r for r in rows if r["n_steps"] == n]
+        b = min(at_n, key=lambda r: r["median_relative_delta"])
+        best[str(n)] = {"method": b["method"], "median_relative_delta": b["median_relative_delta"],
+                        "seconds": b["seconds"]}
+    cheapest = {}
+    for tol in cfg.ig_tolerances:
+        ok = [r for r in rows if r["median_relative_delta"] <= tol]
+        c = min(ok, key=lambda r: (r["n_steps"], r["median_relative_delta"])) if ok else None
+        cheapest[f"{tol:g}"] = ({"method": c["method"], "n_steps": c["n_steps"],
+                                 "median_relative_delta": c["median_relative_delta"], "seconds": c["seconds"]}
+                                if c else None)
+    return {"images": ids, "rows": rows, "best_per_steps": best, "cheapest_within": cheapest,
+            "default": {"method": defaults["method"], "n_steps": defaults["n_steps"],
+                        "median_relative_delta": default["median_relative_delta"] if default else None,
+                        "seconds": default["seconds"] if default else None}}
+
+
+def bench_ig_chunks(engine, seed: int, cfg: BenchConfig, clock: Clock) -> dict[str, Any]:
+    """Seconds of one image's IG (the engine's settings) per chunk size: the steps of one
+    forward/backward. Justifies the chunk the engine picks on this device."""
+    from engine.explainers.integrated_gradients import IntegratedGradients
+
+    params = {**engine.params_of("ig")}
+    steps = int(params["n_steps"])
+    image_id = defect_ids(engine)[0]
+    x, predicted = input_and_target(engine, seed, image_id)
+    target = torch.tensor([predicted])
+    chunks = sorted({min(c, steps) for c in cfg.ig_chunks})
+    auto = IntegratedGradients(None, **{**params, "internal_batch_size": None}).chunk_size(1, engine.device)
+    rows = []
+    for rep in range(2):
+        for c in chunks:
+            ig = _ig_on(engine, seed, **{**params, "internal_batch_size": c})
+            t, _ = _timed_attribution(engine, clock, ig, x, target)
+            if rep:  # the first round warms up each size
+                rows.append({"chunk": c, "seconds": t})
+    return {"steps": steps, "image": image_id, "rows": rows, "engine_chunk": auto}
