@@ -18,12 +18,7 @@ from engine.explainers.runner import PassRunner, pass_groups
 from engine.map_store import MapKey, MapStore
 from engine.model_pool import ModelPool
 
-from test_explainers import TinyNet
-
-
-@pytest.fixture
-def net():
-    return TinyNet().eval()
+from test_explainers import net  # noqa: F401  (the tiny conv net fixture)
 
 
 @pytest.fixture
