@@ -17,7 +17,7 @@ from engine.evaluate import evaluate
 from engine.explain import ExplanationEngine
 from engine.explainers.integrated_gradients import IntegratedGradients
 from engine.explainers import get_explainer
-from engine.models import ClassifierView
+from engine.models import ClassifierView, prepare_for_inference
 from engine.data import load_image, to_normalized_tensor
 
 
@@ -50,15 +50,21 @@ def test_explain_returns_maps_scores_and_prediction(engine, tiny_run):
     assert sum(r.win_share for r in ex.methods.values()) == pytest.approx(1)
     assert "relative_delta" in ex.methods["ig"].extras
 
-    # Independent check: the same model and explainer called directly give the same IG map.
+    # Independent check: the model as the engine prepares it (BatchNorm folded, channels-last),
+    # loaded and called directly with the explainer, gives the same IG map. Folding is not
+    # compared here: it moves the ReLU6 kinks by float rounding, which flips gates along IG's
+    # path and changes maps by up to ~0.5% of their maximum on this tiny net (a property of
+    # the network, tested in test_model). On the same network and input the two runs differ
+    # at most in summation order: float32 rounding (eps 1.2e-7) over a few hundred terms.
     net, meta = load_model(tiny_run[1], 7)
+    net = prepare_for_inference(net, "cpu").requires_grad_(False)
     x = to_normalized_tensor(load_image(root, engine.sample(image_id), 64), **meta["normalization"])
+    x = x.contiguous(memory_format=net.input_memory_format)
     target = torch.tensor([engine.classes.index(ex.target_class)])
     direct = IntegratedGradients(ClassifierView(net), input_mean=meta["normalization"]["mean"],
                                  input_std=meta["normalization"]["std"], n_steps=8).attribute(x, target)
-    # the engine's network has BatchNorm folded into its convolutions: equal up to float rounding
     ig = ex.methods["ig"].map
-    assert np.allclose(direct.maps[0].numpy(), ig, rtol=1e-3, atol=1e-4 * ig.max())
+    np.testing.assert_allclose(direct.maps[0].numpy(), ig, rtol=1e-5, atol=1e-5 * ig.max())
     # F(x) for the convergence gap came from the engine's prediction, F(b) from its memo
     assert ex.methods["ig"].extras["relative_delta"] == pytest.approx(float(direct.extras["relative_delta"]), rel=1e-3)
 
