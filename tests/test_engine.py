@@ -73,7 +73,8 @@ def test_explain_returns_maps_scores_and_prediction(engine, tiny_run):
 def test_cold_prediction_rides_on_the_shared_gradient_pass(tiny_run, target):
     """On a cold image, Grad-CAM and Saliency's pass is the prediction forward as well: the
     encoder runs once for prediction, reconstruction and both maps, and every output equals
-    an independent computation with the model as loaded (separate forward, solo explainers)."""
+    an independent computation with the model as the engine prepares it (separate forward,
+    solo explainers; folding itself is tested in test_model)."""
     root, models = tiny_run[0], tiny_run[1]
     eng = ExplanationEngine(root, models, device="cpu", method_params={"ig": {"n_steps": 8}})
     image_id = _defect_id(eng)
@@ -96,8 +97,10 @@ def test_cold_prediction_rides_on_the_shared_gradient_pass(tiny_run, target):
     eng.close()
 
     net, meta = load_model(tiny_run[1], 7)
+    net = prepare_for_inference(net, "cpu").requires_grad_(False)
     norm = meta["normalization"]
     x = to_normalized_tensor(load_image(root, eng.sample(image_id), 64), **norm)
+    x = x.contiguous(memory_format=net.input_memory_format)
     with torch.no_grad():
         logits, mask_logits = net(x)
     assert np.allclose(ex.probabilities, torch.softmax(logits, 1)[0].numpy(), atol=1e-5)
