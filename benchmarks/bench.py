@@ -39,6 +39,7 @@ import torch
 
 from . import bench_server
 from .config import DEFAULT_OUT, IG_QUADRATURES, SECTIONS, BenchConfig
+from .contention import bench_contention
 from .integrated_gradients import bench_ig_accuracy, bench_ig_chunks
 from .latency import bench_cold, bench_methods, bench_warm
 from .measured_engine import open_engine
@@ -68,6 +69,7 @@ def run(cfg: BenchConfig) -> dict[str, Any]:
             sections = {
                 "cold": lambda: bench_cold(engine, seed, cfg, clock, notes),
                 "warm": lambda: bench_warm(engine, seed, cfg, clock),
+                "contention": lambda: bench_contention(engine, seed, cfg, clock),
                 "evaluation": lambda: bench_evaluation(engine, seed, cfg, clock),
                 "training": lambda: bench_training(engine, seed, cfg, clock, notes),
                 "ig_accuracy": lambda: bench_ig_accuracy(engine, seed, cfg, clock),

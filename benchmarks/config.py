@@ -12,7 +12,7 @@ DEFAULT_MODELS = PROJECT_ROOT / "pretrained_models"
 ALL = ("gradcam", "saliency", "ig")  # the three methods compared with the original study
 IG_QUADRATURES = ("riemann_left", "riemann_right", "riemann_middle", "riemann_trapezoid", "gausslegendre")
 IG_STEPS = (8, 16, 25, 32, 64)
-SECTIONS = ("cold", "warm", "evaluation", "training", "dashboard", "ig_accuracy", "ig_chunks", "methods")
+SECTIONS = ("cold", "warm", "contention", "evaluation", "training", "dashboard", "ig_accuracy", "ig_chunks", "methods")
 
 
 @dataclass

@@ -17,6 +17,7 @@ from the encoder features that pass captured.
 
 from __future__ import annotations
 
+import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
@@ -35,6 +36,7 @@ from .explanation import TARGETS, Explanation, Prediction, assemble
 from .map_store import MapKey, MapStore, MapValue
 from .model_checks import ModelChecks
 from .model_pool import ModelPool
+from .priority_lock import background
 
 
 class ExplanationEngine:
@@ -58,7 +60,7 @@ class ExplanationEngine:
         self.pool = ModelPool(models_dir, classes=self.catalogue.classes, device=device,
                               manifest_sha256=self.catalogue.manifest_sha256, method_params=method_params)
         self.store = MapStore(cache_mb, disk_cache)
-        self.runner = PassRunner(self.pool.running)
+        self.runner = PassRunner(self.pool.count)
         self.checks = ModelChecks(self.pool, self.store)
         self.faithfulness, self.sanity = self.checks.faithfulness, self.checks.sanity
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="precompute")
@@ -188,20 +190,26 @@ class ExplanationEngine:
                 progress(len(chunk))
 
     def precompute(self, seed: int, split: str, methods: Iterable[str] = DEFAULT_METHODS,
-                   target: str = "predicted", progress: Callable[[int, int], None] | None = None) -> Future:
+                   target: str = "predicted", progress: Callable[[int, int], None] | None = None,
+                   stop: threading.Event | None = None) -> Future:
         """Fill the cache for a whole split in the background; ``progress(done, total)``.
+        Setting ``stop`` ends the fill after the image in hand; the future's result is the
+        number of images done.
 
-        Images are computed one by one through ``explain``, so interactive requests wait
-        at most one model call for the lock.
+        Images are computed one by one through ``explain`` at background priority, so an
+        interactive request waits for at most one forward.
         """
         ids = self.image_ids(split)
         methods = list(methods)
 
         def run() -> int:
-            for i, image_id in enumerate(ids, 1):
-                self.explain(seed, split, image_id, methods, target)
-                if progress:
-                    progress(i, len(ids))
+            with background():  # a person's click goes first, at every forward
+                for i, image_id in enumerate(ids, 1):
+                    if stop is not None and stop.is_set():
+                        return i - 1
+                    self.explain(seed, split, image_id, methods, target)
+                    if progress:
+                        progress(i, len(ids))
             return len(ids)
 
         return self._executor.submit(run)

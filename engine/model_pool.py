@@ -1,8 +1,11 @@
 """The networks an engine runs: one per seed, loaded on first use, and one lock for all calls.
 
-Captum's hooks and ours are not thread-safe, so every model call of every request runs
-under the pool's lock (``running``); the pool also counts those calls, which the tests and
-the benchmark read to tell computed results from cached ones.
+Hooks on a network are not thread-safe, so every forward of every request holds the pool's
+lock: the classifiers the pool hands out take it per forward, and a hooked pass holds it
+while its hook is on (see ``explainers.base.network_lock``). The lock serves a person's
+click before background work (``priority_lock``), one forward at a time. The pool also
+counts model calls, which the tests and the benchmark read to tell computed results from
+cached ones.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from .data import to_normalized_tensor
 from .device import pick_device
 from .explainers import Explainer, get_explainer
 from .models import ClassifierView, CheckpointError, available_seeds, load_model, prepare_for_inference, read_metadata
+from .priority_lock import PriorityLock
 
 log = logging.getLogger("pixel_evidence.engine")
 
@@ -57,17 +61,23 @@ class ModelPool:
         self.method_params = {k: dict(v) for k, v in (method_params or {}).items()}
         for key in self.method_params:
             get_explainer(key)
-        self.lock = threading.RLock()
+        self.lock = PriorityLock()
         self.compute_calls = 0
+        self._count_lock = threading.Lock()
         self._networks: dict[int, tuple[torch.nn.Module, dict]] = {}
-        self._views: dict[int, ClassifierView] = {}
+        self._views: dict[int, LockedClassifier] = {}
         self._explainers: dict[int, dict[str, Explainer]] = {}
+
+    def count(self, calls: int) -> None:
+        """Record ``calls`` computed results (maps, predictions, curves)."""
+        with self._count_lock:
+            self.compute_calls += calls
 
     @contextmanager
     def running(self, calls: int = 1) -> Iterator[None]:
         """Hold the lock for a model call that computes ``calls`` results, and count them."""
+        self.count(calls)
         with self.lock:
-            self.compute_calls += calls
             yield
 
     def image_size(self, seed: int) -> int:
@@ -92,13 +102,14 @@ class ModelPool:
                 # attributions need input gradients only
                 net = prepare_for_inference(net, self.device).requires_grad_(False)
                 self._networks[seed] = (net, meta)
-                self._views[seed] = ClassifierView(net)
+                self._views[seed] = LockedClassifier(ClassifierView(net), self.lock)
                 self._explainers[seed] = {}
                 log.info("loaded model seed %d on %s", seed, self.device)
             return self._networks[seed]
 
-    def classifier(self, seed: int) -> ClassifierView:
-        """``seed``'s network as a classifier ``(B, 3, H, W) -> (B, C)`` logits."""
+    def classifier(self, seed: int) -> LockedClassifier:
+        """``seed``'s network as a classifier ``(B, 3, H, W) -> (B, C)`` logits, each forward
+        under the pool's lock."""
         self.network(seed)
         return self._views[seed]
 
@@ -123,3 +134,18 @@ class ModelPool:
         norm = meta["normalization"]
         x = to_normalized_tensor(images, norm["mean"], norm["std"]).to(self.device)
         return x.contiguous(memory_format=getattr(net, "input_memory_format", torch.contiguous_format))
+
+
+class LockedClassifier(torch.nn.Module):
+    """``classifier`` with every forward under ``lock``, which it also exposes for hooked
+    passes (``explainers.base.network_lock``). Between two forwards of a long method other
+    requests get their turn."""
+
+    def __init__(self, classifier: torch.nn.Module, lock: PriorityLock):
+        super().__init__()
+        self.classifier = classifier
+        self.lock = lock
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with self.lock:
+            return self.classifier(x)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import shutil
 import threading
-from contextlib import contextmanager
+import time
 
 import numpy as np
 import pytest
@@ -17,6 +17,7 @@ from engine.explainers import get_explainer
 from engine.explainers.runner import PassRunner, pass_groups
 from engine.map_store import MapKey, MapStore
 from engine.model_pool import ModelPool
+from engine.priority_lock import BACKGROUND, INTERACTIVE, SLOW, PriorityLock, background, current_priority
 
 from test_explainers import net  # noqa: F401  (the tiny conv net fixture)
 
@@ -27,18 +28,6 @@ def batch():
     return torch.randn(3, 3, 12, 12), torch.tensor([0, 2, 1])
 
 
-class CountingGuard:
-    """A runner guard that records the number of maps of every model call it wraps."""
-
-    def __init__(self):
-        self.calls: list[int] = []
-
-    @contextmanager
-    def __call__(self, n: int):
-        self.calls.append(n)
-        yield
-
-
 # ---------------------------------------------------------------- runner
 
 def test_runner_groups_pass_sharing_methods_and_keeps_each_solo_result(net, batch):
@@ -46,10 +35,10 @@ def test_runner_groups_pass_sharing_methods_and_keeps_each_solo_result(net, batc
     keys = ["saliency", "ig", "gradcam", "xgradcam"]
     explainers = [get_explainer(k)(net, net.body[2], **({"n_steps": 4} if k == "ig" else {})) for k in keys]
     assert pass_groups(explainers) == [[0, 2, 3], [1]]
-    guard = CountingGuard()
-    together = PassRunner(guard).attribute(explainers, x, target)
+    calls: list[int] = []
+    together = PassRunner(calls.append).attribute(explainers, x, target)
     # one shared call for the three pass-sharing maps; IG batches its steps, so one call per image
-    assert guard.calls == [3, 1, 1, 1]
+    assert calls == [3, 1, 1, 1]
     for key, explainer, got in zip(keys, explainers, together):
         alone = explainer.attribute(x, target)
         assert got.maps.shape == (3, 12, 12), key
@@ -69,10 +58,10 @@ def test_runner_passes_known_scores_to_methods_that_need_them(net, batch):
 
 def test_predict_with_returns_the_scores_and_counts_the_prediction(net, batch):
     x, _ = batch
-    guard = CountingGuard()
+    calls: list[int] = []
     explainers = [get_explainer(k)(net, net.body[2]) for k in ("gradcam", "saliency")]
-    p, maps = PassRunner(guard).predict_with(explainers, x, None)
-    assert guard.calls == [3]
+    p, maps = PassRunner(calls.append).predict_with(explainers, x, None)
+    assert calls == [3]
     torch.testing.assert_close(p.scores, net(x).detach())
     assert torch.equal(p.target, net(x).argmax(1))
     for e, got in zip(explainers, maps):
@@ -164,8 +153,8 @@ def test_model_pool_loads_once_counts_calls_and_names_unknown_seeds(tiny_run):
     catalogue = ImageCatalogue(root, manifest)
     pool = ModelPool(models, classes=catalogue.classes, manifest_sha256=catalogue.manifest_sha256, device="cpu",
                      method_params={"ig": {"n_steps": 3}})
-    net, meta = pool.network(7)
-    assert pool.network(7)[0] is net and meta["image_size"] == 64
+    network, meta = pool.network(7)
+    assert pool.network(7)[0] is network and meta["image_size"] == 64
     assert pool.params_of("ig")["n_steps"] == 3
     first = pool.explainers(7, ["ig", "saliency"])
     assert pool.explainers(7, ["saliency", "ig"]) == first[::-1]
@@ -199,3 +188,121 @@ def test_catalogue_names_a_missing_image_and_checks_the_split(tiny_run, tmp_path
     (copy / first.path).unlink()
     with pytest.raises(DataError, match=first.path.split("/")[-1]):
         ImageCatalogue(copy, manifest)
+
+
+# ---------------------------------------------------------------- priority lock
+
+def _wait_until(condition, cap_s: float = 600.0) -> None:
+    """Poll a state until it holds; the cap only stops a broken test from hanging."""
+    deadline = time.monotonic() + cap_s
+    while not condition():
+        assert time.monotonic() < deadline, "state never reached"
+        time.sleep(0.001)
+
+
+def test_priority_lock_serves_a_waiting_click_before_earlier_background_work():
+    lock = PriorityLock()
+    order: list[str] = []
+
+    def take(name: str, priority: int):
+        with lock if priority == INTERACTIVE else _in_background(lock):
+            order.append(name)
+
+    lock.acquire()
+    threads = []
+    for n, (name, priority) in enumerate([("fill-1", BACKGROUND), ("fill-2", BACKGROUND), ("click", INTERACTIVE)]):
+        threads.append(threading.Thread(target=take, args=(name, priority)))
+        threads[-1].start()
+        _wait_until(lambda n=n: lock.waiting == n + 1)
+    lock.release()
+    for t in threads:
+        t.join()
+    assert order == ["click", "fill-1", "fill-2"]  # the click first, background work in arrival order
+
+
+class _in_background:
+    def __init__(self, lock):
+        self.lock = lock
+
+    def __enter__(self):
+        with background():
+            self.lock.acquire()
+
+    def __exit__(self, *exc):
+        self.lock.release()
+
+
+def test_priority_lock_is_reentrant_and_owned():
+    lock = PriorityLock()
+    with lock:
+        with lock:
+            assert lock.waiting == 0
+        errors = []
+        t = threading.Thread(target=lambda: errors.append(pytest.raises(RuntimeError, lock.release)))
+        t.start()
+        t.join()
+        assert errors and "does not hold" in str(errors[0].value)
+    lock.acquire()  # free again after the nested exits
+    lock.release()
+
+
+def test_precompute_calls_the_model_at_background_priority_and_clicks_at_interactive(engine, monkeypatch):
+    seen: dict[str, set[int]] = {}
+    original = PriorityLock.acquire
+
+    def spy(self, priority=None):
+        seen.setdefault(threading.current_thread().name.split("_")[0], set()).add(current_priority())
+        return original(self, priority)
+
+    monkeypatch.setattr(PriorityLock, "acquire", spy)
+    engine.clear_cache()
+    engine.precompute(7, "test", ["saliency", "ig"]).result()
+    engine.clear_cache()
+    engine.explain(7, "test", engine.image_ids("test")[0], ["saliency", "ig"])
+    assert seen["precompute"] == {BACKGROUND}
+    assert seen["MainThread"] == {INTERACTIVE}
+
+
+def test_runner_runs_slow_methods_forwards_at_slow_priority(net, batch):
+    """A quick request's forward goes before the next forward of a slow method."""
+    seen: list[tuple[str, int]] = []
+
+    class Recording(torch.nn.Module):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner, self.lock, self.method = inner, PriorityLock(), ""
+
+        def forward(self, x):
+            seen.append((self.method, current_priority()))
+            with self.lock:
+                return self.inner(x)
+
+    classifier = Recording(net)
+    x, target = batch
+    for key, params in (("rise", {"n_masks": 8, "batch_size": 4}), ("saliency", {}), ("scorecam", {})):
+        classifier.method = key
+        PassRunner().attribute([get_explainer(key)(classifier, net.body[2], **params)], x[:1], target[:1])
+    # grouped with Saliency, Score-CAM's share of the pass is quick; its own forwards are slow
+    classifier.method = "group"
+    PassRunner().attribute([get_explainer(k)(classifier, net.body[2]) for k in ("saliency", "scorecam")],
+                           x[:1], target[:1])
+    by_method = {m: {p for k, p in seen if k == m} for m in ("rise", "saliency", "scorecam", "group")}
+    assert by_method == {"rise": {SLOW}, "saliency": {INTERACTIVE}, "scorecam": {SLOW}, "group": {INTERACTIVE, SLOW}}
+    with background():  # never raised above what the caller had
+        classifier.method = "rise-bg"
+        PassRunner().attribute([get_explainer("rise")(classifier, None, n_masks=4, batch_size=4)], x[:1], target[:1])
+    assert {p for k, p in seen if k == "rise-bg"} == {BACKGROUND}
+
+
+def test_precompute_stops_after_the_image_in_hand(engine):
+    stop = threading.Event()
+    done: list[int] = []
+
+    def progress(i: int, total: int) -> None:
+        done.append(i)
+        if i == 2:
+            stop.set()
+
+    engine.clear_cache()
+    assert engine.precompute(7, "test", ["saliency"], progress=progress, stop=stop).result() == 2
+    assert done == [1, 2]

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import torch
 
-from .base import ACTIVATION, GradientPass
+from .base import ACTIVATION, GradientPass, network_lock
 from .cam import CAM
 
 
@@ -50,8 +50,9 @@ class AblationCAM(CAM):
             copies[torch.arange(len(channels), device=channels.device), channels] = 0
             return copies
 
-        handle = self.layer.register_forward_hook(ablate)
-        try:
-            return self.classifier(image)[:, label]
-        finally:
-            handle.remove()
+        with network_lock(self.classifier):  # no other thread's forward may meet the ablation hook
+            handle = self.layer.register_forward_hook(ablate)
+            try:
+                return self.classifier(image)[:, label]
+            finally:
+                handle.remove()

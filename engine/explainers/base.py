@@ -16,6 +16,7 @@ them from the caller when the caller already has them.
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Sequence
 
@@ -90,13 +91,14 @@ def gradient_pass(classifier: nn.Module, layer: nn.Module | None, inputs: torch.
         # Later in-place operations must not overwrite the stored activation.
         return output.clone()
 
-    handle = layer.register_forward_hook(keep) if want_activation else None
-    try:
-        with torch.set_grad_enabled(want_input or want_grad):
-            scores = classifier(x)
-    finally:
-        if handle is not None:
-            handle.remove()
+    with network_lock(classifier):  # no other thread's forward may meet our hook
+        handle = layer.register_forward_hook(keep) if want_activation else None
+        try:
+            with torch.set_grad_enabled(want_input or want_grad):
+                scores = classifier(x)
+        finally:
+            if handle is not None:
+                handle.remove()
     if want_activation and len(calls) != 1:
         raise RuntimeError(f"the layer must run once per forward, it ran {len(calls)} times")
     activation = store["activation"] if want_activation else None
@@ -167,6 +169,13 @@ class Explainer:
 
     def _attribute(self, inputs: torch.Tensor, target: torch.Tensor) -> Attribution:
         raise NotImplementedError
+
+
+def network_lock(classifier: nn.Module) -> AbstractContextManager:
+    """The lock to hold while a hook is on ``classifier``'s network: the classifier's own
+    ``lock`` when it has one (the engine's classifiers do: one per process for all their
+    forwards), else none (a classifier no other thread uses)."""
+    return getattr(classifier, "lock", None) or nullcontext()
 
 
 def black_image(like: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:

@@ -5,10 +5,11 @@ and the CAM family, see ``Explainer.pass_needs``) are grouped by network and lay
 one shared :func:`~engine.explainers.base.gradient_pass`; every other method runs on its
 own. The result of each method equals that of calling its ``attribute`` alone.
 
-Every model call runs inside ``guard(n)``, where ``n`` is the number of method maps the
-call computes: the engine passes a guard that holds its model lock (captum's and our hooks
-are not thread-safe) and counts calls, so an interactive request waits for at most one
-call of a long batch.
+Every call is reported to ``count(n)``, where ``n`` is the number of method maps it
+computes. Locking is not the runner's job: the engine's classifiers take the model lock for
+each forward (and a hooked pass for the hook's lifetime), so a request waits for at most
+one forward of another one. Slow methods run their forwards at ``SLOW`` priority, so
+that a quick request's forwards go before their next one.
 """
 
 from __future__ import annotations
@@ -18,13 +19,8 @@ from typing import Callable, Sequence
 
 import torch
 
+from ..priority_lock import SLOW, at_most
 from .base import Attribution, Explainer, GradientPass, _check, _finish, gradient_pass
-
-Guard = Callable[[int], AbstractContextManager]
-
-
-def _no_guard(calls: int) -> AbstractContextManager:
-    return nullcontext()
 
 
 def pass_groups(explainers: Sequence[Explainer]) -> list[list[int]]:
@@ -56,15 +52,19 @@ def shared_pass(explainers: Sequence[Explainer], inputs: torch.Tensor, target: t
         target = _check(inputs, target)
     first = explainers[0]
     p = gradient_pass(first.classifier, first.layer, inputs, target, needs)
-    return p, [_finish(ex.from_pass(p)) for ex in explainers]
+    out = []
+    for ex in explainers:
+        with _pace(ex):  # Score-CAM and Ablation-CAM run forwards of their own from the pass
+            out.append(_finish(ex.from_pass(p)))
+    return p, out
 
 
 class PassRunner:
     """Runs explainers on batches: one shared pass per group, one image per call for
-    methods that batch internally (``batch_images`` False), each call inside ``guard``."""
+    methods that batch internally (``batch_images`` False), each call reported to ``count``."""
 
-    def __init__(self, guard: Guard = _no_guard):
-        self.guard = guard
+    def __init__(self, count: Callable[[int], None] = lambda calls: None):
+        self.count = count
 
     def attribute(self, explainers: Sequence[Explainer], inputs: torch.Tensor, target: torch.Tensor,
                   scores: torch.Tensor | None = None) -> list[Attribution]:
@@ -79,12 +79,13 @@ class PassRunner:
             parts: list[list[Attribution]] = [[] for _ in members]
             for j in range(0, len(inputs), step):
                 chunk = slice(j, j + step)
-                with self.guard(len(members)):
-                    if len(members) == 1:
+                self.count(len(members))
+                if len(members) == 1:
+                    with _pace(members[0]):
                         results = [members[0].attribute(inputs[chunk], target[chunk],
                                                         scores[chunk] if scores is not None else None)]
-                    else:
-                        results = shared_pass(members, inputs[chunk], target[chunk])[1]
+                else:
+                    results = shared_pass(members, inputs[chunk], target[chunk])[1]
                 for part, r in zip(parts, results):
                     part.append(r)
             for i, part in zip(group, parts):
@@ -96,8 +97,13 @@ class PassRunner:
         """The pass-sharing ``explainers``' maps and the class scores from one forward and
         backward (see :func:`shared_pass`), counted as one call for the prediction and one
         per map."""
-        with self.guard(1 + len(explainers)):
-            return shared_pass(explainers, inputs, target, also)
+        self.count(1 + len(explainers))
+        return shared_pass(explainers, inputs, target, also)
+
+
+def _pace(explainer: Explainer) -> AbstractContextManager:
+    """Slow methods' forwards wait behind every quicker request's (see ``priority_lock``)."""
+    return at_most(SLOW) if explainer.slow else nullcontext()
 
 
 def _concat(parts: Sequence[Attribution]) -> Attribution:
