@@ -70,16 +70,16 @@ def retrain_hint(seed: int) -> str:
     return f"retrain the seed with `pixel-evidence train --seeds {seed} --force`"
 
 
-def scan_seeds(models_dir: Path) -> tuple[dict[int, dict[str, Any]], list[str]]:
-    """The metadata of every finished seed of ``models_dir``, and one line for each seed that
-    has files but is not finished (interrupted, malformed, weights missing or empty)."""
+def scan_seeds(models_dir: Path) -> tuple[dict[int, dict[str, Any]], dict[int, str]]:
+    """The metadata of every finished seed of ``models_dir``, and for each seed that has files
+    but is not finished (interrupted, malformed, weights missing or empty) a one-line reason."""
     models_dir = Path(models_dir)
     seeds = set()
     for path in [*models_dir.glob("seed_*.json"), *models_dir.glob("seed_*.pt")]:
         number = path.stem.removeprefix("seed_")
         if number.lstrip("-").isdigit():
             seeds.add(int(number))
-    finished, problems = {}, []
+    finished, problems = {}, {}
     for seed in sorted(seeds):
         pt, js = checkpoint_paths(models_dir, seed)
         try:
@@ -89,7 +89,7 @@ def scan_seeds(models_dir: Path) -> tuple[dict[int, dict[str, Any]], list[str]]:
             meta = read_metadata(models_dir, seed)
             _check_weights_file(pt, seed)
         except CheckpointError as err:
-            problems.append(str(err))
+            problems[seed] = str(err)
         else:
             finished[seed] = meta
     return finished, problems
@@ -155,6 +155,20 @@ def read_metadata(models_dir: Path, seed: int) -> dict[str, Any]:
     return meta
 
 
+def check_trained_on(models_dir: Path, seed: int, meta: dict[str, Any], *, classes: Sequence[str] | None = None,
+                     manifest_sha256: str | None = None) -> None:
+    """Raise a ``CheckpointError`` saying what differs if ``seed`` (its checked ``meta``) was
+    trained on other classes or another split manifest than those given."""
+    _, js = checkpoint_paths(models_dir, seed)
+    if classes is not None and list(classes) != list(meta["classes"]):
+        raise CheckpointError(f"{js}: model classes {meta['classes']} differ from the data's {list(classes)}; "
+                              "train models for this data with `pixel-evidence train`")
+    if manifest_sha256 is not None and manifest_sha256 != meta["manifest_sha256"]:
+        raise CheckpointError(f"{js}: model was trained on another split manifest "
+                              f"({meta['manifest_sha256'][:12]} != {manifest_sha256[:12]}); "
+                              "use the manifest shipped with the models or retrain")
+
+
 def _metadata_problem(meta: Any) -> str | None:
     """What is wrong with parsed metadata, or None."""
     if not isinstance(meta, dict):
@@ -217,14 +231,8 @@ def load_model(models_dir: Path, seed: int, *, device: str | torch.device = "cpu
     trained on; a mismatch is a ``CheckpointError`` that says what differs.
     """
     meta = read_metadata(models_dir, seed)
-    pt, js = checkpoint_paths(models_dir, seed)
-    if classes is not None and list(classes) != list(meta["classes"]):
-        raise CheckpointError(f"{js}: model classes {meta['classes']} differ from the data's {list(classes)}; "
-                              "train models for this data with `pixel-evidence train`")
-    if manifest_sha256 is not None and manifest_sha256 != meta["manifest_sha256"]:
-        raise CheckpointError(f"{js}: model was trained on another split manifest "
-                              f"({meta['manifest_sha256'][:12]} != {manifest_sha256[:12]}); "
-                              "use the manifest shipped with the models or retrain")
+    check_trained_on(models_dir, seed, meta, classes=classes, manifest_sha256=manifest_sha256)
+    pt, _ = checkpoint_paths(models_dir, seed)
     state = _read_state(pt, seed, meta["weights_sha256"])
     net = MultitaskNet(len(meta["classes"]), backbone=meta["backbone"], pretrained=False)
     misfit = _misfit(net.state_dict(), state)

@@ -235,7 +235,7 @@ def train_seeds(cfg: TrainConfig, data_root: Path, manifest: Path, out_dir: Path
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     finished, unfinished = scan_seeds(out_dir)
-    for problem in unfinished:
+    for problem in unfinished.values():
         log.warning("%s", problem)
     results = []
     for seed in tqdm(list(cfg.seeds), desc="seeds", unit="seed"):
