@@ -66,8 +66,12 @@ def checkpoint_paths(models_dir: Path, seed: int) -> tuple[Path, Path]:
     return models_dir / f"seed_{seed}.pt", models_dir / f"seed_{seed}.json"
 
 
-def retrain_hint(seed: int) -> str:
+def _retrain_hint(seed: int) -> str:
     return f"retrain the seed with `pixel-evidence train --seeds {seed} --force`"
+
+
+def _unfinished(path: Path, seed: int, why: str) -> CheckpointError:
+    return CheckpointError(f"{path}: unfinished training ({why}); finish it with `pixel-evidence train --seeds {seed}`")
 
 
 def scan_seeds(models_dir: Path) -> tuple[dict[int, dict[str, Any]], dict[int, str]]:
@@ -84,8 +88,7 @@ def scan_seeds(models_dir: Path) -> tuple[dict[int, dict[str, Any]], dict[int, s
         pt, js = checkpoint_paths(models_dir, seed)
         try:
             if not js.is_file():
-                raise CheckpointError(f"{pt}: unfinished training (no {js.name} beside it); "
-                                      f"finish it with `pixel-evidence train --seeds {seed}`")
+                raise _unfinished(pt, seed, f"no {js.name} beside it")
             meta = read_metadata(models_dir, seed)
             _check_weights_file(pt, seed)
         except CheckpointError as err:
@@ -140,18 +143,17 @@ def read_metadata(models_dir: Path, seed: int) -> dict[str, Any]:
     except FileNotFoundError:
         raise CheckpointError(f"{js}: no model for seed {seed}; train it with `pixel-evidence train`") from None
     except OSError as exc:
-        raise CheckpointError(f"{js}: cannot be read ({exc.strerror}); {retrain_hint(seed)}") from None
+        raise CheckpointError(f"{js}: cannot be read ({exc.strerror}); {_retrain_hint(seed)}") from None
     except UnicodeDecodeError:
-        raise CheckpointError(f"{js}: not UTF-8 text, so not model metadata; {retrain_hint(seed)}") from None
+        raise CheckpointError(f"{js}: not UTF-8 text, so not model metadata; {_retrain_hint(seed)}") from None
     except json.JSONDecodeError as exc:
         raise CheckpointError(f"{js}: not valid JSON (line {exc.lineno} column {exc.colno}); "
-                              f"{retrain_hint(seed)}") from None
+                              f"{_retrain_hint(seed)}") from None
     problem = _metadata_problem(meta)
     if problem:
-        raise CheckpointError(f"{js}: {problem}; {retrain_hint(seed)}")
+        raise CheckpointError(f"{js}: {problem}; {_retrain_hint(seed)}")
     if "final_metrics" not in meta:
-        raise CheckpointError(f"{js}: unfinished training (no final metrics); "
-                              f"finish it with `pixel-evidence train --seeds {seed}`")
+        raise _unfinished(js, seed, "no final metrics")
     return meta
 
 
@@ -185,9 +187,9 @@ def _metadata_problem(meta: Any) -> str | None:
 def _check_weights_file(pt: Path, seed: int) -> None:
     """Raise if the weights file is missing or empty (cheap: no read)."""
     if not pt.is_file():
-        raise CheckpointError(f"{pt}: weights file missing; {retrain_hint(seed)}")
+        raise CheckpointError(f"{pt}: weights file missing; {_retrain_hint(seed)}")
     if pt.stat().st_size == 0:
-        raise CheckpointError(f"{pt}: empty file; {retrain_hint(seed)}")
+        raise CheckpointError(f"{pt}: empty file; {_retrain_hint(seed)}")
 
 
 def _read_state(pt: Path, seed: int, weights_sha256: str) -> dict[str, torch.Tensor]:
@@ -199,15 +201,15 @@ def _read_state(pt: Path, seed: int, weights_sha256: str) -> dict[str, torch.Ten
     except pickle.UnpicklingError:
         # torch's message suggests weights_only=False, which would run the file's code: never relay it
         raise CheckpointError(f"{pt}: refused, the file holds not only tensors (Python objects are unsafe to "
-                              f"load); {retrain_hint(seed)}") from None
+                              f"load); {_retrain_hint(seed)}") from None
     except Exception:
-        raise CheckpointError(f"{pt}: not a PyTorch weights file, or truncated; {retrain_hint(seed)}") from None
+        raise CheckpointError(f"{pt}: not a PyTorch weights file, or truncated; {_retrain_hint(seed)}") from None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise CheckpointError(f"{pt}: holds no state_dict of tensors; {retrain_hint(seed)}")
+        raise CheckpointError(f"{pt}: holds no state_dict of tensors; {_retrain_hint(seed)}")
     digest = hashlib.sha256(data).hexdigest()
     if digest != weights_sha256:
         raise CheckpointError(f"{pt}: weights are not those {pt.with_suffix('.json').name} records "
-                              f"(sha256 {digest[:12]} != {weights_sha256[:12]}); {retrain_hint(seed)}")
+                              f"(sha256 {digest[:12]} != {weights_sha256[:12]}); {_retrain_hint(seed)}")
     return state
 
 
@@ -237,6 +239,6 @@ def load_model(models_dir: Path, seed: int, *, device: str | torch.device = "cpu
     net = MultitaskNet(len(meta["classes"]), backbone=meta["backbone"], pretrained=False)
     misfit = _misfit(net.state_dict(), state)
     if misfit:
-        raise CheckpointError(f"{pt}: weights do not fit the model: {misfit}; {retrain_hint(seed)}")
+        raise CheckpointError(f"{pt}: weights do not fit the model: {misfit}; {_retrain_hint(seed)}")
     net.load_state_dict(widened(state))
     return net.to(device).eval(), meta
