@@ -2,22 +2,26 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from .data import DataError, Sample, load_image, load_mask, read_manifest
+from .data import DataError, Sample, dataset_fingerprint, load_image, load_mask, read_manifest
 from .files import file_sha256
 
 SPLITS = ("train", "test")
+
+log = logging.getLogger("pixel_evidence.engine")
 
 
 class ImageCatalogue:
     """The manifest's samples over a category root, looked up by id, split and class.
 
-    Every listed image must exist under ``data_root``: a missing one is a ``DataError``
-    naming it, raised here rather than on the first request for it.
+    Every listed image and mask must exist under ``data_root``: a missing one is a
+    ``DataError`` naming it, raised here rather than on the first request for it. Each pair
+    is checked again as it is read (see ``data.load_mask``).
     """
 
     def __init__(self, data_root: Path, manifest: Path):
@@ -27,10 +31,37 @@ class ImageCatalogue:
         self.manifest_sha256 = file_sha256(self.manifest_path)
         self.classes = tuple(sorted({s.cls for s in self.samples}))
         self._by_id = {s.id: s for s in self.samples}
-        missing = next((s for s in self.samples if not (self.data_root / s.path).is_file()), None)
+        listed = (path for s in self.samples for path in (s.path, s.mask_path) if path)
+        missing = next((path for path in listed if not (self.data_root / path).is_file()), None)
         if missing is not None:
-            raise DataError(f"{self.data_root / missing.path}: listed in {self.manifest_path} but missing; "
+            raise DataError(f"{self.data_root / missing}: listed in {self.manifest_path} but missing; "
                             "point --data at the category the models were trained on")
+
+    def changes_since_training(self, meta: Mapping[int, Mapping[str, Any]]) -> list[str]:
+        """One line for the seeds (``meta`` by seed) trained on other images or masks than
+        the listed ones, and one for seeds that record no dataset fingerprint; else none.
+
+        The fingerprint is the full content hash that training records: on the built-in set
+        (720 images, 1040 files, 64 MB) it takes 0.07 s with the files in the page cache and
+        0.17 s without, cheap enough for every engine start, so no cheaper stand-in such as
+        (path, size, mtime) is kept. A single hash cannot say which file changed.
+        """
+        recorded = {seed: m.get("dataset_fingerprint") for seed, m in meta.items()}
+        current = dataset_fingerprint(self.data_root, self.samples)
+        changed = sorted(seed for seed, fingerprint in recorded.items() if fingerprint not in (None, current))
+        unknown = sorted(seed for seed, fingerprint in recorded.items() if fingerprint is None)
+        lines = []
+        if changed:
+            lines.append(f"{self.data_root}: the images or masks listed in {self.manifest_path.name} differ from "
+                         f"those seeds {changed} were trained on (dataset fingerprint {current[:12]}, recorded "
+                         f"{recorded[changed[0]][:12]}); their scores may not hold: point --data at the data they "
+                         "were trained on or retrain them with `pixel-evidence train --force`")
+        if unknown:
+            lines.append(f"seeds {unknown} record no dataset fingerprint: whether {self.data_root} is the data "
+                         "they were trained on cannot be checked")
+        for line in lines:
+            log.warning("%s", line)
+        return lines
 
     def sample(self, image_id: str) -> Sample:
         try:

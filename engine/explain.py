@@ -59,6 +59,8 @@ class ExplanationEngine:
         self.catalogue = ImageCatalogue(data_root, manifest or Path(models_dir) / "manifest.csv")
         self.pool = ModelPool(models_dir, classes=self.catalogue.classes, device=device,
                               manifest_sha256=self.catalogue.manifest_sha256, method_params=method_params)
+        # one line per seed left out and per change of the data since training, for the dashboard
+        self.warnings: list[str] = [*self.pool.warnings, *self.catalogue.changes_since_training(self.pool.meta)]
         self.store = MapStore(cache_mb, disk_cache)
         self.runner = PassRunner(self.pool.count)
         self.checks = ModelChecks(self.pool, self.store)

@@ -22,7 +22,8 @@ import torch
 from .data import to_normalized_tensor
 from .device import pick_device
 from .explainers import Explainer, get_explainer
-from .models import ClassifierView, CheckpointError, available_seeds, load_model, prepare_for_inference, read_metadata
+from .models import ClassifierView, CheckpointError, load_model, prepare_for_inference
+from .models.checkpoint import check_trained_on, scan_seeds
 from .priority_lock import PriorityLock
 
 log = logging.getLogger("pixel_evidence.engine")
@@ -30,6 +31,10 @@ log = logging.getLogger("pixel_evidence.engine")
 
 class ModelPool:
     """Checkpoints ``seed_<n>.pt/.json`` of ``models_dir``, checked against the manifest.
+
+    Seeds that are unfinished, malformed or trained on other classes or another manifest
+    are left out, each with a line in ``warnings``; with no usable seed left the first
+    problem is a ``CheckpointError``.
 
     Parameters
     ----------
@@ -45,18 +50,26 @@ class ModelPool:
         self.models_dir = Path(models_dir)
         self.classes = tuple(classes)
         self.manifest_sha256 = manifest_sha256
-        self.seeds = available_seeds(self.models_dir)
+        finished, problems = scan_seeds(self.models_dir)
+        self.meta: dict[int, dict[str, Any]] = {}
+        for seed, meta in finished.items():
+            try:
+                check_trained_on(self.models_dir, seed, meta, classes=self.classes, manifest_sha256=manifest_sha256)
+            except CheckpointError as err:
+                problems[seed] = str(err)
+            else:
+                self.meta[seed] = meta
+        self.seeds = sorted(self.meta)
+        if not self.seeds and problems:
+            more = f" ({len(problems) - 1} other seed(s) unusable too)" if len(problems) > 1 else ""
+            raise CheckpointError(problems[min(problems)] + more)
         if not self.seeds:
             raise CheckpointError(f"{self.models_dir}: no trained models (seed_<n>.pt + .json); "
                                   "train them with `pixel-evidence train`")
-        self.meta = {seed: read_metadata(self.models_dir, seed) for seed in self.seeds}
-        for seed, meta in self.meta.items():
-            if tuple(meta["classes"]) != self.classes:
-                raise CheckpointError(f"{self.models_dir}/seed_{seed}.json: model classes {meta['classes']} "
-                                      f"differ from the manifest's {list(self.classes)}")
-            if meta.get("manifest_sha256") != manifest_sha256:
-                raise CheckpointError(f"{self.models_dir}/seed_{seed}.json: trained on another split manifest; "
-                                      "use the manifest shipped with the models")
+        # one line per seed left out, for the engine's warnings (the dashboard shows them)
+        self.warnings = [f"skipped seed {seed}: {problems[seed]}" for seed in sorted(problems)]
+        for warning in self.warnings:
+            log.warning("%s", warning)
         self.device = pick_device(device)
         self.method_params = {k: dict(v) for k, v in (method_params or {}).items()}
         for key in self.method_params:

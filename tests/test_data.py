@@ -131,3 +131,52 @@ def test_eval_transform_is_deterministic_and_normalized(mvtec_tree):
     x = to_normalized_tensor(a, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
     assert x.shape == (1, 3, 32, 32)
     assert np.allclose(x[0, 0].numpy(), (a[..., 0] / 255 - 0.5) / 0.25, atol=1e-6)
+
+
+# ---------------------------------------------------------------- data changed after the split
+
+def test_a_mask_of_another_size_is_refused_when_read(mvtec_tree):
+    sample = next(s for s in scan_category(mvtec_tree)[0] if s.id == "test-crack-001")
+    Image.new("L", (16, 16), 255).save(mvtec_tree / sample.mask_path)
+    with pytest.raises(DataError, match=r"001_mask\.png: mask is 16x16 but its image 001\.png is 32x32"):
+        load_mask(mvtec_tree, sample, 8)
+
+
+def test_a_missing_mask_or_image_is_called_missing(mvtec_tree):
+    samples = {s.id: s for s in scan_category(mvtec_tree)[0]}
+    (mvtec_tree / samples["test-hole-002"].mask_path).unlink()
+    with pytest.raises(DataError, match=r"hole/002\.png: defect image without its mask, .*002_mask\.png is missing") as err:
+        load_mask(mvtec_tree, samples["test-hole-002"], 8)
+    assert "unreadable" not in str(err.value)
+    (mvtec_tree / samples["test-crack-000"].path).unlink()
+    with pytest.raises(DataError, match=r"crack/000\.png: image missing"):
+        load_image(mvtec_tree, samples["test-crack-000"], 8)
+
+
+def test_skip_bad_skips_an_empty_class_folder(mvtec_tree):
+    (mvtec_tree / "test" / "scratch").mkdir()
+    reports = []
+    samples, classes = scan_category(mvtec_tree, skip_bad=True, report=reports.append)
+    assert classes == ["crack", "good", "hole"] and len(samples) == 18
+    assert len(reports) == 1 and "test/scratch holds no images" in reports[0]
+
+
+def test_an_existing_manifest_is_checked_against_the_data(mvtec_tree, tmp_path):
+    path = tmp_path / "manifest.csv"
+    prepare_manifest(mvtec_tree, path)
+    Image.new("L", (16, 16)).save(mvtec_tree / "ground_truth" / "crack" / "001_mask.png")
+    with pytest.raises(DataError, match=r"001_mask\.png: mask is 16x16"):
+        prepare_manifest(mvtec_tree, path)
+
+
+def test_an_existing_manifest_names_a_removed_image_and_reports_new_ones(mvtec_tree, tmp_path):
+    path = tmp_path / "manifest.csv"
+    listed = prepare_manifest(mvtec_tree, path)
+    (mvtec_tree / "test" / "good" / "001.png").unlink()
+    with pytest.raises(DataError, match=r"test/good/001\.png: listed in .*manifest\.csv but missing or skipped"):
+        prepare_manifest(mvtec_tree, path)
+    Image.new("RGB", (32, 32)).save(mvtec_tree / "test" / "good" / "001.png")
+    Image.new("RGB", (32, 32)).save(mvtec_tree / "test" / "good" / "new.png")
+    reports = []
+    assert prepare_manifest(mvtec_tree, path, report=reports.append) == listed
+    assert len(reports) == 1 and "1 image(s)" in reports[0] and "test/good/new.png" in reports[0]

@@ -1,12 +1,17 @@
 from __future__ import annotations
 
+import io
 import json
 import os
+import re
+import shutil
 
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
+from conftest import make_mvtec_tree
 from engine.models import checkpoint as ckpt
 from engine.models import CheckpointError, available_seeds, load_model, save_checkpoint
 from engine.cli import main, parse_seeds
@@ -67,7 +72,7 @@ def test_finished_seed_is_skipped_and_other_settings_refused(tiny_run):
 
 def test_interrupted_save_keeps_the_old_checkpoint(tmp_path, monkeypatch):
     net = MultitaskNet(2, backbone="none", pretrained=False)
-    save_checkpoint(tmp_path, 1, net.state_dict(), {"classes": ["a", "b"], "backbone": "none"})
+    save_checkpoint(tmp_path, 1, net.state_dict(), complete_meta())
     old_pt, old_js = (tmp_path / "seed_1.pt").read_bytes(), (tmp_path / "seed_1.json").read_bytes()
 
     real_replace = os.replace
@@ -78,7 +83,7 @@ def test_interrupted_save_keeps_the_old_checkpoint(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "replace", dying_replace)
     other = MultitaskNet(2, backbone="none", pretrained=False)
     with pytest.raises(KeyboardInterrupt):
-        save_checkpoint(tmp_path, 1, other.state_dict(), {"classes": ["a", "b"], "backbone": "none"})
+        save_checkpoint(tmp_path, 1, other.state_dict(), complete_meta())
     monkeypatch.setattr(os, "replace", real_replace)
     assert (tmp_path / "seed_1.pt").read_bytes() == old_pt
     assert (tmp_path / "seed_1.json").read_bytes() == old_js
@@ -115,3 +120,173 @@ def test_cli_train_on_bad_data_is_one_line(tmp_path, capsys):
     assert main(["train", "--data", str(tmp_path), "--models", str(tmp_path / "m")]) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "not an MVTec AD category folder" in err
+
+
+# ---------------------------------------------------------------- resuming after a kill
+
+@pytest.fixture(scope="module")
+def quick_tree(tmp_path_factory):
+    """A tiny category and its manifest, for trainings of a second (random 'none' backbone)."""
+    base = tmp_path_factory.mktemp("quick")
+    root = make_mvtec_tree(base / "cat")
+    manifest = base / "manifest.csv"
+    prepare_manifest(root, manifest)
+    return root, manifest
+
+
+def quick_config(seeds=(3,)) -> TrainConfig:
+    return TrainConfig(seeds=list(seeds), epochs=1, batch_size=8, image_size=32, backbone="none",
+                       pretrained=False, channels_last=False, device="cpu")
+
+
+def kill_after_renames(monkeypatch, n: int) -> None:
+    """Make the process 'die' (KeyboardInterrupt) right after its ``n``-th completed file write."""
+    real_replace, done = os.replace, []
+
+    def replace_then_die(src, dst):
+        real_replace(src, dst)
+        done.append(dst)
+        if len(done) == n:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "replace", replace_then_die)
+
+
+@pytest.mark.parametrize("killed_after_write", [1, 2, 3])
+def test_a_killed_training_resumes_to_a_finished_seed(quick_tree, tmp_path, monkeypatch, killed_after_write):
+    root, manifest = quick_tree
+    models = tmp_path / "models"
+    kill_after_renames(monkeypatch, killed_after_write)
+    try:
+        train_seeds(quick_config(), root, manifest, models)
+    except KeyboardInterrupt:
+        pass
+    monkeypatch.undo()
+    # whatever the kill left, only finished seeds count
+    for seed in available_seeds(models):
+        assert "final_metrics" in ckpt.read_metadata(models, seed)
+    results = train_seeds(quick_config(), root, manifest, models)
+    assert "final_metrics" in results[0] and available_seeds(models) == [3]
+    assert not [p.name for p in models.iterdir() if p.name.startswith(".")]  # no temp file left
+    load_model(models, 3)
+
+
+def test_a_malformed_seed_is_trained_again(quick_tree, tmp_path):
+    root, manifest = quick_tree
+    models = tmp_path / "models"
+    train_seeds(quick_config(), root, manifest, models)
+    (models / "seed_3.json").write_text("{}")
+    assert available_seeds(models) == []
+    results = train_seeds(quick_config(), root, manifest, models)
+    assert "final_metrics" in results[0] and available_seeds(models) == [3]
+
+
+def test_a_seed_trained_on_changed_data_is_refused(quick_tree, tmp_path):
+    root, manifest = quick_tree
+    data = tmp_path / "cat"
+    shutil.copytree(root, data)
+    models = tmp_path / "models"
+    train_seeds(quick_config(), data, manifest, models)
+    mask = data / "ground_truth" / "crack" / "000_mask.png"
+    Image.new("L", (32, 32), 255).save(mask)
+    with pytest.raises(ValueError, match=r"seed_3\.json: trained on other images or masks.*--force"):
+        train_seeds(quick_config(), data, manifest, models)
+
+
+# ---------------------------------------------------------------- malformed metadata and weights
+
+def complete_meta(**changes) -> dict:
+    """Metadata with every field the engine reads, for a 2-class 'none' model."""
+    meta = {"backbone": "none", "classes": ["a", "b"], "image_size": 32,
+            "normalization": {"mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]},
+            "manifest_sha256": "0" * 64, "dataset_fingerprint": "1" * 64,
+            "final_metrics": {"test": {"balanced_accuracy": 1.0}}}
+    return {**meta, **changes}
+
+
+@pytest.fixture(scope="module")
+def small_net():
+    return MultitaskNet(2, backbone="none", pretrained=False)
+
+
+@pytest.mark.parametrize("content,problem", [
+    (b"{}", "missing field 'backbone'"),
+    (b"[1, 2, 3]", "not a JSON object"),
+    (bytes(range(256)), "not UTF-8 text"),
+    (b'{"a": ', "not valid JSON"),
+])
+def test_malformed_metadata_is_one_line_naming_the_file(tmp_path, small_net, content, problem):
+    save_checkpoint(tmp_path, 1, small_net.state_dict(), complete_meta())
+    (tmp_path / "seed_1.json").write_bytes(content)
+    with pytest.raises(CheckpointError) as err:
+        ckpt.read_metadata(tmp_path, 1)
+    message = str(err.value)
+    assert "\n" not in message and "seed_1.json" in message and problem in message
+    assert "pixel-evidence train --seeds 1 --force" in message
+    assert available_seeds(tmp_path) == []
+
+
+@pytest.mark.parametrize("change,problem", [
+    ({"classes": "ab"}, "'classes' must be a list of class names"),
+    ({"image_size": -3}, "'image_size' must be a positive integer"),
+    ({"normalization": {"mean": [0.5]}}, "'normalization' must hold 3 numbers each for mean and std"),
+    ({"weights_sha256": 5}, "'weights_sha256' must be a sha256 hex digest"),
+])
+def test_metadata_fields_are_checked(tmp_path, small_net, change, problem):
+    save_checkpoint(tmp_path, 1, small_net.state_dict(), complete_meta())
+    js = tmp_path / "seed_1.json"
+    js.write_text(json.dumps({**json.loads(js.read_text()), **change}))
+    with pytest.raises(CheckpointError, match=re.escape(problem)):
+        ckpt.read_metadata(tmp_path, 1)
+
+
+def test_metadata_without_final_metrics_is_an_unfinished_seed(tmp_path, small_net):
+    save_checkpoint(tmp_path, 1, small_net.state_dict(), complete_meta())
+    js = tmp_path / "seed_1.json"
+    js.write_text(json.dumps({k: v for k, v in json.loads(js.read_text()).items() if k != "final_metrics"}))
+    with pytest.raises(CheckpointError, match=r"seed_1\.json: unfinished training.*pixel-evidence train --seeds 1"):
+        ckpt.read_metadata(tmp_path, 1)
+    assert available_seeds(tmp_path) == []
+
+
+def test_empty_weights_file_is_named(tmp_path, small_net):
+    save_checkpoint(tmp_path, 1, small_net.state_dict(), complete_meta())
+    (tmp_path / "seed_1.pt").write_bytes(b"")
+    with pytest.raises(CheckpointError) as err:
+        load_model(tmp_path, 1)
+    assert str(err.value) == (f"{tmp_path / 'seed_1.pt'}: empty file; "
+                              "retrain the seed with `pixel-evidence train --seeds 1 --force`")
+
+
+class NotATensor:
+    pass
+
+
+def test_unsafe_weights_are_refused_without_torchs_advice(tmp_path, small_net):
+    save_checkpoint(tmp_path, 1, {"x": torch.zeros(1)}, complete_meta())
+    buf = io.BytesIO()
+    torch.save({"x": NotATensor()}, buf)
+    (tmp_path / "seed_1.pt").write_bytes(buf.getvalue())
+    with pytest.raises(CheckpointError) as err:
+        load_model(tmp_path, 1)
+    message = str(err.value)
+    assert "\n" not in message and "seed_1.pt" in message and "weights_only" not in message
+    assert "not only tensors" in message and "--seeds 1 --force" in message
+
+
+def test_weights_that_do_not_fit_say_which_tensor(tmp_path):
+    wider = MultitaskNet(3, backbone="none", pretrained=False)
+    save_checkpoint(tmp_path, 1, wider.state_dict(), complete_meta())  # the metadata says 2 classes
+    with pytest.raises(CheckpointError) as err:
+        load_model(tmp_path, 1)
+    message = str(err.value)
+    assert "\n" not in message and "seed_1.pt: weights do not fit the model: classifier.3.weight" in message
+    assert re.search(r"is \[3, ?1280\] in the file, \[2, ?1280\] in the model", message)
+
+
+def test_weights_swapped_under_the_metadata_are_refused(tmp_path, small_net):
+    save_checkpoint(tmp_path, 1, small_net.state_dict(), complete_meta())
+    save_checkpoint(tmp_path, 2, MultitaskNet(2, backbone="none", pretrained=False).state_dict(), complete_meta())
+    shutil.copy(tmp_path / "seed_2.pt", tmp_path / "seed_1.pt")
+    with pytest.raises(CheckpointError, match=r"seed_1\.pt: weights are not those seed_1\.json records"):
+        load_model(tmp_path, 1)

@@ -11,36 +11,67 @@ from PIL import Image
 from .sample import DataError, Sample
 
 
+def _opened(path: Path, what: str, *, decode: bool = True) -> Image.Image:
+    """``path`` opened as an image (fully decoded unless ``decode`` is False: header only).
+
+    A missing or undecodable file is a ``DataError`` naming it; ``what`` says which.
+    """
+    try:
+        im = Image.open(path)
+        if decode:
+            im.load()
+    except FileNotFoundError:
+        raise DataError(f"{path}: {what} missing; restore it, or re-split the category without it") from None
+    except Exception as exc:
+        raise DataError(f"{path}: unreadable or truncated {what} ({exc}); replace or remove the file") from None
+    return im
+
+
+def _checked_mask(root: Path, sample: Sample) -> Image.Image | None:
+    """The decoded mask of ``sample`` (None for a good image), which must exist and have
+    the size of its image: a mask of another size would be stretched onto the image and
+    silently give wrong scores."""
+    if sample.mask_path is None:
+        return None
+    image_path, mask_path = Path(root) / sample.path, Path(root) / sample.mask_path
+    if not mask_path.is_file():
+        raise DataError(f"{image_path}: defect image without its mask, {mask_path} is missing; "
+                        "add the mask or remove the image")
+    mask = _opened(mask_path, "mask")
+    with _opened(image_path, "image", decode=False) as image:
+        if mask.size != image.size:
+            raise DataError(f"{mask_path}: mask is {mask.size[0]}x{mask.size[1]} but its image {image_path.name} "
+                            f"is {image.size[0]}x{image.size[1]}; masks must match their image")
+    return mask
+
+
+def check_pair(root: Path, sample: Sample) -> None:
+    """Decode ``sample``'s image and mask fully; a ``DataError`` names the first bad file."""
+    _opened(Path(root) / sample.path, "image")
+    _checked_mask(root, sample)
+
+
 def load_image(root: Path, sample: Sample, size: int) -> np.ndarray:
     """RGB image resized to ``size`` x ``size`` (bilinear): uint8 array (size, size, 3).
 
     Deterministic: no crop, no flip. Used for evaluation, display and as training input
     before augmentation.
     """
-    path = Path(root) / sample.path
-    try:
-        with Image.open(path) as im:
-            im = im.convert("RGB").resize((size, size), Image.BILINEAR)
-            return np.asarray(im, dtype=np.uint8).copy()
-    except Exception as exc:
-        raise DataError(f"{path}: unreadable or truncated image ({exc}); replace or remove the file") from None
+    im = _opened(Path(root) / sample.path, "image")
+    return np.asarray(im.convert("RGB").resize((size, size), Image.BILINEAR), dtype=np.uint8).copy()
 
 
 def load_mask(root: Path, sample: Sample, size: int) -> np.ndarray:
     """Binary defect mask at ``size`` x ``size``: bool array; all False for good images.
 
-    Nearest-neighbour resize then threshold, so the mask stays binary and K (its pixel
-    count) is exactly what the metrics see.
+    The mask must have its image's size (checked on every read, since files can change
+    after the split). Nearest-neighbour resize then threshold, so the mask stays binary
+    and K (its pixel count) is exactly what the metrics see.
     """
-    if sample.mask_path is None:
+    mask = _checked_mask(root, sample)
+    if mask is None:
         return np.zeros((size, size), dtype=bool)
-    path = Path(root) / sample.mask_path
-    try:
-        with Image.open(path) as im:
-            im = im.convert("L").resize((size, size), Image.NEAREST)
-            return np.asarray(im) > 127
-    except Exception as exc:
-        raise DataError(f"{path}: unreadable or truncated mask ({exc}); replace or remove the file") from None
+    return np.asarray(mask.convert("L").resize((size, size), Image.NEAREST)) > 127
 
 
 def load_arrays(root: Path, samples: Sequence[Sample], classes: Sequence[str], size: int

@@ -89,11 +89,28 @@ def dataset_fingerprint(root: Path, samples: Iterable[Sample]) -> str:
 
 def prepare_manifest(root: Path, manifest: Path, *, test_fraction: float = 0.2, split_seed: int = 0,
                      skip_bad: bool = False, report: Callable[[str], None] | None = None) -> list[Sample]:
-    """Read ``manifest`` if it exists, else scan ``root``, split it, and write the manifest."""
+    """Scan ``root`` and return the split of ``manifest``: the existing one, checked against
+    the data, or else a new stratified split, written to ``manifest``.
+
+    An existing manifest is never silently re-split: an image it lists that is now missing
+    or bad is a ``DataError`` naming it, and images added since are reported, left out.
+    """
     manifest = Path(manifest)
-    if manifest.is_file():
-        return read_manifest(manifest)
     samples, _ = scan_category(root, skip_bad=skip_bad, report=report)
-    samples = stratified_split(samples, test_fraction=test_fraction, split_seed=split_seed)
-    write_manifest(manifest, samples)
-    return samples
+    if not manifest.is_file():
+        samples = stratified_split(samples, test_fraction=test_fraction, split_seed=split_seed)
+        write_manifest(manifest, samples)
+        return samples
+    listed = read_manifest(manifest)
+    found = {s.path for s in samples}
+    lost = next((s for s in listed if s.path not in found), None)
+    if lost is not None:
+        raise DataError(f"{Path(root) / lost.path}: listed in {manifest} but missing or skipped as bad; restore it, "
+                        "or re-split with `pixel-evidence data split --force` (models trained on the old split "
+                        "will no longer load)")
+    known = {s.path for s in listed}
+    added = [s.path for s in samples if s.path not in known]
+    if added and report:
+        report(f"{len(added)} image(s) under {root} are not in {manifest} (first: {added[0]}) and are left out; "
+               "re-split with `pixel-evidence data split --force` to use them")
+    return listed

@@ -19,7 +19,7 @@ import torch
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
-from .checkpoint import available_seeds, load_model, read_metadata, save_checkpoint
+from .checkpoint import read_metadata, save_checkpoint, scan_seeds, stored_state, widened
 from ..data import Sample, dataset_fingerprint, load_arrays, read_manifest, stratified_split, to_normalized_tensor
 from ..files import file_sha256
 from ..metrics import balanced_accuracy
@@ -208,17 +208,17 @@ def train_seed(seed: int, cfg: TrainConfig, data_root: Path, samples: Sequence[S
         "validation_ids": [s.id for s in val], "device": str(device),
         "torch_version": torch.__version__, **provenance,
     }
-    save_checkpoint(out_dir, seed, best_state, meta)
-    # Final numbers come from the stored (fp16) weights, exactly what users will load.
-    stored, meta = load_model(out_dir, seed, device=device)
+    # Final numbers come from the weights as stored (fp16), exactly what users will load;
+    # the checkpoint is written once, finished, so a kill before this point leaves no seed.
+    stored = stored_state(best_state)
+    net.load_state_dict(widened(stored))
     final = {}
     for name, (x, m, y) in (("train", load_arrays(data_root, train_all, classes, cfg.image_size)),
                             ("test", arrays["test"])):
-        ev = evaluate_split(stored, x, m, y, norm, weights, cfg.beta, device)
+        ev = evaluate_split(net, x, m, y, norm, weights, cfg.beta, device, channels_last=cfg.channels_last)
         final[name] = {"loss": ev["loss"], "balanced_accuracy": ev["balanced_accuracy"], "accuracy": ev["accuracy"]}
     meta["final_metrics"] = final
-    save_checkpoint(out_dir, seed, stored.state_dict(), {k: v for k, v in meta.items()
-                                                         if k not in ("seed", "weights_file", "weights_sha256")})
+    save_checkpoint(out_dir, seed, stored, meta)
     log.info("seed %d done: selected epoch %d, test balanced accuracy %.3f",
              seed, best_epoch, final["test"]["balanced_accuracy"])
     return read_metadata(out_dir, seed)
@@ -234,18 +234,32 @@ def train_seeds(cfg: TrainConfig, data_root: Path, manifest: Path, out_dir: Path
                   "split_seed": cfg.split_seed, **cfg.extra}
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    done = set(available_seeds(out_dir))
+    finished, unfinished = scan_seeds(out_dir)
+    for problem in unfinished.values():
+        log.warning("%s", problem)
     results = []
     for seed in tqdm(list(cfg.seeds), desc="seeds", unit="seed"):
-        if seed in done and not force:
-            meta = read_metadata(out_dir, seed)
-            if (meta.get("manifest_sha256") != provenance["manifest_sha256"]
-                    or meta.get("hyperparameters") != cfg.hyperparameters()):
-                raise ValueError(f"{out_dir}/seed_{seed}.json was trained on other data or settings; "
-                                 "pass --force to overwrite it or choose another --out folder")
+        meta = finished.get(seed)
+        if meta is not None and not force:
+            difference = _trained_otherwise(meta, provenance, cfg)
+            if difference:
+                raise ValueError(f"{out_dir / f'seed_{seed}.json'}: trained on {difference}; "
+                                 "pass --force to overwrite it or choose another --models folder")
             log.info("seed %d already trained in %s; skipping (use --force to retrain)", seed, out_dir)
             results.append(meta)
             continue
         results.append(train_seed(seed, cfg, data_root, samples, classes, out_dir, provenance))
     return results
 
+
+def _trained_otherwise(meta: dict[str, Any], provenance: dict[str, Any], cfg: TrainConfig) -> str | None:
+    """How a finished seed's training differs from the one asked for now, or None."""
+    if meta["manifest_sha256"] != provenance["manifest_sha256"]:
+        return "another split manifest"
+    if meta.get("dataset_fingerprint") != provenance["dataset_fingerprint"]:
+        return "other images or masks (the dataset fingerprint differs)"
+    recorded = meta.get("hyperparameters") or {}
+    changed = sorted(k for k, v in cfg.hyperparameters().items() if recorded.get(k) != v)
+    if changed:
+        return "other settings (" + ", ".join(f"{k} {recorded.get(k)} != {getattr(cfg, k)}" for k in changed) + ")"
+    return None
