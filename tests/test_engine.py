@@ -238,7 +238,7 @@ def test_disk_cache_warm_restart_and_corrupt_file(tiny_run, tmp_path):
 def test_precompute_reports_progress(engine):
     seen = []
     fut = engine.precompute(7, "test", ["saliency"], progress=lambda d, t: seen.append((d, t)))
-    n = fut.result(timeout=60)
+    n = fut.result(timeout=600)  # a cap for a broken test, far above any machine's time
     assert n == len(engine.image_ids("test")) and seen[-1] == (n, n)
     calls = engine.compute_calls
     engine.explain(7, "test", engine.image_ids("test")[0], ["saliency"])
