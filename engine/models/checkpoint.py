@@ -2,7 +2,9 @@
 
 The state_dict loads with ``torch.load(..., weights_only=True)``. Both files are written
 to a temp file and renamed, weights first, so a killed run leaves either the old pair or
-the new pair's weights without metadata (which counts as "not finished").
+the new pair's weights without metadata (which counts as "not finished"), or, when it
+replaced a finished seed, new weights beside the old metadata: ``load_model`` checks the
+weights against the metadata's hash and refuses such a pair (caches key on that hash).
 """
 
 from __future__ import annotations
@@ -84,9 +86,13 @@ def load_model(models_dir: Path, seed: int, *, device: str | torch.device = "cpu
                               f"({meta.get('manifest_sha256', '?')[:12]} != {manifest_sha256[:12]}); "
                               "use the manifest shipped with the models or retrain")
     try:
-        state = torch.load(pt, map_location="cpu", weights_only=True)
+        data = pt.read_bytes()
+        state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as exc:
         raise CheckpointError(f"{pt}: cannot read weights ({exc}); retrain with `pixel-evidence train --force`") from None
+    if meta.get("weights_sha256") not in (None, hashlib.sha256(data).hexdigest()):
+        raise CheckpointError(f"{pt}: the weights are not the ones {js.name} describes (another hash); "
+                              "retrain with `pixel-evidence train --force`")
     net = MultitaskNet(len(meta["classes"]), backbone=meta["backbone"], pretrained=False)
     try:
         net.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
