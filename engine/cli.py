@@ -51,7 +51,10 @@ def resolve_data(data: str | None) -> Path:
 def _cmd_generate(args) -> int:
     root = Path(args.out) if args.out else synthetic.default_data_root()
     if args.out:
-        synthetic.generate(root, seed=args.seed)
+        try:
+            synthetic.generate(root, seed=args.seed)
+        except FileExistsError:  # a user's choice of folder: one line, like every input error
+            raise DataError(f"{root} exists and is not an empty folder; delete it or pick another --out") from None
     else:
         synthetic.ensure_default_data(root)
     print(f"{root}  fingerprint {synthetic.fingerprint(root)[:16]}")

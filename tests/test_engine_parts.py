@@ -306,3 +306,92 @@ def test_precompute_stops_after_the_image_in_hand(engine):
     engine.clear_cache()
     assert engine.precompute(7, "test", ["saliency"], progress=progress, stop=stop).result() == 2
     assert done == [1, 2]
+
+
+# ---------------------------------------------------------------- disk cache and replaced checkpoints
+
+def _perturbed_weights(models, seed):
+    """The seed's stored weights with seeded noise of 5% of each conv or linear weight's
+    spread (BatchNorm statistics kept: a variance must stay positive): another model."""
+    generator = torch.Generator().manual_seed(seed)
+    state = torch.load(models / f"seed_{seed}.pt", weights_only=True)
+    return {k: v.float() + 0.05 * v.float().std() * torch.randn(v.shape, generator=generator)
+            if v.is_floating_point() and v.ndim >= 2 else v for k, v in state.items()}
+
+
+def _copy_of_models(tiny_run, tmp_path):
+    root, models, *_ = tiny_run
+    copy = tmp_path / "models"
+    shutil.copytree(models, copy)
+    return root, copy
+
+
+def test_disk_cache_recomputes_after_a_checkpoint_is_replaced_and_reads_an_unchanged_one(tiny_run, tmp_path):
+    from engine.explain import ExplanationEngine
+    from engine.models import read_metadata, save_checkpoint
+
+    root, models = _copy_of_models(tiny_run, tmp_path)
+    disk = tmp_path / "cache"
+
+    def open_engine(disk_cache=disk):
+        return ExplanationEngine(root, models, device="cpu", disk_cache=disk_cache, method_params={"ig": {"n_steps": 4}})
+
+    first = open_engine()
+    image_id = next(s.id for s in first.samples if s.split == "test" and s.has_mask)
+    old7 = first.explain(7, "test", image_id)
+    cold = first.compute_calls  # what an image costs with nothing cached
+    old8 = first.explain(8, "test", image_id)
+    assert first.compute_calls == 2 * cold and len(list(disk.rglob("*.npz"))) == 6
+    first.close()
+
+    # seed 7 retrained: other weights, saved the way training saves them
+    meta = read_metadata(models, 7)
+    save_checkpoint(models, 7, _perturbed_weights(models, 7),
+                    {k: v for k, v in meta.items() if k not in ("seed", "weights_file", "weights_sha256")})
+    assert read_metadata(models, 7)["weights_sha256"] != meta["weights_sha256"]
+
+    second = open_engine()
+    new7 = second.explain(7, "test", image_id)
+    assert second.compute_calls == cold  # every map computed again, none read from disk
+    fresh = open_engine(disk_cache=None).explain(7, "test", image_id)  # the new model's maps, no disk at all
+    for m in old7.methods:
+        assert not np.array_equal(new7.methods[m].map, old7.methods[m].map), m
+        assert np.array_equal(new7.methods[m].map, fresh.methods[m].map), m
+    # the unchanged seed 8 costs its prediction forward only: its maps come from disk
+    calls = second.compute_calls
+    again8 = second.explain(8, "test", image_id)
+    assert second.compute_calls == calls + 1
+    for m in old8.methods:
+        assert np.array_equal(again8.methods[m].map, old8.methods[m].map), m
+    assert len(list(disk.rglob("*.npz"))) == 9
+    second.close()
+
+
+def test_weights_left_beside_older_metadata_are_refused_not_read_from_the_disk_cache(tiny_run, tmp_path, monkeypatch):
+    # A retrain killed between the two renames of save_checkpoint leaves the new weights beside
+    # the old metadata, whose hash keys the disk cache: the old maps must not be served for them.
+    from engine.explain import ExplanationEngine
+    from engine.models import CheckpointError, checkpoint, read_metadata, save_checkpoint
+
+    root, models = _copy_of_models(tiny_run, tmp_path)
+    disk = tmp_path / "cache"
+    first = ExplanationEngine(root, models, device="cpu", disk_cache=disk, method_params={"ig": {"n_steps": 4}})
+    image_id = next(s.id for s in first.samples if s.split == "test" and s.has_mask)
+    first.explain(7, "test", image_id)
+    first.close()
+
+    meta = read_metadata(models, 7)
+
+    def killed(path, text):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(checkpoint, "atomic_write_text", killed)
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint(models, 7, _perturbed_weights(models, 7), {"classes": meta["classes"]})
+    monkeypatch.undo()
+    assert read_metadata(models, 7) == meta  # the old metadata, beside new weights
+
+    second = ExplanationEngine(root, models, device="cpu", disk_cache=disk, method_params={"ig": {"n_steps": 4}})
+    with pytest.raises(CheckpointError, match="seed_7.pt.*retrain"):
+        second.explain(7, "test", image_id)
+    second.close()

@@ -7,6 +7,7 @@ the package's, against the formula written out by hand.
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from pytorch_grad_cam import AblationCAM as PkgAblationCAM
@@ -335,3 +336,94 @@ def test_parameter_errors(net, batch):
         Occlusion(net, window=32).attribute(x, target)
     with pytest.raises(ValueError, match="noise"):
         SmoothGrad(net, noise=-1).attribute(x, target)
+
+
+# ---------------------------------------------------------------- SmoothGrad, SmoothGrad-IG, LIME by hand
+# The noise: each image's copies are drawn after torch.manual_seed(seed), in chunks of
+# batch_size copies (then the remainder), each chunk one torch.normal call with stdev
+# noise * (max - min) of the image in normalized space, as the SmoothGrad docstring says.
+# Tolerances: the same float32 network on the same inputs; only the order of summation
+# differs (a sum then a division instead of a mean, batches of another size), a few ulps.
+
+
+def seeded_noisy_copies(image, n, chunk, noise, seed):
+    """The (n, 3, H, W) noisy copies of ``image`` (3, H, W) that the docstring describes."""
+    stdev = noise * float(image.max() - image.min())
+    sizes = [chunk] * (n // chunk) + ([n % chunk] if n % chunk else [])
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        draws = [torch.normal(0.0, torch.full((k, *image.shape), stdev)) for k in sizes]
+    return image + torch.cat(draws)
+
+
+def input_gradients(net, x, target):
+    """d net(x)[i, target] / d x[i] for every row of x (eval mode: rows do not interact)."""
+    x = x.detach().requires_grad_(True)
+    return torch.autograd.grad(net(x)[:, target].sum(), x)[0]
+
+
+def test_smoothgrad_is_the_mean_absolute_gradient_over_seeded_noisy_copies(net, batch):
+    x, target = batch
+    params = dict(nt_samples=5, batch_size=2, noise=0.2, seed=4)  # chunks of 2, 2 and 1
+    out = SmoothGrad(net, **params).attribute(x, target).maps
+    for b in range(2):
+        copies = seeded_noisy_copies(x[b], 5, 2, 0.2, 4)
+        expected = input_gradients(net, copies, int(target[b])).abs().mean(0).amax(0)
+        torch.testing.assert_close(out[b], expected, rtol=1e-5, atol=1e-6)
+    plain = Saliency(net).attribute(x, target).maps
+    assert (out - plain).abs().max() > 0.05 * plain.max()  # the noise changed the map: the check is not vacuous
+
+
+def test_smoothgrad_ig_is_the_mean_of_ig_over_seeded_noisy_copies(net, batch):
+    x, target = batch
+    n_steps = 4
+    nodes, weights = np.polynomial.legendre.leggauss(n_steps)  # Gauss-Legendre on [-1, 1] ...
+    alphas, step = (1 + nodes) / 2, weights / 2                 # ... moved to [0, 1]
+    black = ((0 - torch.tensor(MEAN)) / torch.tensor(STD)).view(3, 1, 1)
+    out = make(SmoothGradIG, net, nt_samples=3, batch_size=2, noise=0.2, n_steps=n_steps, seed=4).attribute(x, target)
+    for b in range(2):
+        copies = seeded_noisy_copies(x[b], 3, 2, 0.2, 4)
+        total = torch.zeros_like(copies)
+        for a, w in zip(alphas, step):
+            total += float(w) * input_gradients(net, black + float(a) * (copies - black), int(target[b]))
+        ig = (copies - black) * total  # IG of every copy from the black image
+        expected = ig.mean(0).abs().sum(0)  # signed mean over the copies, then |.| summed over RGB
+        torch.testing.assert_close(out.maps[b], expected, rtol=1e-5, atol=1e-6)
+    plain = IntegratedGradients(net, input_mean=MEAN, input_std=STD, n_steps=n_steps).attribute(x, target).maps
+    assert (out.maps - plain).abs().max() > 0.05 * plain.max()
+
+
+def test_lime_is_a_weighted_ridge_fit_over_the_seeded_patterns(net):
+    from sklearn.linear_model import Ridge
+
+    # flat colour quadrants (SLIC finds a single superpixel in 16 px of noise), and the same flipped
+    pixels = quadrant_image(16)
+    x = (torch.cat([pixels, pixels.flip(-1)]) - torch.tensor(MEAN).view(3, 1, 1)) / torch.tensor(STD).view(3, 1, 1)
+    target = torch.tensor([0, 2])
+    n_samples, seed = 60, 5
+    explainer = make(Lime, net, n_samples=n_samples, n_segments=16, seed=seed, batch_size=16)
+    out = explainer.attribute(x, target).maps
+    black = ((0 - torch.tensor(MEAN)) / torch.tensor(STD)).view(3, 1, 1)
+    for b in range(2):
+        segments = explainer.superpixels(x[b])
+        n_features = int(segments.max()) + 1
+        assert n_features >= 4
+        # the on/off patterns: one fair coin per superpixel and sample, from a generator seeded per image
+        generator = torch.Generator().manual_seed(seed)
+        patterns = torch.cat([torch.bernoulli(torch.full((1, n_features), 0.5), generator=generator)
+                              for _ in range(n_samples)])
+        keep = patterns[:, segments].unsqueeze(1).bool()  # (N, 1, H, W)
+        with torch.no_grad():
+            scores = net(torch.where(keep, x[b], black))[:, target[b]].double().numpy()
+        # the reference lime package's kernel: cosine distance to the all-on pattern, width 0.25
+        z = patterns.double().numpy()
+        norms = np.linalg.norm(z, axis=1) * np.sqrt(n_features)
+        cosine = np.divide(z.sum(1), norms, out=np.zeros(n_samples), where=norms > 0)  # an all-off pattern: 0
+        kernel = np.exp(-(1 - cosine) ** 2 / (2 * 0.25**2))
+        coef = Ridge(alpha=1.0).fit(z, scores, sample_weight=kernel).coef_
+        assert coef.max() > 0 and coef.min() < 0  # both signs present, so the clamp is exercised
+        expected = torch.from_numpy(coef).float()[segments].clamp_min(0)
+        # float32 logits and weights enter a ridge system whose condition number is at most
+        # 1 + n_samples (eigenvalues between alpha = 1 and the weighted Gram's n_samples + 1):
+        # 1e-4 of the largest weight covers that amplification of float32 rounding
+        torch.testing.assert_close(out[b], expected, rtol=0, atol=1e-4 * float(np.abs(coef).max()))

@@ -556,3 +556,46 @@ def test_balanced_accuracy_skips_classes_without_images():
     assert math.isnan(balanced_accuracy([], []))
     with pytest.raises(ValueError, match="differ in shape"):
         balanced_accuracy([0, 1], [0])
+
+
+# Integrated Gradients' test win rates of the ten shipped seeds, rounded (a realistic group).
+_TEN_SEEDS = [0.6068, 0.6536, 0.5703, 0.5, 0.6562, 0.6172, 0.513, 0.5859, 0.6172, 0.6328]
+
+
+def _one_group(values, method="ig"):
+    return pd.DataFrame(dict(seed=range(len(values)), split="test", method=method, win_rate=values,
+                             **{"class": "overall"}))
+
+
+def test_bootstrap_interval_agrees_with_a_direct_resampling_of_the_seeds():
+    # The direct way: draw the seeds with replacement (indices, another generator and seed),
+    # average, take the 2.5% and 97.5% quantiles. Both are Monte-Carlo estimates of the same
+    # quantiles of the bootstrap distribution of the mean, which for ten seeds is close to a
+    # normal of sd s = std(x, ddof=0) / sqrt(10). A p-quantile estimated from B draws has
+    # standard error sqrt(p (1 - p) / B) / f(q), with f(q) = phi(1.96) / s at p = 2.5%:
+    # 0.1561 / 0.05845 * s / sqrt(B) = 2.67 s / sqrt(B). The two estimates' difference has
+    # sqrt(2) times that for equal B; five standard errors of it is the tolerance.
+    x = np.array(_TEN_SEEDS)
+    n_boot = 20000
+    row = summarize_over_seeds(_one_group(x), n_boot=n_boot, rng_seed=0).iloc[0]
+    rng = np.random.default_rng(2024)
+    means = x[rng.integers(0, x.size, size=(n_boot, x.size))].mean(1)
+    low, high = np.quantile(means, [0.025, 0.975])
+    s = x.std() / math.sqrt(x.size)
+    tolerance = 5 * math.sqrt(2) * 2.67 * s / math.sqrt(n_boot)
+    assert tolerance < 0.1 * (high - low)  # tight enough to tell a 95% from, say, a 90% interval
+    assert abs(row["ci_low"] - low) < tolerance and abs(row["ci_high"] - high) < tolerance
+    narrower = np.quantile(means, [0.05, 0.95])
+    assert abs(row["ci_low"] - narrower[0]) > tolerance and abs(row["ci_high"] - narrower[1]) > tolerance
+    # and the interval is around the mean of the seeds, not of anything else
+    assert row["mean"] == pytest.approx(x.mean()) and row["ci_low"] < x.mean() < row["ci_high"]
+
+
+@pytest.mark.parametrize("values", [[0.2, 0.7, 0.4], [0.9, 0.1]])
+def test_bootstrap_interval_of_few_seeds_is_their_range_exactly(values):
+    # With n seeds, a resample made of the smallest seed alone has probability n^-n (1/27 for
+    # three, 1/4 for two), above 2.5%: of 10000 resamples about 370 (sd 19) are that value, and
+    # the 2.5% quantile lies at the 250th, so it is the smallest seed itself (missing it needs
+    # a shortfall of six sd). The same holds for the largest at 97.5%.
+    row = summarize_over_seeds(_one_group(values), n_boot=10000, rng_seed=1).iloc[0]
+    assert row["ci_low"] == min(values) and row["ci_high"] == max(values)

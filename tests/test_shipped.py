@@ -1,0 +1,174 @@
+"""The shipped default: ``load_engine()`` on the built-in data and ``pretrained_models/``,
+checked against the tables ``pixel-evidence evaluate`` recorded for the same models, and the
+README's results recomputed from those tables.
+
+The built-in data is generated into the user cache on first use (``PIXEL_EVIDENCE_CACHE``,
+see ``engine.data.synthetic.default_data_root``) and reused afterwards.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from engine.data import dataset_fingerprint
+from engine.data.synthetic import default_data_root
+from engine.explain import load_engine
+
+ROOT = Path(__file__).resolve().parent.parent
+SHIPPED = ROOT / "pretrained_models"
+RESULTS = SHIPPED / "results"
+README = ROOT / "README.md"
+LABELS = {"Integrated Gradients": "ig", "Saliency": "saliency", "Grad-CAM": "gradcam"}
+
+# Rounding allowance for a map recomputed here against the same map computed by the evaluation
+# (another batch size, possibly another machine): the same float32 network, so the two differ
+# only by summation order, a few hundred ulps of the largest terms (IG's 25-step sum over a
+# forward and backward through the network) -- far below 1e-4 of the map's maximum.
+MAP_ROUNDING = 1e-4
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    engine = load_engine(device="cpu")  # generates the built-in set into the user cache if missing
+    yield engine
+    engine.close()
+
+
+@pytest.fixture(scope="module")
+def table():
+    return pd.read_csv(RESULTS / "tko_table.csv")
+
+
+def test_the_default_engine_reads_the_data_the_shipped_models_were_trained_on(shipped):
+    assert shipped.data_root == default_data_root()
+    assert shipped.seeds == list(range(42, 52))
+    # every seed recorded a fingerprint of the images and masks it was trained and tested on
+    fingerprint = dataset_fingerprint(shipped.data_root, shipped.samples)
+    assert {shipped.meta[s]["dataset_fingerprint"] for s in shipped.seeds} == {fingerprint}
+
+
+def _allowance(values: np.ndarray, k: int) -> float:
+    """How far a Top-K overlap can move when every pixel moves by MAP_ROUNDING of the
+    maximum: only pixels that close to the K-th value can enter or leave the top K, each
+    worth at most 1/K."""
+    kth = np.sort(values.ravel())[::-1][k - 1]
+    near = np.abs(values - kth) <= MAP_ROUNDING * values.max()
+    return int(near.sum()) / k
+
+
+def test_one_image_explained_as_the_shipped_table_records_it(shipped, table):
+    # an image whose three TKOs are far apart, so the ranking is not decided by rounding
+    seed, image_id = 42, "test-cut-049"
+    ex = shipped.explain(seed, "test", image_id)
+    assert list(ex.methods) == ["gradcam", "saliency", "ig"]
+    rows = table[(table.seed == seed) & (table.split == "test") & (table.image_id == image_id)].set_index("method")
+    assert sorted(rows.index) == sorted(ex.methods)
+    assert ex.true_class == "cut" and ex.predicted_class == "cut" == rows["predicted"].iloc[0]
+    assert rows["correct"].all()
+    size = shipped.meta[seed]["image_size"]
+    assert ex.n == size * size == rows["n"].iloc[0] and ex.k == int(ex.mask.sum()) == rows["k"].iloc[0]
+    mask = ex.mask.ravel()
+    allowances = {}
+    for key, result in ex.methods.items():
+        row, values = rows.loc[key], result.map.astype(np.float64)
+        assert values.shape == (size, size) and (values >= 0).all() and values.max() > 0
+        allowances[key] = _allowance(values, ex.k)
+        assert abs(result.tko - row["tko"]) <= allowances[key], key
+        assert result.chance == pytest.approx(row["chance"], rel=1e-12)
+        # relevance mass and AUROC computed here from the engine's map, against the table's
+        assert values.ravel()[mask].sum() / values.sum() == pytest.approx(row["relevance_mass"], rel=1e-3), key
+        assert roc_auc_score(mask, values.ravel()) == pytest.approx(row["auroc"], abs=1e-3), key
+    tkos = sorted(r.tko for r in ex.methods.values())
+    assert min(b - a for a, b in zip(tkos, tkos[1:])) > 2 * max(allowances.values())
+    assert {k: r.rank for k, r in ex.methods.items()} == rows["rank"].to_dict() == {"ig": 1, "gradcam": 2, "saliency": 3}
+
+
+@pytest.mark.parametrize("seed", [42, 47])
+def test_test_images_are_classified_as_the_shipped_table_records(shipped, table, seed):
+    # the README's "balanced accuracy 1.000 on the test split", checked cheaply: two test
+    # images of every class, predicted here and recorded by the evaluation
+    recorded = table[(table.seed == seed) & (table.split == "test")].drop_duplicates("image_id").set_index("image_id")
+    test = [s for s in shipped.samples if s.split == "test"]
+    picked = [s for cls in shipped.classes for s in [t for t in test if t.cls == cls][:2]]
+    assert len(picked) == 2 * len(shipped.classes) == 10
+    for sample in picked:
+        p = shipped.prediction(seed, sample.id)
+        predicted = shipped.classes[int(np.argmax(p.probabilities))]
+        assert predicted == recorded.loc[sample.id, "predicted"] == sample.cls, sample.id
+        assert recorded.loc[sample.id, "class"] == sample.cls
+
+
+# ------------------------------------------------------------------ README results
+
+
+def _readme_rows(header: str) -> list[list[str]]:
+    """The cells of the README table whose header row starts with ``header``."""
+    lines = README.read_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(header))
+    rows = []
+    for line in lines[start + 2:]:
+        if not line.startswith("|"):
+            break
+        rows.append([c.strip().strip("*") for c in line.strip("|").split("|")])
+    return rows
+
+
+def _mean_std(cell: str) -> tuple[float, float]:
+    mean, std = re.fullmatch(r"\**([\d.]+) ± ([\d.]+)\**", cell).groups()
+    return float(mean), float(std)
+
+
+def _win_rates_by_hand(rows: pd.DataFrame, score: str) -> pd.DataFrame:
+    """Per seed: each image's win (1 / number of methods tied for the best ``score``) averaged
+    over its images; then mean and std (ddof 1) over seeds."""
+    best = rows.groupby(["seed", "split", "image_id"])[score].transform("max")
+    winner = rows[score] == best
+    ties = winner.groupby([rows.seed, rows.split, rows.image_id]).transform("sum")
+    per_seed = (winner / ties).groupby([rows.split, rows.method, rows.seed]).mean()
+    return per_seed.groupby(level=["split", "method"]).agg(["mean", "std"])
+
+
+def test_readme_results_table_is_recomputed_from_the_shipped_tables(table):
+    counted = table[table["correct"] & table["tko"].notna()]  # correctly classified defect images
+    assert counted.groupby(["seed", "split"]).image_id.nunique().loc[(42, "test")] == 64
+    by_tko, by_auroc = _win_rates_by_hand(counted, "tko"), _win_rates_by_hand(counted, "auroc")
+    scores = ["tko", "lift", "pointing", "relevance_mass", "auroc"]
+    # mean over seeds of each seed's mean (seeds differ in how many images they classified right)
+    means = counted.groupby(["split", "method", "seed"])[scores].mean().groupby(level=["split", "method"]).mean()
+    readme = _readme_rows("| split | method | win rate by TKO")
+    assert len(readme) == 6
+    for split, label, win, tko, lift, pointing, mass, auroc, win_auroc in readme:
+        key = (split, LABELS[label])
+        assert _mean_std(win) == tuple(round(v, 3) for v in by_tko.loc[key]), key
+        assert _mean_std(win_auroc) == tuple(round(v, 3) for v in by_auroc.loc[key]), key
+        m = means.loc[key]
+        assert [float(tko), float(lift.lstrip("×")), float(pointing), float(mass), float(auroc)] == [
+            round(m.tko, 3), round(m.lift, 1), round(m.pointing, 3), round(m.relevance_mass, 3), round(m.auroc, 3)], key
+    assert "**0.595 ± 0.054**" in README.read_text()  # the headline figure, as the README prints it
+    assert f"Chance TKO (K/N) is {counted.chance.mean():.3f} on average" in README.read_text()
+
+
+def test_readme_mask_free_table_is_recomputed_from_the_shipped_tables():
+    faithfulness = pd.read_csv(RESULTS / "faithfulness.csv")
+    sanity = pd.read_csv(RESULTS / "sanity.csv")
+    per_seed = faithfulness.groupby(["method", "seed"])[["deletion_auc", "insertion_auc"]].mean()
+    over_seeds = per_seed.groupby(level="method").agg(["mean", "std"])
+    final = sanity[sanity["final"]]
+    readme = _readme_rows("| method | deletion AUC")
+    assert len(readme) == 3
+    for label, deletion, insertion, check in readme:
+        method = LABELS[label]
+        for cell, column in ((deletion, "deletion_auc"), (insertion, "insertion_auc")):
+            expected = over_seeds.loc[method, column]
+            assert _mean_std(cell) == (round(expected["mean"], 3), round(expected["std"], 3)), (method, column)
+        rows = final[final.method == method]
+        verdict, count, total = re.match(r"\**(passes|fails) on (\d+) of (\d+)", check).groups()
+        failed = int((~rows["passed"]).sum())
+        assert int(total) == len(rows) and int(count) == (failed if verdict == "fails" else len(rows) - failed)
+        assert f"{rows.spearman.mean():.2f}" in check
