@@ -95,7 +95,7 @@ class ExplanationEngine:
 
     def history(self, seed: int) -> list[dict[str, Any]]:
         """Per-epoch training history recorded in the checkpoint metadata."""
-        return list(self.meta[seed].get("history", []))
+        return list(self.pool.metadata(seed).get("history", []))
 
     # ------------------------------------------------------------ one image
 
@@ -153,7 +153,7 @@ class ExplanationEngine:
 
     def _map_key(self, seed: int, image_id: str, method: str, target_index: int) -> MapKey:
         return MapKey(seed, image_id, method, digest(self.params_of(method)), target_index,
-                      self.meta[seed]["weights_sha256"], self.image_size(seed))
+                      self.pool.metadata(seed)["weights_sha256"], self.image_size(seed))
 
     def _assemble(self, seed: int, sample: Sample, prediction: Prediction, maps: dict[str, MapValue],
                   target: str, target_index: int) -> Explanation:

@@ -93,11 +93,18 @@ class ModelPool:
         with self.lock:
             yield
 
+    def metadata(self, seed: int) -> dict[str, Any]:
+        """``seed``'s checkpoint metadata; an unknown seed is a ``KeyError`` listing the seeds."""
+        try:
+            return self.meta[seed]
+        except KeyError:
+            raise KeyError(f"no model for seed {seed}; available: {self.seeds}") from None
+
     def image_size(self, seed: int) -> int:
-        return int(self.meta[seed]["image_size"])
+        return int(self.metadata(seed)["image_size"])
 
     def normalization(self, seed: int) -> dict[str, Sequence[float]]:
-        return self.meta[seed]["normalization"]
+        return self.metadata(seed)["normalization"]
 
     def params_of(self, method: str) -> dict[str, Any]:
         """The settings ``method`` runs with: its defaults, overridden by ``method_params``."""
@@ -106,12 +113,15 @@ class ModelPool:
     def network(self, seed: int) -> tuple[torch.nn.Module, dict]:
         """The network of ``seed`` and its metadata, loaded once per process on the device,
         BatchNorm folded and channels-last (see ``models.prepare_for_inference``)."""
-        if seed not in self.meta:
-            raise KeyError(f"no model for seed {seed}; available: {self.seeds}")
+        self.metadata(seed)
         with self.lock:
             if seed not in self._networks:
                 net, meta = load_model(self.models_dir, seed, device=self.device, classes=self.classes,
                                        manifest_sha256=self.manifest_sha256)
+                if meta["weights_sha256"] != self.meta[seed]["weights_sha256"]:
+                    # caches are keyed by the hash read at start: new weights must not meet old maps
+                    raise CheckpointError(f"{self.models_dir}/seed_{seed}.pt: retrained since this engine started; "
+                                          "restart it to use the new model")
                 # attributions need input gradients only
                 net = prepare_for_inference(net, self.device).requires_grad_(False)
                 self._networks[seed] = (net, meta)

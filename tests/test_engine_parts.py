@@ -3,6 +3,7 @@ pool and the image catalogue."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import threading
 import time
@@ -16,6 +17,7 @@ from engine.data import DataError
 from engine.explainers import get_explainer
 from engine.explainers.runner import PassRunner, pass_groups
 from engine.map_store import MapKey, MapStore
+from engine.models import CheckpointError, save_checkpoint
 from engine.model_pool import ModelPool
 from engine.priority_lock import BACKGROUND, INTERACTIVE, SLOW, PriorityLock, background, current_priority
 
@@ -367,11 +369,11 @@ def test_disk_cache_recomputes_after_a_checkpoint_is_replaced_and_reads_an_uncha
     second.close()
 
 
-def test_weights_left_beside_older_metadata_are_refused_not_read_from_the_disk_cache(tiny_run, tmp_path, monkeypatch):
-    # A retrain killed between the two renames of save_checkpoint leaves the new weights beside
-    # the old metadata, whose hash keys the disk cache: the old maps must not be served for them.
+def test_a_retrain_killed_before_its_metadata_leaves_no_seed_to_read_old_maps_for(tiny_run, tmp_path, monkeypatch):
+    # A retrain killed before its metadata is written leaves the new weights and no metadata:
+    # the seed is unfinished, so no engine serves the old maps the disk cache keeps for it.
     from engine.explain import ExplanationEngine
-    from engine.models import CheckpointError, checkpoint, read_metadata, save_checkpoint
+    from engine.models import checkpoint, read_metadata
 
     root, models = _copy_of_models(tiny_run, tmp_path)
     disk = tmp_path / "cache"
@@ -389,9 +391,28 @@ def test_weights_left_beside_older_metadata_are_refused_not_read_from_the_disk_c
     with pytest.raises(KeyboardInterrupt):
         save_checkpoint(models, 7, _perturbed_weights(models, 7), {"classes": meta["classes"]})
     monkeypatch.undo()
-    assert read_metadata(models, 7) == meta  # the old metadata, beside new weights
+    assert not (models / "seed_7.json").exists()
 
     second = ExplanationEngine(root, models, device="cpu", disk_cache=disk, method_params={"ig": {"n_steps": 4}})
-    with pytest.raises(CheckpointError, match="seed_7.pt.*retrain"):
+    assert 7 not in second.seeds and any(w.startswith("skipped seed 7:") for w in second.warnings)
+    with pytest.raises(KeyError, match="no model for seed 7"):
         second.explain(7, "test", image_id)
     second.close()
+
+
+def test_a_seed_retrained_after_the_engine_started_is_refused_not_mixed(tiny_run, tmp_path):
+    """Caches are keyed by the weights' hash read at start; weights replaced before the seed's
+    first use must not be served under that hash."""
+    root, models, manifest, *_ = tiny_run
+    copy = tmp_path / "models"
+    shutil.copytree(models, copy)
+    catalogue = ImageCatalogue(root, manifest)
+    pool = ModelPool(copy, classes=catalogue.classes, manifest_sha256=catalogue.manifest_sha256, device="cpu")
+    state = torch.load(copy / "seed_7.pt", weights_only=True)
+    meta = json.loads((copy / "seed_7.json").read_text())
+    first = next(k for k, v in state.items() if v.is_floating_point())
+    state[first] = state[first] + 1
+    save_checkpoint(copy, 7, state, {k: v for k, v in meta.items() if k != "weights_sha256"})
+    with pytest.raises(CheckpointError, match="retrained since this engine started"):
+        pool.network(7)
+    pool.network(8)  # the other seed is untouched
