@@ -227,6 +227,7 @@ def create_app(config: AppConfig | None = None, *, engine: Any = None, host: Eng
         template.dashboard = dash
         sidebar.objects = [dash.widgets]
         main.objects = [dash]
+        dash.store.refresh()  # the first image, drawn into the page's models
         log.info("session view ready in %.2f s", time.perf_counter() - started)
 
     if location is None:  # no browser session (tests, notebooks): build now

@@ -66,7 +66,8 @@ class ImagePlot:
         self.figure = figure(frame_width=size, frame_height=size, x_range=ranges[0], y_range=ranges[1],
                              x_axis_type=None, y_axis_type=None, tools=TOOLS, active_drag="pan",
                              active_scroll="wheel_zoom", toolbar_location="above" if toolbar else None,
-                             min_border=10, sizing_mode="fixed", align="start")
+                             min_border=10, sizing_mode="fixed", align="start", margin=(5, 10),
+                             width=None, height=None)  # the frame decides the size
         self.sources = []
         blank = np.zeros((2, 2), np.uint32)
         for kind in layers:

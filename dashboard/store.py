@@ -67,11 +67,14 @@ class ExplanationStore(param.Parameterized):
         self.catalogue = state.catalogue
         self._newest = 0  # number of the newest request; only its answer is published
         self._lock = threading.RLock()
+        self.request = Request.of(state)  # asked for by the first refresh
         state.param.watch(lambda *_: self.refresh(), ["seed", "image_id", "methods", "target"])
-        self.refresh()
 
     def refresh(self) -> None:
-        """Ask for the state's current image (cached by the engine); returns without waiting."""
+        """Ask for the state's current image (cached by the engine); returns without waiting.
+
+        Called on every change of the state's request; the first call is the page's, once its
+        views exist (an answer drawn while a view is still being built would race with it)."""
         req = Request.of(self.state)
         with self._lock:
             self._newest += 1
