@@ -13,7 +13,7 @@ from __future__ import annotations
 import html
 import logging
 import threading
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from functools import partial
 from typing import Any, Callable
 
@@ -28,7 +28,7 @@ from .analysis_charts import (agreement_frame, agreement_html, faithfulness_char
 from .charts import CHARTS_LOCK
 from .colours import line_styles, method_colours
 from .formatting import agreement_names
-from .store import COMPUTE, ExplanationStore
+from .store import ExplanationStore
 
 log = logging.getLogger("pixel_evidence.dashboard")
 
@@ -38,6 +38,9 @@ STARTS = {"black": "black", "blurred": "blur"}
 CURVE_STEPS = 20
 MAPS_PER_SANITY = 10  # the classifier head, then each of the encoder's nine stages
 NOT_YET = '<div style="color:#555;font-size:14px">Not computed for this image yet.</div>'
+# Shared by all sessions; apart from the explanation store's threads, so that an image never
+# waits behind a randomization check.
+ANALYSE = ThreadPoolExecutor(max_workers=4, thread_name_prefix="analyse")
 
 
 def _heading(text: str) -> pn.pane.HTML:
@@ -116,7 +119,10 @@ class Answer:
             with set_curdoc(doc):
                 pn.state.execute(partial(apply, future), schedule=True)
 
-        COMPUTE.submit(compute, ex).add_done_callback(finish)
+        def newest() -> Any:  # skipped when the user moved on while it waited for a thread
+            return compute(ex) if gen == self._gen else None
+
+        ANALYSE.submit(newest).add_done_callback(finish)
         return done
 
 

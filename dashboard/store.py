@@ -31,8 +31,9 @@ from .state import DashboardState
 
 log = logging.getLogger("pixel_evidence.dashboard")
 
-# Shared by all sessions: threads that wait for the engine (which serialises model calls).
-COMPUTE = ThreadPoolExecutor(max_workers=8, thread_name_prefix="explain")
+# Shared by all sessions: threads that wait for the engine (which serialises model calls). The
+# analysis sections have their own, so an image never queues behind a minutes-long check.
+EXPLAIN = ThreadPoolExecutor(max_workers=8, thread_name_prefix="explain")
 SLOW_AFTER = 0.15  # seconds without an answer before ``computing`` is raised (the loading indicator)
 
 
@@ -102,15 +103,19 @@ class ExplanationStore(param.Parameterized):
         ex = self.engine.explain(req.seed, req.split, req.image_id, req.methods, req.target)
         return ex, make_pictures(ex)
 
+    def _compute_newest(self, number: int, req: Request) -> tuple[Any, Pictures] | None:
+        """``_compute``, unless a newer request came while this one waited for a thread (quick clicks)."""
+        return self._compute(req) if number == self._newest else None
+
     async def _fetch(self, number: int, req: Request) -> None:
-        answer = asyncio.wrap_future(COMPUTE.submit(self._compute, req))
+        answer = asyncio.wrap_future(EXPLAIN.submit(self._compute_newest, number, req))
         done, _ = await asyncio.wait({answer}, timeout=SLOW_AFTER)
         if not done:
             with self._lock:
                 if number == self._newest:
                     self.computing = True
         try:
-            ex, pics = await answer
+            computed = await answer
         except Exception as exc:  # noqa: BLE001 - shown to the user, logged for the operator
             log.exception("explaining %s failed", req)
             with self._lock:
@@ -118,5 +123,6 @@ class ExplanationStore(param.Parameterized):
                     self.param.update(error=f"Could not explain {req.image_id}: {exc}", computing=False)
             return
         with self._lock:
-            if number == self._newest:  # else the user has moved on: this answer is dropped
+            if computed is not None and number == self._newest:  # else the user has moved on: dropped
+                ex, pics = computed
                 self.param.update(explanation=ex, pictures=pics, error="", computing=False)
