@@ -367,6 +367,153 @@ def test_stale_answers_are_dropped(engine, monkeypatch):
     assert not view._layout.loading
 
 
+# ----------------------------------------------------------------------------- the explanation store
+#
+# Inside a running event loop (as on the server) a request only schedules the store's
+# coroutine; these tests run one and wait for the store's states through its watchers.
+
+WAIT = 120  # seconds: a bound for a broken store, not a pace; the tiny models answer at once
+
+
+def _store(engine):
+    from dashboard.catalogue import Catalogue
+    from dashboard.state import DashboardState
+    from dashboard.store import ExplanationStore
+
+    return ExplanationStore(DashboardState(Catalogue.from_engine(engine)), engine)
+
+
+class _Gate:
+    """``engine.explain`` held at the gate for one image until ``open()``; records what was published."""
+
+    def __init__(self, engine, monkeypatch, held: str):
+        import threading
+
+        self.held, self.entered, self._gate = held, threading.Event(), threading.Event()
+        original = engine.explain
+
+        def explain(seed, split, image_id, *a, **k):
+            if image_id == held:
+                self.entered.set()
+                assert self._gate.wait(WAIT)
+            return original(seed, split, image_id, *a, **k)
+
+        monkeypatch.setattr(engine, "explain", explain)
+
+    def open(self) -> None:
+        self._gate.set()
+
+
+async def _until(store, name: str, check) -> None:
+    """Wait until ``check()`` holds, woken by every change of the store's ``name``."""
+    import asyncio
+
+    changed = asyncio.Event()
+    watcher = store.param.watch(lambda _e: changed.set(), name)
+    try:
+        while not check():
+            await asyncio.wait_for(changed.wait(), WAIT)
+            changed.clear()
+    finally:
+        store.param.unwatch(watcher)
+
+
+async def _settled() -> None:
+    """Every coroutine the store scheduled has finished."""
+    import asyncio
+
+    await asyncio.gather(*(t for t in asyncio.all_tasks() if t is not asyncio.current_task()))
+
+
+def test_store_request_sets_computing_then_the_answer_arrives(engine, monkeypatch):
+    import asyncio
+
+    store = _store(engine)
+    first = store.state.image_id
+    gate = _Gate(engine, monkeypatch, first)
+
+    async def scenario():
+        store.refresh()  # returns at once: the engine is held at the gate
+        assert store.request.image_id == first and store.explanation is None
+        await _until(store, "computing", lambda: store.computing)
+        gate.open()
+        await _until(store, "explanation", lambda: store.explanation is not None)
+        assert store.explanation.image_id == first and not store.computing and store.error == ""
+        assert set(store.pictures.methods) == set(store.explanation.methods)
+
+    asyncio.run(scenario())
+
+
+def test_store_drops_a_superseded_answer(engine, monkeypatch):
+    import asyncio
+
+    store = _store(engine)
+    first, second = engine.image_ids("test", "crack")[:2]
+    gate = _Gate(engine, monkeypatch, first)
+    published = []
+    store.param.watch(lambda e: published.append(e.new.image_id), "explanation")
+
+    async def scenario():
+        store.refresh()
+        await asyncio.get_running_loop().run_in_executor(None, gate.entered.wait, WAIT)
+        store.state.step(1)  # a quick second click
+        await _until(store, "explanation", lambda: store.explanation is not None)
+        gate.open()  # the first answer now comes back, late
+        await _settled()
+
+    asyncio.run(scenario())
+    assert store.state.image_id == second
+    assert published == [second] and store.explanation.image_id == second and not store.computing
+
+
+def test_store_engine_error_lands_in_error_and_the_view_shows_it(engine, monkeypatch):
+    import asyncio
+
+    from dashboard.image_view import ImageView
+
+    store = _store(engine)
+    view = ImageView(store)
+
+    def broken(*_a, **_k):
+        raise OSError("disk on fire")
+
+    monkeypatch.setattr(engine, "explain", broken)
+
+    async def scenario():
+        store.refresh()
+        await _until(store, "error", lambda: bool(store.error))
+
+    asyncio.run(scenario())
+    assert "disk on fire" in store.error and store.state.image_id in store.error
+    assert store.explanation is None and not store.computing
+    assert view._alert.visible and "disk on fire" in view._alert.object and not view._content.visible
+
+
+def test_views_draw_what_the_store_publishes(engine):
+    """The views follow the store alone: an explanation put into the store by hand (another image
+    than the state names) is what they show, and none of them holds another view."""
+    from dashboard.analysis_view import AnalysisView
+    from dashboard.export_bar import ExportBar
+    from dashboard.image_view import ImageView
+    from dashboard.pictures import make_pictures
+    from dashboard.summary import ResultsStore
+
+    store = _store(engine)
+    views = [ImageView(store), AnalysisView(store, engine),
+             ExportBar(store, ResultsStore(store.state, engine))]
+    hole = engine.image_ids("test", "hole")[0]
+    ex = engine.explain(store.state.seed, "test", hole, ["gradcam", "saliency"], "true")
+    store.param.update(explanation=ex, pictures=make_pictures(ex))
+    assert store.state.image_id != hole
+    image, analysis, exports = views
+    assert hole in image._title.object and set(image._rows) == {"gradcam", "saliency"}
+    assert f"P({ex.target_class})" in analysis.faithfulness._guide.object
+    assert exports.ranking.filename == f"pixel-evidence_seed{ex.seed}_test_{hole}_ranking.csv"
+    for view in views:
+        held = [v for v in vars(view).values() if isinstance(v, (ImageView, AnalysisView, ExportBar))]
+        assert held == [], (type(view).__name__, held)
+
+
 def test_summary_with_results(evaluated):
     from dashboard.app import create_app
 
