@@ -13,6 +13,7 @@ from __future__ import annotations
 import html
 import logging
 import threading
+from collections import OrderedDict
 from concurrent.futures import Future, ThreadPoolExecutor
 from functools import partial
 from typing import Any, Callable
@@ -41,6 +42,32 @@ NOT_YET = '<div style="color:#555;font-size:14px">Not computed for this image ye
 # Shared by all sessions; apart from the explanation store's threads, so that an image never
 # waits behind a randomization check.
 ANALYSE = ThreadPoolExecutor(max_workers=4, thread_name_prefix="analyse")
+
+
+class _RecentPairs:
+    """The agreement of the last few hundred explanations, shared by all sessions: going back
+    to an image (a common move in a demo) shows its matrix without ranking every map again."""
+
+    def __init__(self, size: int = 512):  # a few hundred bytes per entry
+        self._items: OrderedDict[tuple, list[dict[str, Any]]] = OrderedDict()
+        self._size = size
+        self._lock = threading.Lock()
+
+    def of(self, ex: Any) -> list[dict[str, Any]]:
+        key = (ex.seed, ex.split, ex.image_id, tuple(ex.methods), ex.target_mode, TOP_FRACTION)
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key]
+        pairs = ex.agreement(TOP_FRACTION)
+        with self._lock:
+            self._items[key] = pairs
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+        return pairs
+
+
+RECENT_PAIRS = _RecentPairs()
 
 
 def _heading(text: str) -> pn.pane.HTML:
@@ -170,7 +197,7 @@ class AgreementSection(pn.viewable.Viewer):
         self._metric.visible = True
         # Spearman ranks every map once per pair: a fraction of a second for three methods, seconds
         # for a dozen, so it is computed off the thread that draws the image.
-        self.answer.run(lambda e: e.agreement(TOP_FRACTION), self._show)
+        self.answer.run(RECENT_PAIRS.of, self._show)
 
     def _clear(self) -> None:
         self.pairs = None

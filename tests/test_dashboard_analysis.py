@@ -135,6 +135,28 @@ def test_agreement_follows_the_image_and_needs_two_methods(dash, engine):
     assert "two or more methods" in view._note.object
 
 
+def test_going_back_to_an_image_reuses_its_agreement(dash, monkeypatch):
+    from engine.explanation import Explanation
+
+    view = dash.analysis.agreement
+    assert view.answer.future.result(WAIT)
+    ranked = []
+    original = Explanation.agreement
+
+    def counted(self, *args, **kwargs):
+        ranked.append(self.image_id)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Explanation, "agreement", counted)
+    first = dash.store.explanation.image_id
+    dash.state.step(1)
+    assert view.answer.future.result(WAIT)
+    second = dash.store.explanation.image_id
+    dash.state.step(-1)  # back: the matrix is shown again without ranking the maps again
+    assert view.answer.future.result(WAIT) and view._matrix.visible
+    assert ranked.count(second) <= 1 and first not in ranked
+
+
 # ----------------------------------------------------------------------------- faithfulness
 
 
