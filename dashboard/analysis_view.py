@@ -153,10 +153,30 @@ class Answer:
         return done
 
 
-class AgreementSection(pn.viewable.Viewer):
-    """How alike the methods' maps of this image are, under the state's agreement measure."""
+class Section(pn.viewable.Viewer):
+    """One question about the explanation on screen: its words follow every explanation, and
+    each new explanation drops the answer shown for the last one."""
 
     store = param.ClassSelector(class_=ExplanationStore)
+    answer: Answer
+    _layout: pn.Column
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        return self._layout
+
+    @param.depends("store.explanation", watch=True)
+    def _on_explanation(self) -> None:
+        self.answer.forget()
+        if self.store.explanation is not None:
+            self.follow(self.store.explanation)
+
+    def follow(self, ex: Any) -> None:
+        """Words (and work) for a new explanation."""
+
+
+class AgreementSection(Section):
+    """How alike the methods' maps of this image are, under the state's agreement measure."""
+
     pairs = param.List(default=None, allow_None=True, doc="ex.agreement() of the explanation on screen")
 
     def __init__(self, store: ExplanationStore, **params: Any):
@@ -175,15 +195,7 @@ class AgreementSection(pn.viewable.Viewer):
                                  sizing_mode="stretch_width")
         self._on_explanation()
 
-    def __panel__(self) -> pn.viewable.Viewable:
-        return self._layout
-
-    @param.depends("store.explanation", watch=True)
-    def _on_explanation(self) -> None:
-        self.answer.forget()
-        ex = self.store.explanation
-        if ex is None:
-            return
+    def follow(self, ex: Any) -> None:
         if len(ex.methods) < 2:
             self._note.object = ('<div style="font-size:14px;color:#555">Choose two or more methods to '
                                  "compare their maps.</div>")
@@ -217,31 +229,71 @@ class AgreementSection(pn.viewable.Viewer):
         self._matrix.visible = True
 
 
-class FaithfulnessSection(pn.viewable.Viewer):
-    """Deletion and insertion curves of the explanation on screen, on request."""
+class CheckSection(Section):
+    """A check that runs the model again (seconds to minutes), so it waits for its button; its
+    answer is a table and charts with a line per method in the method's colour."""
 
-    store = param.ClassSelector(class_=ExplanationStore)
-    start = param.Selector(objects=STARTS, default="black", label="Removed pixels become")
-    curves = param.Dict(default=None, allow_None=True, doc="Faithfulness curves of the explanation on screen")
+    result = param.Dict(default=None, allow_None=True, doc="The answer for the explanation on screen")
+    kind = "check"
+    button_label = ""
 
-    def __init__(self, store: ExplanationStore, engine: Any, **params: Any):
+    def __init__(self, store: ExplanationStore, engine: Any, n_charts: int, **params: Any):
         super().__init__(store=store, **params)
         self.engine = engine
         self.colours = method_colours(dict(store.catalogue.method_labels))
-        self._button = pn.widgets.Button(label="Compute deletion & insertion curves", color="primary", width=320)
+        self._button = pn.widgets.Button(label=self.button_label, color="primary", width=320)
         self._button.on_click(lambda _e: self.compute())
-        start = pn.widgets.RadioButtonGroup.from_param(self.param.start, color="primary", variant="outline", width=200)
-        self._guide = pn.pane.HTML("", sizing_mode="stretch_width", css_classes=["pe-faith-guide"])
+        self._guide = pn.pane.HTML("", sizing_mode="stretch_width")
         self._status = pn.pane.HTML("", sizing_mode="stretch_width")
         self._table = pn.pane.HTML("", sizing_mode="stretch_width")
         # Charts are shown and hidden through their FlexBox: Panel 1.9 fails to hide a drawn HoloViews
         # pane itself. A FlexBox also keeps them from upsetting the layout of the image panes: a
         # fixed-size chart placed directly in a Column makes the browser draw those at zero size.
-        self._plots = [pn.pane.HoloViews(None, sizing_mode="fixed", linked_axes=False)
-                       for _mode in ("deletion", "insertion")]
+        self._plots = [pn.pane.HoloViews(None, sizing_mode="fixed", linked_axes=False) for _ in range(n_charts)]
         self._charts = pn.FlexBox(*self._plots, sizing_mode="stretch_width", visible=False)
         self._box = pn.Column(self._status, self._table, self._charts, sizing_mode="stretch_width", min_height=60)
-        self.answer = Answer(store, "curves", self._status, self._clear, self._box)
+        self.answer = Answer(store, self.kind, self._status, self._clear, self._box)
+
+    def compute(self) -> Future:
+        """The check of the explanation on screen (the button)."""
+        return self.answer.run(self.ask(), self._show)
+
+    def ask(self) -> Callable[[Any], Any]:
+        """explanation -> answer, with the settings of the moment the button was pressed."""
+        raise NotImplementedError
+
+    def table(self, ex: Any, answer: Any) -> str:
+        raise NotImplementedError
+
+    def charts(self, ex: Any, answer: Any, styles: dict[str, tuple[str, str]]) -> list:
+        raise NotImplementedError
+
+    def _clear(self) -> None:
+        self.result = None
+        self._table.object = ""
+        self._charts.visible = False
+
+    def _show(self, ex: Any, answer: Any) -> None:
+        self._table.object = self.table(ex, answer)
+        styles = line_styles([r.label for r in ex.methods.values()], self.colours)
+        with CHARTS_LOCK:
+            for pane, chart in zip(self._plots, self.charts(ex, answer, styles)):
+                pane.object = chart
+        self._charts.visible = True
+        self.result = answer
+
+
+class FaithfulnessSection(CheckSection):
+    """Deletion and insertion curves of the explanation on screen."""
+
+    start = param.Selector(objects=STARTS, default="black", label="Removed pixels become")
+    kind = "curves"
+    button_label = "Compute deletion & insertion curves"
+
+    def __init__(self, store: ExplanationStore, engine: Any, **params: Any):
+        super().__init__(store, engine, n_charts=2, **params)
+        start = pn.widgets.RadioButtonGroup.from_param(self.param.start, color="primary", variant="outline", width=200)
+        self._guide.css_classes = ["pe-faith-guide"]
         self._layout = pn.Column(
             _heading("Faithfulness: does the model need the pixels the map points at?"), self._guide,
             pn.Row(self._button, pn.pane.HTML("<b>Removed pixels become</b>", width=170, margin=(12, 5, 0, 20)),
@@ -249,15 +301,7 @@ class FaithfulnessSection(pn.viewable.Viewer):
             self._box, css_classes=["pe-faithfulness"], sizing_mode="stretch_width")
         self._on_explanation()
 
-    def __panel__(self) -> pn.viewable.Viewable:
-        return self._layout
-
-    @param.depends("store.explanation", watch=True)
-    def _on_explanation(self) -> None:
-        self.answer.forget()
-        ex = self.store.explanation
-        if ex is None:
-            return
+    def follow(self, ex: Any) -> None:
         self._guide.object = _guide(
             "<b>Deletion</b> replaces each map's most important pixels first: if the map shows what the model uses, "
             f"P({html.escape(ex.target_class)}) falls fast (low area under the curve). <b>Insertion</b> starts "
@@ -268,83 +312,47 @@ class FaithfulnessSection(pn.viewable.Viewer):
     def _on_start(self) -> None:
         self.answer.forget()  # curves from the other starting image no longer match the choice
 
-    def compute(self) -> Future:
-        """Deletion and insertion curves of the explanation on screen (the button)."""
+    def ask(self) -> Callable[[Any], dict[str, dict[str, Any]]]:
         start = self.start
-        return self.answer.run(lambda ex: self.engine.faithfulness(ex, start=start, steps=CURVE_STEPS), self._show)
+        return lambda ex: self.engine.faithfulness(ex, start=start, steps=CURVE_STEPS)
 
-    def _clear(self) -> None:
-        self.curves = None
-        self._table.object = ""
-        self._charts.visible = False
+    def table(self, ex: Any, curves: dict[str, dict[str, Any]]) -> str:
+        return faithfulness_table(ex, curves)
 
-    def _show(self, ex: Any, curves: dict[str, dict[str, Any]]) -> None:
-        self._table.object = faithfulness_table(ex, curves)
-        styles = line_styles([r.label for r in ex.methods.values()], self.colours)
-        with CHARTS_LOCK:
-            for pane, chart in zip(self._plots, faithfulness_charts(ex, curves, styles)):
-                pane.object = chart
-        self._charts.visible = True
-        self.curves = curves
+    def charts(self, ex: Any, curves: dict[str, dict[str, Any]], styles: dict[str, tuple[str, str]]) -> list:
+        return faithfulness_charts(ex, curves, styles)
 
 
-class SanitySection(pn.viewable.Viewer):
-    """The cascading randomization check of the explanation on screen, on request."""
+class SanitySection(CheckSection):
+    """The cascading randomization check of the explanation on screen."""
 
-    store = param.ClassSelector(class_=ExplanationStore)
-    results = param.Dict(default=None, allow_None=True, doc="Sanity results of the explanation on screen")
+    kind = "sanity"
+    button_label = "Run the randomization check"
 
     def __init__(self, store: ExplanationStore, engine: Any, **params: Any):
-        super().__init__(store=store, **params)
-        self.engine = engine
-        self.colours = method_colours(dict(store.catalogue.method_labels))
-        self._button = pn.widgets.Button(label="Run the randomization check", color="primary", width=320)
-        self._button.on_click(lambda _e: self.compute())
-        self._cost = pn.pane.HTML("", sizing_mode="stretch_width")
-        self._status = pn.pane.HTML("", sizing_mode="stretch_width")
-        self._table = pn.pane.HTML("", sizing_mode="stretch_width")
-        self._plot = pn.pane.HoloViews(None, sizing_mode="fixed", linked_axes=False)
-        self._chart = pn.FlexBox(self._plot, sizing_mode="stretch_width", visible=False)  # see FaithfulnessSection
-        self._box = pn.Column(self._status, self._table, self._chart, sizing_mode="stretch_width", min_height=60)
-        self.answer = Answer(store, "sanity", self._status, self._clear, self._box)
+        super().__init__(store, engine, n_charts=1, **params)
         self._layout = pn.Column(
-            _heading("Sanity check: does the map depend on what the model learned?"), self._cost,
+            _heading("Sanity check: does the map depend on what the model learned?"), self._guide,
             self._button, self._box, css_classes=["pe-sanity"], sizing_mode="stretch_width")
         self._on_explanation()
 
-    def __panel__(self) -> pn.viewable.Viewable:
-        return self._layout
-
-    @param.depends("store.explanation", watch=True)
-    def _on_explanation(self) -> None:
-        self.answer.forget()
-        ex = self.store.explanation
-        if ex is None:
-            return
+    def follow(self, ex: Any) -> None:
         n = len(ex.methods)
-        self._cost.object = _guide(
+        self._guide.object = _guide(
             "Re-initialises the classifier, then each encoder stage from the top down, and recomputes every map "
             "after each step. A map that stays the same on a random network cannot be showing what the model "
             f"learned. <b>Slow:</b> about {MAPS_PER_SANITY} map computations per method ({n} method"
             f"{'s' if n != 1 else ''}: about {MAPS_PER_SANITY * n}); Integrated Gradients takes several seconds, "
             "perturbation methods much longer.")
 
-    def compute(self) -> Future:
-        """The cascading randomization check of the explanation on screen (the button)."""
-        return self.answer.run(self.engine.sanity, self._show)
+    def ask(self) -> Callable[[Any], dict[str, Any]]:
+        return self.engine.sanity
 
-    def _clear(self) -> None:
-        self.results = None
-        self._table.object = ""
-        self._chart.visible = False
+    def table(self, ex: Any, results: dict[str, Any]) -> str:
+        return sanity_table(ex, results)
 
-    def _show(self, ex: Any, results: dict[str, Any]) -> None:
-        self._table.object = sanity_table(ex, results)
-        styles = line_styles([r.label for r in ex.methods.values()], self.colours)
-        with CHARTS_LOCK:
-            self._plot.object = sanity_chart(ex, results, styles, SANITY_PASS_THRESHOLD)
-        self._chart.visible = True
-        self.results = results
+    def charts(self, ex: Any, results: dict[str, Any], styles: dict[str, tuple[str, str]]) -> list:
+        return [sanity_chart(ex, results, styles, SANITY_PASS_THRESHOLD)]
 
 
 class AnalysisView(pn.viewable.Viewer):

@@ -165,10 +165,10 @@ def test_faithfulness_table_and_charts_equal_the_engine(dash, engine):
     from engine.metrics import curve_auc
 
     view = dash.analysis.faithfulness
-    assert view.curves is None and "Not computed" in view._status.object
+    assert view.result is None and "Not computed" in view._status.object
     for start in ("black", "blur"):
         view.start = start
-        assert view.curves is None and view._table.object == ""  # a new choice clears the old curves
+        assert view.result is None and view._table.object == ""  # a new choice clears the old curves
         assert view.compute().result(WAIT) is True
         ex = dash.store.explanation
         expected = engine.faithfulness(ex, start=start, steps=20)
@@ -219,14 +219,14 @@ def test_curves_of_another_image_are_never_shown(dash, engine, monkeypatch):
     gate.set()
     assert pending.result(WAIT) is False  # the answer came, and was dropped
     assert asked == [first.image_id]
-    assert view.curves is None and view._table.object == ""
+    assert view.result is None and view._table.object == ""
     assert not view._charts.visible
 
     # the current image's curves are shown, and cleared as soon as the target changes
     assert view.compute().result(WAIT) is True
-    assert asked[-1] == second.image_id and set(view.curves) == set(second.methods)
+    assert asked[-1] == second.image_id and set(view.result) == set(second.methods)
     dash.state.target = "true"
-    assert view.curves is None and view._table.object == ""
+    assert view.result is None and view._table.object == ""
 
     # pressed twice: only the newest answer is drawn
     gate.clear()
@@ -243,7 +243,7 @@ def test_a_failure_is_shown_not_raised(dash, engine, monkeypatch):
     monkeypatch.setattr(engine, "faithfulness", broken)
     view = dash.analysis.faithfulness
     assert view.compute().result(WAIT) is False
-    assert "model on fire" in view._status.object and view.curves is None
+    assert "model on fire" in view._status.object and view.result is None
     assert not view._box.loading
 
 
@@ -256,11 +256,11 @@ def test_sanity_verdicts_equal_the_engine(dash, engine):
     from engine.metrics.sanity import PASS_THRESHOLD
 
     view = dash.analysis.sanity
-    assert "Slow" in view._cost.object and "10 map computations per method" in view._cost.object
+    assert "Slow" in view._guide.object and "10 map computations per method" in view._guide.object
     assert view.compute().result(WAIT) is True
     ex = dash.store.explanation
     expected = engine.sanity(ex)
-    assert set(expected) == set(ex.methods) == set(view.results)
+    assert set(expected) == set(ex.methods) == set(view.result)
     table = view._table.object
     verdicts = {m: (p, t) for m, p, t in re.findall(
         r'class="pe-sanity-verdict" data-method="(\w+)" data-passed="(\w+)"[^>]*>([^<]*)<', table)}
@@ -272,9 +272,9 @@ def test_sanity_verdicts_equal_the_engine(dash, engine):
         assert verdicts[m] == (str(passed).lower(), PASS_TEXT if passed else FAIL_TEXT)
         assert rhos[(m,)] == fmt(res.steps[-1].spearman)
     # the depth chart: one line per method through every randomization step
-    lines = [el for el in view._plot.object if el.label in {r.label for r in ex.methods.values()}]
+    lines = [el for el in view._plots[0].object if el.label in {r.label for r in ex.methods.values()}]
     assert len(lines) == len(ex.methods)
     for line, (m, res) in zip(lines, expected.items()):
         np.testing.assert_allclose(line.dimension_values(1), [s.spearman for s in res.steps])
     dash.state.step(1)
-    assert view.results is None and view._table.object == "" and not view._chart.visible
+    assert view.result is None and view._table.object == "" and not view._charts.visible

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import html
-from typing import Any
-
 import pandas as pd
 import panel as pn
 import param
@@ -14,7 +12,6 @@ from engine.results import AGREEMENT_STATS, agreement_stats
 from ..charts import drawing, hv
 from ..colours import agreement_scale
 from ..formatting import agreement_names, based_on, mean_std
-from .results import ResultsStore
 from .section import SPLIT_NOTE, AnalysisSection, cell_labels, chart, text
 
 
@@ -22,13 +19,11 @@ class AgreementSection(AnalysisSection):
     key = "agreement"
     css_classes = ["pe-agreement-summary"]
 
-    def __init__(self, store: ResultsStore, **params: Any):
-        super().__init__(store, **params)
+    def build(self) -> None:
         # the measure lives in the shared state (and the URL); the per-image view follows it too
         self._stat_select = pn.widgets.RadioButtonGroup.from_param(
-            store.state.param.agreement, options={n: s for s, n in agreement_names(None).items()}, name="",
+            self.store.state.param.agreement, options={n: s for s, n in agreement_names(None).items()}, name="",
             color="primary", variant="outline", width=380)
-        self._draw()
 
     def _names(self) -> dict[str, str]:
         """The measures' names; the IoU's top share as the analysis recorded it (not guessed)."""

@@ -2,24 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import panel as pn
 import param
 
 from engine.results import confusion_matrix
 
 from ..charts import drawing, hv
-from .results import ResultsStore
 from .section import Section, cell_labels, chart
 
 
 class ConfusionSection(Section):
     key = "confusion"
-
-    def __init__(self, store: ResultsStore, **params: Any):
-        super().__init__(store, **params)
-        self._draw()
 
     @param.depends("store.results", "store.state.seed", "store.state.split", watch=True)
     @drawing

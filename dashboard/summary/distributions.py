@@ -2,24 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import panel as pn
 import param
 
 from engine.results import CHANCE, defect_rows, tko_stats
 
 from ..charts import drawing, hv
-from .results import ResultsStore
 from .section import Section, chart
 
 
 class TkoSection(Section):
     key = "tko"
-
-    def __init__(self, store: ResultsStore, **params: Any):
-        super().__init__(store, **params)
-        self._draw()
 
     @param.depends("store.results", watch=True)
     @drawing

@@ -13,10 +13,10 @@ from engine.results import faithfulness_stats
 
 from ..charts import drawing, hv
 from ..formatting import based_on
-from .results import ResultsStore
 from .section import AnalysisSection, chart, text
 
-MODES = (("deletion_auc", "Deletion", "lower = more faithful"), ("insertion_auc", "Insertion", "higher = more faithful"))
+MODES = (("deletion_auc", "Deletion", "lower = more faithful"),
+         ("insertion_auc", "Insertion", "higher = more faithful"))
 
 
 def _whiskers_on_top(plot: Any, _element: Any) -> None:
@@ -27,10 +27,6 @@ def _whiskers_on_top(plot: Any, _element: Any) -> None:
 class FaithfulnessSection(AnalysisSection):
     key = "faithfulness"
     css_classes = ["pe-faithfulness-summary"]
-
-    def __init__(self, store: ResultsStore, **params: Any):
-        super().__init__(store, **params)
-        self._draw()
 
     def _bars(self, stats: pd.DataFrame, value: str, title: str, ylabel: str) -> Any:
         """Bars of ``<value>_mean`` per method with ± ``<value>_std`` error bars, in method colours."""

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import html
-from typing import Any
-
 import pandas as pd
 import panel as pn
 import param
@@ -13,7 +11,6 @@ from engine.metrics import SANITY_PASS_THRESHOLD
 from engine.results import sanity_stats
 
 from ..formatting import based_on
-from .results import ResultsStore
 from .section import AnalysisSection, text
 
 CELL = "padding:6px 14px;border-bottom:1px solid #ddd;text-align:left"
@@ -31,10 +28,6 @@ class SanitySection(AnalysisSection):
     key = "sanity"
     css_classes = ["pe-sanity-summary"]
 
-    def __init__(self, store: ResultsStore, **params: Any):
-        super().__init__(store, **params)
-        self._draw()
-
     def _table(self, stats: pd.DataFrame) -> str:
         body = []
         for r in stats.set_index("method").loc[self.store.method_order(stats["method"])].reset_index().itertuples():
@@ -42,7 +35,7 @@ class SanitySection(AnalysisSection):
             body.append(f"<tr><td style='{CELL}'><b>{html.escape(self.store.label(r.method))}</b></td>"
                         f"<td style='{CELL}'>{verdict_html(int(r.n_images), int(r.n_passed))}</td>"
                         f"<td style='{CELL};text-align:right'>{rho}</td></tr>")
-        return (f"<table class='pe-sanity-table' style='border-collapse:collapse;font-size:15px'><tr>"
+        return ("<table class='pe-sanity-table' style='border-collapse:collapse;font-size:15px'><tr>"
                 + "".join(f"<th style='{CELL}'>{h}</th>" for h in ("Method", "Randomization check",
                                                                    "mean final Spearman ρ"))
                 + "</tr>" + "".join(body) + "</table>")

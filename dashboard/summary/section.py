@@ -49,9 +49,18 @@ class Section(pn.viewable.Viewer):
     def __init__(self, store: ResultsStore, **params: Any):
         super().__init__(store=store, **params)
         self._column = pn.Column(sizing_mode="stretch_width", css_classes=self.css_classes)
+        self.build()
+        self._draw()
 
     def __panel__(self) -> pn.viewable.Viewable:
         return self._column
+
+    def build(self) -> None:
+        """The section's widgets, made once (before the first drawing)."""
+
+    def _draw(self) -> None:
+        """Draw from the store; subclasses redraw on the store's and the state's changes they follow."""
+        raise NotImplementedError
 
     def show(self, objects: list[Any], tables: list[tuple[str, pd.DataFrame]]) -> None:
         self._column.objects = objects

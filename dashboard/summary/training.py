@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import panel as pn
 import param
 
@@ -11,7 +9,6 @@ from engine.results import history_bands
 
 from ..charts import drawing, hv
 from ..colours import CURVE_COLOURS
-from .results import ResultsStore
 from .section import Section, chart
 
 PANELS = (("Loss", ("train_loss", "val_loss", "test_loss"), "loss"),
@@ -20,10 +17,6 @@ PANELS = (("Loss", ("train_loss", "val_loss", "test_loss"), "loss"),
 
 class TrainingSection(Section):
     key = "curves"
-
-    def __init__(self, store: ResultsStore, **params: Any):
-        super().__init__(store, **params)
-        self._draw()
 
     @param.depends("store.results", watch=True)  # a reload also rereads the histories
     @drawing

@@ -13,7 +13,7 @@ from engine.results import OVERALL, win_rate_stats
 
 from ..charts import drawing, hv
 from ..formatting import score_name
-from .results import ResultsStore, evaluate_command
+from .results import evaluate_command
 from .section import Section, chart, legend, text
 
 ALL_CLASSES = "all classes"
@@ -30,14 +30,12 @@ def _hide_inner_labels(plot: Any, _element: Any) -> None:
 class WinRatesSection(Section):
     key = "win"
 
-    def __init__(self, store: ResultsStore, **params: Any):
-        super().__init__(store, **params)
+    def build(self) -> None:
         # the choice lives in the shared state, so that it is part of the page URL; the widget
         # follows the state in _draw (a two-way link would replay a value the state refused)
         self._score_select = pn.widgets.Select(label="Winner decided by", options={score_name("tko"): "tko"},
                                                value="tko", width=300, css_classes=["pe-score-select"])
-        self._score_select.param.watch(lambda e: setattr(store.state, "score", e.new), "value")
-        self._draw()
+        self._score_select.param.watch(lambda e: setattr(self.store.state, "score", e.new), "value")
 
     @param.depends("store.results", "store.state.score", watch=True)
     @drawing
