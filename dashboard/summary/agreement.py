@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import html
+
 import pandas as pd
 import panel as pn
 import param
 
 from engine.results import AGREEMENT_STATS, agreement_stats
 
-from ..charts import drawing, hv
+from ..charts import hv
 from ..colours import agreement_scale
 from ..formatting import agreement_names, based_on, mean_std
 from .section import SPLIT_NOTE, AnalysisSection, cell_labels, chart, text
@@ -17,6 +18,7 @@ from .section import SPLIT_NOTE, AnalysisSection, cell_labels, chart, text
 
 class AgreementSection(AnalysisSection):
     key = "agreement"
+    question = "Do the methods agree?"
     css_classes = ["pe-agreement-summary"]
 
     def build(self) -> None:
@@ -30,14 +32,12 @@ class AgreementSection(AnalysisSection):
         fractions = {s.get("fraction") for s in self.store.results.settings.get("agreement", [])}
         return agreement_names(next(iter(fractions)) if len(fractions) == 1 and None not in fractions else None)
 
-    @param.depends("store.results", "store.state.split", "store.state.agreement", watch=True)
-    @drawing
-    def _draw(self) -> None:
-        store, split, stat = self.store, self.store.state.split, self.store.state.agreement
-        title = f"## Do the methods agree? ({split} split)"
-        rows = self.split_rows(title)
-        if rows is None:
-            return
+    @param.depends("store.state.agreement", watch=True)
+    def _on_measure(self) -> None:
+        self._draw()
+
+    def draw_rows(self, title: str, split: str, rows: pd.DataFrame) -> None:
+        store, stat = self.store, self.store.state.agreement
         stats = agreement_stats(rows)
         names = self._names()
         # symmetric matrix: each pair is stored once, the heatmap shows it on both sides

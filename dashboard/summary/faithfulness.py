@@ -7,11 +7,10 @@ from typing import Any
 
 import pandas as pd
 import panel as pn
-import param
 
 from engine.results import faithfulness_stats
 
-from ..charts import drawing, hv
+from ..charts import hv
 from ..formatting import based_on
 from .section import AnalysisSection, chart, text
 
@@ -26,6 +25,7 @@ def _whiskers_on_top(plot: Any, _element: Any) -> None:
 
 class FaithfulnessSection(AnalysisSection):
     key = "faithfulness"
+    question = "Are the maps faithful to the model?"
     css_classes = ["pe-faithfulness-summary"]
 
     def _bars(self, stats: pd.DataFrame, value: str, title: str, ylabel: str) -> Any:
@@ -41,14 +41,7 @@ class FaithfulnessSection(AnalysisSection):
         errors = hv().ErrorBars(d, "Method", ["mean", "std"]).opts(line_width=2, color="#111", hooks=[_whiskers_on_top])
         return bars * errors
 
-    @param.depends("store.results", "store.state.split", watch=True)
-    @drawing
-    def _draw(self) -> None:
-        split = self.store.state.split
-        title = f"## Are the maps faithful to the model? ({split} split)"
-        rows = self.split_rows(title)
-        if rows is None:
-            return
+    def draw_rows(self, title: str, split: str, rows: pd.DataFrame) -> None:
         stats = faithfulness_stats(rows)
         blocks = []
         for start in sorted(stats["start"].unique()):

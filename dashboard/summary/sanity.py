@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import html
+
 import pandas as pd
 import panel as pn
-import param
 
 from engine.metrics import SANITY_PASS_THRESHOLD
 from engine.results import sanity_stats
@@ -26,6 +26,7 @@ def verdict_html(n: int, passed: int) -> str:
 
 class SanitySection(AnalysisSection):
     key = "sanity"
+    question = "Sanity check: does the map depend on the model's weights?"
     css_classes = ["pe-sanity-summary"]
 
     def _table(self, stats: pd.DataFrame) -> str:
@@ -40,13 +41,7 @@ class SanitySection(AnalysisSection):
                                                                    "mean final Spearman ρ"))
                 + "</tr>" + "".join(body) + "</table>")
 
-    @param.depends("store.results", "store.state.split", watch=True)
-    def _draw(self) -> None:
-        split = self.store.state.split
-        title = f"## Sanity check: does the map depend on the model's weights? ({split} split)"
-        rows = self.split_rows(title)
-        if rows is None:
-            return
+    def draw_rows(self, title: str, split: str, rows: pd.DataFrame) -> None:
         stats = sanity_stats(rows)
         self.show([
             pn.pane.Markdown(title),

@@ -9,7 +9,7 @@ import pandas as pd
 import panel as pn
 import param
 
-from ..charts import hv
+from ..charts import drawing, hv
 from .results import ResultsStore, analysis_command
 
 SPLIT_NOTE = "change the split in the sidebar"
@@ -69,6 +69,21 @@ class Section(pn.viewable.Viewer):
 
 class AnalysisSection(Section):
     """A section over one analysis table (agreement, faithfulness, sanity) of the state's split."""
+
+    question = ""  # the heading, before the split
+
+    @param.depends("store.results", "store.state.split", watch=True)
+    @drawing
+    def _draw(self) -> None:
+        split = self.store.state.split
+        heading = f"## {self.question} ({split} split)"
+        rows = self.split_rows(heading)
+        if rows is not None:
+            self.draw_rows(heading, split, rows)
+
+    def draw_rows(self, heading: str, split: str, rows: pd.DataFrame) -> None:
+        """Draw the split's rows (there are some) under ``heading``."""
+        raise NotImplementedError
 
     def split_rows(self, title: str) -> pd.DataFrame | None:
         """The current split's rows of the analysis. When there are none, the section says why
