@@ -100,7 +100,8 @@ class Dashboard(pn.viewable.Viewer):
         self.results = ResultsStore(self.state, engine)
         self.image_view = ImageView(self.store)
         self.analysis = AnalysisView(self.store, engine)
-        self.summary = SummaryView(self.results)
+        self._summary: SummaryView | None = None
+        self.summary_tab = pn.Column(sizing_mode="stretch_width")
         self.exports = ExportBar(self.store, self.results)
         self.notice = pn.pane.Alert("", alert_type="warning", visible=False, sizing_mode="stretch_width",
                                     css_classes=["pe-notice"])
@@ -112,14 +113,29 @@ class Dashboard(pn.viewable.Viewer):
         self.tabs.active = TABS.index(self.state.tab)
         self.tabs.param.watch(lambda e: setattr(self.state, "tab", TABS[e.new]), "active")
         self.state.param.watch(lambda e: setattr(self.tabs, "active", TABS.index(e.new)), "tab")
+        self.state.param.watch(self._open_summary, "tab")
+        self._open_summary()
         self.main = pn.Column(self.notice, self.tabs, sizing_mode="stretch_width")
 
     def _tab_content(self, tab: str) -> pn.viewable.Viewable:
         if tab == "image":
             return pn.Column(self.image_view, self.analysis, sizing_mode="stretch_width")
         if tab == "summary":
-            return self.summary
+            return self.summary_tab
         return pn.pane.Markdown(ABOUT, sizing_mode="stretch_width", styles={"font-size": "16px", "max-width": "950px"})
+
+    @property
+    def summary(self) -> SummaryView:
+        """The summary tab's view, built the first time it is needed: its charts take a third of a
+        second to build, which a session that never opens the tab should not spend."""
+        if self._summary is None:
+            self._summary = SummaryView(self.results)
+            self.summary_tab.objects = [self._summary]
+        return self._summary
+
+    def _open_summary(self, *_: Any) -> None:
+        if self.state.tab == "summary":
+            _ = self.summary  # built on first use
 
     def _show_notices(self, *_: Any) -> None:
         notes = self.state.notices

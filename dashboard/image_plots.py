@@ -9,7 +9,8 @@ y growing downwards like the array rows, so images stand upright.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator
 
 import numpy as np
 from bokeh.models import ColorBar, ColumnDataSource, HoverTool, LinearColorMapper, Range1d
@@ -36,6 +37,21 @@ def shared_ranges(size: int) -> tuple[Range1d, Range1d]:
 def _source(image: np.ndarray) -> ColumnDataSource:
     h, w = image.shape[:2]
     return ColumnDataSource({"image": [image], "x": [0], "y": [0], "dw": [w], "dh": [h]})
+
+
+@contextmanager
+def one_message() -> Iterator[None]:
+    """Changes made inside reach the browser as one message where this thread may send them
+    (no server, or the session's own event loop); elsewhere Panel schedules each as usual."""
+    from panel.io.document import unlocked
+    from panel.io.state import state
+
+    doc = state.curdoc
+    if doc is not None and doc.session_context is not None and not state._unblocked(doc):
+        yield
+        return
+    with unlocked():
+        yield
 
 
 def _in_session(model: Any, update: Callable[[], None]) -> None:

@@ -13,11 +13,10 @@ from typing import Any
 import pandas as pd
 import panel as pn
 import param
-from panel.io.document import unlocked
 
 from .image_html import (highlight_winner, legend_html, method_card_html, prediction_html, slow_warning_html,
                          table_frame, title_html, verdict_html)
-from .image_plots import ImagePlot, heat_plot, recon_plot, rgb_plot, shared_ranges, show_extent
+from .image_plots import ImagePlot, heat_plot, one_message, recon_plot, rgb_plot, shared_ranges, show_extent
 from .store import ExplanationStore
 
 PANE_SIZE = 240
@@ -101,7 +100,7 @@ class ImageView(pn.viewable.Viewer):
             self._alert.visible = True
             self._content.visible = False
         elif store.explanation is not None:
-            with unlocked():  # one message to the browser for the whole redraw
+            with one_message():
                 self._draw(store.explanation, store.pictures)
 
     def _draw(self, ex: Any, pics: Any) -> None:

@@ -86,11 +86,13 @@ class ResultsStore(param.Parameterized):
         self.directory = results_dir(engine.models_dir)
         self._win_rates: dict[str, pd.DataFrame] = {}
         self.load()
+        state.param.watch(lambda _e: self._check_score(self.scores), "score")
 
     def load(self) -> None:
         """(Re)read the results; every section redraws."""
         res = cached_results(self.directory)
         self._win_rates = {}
+        self._check_score(res.scores or ["tko"])  # before any section draws the new results
         present = (set(res.tko["method"]) | set(res.win_rates["method"])) if res.available else set(self.labels)
         self.param.update(results=res, colours=method_colours({m: self.label(m) for m in self.method_order(present)}))
 
@@ -104,15 +106,14 @@ class ResultsStore(param.Parameterized):
         """The localisation scores the results hold (TKO at least)."""
         return self.results.scores or ["tko"]
 
-    def accept_score(self) -> bool:
-        """Whether the results hold the state's score; if not, fall back to TKO with a notice."""
-        if self.state.score in self.scores:
-            return True
+    def _check_score(self, scores: list[str]) -> None:
+        """A score the results lack (e.g. from a shared link) falls back to TKO, with a notice."""
+        if self.state.score in scores:
+            return
         self.state.notices = list(self.state.notices) + [
             f"These results have no {LOCALISATION_SCORES[self.state.score].label} column; winners are decided by "
             "Top-K overlap."]
         self.state.score = "tko"
-        return False
 
     def win_rates(self, score: str | None = None) -> pd.DataFrame:
         """Win rates per seed, split, class and method with ``score`` deciding each image's winner.

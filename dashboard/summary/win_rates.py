@@ -42,9 +42,9 @@ class WinRatesSection(Section):
     def _draw(self) -> None:
         store = self.store
         self._score_select.options = {score_name(s): s for s in store.scores}
-        if not store.accept_score():
-            return  # the state fell back to TKO, which drew the section again
         score = store.state.score
+        if score not in store.scores:
+            return  # the store falls back to TKO, and the section draws again
         self._score_select.value = score
         res = store.results
         rates = store.win_rates()
