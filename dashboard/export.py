@@ -182,6 +182,7 @@ def figure_html(ex: Any, pics: Pictures) -> io.BytesIO:
     """Standalone HTML (Bokeh JS inlined, works offline) of the per-image figure."""
     from bokeh.core.validation import silence
     from bokeh.core.validation.warnings import FIXED_SIZING_MODE
+    from bokeh.document import Document
     from bokeh.embed import file_html
     from bokeh.layouts import column
     from bokeh.models import Div
@@ -189,6 +190,9 @@ def figure_html(ex: Any, pics: Pictures) -> io.BytesIO:
 
     silence(FIXED_SIZING_MODE, True)  # the figures size their frames; the check does not apply
     root = column(Div(text=_summary_html(ex), width=1000), figure_grid(ex, pics))
+    # a document of its own: Bokeh's current one is process-wide, and server sessions in other
+    # threads swap it in and out
+    Document().add_root(root)
     text = file_html(root, INLINE, f"Pixel Evidence: {ex.image_id} (seed {ex.seed}, {ex.split})")
     # Panel registers its own Bokeh extensions (tables, ESM shims) by server-relative path; the
     # figure uses none of them and a saved file cannot load them, so drop those references.
