@@ -2,10 +2,16 @@
 
 1. Widget change -> updated view, in process: the dashboard's ``Dashboard`` viewer is built
    on the benchmark's engine and rendered to Bokeh models (as a served page would be);
-   pressing "Next" (``state.step(1)``) runs the view's watcher, which asks the engine and
-   redraws before it returns. Cold = the engine's cache cleared first; warm = images
-   already cached.
-2. Peak RSS: ``panel serve app.py`` as a subprocess on a free loopback port, then headless
+   pressing "Next" (``state.step(1)``) makes the explanation store ask the engine; without a
+   server session its coroutine runs to completion at once, so the step returns with the
+   view redrawn. Cold = the engine's cache cleared first; warm = images already cached.
+2. Ten sessions at once, in process: ten ``Dashboard`` viewers, each with its own Bokeh
+   document, move to another image in ten threads at the same moment (cold: nothing cached,
+   the engine serialises the model calls; warm: every image cached). Per session: the
+   latency of the step, the time its drawing took, and the time between its answer being
+   ready and its drawing starting, which is what a session would spend waiting for another
+   session's drawing behind a shared lock.
+3. Peak RSS: ``panel serve app.py`` as a subprocess on a free loopback port, then headless
    Chromium (Playwright) opens 1, and then 10 concurrent sessions; the server's RSS is
    sampled from ``/proc`` until every page shows its method rows or the time limit is hit.
    Every step is bounded in time; the server and browser are stopped at the end.
@@ -45,21 +51,32 @@ def _pct(xs, q):
 
 # ------------------------------------------------------------------ in-process widget latency
 
-def widget_latency(engine, seed: int, clock, warm_changes: int = 40) -> dict[str, Any]:
+def _session(engine):
+    """A dashboard as a served session has it: its own document, its first image shown."""
     import panel as pn
+    from bokeh.document import Document
 
     from dashboard.app import Dashboard
 
     dash = Dashboard(engine)
-    pn.panel(dash).get_root()  # Bokeh models exist, as for a served session
-    state, view = dash.state, dash.image_view
+    pn.panel(dash).get_root(Document())  # Bokeh models exist, as for a served session
+    dash.store.refresh()
+    return dash
+
+
+def _defect_pool(engine) -> list[str]:
+    return [i for i in engine.image_ids("test") if engine.sample(i).has_mask]
+
+
+def widget_latency(engine, seed: int, clock, warm_changes: int = 40) -> dict[str, Any]:
+    dash = _session(engine)
+    state, store = dash.state, dash.store
     state.seed = seed
-    pool = [i for i in engine.image_ids("test") if engine.sample(i).has_mask]
-    state.go_to(pool[0])
+    state.go_to(_defect_pool(engine)[0])
     ids = state.image_ids
 
     def shown() -> str | None:
-        ex = view.explanation
+        ex = store.explanation
         return ex.image_id if ex is not None else None
 
     # cold: the next image, nothing cached
@@ -82,6 +99,84 @@ def widget_latency(engine, seed: int, clock, warm_changes: int = 40) -> dict[str
     return {"what": "'Next image' in the sidebar (state.step) -> view redrawn", "cold_s": statistics.median(colds),
             "cold_samples_s": colds, "warm_changes": len(warm), "warm_p50_ms": _pct(warm, 50),
             "warm_p95_ms": _pct(warm, 95), "scope": "in-process Dashboard viewer with Bokeh models"}
+
+
+# ------------------------------------------------------------------ ten sessions at once
+
+class _DrawLog:
+    """Per session: when its answer was ready, when its drawing started and ended."""
+
+    def __init__(self, dash):
+        self.ready = self.start = self.end = math.nan
+        store, view = dash.store, dash.image_view
+        compute, draw = store._compute, view._draw
+
+        def timed_compute(req):
+            out = compute(req)
+            self.ready = time.perf_counter()
+            return out
+
+        def timed_draw(ex, pics):
+            self.start = time.perf_counter()
+            try:
+                return draw(ex, pics)
+            finally:
+                self.end = time.perf_counter()
+
+        store._compute, view._draw = timed_compute, timed_draw
+
+
+def _at_once(sessions, targets) -> list[float]:
+    """Every session goes to its target image in its own thread, all released together;
+    returns each session's latency (seconds)."""
+    barrier = threading.Barrier(len(sessions))
+    latency = [math.nan] * len(sessions)
+
+    def press(i: int) -> None:
+        barrier.wait()
+        t0 = time.perf_counter()
+        sessions[i].state.go_to(targets[i])
+        latency[i] = time.perf_counter() - t0
+
+    threads = [threading.Thread(target=press, args=(i,)) for i in range(len(sessions))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for dash, image_id in zip(sessions, targets):
+        if dash.store.explanation is None or dash.store.explanation.image_id != image_id:
+            raise RuntimeError("a session did not show its image after the concurrent change")
+    return latency
+
+
+def _round(sessions, logs, targets) -> dict[str, Any]:
+    latency = _at_once(sessions, targets)
+    draws = [(log.end - log.start) * 1000 for log in logs]
+    waits = [max(0.0, log.start - log.ready) * 1000 for log in logs]
+    return {"latency_p50_ms": _pct([x * 1000 for x in latency], 50), "latency_max_ms": max(latency) * 1000,
+            "draw_p50_ms": _pct(draws, 50), "draw_max_ms": max(draws),
+            "wait_for_drawing_max_ms": max(waits), "wait_for_drawing_p50_ms": _pct(waits, 50)}
+
+
+def concurrent_sessions(engine, seed: int, n: int = 10) -> dict[str, Any]:
+    """``n`` sessions each move to another image at the same moment (see the module docstring)."""
+    pool = _defect_pool(engine)
+    sessions = [_session(engine) for _ in range(n)]
+    for dash in sessions:
+        dash.state.seed = seed
+    logs = [_DrawLog(dash) for dash in sessions]
+    first = [pool[i % len(pool)] for i in range(n)]
+    second = [pool[(i + n) % len(pool)] for i in range(n)]
+    _at_once(sessions, first)  # both sets of images computed and cached, unmeasured
+    _at_once(sessions, second)
+    alone = _round(sessions[:1], logs[:1], first[:1])  # one session by itself: the reference
+    _at_once(sessions[:1], second[:1])
+    warm = _round(sessions, logs, first)  # every image cached: only drawing is left
+    engine.clear_cache()
+    cold = _round(sessions, logs, second)  # nothing cached: the model calls queue up in the engine
+    return {"sessions": n, "alone": alone, "cold": cold, "warm": warm,
+            "what": "each session moves to another image at the same moment, in its own thread; wait_for_drawing: "
+                    "from its answer being ready to its drawing starting"}
 
 
 # ------------------------------------------------------------------ server memory
@@ -214,7 +309,7 @@ def _log_tail(path: Path, lines: int = 8) -> str:
 
 
 def measure(engine, seed: int, cfg, clock, model_info: dict, scratch: Path) -> dict[str, Any]:
-    result: dict[str, Any] = {"status": "", "widget_change": {}, "rss": {}, "note": ""}
+    result: dict[str, Any] = {"status": "", "widget_change": {}, "sessions": {}, "rss": {}, "note": ""}
     notes = []
     try:
         result["widget_change"] = widget_latency(engine, seed, clock, cfg.widget_changes)
@@ -223,6 +318,19 @@ def measure(engine, seed: int, cfg, clock, model_info: dict, scratch: Path) -> d
         widget_ok = False
         log.exception("dashboard widget latency failed")
         notes.append(f"widget latency failed ({type(exc).__name__}: {exc})")
+    try:
+        result["sessions"] = together = concurrent_sessions(engine, seed)
+        notes.append(
+            f"{together['sessions']} sessions changing image at once, per session: cold latency p50 "
+            f"{together['cold']['latency_p50_ms']:.0f} ms (max {together['cold']['latency_max_ms']:.0f}); warm "
+            f"latency p50 {together['warm']['latency_p50_ms']:.0f} ms (max {together['warm']['latency_max_ms']:.0f}; "
+            f"one session alone {together['alone']['latency_p50_ms']:.0f}); drawing p50 "
+            f"{together['warm']['draw_p50_ms']:.0f} ms; longest wait between an answer and its drawing "
+            f"{max(together['cold']['wait_for_drawing_max_ms'], together['warm']['wait_for_drawing_max_ms']):.0f} ms")
+    except Exception as exc:  # noqa: BLE001
+        widget_ok = False
+        log.exception("dashboard concurrent sessions failed")
+        notes.append(f"concurrent sessions failed ({type(exc).__name__}: {exc})")
     server_ok = False
     server_log = Path(scratch) / "server.log"
     if not cfg.server:

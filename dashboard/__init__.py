@@ -1,13 +1,20 @@
 """The Pixel Evidence browser dashboard (Panel).
 
-Modules:
+Two stores hold what changes; views depend on a store, never on one another:
 
-- ``app``: the page (template, sidebar, tabs, downloads) and ``create_app``;
-- ``state``: the one state object every view depends on, its validation and URL sync;
-- ``image_view``: the per-image view (maps, top-K pictures, scores, ranking);
-- ``summary_view``: win rates, TKO distributions, training curves, confusion matrix;
-- ``export``: PNG / HTML / CSV downloads built in memory;
-- ``figures``: numpy pictures and HoloViews elements, colour meanings;
+- ``state``: the user's choices (seed, split, class, image, methods, ...), validated and in the URL;
+- ``store``: the per-image tab's request, explanation, pictures, errors and ``computing``;
+- ``summary``: the results store of the summary tab and one section viewer per question;
+
+and the views and the pieces they are made of:
+
+- ``app``: the page (template, sidebar, tabs) and ``create_app``;
+- ``image_view`` / ``image_html`` / ``image_plots``: the per-image view, its words and its
+  Bokeh image panes (built once per session, updated in place);
+- ``analysis_view`` / ``analysis_charts``: agreement, faithfulness and sanity of the image;
+- ``export_bar`` / ``export``: the download buttons and the PNG / HTML / CSV they build in memory;
+- ``pictures``: numpy pictures of an explanation; ``colours`` / ``formatting``: what colours
+  and written numbers mean; ``charts``: HoloViews for the charts, behind one lock;
 - ``host``: the shared engine (one per process), warm-up, set-up problems;
 - ``catalogue`` / ``config``: what can be shown; where data and models are.
 

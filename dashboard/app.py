@@ -14,14 +14,15 @@ from typing import Any
 
 import panel as pn
 
-from . import export
 from .analysis_view import AnalysisView
 from .catalogue import Catalogue
 from .config import AppConfig
+from .export_bar import ExportBar
 from .host import EngineHost, SetupProblem, get_host
 from .image_view import ImageView
 from .state import TAB_LABELS, TABS, DashboardState, bind_location
-from .summary_view import SummaryView
+from .store import ExplanationStore
+from .summary import ResultsStore, SummaryView
 
 log = logging.getLogger("pixel_evidence.dashboard")
 
@@ -81,65 +82,6 @@ def problem_view(problem: SetupProblem) -> pn.viewable.Viewable:
     return pn.pane.HTML(body, sizing_mode="stretch_width")
 
 
-class ExportBar(pn.viewable.Viewer):
-    """Download buttons for the current image and the current seed's results."""
-
-    def __init__(self, image_view: ImageView, summary: SummaryView | None, **params: Any):
-        super().__init__(**params)
-        self.image_view = image_view
-        self.summary = summary
-        self.png = pn.widgets.FileDownload(callback=self._png, filename="figure.png", label="Figure (PNG)",
-                                           color="primary", sizing_mode="stretch_width")
-        self.html = pn.widgets.FileDownload(callback=self._html, filename="figure.html",
-                                            label="Figure (HTML, works offline)", sizing_mode="stretch_width")
-        self.ranking = pn.widgets.FileDownload(callback=self._ranking, filename="ranking.csv",
-                                               label="Ranking of this image (CSV)", sizing_mode="stretch_width")
-        self.rows = pn.widgets.FileDownload(callback=self._rows, filename="results.csv",
-                                            label="Results of this seed (CSV)", sizing_mode="stretch_width")
-        image_view.param.watch(self._names, "explanation")
-        self._names()
-
-    def _names(self, *_: Any) -> None:
-        ex = self.image_view.explanation
-        if ex is not None:
-            stem = export.file_stem(ex)
-            self.png.filename = f"{stem}.png"
-            self.html.filename = f"{stem}.html"
-            self.ranking.filename = f"{stem}_ranking.csv"
-        seed = self.image_view.state.seed
-        self.rows.filename = f"pixel-evidence_seed{seed}_results.csv"
-        self.rows.disabled = not self._has_rows()
-        self.rows.label = (f"Results of seed {seed} (CSV)" if not self.rows.disabled
-                           else f"Results of seed {seed}: none yet")
-
-    def _has_rows(self) -> bool:
-        res = getattr(self.summary, "results", None)
-        return bool(res is not None and res.available)
-
-    def _png(self):
-        ex, pics = self.image_view.explanation, self.image_view.pictures
-        return export.figure_png(ex, pics) if ex is not None else None
-
-    def _html(self):
-        ex, pics = self.image_view.explanation, self.image_view.pictures
-        return export.figure_html(ex, pics) if ex is not None else None
-
-    def _ranking(self):
-        ex = self.image_view.explanation
-        return export.ranking_csv(ex) if ex is not None else None
-
-    def _rows(self):
-        """This seed's rows of ``tko_table.csv``; without results, the current image's ranking."""
-        res = getattr(self.summary, "results", None)
-        seed = int(self.image_view.state.seed)
-        if res is not None and res.available:
-            return export.table_csv(res.seed_rows(seed))
-        return self._ranking()
-
-    def __panel__(self) -> pn.viewable.Viewable:
-        return pn.Column(self.png, self.html, self.ranking, self.rows, sizing_mode="stretch_width")
-
-
 class Dashboard(pn.viewable.Viewer):
     """Everything of one session, once the engine is ready."""
 
@@ -153,10 +95,14 @@ class Dashboard(pn.viewable.Viewer):
             bind_location(self.state, location)
         elif query:
             self.state.apply_query(query)
-        self.image_view = ImageView(self.state, engine, host=host)
-        self.analysis = AnalysisView(self.image_view, engine)
-        self.summary = SummaryView(self.state, engine)
-        self.exports = ExportBar(self.image_view, self.summary)
+        # two stores, several views each; no view holds another
+        self.store = ExplanationStore(self.state, engine, host=host)
+        self.results = ResultsStore(self.state, engine)
+        self.image_view = ImageView(self.store)
+        self.analysis = AnalysisView(self.store, engine)
+        self._summary: SummaryView | None = None
+        self.summary_tab = pn.Column(sizing_mode="stretch_width")
+        self.exports = ExportBar(self.store, self.results)
         self.notice = pn.pane.Alert("", alert_type="warning", visible=False, sizing_mode="stretch_width",
                                     css_classes=["pe-notice"])
         self._show_notices()
@@ -167,14 +113,29 @@ class Dashboard(pn.viewable.Viewer):
         self.tabs.active = TABS.index(self.state.tab)
         self.tabs.param.watch(lambda e: setattr(self.state, "tab", TABS[e.new]), "active")
         self.state.param.watch(lambda e: setattr(self.tabs, "active", TABS.index(e.new)), "tab")
+        self.state.param.watch(self._open_summary, "tab")
+        self._open_summary()
         self.main = pn.Column(self.notice, self.tabs, sizing_mode="stretch_width")
 
     def _tab_content(self, tab: str) -> pn.viewable.Viewable:
         if tab == "image":
             return pn.Column(self.image_view, self.analysis, sizing_mode="stretch_width")
         if tab == "summary":
-            return self.summary
+            return self.summary_tab
         return pn.pane.Markdown(ABOUT, sizing_mode="stretch_width", styles={"font-size": "16px", "max-width": "950px"})
+
+    @property
+    def summary(self) -> SummaryView:
+        """The summary tab's view, built the first time it is needed: its charts take a third of a
+        second to build, which a session that never opens the tab should not spend."""
+        if self._summary is None:
+            self._summary = SummaryView(self.results)
+            self.summary_tab.objects = [self._summary]
+        return self._summary
+
+    def _open_summary(self, *_: Any) -> None:
+        if self.state.tab == "summary":
+            _ = self.summary  # built on first use
 
     def _show_notices(self, *_: Any) -> None:
         notes = self.state.notices
@@ -203,11 +164,10 @@ class Dashboard(pn.viewable.Viewer):
         count = pn.pane.HTML(self._count(), css_classes=["pe-count"], margin=(12, 5), width=70)
         s.param.watch(lambda *_: setattr(count, "object", self._count()), ["image_id", "image_class", "split"])
         methods = pn.widgets.MultiChoice.from_param(s.param.methods, sizing_mode="stretch_width")
-        target = pn.widgets.RadioButtonGroup(label="Target", options={"predicted class": "predicted",
-                                                                      "true class": "true"},
-                                             value=s.target, color="primary", variant="outline",
-                                             sizing_mode="stretch_width")
-        target.link(s, value="target", bidirectional=True)
+        target = pn.widgets.RadioButtonGroup.from_param(s.param.target, options={"predicted class": "predicted",
+                                                                                 "true class": "true"},
+                                                        color="primary", variant="outline",
+                                                        sizing_mode="stretch_width")
         # any user action after the first page clears the notices about the URL
         s.param.watch(self._dismiss_notices, ["seed", "split", "image_class", "image_id", "methods", "target"])
         self.controls = dict(seed=seed, split=split, cls=cls, image=image, prev=prev, next=nxt, count=count,
@@ -283,6 +243,7 @@ def create_app(config: AppConfig | None = None, *, engine: Any = None, host: Eng
         template.dashboard = dash
         sidebar.objects = [dash.widgets]
         main.objects = [dash]
+        dash.store.refresh()  # the first image, drawn into the page's models
         log.info("session view ready in %.2f s", time.perf_counter() - started)
 
     if location is None:  # no browser session (tests, notebooks): build now

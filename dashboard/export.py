@@ -10,8 +10,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import figures
-from .image_view import fmt, fmt_lift, rank_label, ranking_frame, result_label
+from .colours import HEAT_CMAP, PIXEL_LEGEND, RECON_CMAP
+from .formatting import fmt, fmt_lift, rank_label, result_label
+from .image_html import ranking_frame
+from .pictures import Pictures
 
 RANKING_COLUMNS = ["seed", "split", "image_id", "class", "predicted", "correct", "target", "method", "label",
                    "k", "n", "tko", "chance", "lift", "iou", "rank", "win_share", "ig_relative_delta"]
@@ -52,7 +54,7 @@ def file_stem(ex: Any) -> str:
 # ----------------------------------------------------------------------------- PNG
 
 
-def figure_png(ex: Any, pics: figures.Pictures, dpi: int = 110) -> io.BytesIO:
+def figure_png(ex: Any, pics: Pictures, dpi: int = 110) -> io.BytesIO:
     """The per-image figure drawn with matplotlib's object API (no pyplot: thread-safe)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -82,21 +84,20 @@ def figure_png(ex: Any, pics: figures.Pictures, dpi: int = 110) -> io.BytesIO:
     show(fig.add_subplot(grid[0, 0]), pics.image, "Image")
     show(fig.add_subplot(grid[0, 1]), pics.mask_overlay, "Ground-truth defect" if ex.k else "No defect (K = 0)")
     ax = fig.add_subplot(grid[0, 2])
-    im = show(ax, pics.reconstruction, "Decoder reconstruction P(defect)", cmap=figures.RECON_CMAP, vmin=0, vmax=1)
+    im = show(ax, pics.reconstruction, "Decoder reconstruction P(defect)", cmap=RECON_CMAP, vmin=0, vmax=1)
     outline(ax)
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02)
     ranks = [r.rank for r in ex.methods.values()]
     for i, key in enumerate(keys, start=1):
         r, pic = ex.methods[key], pics.methods[key]
         ax = fig.add_subplot(grid[i, 0])
-        show(ax, figures.grey(pics.image).astype(np.uint8), "")
-        im = ax.imshow(pic.heat, cmap=figures.HEAT_CMAP, vmin=0, vmax=1, alpha=0.72, interpolation="nearest")
+        show(ax, pics.grey, "")
+        im = ax.imshow(pic.heat, cmap=HEAT_CMAP, vmin=0, vmax=1, alpha=0.72, interpolation="nearest")
         ax.set_title(f"{r.label}\nheatmap ÷ its 99.5th percentile", fontsize=11)
         outline(ax)
         fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02)
         ax = fig.add_subplot(grid[i, 1])
-        show(ax, pic.topk if ex.rankable else figures.grey(pics.image, 0.45).astype(np.uint8),
-             f"{r.label}\ntop-K pixels" if ex.rankable else f"{r.label}\nno top K (K = 0)")
+        show(ax, pic.topk, f"{r.label}\ntop-K pixels" if ex.rankable else f"{r.label}\nno top K (K = 0)")
         ax = fig.add_subplot(grid[i, 2])
         ax.axis("off")
         if ex.rankable:
@@ -113,7 +114,7 @@ def figure_png(ex: Any, pics: figures.Pictures, dpi: int = 110) -> io.BytesIO:
         for text, size, weight in lines:
             ax.text(0.02, y, text, fontsize=size, fontweight=weight, va="top", transform=ax.transAxes)
             y -= 0.06 + size / 110
-    handles = [Patch(facecolor=c, edgecolor="#333", label=name) for name, c, _ in figures.PIXEL_LEGEND]
+    handles = [Patch(facecolor=c, edgecolor="#333", label=name) for name, c, _ in PIXEL_LEGEND]
     handles.append(Patch(facecolor="none", edgecolor="#333", label="white outline = defect"))
     fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=10, frameon=False,
                title="Top-K pixels (ties at the cut-off count fractionally)", title_fontsize=10)
@@ -126,20 +127,28 @@ def figure_png(ex: Any, pics: figures.Pictures, dpi: int = 110) -> io.BytesIO:
 # ----------------------------------------------------------------------------- HTML
 
 
-def figure_layout(ex: Any, pics: figures.Pictures, size: int = 240):
-    """The per-image figure as one HoloViews layout, three per row (linked pan and zoom)."""
-    hv = figures._hv()
+def figure_grid(ex: Any, pics: Pictures, size: int = 240):
+    """The per-image figure as one Bokeh grid, three per row, the panes panning and zooming
+    together: the same figures the dashboard shows."""
+    from bokeh.layouts import gridplot
 
-    els = [figures.rgb_element(pics.image, "Image", size, toolbar=True),
-           figures.rgb_element(pics.mask_overlay, "Ground-truth defect" if ex.k else "No defect (K = 0)", size),
-           figures.recon_element(pics.reconstruction, pics.edge, "Decoder reconstruction", size)]
+    from .image_plots import heat_plot, recon_plot, rgb_plot, shared_ranges, show_extent
+
+    h, w = ex.image.shape[:2]
+    ranges = shared_ranges(max(h, w))
+    show_extent(ranges, w, h)
+    panes = [(rgb_plot(ranges, size, toolbar=True), ("Image", pics.image)),
+             (rgb_plot(ranges, size), ("Ground-truth defect" if ex.k else "No defect (K = 0)", pics.mask_overlay)),
+             (recon_plot(ranges, size), ("Decoder reconstruction", pics.reconstruction, pics.outline))]
     for key, r in ex.methods.items():
         pic = pics.methods[key]
-        els.append(figures.heat_element(pics.image, pic.heat, f"{r.label}: heatmap", size, pics.edge))
-        els.append(figures.rgb_element(pic.topk if ex.rankable else figures.grey(pics.image, 0.45).astype(np.uint8),
-                                       f"{r.label}: top-K pixels", size))
-        els.append(hv.Empty())
-    return hv.Layout(els).cols(3).opts(shared_axes=True)
+        panes.append((heat_plot(ranges, size), (f"{r.label}: heatmap", pics.grey, pic.heat, pics.outline)))
+        panes.append((rgb_plot(ranges, size), (f"{r.label}: top-K pixels", pic.topk)))
+        panes.append((None, ()))
+    for plot, data in panes:
+        if plot is not None:
+            plot.show(*data)
+    return gridplot([p.figure if p is not None else None for p, _ in panes], ncols=3, toolbar_location="above")
 
 
 def _summary_html(ex: Any) -> str:
@@ -151,7 +160,7 @@ def _summary_html(ex: Any) -> str:
            else "<td></td>") + "</tr>"
         for r in (ex.methods[m] for m in ranking_frame(ex)["method"]))
     legend = " ".join(f'<span style="background:{c};padding:0 9px;border:1px solid #333"></span>&nbsp;{name}&nbsp;&nbsp;'
-                      for name, c, _ in figures.PIXEL_LEGEND)
+                      for name, c, _ in PIXEL_LEGEND)
     status = "correct" if ex.correct else "<b style='color:#D55E00'>MISCLASSIFIED</b>"
     k_text = (f"K = {ex.k:,} defect pixels of N = {ex.n:,}; chance TKO = K/N = {ex.k / ex.n:.4f}" if ex.k
               else "No defect pixels (K = 0): nothing to rank, no winner.")
@@ -169,19 +178,21 @@ def _summary_html(ex: Any) -> str:
 </div>"""
 
 
-def figure_html(ex: Any, pics: figures.Pictures) -> io.BytesIO:
+def figure_html(ex: Any, pics: Pictures) -> io.BytesIO:
     """Standalone HTML (Bokeh JS inlined, works offline) of the per-image figure."""
     from bokeh.core.validation import silence
     from bokeh.core.validation.warnings import FIXED_SIZING_MODE
+    from bokeh.document import Document
     from bokeh.embed import file_html
     from bokeh.layouts import column
     from bokeh.models import Div
     from bokeh.resources import INLINE
 
-    hv = figures._hv()
-    silence(FIXED_SIZING_MODE, True)  # HoloViews sizes frames itself; the check does not apply
-    grid = hv.render(figure_layout(ex, pics), backend="bokeh")
-    root = column(Div(text=_summary_html(ex), width=1000), grid)
+    silence(FIXED_SIZING_MODE, True)  # the figures size their frames; the check does not apply
+    root = column(Div(text=_summary_html(ex), width=1000), figure_grid(ex, pics))
+    # a document of its own: Bokeh's current one is process-wide, and server sessions in other
+    # threads swap it in and out
+    Document().add_root(root)
     text = file_html(root, INLINE, f"Pixel Evidence: {ex.image_id} (seed {ex.seed}, {ex.split})")
     # Panel registers its own Bokeh extensions (tables, ESM shims) by server-relative path; the
     # figure uses none of them and a saved file cannot load them, so drop those references.

@@ -162,10 +162,10 @@ class EngineHost:
                    target: str = "predicted") -> bool:
         """Fill the engine's cache for a whole split in the background, once per combination.
 
-        Returns True when the job was queued now. Jobs run one after another in a daemon
-        thread, one image at a time through ``engine.explain`` (exactly what
-        ``engine.precompute`` does), so an interactive request waits at most one model call,
-        and a stopping server is never held up by a half-done split.
+        Returns True when the job was queued now. Jobs run one after another through
+        ``engine.precompute``: one image at a time at background priority, so a person's
+        click waits for at most one forward, and a stopping server is never held up by a
+        half-done split.
         """
         if not self._warm:
             return False
@@ -192,13 +192,11 @@ class EngineHost:
         while not self._stop.is_set():
             seed, split, methods, target = self._queue.get()
             try:
-                ids = engine.image_ids(split)
-                for done, image_id in enumerate(ids, 1):
-                    if self._stop.is_set():
-                        return
-                    engine.explain(seed, split, image_id, methods, target)
-                    self.progress[(seed, split)] = (done, len(ids))
-                log.info("precomputed seed %s %s split (%d images)", seed, split, len(ids))
+                def progress(done: int, total: int, key=(seed, split)) -> None:
+                    self.progress[key] = (done, total)
+
+                n = engine.precompute(seed, split, methods, target, progress=progress, stop=self._stop).result()
+                log.info("precomputed seed %s %s split (%d images)", seed, split, n)
             except Exception:  # noqa: BLE001 - background warm-up only
                 log.exception("background precompute of seed %s %s stopped", seed, split)
 

@@ -178,7 +178,7 @@ def _shown_tkos(page) -> dict[str, str]:
 
 
 def _expected_tkos(engine, seed, split, image_id, methods=("gradcam", "saliency", "ig")) -> dict[str, str]:
-    from dashboard.image_view import fmt
+    from dashboard.formatting import fmt
 
     ex = engine.explain(seed, split, image_id, methods)
     return {k: (fmt(r.tko) if ex.rankable else "—") for k, r in ex.methods.items()}
@@ -237,7 +237,7 @@ def test_class_and_image_changes_update_the_numbers(web, server, engine):
 
 
 def test_ranking_table_matches_the_engine(web, server, engine):
-    from dashboard.image_view import fmt, rank_label
+    from dashboard.formatting import fmt, rank_label
 
     _open(web, server)
     seed = engine.seeds[0]
@@ -311,13 +311,13 @@ def test_bad_url_gets_a_notice(web, server, engine):
 
 
 def test_the_winning_score_lives_in_the_url(web, server, engine):
-    from dashboard.summary_view import _score_name  # the options' labels, which the page's <select> holds
+    from dashboard.formatting import score_name  # the options' labels, which the page's <select> holds
 
     web.goto(f"{server}?tab=summary&score=auroc")
     choice = web.locator(".pe-score-select select")
     choice.wait_for(timeout=TIMEOUT_MS)
-    _eventually(lambda: (choice.input_value() == _score_name("auroc"), choice.input_value()))
-    choice.select_option(label=_score_name("pointing"))
+    _eventually(lambda: (choice.input_value() == score_name("auroc"), choice.input_value()))
+    choice.select_option(label=score_name("pointing"))
     web.wait_for_function("() => window.location.search.includes('score=pointing')")
     # a score these results lack falls back to TKO, with a notice
     web.goto(f"{server}?tab=summary&score=relevance_mass")
@@ -325,7 +325,7 @@ def test_the_winning_score_lives_in_the_url(web, server, engine):
     notice.first.wait_for(timeout=TIMEOUT_MS)
     assert "no relevance mass column" in notice.first.inner_text()
     web.wait_for_function("() => window.location.search.includes('score=tko')")
-    assert choice.input_value() == _score_name("tko")
+    assert choice.input_value() == score_name("tko")
 
 
 def test_the_agreement_measure_lives_in_the_url(web, server):
@@ -363,7 +363,7 @@ def test_ten_sessions_at_once(chromium, server, engine):
 def test_new_method_and_faithfulness_curves(web, server, engine):
     """Pick Grad-CAM++ in the Methods box: its row and number appear; then the deletion /
     insertion curves of the image are computed on request and match the engine."""
-    from dashboard.image_view import fmt
+    from dashboard.formatting import fmt
 
     _open(web, server)
     seed = engine.seeds[0]

@@ -63,9 +63,9 @@ def test_default_state_shows_a_defect_image(dash, engine):
     assert s.image_id == engine.image_ids("test", "crack")[0]
     assert s.methods == ["gradcam", "saliency", "ig"]
     assert s.target == "predicted" and s.tab == "image"
-    ex = dash.image_view.explanation
+    ex = dash.store.explanation
     assert ex is not None and ex.image_id == s.image_id and ex.rankable
-    assert dash.image_view.error == ""
+    assert dash.store.error == ""
     # the widgets carry the labels the issue asks for
     import panel as pn
 
@@ -90,20 +90,20 @@ def test_parameter_changes_call_the_engine(engine, monkeypatch):
 
     s.step(1)
     assert spy.calls[-1][2] == engine.image_ids("test", "crack")[1]
-    assert dash.image_view.explanation.image_id == s.image_id
+    assert dash.store.explanation.image_id == s.image_id
 
     s.target = "true"
     assert spy.calls[-1][4] == "true"
-    assert dash.image_view.explanation.target_mode == "true"
+    assert dash.store.explanation.target_mode == "true"
 
     s.methods = ["saliency"]
     assert spy.calls[-1][3] == ("saliency",)
-    assert list(dash.image_view.explanation.methods) == ["saliency"]
+    assert list(dash.store.explanation.methods) == ["saliency"]
     assert len(dash.image_view._methods_col.objects) == 1
 
     s.seed = engine.seeds[1]
     assert spy.calls[-1][0] == engine.seeds[1]
-    assert dash.image_view.explanation.seed == engine.seeds[1]
+    assert dash.store.explanation.seed == engine.seeds[1]
 
     n = len(spy.calls)
     s.tab = "summary"  # no new computation for a tab switch
@@ -114,8 +114,8 @@ def test_class_change_resets_the_image(dash, engine):
     s = dash.state
     s.image_class = "hole"
     assert s.image_id == engine.image_ids("test", "hole")[0]
-    assert dash.image_view.explanation.image_id == s.image_id
-    assert dash.image_view.explanation.true_class == "hole"
+    assert dash.store.explanation.image_id == s.image_id
+    assert dash.store.explanation.true_class == "hole"
     s.split = "train"
     assert s.image_class == "hole" and s.image_id == engine.image_ids("train", "hole")[0]
     assert s.param.image_id.objects == engine.image_ids("train", "hole")
@@ -143,7 +143,7 @@ def test_invalid_url_values_fall_back_with_a_notice(dash, engine):
     for word in ("999", "no-such-image", "bogus", "sideways", "nope", "loudness", "vibes"):
         assert word in text
     assert dash.notice.visible and "no-such-image" in dash.notice.object
-    assert dash.image_view.explanation.image_id == s.image_id
+    assert dash.store.explanation.image_id == s.image_id
     s.step(1)  # the next user action clears the notices
     assert not dash.notice.visible
 
@@ -186,19 +186,19 @@ def test_location_sync_validates_and_rewrites_the_url(engine):
 def test_good_image_shows_no_winner(dash, engine):
     good = engine.image_ids("test", "good")[0]
     dash.state.go_to(good)
-    ex = dash.image_view.explanation
+    ex = dash.store.explanation
     assert ex.image_id == good and ex.k == 0 and not ex.rankable
     view = dash.image_view
     assert "nothing to rank" in view._verdict.object and "WINNER" not in view._verdict.object
     table = view._table.value
     assert (table["Result"] == "not ranked").all() and (table["TKO"] == "—").all()
-    for _h, _t, _row, card in view._rows.values():
-        assert "WINNER" not in card.object and "shared win" not in card.object
+    for row in view._rows.values():
+        assert "WINNER" not in row.card.object and "shared win" not in row.card.object
     assert ex.winners == []
 
 
 def test_ranking_table_equals_engine_numbers(dash, engine):
-    from dashboard.image_view import fmt, fmt_lift, rank_label
+    from dashboard.formatting import fmt, fmt_lift, rank_label
 
     for image_id in engine.image_ids("test", "crack") + engine.image_ids("test", "hole"):
         dash.state.go_to(image_id)
@@ -213,7 +213,7 @@ def test_ranking_table_equals_engine_numbers(dash, engine):
             assert row["Chance"] == fmt(r.chance, 4)
             assert row["Rank"] == rank_label(r.rank, ranks)
             assert ("winner" in row["Result"] or "shared win" in row["Result"]) == (r.win_share > 0)
-            card = dash.image_view._rows[key][3].object
+            card = dash.image_view._rows[key].card.object
             assert f'data-method="{key}" style="font-size:46px;font-weight:800;line-height:1">{fmt(r.tko)}<' in card
         # best first: the table is sorted by rank
         shown = [ex.methods[k].rank for k in [next(k for k, r in ex.methods.items() if r.label == m)
@@ -222,7 +222,7 @@ def test_ranking_table_equals_engine_numbers(dash, engine):
 
 
 def test_rank_labels_show_ties():
-    from dashboard.image_view import rank_label, result_label
+    from dashboard.formatting import rank_label, result_label
 
     assert rank_label(1.0, [1.0, 2.0, 3.0]) == "1"
     assert rank_label(1.5, [1.5, 1.5, 3.0]) == "1.5 (tie)"
@@ -233,8 +233,8 @@ def test_rank_labels_show_ties():
 
 
 def test_topk_picture_matches_engine_scores(dash, engine):
-    ex = dash.image_view.explanation
-    for key, pic in dash.image_view.pictures.methods.items():
+    ex = dash.store.explanation
+    for key, pic in dash.store.pictures.methods.items():
         assert pic.pixels.tko == pytest.approx(ex.methods[key].tko, abs=1e-12)
         assert 0 <= pic.heat.min() and pic.heat.max() <= 1
 
@@ -242,7 +242,7 @@ def test_topk_picture_matches_engine_scores(dash, engine):
 def test_ranking_csv_rows(dash, engine):
     from dashboard import export
 
-    ex = dash.image_view.explanation
+    ex = dash.store.explanation
     df = pd.read_csv(io.BytesIO(dash.exports._ranking().getvalue()))
     assert len(df) == len(ex.methods)
     assert set(df["method"]) == set(ex.methods)
@@ -277,7 +277,7 @@ def test_png_and_html_exports_are_in_memory(dash, tmp_path, monkeypatch):
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
     page = dash.exports._html().getvalue().decode()
     assert page.lstrip().lower().startswith("<!doctype html") and "Bokeh" in page
-    assert dash.image_view.explanation.image_id in page
+    assert dash.store.explanation.image_id in page
     assert "cdn.bokeh.org" not in page and 'src="static/' not in page  # inline resources: works offline
     assert os.listdir(tmp_path) == [] and set(os.listdir(ROOT)) == before
 
@@ -310,8 +310,8 @@ def test_linked_axes_across_image_panes(dash):
 
 
 def test_ig_delta_and_cost_are_shown(dash):
-    ex = dash.image_view.explanation
-    cards = {k: v[3].object for k, v in dash.image_view._rows.items()}
+    ex = dash.store.explanation
+    cards = {k: v.card.object for k, v in dash.image_view._rows.items()}
     assert "IG convergence gap" in cards["ig"]
     assert f"{100 * ex.methods['ig'].extras['relative_delta']:.1f}%" in cards["ig"]
     for key in ex.methods:
@@ -330,7 +330,7 @@ def test_error_is_shown_not_raised(engine, monkeypatch):
 
     monkeypatch.setattr(engine, "explain", broken)
     dash.state.step(1)
-    assert "disk on fire" in dash.image_view.error
+    assert "disk on fire" in dash.store.error
     assert dash.image_view._alert.visible and not dash.image_view._content.visible
     assert dash.image_view._layout.loading is False
 
@@ -356,15 +356,162 @@ def test_stale_answers_are_dropped(engine, monkeypatch):
     worker = threading.Thread(target=lambda: dash.state.step(1))  # asks for ids[1]: slow
     worker.start()
     for _ in range(200):
-        if view.computing:
+        if dash.store.computing:
             break
         threading.Event().wait(0.02)
-    assert view.computing and view._layout.loading  # the loading indicator is on while it waits
+    assert dash.store.computing and view._layout.loading  # the loading indicator is on while it waits
     dash.state.image_class = "hole"  # the user moves on
     gate.set()
     worker.join(10)
-    assert view.explanation.image_id == engine.image_ids("test", "hole")[0]
+    assert dash.store.explanation.image_id == engine.image_ids("test", "hole")[0]
     assert not view._layout.loading
+
+
+# ----------------------------------------------------------------------------- the explanation store
+#
+# Inside a running event loop (as on the server) a request only schedules the store's
+# coroutine; these tests run one and wait for the store's states through its watchers.
+
+WAIT = 120  # seconds: a bound for a broken store, not a pace; the tiny models answer at once
+
+
+def _store(engine):
+    from dashboard.catalogue import Catalogue
+    from dashboard.state import DashboardState
+    from dashboard.store import ExplanationStore
+
+    return ExplanationStore(DashboardState(Catalogue.from_engine(engine)), engine)
+
+
+class _Gate:
+    """``engine.explain`` held at the gate for one image until ``open()``; records what was published."""
+
+    def __init__(self, engine, monkeypatch, held: str):
+        import threading
+
+        self.held, self.entered, self._gate = held, threading.Event(), threading.Event()
+        original = engine.explain
+
+        def explain(seed, split, image_id, *a, **k):
+            if image_id == held:
+                self.entered.set()
+                assert self._gate.wait(WAIT)
+            return original(seed, split, image_id, *a, **k)
+
+        monkeypatch.setattr(engine, "explain", explain)
+
+    def open(self) -> None:
+        self._gate.set()
+
+
+async def _until(store, name: str, check) -> None:
+    """Wait until ``check()`` holds, woken by every change of the store's ``name``."""
+    import asyncio
+
+    changed = asyncio.Event()
+    watcher = store.param.watch(lambda _e: changed.set(), name)
+    try:
+        while not check():
+            await asyncio.wait_for(changed.wait(), WAIT)
+            changed.clear()
+    finally:
+        store.param.unwatch(watcher)
+
+
+async def _settled() -> None:
+    """Every coroutine the store scheduled has finished."""
+    import asyncio
+
+    await asyncio.gather(*(t for t in asyncio.all_tasks() if t is not asyncio.current_task()))
+
+
+def test_store_request_sets_computing_then_the_answer_arrives(engine, monkeypatch):
+    import asyncio
+
+    store = _store(engine)
+    first = store.state.image_id
+    gate = _Gate(engine, monkeypatch, first)
+
+    async def scenario():
+        store.refresh()  # returns at once: the engine is held at the gate
+        assert store.request.image_id == first and store.explanation is None
+        await _until(store, "computing", lambda: store.computing)
+        gate.open()
+        await _until(store, "explanation", lambda: store.explanation is not None)
+        assert store.explanation.image_id == first and not store.computing and store.error == ""
+        assert set(store.pictures.methods) == set(store.explanation.methods)
+
+    asyncio.run(scenario())
+
+
+def test_store_drops_a_superseded_answer(engine, monkeypatch):
+    import asyncio
+
+    store = _store(engine)
+    first, second = engine.image_ids("test", "crack")[:2]
+    gate = _Gate(engine, monkeypatch, first)
+    published = []
+    store.param.watch(lambda e: published.append(e.new.image_id), "explanation")
+
+    async def scenario():
+        store.refresh()
+        await asyncio.get_running_loop().run_in_executor(None, gate.entered.wait, WAIT)
+        store.state.step(1)  # a quick second click
+        await _until(store, "explanation", lambda: store.explanation is not None)
+        gate.open()  # the first answer now comes back, late
+        await _settled()
+
+    asyncio.run(scenario())
+    assert store.state.image_id == second
+    assert published == [second] and store.explanation.image_id == second and not store.computing
+
+
+def test_store_engine_error_lands_in_error_and_the_view_shows_it(engine, monkeypatch):
+    import asyncio
+
+    from dashboard.image_view import ImageView
+
+    store = _store(engine)
+    view = ImageView(store)
+
+    def broken(*_a, **_k):
+        raise OSError("disk on fire")
+
+    monkeypatch.setattr(engine, "explain", broken)
+
+    async def scenario():
+        store.refresh()
+        await _until(store, "error", lambda: bool(store.error))
+
+    asyncio.run(scenario())
+    assert "disk on fire" in store.error and store.state.image_id in store.error
+    assert store.explanation is None and not store.computing
+    assert view._alert.visible and "disk on fire" in view._alert.object and not view._content.visible
+
+
+def test_views_draw_what_the_store_publishes(engine):
+    """The views follow the store alone: an explanation put into the store by hand (another image
+    than the state names) is what they show, and none of them holds another view."""
+    from dashboard.analysis_view import AnalysisView
+    from dashboard.export_bar import ExportBar
+    from dashboard.image_view import ImageView
+    from dashboard.pictures import make_pictures
+    from dashboard.summary import ResultsStore
+
+    store = _store(engine)
+    views = [ImageView(store), AnalysisView(store, engine),
+             ExportBar(store, ResultsStore(store.state, engine))]
+    hole = engine.image_ids("test", "hole")[0]
+    ex = engine.explain(store.state.seed, "test", hole, ["gradcam", "saliency"], "true")
+    store.param.update(explanation=ex, pictures=make_pictures(ex))
+    assert store.state.image_id != hole
+    image, analysis, exports = views
+    assert hole in image._title.object and set(image._rows) == {"gradcam", "saliency"}
+    assert f"P({ex.target_class})" in analysis.faithfulness._guide.object
+    assert exports.ranking.filename == f"pixel-evidence_seed{ex.seed}_test_{hole}_ranking.csv"
+    for view in views:
+        held = [v for v in vars(view).values() if isinstance(v, (ImageView, AnalysisView, ExportBar))]
+        assert held == [], (type(view).__name__, held)
 
 
 def test_summary_with_results(evaluated):
@@ -372,25 +519,26 @@ def test_summary_with_results(evaluated):
 
     dash = create_app(engine=evaluated).dashboard
     summary = dash.summary
-    assert summary.results.available
+    assert summary.store.results.available
     assert not summary._notice.visible
-    assert len(summary._win.objects) >= 2 and len(summary._tko.objects) >= 2
+    assert len(summary.win._column.objects) >= 2 and len(summary.tko._column.objects) >= 2
     intro = summary._intro.object
     assert "correctly classified defect images" in intro and "1/k" in intro and "chance" in intro
-    titles = [c.title for c in summary._tables.objects[1:]]
+    titles = [c.title for c in summary.numbers._column.objects[1:]]
     assert any("Win rates" in t for t in titles) and any("TKO" in t for t in titles)
     assert any("Confusion" in t for t in titles) and any("Training" in t for t in titles)
     # the confusion matrix follows the selected seed and split
     dash.state.split = "train"
-    assert f"seed {dash.state.seed}, train" in summary._confusion.objects[0].object
-    assert summary._confusion_frame.set_index("true").values.sum() == len(evaluated.image_ids("train"))
+    assert f"seed {dash.state.seed}, train" in summary.confusion._column.objects[0].object
+    [(_title, counts)] = summary.store.tables["confusion"]
+    assert counts.set_index("true").values.sum() == len(evaluated.image_ids("train"))
 
 
 def test_summary_without_results_names_the_command(dash):
     summary = dash.summary
-    assert not summary.results.available
+    assert not summary.store.results.available
     assert summary._notice.visible and "pixel-evidence evaluate" in summary._notice.object
-    assert summary._win.objects == [] and len(summary._curves.objects) == 2  # curves come from checkpoints
+    assert summary.win._column.objects == [] and len(summary.curves._column.objects) == 2  # from checkpoints
 
 
 # ----------------------------------------------------------------------------- set-up and config
@@ -477,8 +625,9 @@ def test_root_app_serves_a_problem_page_for_bad_arguments():
 
 def test_importing_the_dashboard_does_not_import_torch():
     code = ("import sys\n"
-            "import dashboard.app, dashboard.state, dashboard.image_view, dashboard.summary_view, "
-            "dashboard.export, dashboard.figures, dashboard.host, dashboard.catalogue, dashboard.config\n"
+            "import dashboard.app, dashboard.state, dashboard.store, dashboard.image_view, dashboard.analysis_view, "
+            "dashboard.summary, dashboard.export, dashboard.image_plots, dashboard.host, dashboard.catalogue, "
+            "dashboard.config\n"
             "bad = [m for m in ('torch', 'captum', 'torchvision') if m in sys.modules]\n"
             "assert not bad, bad\n")
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, timeout=120)
@@ -490,7 +639,7 @@ def test_dashboard_sources_never_import_torch_or_the_model():
     forbidden = {"torch", "torchvision", "captum"}
     lazy_only = {"engine.explain", "engine.explainers", "engine.models.multitask", "engine.models.checkpoint", "engine.models.train",
                  "engine.evaluate"}
-    files = sorted(DASHBOARD.glob("*.py")) + [ROOT / "app.py"]
+    files = sorted(DASHBOARD.rglob("*.py")) + [ROOT / "app.py"]
     assert len(files) >= 6
     for path in files:
         tree = ast.parse(path.read_text(), str(path))

@@ -48,7 +48,7 @@ def test_slow_methods_are_labelled_in_the_sidebar(dash):
 
 
 def test_slow_warning_names_exactly_the_slow_methods(dash, engine):
-    from dashboard.image_view import slow_warning_html
+    from dashboard.image_html import slow_warning_html
     from engine.explainers import REGISTRY
 
     view = dash.image_view
@@ -60,7 +60,7 @@ def test_slow_warning_names_exactly_the_slow_methods(dash, engine):
     text = view._slow.object
     assert "Occlusion" in text and REGISTRY["occlusion"].cost_note in text and "Grad-CAM" not in text
     assert "perturbation method" in text and "hundreds of forward passes" in text and "seconds" in text
-    assert list(view.explanation.methods) == ["gradcam", "occlusion"]
+    assert list(dash.store.explanation.methods) == ["gradcam", "occlusion"]
     # every method at once: each slow one named with its cost, no quick one named
     everything = slow_warning_html(dash.catalogue, list(REGISTRY))
     named = set(re.findall(r"<li><b>([^<]+)</b>", everything))
@@ -79,9 +79,9 @@ def test_agreement_matrix_equals_the_metrics(dash, engine):
 
     from engine import metrics
 
-    view = dash.analysis
-    assert view.jobs["agreement"].result(WAIT)
-    ex = dash.image_view.explanation
+    view = dash.analysis.agreement
+    assert view.answer.future.result(WAIT)
+    ex = dash.store.explanation
     labels = {k: r.label for k, r in ex.methods.items()}
     independent = {"pearson": metrics.pearson, "spearman": metrics.spearman,
                    "top_iou": lambda a, b: metrics.top_fraction_iou(a, b, 0.2)}
@@ -89,8 +89,8 @@ def test_agreement_matrix_equals_the_metrics(dash, engine):
     for metric, fn in independent.items():
         dash.state.agreement = metric  # the shared state drives the matrix (and the URL)
         assert view._metric.value == metric
-        assert view._agreement_matrix.visible
-        cells = {(a, b): (colour, text) for a, b, colour, text in cell.findall(view._agreement_matrix.object)}
+        assert view._matrix.visible
+        cells = {(a, b): (colour, text) for a, b, colour, text in cell.findall(view._matrix.object)}
         assert len(cells) == len(labels) ** 2
         top = process_cmap("Blues" if metric == "top_iou" else "RdBu", ncolors=256)[-1]  # the colour of 1
         for ka, la in labels.items():
@@ -103,13 +103,13 @@ def test_agreement_matrix_equals_the_metrics(dash, engine):
                     assert text == f"{expected:.2f}", (metric, la, lb)
                 if ka == kb:  # a map agrees with itself: the top of the shared scale
                     assert colour == top, (metric, la)
-    assert "pe-agreement" in view._agreement.css_classes
+    assert "pe-agreement" in view._layout.css_classes
 
 
 def test_one_agreement_measure_for_both_views(dash):
     """The per-image matrix and the summary heatmap share the state's measure: choosing it in
     either view moves the other, and the measure is part of the page URL."""
-    per_image, summary = dash.analysis._metric, dash.summary._stat_select
+    per_image, summary = dash.analysis.agreement._metric, dash.summary.agreement._stat_select
     assert per_image.value == summary.value == dash.state.agreement == "spearman"
     per_image.value = "top_iou"
     assert dash.state.agreement == summary.value == "top_iou"
@@ -121,36 +121,58 @@ def test_one_agreement_measure_for_both_views(dash):
 def test_agreement_follows_the_image_and_needs_two_methods(dash, engine):
     from engine import metrics
 
-    view = dash.analysis
+    view = dash.analysis.agreement
     dash.state.step(1)
-    assert view.jobs["agreement"].result(WAIT)
-    ex = dash.image_view.explanation
+    assert view.answer.future.result(WAIT)
+    ex = dash.store.explanation
     assert (view.pairs[0]["a"], view.pairs[0]["b"]) == ("gradcam", "saliency")
     for row in view.pairs:  # a Grad-CAM map that is all zero has no rank correlation: NaN on both sides
         expected = metrics.spearman(ex.methods[row["a"]].map, ex.methods[row["b"]].map)
         assert row["spearman"] == pytest.approx(expected, nan_ok=True), (row["a"], row["b"])
     assert any(np.isfinite(row["spearman"]) for row in view.pairs)
     dash.state.methods = ["ig"]
-    assert view.pairs is None and not view._agreement_matrix.visible
-    assert "two or more methods" in view._agreement_note.object
+    assert view.pairs is None and not view._matrix.visible
+    assert "two or more methods" in view._note.object
+
+
+def test_going_back_to_an_image_reuses_its_agreement(dash, monkeypatch):
+    from engine.explanation import Explanation
+
+    view = dash.analysis.agreement
+    assert view.answer.future.result(WAIT)
+    ranked = []
+    original = Explanation.agreement
+
+    def counted(self, *args, **kwargs):
+        ranked.append(self.image_id)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Explanation, "agreement", counted)
+    first = dash.store.explanation.image_id
+    dash.state.step(1)
+    assert view.answer.future.result(WAIT)
+    second = dash.store.explanation.image_id
+    dash.state.step(-1)  # back: the matrix is shown again without ranking the maps again
+    assert view.answer.future.result(WAIT) and view._matrix.visible
+    assert ranked.count(second) <= 1 and first not in ranked
 
 
 # ----------------------------------------------------------------------------- faithfulness
 
 
 def test_faithfulness_table_and_charts_equal_the_engine(dash, engine):
-    from dashboard.summary_view import method_colours
+    from dashboard.colours import method_colours
     from engine.metrics import curve_auc
 
-    view = dash.analysis
-    assert view.curves is None and "Not computed" in view._curves_status.object
+    view = dash.analysis.faithfulness
+    assert view.result is None and "Not computed" in view._status.object
     for start in ("black", "blur"):
         view.start = start
-        assert view.curves is None and view._curves_table.object == ""  # a new choice clears the old curves
-        assert view.compute_curves().result(WAIT) is True
-        ex = dash.image_view.explanation
+        assert view.result is None and view._table.object == ""  # a new choice clears the old curves
+        assert view.compute().result(WAIT) is True
+        ex = dash.store.explanation
         expected = engine.faithfulness(ex, start=start, steps=20)
-        shown = _spans(view._curves_table.object, "pe-auc")
+        shown = _spans(view._table.object, "pe-auc")
         assert set(shown) == {(m, mode) for m in ex.methods for mode in ("deletion", "insertion")}
         for m, modes in expected.items():
             for mode, curve in modes.items():
@@ -159,8 +181,8 @@ def test_faithfulness_table_and_charts_equal_the_engine(dash, engine):
                 assert shown[(m, mode)] == f"{curve.auc:.3f}"
         # one chart per mode, one line per method in its dashboard colour, AUC in the legend
         colours = method_colours(dict(engine.method_labels()))
-        assert view._curves_charts.visible
-        charts = [p.object for p in view._curves_plots]
+        assert view._charts.visible
+        charts = [p.object for p in view._plots]
         assert len(charts) == 2
         for chart, mode in zip(charts, ("deletion", "insertion")):
             lines = list(chart)
@@ -172,12 +194,12 @@ def test_faithfulness_table_and_charts_equal_the_engine(dash, engine):
                 assert line.opts.get().kwargs["color"] == colours[r.label]
     # the best method of each mode is starred
     best_del = min(expected, key=lambda m: expected[m]["deletion"].auc)
-    assert re.search(rf'data-method="{best_del}" data-mode="deletion">[^<]*</span> ★', view._curves_table.object)
+    assert re.search(rf'data-method="{best_del}" data-mode="deletion">[^<]*</span> ★', view._table.object)
 
 
 def test_curves_of_another_image_are_never_shown(dash, engine, monkeypatch):
-    view = dash.analysis
-    first = dash.image_view.explanation
+    view = dash.analysis.faithfulness
+    first = dash.store.explanation
     gate = threading.Event()
     asked = []
     original = engine.faithfulness
@@ -188,29 +210,29 @@ def test_curves_of_another_image_are_never_shown(dash, engine, monkeypatch):
         return original(ex, **kwargs)
 
     monkeypatch.setattr(engine, "faithfulness", slow_faithfulness)
-    pending = view.compute_curves()
-    assert view._curves_box.loading and "Computing" in view._curves_status.object
+    pending = view.compute()
+    assert view._box.loading and "Computing" in view._status.object
     dash.state.step(1)  # the user moves on while the curves are computed
-    second = dash.image_view.explanation
+    second = dash.store.explanation
     assert second.image_id != first.image_id
-    assert not view._curves_box.loading and "Not computed" in view._curves_status.object
+    assert not view._box.loading and "Not computed" in view._status.object
     gate.set()
     assert pending.result(WAIT) is False  # the answer came, and was dropped
     assert asked == [first.image_id]
-    assert view.curves is None and view._curves_table.object == ""
-    assert not view._curves_charts.visible
+    assert view.result is None and view._table.object == ""
+    assert not view._charts.visible
 
     # the current image's curves are shown, and cleared as soon as the target changes
-    assert view.compute_curves().result(WAIT) is True
-    assert asked[-1] == second.image_id and set(view.curves) == set(second.methods)
+    assert view.compute().result(WAIT) is True
+    assert asked[-1] == second.image_id and set(view.result) == set(second.methods)
     dash.state.target = "true"
-    assert view.curves is None and view._curves_table.object == ""
+    assert view.result is None and view._table.object == ""
 
     # pressed twice: only the newest answer is drawn
     gate.clear()
-    older = view.compute_curves()
+    older = view.compute()
     gate.set()
-    newer = view.compute_curves()
+    newer = view.compute()
     assert newer.result(WAIT) is True and older.result(WAIT) is False
 
 
@@ -219,27 +241,27 @@ def test_a_failure_is_shown_not_raised(dash, engine, monkeypatch):
         raise RuntimeError("model on fire")
 
     monkeypatch.setattr(engine, "faithfulness", broken)
-    view = dash.analysis
-    assert view.compute_curves().result(WAIT) is False
-    assert "model on fire" in view._curves_status.object and view.curves is None
-    assert not view._curves_box.loading
+    view = dash.analysis.faithfulness
+    assert view.compute().result(WAIT) is False
+    assert "model on fire" in view._status.object and view.result is None
+    assert not view._box.loading
 
 
 # ----------------------------------------------------------------------------- sanity check
 
 
 def test_sanity_verdicts_equal_the_engine(dash, engine):
-    from dashboard.analysis_view import FAIL_TEXT, PASS_TEXT
-    from dashboard.image_view import fmt
+    from dashboard.analysis_charts import FAIL_TEXT, PASS_TEXT
+    from dashboard.formatting import fmt
     from engine.metrics import SANITY_PASS_THRESHOLD as PASS_THRESHOLD
 
-    view = dash.analysis
-    assert "Slow" in view._sanity_cost.object and "10 map computations per method" in view._sanity_cost.object
-    assert view.compute_sanity().result(WAIT) is True
-    ex = dash.image_view.explanation
+    view = dash.analysis.sanity
+    assert "Slow" in view._guide.object and "10 map computations per method" in view._guide.object
+    assert view.compute().result(WAIT) is True
+    ex = dash.store.explanation
     expected = engine.sanity(ex)
-    assert set(expected) == set(ex.methods) == set(view.sanity)
-    table = view._sanity_table.object
+    assert set(expected) == set(ex.methods) == set(view.result)
+    table = view._table.object
     verdicts = {m: (p, t) for m, p, t in re.findall(
         r'class="pe-sanity-verdict" data-method="(\w+)" data-passed="(\w+)"[^>]*>([^<]*)<', table)}
     rhos = _spans(table, "pe-sanity-rho")
@@ -250,9 +272,9 @@ def test_sanity_verdicts_equal_the_engine(dash, engine):
         assert verdicts[m] == (str(passed).lower(), PASS_TEXT if passed else FAIL_TEXT)
         assert rhos[(m,)] == fmt(res.steps[-1].spearman)
     # the depth chart: one line per method through every randomization step
-    lines = [el for el in view._sanity_plot.object if el.label in {r.label for r in ex.methods.values()}]
+    lines = [el for el in view._plots[0].object if el.label in {r.label for r in ex.methods.values()}]
     assert len(lines) == len(ex.methods)
     for line, (m, res) in zip(lines, expected.items()):
         np.testing.assert_allclose(line.dimension_values(1), [s.spearman for s in res.steps])
     dash.state.step(1)
-    assert view.sanity is None and view._sanity_table.object == "" and not view._sanity_chart.visible
+    assert view.result is None and view._table.object == "" and not view._charts.visible

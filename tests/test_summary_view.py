@@ -117,10 +117,10 @@ def write_results(models: Path, *, scores=("pointing", "auroc"), analyses=("agre
 
 def make_view(models: Path):
     from dashboard.state import DashboardState
-    from dashboard.summary_view import SummaryView
+    from dashboard.summary import ResultsStore, SummaryView
 
     engine = SimpleNamespace(models_dir=models, data_root=Path("/data/hazelnut"), meta={s: {} for s in SEEDS})
-    return SummaryView(DashboardState(_catalogue()), engine)
+    return SummaryView(ResultsStore(DashboardState(_catalogue()), engine))
 
 
 @pytest.fixture
@@ -159,7 +159,7 @@ def _html(column) -> str:
 
 
 def _plotted_win_rates(view) -> pd.DataFrame:
-    boxes = _elements(view._win, "BoxWhisker")
+    boxes = _elements(view.win._column, "BoxWhisker")
     assert boxes, "no win-rate plot"
     d = pd.concat([b.data for b in boxes], ignore_index=True)
     return d.set_index(["seed", "split", "method", "class"])["win_rate"].sort_index()
@@ -176,48 +176,48 @@ def _expected_win_rates(tko: pd.DataFrame, score: str) -> pd.Series:
 
 
 def test_score_selector_offers_the_scores_present(view):
-    select = view._score_select
+    select = view.win._score_select
     assert "pe-score-select" in select.css_classes and select.label == "Winner decided by"
     assert list(select.options.values()) == ["tko", "pointing", "auroc"]  # no relevance mass in this table
-    assert view.state.score == "tko" and select.value == "tko"
-    text = _html(view._win)
+    assert view.store.state.score == "tko" and select.value == "tko"
+    text = _html(view.win._column)
     assert "maximum lies on the defect" in text and "separate defect pixels from background" in text
     assert "relevance mass" not in text.lower()
 
 
 def test_switching_the_score_redraws_the_win_rates(view, tmp_path):
-    tko = view.results.tko
+    tko = view.store.results.tko
     plotted = _plotted_win_rates(view)
     expected = _expected_win_rates(tko, "tko")
     pd.testing.assert_series_equal(plotted, expected, check_names=False)
 
     for score in ("pointing", "auroc", "tko"):
-        view._score_select.value = score  # as the user does it
-        assert view.state.score == score
+        view.win._score_select.value = score  # as the user does it
+        assert view.store.state.score == score
         plotted = _plotted_win_rates(view)
         expected = _expected_win_rates(tko, score)
         pd.testing.assert_series_equal(plotted, expected, check_names=False)
         if score != "tko":
             # the test data make each score crown other winners: the plot really changed
             assert not np.allclose(plotted.values, _expected_win_rates(tko, "tko").values)
-        title = _elements(view._win, "BoxWhisker")[0].opts.get().kwargs["title"]
+        title = _elements(view.win._column, "BoxWhisker")[0].opts.get().kwargs["title"]
         assert f"by {SCORE_SHORT[score]}, test split (3 seeds)" in title
     # the "numbers behind the plots" card follows the score
-    view.state.score = "pointing"
-    cards = [c.title for c in view._tables.objects[1:]]
+    view.store.state.score = "pointing"
+    cards = [c.title for c in view.numbers._column.objects[1:]]
     assert "Win rates across seeds (winner by pointing game)" in cards
 
 
 def test_a_score_the_results_lack_falls_back_to_tko_with_a_notice(view):
-    view.state.score = "relevance_mass"  # e.g. from a shared link; this table has no such column
-    assert view.state.score == "tko" and view._score_select.value == "tko"
-    assert any("no relevance mass column" in n for n in view.state.notices)
-    assert "by TKO, test split" in _elements(view._win, "BoxWhisker")[0].opts.get().kwargs["title"]
+    view.store.state.score = "relevance_mass"  # e.g. from a shared link; this table has no such column
+    assert view.store.state.score == "tko" and view.win._score_select.value == "tko"
+    assert any("no relevance mass column" in n for n in view.store.state.notices)
+    assert "by TKO, test split" in _elements(view.win._column, "BoxWhisker")[0].opts.get().kwargs["title"]
 
 
 def test_misclassified_images_do_not_count_under_any_score(view):
-    view.state.score = "pointing"
-    d = pd.concat([b.data for b in _elements(view._win, "BoxWhisker")])
+    view.store.state.score = "pointing"
+    d = pd.concat([b.data for b in _elements(view.win._column, "BoxWhisker")])
     seed2 = d[(d["seed"] == 2) & (d["class"] == "crack")]
     assert set(seed2["n_images"]) == {3}  # 4 crack images, one misclassified
     assert set(d.loc[d["seed"] == 1, "n_images"]) <= {4, 8}
@@ -228,11 +228,11 @@ def test_misclassified_images_do_not_count_under_any_score(view):
 
 def test_agreement_heatmap_shows_the_mean_of_each_pair(view, tmp_path):
     raw = pd.read_csv(tmp_path / "models" / "results" / "agreement.csv")
-    assert "pe-agreement-summary" in view._agreement.css_classes
+    assert "pe-agreement-summary" in view.agreement._column.css_classes
     for stat in ("spearman", "pearson", "top_iou"):
-        view._stat_select.value = stat
-        assert view.state.agreement == stat
-        heat = _elements(view._agreement, "HeatMap")[0].data
+        view.agreement._stat_select.value = stat
+        assert view.store.state.agreement == stat
+        heat = _elements(view.agreement._column, "HeatMap")[0].data
         # independent: plain groupby over the raw rows, read in both orders
         expected = raw.groupby(["method_a", "method_b"])[stat].agg(["mean", "std"])
         assert len(heat) == 2 * len(expected) + len(METHODS)  # symmetric, plus a grey diagonal
@@ -245,21 +245,21 @@ def test_agreement_heatmap_shows_the_mean_of_each_pair(view, tmp_path):
                 assert cell["mean"].iloc[0] == pytest.approx(row["mean"])
                 assert cell["std"].iloc[0] == pytest.approx(row["std"])
                 assert cell["text"].iloc[0] == f"{row['mean']:.2f} ± {row['std']:.2f}"
-    text = _html(view._agreement)
+    text = _html(view.agreement._column)
     assert "16 images from seeds 1, 2" in text  # 8 defect images x 2 seeds
     assert "top-20% IoU" in text and "test split" in text
-    assert set(view._stat_select.options) == {"Pearson r", "Spearman ρ", "top-20% IoU"}
+    assert set(view.agreement._stat_select.options) == {"Pearson r", "Spearman ρ", "top-20% IoU"}
 
 
 def test_analyses_follow_the_split(view):
-    view.state.split = "train"
-    for section, name in ((view._agreement, "agreement"), (view._faithfulness, "faithfulness"),
-                          (view._sanity, "sanity")):
+    view.store.state.split = "train"
+    for section, name in ((view.agreement._column, "agreement"), (view.faithfulness._column, "faithfulness"),
+                          (view.sanity._column, "sanity")):
         text = _html(section)
         assert f"No {name} rows for the train split; computed for the test split" in text
         assert not _elements(section, "HeatMap") and not _elements(section, "Bars")
-    view.state.split = "test"
-    assert _elements(view._agreement, "HeatMap")
+    view.store.state.split = "test"
+    assert _elements(view.agreement._column, "HeatMap")
 
 
 # ----------------------------------------------------------------------------- faithfulness
@@ -267,9 +267,9 @@ def test_analyses_follow_the_split(view):
 
 def test_faithfulness_bars_are_mean_and_std_per_method(view, tmp_path):
     raw = pd.read_csv(tmp_path / "models" / "results" / "faithfulness.csv")
-    assert "pe-faithfulness-summary" in view._faithfulness.css_classes
-    bars = _elements(view._faithfulness, "Bars")
-    errors = _elements(view._faithfulness, "ErrorBars")
+    assert "pe-faithfulness-summary" in view.faithfulness._column.css_classes
+    bars = _elements(view.faithfulness._column, "Bars")
+    errors = _elements(view.faithfulness._column, "ErrorBars")
     assert len(bars) == 2 and len(errors) == 2
     for bar, err, col in zip(bars, errors, ("deletion_auc", "insertion_auc")):
         expected = raw.groupby("method")[col].agg(["mean", "std"])
@@ -278,7 +278,7 @@ def test_faithfulness_bars_are_mean_and_std_per_method(view, tmp_path):
             assert got.loc[m, "mean"] == pytest.approx(expected.loc[m, "mean"])
             assert got.loc[m, "std"] == pytest.approx(expected.loc[m, "std"])
         assert err.data.set_index("method")["std"].to_dict() == pytest.approx(expected["std"].to_dict())
-    text = _html(view._faithfulness)
+    text = _html(view.faithfulness._column)
     assert "lower deletion AUC and higher insertion AUC = the map is more faithful to the model" in text
     assert "Start image: <b>blur</b>" in text and "6 images of seed 1" in text
 
@@ -288,8 +288,8 @@ def test_faithfulness_bars_are_mean_and_std_per_method(view, tmp_path):
 
 def test_sanity_table_says_pass_or_fail_per_method(view, tmp_path):
     raw = pd.read_csv(tmp_path / "models" / "results" / "sanity.csv")
-    assert "pe-sanity-summary" in view._sanity.css_classes
-    text = _html(view._sanity)
+    assert "pe-sanity-summary" in view.sanity._column.css_classes
+    text = _html(view.sanity._column)
     rows = {m: next(r for r in text.split("<tr>") if f"<b>{LABELS[m]}</b>" in r) for m in METHODS}
     for m, flags in SANITY_PASSED.items():
         n, ok = len(flags), sum(flags)
@@ -311,14 +311,14 @@ def test_missing_analyses_say_how_to_make_them(tmp_path):
     write_results(models, scores=(), analyses=())
     view = make_view(models)
     command = f"pixel-evidence evaluate --metrics agreement faithfulness sanity --data /data/hazelnut --models {models}"
-    for section, name in ((view._agreement, "agreement"), (view._faithfulness, "faithfulness"),
-                          (view._sanity, "sanity")):
+    for section, name in ((view.agreement._column, "agreement"), (view.faithfulness._column, "faithfulness"),
+                          (view.sanity._column, "sanity")):
         text = _html(section)
         assert f"{name}.csv is missing" in text and command in text
     # only TKO can decide, and the page says how to get the other scores
-    assert list(view._score_select.options.values()) == ["tko"]
-    assert "--metrics pointing relevance_mass auroc" in _html(view._win)
-    pd.testing.assert_series_equal(_plotted_win_rates(view), _expected_win_rates(view.results.tko, "tko"),
+    assert list(view.win._score_select.options.values()) == ["tko"]
+    assert "--metrics pointing relevance_mass auroc" in _html(view.win._column)
+    pd.testing.assert_series_equal(_plotted_win_rates(view), _expected_win_rates(view.store.results.tko, "tko"),
                                    check_names=False)
 
 
@@ -326,20 +326,20 @@ def test_reload_picks_up_a_new_analysis_file(tmp_path):
     models = tmp_path / "models"
     out = write_results(models, analyses=("sanity",))
     view = make_view(models)
-    assert "agreement.csv is missing" in _html(view._agreement)
+    assert "agreement.csv is missing" in _html(view.agreement._column)
     _agreement().to_csv(out / "agreement.csv", index=False)
-    view.load()
-    assert _elements(view._agreement, "HeatMap")
-    assert "top-share IoU" in _html(view._agreement)  # no sidecar says which share: not guessed
+    view.store.load()
+    assert _elements(view.agreement._column, "HeatMap")
+    assert "top-share IoU" in _html(view.agreement._column)  # no sidecar says which share: not guessed
 
 
 def test_nothing_is_written_by_the_widgets(view, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     before = sorted(p for p in tmp_path.rglob("*"))
-    view._score_select.value = "auroc"
-    view._stat_select.value = "top_iou"
-    view.state.split = "train"
-    view.state.split = "test"
-    view.state.seed = 2
-    view.load()
+    view.win._score_select.value = "auroc"
+    view.agreement._stat_select.value = "top_iou"
+    view.store.state.split = "train"
+    view.store.state.split = "test"
+    view.store.state.seed = 2
+    view.store.load()
     assert sorted(p for p in tmp_path.rglob("*")) == before

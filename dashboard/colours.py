@@ -1,0 +1,90 @@
+"""What every colour on the page means, in one place: the image panes, the exports, the
+analysis charts and the summary tab all take theirs from here.
+
+- attribution heatmaps: ``inferno`` (dark = low, yellow = high);
+- decoder reconstruction: ``cividis``, a probability 0..1;
+- top-K picture (Okabe-Ito colours, distinguishable with the common colour-vision
+  deficiencies): hit = blue, miss = yellow, false alarm = vermillion; pixels exactly at the
+  cut-off value (ties, counted fractionally) in pale versions of the hit / false-alarm colours;
+- methods: one Okabe-Ito colour each, in registry order; the chance baseline grey;
+- agreement: correlations from -1 (red) to +1 (blue), the top-share IoU from 0 (white) to 1 (blue).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+HEAT_CMAP = "inferno"
+RECON_CMAP = "cividis"
+
+# Okabe-Ito hues (hit blue lightened to stand out on the dimmed image)
+HIT = "#2E9BFF"
+MISS = "#F0E442"
+FALSE_ALARM = "#D55E00"
+TIED_IN = "#BBDDFF"
+TIED_OUT = "#F9CBA8"
+MASK_EDGE = "#56B4E9"
+GOOD_COLOUR = "#009E73"   # correct prediction (always with a tick and words, never colour alone)
+BAD_COLOUR = "#D55E00"    # misclassified (with a cross and words)
+WIN_COLOUR = "#0072B2"
+
+PIXEL_LEGEND = (
+    ("hit", HIT, "top-K pixel on the defect"),
+    ("miss", MISS, "defect pixel not in the top K"),
+    ("false alarm", FALSE_ALARM, "top-K pixel outside the defect"),
+    ("tied, on defect", TIED_IN, "at the cut-off value: shares the last top-K slots"),
+    ("tied, outside", TIED_OUT, "at the cut-off value, outside the defect"),
+)
+
+METHOD_COLOURS = ["#E69F00", "#56B4E9", "#009E73", "#CC79A7", "#0072B2", "#D55E00", "#F0E442"]
+CHANCE_LABEL = "chance (K/N)"
+CHANCE_COLOUR = "#9a9a9a"
+CURVE_COLOURS = {"train": "#E69F00", "val": "#56B4E9", "test": "#009E73"}
+# A method's lines reuse the colour it has everywhere else; methods that share a colour
+# (there are more methods than colour-blind-safe colours) get another dash.
+DASHES = ("solid", "dashed", "dotted", "dotdash")
+
+
+def hex_rgb(colour: str) -> np.ndarray:
+    c = colour.lstrip("#")
+    return np.array([int(c[i:i + 2], 16) for i in (0, 2, 4)], dtype=np.float32)
+
+
+@functools.cache
+def palette(cmap: str, n: int = 256) -> tuple[str, ...]:
+    """``n`` hex colours of a named colour map, exactly as HoloViews draws it."""
+    from holoviews.plotting.util import process_cmap
+
+    return tuple(process_cmap(cmap, ncolors=n))
+
+
+def method_colours(labels: dict[str, str]) -> dict[str, str]:
+    """Label -> colour, in registry order, plus the chance baseline."""
+    out = {label: METHOD_COLOURS[i % len(METHOD_COLOURS)] for i, label in enumerate(labels.values())}
+    out[CHANCE_LABEL] = CHANCE_COLOUR
+    return out
+
+
+def line_styles(labels: list[str], colours: dict[str, str]) -> dict[str, tuple[str, str]]:
+    """label -> (colour, dash) for the methods on screen."""
+    used: dict[str, int] = {}
+    out = {}
+    for label in labels:
+        colour = colours.get(label, "#333333")
+        out[label] = (colour, DASHES[used.get(colour, 0) % len(DASHES)])
+        used[colour] = used.get(colour, 0) + 1
+    return out
+
+
+def agreement_scale(stat: str) -> tuple[str, tuple[float, float]]:
+    """Colour map and range of an agreement statistic, the same in every view."""
+    return ("Blues", (0.0, 1.0)) if stat == "top_iou" else ("RdBu", (-1.0, 1.0))
+
+
+def agreement_colour(stat: str, value: float) -> str:
+    """The colour of ``value`` on ``stat``'s scale (clipped to its range)."""
+    cmap, (lo, hi) = agreement_scale(stat)
+    colours = palette(cmap)
+    return colours[round(min(max((value - lo) / (hi - lo), 0.0), 1.0) * (len(colours) - 1))]

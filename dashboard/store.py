@@ -1,0 +1,128 @@
+"""The per-image tab's one source of truth: what was asked for and what came back.
+
+:class:`ExplanationStore` turns the state's choices (seed, split, image, methods, target)
+into a request, asks the engine for the explanation off the server's threads, derives the
+pictures, and publishes the answer. The per-image view, the analysis sections and the
+download buttons all depend on the store and on nothing else that changes.
+
+Computing is asynchronous: a request only schedules a coroutine, which awaits the engine in
+a worker thread, so no Panel server thread ever waits for a model. In a server session the
+coroutine runs on the session's event loop; without one (tests, notebooks, the benchmark)
+Panel drives it to completion at once, so a state change returns with the answer shown. A
+newer request supersedes an older one: an answer that arrives after the user moved on is
+dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+import panel as pn
+import param
+
+from .pictures import Pictures, make_pictures
+from .state import DashboardState
+
+log = logging.getLogger("pixel_evidence.dashboard")
+
+# Shared by all sessions: threads that wait for the engine (which serialises model calls). The
+# analysis sections have their own, so an image never queues behind a minutes-long check.
+EXPLAIN = ThreadPoolExecutor(max_workers=8, thread_name_prefix="explain")
+SLOW_AFTER = 0.15  # seconds without an answer before ``computing`` is raised (the loading indicator)
+
+
+@dataclass(frozen=True)
+class Request:
+    seed: int
+    split: str
+    image_id: str
+    methods: tuple[str, ...]
+    target: str
+
+    @classmethod
+    def of(cls, state: DashboardState) -> "Request":
+        return cls(int(state.seed), state.split, state.image_id, tuple(state.methods), state.target)
+
+
+class ExplanationStore(param.Parameterized):
+    """The newest request, its explanation and pictures, or why there is none."""
+
+    request = param.ClassSelector(class_=Request, default=None, allow_None=True,
+                                  doc="The newest request (set at once, before its answer)")
+    explanation = param.Parameter(default=None, doc="The Explanation of the newest answered request")
+    pictures = param.ClassSelector(class_=Pictures, default=None, allow_None=True, doc="Drawn from explanation")
+    error = param.String(default="", doc="Why the newest request has no explanation ('' when it has one)")
+    computing = param.Boolean(default=False, doc=f"The newest request has been waiting over {SLOW_AFTER} s")
+
+    def __init__(self, state: DashboardState, engine: Any, *, host: Any = None, **params: Any):
+        super().__init__(**params)
+        self.state = state
+        self.engine = engine
+        self.host = host
+        self.catalogue = state.catalogue
+        self._newest = 0  # number of the newest request; only its answer is published
+        self._lock = threading.RLock()
+        self.request = Request.of(state)  # asked for by the first refresh
+        state.param.watch(lambda *_: self.refresh(), ["seed", "image_id", "methods", "target"])
+
+    def refresh(self) -> None:
+        """Ask for the state's current image (cached by the engine); returns without waiting.
+
+        Called on every change of the state's request; the first call is the page's, once its
+        views exist (an answer drawn while a view is still being built would race with it)."""
+        req = Request.of(self.state)
+        with self._lock:
+            self._newest += 1
+            number = self._newest
+            self.request = req
+            if not req.image_id or not req.methods:
+                self.param.update(error="No images in this split and class." if not req.image_id
+                                  else "Choose at least one method in the sidebar.", computing=False)
+                return
+        self._warm_split(req)
+        pn.state.execute(partial(self._fetch, number, req))
+
+    def _warm_split(self, req: Request) -> None:
+        """Warm the rest of this split in the background, for the default methods only: a costly
+        method (LIME, RISE, ...) is computed when someone asks for it, not for all images."""
+        cheap = tuple(m for m in req.methods if m in self.catalogue.default_methods)
+        if self.host is None or not cheap:
+            return
+        try:
+            self.host.precompute(req.seed, req.split, cheap, req.target)
+        except Exception:  # noqa: BLE001 - background warm-up only
+            log.exception("precompute request failed")
+
+    def _compute(self, req: Request) -> tuple[Any, Pictures]:
+        ex = self.engine.explain(req.seed, req.split, req.image_id, req.methods, req.target)
+        return ex, make_pictures(ex)
+
+    def _compute_newest(self, number: int, req: Request) -> tuple[Any, Pictures] | None:
+        """``_compute``, unless a newer request came while this one waited for a thread (quick clicks)."""
+        return self._compute(req) if number == self._newest else None
+
+    async def _fetch(self, number: int, req: Request) -> None:
+        answer = asyncio.wrap_future(EXPLAIN.submit(self._compute_newest, number, req))
+        done, _ = await asyncio.wait({answer}, timeout=SLOW_AFTER)
+        if not done:
+            with self._lock:
+                if number == self._newest:
+                    self.computing = True
+        try:
+            computed = await answer
+        except Exception as exc:  # noqa: BLE001 - shown to the user, logged for the operator
+            log.exception("explaining %s failed", req)
+            with self._lock:
+                if number == self._newest:
+                    self.param.update(error=f"Could not explain {req.image_id}: {exc}", computing=False)
+            return
+        with self._lock:
+            if computed is not None and number == self._newest:  # else the user has moved on: dropped
+                ex, pics = computed
+                self.param.update(explanation=ex, pictures=pics, error="", computing=False)
