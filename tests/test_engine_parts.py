@@ -416,3 +416,21 @@ def test_a_seed_retrained_after_the_engine_started_is_refused_not_mixed(tiny_run
     with pytest.raises(CheckpointError, match="retrained since this engine started"):
         pool.network(7)
     pool.network(8)  # the other seed is untouched
+
+
+def test_background_work_gives_way_while_clicks_keep_coming():
+    """After an interactive forward, lower-priority callers wait out the grace period, so
+    they cannot slip into the gaps between a click's forwards; a new click still goes at once."""
+    lock = PriorityLock(grace=3600)  # longer than any test: only the state decides below
+    got: list[str] = []
+    with lock:  # a click's forward
+        pass
+    fill = threading.Thread(target=lambda: (_in_background(lock).__enter__(), got.append("fill"), lock.release()))
+    fill.start()
+    _wait_until(lambda: lock.waiting == 1)
+    with lock:  # the click's next forward is not held up by the waiting fill
+        got.append("click")
+    assert got == ["click"] and lock.waiting == 1
+    lock.grace = 0  # the clicks stop: end the grace now instead of waiting an hour
+    fill.join()
+    assert got == ["click", "fill"]
