@@ -29,14 +29,21 @@ def test_lite0_weights_load_strictly_and_match_the_file():
     assert backbone_normalization("efficientnet_lite0").mean[0] == pytest.approx(127 / 255)
 
 
-def test_lite0_recognizes_imagenet_structure():
-    # A pretrained encoder gives structured features; a random one of the same shape does not
-    # respond the same way. Compare the feature statistics on a smooth image.
-    x = torch.linspace(-1, 1, 64 * 64).view(1, 1, 64, 64).repeat(1, 3, 1, 1)
-    a = build_encoder("efficientnet_lite0", True).eval()(x)
+def test_lite0_brings_imagenet_feature_statistics():
+    # The pretrained encoder carries the statistics its BatchNorm layers learned on ImageNet
+    # (running means and variances, not the initial 0 and 1), so its features on the same
+    # smooth image differ from a freshly initialised encoder's.
+    pretrained = build_encoder("efficientnet_lite0", True).eval()
     torch.manual_seed(0)
-    b = build_encoder("efficientnet_lite0", False).eval()(x)
-    assert not torch.allclose(a, b)
+    fresh = build_encoder("efficientnet_lite0", False).eval()
+    learned = [m for m in pretrained.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    initial = [m for m in fresh.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert len(learned) == len(initial) > 0
+    assert all(not torch.equal(m.running_var, torch.ones_like(m.running_var)) for m in learned)
+    assert all(torch.equal(m.running_var, torch.ones_like(m.running_var)) and not m.running_mean.any()
+               for m in initial)
+    x = torch.linspace(-1, 1, 64 * 64).view(1, 1, 64, 64).repeat(1, 3, 1, 1)
+    assert not torch.allclose(pretrained(x), fresh(x))
 
 
 def test_b0_weights_unavailable_is_a_clear_error(monkeypatch):

@@ -15,10 +15,10 @@ from conftest import make_mvtec_tree
 from engine.models import checkpoint as ckpt
 from engine.models import CheckpointError, available_seeds, load_model, save_checkpoint
 from engine.cli import main, parse_seeds
-from engine.data import prepare_manifest
+from engine.data import prepare_manifest, read_manifest
 from engine.files import file_sha256
 from engine.models import MultitaskNet
-from engine.models.train import TrainConfig, augment, balanced_accuracy, class_weights, train_seeds
+from engine.models.train import TrainConfig, augment, balanced_accuracy, class_weights, multitask_loss, train_seeds
 
 
 def test_training_lowers_the_loss_and_records_metadata(tiny_run):
@@ -32,8 +32,31 @@ def test_training_lowers_the_loss_and_records_metadata(tiny_run):
     assert meta["classes"] == ["crack", "good", "hole"]
     assert meta["manifest_sha256"] == file_sha256(manifest)
     assert meta["hyperparameters"]["epochs"] == 2 and meta["seed"] == 7
-    assert 1 <= meta["selected_epoch"] <= 2
+    # the kept epoch is the best on the validation subset, which is drawn from the train split only
+    best = max(hist, key=lambda row: (row["val_balanced_accuracy"], -row["val_loss"]))
+    assert meta["selected_epoch"] == best["epoch"]
+    split_of = {s.id: s.split for s in read_manifest(manifest)}
+    assert meta["validation_ids"] and {split_of[i] for i in meta["validation_ids"]} == {"train"}
     assert available_seeds(models) == [7, 8]
+
+
+def test_multitask_loss_is_weighted_cross_entropy_plus_beta_bce():
+    """Against the formulas written out: class-weighted CE normalised by the weights of the
+    batch's labels, plus beta times the mean BCE of the mask logits."""
+    g = torch.Generator().manual_seed(0)
+    logits, labels = torch.randn(6, 3, generator=g), torch.tensor([0, 2, 1, 2, 2, 0])
+    weights = torch.tensor([0.5, 2.0, 1.0])
+    mask_logits = torch.randn(6, 1, 4, 4, generator=g) * 3
+    masks = (torch.rand(6, 1, 4, 4, generator=g) > 0.7).float()
+    total, ce, bce = multitask_loss(logits, mask_logits, labels, masks, weights, beta=0.7)
+    log_p = logits - logits.exp().sum(1, keepdim=True).log()
+    w = weights[labels]
+    expected_ce = -(w * log_p[torch.arange(6), labels]).sum() / w.sum()
+    z, m = mask_logits.double(), masks.double()
+    expected_bce = (-(m * torch.log(torch.sigmoid(z)) + (1 - m) * torch.log(1 - torch.sigmoid(z)))).mean()
+    assert float(ce) == pytest.approx(float(expected_ce), rel=1e-5)
+    assert float(bce) == pytest.approx(float(expected_bce), rel=1e-5)
+    assert float(total) == pytest.approx(float(expected_ce) + 0.7 * float(expected_bce), rel=1e-5)
 
 
 def test_checkpoint_loads_with_weights_only_and_reproduces_outputs(tiny_run):
