@@ -148,6 +148,48 @@ def test_invalid_url_values_fall_back_with_a_notice(dash, engine):
     assert not dash.notice.visible
 
 
+URL_KEYS = ("seed", "split", "class", "image", "methods", "target", "tab", "score", "agreement")
+INJECTED = "<img src=x onerror=alert(1)>"
+
+
+def _fresh_state(engine):
+    from dashboard.catalogue import Catalogue
+    from dashboard.state import DashboardState
+
+    return DashboardState(Catalogue.from_engine(engine))
+
+
+def test_url_keys_are_all_checked_here():
+    from dashboard.state import URL_KEYS as STATE_KEYS
+
+    assert set(URL_KEYS) == set(STATE_KEYS.values())
+
+
+@pytest.mark.parametrize("key", URL_KEYS)
+def test_notices_quote_url_values_escaped(engine, key):
+    """The page shows notices as HTML (banner and pop-up): a link's markup must arrive as text."""
+    import html
+
+    [note] = _fresh_state(engine).apply_query({key: INJECTED})
+    assert html.escape(INJECTED) in note
+    assert "<" not in note and ">" not in note
+
+
+def test_notices_quote_a_long_url_value_short(engine):
+    long = "x" * 20_000
+    notes = _fresh_state(engine).apply_query({"image": long, "class": long, "methods": long, "score": long})
+    assert len(notes) == 4
+    for note in notes:
+        assert "x" * 80 + "…" in note and "x" * 81 not in note and len(note) < 400
+
+
+def test_the_banner_shows_notices_escaped_once(dash):
+    dash.state.apply_query({"image": INJECTED})
+    assert dash.notice.visible
+    assert "&lt;img src=x onerror=alert(1)&gt;" in dash.notice.object
+    assert "<img" not in dash.notice.object and "&amp;lt;" not in dash.notice.object
+
+
 def test_url_names_an_image_of_another_class(dash, engine):
     hole = engine.image_ids("train", "hole")[1]
     notes = dash.state.apply_query({"split": "test", "class": "crack", "image": hole})
