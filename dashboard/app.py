@@ -138,9 +138,8 @@ class Dashboard(pn.viewable.Viewer):
             _ = self.summary  # built on first use
 
     def _show_notices(self, *_: Any) -> None:
-        notes = self.state.notices
-        self.notice.object = ('<div class="pe-notice-text">' + "<br>".join(html.escape(n) for n in notes) + "</div>"
-                              if notes else "")
+        notes = self.state.notices  # HTML already: the state escaped the URL's values as they came in
+        self.notice.object = '<div class="pe-notice-text">' + "<br>".join(notes) + "</div>" if notes else ""
         self.notice.visible = bool(notes)
         if notes and pn.state.notifications is not None:
             for note in notes:
