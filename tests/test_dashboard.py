@@ -77,6 +77,35 @@ def test_default_state_shows_a_defect_image(dash, engine):
     i, n = s.position
     assert (i, n) == (1, len(engine.image_ids("test", "crack")))
     assert f"{i} / {n}" in dash.controls["count"].object
+    assert engine.warnings == [] and not dash.engine_warnings.visible
+
+
+def test_engine_warnings_are_shown_escaped(tiny_run, tmp_path):
+    """A seed left out (unfinished) and data changed since training: the page says so, as text
+    (the paths in these lines hold markup characters here)."""
+    import html
+
+    from PIL import Image
+
+    from dashboard.app import create_app
+    from engine.explain import ExplanationEngine
+
+    root, models, *_ = tiny_run
+    data = shutil.copytree(root, tmp_path / "data <b>")
+    changed = data / "train" / "good" / "000.png"
+    Image.open(changed).transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(changed)
+    copy = shutil.copytree(models, tmp_path / "models <i>")
+    (copy / "seed_99.pt").write_bytes(b"an interrupted run")
+    eng = ExplanationEngine(data, copy, device="cpu", method_params={"ig": {"n_steps": 4}})
+    try:
+        assert len(eng.warnings) == 2 and any("seed 99" in w for w in eng.warnings)
+        pane = create_app(engine=eng).dashboard.engine_warnings
+    finally:
+        eng.close()
+    assert pane.visible
+    for line in eng.warnings:
+        assert html.escape(line) in pane.object
+    assert "data <b>" not in pane.object and "<i>" not in pane.object
 
 
 def test_parameter_changes_call_the_engine(engine, monkeypatch):
