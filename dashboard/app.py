@@ -82,6 +82,15 @@ def problem_view(problem: SetupProblem) -> pn.viewable.Viewable:
     return pn.pane.HTML(body, sizing_mode="stretch_width")
 
 
+def engine_warnings_html(warnings: list[str]) -> str:
+    """The engine's warnings (skipped seeds, data changed since training) as an escaped list."""
+    if not warnings:
+        return ""
+    items = "".join(f"<li>{html.escape(w)}</li>" for w in warnings)
+    return (f'<div class="pe-engine-warnings-text"><b>The server left out models or found the data changed:'
+            f'</b><ul style="margin:4px 0 0 0">{items}</ul></div>')
+
+
 class Dashboard(pn.viewable.Viewer):
     """Everything of one session, once the engine is ready."""
 
@@ -105,6 +114,10 @@ class Dashboard(pn.viewable.Viewer):
         self.exports = ExportBar(self.store, self.results)
         self.notice = pn.pane.Alert("", alert_type="warning", visible=False, sizing_mode="stretch_width",
                                     css_classes=["pe-notice"])
+        # seeds left out and data changed since training: facts of the server, shown for as long as it runs
+        self.engine_warnings = pn.pane.Alert(engine_warnings_html(engine.warnings), alert_type="warning",
+                                             visible=bool(engine.warnings), sizing_mode="stretch_width",
+                                             css_classes=["pe-engine-warnings"])
         self._show_notices()
         self.state.param.watch(self._show_notices, "notices")
         self.widgets = self._widgets()
@@ -115,7 +128,7 @@ class Dashboard(pn.viewable.Viewer):
         self.state.param.watch(lambda e: setattr(self.tabs, "active", TABS.index(e.new)), "tab")
         self.state.param.watch(self._open_summary, "tab")
         self._open_summary()
-        self.main = pn.Column(self.notice, self.tabs, sizing_mode="stretch_width")
+        self.main = pn.Column(self.engine_warnings, self.notice, self.tabs, sizing_mode="stretch_width")
 
     def _tab_content(self, tab: str) -> pn.viewable.Viewable:
         if tab == "image":
