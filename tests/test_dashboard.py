@@ -612,6 +612,25 @@ def test_summary_without_results_names_the_command(dash):
     assert summary.win._column.objects == [] and len(summary.curves._column.objects) == 2  # from checkpoints
 
 
+# ----------------------------------------------------------------------------- the data's own words
+
+
+def test_how_to_read_names_the_data_shown():
+    """A category whose classes are not hazelnut's is described in its own words."""
+    from dashboard.about import about_markdown
+
+    text = about_markdown("tile", ("good", "glue_strip", "oil"))
+    assert "<b>tile</b>" in text and "(glue_strip, oil)" in text
+    for word in ("hazelnut", "crack", "cut", "hole", "print"):
+        assert word not in text.lower(), word
+
+
+def test_how_to_read_tab_uses_the_engines_category_and_classes(dash, engine):
+    about = dash.tabs[2].object
+    assert f"<b>{engine.data_root.name}</b>" in about and "(crack, hole)" in about
+    assert "hazelnut" not in about.lower()
+
+
 # ----------------------------------------------------------------------------- set-up and config
 
 
