@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import make_mvtec_tree
 
 # Bokeh's own DataFrame handling (Tabulator sources) trips a pandas deprecation: not ours to fix.
 pytestmark = pytest.mark.filterwarnings("ignore:The inplace keyword in DataFrame.reset_index")
@@ -665,6 +666,83 @@ def test_missing_data_page_names_the_download(tiny_run, tmp_path):
     _root, models, *_ = tiny_run
     page = create_app(AppConfig(data=tmp_path / "nowhere", models=models, warm=False)).main[0].objects[0].object
     assert "pixel-evidence data download" in page and "Traceback" not in page
+
+
+HOST_CHANGE = "needs the change to EngineHost / describe_setup_error in dashboard/host.py (another worktree's file)"
+
+
+@pytest.mark.xfail(strict=True, reason=HOST_CHANGE)
+def test_a_bad_data_folder_logs_one_line_not_a_traceback(tiny_run, tmp_path, caplog):
+    """The page explains the problem; the log gets one line at WARNING, the traceback only at DEBUG."""
+    import logging
+
+    from dashboard.app import create_app
+    from dashboard.config import AppConfig
+
+    _root, models, *_ = tiny_run
+    caplog.set_level(logging.DEBUG, logger="pixel_evidence")
+    create_app(AppConfig(data=tmp_path / "nowhere", models=models, warm=False))
+    ours = [r for r in caplog.records if r.name.startswith("pixel_evidence")]
+    loud = [r for r in ours if r.levelno >= logging.WARNING]
+    assert [r.levelno for r in loud] == [logging.WARNING] and loud[0].exc_info is None
+    assert "nowhere" in loud[0].getMessage() and "\n" not in loud[0].getMessage()
+    assert any(r.levelno == logging.DEBUG and r.exc_info for r in ours)
+
+
+@pytest.mark.xfail(strict=True, reason=HOST_CHANGE)
+def test_a_bad_data_folder_is_told_to_fetch_its_own_category(tiny_run, tmp_path):
+    from dashboard.app import create_app
+    from dashboard.config import AppConfig
+
+    _root, models, *_ = tiny_run
+    tile = make_mvtec_tree(tmp_path / "tile", n_train_good=1, n_test={"good": 1, "glue_strip": 1, "oil": 1}, size=16)
+    page = create_app(AppConfig(data=tile, models=models, warm=False)).main[0].objects[0].object
+    assert f"pixel-evidence data download tile --data-dir {tmp_path}" in page
+    assert "hazelnut" not in page
+
+
+def test_engine_construction_failure_gets_a_problem_page():
+    from dashboard.app import create_app
+    from dashboard.config import AppConfig
+    from dashboard.host import EngineHost
+
+    def broken():
+        raise RuntimeError("disk on fire")
+
+    tpl = create_app(host=EngineHost(AppConfig(warm=False), broken).start())
+    assert tpl.dashboard is None
+    page = tpl.main[0].objects[0].object
+    assert "The explanation engine could not start" in page and "RuntimeError: disk on fire" in page
+    assert "Traceback" not in page and "Set-up needed" in tpl.sidebar[0].objects[0].object
+
+
+def test_dashboard_construction_failure_gets_a_page_not_a_traceback(engine, monkeypatch):
+    from dashboard import app
+
+    def broken(_engine):
+        raise ValueError("catalogue on fire")
+
+    monkeypatch.setattr(app.Catalogue, "from_engine", broken)
+    tpl = app.create_app(engine=engine)
+    assert tpl.dashboard is None
+    page = tpl.main[0].objects[0].object
+    assert "The dashboard could not start" in page and "ValueError: catalogue on fire" in page
+    assert "Traceback" not in page
+
+
+def test_a_split_without_images_says_so(engine, monkeypatch):
+    """The class chosen has no images in the split: the page says so instead of drawing."""
+    from dashboard.app import create_app
+
+    listed = engine.image_ids
+    monkeypatch.setattr(engine, "image_ids", lambda split, cls=None: [] if split == "train" else listed(split, cls))
+    dash = create_app(engine=engine).dashboard
+    dash.state.split = "train"
+    assert dash.state.image_id == "" and dash.state.position == (0, 0)
+    view = dash.image_view
+    assert view._alert.visible and not view._content.visible
+    assert "No images in this split and class." in view._alert.object
+    assert "0 / 0" in dash.controls["count"].object
 
 
 def test_one_engine_per_process(tiny_run):
