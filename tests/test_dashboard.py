@@ -256,6 +256,25 @@ def test_location_sync_validates_and_rewrites_the_url(engine):
     assert "class=crack" in bad.search and f"image={state.image_id}" in bad.search
 
 
+@pytest.mark.parametrize("seed", ["²", "9" * 5000])
+def test_a_link_panel_cannot_read_still_opens_with_a_notice(engine, seed):
+    """Panel's own reading of a query turns digit strings into ints, which fails for these."""
+    from urllib.parse import urlencode
+
+    from panel.io.location import Location
+
+    from dashboard.state import bind_location
+
+    hole = engine.image_ids("test", "hole")[1]
+    location = Location(search="?" + urlencode({"seed": seed, "image": hole}))
+    state = _fresh_state(engine)
+    bind_location(state, location)
+    assert (state.seed, state.image_id) == (engine.seeds[0], hole)
+    [note] = state.notices
+    assert note.startswith(f"No model for seed “{seed[:80]}") and len(note) < 200
+    assert f"seed={engine.seeds[0]}" in location.search and f"image={hole}" in location.search
+
+
 def test_good_image_shows_no_winner(dash, engine):
     good = engine.image_ids("test", "good")[0]
     dash.state.go_to(good)
