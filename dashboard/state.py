@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import difflib
 import html
+import urllib.parse
 from typing import Any, Mapping
 
 import param
@@ -245,9 +246,9 @@ class DashboardState(param.Parameterized):
 class UrlState(param.Parameterized):
     """Untyped mirror of :class:`DashboardState` that ``pn.state.location.sync`` keeps in the URL.
 
-    Untyped on purpose: Panel decodes query values as JSON (``seed=42`` arrives as an int,
-    a bad value as anything), and one value the mirror refused would make the whole sync
-    fail; :meth:`DashboardState.apply_query` does the validation instead."""
+    Untyped on purpose: Panel decodes query values (``seed=42`` arrives as an int, a list as
+    a list), and one value the mirror refused would make the whole sync fail;
+    :meth:`DashboardState.apply_query` does the validation instead."""
 
     seed = param.Parameter(default=None)
     split = param.Parameter(default=None)
@@ -274,11 +275,16 @@ class UrlState(param.Parameterized):
 def bind_location(state: DashboardState, location: Any) -> UrlState:
     """Keep ``state`` and the page URL in step, both ways, through ``location.sync``.
 
-    The URL's values are validated first (bad ones produce notices and fall back), then
-    the URL is rewritten to the valid state, so a shared link always reopens a valid view.
+    The link's values are read here as the strings they are, not through Panel's reading,
+    which turns digit strings into numbers and fails on some (``seed=²``, 5,000 digits),
+    taking the page down with it. They are validated (bad ones produce notices and fall
+    back), and the URL is rewritten to the valid state before Panel syncs with it, so a
+    shared link always reopens a valid view.
     """
+    state.apply_query(dict(urllib.parse.parse_qsl(location.search.removeprefix("?"))))
+    location.search = "?" + urllib.parse.urlencode(state.to_query())
     mirror = UrlState()
-    location.sync(mirror, UrlState.QUERY)  # copies the URL's values into the mirror
+    location.sync(mirror, UrlState.QUERY)  # copies the URL's values, now valid, into the mirror
     busy = {"flag": False}
 
     def from_url(*_events: Any) -> None:
@@ -300,7 +306,6 @@ def bind_location(state: DashboardState, location: Any) -> UrlState:
         finally:
             busy["flag"] = False
 
-    from_url()
     mirror.param.watch(from_url, list(UrlState.QUERY))
     state.param.watch(to_url, list(URL_KEYS))
     return mirror
