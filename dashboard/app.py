@@ -14,6 +14,7 @@ from typing import Any
 
 import panel as pn
 
+from .about import about_markdown
 from .analysis_view import AnalysisView
 from .catalogue import Catalogue
 from .config import AppConfig
@@ -30,41 +31,6 @@ TITLE = "Pixel Evidence — which explanation hits the defect?"
 ACCENT = "#0072B2"
 DEFAULT_THREADS = 8
 
-ABOUT = """
-## How to read this dashboard
-
-**The question.** A classifier recognises defects (crack, cut, hole, print) on hazelnuts. Explanation
-methods (Grad-CAM, Saliency, Integrated Gradients, ...) each produce a heatmap of "important" pixels.
-Which one points at the actual defect?
-
-**Top-K overlap (TKO).** Let K be the number of ground-truth defect pixels. Take the K highest pixels
-of a method's map and count how many lie on the defect: TKO = hits / K, between 0 and 1.
-Pixels that tie exactly at the cut-off value share the remaining top-K slots and count fractionally,
-so pixel order never decides a score.
-
-**Chance level and lift.** A random map scores K/N on average (N = all pixels). Lift = TKO / (K/N):
-×1 is no better than chance. Small defects have a tiny chance level, so lifts can be large.
-
-**IoU.** The overlap of the top-K set with the defect as intersection over union: hits / (2K − hits).
-It ranks methods the same way as TKO on one image (both sets have K pixels).
-
-**Winner.** The method with the highest TKO on an image wins it. Ties are ties: tied methods share the
-rank (e.g. 1.5) and split the win. Good images have no defect pixels (K = 0): nothing to rank, no winner.
-
-**Win rate (summary tab).** Over the correctly classified defect images, the share each method wins
-(shared wins split). Shown per seed, so the boxes show how much it varies between training runs.
-
-**Heatmap colours** are for display only: each map is divided by its own 99.5th percentile so one very
-bright pixel does not turn the rest black. Numbers always use the raw maps.
-
-**Integrated Gradients' convergence gap** (|δ| / |F(x) − F(baseline)|) says how much of the class
-score change the attributions fail to account for; small is good, more steps make it smaller.
-
-**Target.** By default the maps explain the predicted class. Switch to the true class to see what the
-model would have needed to look at, which matters on misclassified images.
-"""
-
-
 def problem_view(problem: SetupProblem) -> pn.viewable.Viewable:
     """A friendly page for a set-up problem: what is wrong and the commands that fix it."""
     commands = "".join(f"<pre style='background:#f3f3f3;padding:8px 12px;border-radius:6px;font-size:15px'>"
@@ -80,6 +46,15 @@ def problem_view(problem: SetupProblem) -> pn.viewable.Viewable:
   <code>panel serve app.py --args --data DIR --models DIR</code> or <code>--args --config FILE</code>.</p>
 </div>"""
     return pn.pane.HTML(body, sizing_mode="stretch_width")
+
+
+def engine_warnings_html(warnings: list[str]) -> str:
+    """The engine's warnings (skipped seeds, data changed since training) as an escaped list."""
+    if not warnings:
+        return ""
+    items = "".join(f"<li>{html.escape(w)}</li>" for w in warnings)
+    return (f'<div class="pe-engine-warnings-text"><b>The server left out models or found the data changed:'
+            f'</b><ul style="margin:4px 0 0 0">{items}</ul></div>')
 
 
 class Dashboard(pn.viewable.Viewer):
@@ -105,6 +80,10 @@ class Dashboard(pn.viewable.Viewer):
         self.exports = ExportBar(self.store, self.results)
         self.notice = pn.pane.Alert("", alert_type="warning", visible=False, sizing_mode="stretch_width",
                                     css_classes=["pe-notice"])
+        # seeds left out and data changed since training: facts of the server, shown for as long as it runs
+        self.engine_warnings = pn.pane.Alert(engine_warnings_html(engine.warnings), alert_type="warning",
+                                             visible=bool(engine.warnings), sizing_mode="stretch_width",
+                                             css_classes=["pe-engine-warnings"])
         self._show_notices()
         self.state.param.watch(self._show_notices, "notices")
         self.widgets = self._widgets()
@@ -115,14 +94,15 @@ class Dashboard(pn.viewable.Viewer):
         self.state.param.watch(lambda e: setattr(self.tabs, "active", TABS.index(e.new)), "tab")
         self.state.param.watch(self._open_summary, "tab")
         self._open_summary()
-        self.main = pn.Column(self.notice, self.tabs, sizing_mode="stretch_width")
+        self.main = pn.Column(self.engine_warnings, self.notice, self.tabs, sizing_mode="stretch_width")
 
     def _tab_content(self, tab: str) -> pn.viewable.Viewable:
         if tab == "image":
             return pn.Column(self.image_view, self.analysis, sizing_mode="stretch_width")
         if tab == "summary":
             return self.summary_tab
-        return pn.pane.Markdown(ABOUT, sizing_mode="stretch_width", styles={"font-size": "16px", "max-width": "950px"})
+        about = about_markdown(self.engine.data_root.name, self.catalogue.classes)
+        return pn.pane.Markdown(about, sizing_mode="stretch_width", styles={"font-size": "16px", "max-width": "950px"})
 
     @property
     def summary(self) -> SummaryView:
@@ -138,9 +118,8 @@ class Dashboard(pn.viewable.Viewer):
             _ = self.summary  # built on first use
 
     def _show_notices(self, *_: Any) -> None:
-        notes = self.state.notices
-        self.notice.object = ('<div class="pe-notice-text">' + "<br>".join(html.escape(n) for n in notes) + "</div>"
-                              if notes else "")
+        notes = self.state.notices  # HTML already: the state escaped the URL's values as they came in
+        self.notice.object = '<div class="pe-notice-text">' + "<br>".join(notes) + "</div>" if notes else ""
         self.notice.visible = bool(notes)
         if notes and pn.state.notifications is not None:
             for note in notes:

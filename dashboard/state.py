@@ -7,6 +7,10 @@ value coming from outside (a pasted URL) goes through :meth:`DashboardState.appl
 which keeps what is valid, falls back to the nearest valid state for the rest, and says so
 in ``notices``.
 
+Notices are HTML (the page shows them as a banner and as pop-ups, both of which render
+markup): every value from the URL is escaped, and trimmed to a readable length, in
+:func:`quoted` as it enters a notice; names from the catalogue are escaped too.
+
 URL format (all keys optional)::
 
     ?seed=42&split=test&class=crack&image=test-crack-003&methods=gradcam,saliency,ig
@@ -16,6 +20,8 @@ URL format (all keys optional)::
 from __future__ import annotations
 
 import difflib
+import html
+import urllib.parse
 from typing import Any, Mapping
 
 import param
@@ -39,6 +45,19 @@ _CHOICES = {
     "score": ("score", tuple(LOCALISATION_SCORES), "tko", "winners are decided by Top-K overlap"),
     "agreement": ("agreement measure", AGREEMENT_STATS, "spearman", "comparing maps by Spearman's rank correlation"),
 }
+QUOTE_CHARS = 80  # a notice quotes this much of a pasted value: a 20,000-character value is not news
+
+
+def quoted(value: str) -> str:
+    """A value from the URL as a notice quotes it: at most ``QUOTE_CHARS`` characters (then
+    "…"), HTML-escaped, so a link can neither inject markup nor flood the page."""
+    shown = value if len(value) <= QUOTE_CHARS else value[:QUOTE_CHARS] + "…"
+    return html.escape(shown)
+
+
+def _names(values: Any) -> str:
+    """Catalogue names (classes, seeds, labels) listed for a notice, escaped."""
+    return ", ".join(html.escape(str(v)) for v in values)
 
 
 class DashboardState(param.Parameterized):
@@ -56,7 +75,8 @@ class DashboardState(param.Parameterized):
                            doc="The localisation score that decides which method wins an image (summary tab)")
     agreement = param.Selector(objects=list(AGREEMENT_STATS), default="spearman", label="Agreement measure",
                                doc="How two methods' maps are compared, in the per-image and the summary view")
-    notices = param.List(default=[], doc="Messages about values that were replaced (e.g. from a bad URL)")
+    notices = param.List(default=[], doc="Messages about values that were replaced (e.g. from a bad URL), "
+                                         "as HTML: values from outside are escaped")
 
     def __init__(self, catalogue: Catalogue, **params: Any):
         self.catalogue = catalogue
@@ -138,6 +158,7 @@ class DashboardState(param.Parameterized):
         """
         q = {k: ("" if v is None else (",".join(map(str, v)) if isinstance(v, (list, tuple)) else str(v)).strip())
              for k, v in query.items()}
+        said = {k: quoted(v) for k, v in q.items()}  # the URL's values as notices quote them
         cat = self.catalogue
         notes: list[str] = []
         updates: dict[str, Any] = {}
@@ -152,8 +173,8 @@ class DashboardState(param.Parameterized):
                 updates["seed"] = seed
             else:
                 near = min(cat.seeds, key=lambda s: (abs(s - seed), s)) if seed is not None else cat.seeds[0]
-                notes.append(f"No model for seed “{text}”; showing seed {near} "
-                             f"(available: {', '.join(map(str, cat.seeds))}).")
+                notes.append(f"No model for seed “{said['seed']}”; showing seed {near} "
+                             f"(available: {_names(cat.seeds)}).")
                 updates["seed"] = near
 
         split = self.split
@@ -161,7 +182,7 @@ class DashboardState(param.Parameterized):
             if q["split"] in SPLITS:
                 split = q["split"]
             else:
-                notes.append(f"Unknown split “{q['split']}”; showing {split}. Use train or test.")
+                notes.append(f"Unknown split “{said['split']}”; showing {split}. Use train or test.")
 
         cls = self.image_class
         class_given = bool(q.get("class"))
@@ -177,13 +198,14 @@ class DashboardState(param.Parameterized):
                 if guess:
                     image_id = guess[0]
                     split, cls = self._home(image_id)
-                    notes.append(f"Unknown image “{q['image']}”; showing the closest id, {image_id}.")
+                    notes.append(f"Unknown image “{said['image']}”; showing the closest id, "
+                                 f"{html.escape(image_id)}.")
                 else:
                     image_id = None
-                    notes.append(f"Unknown image “{q['image']}”; showing the first image of the class instead.")
+                    notes.append(f"Unknown image “{said['image']}”; showing the first image of the class instead.")
             else:
                 if (q.get("split") and home[0] != split) or (class_given and home[1] != cls):
-                    notes.append(f"Image {q['image']} is a {home[0]} image of class {home[1]}; "
+                    notes.append(f"Image {said['image']} is a {home[0]} image of class {html.escape(home[1])}; "
                                  "split and class follow the image.")
                 split, cls = home
                 image_id = q["image"]
@@ -192,8 +214,8 @@ class DashboardState(param.Parameterized):
             fallback = cat.default_class(split)
             if class_given:
                 where = "" if cls not in cat.classes else f" in the {split} split"
-                notes.append(f"No class “{cls}”{where}; showing {fallback} "
-                             f"(classes: {', '.join(cat.classes_in(split))}).")
+                notes.append(f"No class “{said['class']}”{where}; showing {html.escape(fallback)} "
+                             f"(classes: {_names(cat.classes_in(split))}).")
             cls = fallback
         if (q.get("split") or class_given or q.get("image")) or image_id != self.image_id:
             self._set_location(split, cls, image_id)
@@ -201,8 +223,8 @@ class DashboardState(param.Parameterized):
         if "methods" in q and q["methods"] != "":
             keys, unknown = cat.parse_methods(q["methods"])
             if unknown:
-                notes.append(f"Unknown method(s) {', '.join(unknown)}; known: "
-                             f"{', '.join(cat.method_labels)}.")
+                notes.append(f"Unknown method(s) {quoted(', '.join(unknown))}; known: "
+                             f"{_names(cat.method_labels)}.")
             if not keys:
                 keys = list(cat.default_methods)
             updates["methods"] = keys
@@ -212,7 +234,7 @@ class DashboardState(param.Parameterized):
             if q[key] in allowed:
                 updates[key] = q[key]
             else:
-                notes.append(f"Unknown {name} “{q[key]}”; {consequence} ({name}s: {', '.join(allowed)}).")
+                notes.append(f"Unknown {name} “{said[key]}”; {consequence} ({name}s: {', '.join(allowed)}).")
                 updates[key] = fallback
         if updates:
             self.param.update(**updates)
@@ -224,9 +246,9 @@ class DashboardState(param.Parameterized):
 class UrlState(param.Parameterized):
     """Untyped mirror of :class:`DashboardState` that ``pn.state.location.sync`` keeps in the URL.
 
-    Untyped on purpose: Panel decodes query values as JSON (``seed=42`` arrives as an int,
-    a bad value as anything), and one value the mirror refused would make the whole sync
-    fail; :meth:`DashboardState.apply_query` does the validation instead."""
+    Untyped on purpose: Panel decodes query values (``seed=42`` arrives as an int, a list as
+    a list), and one value the mirror refused would make the whole sync fail;
+    :meth:`DashboardState.apply_query` does the validation instead."""
 
     seed = param.Parameter(default=None)
     split = param.Parameter(default=None)
@@ -253,11 +275,16 @@ class UrlState(param.Parameterized):
 def bind_location(state: DashboardState, location: Any) -> UrlState:
     """Keep ``state`` and the page URL in step, both ways, through ``location.sync``.
 
-    The URL's values are validated first (bad ones produce notices and fall back), then
-    the URL is rewritten to the valid state, so a shared link always reopens a valid view.
+    The link's values are read here as the strings they are, not through Panel's reading,
+    which turns digit strings into numbers and fails on some (``seed=²``, 5,000 digits),
+    taking the page down with it. They are validated (bad ones produce notices and fall
+    back), and the URL is rewritten to the valid state before Panel syncs with it, so a
+    shared link always reopens a valid view.
     """
+    state.apply_query(dict(urllib.parse.parse_qsl(location.search.removeprefix("?"))))
+    location.search = "?" + urllib.parse.urlencode(state.to_query())
     mirror = UrlState()
-    location.sync(mirror, UrlState.QUERY)  # copies the URL's values into the mirror
+    location.sync(mirror, UrlState.QUERY)  # copies the URL's values, now valid, into the mirror
     busy = {"flag": False}
 
     def from_url(*_events: Any) -> None:
@@ -279,7 +306,6 @@ def bind_location(state: DashboardState, location: Any) -> UrlState:
         finally:
             busy["flag"] = False
 
-    from_url()
     mirror.param.watch(from_url, list(UrlState.QUERY))
     state.param.watch(to_url, list(URL_KEYS))
     return mirror

@@ -11,6 +11,7 @@ import io
 import json
 import math
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -18,11 +19,13 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import make_mvtec_tree
 
 # Bokeh's own DataFrame handling (Tabulator sources) trips a pandas deprecation: not ours to fix.
 pytestmark = pytest.mark.filterwarnings("ignore:The inplace keyword in DataFrame.reset_index")
 
 ROOT = Path(__file__).resolve().parent.parent
+WAIT = 300  # seconds: a cap for a broken view or store, not a pace (CI runs at load 10+ on 2 cores)
 DASHBOARD = ROOT / "dashboard"
 
 
@@ -77,6 +80,35 @@ def test_default_state_shows_a_defect_image(dash, engine):
     i, n = s.position
     assert (i, n) == (1, len(engine.image_ids("test", "crack")))
     assert f"{i} / {n}" in dash.controls["count"].object
+    assert engine.warnings == [] and not dash.engine_warnings.visible
+
+
+def test_engine_warnings_are_shown_escaped(tiny_run, tmp_path):
+    """A seed left out (unfinished) and data changed since training: the page says so, as text
+    (the paths in these lines hold markup characters here)."""
+    import html
+
+    from PIL import Image
+
+    from dashboard.app import create_app
+    from engine.explain import ExplanationEngine
+
+    root, models, *_ = tiny_run
+    data = shutil.copytree(root, tmp_path / "data <b>")
+    changed = data / "train" / "good" / "000.png"
+    Image.open(changed).transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(changed)
+    copy = shutil.copytree(models, tmp_path / "models <i>")
+    (copy / "seed_99.pt").write_bytes(b"an interrupted run")
+    eng = ExplanationEngine(data, copy, device="cpu", method_params={"ig": {"n_steps": 4}})
+    try:
+        assert len(eng.warnings) == 2 and any("seed 99" in w for w in eng.warnings)
+        pane = create_app(engine=eng).dashboard.engine_warnings
+    finally:
+        eng.close()
+    assert pane.visible
+    for line in eng.warnings:
+        assert html.escape(line) in pane.object
+    assert "data <b>" not in pane.object and "<i>" not in pane.object
 
 
 def test_parameter_changes_call_the_engine(engine, monkeypatch):
@@ -148,6 +180,48 @@ def test_invalid_url_values_fall_back_with_a_notice(dash, engine):
     assert not dash.notice.visible
 
 
+URL_KEYS = ("seed", "split", "class", "image", "methods", "target", "tab", "score", "agreement")
+INJECTED = "<img src=x onerror=alert(1)>"
+
+
+def _fresh_state(engine):
+    from dashboard.catalogue import Catalogue
+    from dashboard.state import DashboardState
+
+    return DashboardState(Catalogue.from_engine(engine))
+
+
+def test_url_keys_are_all_checked_here():
+    from dashboard.state import URL_KEYS as STATE_KEYS
+
+    assert set(URL_KEYS) == set(STATE_KEYS.values())
+
+
+@pytest.mark.parametrize("key", URL_KEYS)
+def test_notices_quote_url_values_escaped(engine, key):
+    """The page shows notices as HTML (banner and pop-up): a link's markup must arrive as text."""
+    import html
+
+    [note] = _fresh_state(engine).apply_query({key: INJECTED})
+    assert html.escape(INJECTED) in note
+    assert "<" not in note and ">" not in note
+
+
+def test_notices_quote_a_long_url_value_short(engine):
+    long = "x" * 20_000
+    notes = _fresh_state(engine).apply_query({"image": long, "class": long, "methods": long, "score": long})
+    assert len(notes) == 4
+    for note in notes:
+        assert "x" * 80 + "…" in note and "x" * 81 not in note and len(note) < 400
+
+
+def test_the_banner_shows_notices_escaped_once(dash):
+    dash.state.apply_query({"image": INJECTED})
+    assert dash.notice.visible
+    assert "&lt;img src=x onerror=alert(1)&gt;" in dash.notice.object
+    assert "<img" not in dash.notice.object and "&amp;lt;" not in dash.notice.object
+
+
 def test_url_names_an_image_of_another_class(dash, engine):
     hole = engine.image_ids("train", "hole")[1]
     notes = dash.state.apply_query({"split": "test", "class": "crack", "image": hole})
@@ -158,13 +232,12 @@ def test_url_names_an_image_of_another_class(dash, engine):
 def test_location_sync_validates_and_rewrites_the_url(engine):
     from panel.io.location import Location
 
-    from dashboard.catalogue import Catalogue
-    from dashboard.state import DashboardState, bind_location
+    from dashboard.state import bind_location
 
     hole = engine.image_ids("test", "hole")[0]
     loc = Location(search=f"?seed={engine.seeds[1]}&class=hole&image={hole}&methods=ig,saliency&tab=summary"
                           "&score=auroc&agreement=top_iou")
-    state = DashboardState(Catalogue.from_engine(engine))
+    state = _fresh_state(engine)
     bind_location(state, loc)
     assert (state.seed, state.image_class, state.image_id) == (engine.seeds[1], "hole", hole)
     assert state.methods == ["ig", "saliency"] and state.tab == "summary" and state.notices == []
@@ -177,10 +250,29 @@ def test_location_sync_validates_and_rewrites_the_url(engine):
     assert "agreement=pearson" in loc.search
 
     bad = Location(search="?class=nope&image=zzz")
-    state = DashboardState(Catalogue.from_engine(engine))
+    state = _fresh_state(engine)
     bind_location(state, bad)
     assert len(state.notices) == 2
     assert "class=crack" in bad.search and f"image={state.image_id}" in bad.search
+
+
+@pytest.mark.parametrize("seed", ["²", "9" * 5000])
+def test_a_link_panel_cannot_read_still_opens_with_a_notice(engine, seed):
+    """Panel's own reading of a query turns digit strings into ints, which fails for these."""
+    from urllib.parse import urlencode
+
+    from panel.io.location import Location
+
+    from dashboard.state import bind_location
+
+    hole = engine.image_ids("test", "hole")[1]
+    location = Location(search="?" + urlencode({"seed": seed, "image": hole}))
+    state = _fresh_state(engine)
+    bind_location(state, location)
+    assert (state.seed, state.image_id) == (engine.seeds[0], hole)
+    [note] = state.notices
+    assert note.startswith(f"No model for seed “{seed[:80]}") and len(note) < 200
+    assert f"seed={engine.seeds[0]}" in location.search and f"image={hole}" in location.search
 
 
 def test_good_image_shows_no_winner(dash, engine):
@@ -282,19 +374,27 @@ def test_png_and_html_exports_are_in_memory(dash, tmp_path, monkeypatch):
     assert os.listdir(tmp_path) == [] and set(os.listdir(ROOT)) == before
 
 
+def _repo_entries() -> list[Path]:
+    """Every file and folder of the repository, relative to it, without the folders that tools
+    write on their own: git, caches and ``.venv`` (the README's install command puts it here)."""
+    skipped = {".git", ".venv", "__pycache__", ".pytest_cache"}
+    entries = []
+    for folder, dirs, files in os.walk(ROOT):
+        dirs[:] = [d for d in dirs if d not in skipped]
+        entries += [(Path(folder) / name).relative_to(ROOT) for name in dirs + files]
+    return sorted(entries)
+
+
 def test_widget_changes_write_nothing(dash, engine, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    before = sorted(p.relative_to(ROOT) for p in ROOT.rglob("*") if "__pycache__" not in p.parts
-                    and ".pytest_cache" not in p.parts and ".git" not in p.parts)
+    before = _repo_entries()
     s = dash.state
     s.image_class = "hole"
     s.step(1)
     s.split = "train"
     s.target = "true"
     s.tab = "summary"
-    after = sorted(p.relative_to(ROOT) for p in ROOT.rglob("*") if "__pycache__" not in p.parts
-                   and ".pytest_cache" not in p.parts and ".git" not in p.parts)
-    assert after == before and os.listdir(tmp_path) == []
+    assert _repo_entries() == before and os.listdir(tmp_path) == []
 
 
 def test_linked_axes_across_image_panes(dash):
@@ -349,20 +449,20 @@ def test_stale_answers_are_dropped(engine, monkeypatch):
 
     def slow(seed, split, image_id, *a, **k):
         if image_id == ids[1]:
-            gate.wait(10)
+            assert gate.wait(WAIT)
         return original(seed, split, image_id, *a, **k)
 
     monkeypatch.setattr(engine, "explain", slow)
+    loading = threading.Event()
+    view._layout.param.watch(lambda e: loading.set() if e.new else None, "loading")
     worker = threading.Thread(target=lambda: dash.state.step(1))  # asks for ids[1]: slow
     worker.start()
-    for _ in range(200):
-        if dash.store.computing:
-            break
-        threading.Event().wait(0.02)
-    assert dash.store.computing and view._layout.loading  # the loading indicator is on while it waits
+    assert loading.wait(WAIT)  # the loading indicator is on while it waits
+    assert dash.store.computing
     dash.state.image_class = "hole"  # the user moves on
     gate.set()
-    worker.join(10)
+    worker.join(WAIT)
+    assert not worker.is_alive()
     assert dash.store.explanation.image_id == engine.image_ids("test", "hole")[0]
     assert not view._layout.loading
 
@@ -372,15 +472,10 @@ def test_stale_answers_are_dropped(engine, monkeypatch):
 # Inside a running event loop (as on the server) a request only schedules the store's
 # coroutine; these tests run one and wait for the store's states through its watchers.
 
-WAIT = 120  # seconds: a bound for a broken store, not a pace; the tiny models answer at once
-
-
 def _store(engine):
-    from dashboard.catalogue import Catalogue
-    from dashboard.state import DashboardState
     from dashboard.store import ExplanationStore
 
-    return ExplanationStore(DashboardState(Catalogue.from_engine(engine)), engine)
+    return ExplanationStore(_fresh_state(engine), engine)
 
 
 class _Gate:
@@ -541,6 +636,25 @@ def test_summary_without_results_names_the_command(dash):
     assert summary.win._column.objects == [] and len(summary.curves._column.objects) == 2  # from checkpoints
 
 
+# ----------------------------------------------------------------------------- the data's own words
+
+
+def test_how_to_read_names_the_data_shown():
+    """A category whose classes are not hazelnut's is described in its own words."""
+    from dashboard.about import about_markdown
+
+    text = about_markdown("tile", ("good", "glue_strip", "oil")).lower()
+    assert "<b>tile</b>" in text and "(glue_strip, oil)" in text
+    for word in ("hazelnut", "crack", "cut", "hole", "print"):  # hazelnut's defects; "cut-off" is TKO's
+        assert not re.search(rf"\b{word}\b(?!-off)", text), word
+
+
+def test_how_to_read_tab_uses_the_engines_category_and_classes(dash, engine):
+    about = dash.tabs[2].object
+    assert f"<b>{engine.data_root.name}</b>" in about and "(crack, hole)" in about
+    assert "hazelnut" not in about.lower()
+
+
 # ----------------------------------------------------------------------------- set-up and config
 
 
@@ -577,6 +691,83 @@ def test_missing_data_page_names_the_download(tiny_run, tmp_path):
     assert "pixel-evidence data download" in page and "Traceback" not in page
 
 
+HOST_CHANGE = "needs the change to EngineHost / describe_setup_error in dashboard/host.py (another worktree's file)"
+
+
+@pytest.mark.xfail(strict=True, reason=HOST_CHANGE)
+def test_a_bad_data_folder_logs_one_line_not_a_traceback(tiny_run, tmp_path, caplog):
+    """The page explains the problem; the log gets one line at WARNING, the traceback only at DEBUG."""
+    import logging
+
+    from dashboard.app import create_app
+    from dashboard.config import AppConfig
+
+    _root, models, *_ = tiny_run
+    caplog.set_level(logging.DEBUG, logger="pixel_evidence")
+    create_app(AppConfig(data=tmp_path / "nowhere", models=models, warm=False))
+    ours = [r for r in caplog.records if r.name.startswith("pixel_evidence")]
+    loud = [r for r in ours if r.levelno >= logging.WARNING]
+    assert [r.levelno for r in loud] == [logging.WARNING] and loud[0].exc_info is None
+    assert "nowhere" in loud[0].getMessage() and "\n" not in loud[0].getMessage()
+    assert any(r.levelno == logging.DEBUG and r.exc_info for r in ours)
+
+
+@pytest.mark.xfail(strict=True, reason=HOST_CHANGE)
+def test_a_bad_data_folder_is_told_to_fetch_its_own_category(tiny_run, tmp_path):
+    from dashboard.app import create_app
+    from dashboard.config import AppConfig
+
+    _root, models, *_ = tiny_run
+    tile = make_mvtec_tree(tmp_path / "tile", n_train_good=1, n_test={"good": 1, "glue_strip": 1, "oil": 1}, size=16)
+    page = create_app(AppConfig(data=tile, models=models, warm=False)).main[0].objects[0].object
+    assert f"pixel-evidence data download tile --data-dir {tmp_path}" in page
+    assert "hazelnut" not in page
+
+
+def test_engine_construction_failure_gets_a_problem_page():
+    from dashboard.app import create_app
+    from dashboard.config import AppConfig
+    from dashboard.host import EngineHost
+
+    def broken():
+        raise RuntimeError("disk on fire")
+
+    tpl = create_app(host=EngineHost(AppConfig(warm=False), broken).start())
+    assert tpl.dashboard is None
+    page = tpl.main[0].objects[0].object
+    assert "The explanation engine could not start" in page and "RuntimeError: disk on fire" in page
+    assert "Traceback" not in page and "Set-up needed" in tpl.sidebar[0].objects[0].object
+
+
+def test_dashboard_construction_failure_gets_a_page_not_a_traceback(engine, monkeypatch):
+    from dashboard import app
+
+    def broken(_engine):
+        raise ValueError("catalogue on fire")
+
+    monkeypatch.setattr(app.Catalogue, "from_engine", broken)
+    tpl = app.create_app(engine=engine)
+    assert tpl.dashboard is None
+    page = tpl.main[0].objects[0].object
+    assert "The dashboard could not start" in page and "ValueError: catalogue on fire" in page
+    assert "Traceback" not in page
+
+
+def test_a_split_without_images_says_so(engine, monkeypatch):
+    """The class chosen has no images in the split: the page says so instead of drawing."""
+    from dashboard.app import create_app
+
+    listed = engine.image_ids
+    monkeypatch.setattr(engine, "image_ids", lambda split, cls=None: [] if split == "train" else listed(split, cls))
+    dash = create_app(engine=engine).dashboard
+    dash.state.split = "train"
+    assert dash.state.image_id == "" and dash.state.position == (0, 0)
+    view = dash.image_view
+    assert view._alert.visible and not view._content.visible
+    assert "No images in this split and class." in view._alert.object
+    assert "0 / 0" in dash.controls["count"].object
+
+
 def test_one_engine_per_process(tiny_run):
     from dashboard.config import AppConfig
     from dashboard.host import get_host
@@ -585,7 +776,7 @@ def test_one_engine_per_process(tiny_run):
     cfg = AppConfig(data=root, models=models, device="cpu", warm=False)
     a, b = get_host(cfg), get_host(AppConfig(data=root, models=models, device="cpu", warm=False))
     assert a is b
-    assert a.engine(timeout=60) is b.engine(timeout=60) is not None
+    assert a.engine(timeout=WAIT) is b.engine(timeout=WAIT) is not None
 
 
 def test_config_file_and_arguments(tmp_path):
@@ -613,11 +804,22 @@ def test_config_file_and_arguments(tmp_path):
 
 
 def test_root_app_serves_a_problem_page_for_bad_arguments():
-    code = ("import sys; sys.argv = ['app.py', '--bogus']; import runpy; "
-            "ns = runpy.run_path('app.py'); print('ok')")
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    """``panel serve app.py --args --bogus``: the page served names the problem and the fix.
+    In a subprocess, because app.py sets up the process's logging; it prints what it served."""
+    code = ("import runpy, sys\n"
+            "import panel as pn\n"
+            "served = []\n"
+            "pn.template.FastListTemplate.servable = lambda page, *a, **k: served.append(page)\n"
+            "sys.argv = ['app.py', '--bogus']\n"
+            "runpy.run_path('app.py')\n"
+            "[page] = served\n"
+            "print(page.main[0].object)\n")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=WAIT)
     assert out.returncode == 0, out.stderr
-    assert "ok" in out.stdout
+    page = out.stdout
+    assert "pe-setup-problem" in page and "The dashboard&#x27;s arguments are not usable" in page
+    assert "unknown argument(s)" in page and "--bogus" in page
+    assert "panel serve app.py --args --data DIR --models DIR" in page and "Traceback" not in page
 
 
 # ----------------------------------------------------------------------------- no torch in the dashboard
@@ -630,7 +832,7 @@ def test_importing_the_dashboard_does_not_import_torch():
             "dashboard.config\n"
             "bad = [m for m in ('torch', 'captum', 'torchvision') if m in sys.modules]\n"
             "assert not bad, bad\n")
-    subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, timeout=120)
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, timeout=WAIT)
 
 
 def test_dashboard_sources_never_import_torch_or_the_model():

@@ -1,7 +1,7 @@
 """The summary tab's localisation scores, agreement, faithfulness and sanity panels.
 
 Hand-made result folders (no models, no torch): every number on screen is compared with
-an independent pandas computation or with :func:`engine.metrics.win_rates`.
+an independent pandas computation, never with the engine function the view itself calls.
 """
 
 from __future__ import annotations
@@ -104,7 +104,7 @@ def write_results(models: Path, *, scores=("pointing", "auroc"), analyses=("agre
     (out / "per_seed").mkdir(parents=True, exist_ok=True)
     tko = _tko_table(scores)
     tko.to_csv(out / "tko_table.csv", index=False)
-    metrics.win_rates(tko).to_csv(out / "win_rates.csv", index=False)
+    metrics.win_rates(tko).to_csv(out / "win_rates.csv", index=False)  # as evaluate writes it
     makers = {"agreement": _agreement, "faithfulness": _faithfulness, "sanity": _sanity}
     for name in analyses:
         makers[name]().to_csv(out / f"{name}.csv", index=False)
@@ -166,10 +166,20 @@ def _plotted_win_rates(view) -> pd.DataFrame:
 
 
 def _expected_win_rates(tko: pd.DataFrame, score: str) -> pd.Series:
-    rates = metrics.win_rates(tko, score=score)
-    rates = rates[rates["win_rate"].notna()].copy()
-    rates["class"] = rates["class"].replace({"overall": "all classes"})
-    return rates.set_index(["seed", "split", "method", "class"])["win_rate"].sort_index()
+    """Each method's share of the wins per seed, split and class and over all classes, worked
+    out image by image: correctly classified images with a ``score`` only, and the methods
+    tied for the best score split the image."""
+    counted = tko[tko["correct"].eq(True) & tko[score].notna()]
+    shares = []
+    for (seed, split, cls, _image), scores in counted.groupby(["seed", "split", "class", "image_id"]):
+        winners = set(scores.loc[scores[score] == scores[score].max(), "method"])
+        shares += [{"seed": seed, "split": split, "class": cls, "method": method,
+                    "share": 1 / len(winners) if method in winners else 0.0} for method in scores["method"]]
+    shares = pd.DataFrame(shares)
+    key = ["seed", "split", "method", "class"]
+    per_class = shares.groupby(key)["share"].mean()
+    overall = shares.assign(**{"class": "all classes"}).groupby(key)["share"].mean()
+    return pd.concat([per_class, overall]).sort_index()
 
 
 # ----------------------------------------------------------------------------- win rates by score

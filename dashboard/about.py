@@ -1,0 +1,52 @@
+"""The "How to read this" tab: what the numbers mean, in the words of the data shown.
+
+The category and its defect classes come from the data (the category folder's name, the
+manifest's classes), so a tile or a screw set is not described as hazelnuts.
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Sequence
+
+from .catalogue import GOOD
+
+_TEXT = """
+## How to read this dashboard
+
+**The question.** A classifier tells good images of {category} from defective ones ({defects}). Explanation
+methods (Grad-CAM, Saliency, Integrated Gradients, ...) each produce a heatmap of "important" pixels.
+Which one points at the actual defect?
+
+**Top-K overlap (TKO).** Let K be the number of ground-truth defect pixels. Take the K highest pixels
+of a method's map and count how many lie on the defect: TKO = hits / K, between 0 and 1.
+Pixels that tie exactly at the cut-off value share the remaining top-K slots and count fractionally,
+so pixel order never decides a score.
+
+**Chance level and lift.** A random map scores K/N on average (N = all pixels). Lift = TKO / (K/N):
+×1 is no better than chance. Small defects have a tiny chance level, so lifts can be large.
+
+**IoU.** The overlap of the top-K set with the defect as intersection over union: hits / (2K − hits).
+It ranks methods the same way as TKO on one image (both sets have K pixels).
+
+**Winner.** The method with the highest TKO on an image wins it. Ties are ties: tied methods share the
+rank (e.g. 1.5) and split the win. Good images have no defect pixels (K = 0): nothing to rank, no winner.
+
+**Win rate (summary tab).** Over the correctly classified defect images, the share each method wins
+(shared wins split). Shown per seed, so the boxes show how much it varies between training runs.
+
+**Heatmap colours** are for display only: each map is divided by its own 99.5th percentile so one very
+bright pixel does not turn the rest black. Numbers always use the raw maps.
+
+**Integrated Gradients' convergence gap** (|δ| / |F(x) − F(baseline)|) says how much of the class
+score change the attributions fail to account for; small is good, more steps make it smaller.
+
+**Target.** By default the maps explain the predicted class. Switch to the true class to see what the
+model would have needed to look at, which matters on misclassified images.
+"""
+
+
+def about_markdown(category: str, classes: Sequence[str]) -> str:
+    """The tab's text for the category named ``category`` with the manifest's ``classes``."""
+    defects = ", ".join(html.escape(c) for c in classes if c != GOOD) or "none listed"
+    return _TEXT.format(category=f"<b>{html.escape(category)}</b>", defects=defects)
