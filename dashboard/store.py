@@ -11,6 +11,9 @@ coroutine runs on the session's event loop; without one (tests, notebooks, the b
 Panel drives it to completion at once, so a state change returns with the answer shown. A
 newer request supersedes an older one: an answer that arrives after the user moved on is
 dropped.
+
+The store tells the host about every request (the background fill runs only while people
+are around) and about every view drawn (the fill never goes before the first).
 """
 
 from __future__ import annotations
@@ -85,6 +88,8 @@ class ExplanationStore(param.Parameterized):
                 self.param.update(error="No images in this split and class." if not req.image_id
                                   else "Choose at least one method in the sidebar.", computing=False)
                 return
+        if self.host is not None:
+            self.host.touch()
         self._warm_split(req)
         pn.state.execute(partial(self._fetch, number, req))
 
@@ -121,8 +126,15 @@ class ExplanationStore(param.Parameterized):
             with self._lock:
                 if number == self._newest:
                     self.param.update(error=f"Could not explain {req.image_id}: {exc}", computing=False)
+                    self._drawn()
             return
         with self._lock:
             if computed is not None and number == self._newest:  # else the user has moved on: dropped
                 ex, pics = computed
                 self.param.update(explanation=ex, pictures=pics, error="", computing=False)
+                self._drawn()
+
+    def _drawn(self) -> None:
+        """An answer (or its error) is on screen: background work may start now."""
+        if self.host is not None:
+            self.host.view_drawn()
