@@ -9,7 +9,8 @@ The host also runs the background fill of the engine's cache (:meth:`EngineHost.
 bounded so that it never competes with the people it is for: it starts only once a session
 has drawn its first view, keeps at most a few splits in its queue (the newest wish first), and
 pauses when no request has come for ``idle_after`` seconds, until the next one. ``fill``
-says what it is doing.
+says what it is doing. :data:`SESSIONS` counts the server's open sessions and gives the
+memory of closed ones back.
 
 The engine module (and with it torch) is imported lazily inside the builder thread, so
 importing the dashboard never loads a deep-learning stack.
@@ -17,6 +18,8 @@ importing the dashboard never loads a deep-learning stack.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import logging
 import threading
 import time
@@ -336,6 +339,86 @@ class EngineHost:
             if self._worker is None:
                 self._set_fill(STOPPED)
             self._cond.notify_all()
+
+
+class SessionLedger:
+    """The server's open sessions; the memory of closed ones is given back to the system.
+
+    Bokeh collects a destroyed session's garbage, but the heap pages freed stay with the
+    process (glibc keeps them in the arenas of the threads that allocated them), so the
+    server's RSS stays at its peak. After sessions close, one thread calls glibc's
+    ``malloc_trim``, which hands free pages back; closes that arrive meanwhile are covered
+    by the next pass. ``open``, ``closed`` and ``reclaimed`` (closes covered by a finished
+    pass) are for tests and the log.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self.open = self.closed = self.reclaimed = 0
+        self._reclaimer: threading.Thread | None = None
+
+    def opened(self) -> None:
+        with self._cond:
+            self.open += 1
+
+    def close(self) -> None:
+        with self._cond:
+            self.open -= 1
+            self.closed += 1
+            if self._reclaimer is None:
+                self._reclaimer = threading.Thread(target=self._reclaim, name="reclaim", daemon=True)
+                self._reclaimer.start()
+            self._cond.notify_all()
+
+    def wait(self, predicate: Callable[["SessionLedger"], bool], timeout: float) -> None:
+        """Wait until ``predicate(ledger)`` holds (TimeoutError after ``timeout`` seconds)."""
+        with self._cond:
+            if not self._cond.wait_for(lambda: predicate(self), timeout):
+                raise TimeoutError(f"{self.open} sessions open, {self.closed} closed, {self.reclaimed} reclaimed "
+                                   f"after {timeout:.0f} s")
+
+    def _reclaim(self) -> None:
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: self.reclaimed < self.closed)
+                covered = self.closed
+            _malloc_trim()
+            with self._cond:
+                self.reclaimed = covered
+                open_now = self.open
+                self._cond.notify_all()
+            log.info("released the memory of closed sessions (%d closed, %d open); RSS %.0f MB",
+                     covered, open_now, _rss_mb())
+
+
+def _malloc_trim() -> None:
+    """Hand the heap's free pages back to the system (glibc only; elsewhere nothing to do)."""
+    if _LIBC is not None:
+        _LIBC.malloc_trim(0)
+
+
+def _load_libc() -> Any:
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name) if name else None
+    except OSError:
+        return None
+    return libc if libc is not None and hasattr(libc, "malloc_trim") else None
+
+
+def _rss_mb() -> float:
+    """This process's resident memory in MB (NaN where /proc is missing)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
+_LIBC = _load_libc()
+SESSIONS = SessionLedger()
 
 
 _HOSTS: dict[tuple, EngineHost] = {}

@@ -1,4 +1,4 @@
-"""The engine host's background fill, on the tiny models.
+"""The engine host's background fill, and what a closed session lets go of, on the tiny models.
 
 The fill must never go first (it starts once a view is drawn) and must not run for nobody
 (it pauses when no request came for ``idle_after`` seconds, until the next one). Each test
@@ -8,10 +8,14 @@ a clock the test moves.
 
 from __future__ import annotations
 
+import gc
+import weakref
+
 import pytest
 
 from dashboard.host import FILLING, IDLE, OFF, PAUSED, STOPPED, WAITING_FOR_VIEW, EngineHost
 
+pytestmark = pytest.mark.filterwarnings("ignore:The inplace keyword in DataFrame.reset_index")
 WAIT_S = 300  # a cap, not an expectation: CI machines run at a load of 10 or more
 METHODS = ("gradcam",)
 
@@ -144,3 +148,25 @@ def test_the_first_view_goes_before_the_fill(fresh, hosts, monkeypatch):
     assert calls[:2] == [("start", first, INTERACTIVE), ("end", first, INTERACTIVE)]
     assert all(priority > INTERACTIVE for _, _, priority in calls[2:])
     assert {i for _, i, _ in calls[2:]} == set(fresh.image_ids("test"))
+
+
+def test_a_closed_store_lets_go_of_the_session(fresh):
+    """After ``close`` the store holds no answer and asks for nothing more, and nothing outside
+    the session (thread pools, shared caches, the host) keeps its objects alive. (The browser
+    tests close a served page, Bokeh models and all.)"""
+    from dashboard.app import Dashboard
+
+    host = EngineHost.for_engine(fresh)
+    dash = Dashboard(fresh, host=host)  # without Bokeh models: Panel keeps those until a server session ends
+    dash.store.refresh()
+    assert dash.store.explanation is not None
+    objects = [weakref.ref(o) for o in (dash, dash.store, dash.image_view, dash.analysis, dash.state)]
+
+    dash.store.close()
+    assert dash.store.explanation is None and dash.store.pictures is None
+    calls = fresh.compute_calls
+    dash.state.step(1)
+    assert fresh.compute_calls == calls and dash.store.explanation is None
+    del dash
+    gc.collect()
+    assert [ref() for ref in objects] == [None] * len(objects)
