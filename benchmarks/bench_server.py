@@ -1,4 +1,4 @@
-"""Dashboard part of ``pixel-evidence bench``: server-side latency and memory.
+"""Dashboard part of ``pixel-evidence bench``: server-side latency, first view, memory, soak.
 
 1. Widget change -> updated view, in process: the dashboard's ``Dashboard`` viewer is built
    on the benchmark's engine and rendered to Bokeh models (as a served page would be);
@@ -11,10 +11,19 @@
    latency of the step, the time its drawing took, and the time between its answer being
    ready and its drawing starting, which is what a session would spend waiting for another
    session's drawing behind a shared lock.
-3. Peak RSS: ``panel serve app.py`` as a subprocess on a free loopback port, then headless
-   Chromium (Playwright) opens 1, and then 10 concurrent sessions; the server's RSS is
-   sampled from ``/proc`` until every page shows its method rows or the time limit is hit.
-   Every step is bounded in time; the server and browser are stopped at the end.
+3. A fresh ``panel serve app.py`` as a subprocess on a free loopback port, its data and
+   models evicted from the page cache first. Time to the first TKO: headless Chromium
+   (Playwright) requests the page as soon as the server answers; measured until the TKO
+   numbers are in the DOM. Then memory: 1, and then 10 concurrent pages; the server's RSS is
+   sampled from ``/proc`` until every page shows its method rows (peak), and read again once
+   the pages are closed and the server has released their sessions (its log says so).
+4. Soak, on another fresh server: 10 pages, one seed and class each, press "Next" 20 times
+   while the server fills its cache in the background. Every page must end on its own image
+   (title, selector, counter and URL agree), the server's output must hold no traceback, and
+   its RSS must stay under 2.5 GB.
+
+Every step is bounded in time and uses loopback only; servers and browsers are stopped at
+the end.
 
 A part that fails is reported in the section's notes and its status, never silently skipped.
 """
@@ -24,13 +33,14 @@ from __future__ import annotations
 import logging
 import math
 import os
+import re
 import socket
 import statistics
 import subprocess
 import sys
 import threading
 import time
-import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -179,7 +189,7 @@ def concurrent_sessions(engine, seed: int, n: int = 10) -> dict[str, Any]:
                     "from its answer being ready to its drawing starting"}
 
 
-# ------------------------------------------------------------------ server memory
+# ------------------------------------------------------------------ a real server
 
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
@@ -222,81 +232,261 @@ class RssSampler(threading.Thread):
         self._stop_event.set()
 
 
-def _wait_http(url: str, deadline: float, proc: subprocess.Popen) -> None:
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"panel serve exited with code {proc.returncode}")
+def evict_from_page_cache(*folders: Path) -> dict[str, float]:
+    """Drop the files under ``folders`` (checkpoints, images) from the system's page cache, so
+    that the next server reads them from disk as on a fresh start. Per file and without root;
+    libraries (torch, Panel) stay cached, as they would for anyone who started Python lately."""
+    files = size = 0
+    for folder in folders:
+        for path in Path(folder).rglob("*"):
+            if not path.is_file():
+                continue
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+            finally:
+                os.close(fd)
+            files += 1
+            size += path.stat().st_size
+    return {"evicted_files": files, "evicted_mb": size / 2**20}
+
+
+# the host's line after closed sessions' memory was given back (dashboard.host.SessionLedger)
+_RELEASED = re.compile(r"released the memory of closed sessions \((\d+) closed, (\d+) open\)")
+
+
+class ServedApp:
+    """``panel serve app.py`` as a subprocess on a free loopback port, its output in a log file,
+    its RSS sampled from ``/proc``; stopped on leaving the ``with`` block."""
+
+    def __init__(self, model_info: dict, log_path: Path):
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}/app"
+        self.log_path = log_path
+        # a closed page's session ends 15 s (Bokeh's lifetime) to 16 s after, not up to 32 s
+        self.cmd = [sys.executable, "-m", "panel", "serve", str(PROJECT_ROOT / "app.py"), "--port", str(self.port),
+                    "--address", "127.0.0.1", "--allow-websocket-origin", f"127.0.0.1:{self.port}",
+                    "--check-unused-sessions", "1000",
+                    "--args", "--data", model_info["data"], "--models", model_info["models_dir"]]
+
+    def __enter__(self) -> "ServedApp":
+        self._log = open(self.log_path, "wb")
+        self.started = time.monotonic()
+        self.proc = subprocess.Popen(self.cmd, cwd=PROJECT_ROOT, stdout=self._log, stderr=subprocess.STDOUT,
+                                     env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        self.sampler = RssSampler(self.proc.pid)
+        self.sampler.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.sampler.stop()
+        self.proc.terminate()
         try:
-            with urllib.request.urlopen(url, timeout=5) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.5)
-    raise TimeoutError(f"{url} did not answer in time")
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+        self._log.close()
+
+    @property
+    def command(self) -> str:
+        return " ".join(self.cmd[1:4] + ["app.py", "--args", "--data", "DATA", "--models", "MODELS"])
+
+    def rss_mb(self, field: str = "VmRSS") -> float:
+        return _rss_mb(self.proc.pid, field)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_until(self, ready, deadline: float, what: str) -> None:
+        """Poll ``ready()`` (a state of the server or its log) until it holds or ``deadline``."""
+        while not ready():
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"panel serve exited with code {self.proc.returncode} while waiting for {what}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{what}: not reached in time")
+            time.sleep(0.2)
+
+    def wait_listening(self, deadline: float) -> None:
+        """Until the server accepts connections. A TCP connect, not a page request: a request
+        would open a session and start building the engine before the measured page does."""
+        def listening() -> bool:
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+                return s.connect_ex(("127.0.0.1", self.port)) == 0
+
+        self.wait_until(listening, deadline, f"port {self.port} listening")
+
+    def wait_released(self, closed: int, deadline: float) -> None:
+        """Until the server has closed ``closed`` sessions in all, none is open, and their memory is given back."""
+        def released() -> bool:
+            counts = [(int(c), int(o)) for c, o in _RELEASED.findall(self.log())]
+            return bool(counts) and counts[-1][0] >= closed and counts[-1][1] == 0
+
+        self.wait_until(released, deadline, f"{closed} sessions closed and released")
+
+    def tracebacks(self) -> list[str]:
+        """The first line after every traceback in the server's output."""
+        lines = self.log().splitlines()
+        return [next((ln for ln in lines[i + 1:] if not ln.startswith(" ")), "") for i, ln in enumerate(lines)
+                if ln.startswith("Traceback")]
 
 
-def server_memory(model_info: dict, sessions: tuple[int, ...], timeout: float, log_path: Path) -> dict[str, Any]:
-    """Peak RSS of one ``panel serve app.py`` process per number of concurrent sessions."""
+@contextmanager
+def _chromium():
     from playwright.sync_api import sync_playwright
 
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}/app"
-    cmd = [sys.executable, "-m", "panel", "serve", str(PROJECT_ROOT / "app.py"), "--port", str(port),
-           "--address", "127.0.0.1", "--allow-websocket-origin", f"127.0.0.1:{port}",
-           "--args", "--data", model_info["data"], "--models", model_info["models_dir"]]
-    out: dict[str, Any] = {"url_path": "/app", "command": " ".join(cmd[1:4] + ["app.py", "--args", "--data", "DATA",
-                                                                                 "--models", "MODELS"])}
-    deadline = time.monotonic() + timeout
-    with open(log_path, "wb") as server_log:
-        proc = subprocess.Popen(cmd, cwd=PROJECT_ROOT, stdout=server_log, stderr=subprocess.STDOUT,
-                                env={**os.environ, "PYTHONUNBUFFERED": "1"})
-        sampler = RssSampler(proc.pid)
-        sampler.start()
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS, headless=True)
         try:
-            _wait_http(url, deadline, proc)
-            out["idle_mb"] = _rss_mb(proc.pid)
-            sampler.take_peak()
-            with sync_playwright() as pw:
-                browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS, headless=True)
-                try:
-                    for n in sessions:
-                        contexts = [browser.new_context(viewport={"width": 1400, "height": 1000}) for _ in range(n)]
-                        pages = [c.new_page() for c in contexts]
-                        t0 = time.monotonic()
-                        for p in pages:
-                            p.goto(url, wait_until="commit", timeout=max(1, deadline - time.monotonic()) * 1000)
-                        rendered = 0
-                        for p in pages:
-                            left = deadline - time.monotonic()
-                            if left <= 0:
-                                break
-                            try:
-                                p.locator(RENDERED).first.wait_for(timeout=left * 1000)
-                                rendered += 1
-                            except Exception:  # noqa: BLE001 - a page that never renders is reported
-                                pass
-                        settle = time.monotonic() + 2.0  # let the last updates arrive
-                        while time.monotonic() < min(settle, deadline):
-                            time.sleep(0.1)
-                        out[f"sessions_{n}_peak_mb"] = sampler.take_peak()
-                        out[f"sessions_{n}_rendered"] = rendered
-                        out[f"sessions_{n}_seconds_to_render"] = time.monotonic() - t0
-                        for c in contexts:
-                            c.close()
-                        if rendered < n:
-                            log.warning("%d of %d sessions rendered before the time limit", rendered, n)
-                finally:
-                    browser.close()
-            out["vm_hwm_mb"] = _rss_mb(proc.pid, "VmHWM")
+            yield browser
         finally:
-            sampler.stop()
-            proc.terminate()
+            browser.close()
+
+
+def _pages(browser, n: int, deadline: float) -> tuple[list, list]:
+    contexts = [browser.new_context(viewport={"width": 1400, "height": 1000}) for _ in range(n)]
+    pages = [c.new_page() for c in contexts]
+    for page in pages:
+        page.set_default_timeout(max(1.0, deadline - time.monotonic()) * 1000)
+    return contexts, pages
+
+
+# ------------------------------------------------------------------ first view and memory
+
+def first_view(app: ServedApp, browser, deadline: float) -> dict[str, Any]:
+    """Time to the first TKO numbers of a server just started: the page is requested as soon as
+    the server listens, then its frame (the loading state or the numbers) and the numbers are
+    waited for."""
+    app.wait_listening(deadline)
+    server_up = time.monotonic()
+    contexts, (page,) = _pages(browser, 1, deadline)
+    try:
+        page.goto(app.url, wait_until="commit")
+        page.locator(".pe-starting, .pe-tko").first.wait_for(state="attached")
+        frame = time.monotonic()
+        loading_shown = page.locator(".pe-starting").count() > 0
+        page.locator(".pe-tko").first.wait_for(state="attached")
+        tko = time.monotonic()
+    finally:
+        contexts[0].close()
+    return {"server_start_to_tko_s": tko - app.started, "page_request_to_tko_s": tko - server_up,
+            "page_request_to_frame_s": frame - server_up, "server_start_s": server_up - app.started,
+            "frame_showed_loading": loading_shown,
+            "what": "a new panel serve process with its data and models evicted from the page cache; from the "
+                    "first page request (made as soon as the server listens) until the TKO numbers are in the DOM"}
+
+
+def session_memory(app: ServedApp, browser, sessions: tuple[int, ...], deadline: float) -> dict[str, Any]:
+    """Peak RSS with ``n`` pages open at once, and RSS once they are closed and released."""
+    out: dict[str, Any] = {"first_view_peak_mb": app.sampler.take_peak()}
+    closed = 1  # the first view's page
+    app.wait_released(closed, deadline)
+    out["after_first_view_mb"] = app.rss_mb()
+    app.sampler.take_peak()
+    for n in sessions:
+        contexts, pages = _pages(browser, n, deadline)
+        t0 = time.monotonic()
+        for p in pages:
+            p.goto(app.url, wait_until="commit")
+        rendered = 0
+        for p in pages:
             try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
+                p.locator(RENDERED).first.wait_for()
+                rendered += 1
+            except Exception:  # noqa: BLE001 - a page that never renders is reported
+                log.warning("a page did not render before the time limit")
+        out[f"sessions_{n}_seconds_to_render"] = time.monotonic() - t0
+        out[f"sessions_{n}_rendered"] = rendered
+        out[f"sessions_{n}_peak_mb"] = app.sampler.take_peak()
+        for c in contexts:
+            c.close()
+        closed += n
+        app.wait_released(closed, deadline)
+        out[f"sessions_{n}_after_close_mb"] = app.rss_mb()
+    out["vm_hwm_mb"] = app.rss_mb("VmHWM")
     return out
+
+
+def server_sessions(model_info: dict, sessions: tuple[int, ...], timeout: float, log_path: Path) -> dict[str, Any]:
+    """A fresh server: its first view, then its memory with 1 and 10 sessions."""
+    deadline = time.monotonic() + timeout
+    cold = evict_from_page_cache(Path(model_info["data"]), Path(model_info["models_dir"]))
+    with _chromium() as browser, ServedApp(model_info, log_path) as app:
+        first = {**first_view(app, browser, deadline), **cold}
+        rss = {"url_path": "/app", "command": app.command, **session_memory(app, browser, sessions, deadline)}
+    return {"first_view": first, "rss": rss}
+
+
+# ------------------------------------------------------------------ soak
+
+SOAK_SESSIONS = 10
+SOAK_CLICKS = 20
+SOAK_TIMEOUT_S = 1200.0
+SOAK_RSS_LIMIT_MB = 2.5 * 1024
+
+_URL_IMAGE_JS = "() => new URLSearchParams(window.location.search).get('image')"
+
+
+def _page_state(page) -> dict[str, str]:
+    """What one page shows: the title's image, the Image selector's, the counter and the URL's."""
+    group = page.locator(".bk-input-group", has=page.locator("label", has_text="Image"))
+    return {"title": page.locator(".pe-title-text").inner_text(), "selector": group.locator("select").first.input_value(),
+            "counter": page.locator(".pe-count-text").first.inner_text().strip(),
+            "url": page.evaluate(_URL_IMAGE_JS) or ""}
+
+
+def soak(engine, model_info: dict, log_path: Path) -> dict[str, Any]:
+    """``SOAK_SESSIONS`` browser sessions on a fresh server each click "Next" ``SOAK_CLICKS``
+    times, one seed and class each, while the server fills its cache in the background. Every
+    page must end on its own image with title, selector, counter and URL agreeing; the server
+    must log no traceback and stay under ``SOAK_RSS_LIMIT_MB``."""
+    deadline = time.monotonic() + SOAK_TIMEOUT_S
+    seeds = engine.seeds
+    classes = [c for c in engine.classes if c != "good" and engine.image_ids("test", c)]
+    plans = [(seeds[i % len(seeds)], classes[i % len(classes)]) for i in range(SOAK_SESSIONS)]
+    rounds: list[float] = []
+    with _chromium() as browser, ServedApp(model_info, log_path) as app:
+        app.wait_listening(deadline)
+        contexts, pages = _pages(browser, SOAK_SESSIONS, deadline)
+        t0 = time.monotonic()
+        for page, (seed, cls) in zip(pages, plans):
+            page.goto(f"{app.url}?seed={seed}&split=test&class={cls}", wait_until="commit")
+        for page, (seed, cls) in zip(pages, plans):
+            page.locator(".pe-title-text", has_text=engine.image_ids("test", cls)[0]).wait_for()
+        for step in range(1, SOAK_CLICKS + 1):
+            started = time.monotonic()
+            for page in pages:
+                page.get_by_role("button", name="Next ▶").click()
+            for page, (seed, cls) in zip(pages, plans):
+                ids = engine.image_ids("test", cls)
+                page.locator(".pe-title-text", has_text=ids[step % len(ids)]).wait_for()
+            rounds.append(time.monotonic() - started)
+        seconds = time.monotonic() - t0
+        problems = []
+        for page, (seed, cls) in zip(pages, plans):
+            ids = engine.image_ids("test", cls)
+            wanted = ids[SOAK_CLICKS % len(ids)]
+            shown = _page_state(page)
+            counter = f"{SOAK_CLICKS % len(ids) + 1} / {len(ids)}"
+            if not (wanted in shown["title"] and shown["selector"] == wanted and shown["counter"] == counter
+                    and shown["url"] == wanted):
+                problems.append({"seed": seed, "class": cls, "wanted": wanted, "counter": counter, **shown})
+        peak = app.sampler.take_peak()
+        for c in contexts:
+            c.close()
+        app.wait_released(SOAK_SESSIONS, deadline)
+        after = app.rss_mb()
+        tracebacks = app.tracebacks()
+        fill_jobs = app.log().count("background fill: seed")
+    return {"sessions": SOAK_SESSIONS, "clicks_per_session": SOAK_CLICKS, "seconds": seconds,
+            "round_p50_s": _pct(rounds, 50), "round_max_s": max(rounds), "consistent_pages": SOAK_SESSIONS - len(problems),
+            "inconsistent": problems, "tracebacks": len(tracebacks), "traceback_errors": tracebacks[:5],
+            "peak_rss_mb": peak, "after_close_mb": after, "rss_limit_mb": SOAK_RSS_LIMIT_MB,
+            "background_fill_jobs": fill_jobs,
+            "ok": not problems and not tracebacks and peak < SOAK_RSS_LIMIT_MB,
+            "what": f"{SOAK_SESSIONS} pages (one seed and defect class each) press Next {SOAK_CLICKS} times, all "
+                    "pages per round, each waiting for its next image; round = from the presses to the last page "
+                    "showing its image"}
 
 
 # ------------------------------------------------------------------ section
@@ -309,7 +499,8 @@ def _log_tail(path: Path, lines: int = 8) -> str:
 
 
 def measure(engine, seed: int, cfg, clock, model_info: dict, scratch: Path) -> dict[str, Any]:
-    result: dict[str, Any] = {"status": "", "widget_change": {}, "sessions": {}, "rss": {}, "note": ""}
+    result: dict[str, Any] = {"status": "", "widget_change": {}, "sessions": {}, "first_view": {}, "rss": {},
+                              "soak": {}, "note": ""}
     notes = []
     try:
         result["widget_change"] = widget_latency(engine, seed, clock, cfg.widget_changes)
@@ -331,13 +522,13 @@ def measure(engine, seed: int, cfg, clock, model_info: dict, scratch: Path) -> d
         widget_ok = False
         log.exception("dashboard concurrent sessions failed")
         notes.append(f"concurrent sessions failed ({type(exc).__name__}: {exc})")
-    server_ok = False
-    server_log = Path(scratch) / "server.log"
+    server_ok = soak_ok = False
     if not cfg.server:
-        notes.append("server sessions skipped (--no-server)")
+        notes.append("server sessions and soak skipped (--no-server)")
     else:
+        server_log, soak_log = Path(scratch) / "server.log", Path(scratch) / "soak.log"
         try:
-            result["rss"] = server_memory(model_info, tuple(cfg.sessions), cfg.server_timeout, server_log)
+            result.update(server_sessions(model_info, tuple(cfg.sessions), cfg.server_timeout, server_log))
             server_ok = all(result["rss"].get(f"sessions_{n}_rendered") == n for n in cfg.sessions)
             if not server_ok:
                 notes.append("not every browser session rendered its maps before the time limit; server log: "
@@ -346,9 +537,19 @@ def measure(engine, seed: int, cfg, clock, model_info: dict, scratch: Path) -> d
             log.exception("dashboard server measurement failed")
             notes.append(f"server measurement failed ({type(exc).__name__}: {exc}); server log: "
                          + _log_tail(server_log))
-    result["status"] = ("measured" if widget_ok and server_ok else
-                        "partial" if widget_ok or server_ok else "failed")
-    notes.append("RSS: the server runs with its defaults (shared engine, background precompute of the test split, "
-                 "256 MB map cache), so later cache growth is bounded by that cache size")
+        try:
+            result["soak"] = soaked = soak(engine, model_info, soak_log)
+            soak_ok = soaked["ok"]
+            notes.append(f"soak: {soaked['consistent_pages']} of {soaked['sessions']} pages consistent after "
+                         f"{soaked['clicks_per_session']} clicks each, {soaked['tracebacks']} server tracebacks, peak "
+                         f"RSS {soaked['peak_rss_mb']:.0f} MB (limit {soaked['rss_limit_mb']:.0f})")
+        except Exception as exc:  # noqa: BLE001
+            log.exception("dashboard soak failed")
+            notes.append(f"soak failed ({type(exc).__name__}: {exc}); server log: " + _log_tail(soak_log))
+    result["status"] = ("measured" if widget_ok and server_ok and soak_ok else
+                        "partial" if widget_ok or server_ok or soak_ok else "failed")
+    notes.append("RSS: the server runs with its defaults (shared engine, background fill of the splits people "
+                 "look at, 256 MB map cache), so later cache growth is bounded by that cache size; it looks for closed "
+                 "pages' sessions every second (--check-unused-sessions 1000), so they end 15-16 s after closing")
     result["note"] = "; ".join(notes)
     return result

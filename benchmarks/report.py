@@ -212,12 +212,32 @@ def markdown(result: dict) -> str:
         lines += ["| widget change -> updated view | cold | warm p50 | warm p95 |", "|---|---|---|---|",
                   f"| {wc.get('what', '')} | {_number(wc.get('cold_s'), 3, ' s')} | {_number(wc.get('warm_p50_ms'), 1, ' ms')} | "
                   f"{_number(wc.get('warm_p95_ms'), 1, ' ms')} |", ""]
+    first = db.get("first_view") or {}
+    if first:
+        lines += ["| first view of a fresh server | page request -> TKO in the DOM | server start -> TKO | "
+                  "page request -> frame | loading state shown |", "|---|---|---|---|---|",
+                  f"| {first.get('evicted_files', 0)} data and model files evicted from the page cache | "
+                  f"{_number(first.get('page_request_to_tko_s'), 2, ' s')} | "
+                  f"{_number(first.get('server_start_to_tko_s'), 2, ' s')} | "
+                  f"{_number(first.get('page_request_to_frame_s'), 2, ' s')} | "
+                  f"{'yes' if first.get('frame_showed_loading') else 'no'} |", ""]
     rss = db.get("rss") or {}
     if rss:
-        lines += ["| sessions | peak RSS of the server process |", "|---|---|"]
-        for k in sorted((k for k in rss if k.endswith("_peak_mb")), key=lambda k: int(k.split("_")[1])):
-            lines.append(f"| {k.split('_')[1]} | {_number(rss[k], 0, ' MB')} |")
+        lines += ["| sessions | peak RSS of the server process | RSS once they are closed |", "|---|---|---|"]
+        for k in sorted((k for k in rss if k.startswith("sessions_") and k.endswith("_peak_mb")),
+                        key=lambda k: int(k.split("_")[1])):
+            n = k.split("_")[1]
+            lines.append(f"| {n} | {_number(rss[k], 0, ' MB')} | {_number(rss.get(f'sessions_{n}_after_close_mb'), 0, ' MB')} |")
         lines.append("")
+    soak = db.get("soak") or {}
+    if soak:
+        lines += ["| soak | pages consistent | server tracebacks | peak RSS | RSS once closed | round p50 / max |",
+                  "|---|---|---|---|---|---|",
+                  f"| {soak['sessions']} pages x {soak['clicks_per_session']} clicks, background fill on | "
+                  f"{soak['consistent_pages']} / {soak['sessions']} | {soak['tracebacks']} | "
+                  f"{_number(soak['peak_rss_mb'], 0, ' MB')} (limit {_number(soak['rss_limit_mb'], 0, ' MB')}) | "
+                  f"{_number(soak['after_close_mb'], 0, ' MB')} | {_number(soak['round_p50_s'], 1, ' s')} / "
+                  f"{_number(soak['round_max_s'], 1, ' s')} |", ""]
     ig = result.get("ig_accuracy") or {}
     if ig.get("rows"):
         steps = sorted({r["n_steps"] for r in ig["rows"]})

@@ -2,9 +2,15 @@
 
 Every browser session asks :func:`get_host` for the host of its configuration; the first
 call starts building the engine in a thread (reading the manifest and checkpoint metadata,
-generating the built-in data on the very first run), then warms it up: loads the first
-seed's model and precomputes the default split. Sessions render their page at once and
+generating the built-in data on the very first run). Sessions render their page at once and
 fill it in when the engine is ready.
+
+The host also runs the background fill of the engine's cache (:meth:`EngineHost.precompute`),
+bounded so that it never competes with the people it is for: it starts only once a session
+has drawn its first view, keeps at most a few splits in its queue (the newest wish first), and
+pauses when no request has come for ``idle_after`` seconds, until the next one. ``fill``
+says what it is doing. :data:`SESSIONS` counts the server's open sessions and gives the
+memory of closed ones back.
 
 The engine module (and with it torch) is imported lazily inside the builder thread, so
 importing the dashboard never loads a deep-learning stack.
@@ -12,11 +18,15 @@ importing the dashboard never loads a deep-learning stack.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import logging
-import queue
 import threading
+import time
+from collections import deque
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -91,27 +101,73 @@ def describe_setup_error(exc: BaseException, config: AppConfig | None = None) ->
                         (), ("The full error is in the server log.",))
 
 
-class EngineHost:
-    """Holds the shared engine (or the reason it could not be built) and its warm-up."""
+IDLE_AFTER_S = 600.0  # no request for this long: the fill pauses until the next one
+MAX_PENDING = 3       # splits waiting to be filled; older wishes are dropped (asked again on a revisit)
 
-    def __init__(self, config: AppConfig, factory: Callable[[], Any] | None = None, *, warm: bool | None = None):
+# What the background fill is doing (``Fill.phase``)
+OFF = "off"                                  # the configuration says no background work
+WAITING_FOR_VIEW = "waiting for the first view"
+FILLING = "filling"
+PAUSED = "paused: no request lately"
+IDLE = "idle"                                # nothing left to fill
+STOPPED = "stopped"
+
+
+@dataclass(frozen=True)
+class Fill:
+    """What the background fill is doing: its phase, the (seed, split) in hand, how far it got."""
+
+    phase: str
+    split: tuple[int, str] | None = None
+    done: int = 0
+    total: int = 0
+    pending: int = 0
+
+
+@dataclass(frozen=True)
+class _Job:
+    seed: int
+    split: str
+    methods: tuple[str, ...]
+    target: str
+
+    @property
+    def key(self) -> tuple:
+        return self.seed, self.split, tuple(sorted(self.methods)), self.target
+
+
+class EngineHost:
+    """Holds the shared engine (or the reason it could not be built) and its background fill.
+
+    ``idle_after``: seconds without a request (:meth:`touch`) after which the fill pauses;
+    ``clock``: where time is read (tests pass their own).
+    """
+
+    def __init__(self, config: AppConfig, factory: Callable[[], Any] | None = None, *, warm: bool | None = None,
+                 idle_after: float = IDLE_AFTER_S, clock: Callable[[], float] = time.monotonic):
         self.config = config
         self._factory = factory or self._default_factory
         self._warm = config.warm if warm is None else warm
         self._future: Future = Future()
         self._started = False
         self._lock = threading.Lock()
-        self._precomputed: set[tuple] = set()
-        self._queue: "queue.Queue[tuple]" = queue.Queue()
-        self._stop = threading.Event()
-        self._worker: threading.Thread | None = None
-        self.progress: dict[tuple[int, str], tuple[int, int]] = {}
         self.problem: SetupProblem | None = None
+        self._idle_after, self._clock = idle_after, clock
+        # the fill's state, all under one condition that every change notifies
+        self._cond = threading.Condition()
+        self._fill = Fill(WAITING_FOR_VIEW if self._warm else OFF)
+        self._pending: deque[_Job] = deque()
+        self._asked: set[tuple] = set()  # jobs queued, in hand or done: each is asked for once
+        self._view_drawn = False
+        self._last_request = clock()
+        self._halt: threading.Event | None = None  # stops the job in hand
+        self._stopping = False
+        self._worker: threading.Thread | None = None
 
     @classmethod
-    def for_engine(cls, engine: Any, *, warm: bool = False) -> "EngineHost":
+    def for_engine(cls, engine: Any, *, warm: bool = False, **kwargs: Any) -> "EngineHost":
         """A host around an engine that already exists (tests, notebooks)."""
-        host = cls(AppConfig(warm=warm), lambda: engine, warm=warm)
+        host = cls(AppConfig(warm=warm), lambda: engine, warm=warm, **kwargs)
         host.start()
         host._future.result()
         return host
@@ -121,7 +177,7 @@ class EngineHost:
 
         return load_engine(self.config.data, self.config.models, **self.config.engine_kwargs())
 
-    # --------------------------------------------------------------- lifecycle
+    # --------------------------------------------------------------- the engine
 
     def start(self) -> "EngineHost":
         with self._lock:
@@ -140,15 +196,6 @@ class EngineHost:
             self._future.set_result(None)
             return
         self._future.set_result(engine)
-        if self._warm:
-            self.warm_up(engine)
-
-    def warm_up(self, engine: Any) -> None:
-        """Precompute the first seed's test split (its first image loads the model)."""
-        try:
-            self.precompute(engine.seeds[0], "test")
-        except Exception:  # noqa: BLE001 - warm-up is an optimisation; the page reports real errors
-            log.exception("warm-up failed")
 
     @property
     def ready(self) -> bool:
@@ -158,51 +205,220 @@ class EngineHost:
         """The engine, waiting up to ``timeout`` seconds; ``None`` if it failed (see ``problem``)."""
         return self._future.result(timeout)
 
+    # --------------------------------------------------------------- what sessions tell the fill
+
+    def touch(self) -> None:
+        """A request came: the fill may run (again) for another ``idle_after`` seconds."""
+        with self._cond:
+            self._last_request = self._clock()
+            self._cond.notify_all()
+
+    def view_drawn(self) -> None:
+        """A session has drawn a view: from now on the fill may run (it never goes first)."""
+        with self._cond:
+            if not self._view_drawn:
+                self._view_drawn = True
+                self._cond.notify_all()
+
+    # --------------------------------------------------------------- the fill
+
+    @property
+    def fill(self) -> Fill:
+        """What the background fill is doing now."""
+        with self._cond:
+            return self._fill
+
+    def wait_for_fill(self, predicate: Callable[[Fill], bool], timeout: float) -> Fill:
+        """Wait until ``predicate(fill)`` holds (TimeoutError after ``timeout`` seconds); the fill then."""
+        with self._cond:
+            if not self._cond.wait_for(lambda: predicate(self._fill), timeout):
+                raise TimeoutError(f"background fill still {self._fill} after {timeout:.0f} s")
+            return self._fill
+
     def precompute(self, seed: int, split: str, methods: Iterable[str] | None = None,
                    target: str = "predicted") -> bool:
-        """Fill the engine's cache for a whole split in the background, once per combination.
+        """Queue a whole split for the background fill, once per combination.
 
         Returns True when the job was queued now. Jobs run one after another through
         ``engine.precompute``: one image at a time at background priority, so a person's
         click waits for at most one forward, and a stopping server is never held up by a
-        half-done split.
+        half-done split. The newest job goes first; beyond ``MAX_PENDING`` waiting jobs the
+        oldest is dropped.
         """
-        if not self._warm:
+        if not self._warm or not self._future.done():
             return False
-        engine = self._future.result() if self._future.done() else None
+        engine = self._future.result()
         if engine is None:
             return False
         if methods is None:
             from engine.explainers import DEFAULT_METHODS  # the engine is built: already imported
 
             methods = DEFAULT_METHODS
-        methods = tuple(methods)
-        key = (int(seed), split, tuple(sorted(methods)), target)
-        with self._lock:
-            if key in self._precomputed:
+        job = _Job(int(seed), split, tuple(methods), target)
+        with self._cond:
+            if job.key in self._asked or self._stopping:
                 return False
-            self._precomputed.add(key)
+            self._asked.add(job.key)
+            self._pending.appendleft(job)  # what someone looks at now goes first
+            while len(self._pending) > MAX_PENDING:
+                self._asked.discard(self._pending.pop().key)
             if self._worker is None:
                 self._worker = threading.Thread(target=self._work, args=(engine,), name="precompute", daemon=True)
                 self._worker.start()
-        self._queue.put((int(seed), split, methods, target))
+            self._publish(replace(self._fill, pending=len(self._pending)))  # wakes a worker with nothing to do
         return True
 
-    def _work(self, engine: Any) -> None:
-        while not self._stop.is_set():
-            seed, split, methods, target = self._queue.get()
-            try:
-                def progress(done: int, total: int, key=(seed, split)) -> None:
-                    self.progress[key] = (done, total)
+    def _set_fill(self, phase: str, split: tuple[int, str] | None = None, done: int = 0, total: int = 0) -> None:
+        self._publish(Fill(phase, split, done, total, len(self._pending)))
 
-                n = engine.precompute(seed, split, methods, target, progress=progress, stop=self._stop).result()
-                log.info("precomputed seed %s %s split (%d images)", seed, split, n)
-            except Exception:  # noqa: BLE001 - background warm-up only
-                log.exception("background precompute of seed %s %s stopped", seed, split)
+    def _publish(self, fill: Fill) -> None:
+        """Make ``fill`` the fill's state and wake whoever waits for a change (the condition is held)."""
+        if fill != self._fill:
+            self._fill = fill
+            self._cond.notify_all()
+
+    def _idle(self) -> bool:
+        return self._clock() - self._last_request > self._idle_after
+
+    def _next_job(self) -> _Job | None:
+        """Wait until a job may run and take it; None once the host stops."""
+        with self._cond:
+            while True:
+                if self._stopping:
+                    self._set_fill(STOPPED)
+                    return None
+                if not self._view_drawn:
+                    self._set_fill(WAITING_FOR_VIEW)
+                elif self._idle():
+                    self._set_fill(PAUSED)
+                elif not self._pending:
+                    self._set_fill(IDLE)
+                else:
+                    job = self._pending.popleft()
+                    log.info("background fill: seed %s %s split (%d more waiting)", job.seed, job.split,
+                             len(self._pending))
+                    self._halt = threading.Event()
+                    self._set_fill(FILLING, (job.seed, job.split))
+                    return job
+                self._cond.wait()
+
+    def _work(self, engine: Any) -> None:
+        while (job := self._next_job()) is not None:
+            size = len(engine.image_ids(job.split))
+            try:
+                done = engine.precompute(job.seed, job.split, job.methods, job.target,
+                                         progress=partial(self._progress, job), stop=self._halt).result()
+            except Exception:  # noqa: BLE001 - background work only: the page reports real errors
+                log.exception("background precompute of seed %s %s split failed", job.seed, job.split)
+                done = size  # not tried again
+            self._finish(job, done, size)
+
+    def _progress(self, job: _Job, done: int, total: int) -> None:
+        """After each image of the job in hand: publish, and halt it when nobody is around."""
+        with self._cond:
+            self._set_fill(FILLING, (job.seed, job.split), done, total)
+            if self._idle():
+                self._halt.set()
+
+    def _finish(self, job: _Job, done: int, size: int) -> None:
+        with self._cond:
+            self._halt = None
+            if done == size:
+                log.info("precomputed seed %s %s split (%d images)", job.seed, job.split, size)
+            elif not self._stopping:
+                self._pending.appendleft(job)  # the rest when someone comes back
+                log.info("background fill paused after %d of %d images of seed %s %s: no request for %.0f s",
+                         done, size, job.seed, job.split, self._idle_after)
 
     def stop(self) -> None:
-        """Stop background precomputing after the current image."""
-        self._stop.set()
+        """Stop the background fill after the image in hand."""
+        with self._cond:
+            self._stopping = True
+            if self._halt is not None:
+                self._halt.set()
+            if self._worker is None:
+                self._set_fill(STOPPED)
+            self._cond.notify_all()
+
+
+class SessionLedger:
+    """The server's open sessions; the memory of closed ones is given back to the system.
+
+    Bokeh collects a destroyed session's garbage, but the heap pages freed stay with the
+    process (glibc keeps them in the arenas of the threads that allocated them), so the
+    server's RSS stays at its peak. After sessions close, one thread calls glibc's
+    ``malloc_trim``, which hands free pages back; closes that arrive meanwhile are covered
+    by the next pass. ``open``, ``closed`` and ``reclaimed`` (closes covered by a finished
+    pass) are for tests and the log.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self.open = self.closed = self.reclaimed = 0
+        self._reclaimer: threading.Thread | None = None
+
+    def opened(self) -> None:
+        with self._cond:
+            self.open += 1
+
+    def close(self) -> None:
+        with self._cond:
+            self.open -= 1
+            self.closed += 1
+            if self._reclaimer is None:
+                self._reclaimer = threading.Thread(target=self._reclaim, name="reclaim", daemon=True)
+                self._reclaimer.start()
+            self._cond.notify_all()
+
+    def wait(self, predicate: Callable[["SessionLedger"], bool], timeout: float) -> None:
+        """Wait until ``predicate(ledger)`` holds (TimeoutError after ``timeout`` seconds)."""
+        with self._cond:
+            if not self._cond.wait_for(lambda: predicate(self), timeout):
+                raise TimeoutError(f"{self.open} sessions open, {self.closed} closed, {self.reclaimed} reclaimed "
+                                   f"after {timeout:.0f} s")
+
+    def _reclaim(self) -> None:
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: self.reclaimed < self.closed)
+                covered = self.closed
+            _malloc_trim()
+            with self._cond:
+                self.reclaimed = covered
+                open_now = self.open
+                self._cond.notify_all()
+            log.info("released the memory of closed sessions (%d closed, %d open); RSS %.0f MB",
+                     covered, open_now, _rss_mb())
+
+
+def _malloc_trim() -> None:
+    """Hand the heap's free pages back to the system (glibc only; elsewhere nothing to do)."""
+    if _LIBC is not None:
+        _LIBC.malloc_trim(0)
+
+
+def _load_libc() -> Any:
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name) if name else None
+    except OSError:
+        return None
+    return libc if libc is not None and hasattr(libc, "malloc_trim") else None
+
+
+def _rss_mb() -> float:
+    """This process's resident memory in MB (NaN where /proc is missing)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
+_LIBC = _load_libc()
+SESSIONS = SessionLedger()
 
 
 _HOSTS: dict[tuple, EngineHost] = {}

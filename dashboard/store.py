@@ -11,6 +11,11 @@ coroutine runs on the session's event loop; without one (tests, notebooks, the b
 Panel drives it to completion at once, so a state change returns with the answer shown. A
 newer request supersedes an older one: an answer that arrives after the user moved on is
 dropped.
+
+In a server session the store lives as long as its session: when the session closes it lets go
+of its answer and pictures and of the work still queued for it (:meth:`ExplanationStore.close`).
+It tells the host about every request (the background fill runs only while people are around)
+and about every view drawn (the fill never goes before the first).
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from typing import Any
 import panel as pn
 import param
 
+from .host import SESSIONS
 from .pictures import Pictures, make_pictures
 from .state import DashboardState
 
@@ -68,8 +74,39 @@ class ExplanationStore(param.Parameterized):
         self.catalogue = state.catalogue
         self._newest = 0  # number of the newest request; only its answer is published
         self._lock = threading.RLock()
+        self._closed = False
         self.request = Request.of(state)  # asked for by the first refresh
-        state.param.watch(lambda *_: self.refresh(), ["seed", "image_id", "methods", "target"])
+        self._watcher = state.param.watch(lambda *_: self.refresh(), ["seed", "image_id", "methods", "target"])
+        self._close_with_session()
+
+    def _close_with_session(self) -> None:
+        """In a server session, :meth:`close` when the session ends (elsewhere the owner calls it)."""
+        doc = pn.state.curdoc
+        context = doc.session_context if doc is not None else None
+        if context is None:
+            return
+        if context.destroyed:  # the page was closed while the engine was still loading
+            self.close()
+            return
+        SESSIONS.opened()
+
+        def destroyed(_context: Any) -> None:
+            self.close()
+            # counted once Bokeh has finished with the session: it collects garbage right after this callback
+            asyncio.get_running_loop().call_soon(SESSIONS.close)
+
+        doc.on_session_destroyed(destroyed)
+
+    def close(self) -> None:
+        """Let go of this session's answer and pictures, and of its work: a request still queued
+        is skipped, and the analysis sections, seeing no explanation, forget theirs."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._newest += 1  # whatever is queued or running for this store is dropped
+        self.state.param.unwatch(self._watcher)
+        self.param.update(explanation=None, pictures=None, error="", computing=False)
 
     def refresh(self) -> None:
         """Ask for the state's current image (cached by the engine); returns without waiting.
@@ -78,6 +115,8 @@ class ExplanationStore(param.Parameterized):
         views exist (an answer drawn while a view is still being built would race with it)."""
         req = Request.of(self.state)
         with self._lock:
+            if self._closed:
+                return
             self._newest += 1
             number = self._newest
             self.request = req
@@ -85,6 +124,8 @@ class ExplanationStore(param.Parameterized):
                 self.param.update(error="No images in this split and class." if not req.image_id
                                   else "Choose at least one method in the sidebar.", computing=False)
                 return
+        if self.host is not None:
+            self.host.touch()
         self._warm_split(req)
         pn.state.execute(partial(self._fetch, number, req))
 
@@ -121,8 +162,15 @@ class ExplanationStore(param.Parameterized):
             with self._lock:
                 if number == self._newest:
                     self.param.update(error=f"Could not explain {req.image_id}: {exc}", computing=False)
+                    self._drawn()
             return
         with self._lock:
             if computed is not None and number == self._newest:  # else the user has moved on: dropped
                 ex, pics = computed
                 self.param.update(explanation=ex, pictures=pics, error="", computing=False)
+                self._drawn()
+
+    def _drawn(self) -> None:
+        """An answer (or its error) is on screen: background work may start now."""
+        if self.host is not None:
+            self.host.view_drawn()

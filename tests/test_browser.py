@@ -3,17 +3,23 @@
 Needs Debian's ``chromium`` (``apt-get install chromium``); Playwright cannot download
 browsers here. Without it these tests are skipped, except under ``CI=true`` where a missing
 browser is a failure.
+
+Every wait is for a state of the page (an element, a text, a value) or of the server (the
+session ledger), never for the clock. Each has a generous cap, ``WAIT_S``: CI machines run
+these tests at a load of 10 or more on two cores, where a page can take minutes.
 """
 
 from __future__ import annotations
 
+import gc
 import os
 import re
 import shutil
-import socket
-import time
-import urllib.request
+import threading
+import weakref
+from concurrent.futures import Future
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -23,7 +29,11 @@ pytestmark = pytest.mark.filterwarnings("ignore:The inplace keyword in DataFrame
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--no-first-run"]
-TIMEOUT_MS = 60_000
+WAIT_S = 300  # a cap on every wait, not an expectation
+WAIT_MS = WAIT_S * 1000
+# how often the server looks for sessions to end: a closed page's ends 15 s (Bokeh's default lifetime,
+# which a slow page load needs) to 16 s after, instead of up to 32 s with Bokeh's default check
+CHECK_SESSIONS_MS = 1000
 
 
 def _require_browser() -> None:
@@ -40,15 +50,10 @@ def _require_browser() -> None:
         pytest.skip(problem)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def engine(tiny_run, tmp_path_factory):
-    """The tiny models (copied, so their results folder is private to this module), evaluated."""
+    """The tiny models (copied, so their results folder is private to this module), their test
+    split evaluated: the least the summary's score choice and the results download need."""
     _require_browser()
     from engine.evaluate import evaluate
     from engine.explain import ExplanationEngine
@@ -57,34 +62,63 @@ def engine(tiny_run, tmp_path_factory):
     copy = tmp_path_factory.mktemp("browser") / "models"
     shutil.copytree(models, copy)
     eng = ExplanationEngine(root, copy, device="cpu", method_params={"ig": {"n_steps": 4}})
-    evaluate(eng, copy / "results", progress=False, extra_metrics=["pointing", "auroc"])
+    evaluate(eng, copy / "results", splits=("test",), progress=False, extra_metrics=["pointing", "auroc"])
     yield eng
     eng.close()
 
 
-@pytest.fixture(scope="module")
-def server(engine):
-    import panel as pn
+class Served:
+    """A Panel server running in a thread of its own, and the pages it has built."""
 
-    from dashboard.app import create_app
+    def __init__(self, engine: Any):
+        from dashboard.host import EngineHost
 
-    port = _free_port()
-    thread = pn.serve({"app": lambda: create_app(engine=engine)}, port=port, address="127.0.0.1",
-                      websocket_origin=[f"127.0.0.1:{port}"], threaded=True, show=False, start=True,
-                      verbose=False)
-    url = f"http://127.0.0.1:{port}/app"
-    deadline = time.time() + 60
-    while True:
+        self.host = EngineHost.for_engine(engine)  # one host for all sessions, as under ``panel serve``
+        self.engine = engine
+        self.pages: list[weakref.ref] = []  # every session's template, to check it is let go
+        listening: Future = Future()
+        self._thread = threading.Thread(target=self._run, args=(listening,), name="test-server", daemon=True)
+        self._thread.start()
+        self.server = listening.result(timeout=WAIT_S)
+        self.url = f"http://127.0.0.1:{self.server.port}/app"
+
+    def _page(self) -> Any:
+        from dashboard.app import create_app
+
+        template = create_app(engine=self.engine, host=self.host)
+        self.pages.append(weakref.ref(template))
+        return template
+
+    def _run(self, listening: Future) -> None:
+        """Bind the port, say so, then serve until stopped: a browser's first request, made as
+        soon as ``listening`` resolves, waits in the socket's queue until the loop runs."""
+        from panel.io.server import get_server
+        from tornado.ioloop import IOLoop
+
+        loop = IOLoop(make_current=False)
         try:
-            urllib.request.urlopen(url, timeout=30).read()
-            break
-        except OSError:
-            if time.time() > deadline:
-                thread.stop()
-                raise
-            time.sleep(0.3)
-    yield url
-    thread.stop()
+            server = get_server({"app": self._page}, port=0, address="127.0.0.1", websocket_origin=["127.0.0.1"],
+                                loop=loop, show=False, start=False, verbose=False,
+                                check_unused_sessions_milliseconds=CHECK_SESSIONS_MS)
+            server.start()
+        except BaseException as exc:  # noqa: BLE001 - raised in the test that waits for the server
+            listening.set_exception(exc)
+            return
+        listening.set_result(server)
+        loop.start()
+        loop.close()
+
+    def stop(self) -> None:
+        self.server.io_loop.add_callback(self.server.stop)
+        self.server.io_loop.add_callback(self.server.io_loop.stop)
+        self._thread.join(WAIT_S)
+
+
+@pytest.fixture(scope="module")
+def served(engine):
+    served = Served(engine)
+    yield served
+    served.stop()
     # Panel swaps Bokeh's process-wide current document in and out around each session it
     # builds; sessions built at once (ten at a time below) can leave one of theirs in place,
     # which in-process tests after this module would take for their own session.
@@ -95,22 +129,34 @@ def server(engine):
 
 
 @pytest.fixture(scope="module")
-def chromium(server):
-    from playwright.sync_api import sync_playwright
+def server(served):
+    return served.url
 
+
+@pytest.fixture(scope="module")
+def chromium(server):
+    from playwright.sync_api import expect, sync_playwright
+
+    expect.set_options(timeout=WAIT_MS)
     with sync_playwright() as p:
         b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         yield b
         b.close()
 
 
+def _new_page(chromium, **options: Any):
+    """A page in a context of its own (no shared state), every wait capped at ``WAIT_S``."""
+    context = chromium.new_context(**options)
+    page = context.new_page()
+    page.set_default_timeout(WAIT_MS)
+    return context, page
+
+
 @pytest.fixture
 def web(chromium):
-    """A fresh browser page (own context: no shared state between tests)."""
-    context = chromium.new_context(viewport={"width": 1500, "height": 1100}, accept_downloads=True)
-    pg = context.new_page()
-    pg.set_default_timeout(TIMEOUT_MS)
-    yield pg
+    """A fresh browser page."""
+    context, page = _new_page(chromium, viewport={"width": 1500, "height": 1100}, accept_downloads=True)
+    yield page
     context.close()
 
 
@@ -119,7 +165,7 @@ def web(chromium):
 
 def _open(page, url: str) -> None:
     page.goto(url)
-    page.wait_for_selector(".pe-tko", timeout=TIMEOUT_MS)
+    page.locator(".pe-tko").first.wait_for()
 
 
 def _select(page, label: str):
@@ -133,28 +179,20 @@ def _title(page) -> str:
 
 def _wait_for_image(page, image_id: str) -> None:
     """Wait until the view shows ``image_id`` and nothing is loading any more."""
-    page.locator(".pe-title-text", has_text=image_id).wait_for(timeout=TIMEOUT_MS)
-    page.wait_for_function("() => !document.querySelector('.pn-loading')", timeout=TIMEOUT_MS)
+    from playwright.sync_api import expect
 
-
-def _eventually(check, timeout: float = 20.0):
-    """``check()`` returns (ok, detail); retry until ok or the timeout, then fail with the detail."""
-    deadline = time.time() + timeout
-    while True:
-        ok, detail = check()
-        if ok:
-            return
-        if time.time() > deadline:
-            pytest.fail(f"not reached within {timeout:.0f}s: {detail}")
-        time.sleep(0.25)
+    page.locator(".pe-title-text", has_text=image_id).wait_for()
+    expect(page.locator(".pn-loading")).to_have_count(0)
 
 
 def _assert_tkos(page, expected: dict[str, str]) -> None:
-    def check():
-        shown = _shown_tkos(page)
-        return shown == expected, f"shown {shown}, engine {expected}"
+    """Wait until the page shows exactly ``expected`` (method -> TKO text)."""
+    from playwright.sync_api import expect
 
-    _eventually(check)
+    expect(page.locator(".pe-tko")).to_have_count(len(expected))
+    for method, text in expected.items():
+        expect(page.locator(f".pe-tko[data-method={method}]")).to_have_text(text)
+    assert _shown_tkos(page) == expected
 
 
 # image panes only: the analysis charts below them (agreement, curves) have axes of their own
@@ -231,7 +269,8 @@ def test_class_and_image_changes_update_the_numbers(web, server, engine):
     good = engine.image_ids("test", "good")[0]
     _select(web, "Class").select_option("good")
     _wait_for_image(web, good)
-    _eventually(lambda: (set(_shown_tkos(web).values()) == {"—"}, _shown_tkos(web)))
+    _assert_tkos(web, _expected_tkos(engine, seed, "test", good))
+    assert set(_shown_tkos(web).values()) == {"—"}
     assert web.get_by_text("nothing to rank, no winner").first.is_visible()
     assert web.locator(".pe-method-card", has_text="WINNER").count() == 0
 
@@ -259,7 +298,7 @@ def test_csv_downloads(web, server, engine, tmp_path):
     _open(web, server)
     seed = engine.seeds[0]
     image_id = engine.image_ids("test", "crack")[0]
-    with web.expect_download(timeout=TIMEOUT_MS) as info:
+    with web.expect_download() as info:
         web.get_by_role("button", name="Ranking of this image (CSV)").click()
     path = tmp_path / info.value.suggested_filename
     info.value.save_as(path)
@@ -269,7 +308,7 @@ def test_csv_downloads(web, server, engine, tmp_path):
     assert len(df) == len(ex.methods) and set(df["image_id"]) == {image_id}
     assert {m: ex.methods[m].tko for m in ex.methods} == dict(zip(df["method"], df["tko"]))
 
-    with web.expect_download(timeout=TIMEOUT_MS) as info:
+    with web.expect_download() as info:
         web.get_by_role("button", name=f"Results of seed {seed} (CSV)").click()
     path = tmp_path / info.value.suggested_filename
     info.value.save_as(path)
@@ -301,7 +340,7 @@ def test_url_reproduces_a_view(web, server, engine):
 def test_bad_url_gets_a_notice(web, server, engine):
     _open(web, f"{server}?class=scratch&image=no-such-image&seed=99")
     notice = web.locator(".pe-notice-text")
-    notice.first.wait_for(timeout=TIMEOUT_MS)
+    notice.first.wait_for()
     text = notice.first.inner_text()
     assert "scratch" in text and "no-such-image" in text and "99" in text
     first = engine.image_ids("test", "crack")[0]
@@ -311,18 +350,19 @@ def test_bad_url_gets_a_notice(web, server, engine):
 
 
 def test_the_winning_score_lives_in_the_url(web, server, engine):
+    from playwright.sync_api import expect
+
     from dashboard.formatting import score_name  # the options' labels, which the page's <select> holds
 
     web.goto(f"{server}?tab=summary&score=auroc")
     choice = web.locator(".pe-score-select select")
-    choice.wait_for(timeout=TIMEOUT_MS)
-    _eventually(lambda: (choice.input_value() == score_name("auroc"), choice.input_value()))
+    expect(choice).to_have_value(score_name("auroc"))
     choice.select_option(label=score_name("pointing"))
     web.wait_for_function("() => window.location.search.includes('score=pointing')")
     # a score these results lack falls back to TKO, with a notice
     web.goto(f"{server}?tab=summary&score=relevance_mass")
     notice = web.locator(".pe-notice-text")
-    notice.first.wait_for(timeout=TIMEOUT_MS)
+    notice.first.wait_for()
     assert "no relevance mass column" in notice.first.inner_text()
     web.wait_for_function("() => window.location.search.includes('score=tko')")
     assert choice.input_value() == score_name("tko")
@@ -333,10 +373,10 @@ def test_the_agreement_measure_lives_in_the_url(web, server):
     _open(web, f"{server}?agreement=pearson")
     section = web.locator(".pe-agreement").first
     # the matrix's caption names the measure (text locators reach into Panel's shadow roots)
-    section.get_by_text("Pearson r, this image").wait_for(timeout=TIMEOUT_MS)
+    section.get_by_text("Pearson r, this image").wait_for()
     section.get_by_role("button", name="top-20% IoU").click()
     web.wait_for_function("() => window.location.search.includes('agreement=top_iou')")
-    section.get_by_text("top-20% IoU, this image").wait_for(timeout=TIMEOUT_MS)
+    section.get_by_text("top-20% IoU, this image").wait_for()
 
 
 def test_ten_sessions_at_once(chromium, server, engine):
@@ -344,11 +384,10 @@ def test_ten_sessions_at_once(chromium, server, engine):
     ids = [i for c in ("crack", "hole", "good") for i in engine.image_ids("test", c)]
     seeds = engine.seeds
     wanted = [(seeds[i % len(seeds)], ids[i % len(ids)]) for i in range(10)]
-    contexts = [chromium.new_context(viewport={"width": 1300, "height": 900}) for _ in wanted]
+    opened = [_new_page(chromium, viewport={"width": 1300, "height": 900}) for _ in wanted]
+    contexts, pages = [c for c, _ in opened], [p for _, p in opened]
     try:
-        pages = [c.new_page() for c in contexts]
         for pg, (seed, image_id) in zip(pages, wanted):
-            pg.set_default_timeout(TIMEOUT_MS * 2)
             # one method keeps ten pages light enough for a 2-core machine
             pg.goto(f"{server}?seed={seed}&image={image_id}&methods=gradcam", wait_until="commit")
         for pg, (seed, image_id) in zip(pages, wanted):
@@ -382,7 +421,7 @@ def test_new_method_and_faithfulness_curves(web, server, engine):
 
     web.get_by_role("button", name="Compute deletion & insertion curves").click()
     table = web.locator(".pe-faith-table")
-    table.wait_for(timeout=TIMEOUT_MS)
+    table.wait_for()
     ex = engine.explain(seed, "test", image_id, methods)
     curves = engine.faithfulness(ex, start="black", steps=20)  # cached: the numbers the page got
     aucs = web.locator(".pe-faith-table .pe-auc")
@@ -391,6 +430,20 @@ def test_new_method_and_faithfulness_curves(web, server, engine):
     assert shown == {(m, mode): f"{c.auc:.3f}" for m, by_mode in curves.items() for mode, c in by_mode.items()}
     # one chart per mode, drawn (not blank): two more Bokeh plots with a line per method
     web.wait_for_function("""() => [...Bokeh.documents[0].all_models].filter(m => m.title !== undefined && m.title
-        && /^(Deletion|Insertion) /.test(m.title.text || '')).length == 2""", timeout=TIMEOUT_MS)
+        && /^(Deletion|Insertion) /.test(m.title.text || '')).length == 2""")
     _assert_linked(web, 4)  # the image panes still pan and zoom together
     assert fmt(ex.methods["gradcam_pp"].tko) == expected["gradcam_pp"]
+
+
+def test_a_closed_page_lets_go_of_its_session(chromium, served):
+    """Closing the page ends its session: the store lets go of its answer and work, the memory
+    is collected, and nothing else (thread pools, caches, the host) keeps the page alive."""
+    from dashboard.host import SESSIONS
+
+    context, page = _new_page(chromium)
+    _open(page, served.url)
+    mine = served.pages[-1]  # the tests run one after another: the newest page is this one
+    context.close()
+    SESSIONS.wait(lambda ledger: ledger.open == 0 and ledger.reclaimed == ledger.closed, WAIT_S)
+    gc.collect()
+    assert mine() is None

@@ -1,0 +1,172 @@
+"""The engine host's background fill, and what a closed session lets go of, on the tiny models.
+
+The fill must never go first (it starts once a view is drawn) and must not run for nobody
+(it pauses when no request came for ``idle_after`` seconds, until the next one). Each test
+waits for the states the host publishes (``host.fill``), capped at ``WAIT_S``; time itself is
+a clock the test moves.
+"""
+
+from __future__ import annotations
+
+import gc
+import weakref
+
+import pytest
+
+from dashboard.host import FILLING, IDLE, OFF, PAUSED, STOPPED, WAITING_FOR_VIEW, EngineHost
+
+pytestmark = pytest.mark.filterwarnings("ignore:The inplace keyword in DataFrame.reset_index")
+WAIT_S = 300  # a cap, not an expectation: CI machines run at a load of 10 or more
+METHODS = ("gradcam",)
+
+
+class Clock:
+    """Time as the host reads it, moved by the test."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def fresh(engine):
+    """The module's engine with nothing cached in memory: each test sees its own model calls."""
+    engine.clear_cache()
+    return engine
+
+
+@pytest.fixture
+def hosts():
+    """Makes warm hosts on an engine; stops their fills at the end."""
+    made = []
+
+    def make(engine, **kwargs):
+        made.append(EngineHost.for_engine(engine, warm=True, **kwargs))
+        return made[-1]
+
+    yield make
+    for host in made:
+        host.stop()
+
+
+def _cached(engine, seed: int, image_id: str) -> bool:
+    """Whether ``image_id``'s explanation comes from the cache (asking makes it cached)."""
+    calls = engine.compute_calls
+    engine.explain(seed, "test", image_id, METHODS)
+    return engine.compute_calls == calls
+
+
+def test_the_fill_waits_for_the_first_view(fresh, hosts):
+    host = hosts(fresh)
+    seed = fresh.seeds[0]
+    calls = fresh.compute_calls
+    assert host.precompute(seed, "test", METHODS)
+    assert not host.precompute(seed, "test", METHODS)  # once per combination
+    assert host.fill.phase == WAITING_FOR_VIEW and host.fill.pending == 1
+    assert fresh.compute_calls == calls  # nothing computed before a view is drawn
+
+    host.view_drawn()
+    host.wait_for_fill(lambda fill: fill.phase == IDLE, WAIT_S)
+    assert all(_cached(fresh, seed, i) for i in fresh.image_ids("test"))
+    host.stop()
+    assert host.wait_for_fill(lambda fill: fill.phase == STOPPED, WAIT_S).pending == 0
+
+
+def test_the_fill_pauses_when_nobody_asks_and_resumes_on_the_next_request(fresh, hosts):
+    clock = Clock()
+    host = hosts(fresh, idle_after=600, clock=clock)
+    seed = fresh.seeds[0]
+    ids = fresh.image_ids("test")
+    host.precompute(seed, "test", METHODS)
+    with fresh.exclusive():  # the fill's first image waits for the model until the clock has moved
+        host.view_drawn()
+        host.wait_for_fill(lambda fill: fill.phase == FILLING, WAIT_S)
+        clock.now += 601
+    paused = host.wait_for_fill(lambda fill: fill.phase == PAUSED, WAIT_S)
+    assert paused.pending == 1  # the rest of the split waits for the next request
+    assert _cached(fresh, seed, ids[0])  # the image in hand was finished
+    assert not _cached(fresh, seed, ids[-1])
+
+    host.touch()
+    host.wait_for_fill(lambda fill: fill.phase == IDLE, WAIT_S)
+    assert all(_cached(fresh, seed, i) for i in ids)
+
+
+def test_a_quiet_server_does_not_start_the_fill(fresh, hosts):
+    clock = Clock()
+    host = hosts(fresh, idle_after=600, clock=clock)
+    host.precompute(fresh.seeds[0], "test", METHODS)
+    clock.now += 601
+    host.view_drawn()
+    assert host.wait_for_fill(lambda fill: fill.phase == PAUSED, WAIT_S).pending == 1
+    assert not _cached(fresh, fresh.seeds[0], fresh.image_ids("test")[0])
+
+
+def test_the_queue_keeps_the_newest_wishes(fresh, hosts):
+    from dashboard.host import MAX_PENDING
+
+    host = hosts(fresh)
+    seed = fresh.seeds[0]
+    targets = ("predicted", "true")
+    wishes = [(split, target) for split in ("train", "test") for target in targets]
+    assert len(wishes) > MAX_PENDING
+    for split, target in wishes:
+        assert host.precompute(seed, split, METHODS, target)
+    assert host.fill.pending == MAX_PENDING
+    assert host.precompute(seed, "train", METHODS, "predicted")  # the oldest was dropped: it may be asked again
+
+
+def test_no_fill_when_the_configuration_says_so(fresh):
+    host = EngineHost.for_engine(fresh, warm=False)
+    assert not host.precompute(fresh.seeds[0], "test", METHODS)
+    assert host.fill.phase == OFF
+
+
+def test_the_first_view_goes_before_the_fill(fresh, hosts, monkeypatch):
+    """Through the dashboard: the page's image is computed at interactive priority before the
+    fill computes anything, and the fill then covers the page's split."""
+    from dashboard.app import create_app
+    from engine.priority_lock import INTERACTIVE, current_priority
+
+    calls = []
+    explain = fresh.explain
+
+    def recorded(seed, split, image_id, *args, **kwargs):
+        calls.append(("start", image_id, current_priority()))
+        try:
+            return explain(seed, split, image_id, *args, **kwargs)
+        finally:
+            calls.append(("end", image_id, current_priority()))
+
+    monkeypatch.setattr(fresh, "explain", recorded)
+    host = hosts(fresh)
+    dash = create_app(engine=fresh, host=host).dashboard
+    host.wait_for_fill(lambda fill: fill.phase == IDLE, WAIT_S)
+    first = dash.state.image_id
+    assert calls[:2] == [("start", first, INTERACTIVE), ("end", first, INTERACTIVE)]
+    assert all(priority > INTERACTIVE for _, _, priority in calls[2:])
+    assert {i for _, i, _ in calls[2:]} == set(fresh.image_ids("test"))
+
+
+def test_a_closed_store_lets_go_of_the_session(fresh):
+    """After ``close`` the store holds no answer and asks for nothing more, and nothing outside
+    the session (thread pools, shared caches, the host) keeps its objects alive. (The browser
+    tests close a served page, Bokeh models and all.)"""
+    from dashboard.app import Dashboard
+
+    host = EngineHost.for_engine(fresh)
+    dash = Dashboard(fresh, host=host)  # without Bokeh models: Panel keeps those until a server session ends
+    dash.store.refresh()
+    assert dash.store.explanation is not None
+    objects = [weakref.ref(o) for o in (dash, dash.store, dash.image_view, dash.analysis, dash.state)]
+
+    dash.store.close()
+    assert dash.store.explanation is None and dash.store.pictures is None
+    calls = fresh.compute_calls
+    dash.state.step(1)
+    assert fresh.compute_calls == calls and dash.store.explanation is None
+    del dash
+    gc.collect()
+    assert [ref() for ref in objects] == [None] * len(objects)
