@@ -56,6 +56,15 @@ def _data_arg(config: AppConfig) -> str:
     return f" --data {config.data}" if config.data else ""
 
 
+def _fetch_data(config: AppConfig) -> str:
+    """The command that brings back the data ``--data`` names: its own category (the folder's
+    name) downloaded beside it, or the built-in set regenerated."""
+    if not config.data:
+        return "pixel-evidence data generate"
+    data = Path(config.data)
+    return f"pixel-evidence data download {data.name} --data-dir {data.parent}"
+
+
 def describe_setup_error(exc: BaseException, config: AppConfig | None = None) -> SetupProblem:
     """Turn an engine construction error into a page: what is missing and how to make it."""
     config = config or AppConfig()
@@ -81,13 +90,11 @@ def describe_setup_error(exc: BaseException, config: AppConfig | None = None) ->
         return SetupProblem(
             "Images listed by the models' manifest are missing",
             message,
-            ("pixel-evidence data download hazelnut --data-dir DATA_DIR",
-             "panel serve app.py --args --data DATA_DIR/hazelnut" + _models_arg(config)),
+            (_fetch_data(config), serve),
             ("Point --data at the category folder the models were trained on. Without --data the "
              "dashboard uses the built-in synthetic set (regenerate it with `pixel-evidence data generate`).",))
     if name == "DataError":
-        return SetupProblem("The data cannot be used", message,
-                            ("pixel-evidence data download hazelnut --data-dir DATA_DIR", "pixel-evidence data generate"))
+        return SetupProblem("The data cannot be used", message, (_fetch_data(config), serve))
     if name == "CheckpointError":
         return SetupProblem("The models cannot be used with this data", message,
                             (f"{train} --force", serve))
@@ -191,8 +198,12 @@ class EngineHost:
         try:
             engine = self._factory()
         except BaseException as exc:  # noqa: BLE001 - every failure becomes a page, never a traceback
-            log.exception("engine construction failed")
             self.problem = describe_setup_error(exc, self.config)
+            if self.problem.commands:  # a set-up problem the page explains: one line for the operator
+                log.warning("engine construction failed: %s: %s", type(exc).__name__, exc)
+                log.debug("engine construction failed", exc_info=exc)
+            else:  # not a known set-up problem: its page points at the log for the full error
+                log.exception("engine construction failed")
             self._future.set_result(None)
             return
         self._future.set_result(engine)

@@ -691,10 +691,6 @@ def test_missing_data_page_names_the_download(tiny_run, tmp_path):
     assert "pixel-evidence data download" in page and "Traceback" not in page
 
 
-HOST_CHANGE = "needs the change to EngineHost / describe_setup_error in dashboard/host.py (another worktree's file)"
-
-
-@pytest.mark.xfail(strict=True, reason=HOST_CHANGE)
 def test_a_bad_data_folder_logs_one_line_not_a_traceback(tiny_run, tmp_path, caplog):
     """The page explains the problem; the log gets one line at WARNING, the traceback only at DEBUG."""
     import logging
@@ -712,7 +708,6 @@ def test_a_bad_data_folder_logs_one_line_not_a_traceback(tiny_run, tmp_path, cap
     assert any(r.levelno == logging.DEBUG and r.exc_info for r in ours)
 
 
-@pytest.mark.xfail(strict=True, reason=HOST_CHANGE)
 def test_a_bad_data_folder_is_told_to_fetch_its_own_category(tiny_run, tmp_path):
     from dashboard.app import create_app
     from dashboard.config import AppConfig
