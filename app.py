@@ -20,8 +20,8 @@ More options after ``--args``: ``--manifest FILE``, ``--device DEV``, ``--cache-
 when none is given, so one slow image never blocks other visitors), ``--port``, ``--address``,
 ``--allow-websocket-origin``.
 
-The models are loaded once per server process and shared by every browser session; the first
-split is precomputed in the background while the first page is already usable. If data or
+The models are loaded once per server process and shared by every browser session; once the
+first view is drawn, the viewed split fills the cache in the background, behind every click. If data or
 models are missing, the page says which ``pixel-evidence`` command creates them.
 """
 

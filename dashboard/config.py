@@ -10,7 +10,7 @@ Accepted arguments (after ``panel serve app.py --args``)::
     --device DEV      auto (default), cpu, cuda, mps
     --cache-mb MB     bound of the in-memory explanation cache (default 256)
     --ig-steps N      Integrated Gradients steps (default: the method's own default)
-    --no-warm         do not precompute the first split in the background
+    --no-warm         do not fill the cache in the background after the first view
 
 Config file keys: ``data``, ``models``, ``manifest``, ``device``, ``cache_mb``, ``ig_steps``,
 ``warm``. Relative paths in a config file are read relative to the file's folder. Command-line
