@@ -11,7 +11,7 @@ from urllib.parse import urlencode
 
 import pytest
 
-from test_browser import _require_browser, chromium, server, web  # noqa: F401 - fixtures, used by name
+from test_browser import _require_browser, chromium, served, server, web  # noqa: F401 - fixtures, used by name
 
 pytestmark = pytest.mark.filterwarnings("ignore:The inplace keyword in DataFrame.reset_index")
 
