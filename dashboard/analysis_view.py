@@ -142,12 +142,15 @@ class Answer:
                 done.set_result(drawn)
 
         def finish(future: Future) -> None:
+            if self.store.closed:  # the session has ended: nothing to draw on
+                done.set_result(False)
+                return
             # drawn on the session's event loop; without a server (tests, notebooks) right away
             with set_curdoc(doc):
                 pn.state.execute(partial(apply, future), schedule=True)
 
-        def newest() -> Any:  # skipped when the user moved on while it waited for a thread
-            return compute(ex) if gen == self._gen else None
+        def newest() -> Any:  # skipped when the user moved on (or left) while it waited for a thread
+            return compute(ex) if gen == self._gen and not self.store.closed else None
 
         ANALYSE.submit(newest).add_done_callback(finish)
         return done

@@ -91,22 +91,32 @@ class ExplanationStore(param.Parameterized):
         SESSIONS.opened()
 
         def destroyed(_context: Any) -> None:
-            self.close()
-            # counted once Bokeh has finished with the session: it collects garbage right after this callback
-            asyncio.get_running_loop().call_soon(SESSIONS.close)
+            try:
+                self.close()
+            finally:  # counted once Bokeh has finished with the session: it collects garbage right after this
+                asyncio.get_running_loop().call_soon(SESSIONS.close)
 
         doc.on_session_destroyed(destroyed)
 
+    @property
+    def closed(self) -> bool:
+        """The session has ended: nothing more is computed or drawn for it."""
+        return self._closed
+
     def close(self) -> None:
         """Let go of this session's answer and pictures, and of its work: a request still queued
-        is skipped, and the analysis sections, seeing no explanation, forget theirs."""
+        is skipped, and so is the analysis sections' queued work (they check :attr:`closed`).
+
+        The views are not told: their page is gone or going, and by the time this runs Bokeh
+        may have dismantled their models (redrawing them then fails). They go with the session."""
         with self._lock:
             if self._closed:
                 return
             self._closed = True
             self._newest += 1  # whatever is queued or running for this store is dropped
         self.state.param.unwatch(self._watcher)
-        self.param.update(explanation=None, pictures=None, error="", computing=False)
+        with param.parameterized.discard_events(self):
+            self.param.update(explanation=None, pictures=None, error="", computing=False)
 
     def refresh(self) -> None:
         """Ask for the state's current image (cached by the engine); returns without waiting.
