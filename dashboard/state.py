@@ -13,7 +13,7 @@ markup): every value from the URL is escaped, and trimmed to a readable length, 
 
 URL format (all keys optional)::
 
-    ?seed=42&split=test&class=crack&image=test-crack-003&methods=gradcam,saliency,ig
+    ?seed=42&split=test&class=crack&image=crack-003&methods=gradcam,saliency,ig
     &target=predicted&tab=image&score=tko&agreement=spearman   (one line in the address bar)
 """
 
@@ -26,6 +26,7 @@ from typing import Any, Mapping
 
 import param
 
+from engine.data.mvtec import current_image_id
 from engine.metrics.scores import LOCALISATION_SCORES
 from engine.results import AGREEMENT_STATS
 
@@ -191,10 +192,13 @@ class DashboardState(param.Parameterized):
 
         image_id = self.image_id if not (q.get("split") or class_given) else None
         if q.get("image"):
-            home = self._home(q["image"])
+            asked = q["image"]
+            if self._home(asked) is None and self._home(current_image_id(asked)) is not None:
+                asked = current_image_id(asked)  # a link made before the ids changed: the same image
+            home = self._home(asked)
             if home is None:
                 pool = cat.image_ids(split, cls) if cls in cat.classes_in(split) else ()
-                guess = difflib.get_close_matches(q["image"], list(pool) or list(cat.image_home), n=1, cutoff=0.6)
+                guess = difflib.get_close_matches(asked, list(pool) or list(cat.image_home), n=1, cutoff=0.6)
                 if guess:
                     image_id = guess[0]
                     split, cls = self._home(image_id)
@@ -208,7 +212,7 @@ class DashboardState(param.Parameterized):
                     notes.append(f"Image {said['image']} is a {home[0]} image of class {html.escape(home[1])}; "
                                  "split and class follow the image.")
                 split, cls = home
-                image_id = q["image"]
+                image_id = asked
 
         if cls not in cat.classes_in(split):
             fallback = cat.default_class(split)

@@ -4,6 +4,7 @@
     pixel-evidence data download   CATEGORY [--data-dir DIR] real MVTec AD category
     pixel-evidence data split      --data DIR --out FILE     split manifest
     pixel-evidence data sheet      --data DIR --out PNG      contact sheet
+    pixel-evidence data rename-ids --data DIR --models DIR   earlier image ids -> current ones
     pixel-evidence train           [--data DIR] [--models DIR] [--seeds 42-51] ...
     pixel-evidence evaluate        [--data DIR] [--models DIR] [--out DIR] ...
     pixel-evidence bench           [--out DIR] [--no-server] ...  speed and memory benchmark
@@ -82,6 +83,14 @@ def _cmd_split(args) -> int:
 def _cmd_sheet(args) -> int:
     out = synthetic.contact_sheet(resolve_data(args.data), Path(args.out), per_class=args.per_class)
     print(f"wrote {out}")
+    return 0
+
+
+def _cmd_rename_ids(args) -> int:
+    from .id_migration import rename_image_ids
+
+    rename_image_ids(resolve_data(args.data), Path(args.models),
+                     results_dir=Path(args.results) if args.results else None)
     return 0
 
 
@@ -180,6 +189,11 @@ def build_parser() -> argparse.ArgumentParser:
     sheet.add_argument("--out", required=True)
     sheet.add_argument("--per-class", type=int, default=4)
     sheet.set_defaults(func=_cmd_sheet)
+    rename = data_sub.add_parser("rename-ids", help="move a models folder and its results to the current image ids")
+    _add_data_option(rename)
+    rename.add_argument("--models", required=True, help="models folder (manifest.csv, seed_N.json)")
+    rename.add_argument("--results", help="results folder (default: MODELS/results)")
+    rename.set_defaults(func=_cmd_rename_ids)
 
     train = sub.add_parser("train", help="train the multitask model over seeds")
     _add_data_option(train)

@@ -3,7 +3,7 @@
 Everything the dashboard and the evaluate command show comes from here::
 
     engine = load_engine()                      # built-in data and shipped models
-    ex = engine.explain(42, "test", "test-crack-003")
+    ex = engine.explain(42, "test", "crack-003")
     ex.methods["gradcam"].tko, ex.ranking
 
 The parts: ``ImageCatalogue`` (which images, read at model size), ``ModelPool`` (one

@@ -91,8 +91,9 @@ def test_data_split_lists_every_image_once_stratified_per_class(generated, tmp_p
     assert sorted(r["path"] for r in rows) == sorted(p for paths in on_disk.values() for p in paths)
     assert len({r["id"] for r in rows}) == len(rows) == 720
     for r in rows:
-        folder_split, cls, name = r["path"].split("/")
-        assert r["class"] == cls and r["id"] == f"{folder_split}-{cls}-{Path(name).stem}"
+        folder, cls, name = r["path"].split("/")
+        stem = Path(name).stem  # the id never names a split, only train/ images say where they came from
+        assert r["class"] == cls and r["id"] == (f"{cls}-train-{stem}" if folder == "train" else f"{cls}-{stem}")
         expected_mask = f"ground_truth/{cls}/{Path(name).stem}_mask.png" if cls != "good" else ""
         assert r["mask_path"] == expected_mask and r["has_mask"] == str(int(bool(expected_mask)))
     # stratified: every class puts ceil(20%) of its images (good: from train/ and test/ alike) in test

@@ -229,6 +229,17 @@ def test_url_names_an_image_of_another_class(dash, engine):
     assert notes and "follow the image" in notes[0]
 
 
+def test_a_link_with_an_earlier_image_id_opens_that_image(engine):
+    """Links shared before the ids stopped naming MVTec's folders (``test-crack-001``) still
+    open their image, without a notice: nothing was wrong with them."""
+    state = _fresh_state(engine)
+    image = engine.image_ids("train", "hole")[1]
+    sample = engine.catalogue.sample(image)
+    origin, cls, stem = sample.path.split("/")[0], sample.cls, sample.path.split("/")[-1].split(".")[0]
+    assert state.apply_query({"image": f"{origin}-{cls}-{stem}"}) == []
+    assert (state.split, state.image_class, state.image_id) == ("train", "hole", image)
+
+
 def test_location_sync_validates_and_rewrites_the_url(engine):
     from panel.io.location import Location
 

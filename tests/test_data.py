@@ -16,8 +16,8 @@ def test_scan_lists_classes_ids_and_masks(mvtec_tree):
     assert classes == ["crack", "good", "hole"]
     assert len(samples) == 6 + 2 + 5 + 5
     by_id = {s.id: s for s in samples}
-    assert by_id["test-crack-003"].mask_path == "ground_truth/crack/003_mask.png"
-    assert by_id["train-good-000"].mask_path is None and by_id["test-good-001"].mask_path is None
+    assert by_id["crack-003"].mask_path == "ground_truth/crack/003_mask.png"
+    assert by_id["good-train-000"].mask_path is None and by_id["good-001"].mask_path is None
     assert len(by_id) == len(samples)  # ids are unique
 
 
@@ -136,7 +136,7 @@ def test_eval_transform_is_deterministic_and_normalized(mvtec_tree):
 # ---------------------------------------------------------------- data changed after the split
 
 def test_a_mask_of_another_size_is_refused_when_read(mvtec_tree):
-    sample = next(s for s in scan_category(mvtec_tree)[0] if s.id == "test-crack-001")
+    sample = next(s for s in scan_category(mvtec_tree)[0] if s.id == "crack-001")
     Image.new("L", (16, 16), 255).save(mvtec_tree / sample.mask_path)
     with pytest.raises(DataError, match=r"001_mask\.png: mask is 16x16 but its image 001\.png is 32x32"):
         load_mask(mvtec_tree, sample, 8)
@@ -144,13 +144,13 @@ def test_a_mask_of_another_size_is_refused_when_read(mvtec_tree):
 
 def test_a_missing_mask_or_image_is_called_missing(mvtec_tree):
     samples = {s.id: s for s in scan_category(mvtec_tree)[0]}
-    (mvtec_tree / samples["test-hole-002"].mask_path).unlink()
+    (mvtec_tree / samples["hole-002"].mask_path).unlink()
     with pytest.raises(DataError, match=r"hole/002\.png: defect image without its mask, .*002_mask\.png is missing") as err:
-        load_mask(mvtec_tree, samples["test-hole-002"], 8)
+        load_mask(mvtec_tree, samples["hole-002"], 8)
     assert "unreadable" not in str(err.value)
-    (mvtec_tree / samples["test-crack-000"].path).unlink()
+    (mvtec_tree / samples["crack-000"].path).unlink()
     with pytest.raises(DataError, match=r"crack/000\.png: image missing"):
-        load_image(mvtec_tree, samples["test-crack-000"], 8)
+        load_image(mvtec_tree, samples["crack-000"], 8)
 
 
 def test_skip_bad_skips_an_empty_class_folder(mvtec_tree):

@@ -79,7 +79,7 @@ def test_predict_with_refuses_methods_that_cannot_share_a_pass(net, batch):
 # ---------------------------------------------------------------- map store
 
 def _key(method="saliency", params="p1", target=0, weights="w1"):
-    return MapKey(seed=1, image_id="test-crack-000", method=method, params=params, target=target,
+    return MapKey(seed=1, image_id="crack-000", method=method, params=params, target=target,
                   weights=weights, image_size=8)
 
 

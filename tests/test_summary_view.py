@@ -23,14 +23,14 @@ METHODS = ("gradcam", "saliency", "ig")
 LABELS = {"gradcam": "Grad-CAM", "saliency": "Saliency", "ig": "Integrated Gradients"}
 CLASSES = ("good", "crack", "hole")
 SEEDS = (1, 2, 3)
-IDS = {cls: [f"test-{cls}-{i:03d}" for i in range(4)] for cls in CLASSES}
+IDS = {cls: [f"{cls}-{i:03d}" for i in range(4)] for cls in CLASSES}
 
 
 def _catalogue():
     from dashboard.catalogue import Catalogue
 
     images = {("test", c): tuple(IDS[c]) for c in CLASSES}
-    images[("train", "good")] = ("train-good-000",)
+    images[("train", "good")] = ("good-train-000",)
     home = {i: k for k, ids in images.items() for i in ids}
     return Catalogue(seeds=SEEDS, classes=CLASSES, images=images, image_home=home, method_labels=LABELS,
                      default_methods=METHODS)

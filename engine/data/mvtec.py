@@ -6,8 +6,11 @@ Layout of a category root (the official one, and what the synthetic generator wr
     <root>/test/<class>/*.png
     <root>/ground_truth/<class>/<stem>_mask.png     (defect classes only)
 
-Every image gets one stable id from its place in that tree, ``<origin>-<class>-<stem>``
-(e.g. ``test-crack-003``, ``train-good-017``), used in results, the dashboard and URLs.
+Every image gets one stable id from its place in that tree, used in results, the dashboard
+and URLs: ``<class>-<stem>`` for ``test/<class>/<stem>``, ``<class>-train-<stem>`` for
+``train/<class>/<stem>`` (e.g. ``crack-003``, ``good-train-017``). Our own split re-divides
+the images, so an id must not name a split: the earlier ids (``test-good-000``) read as a
+contradiction beside "train split". :func:`current_image_id` maps those (old links).
 """
 
 from __future__ import annotations
@@ -19,6 +22,22 @@ from .images import check_pair
 from .sample import GOOD, DataError, Sample
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
+
+
+def image_id(origin: str, cls: str, stem: str) -> str:
+    """The id of ``<origin>/<cls>/<stem>.*`` (origin: the MVTec folder, ``train`` or ``test``)."""
+    return f"{cls}-{stem}" if origin == "test" else f"{cls}-{origin}-{stem}"
+
+
+def current_image_id(old: str) -> str | None:
+    """The id that replaced ``old``, an id of the earlier scheme ``<origin>-<class>-<stem>``
+    (``test-crack-003`` -> ``crack-003``, ``train-good-017`` -> ``good-train-017``); ``None``
+    when ``old`` is not of that scheme. Only ``good`` has train images, so no parsing guesses."""
+    for prefix, origin in (("test-", "test"), (f"train-{GOOD}-", "train")):
+        if old.startswith(prefix) and len(old) > len(prefix):
+            rest = old[len(prefix):]
+            return rest if origin == "test" else image_id(origin, GOOD, rest)
+    return None
 
 
 def _image_files(folder: Path) -> list[Path]:
@@ -55,7 +74,7 @@ def scan_category(root: Path, *, skip_bad: bool = False,
         if not files:
             skip_or_raise(DataError(f"{folder} holds no images; add its images or remove the empty folder"))
         for path in files:
-            sample = Sample(id=f"{origin}-{cls}-{path.stem}", path=path.relative_to(root).as_posix(), cls=cls,
+            sample = Sample(id=image_id(origin, cls, path.stem), path=path.relative_to(root).as_posix(), cls=cls,
                             mask_path=None if cls == GOOD else f"ground_truth/{cls}/{path.stem}_mask.png")
             try:
                 check_pair(root, sample)
@@ -65,4 +84,15 @@ def scan_category(root: Path, *, skip_bad: bool = False,
                 samples.append(sample)
     if not samples:
         raise DataError(f"{root}: no usable images; see the files reported above")
+    _check_unique(root, samples)
     return samples, sorted({s.cls for s in samples})
+
+
+def _check_unique(root: Path, samples: list[Sample]) -> None:
+    """Two files with one id (say a class folder named ``good-train``) would mix their scores."""
+    seen: dict[str, str] = {}
+    for s in samples:
+        if s.id in seen:
+            raise DataError(f"{root / s.path} and {root / seen[s.id]} would both be image {s.id!r}; "
+                            "rename one of the files or class folders")
+        seen[s.id] = s.path
