@@ -138,7 +138,7 @@ def extract_matching(archive: Path, dest: Path, wanted: Callable[[str], bool], *
                                           unit_divisor=1024, desc=archive.name, disable=not progress) as bar:
         reader = _HashingReader(raw, bar)
         try:
-            with tarfile.open(fileobj=reader, mode="r|*") as tar:
+            with tarfile.open(fileobj=reader, mode="r|*", bufsize=_CHUNK) as tar:
                 for member in tar:
                     names.append(member.name)
                     if wanted(member.name):
