@@ -813,3 +813,13 @@ def test_cli_archive_command(tmp_path, monkeypatch, capsys):
     assert code == 0
     assert capsys.readouterr().out.strip() == str(data_dir / CATEGORY)
     assert (data_dir / CATEGORY / "test" / "crack" / "000.png").read_bytes() == FULL[f"{CATEGORY}/test/crack/000.png"]
+
+
+def test_cli_file_system_problem_is_one_line(archive, tmp_path, capsys):
+    not_a_folder = tmp_path / "data"
+    not_a_folder.write_text("a file where the data folder should be")
+
+    assert run_download(_parse([CATEGORY, "--archive", str(archive), "--data-dir", str(not_a_folder)])) == 2
+
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1 and str(not_a_folder) in lines[0]

@@ -318,8 +318,8 @@ def add_download_arguments(parser: argparse.ArgumentParser) -> None:
 def run_download(args: argparse.Namespace) -> int:
     """Run ``pixel-evidence data download`` with parsed ``args``; return the exit code.
 
-    0 on success (the category path is printed to stdout); 2 on a download, checksum, archive
-    or argument problem (one line on stderr).
+    0 on success (the category path is printed to stdout); 2 on a download, checksum, archive,
+    file system or argument problem (one line on stderr).
     """
     progress = not args.no_progress
     try:
@@ -330,7 +330,7 @@ def run_download(args: argparse.Namespace) -> int:
             path = download_category(args.category, args.data_dir, url=args.url, full=args.full,
                                      sha256=args.sha256, retries=args.retries, timeout=args.timeout,
                                      progress=progress)
-    except (DownloadError, UnsafeArchiveError, ValueError) as exc:
+    except (DownloadError, UnsafeArchiveError, ValueError, OSError) as exc:  # OSError: e.g. a full disk
         print(" ".join(str(exc).split()), file=sys.stderr)  # one line, whatever raised it
         return 2
     print(path)
