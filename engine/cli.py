@@ -1,7 +1,7 @@
 """The ``pixel-evidence`` command line.
 
     pixel-evidence data generate   [--out DIR]              built-in synthetic set
-    pixel-evidence data download   CATEGORY [--data-dir DIR] real MVTec AD category
+    pixel-evidence data download   CATEGORY [--archive PATH | --url URL] [--data-dir DIR]  real MVTec AD category
     pixel-evidence data split      --data DIR --out FILE     split manifest
     pixel-evidence data sheet      --data DIR --out PNG      contact sheet
     pixel-evidence data rename-ids --data DIR --models DIR   earlier image ids -> current ones
@@ -175,7 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--out", help="target folder (default: the cache folder used by the dashboard)")
     gen.add_argument("--seed", type=int, default=0)
     gen.set_defaults(func=_cmd_generate)
-    dl = data_sub.add_parser("download", help="download and extract an MVTec AD category")
+    dl = data_sub.add_parser("download", help="unpack an MVTec AD category from an archive downloaded by hand or a link")
     download.add_download_arguments(dl)
     dl.set_defaults(func=download.run_download)
     split = data_sub.add_parser("split", help="write the stratified train/test manifest")

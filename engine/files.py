@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -31,3 +34,20 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 def file_sha256(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+@contextmanager
+def scratch_folder(beside: Path, label: str) -> Iterator[Path]:
+    """Yield a new hidden folder in ``beside``, removed with whatever is still in it on exit.
+
+    Build a result in it, then ``os.replace`` the finished folder out: the scratch folder is on
+    the same file system as ``beside``, so that rename is atomic and a failure before it leaves
+    nothing half-written behind.
+    """
+    beside = Path(beside)
+    beside.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=f".{label}.", suffix=".tmp", dir=beside))
+    try:
+        yield scratch
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)

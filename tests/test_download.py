@@ -1,4 +1,5 @@
-"""Tests for engine.data.download, .fetch and .archive; downloads go to a throw-away HTTP server on 127.0.0.1."""
+"""Tests for engine.data.download, .fetch, .archive and .mvtec_sources; downloads go to a throw-away HTTP
+server on 127.0.0.1, and the full data set is a two-category stand-in built here."""
 
 from __future__ import annotations
 
@@ -6,7 +7,6 @@ import argparse
 import hashlib
 import http.server
 import io
-import re
 import socket
 import tarfile
 import threading
@@ -16,19 +16,23 @@ from pathlib import Path
 
 import pytest
 
-from engine.data import download as dl
+from PIL import Image
+
+from engine.cli import main as cli_main
 from engine.data import fetch as fetch_module
-from engine.data.archive import ArchiveError, safe_extract
+from engine.data import mvtec_sources as sources
+from engine.data.archive import ArchiveError, extract_matching
 from engine.data.download import (
-    MVTEC_CATEGORIES,
     ChecksumError,
     DownloadError,
     UnsafeArchiveError,
     add_download_arguments,
+    default_url,
     download_category,
-    official_url,
+    install_category,
     run_download,
 )
+from engine.files import scratch_folder
 
 CATEGORY = "hazelnut"
 
@@ -88,6 +92,7 @@ class _State:
         self.payload = b""
         self.path = "/"
         self.support_range = True
+        self.content_type = "application/x-xz"
         self.drop_after: int | None = None  # bytes sent before hanging up (first request only)
         self.fail_first_with: int | None = None  # HTTP status for the first request only
         self.requests: list[dict[str, str]] = []
@@ -128,7 +133,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         else:
             self.send_response(200)
         body = data[start:]
-        self.send_header("Content-Type", "application/x-xz")
+        self.send_header("Content-Type", state.content_type)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         if first and state.drop_after is not None:
@@ -197,24 +202,73 @@ def _leftovers(data_dir: Path) -> list[str]:
     return names
 
 
+def _png(seed: int, size: int = 4) -> bytes:
+    """A real, tiny PNG of deterministic colours."""
+    pixels = bytes((seed * 37 + i * 11) % 256 for i in range(size * size * 3))
+    out = io.BytesIO()
+    Image.frombytes("RGB", (size, size), pixels).save(out, format="PNG")
+    return out.getvalue()
+
+
+def _category_files(category: str, seed: int) -> dict[str, bytes]:
+    return {
+        f"{category}/train/good/000.png": _png(seed),
+        f"{category}/test/good/000.png": _png(seed + 1),
+        f"{category}/test/crack/000.png": _png(seed + 2),
+        f"{category}/ground_truth/crack/000_mask.png": _png(seed + 3),
+    }
+
+
+# The full data set's stand-in: two categories, with the other one last so that a failure in it
+# comes after the asked category has been written.
+FULL = {**_category_files(CATEGORY, 10), **_category_files("grid", 20), "license.txt": b"stand-in\n",
+        "grid/train/good/001.png": _png_like(7, 200_000)}
+NESTINGS = {"nested": sources.FULL_ARCHIVE_ROOT + "/", "top": ""}
+
+
+def _full_archive(folder: Path, nesting: str = "nested") -> Path:
+    """The stand-in written to ``folder`` (created), the real archive's name and nesting."""
+    folder.mkdir(parents=True, exist_ok=True)
+    root = NESTINGS[nesting]
+    return _build_tar(folder / sources.FULL_ARCHIVE_NAME, {root + name: data for name, data in FULL.items()})
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _files_below(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root.parent).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+def _one_line(message: str, *parts: str) -> None:
+    assert "\n" not in message
+    for part in parts:
+        assert part in message, (part, message)
+
+
+def _by_hand_parts(category: str, data_dir: Path) -> tuple[str, str]:
+    return (sources.DOWNLOADS_PAGE,
+            f"then run: pixel-evidence data download {category} --data-dir {data_dir} --archive PATH")
+
+
 # --------------------------------------------------------------------------
 # URLs and constants
 # --------------------------------------------------------------------------
 
 
-def test_categories_and_official_urls():
-    assert len(MVTEC_CATEGORIES) == 15 == len(set(MVTEC_CATEGORIES))
-    for category in MVTEC_CATEGORIES:
-        url = official_url(category)
-        assert url.startswith("https://www.mydrive.ch/shares/")
-        assert url.endswith(f"/download/{dl._OFFICIAL_FILES[category][1]}/{category}.tar.xz")
-    assert len({official_url(c) for c in MVTEC_CATEGORIES}) == 15
-    with pytest.raises(ValueError, match="unknown MVTec AD category"):
-        official_url("banana")
-    # the one known digest is the full data set's, in the lower-case form that downloads are compared with
-    assert set(dl.KNOWN_SHA256) == {dl.FULL_DATASET_URL.rsplit("/", 1)[-1]}
-    for digest in dl.KNOWN_SHA256.values():
-        assert re.fullmatch(r"[0-9a-f]{64}", digest)
+def test_default_urls_are_the_latest_known_links():
+    assert len(sources.MVTEC_CATEGORIES) == 15 == len(set(sources.MVTEC_CATEGORIES)) == len(sources.CATEGORY_URLS)
+    share = "https://www.mydrive.ch/shares/38536/3830184030e49fe74747669442f0f283/download/"
+    for category in sources.MVTEC_CATEGORIES:
+        url = default_url(category)
+        assert url.startswith(share) and url.endswith(f"/{category}.tar.xz")
+    assert default_url(CATEGORY) == share + "420937545-1629959162/hazelnut.tar.xz"
+    assert default_url(CATEGORY, full=True) == share + "420938113-1629960298/mvtec_anomaly_detection.tar.xz"
+    assert len({default_url(c) for c in sources.MVTEC_CATEGORIES}) == 15
+    assert sources.FULL_ARCHIVE_SHA256 == "cf4313b13603bec67abb49ca959488f7eedce2a9f7795ec54446c649ac98cd3d"
+    with pytest.raises(ValueError, match="unknown MVTec AD category 'banana'.*--url or --archive"):
+        default_url("banana")
 
 
 # --------------------------------------------------------------------------
@@ -359,10 +413,9 @@ def test_wrong_sha256_raises_and_leaves_no_archive(server, archive, tmp_path):
     with pytest.raises(ChecksumError) as info:
         download_category(CATEGORY, data_dir, url=url, sha256=wrong, progress=False)
 
-    message = str(info.value)
     assert isinstance(info.value, DownloadError)
-    assert url in message and wrong in message and hashlib.sha256(payload).hexdigest() in message
-    assert "\n" not in message
+    _one_line(str(info.value), url, wrong, hashlib.sha256(payload).hexdigest(), "was deleted",
+              *_by_hand_parts(CATEGORY, data_dir))
     assert not (data_dir / CATEGORY).exists()
     assert list((data_dir / ".downloads").iterdir()) == []
     assert _leftovers(data_dir) == []
@@ -373,32 +426,31 @@ def test_malformed_sha256_is_rejected(tmp_path):
         download_category(CATEGORY, tmp_path, url=_closed_port_url(), sha256="abc", progress=False)
 
 
-def test_whole_dataset_layout_is_accepted(server, tmp_path):
-    nested = {f"mvtec_anomaly_detection/{k}": v for k, v in TREE.items()}
-    nested["mvtec_anomaly_detection/grid/train/good/000.png"] = b"grid"
-    nested["mvtec_anomaly_detection/grid/test/good/000.png"] = b"grid"
-    payload = _build_tar(tmp_path / "all.tar.gz", nested, "w:gz").read_bytes()
-    url = _serve(server, payload, "all.tar.gz")
+def test_full_dataset_fetched_is_kept_for_the_next_category(server, tmp_path, monkeypatch):
+    full = _full_archive(tmp_path / "src")
+    monkeypatch.setattr(sources, "FULL_ARCHIVE_SHA256", _sha(full))
+    monkeypatch.setattr(sources, "FULL_ARCHIVE_URL", _serve(server, full.read_bytes(), sources.FULL_ARCHIVE_NAME))
     data_dir = tmp_path / "data"
 
-    _assert_tree(download_category(CATEGORY, data_dir, url=url, progress=False))
-    assert (data_dir / "grid" / "train" / "good" / "000.png").read_bytes() == b"grid"
+    assert download_category(CATEGORY, data_dir, full=True, progress=False) == data_dir / CATEGORY
+    assert not (data_dir / "grid").exists()  # only the category asked for
+    kept = data_dir / ".downloads" / sources.FULL_ARCHIVE_NAME
+    assert kept.read_bytes() == full.read_bytes()
+
+    download_category("grid", data_dir, full=True, progress=False)
+    assert len(server.state.requests) == 1  # the kept archive served the second category
+    assert _files_below(data_dir / "grid") == {k: v for k, v in FULL.items() if k.startswith("grid/")}
 
 
-def test_fetch_keeps_a_verified_file_and_replaces_a_wrong_one(server, archive, tmp_path):
+def test_fetch_keeps_a_complete_file_without_network(server, archive, tmp_path):
     payload = archive.read_bytes()
     url = _serve(server, payload)
     path = tmp_path / "downloads" / f"{CATEGORY}.tar.xz"
-    digest = hashlib.sha256(payload).hexdigest()
 
-    assert fetch_module.fetch(url, path, sha256=digest, progress=False) == path
-    assert fetch_module.fetch(url, path, sha256=digest, progress=False) == path
-    assert len(server.state.requests) == 1  # the verified file was kept, no second request
-
-    path.write_bytes(b"left over from a different run")
-    fetch_module.fetch(url, path, sha256=digest, progress=False)
+    assert fetch_module.fetch(url, path, progress=False) == path
+    assert fetch_module.fetch(url, path, progress=False) == path
+    assert len(server.state.requests) == 1  # the complete file was kept, no second request
     assert path.read_bytes() == payload
-    assert len(server.state.requests) == 2
     assert sorted(p.name for p in path.parent.iterdir()) == [path.name]  # no .part left
 
 
@@ -425,23 +477,45 @@ def test_closed_port_raises_one_line_download_error(tmp_path):
     with pytest.raises(DownloadError) as info:
         download_category(CATEGORY, data_dir, url=url, retries=3, progress=False)
 
-    message = str(info.value)
     assert isinstance(info.value, RuntimeError)
-    assert "\n" not in message
-    assert url in message
-    assert f"{CATEGORY}.tar.xz" in message
-    assert str(data_dir / CATEGORY / "train" / "good") in message
+    _one_line(str(info.value), f"could not download {url} (connection refused)", *_by_hand_parts(CATEGORY, data_dir))
     assert not (data_dir / CATEGORY).exists()
 
 
-def test_dns_failure_raises_download_error(tmp_path, monkeypatch):
-    def no_dns(*args, **kwargs):
-        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+def _html_with_archive_type(server) -> str:
+    """A web page sent as if it were the archive: only its content gives it away."""
+    url = _serve(server, b"<!DOCTYPE html><html><body>Please fill in the form</body></html>")
+    server.state.content_type = "application/octet-stream"
+    return url
 
-    monkeypatch.setattr(socket, "getaddrinfo", no_dns)
-    with pytest.raises(DownloadError, match="cannot resolve host") as info:
-        download_category(CATEGORY, tmp_path / "data", url="http://mvtec.invalid/hazelnut.tar.xz", progress=False)
-    assert "\n" not in str(info.value)
+
+DEFAULT_LINK_FAILURES = {
+    "404": (lambda server: _serve(server, b"") + ".gone", "(HTTP 404 Not Found)"),
+    "html": (lambda server: (_serve(server, b"<html><body>expired</body></html>"),
+                             setattr(server.state, "content_type", "text/html; charset=utf-8"))[0],
+             "(server sent an HTML page instead of the file: the link has expired or needs a browser)"),
+    "html-as-archive": (_html_with_archive_type, "is a web page (HTML), not a"),
+    "dns": (lambda server: "http://nonexistent.invalid/hazelnut.tar.xz", "(cannot resolve host:"),
+}
+
+
+@pytest.mark.parametrize("failure", DEFAULT_LINK_FAILURES)
+def test_failing_default_link_gives_one_line_naming_the_downloads_page_and_the_archive_command(
+        failure, server, tmp_path, monkeypatch, capsys):
+    make_url, reason = DEFAULT_LINK_FAILURES[failure]
+    url = make_url(server)
+    monkeypatch.setitem(sources.CATEGORY_URLS, CATEGORY, url)
+    data_dir = tmp_path / "data"
+
+    assert run_download(_parse([CATEGORY, "--data-dir", str(data_dir), "--no-progress"])) == 2
+
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert len(captured.err.splitlines()) == 1
+    _one_line(captured.err.strip(), url, reason, f"download {CATEGORY}.tar.xz or the full mvtec_anomaly_detection.tar.xz",
+              *_by_hand_parts(CATEGORY, data_dir))
+    assert not (data_dir / CATEGORY).exists()
+    assert not (data_dir / ".downloads").exists() or list((data_dir / ".downloads").iterdir()) == []
 
 
 def test_silent_server_times_out(tmp_path):
@@ -477,7 +551,7 @@ def _parse(argv: list[str]) -> argparse.Namespace:
 def test_cli_defaults():
     args = _parse([CATEGORY])
     assert args.category == CATEGORY
-    assert args.url is None and args.sha256 is None
+    assert args.url is None and args.sha256 is None and args.archive is None and not args.full
     assert args.data_dir == Path("data")
     assert args.retries == 3
 
@@ -492,7 +566,12 @@ def test_cli_failure_prints_one_line_and_returns_2(tmp_path, capsys):
     assert captured.out == ""
     lines = captured.err.splitlines()
     assert len(lines) == 1
-    assert str(data_dir / CATEGORY / "train" / "good") in lines[0]
+    _one_line(lines[0], *_by_hand_parts(CATEGORY, data_dir))
+
+
+def test_cli_source_options_exclude_each_other(tmp_path):
+    with pytest.raises(SystemExit):
+        _parse([CATEGORY, "--url", "http://127.0.0.1/x.tar.xz", "--archive", str(tmp_path / "x.tar.xz")])
 
 
 def test_cli_success(server, archive, tmp_path, capsys):
@@ -506,29 +585,38 @@ def test_cli_success(server, archive, tmp_path, capsys):
 
 
 # --------------------------------------------------------------------------
-# safe_extract
+# extract_matching
 # --------------------------------------------------------------------------
 
 SMALL = {"cat/train/good/a.png": b"aaa", "cat/test/good/b.png": b"bbbb"}
 
 
+def _unpack_all(src: Path, dest: Path) -> None:
+    """Every member of ``src`` into ``dest``, the way the downloader does it: via a scratch folder."""
+    with scratch_folder(dest.parent, "test") as scratch:
+        extract_matching(src, scratch, lambda name: True)
+        scratch.rename(dest)
+
+
 @pytest.mark.parametrize("suffix, mode", [(".tar", "w"), (".tar.gz", "w:gz"), (".tar.xz", "w:xz"), (".tar.bz2", "w:bz2")])
-def test_safe_extract_tar_formats(tmp_path, suffix, mode):
+def test_extract_matching_reads_every_tar_format_and_hashes_the_whole_file(tmp_path, suffix, mode):
     src = _build_tar(tmp_path / f"a{suffix}", SMALL, mode)
     dest = tmp_path / "out"
-    safe_extract(src, dest)
-    for name, data in SMALL.items():
-        assert (dest / name).read_bytes() == data
+    dest.mkdir()
+    scan = extract_matching(src, dest, lambda name: name.endswith("a.png"))
+    assert scan.sha256 == _sha(src)
+    assert set(SMALL) <= set(scan.names)
+    assert _files_below(dest / "cat") == {"cat/train/good/a.png": b"aaa"}
 
 
-def test_safe_extract_drops_setuid_and_group_write(tmp_path):
+def test_extraction_drops_setuid_and_group_write(tmp_path):
     src = tmp_path / "modes.tar"
     with tarfile.open(src, "w") as tar:
         info = tarfile.TarInfo("cat/tool")
         info.size = 2
         info.mode = 0o6777  # setuid, setgid, writable by all
         tar.addfile(info, io.BytesIO(b"#!"))
-    safe_extract(src, tmp_path / "out")
+    _unpack_all(src, tmp_path / "out")
     assert (tmp_path / "out" / "cat" / "tool").stat().st_mode & 0o7777 == 0o755
 
 
@@ -540,20 +628,16 @@ def test_zip_is_refused_with_one_line_error(server, tmp_path):
     dest = tmp_path / "out"
 
     with pytest.raises(ArchiveError) as info:
-        safe_extract(src, dest)
-    message = str(info.value)
-    assert "\n" not in message
-    assert str(src) in message and "zip" in message and ".tar.xz" in message
-    assert not dest.exists()
+        _unpack_all(src, dest)
+    _one_line(str(info.value), str(src), "zip", ".tar.xz")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.zip"]
 
     # through a download the same line reaches the user, and the useless archive is deleted
     url = _serve(server, src.read_bytes(), "hazelnut.zip")
     data_dir = tmp_path / "data"
     with pytest.raises(DownloadError) as info:
         download_category(CATEGORY, data_dir, url=url, progress=False)
-    message = str(info.value)
-    assert "\n" not in message
-    assert "hazelnut.zip" in message and "zip archive" in message and ".tar.xz" in message and url in message
+    _one_line(str(info.value), "hazelnut.zip", "zip archive", ".tar.xz", url, *_by_hand_parts(CATEGORY, data_dir))
     assert _leftovers(data_dir) == []  # .downloads is empty
     assert not (data_dir / CATEGORY).exists()
 
@@ -597,7 +681,7 @@ def _evil_tar(path: Path, kind: str, outside: Path) -> str:
 
 
 @pytest.mark.parametrize("kind", ["dotdot", "absolute", "symlink", "hardlink", "device", "fifo"])
-def test_safe_extract_refuses_malicious_tar(tmp_path, kind):
+def test_extraction_refuses_malicious_tar(tmp_path, kind):
     outside = Path("/tmp") / f"pixel-evidence-evil-{uuid.uuid4().hex}.txt"
     src = _evil_tar(tmp_path / "evil.tar", kind, outside)
     work = tmp_path / "work"
@@ -605,7 +689,7 @@ def test_safe_extract_refuses_malicious_tar(tmp_path, kind):
     work.mkdir()
 
     with pytest.raises(UnsafeArchiveError) as info:
-        safe_extract(tmp_path / "evil.tar", dest)
+        _unpack_all(tmp_path / "evil.tar", dest)
 
     assert info.value.member == src
     assert src in str(info.value)
@@ -626,3 +710,116 @@ def test_download_refuses_malicious_archive(server, tmp_path):
     assert not (data_dir / "cat").exists()
     assert [p.name for p in data_dir.iterdir()] == [".downloads"]
     assert list((data_dir / ".downloads").iterdir()) == []
+
+
+# --------------------------------------------------------------------------
+# --archive: a file downloaded by hand
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("nesting", NESTINGS)
+def test_full_archive_gives_only_the_asked_category_byte_for_byte(nesting, tmp_path, monkeypatch, capsys):
+    full = _full_archive(tmp_path / "downloads", nesting)
+    before = full.read_bytes()
+    monkeypatch.setattr(sources, "FULL_ARCHIVE_SHA256", _sha(full))
+    data_dir = tmp_path / "data"
+
+    assert install_category(CATEGORY, data_dir, full, progress=True) == data_dir / CATEGORY
+
+    assert _files_below(data_dir / CATEGORY) == {k: v for k, v in FULL.items() if k.startswith(f"{CATEGORY}/")}
+    assert sorted(p.name for p in data_dir.iterdir()) == [CATEGORY]  # no grid, no scratch folder
+    assert full.read_bytes() == before  # the user's archive is left alone
+    assert sources.FULL_ARCHIVE_NAME in capsys.readouterr().err  # the bar over the read and hash
+
+
+def test_full_archive_with_wrong_checksum_is_one_line_and_leaves_nothing(tmp_path):
+    full = _full_archive(tmp_path / "downloads")  # recognised as the full set: checked against the real digest
+    data_dir = tmp_path / "data"
+
+    with pytest.raises(ChecksumError) as info:
+        install_category(CATEGORY, data_dir, full, progress=False)
+
+    _one_line(str(info.value), f"checksum mismatch for {full}", f"expected SHA-256 {sources.FULL_ARCHIVE_SHA256}",
+              f"found {_sha(full)}", f"download it again from {sources.DOWNLOADS_PAGE}")
+    assert list(data_dir.iterdir()) == []
+
+
+def test_given_sha256_is_checked_instead_of_the_published_one(tmp_path):
+    full = _full_archive(tmp_path / "downloads")
+    data_dir = tmp_path / "data"
+    install_category(CATEGORY, data_dir, full, sha256=_sha(full).upper(), progress=False)
+    assert (data_dir / CATEGORY / "train" / "good" / "000.png").read_bytes() == FULL[f"{CATEGORY}/train/good/000.png"]
+    with pytest.raises(ChecksumError, match="expected SHA-256 0{64}"):
+        install_category("grid", data_dir, full, sha256="0" * 64, progress=False)
+
+
+def test_category_archive_is_not_held_to_the_full_archive_digest(archive, tmp_path):
+    _assert_tree(install_category(CATEGORY, tmp_path / "data", archive, progress=False))
+
+
+def test_failed_extraction_leaves_nothing_half_written(tmp_path, monkeypatch):
+    full = _full_archive(tmp_path / "downloads", "top")
+    monkeypatch.setattr(sources, "FULL_ARCHIVE_SHA256", _sha(full))
+    cut = tmp_path / "cut" / sources.FULL_ARCHIVE_NAME
+    cut.parent.mkdir()
+    cut.write_bytes(full.read_bytes()[: full.stat().st_size * 3 // 4])  # dies in grid's big file, after hazelnut
+    data_dir = tmp_path / "data"
+    written: list[str] = []
+    real_extract = tarfile.TarFile.extract
+
+    def spy(self, member, *args, **kwargs):
+        written.append(member.name)
+        return real_extract(self, member, *args, **kwargs)
+
+    monkeypatch.setattr(tarfile.TarFile, "extract", spy)
+
+    with pytest.raises(DownloadError) as info:
+        install_category(CATEGORY, data_dir, cut, progress=False)
+
+    assert f"{CATEGORY}/train/good/000.png" in written  # the category had been written when it failed
+    _one_line(str(info.value), str(cut), "damaged", f"download it again from {sources.DOWNLOADS_PAGE}")
+    assert list(data_dir.iterdir()) == []
+
+
+def test_archive_without_the_category_says_which_archive_to_give(tmp_path, monkeypatch):
+    full = _full_archive(tmp_path / "downloads")
+    monkeypatch.setattr(sources, "FULL_ARCHIVE_SHA256", _sha(full))
+    data_dir = tmp_path / "data"
+    with pytest.raises(DownloadError) as info:
+        install_category("pill", data_dir, full, progress=False)
+    _one_line(str(info.value), f"{full} has no pill/ folder", "give pill.tar.xz or the full mvtec_anomaly_detection.tar.xz")
+    assert list(data_dir.iterdir()) == []
+
+
+def test_saved_web_page_and_missing_file_are_named(tmp_path):
+    page = tmp_path / "hazelnut.tar.xz"
+    page.write_text("\n  <!DOCTYPE html><html><title>MVTec</title></html>")
+    with pytest.raises(DownloadError) as info:
+        install_category(CATEGORY, tmp_path / "data", page, progress=False)
+    _one_line(str(info.value), f"{page} is a web page (HTML)", sources.DOWNLOADS_PAGE)
+
+    with pytest.raises(DownloadError) as info:
+        install_category(CATEGORY, tmp_path / "data", tmp_path / "nope.tar.xz", progress=False)
+    _one_line(str(info.value), f"{tmp_path / 'nope.tar.xz'} is not a file", sources.DOWNLOADS_PAGE)
+
+
+def test_cli_archive_command(tmp_path, monkeypatch, capsys):
+    full = _full_archive(tmp_path / "downloads")
+    monkeypatch.setattr(sources, "FULL_ARCHIVE_SHA256", _sha(full))
+    data_dir = tmp_path / "data"
+
+    code = cli_main(["data", "download", CATEGORY, "--data-dir", str(data_dir), "--archive", str(full), "--no-progress"])
+
+    assert code == 0
+    assert capsys.readouterr().out.strip() == str(data_dir / CATEGORY)
+    assert (data_dir / CATEGORY / "test" / "crack" / "000.png").read_bytes() == FULL[f"{CATEGORY}/test/crack/000.png"]
+
+
+def test_cli_file_system_problem_is_one_line(archive, tmp_path, capsys):
+    not_a_folder = tmp_path / "data"
+    not_a_folder.write_text("a file where the data folder should be")
+
+    assert run_download(_parse([CATEGORY, "--archive", str(archive), "--data-dir", str(not_a_folder)])) == 2
+
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1 and str(not_a_folder) in lines[0]

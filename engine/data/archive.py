@@ -1,4 +1,4 @@
-"""Vet and unpack a tar archive so that nothing lands outside the destination.
+"""Read a tar archive once, start to end: hash its bytes and unpack the members asked for, safely.
 
 Safety rests on tarfile's ``data`` extraction filter (PEP 706, Python 3.11.4+),
 which refuses members that would land outside the destination (``..``
@@ -9,11 +9,14 @@ what the filter lets through but an MVTec archive never holds: absolute member
 names (the filter silently makes them relative) and links of any kind (the
 filter allows those that stay inside).
 
-:func:`vetted_member` has the signature of a tarfile extraction filter, so it
-can vet members one at a time while they are read from a stream (``r|xz``);
-:func:`unpacked` gives such a stream a private scratch folder from which the
-caller moves only what it wants, which keeps the all-or-nothing promise
-without a second pass over the archive.
+:func:`extract_matching` reads the archive as a stream (tarfile's ``r|*``), so
+the full 4.9 GB data set is never unpacked as a whole: members outside the
+wanted ones are decompressed and skipped, and every byte of the file passes
+through SHA-256 on the way, so checking a digest costs no second read.  Members
+are vetted one at a time as they arrive; the caller extracts into a scratch
+folder (:func:`engine.files.scratch_folder`) and renames the result out only
+after the whole archive has been read and its digest checked, which keeps the
+all-or-nothing promise.
 
 Only tar archives are supported (MVTec AD ships ``.tar.xz``); a ``.zip`` is
 refused with :class:`ArchiveError`.
@@ -22,19 +25,21 @@ refused with :class:`ArchiveError`.
 from __future__ import annotations
 
 import functools
+import hashlib
 import lzma
 import os
-import shutil
 import tarfile
-import tempfile
 import zlib
-from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import BinaryIO, Callable
 
-__all__ = ["ArchiveError", "UnsafeArchiveError", "vetted_member", "safe_extract", "unpacked"]
+from tqdm import tqdm
+
+__all__ = ["ArchiveError", "UnsafeArchiveError", "ArchiveScan", "vetted_member", "extract_matching"]
 
 _TAR_KINDS = ".tar, .tar.gz, .tar.xz or .tar.bz2"
+_CHUNK = 1024 * 1024
 
 # What tarfile and the decompressors raise for a truncated or corrupt stream.
 _DAMAGED = (tarfile.TarError, lzma.LZMAError, EOFError, zlib.error, ValueError)
@@ -72,45 +77,82 @@ def vetted_member(archive: Path, member: tarfile.TarInfo, dest: str | os.PathLik
         raise UnsafeArchiveError(archive, member.name, f"fails tarfile's 'data' filter ({exc})") from exc
 
 
-def safe_extract(archive: Path, dest: Path) -> None:
-    """Unpack the tar ``archive`` (``.tar``, ``.tar.gz``, ``.tar.xz``, ``.tar.bz2``) into ``dest``.
+@dataclass(frozen=True)
+class ArchiveScan:
+    """What one pass over an archive saw."""
 
-    Every member is vetted by :func:`vetted_member` before anything is written:
-    on the first bad one :class:`UnsafeArchiveError` names it and ``dest`` is
-    left untouched (not even created).  Only regular files and folders are
-    written; ownership and special mode bits are dropped, modification times kept.
+    sha256: str  #: hex digest of the archive file's bytes, as stored (compressed)
+    names: tuple[str, ...]  #: every member's name, in archive order
+
+
+class _HashingReader:
+    """Read-only view of a binary file that hashes every byte read through it and advances a progress bar."""
+
+    def __init__(self, raw: BinaryIO, bar: tqdm) -> None:
+        self._raw = raw
+        self._bar = bar
+        self._digest = hashlib.sha256()
+
+    def read(self, size: int = -1) -> bytes:
+        """Read up to ``size`` bytes (all the rest for -1), hashing and counting them."""
+        data = self._raw.read(size)
+        self._digest.update(data)
+        self._bar.update(len(data))
+        return data
+
+    def drain(self) -> None:
+        """Read what is left: tarfile stops at the end-of-archive marker, the digest covers the whole file."""
+        while self.read(_CHUNK):
+            pass
+
+    def hexdigest(self) -> str:
+        """SHA-256 of the bytes read so far."""
+        return self._digest.hexdigest()
+
+
+def extract_matching(archive: Path, dest: Path, wanted: Callable[[str], bool], *,
+                     progress: bool = False) -> ArchiveScan:
+    """Read the tar ``archive`` once; write each member whose name ``wanted`` accepts into ``dest``.
+
+    ``dest`` must exist; extract into a scratch folder and move the result out once the returned
+    digest has been checked.  Every extracted member is vetted by :func:`vetted_member` before it
+    is written; members not wanted are never written, so they are not vetted.  Only regular files
+    and folders are written; ownership and special mode bits are dropped, modification times kept.
+
+    Args:
+        archive: A ``.tar``, ``.tar.gz``, ``.tar.xz`` or ``.tar.bz2`` file.
+        dest: Existing folder the wanted members are written into, at their archive paths.
+        wanted: Decides from a member's name whether to extract it.
+        progress: Show a tqdm bar of the bytes read on stderr.
 
     Raises:
-        UnsafeArchiveError: a member is unsafe.
-        ArchiveError: a ``.zip``, or a damaged file or one that is not a tar archive.
+        UnsafeArchiveError: a wanted member is unsafe (what was written before it stays in ``dest``).
+        ArchiveError: a ``.zip``, a web page, or a damaged file or one that is not a tar archive.
     """
-    archive, dest = Path(archive), Path(dest)
+    archive = Path(archive)
     if archive.suffix.lower() == ".zip":
         raise ArchiveError(f"{archive} is a zip archive; only {_TAR_KINDS} are supported, use the .tar.xz MVTec ships")
     check = functools.partial(vetted_member, archive)
-    try:
-        with tarfile.open(archive, "r:*") as tar:
-            members = tar.getmembers()
-            for member in members:
-                check(member, str(dest))
-            dest.mkdir(parents=True, exist_ok=True)
-            tar.extractall(dest, members=members, filter=check)
-    except _DAMAGED as exc:
-        raise ArchiveError(
-            " ".join(f"{archive} is damaged or not a {_TAR_KINDS} archive ({exc}); fetch it again".split())
-        ) from exc
+    names: list[str] = []
+    with open(archive, "rb") as raw, tqdm(total=os.fstat(raw.fileno()).st_size, unit="B", unit_scale=True,
+                                          unit_divisor=1024, desc=archive.name, disable=not progress) as bar:
+        reader = _HashingReader(raw, bar)
+        try:
+            with tarfile.open(fileobj=reader, mode="r|*", bufsize=_CHUNK) as tar:
+                for member in tar:
+                    names.append(member.name)
+                    if wanted(member.name):
+                        tar.extract(member, dest, filter=check)
+        except _DAMAGED as exc:
+            raise ArchiveError(_unreadable(archive, exc)) from exc
+        reader.drain()
+    return ArchiveScan(reader.hexdigest(), tuple(names))
 
 
-@contextmanager
-def unpacked(archive: Path, beside: Path) -> Iterator[Path]:
-    """Unpack ``archive`` with :func:`safe_extract` into a new hidden folder in ``beside``; yield that folder.
-
-    The folder is removed on exit, so move what you keep out of it (``os.replace``
-    works: it is on the same file system as ``beside``).  Raises as :func:`safe_extract`.
-    """
-    scratch = Path(tempfile.mkdtemp(prefix=f".{Path(archive).name}.extracting-", dir=beside))
-    try:
-        safe_extract(archive, scratch)
-        yield scratch
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+def _unreadable(archive: Path, exc: BaseException) -> str:
+    """One line saying why ``archive`` cannot be read; a saved web page is named as such."""
+    with open(archive, "rb") as fh:
+        head = fh.read(512).lstrip().lower()
+    if head.startswith((b"<!doctype html", b"<html")):
+        return f"{archive} is a web page (HTML), not a {_TAR_KINDS} archive"
+    return " ".join(f"{archive} is damaged or not a {_TAR_KINDS} archive ({exc})".split())

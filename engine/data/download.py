@@ -1,18 +1,21 @@
-"""Fetch one MVTec AD category archive and unpack it into the MVTec layout.
+"""Put one MVTec AD category in place, from an archive downloaded by hand or fetched from a link.
 
-The result of :func:`download_category` is a folder laid out the way MVTec
-publishes it::
+The result is a folder laid out the way MVTec publishes it::
 
     <data_dir>/<category>/train/good/*.png
     <data_dir>/<category>/test/<defect>/*.png
     <data_dir>/<category>/ground_truth/<defect>/*_mask.png
 
-The archive is fetched (resumably, with retries and an optional checksum) by
-:func:`engine.data.fetch.fetch` into ``<data_dir>/.downloads/``, unpacked
-safely by :func:`engine.data.archive.unpacked` into a hidden scratch folder
-inside ``data_dir``, and only then is the category folder renamed into place,
-so an interrupted run never leaves half a category.  This module holds what is
-MVTec-specific: URLs, category names, the layout and the command line.
+:func:`install_category` takes a ``.tar.xz`` the user downloaded from MVTec's downloads page:
+the category's own archive or the full data set.  :func:`download_category` first fetches one
+(resumably, with retries) into ``<data_dir>/.downloads/`` with :func:`engine.data.fetch.fetch`,
+from ``--url`` or from the latest known link in :mod:`engine.data.mvtec_sources`.
+
+Either way the archive is read once (:func:`engine.data.archive.extract_matching`): only the
+category asked for is written, into a scratch folder beside ``<data_dir>/<category>``, and it
+is renamed into place only after the whole archive has been read and its SHA-256 checked, so a
+failed or interrupted run leaves nothing half-written.  This module holds the MVTec-specific
+steps and the command line.
 """
 
 from __future__ import annotations
@@ -20,108 +23,48 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import shlex
 import sys
 import urllib.parse
-from pathlib import Path
-from typing import Iterator
+from pathlib import Path, PurePosixPath
 
-from .archive import ArchiveError, UnsafeArchiveError, unpacked
-from .fetch import ChecksumError, DownloadError, NetworkError, fetch, normalise_sha256
+from ..files import scratch_folder
+from . import mvtec_sources as sources
+from .archive import ArchiveError, ArchiveScan, UnsafeArchiveError, extract_matching
+from .fetch import DownloadError, NetworkError, fetch
 
 __all__ = [
-    "MVTEC_CATEGORIES",
-    "OFFICIAL_URL_TEMPLATE",
-    "FULL_DATASET_URL",
-    "KNOWN_SHA256",
     "DEFAULT_DATA_DIR",
     "DownloadError",
     "ChecksumError",
     "UnsafeArchiveError",
-    "official_url",
+    "default_url",
+    "install_category",
     "download_category",
     "is_complete_category",
     "add_download_arguments",
     "run_download",
 ]
 
-#: The 15 MVTec AD categories (5 textures, 10 objects), alphabetical.
-MVTEC_CATEGORIES: tuple[str, ...] = (
-    "bottle",
-    "cable",
-    "capsule",
-    "carpet",
-    "grid",
-    "hazelnut",
-    "leather",
-    "metal_nut",
-    "pill",
-    "screw",
-    "tile",
-    "toothbrush",
-    "transistor",
-    "wood",
-    "zipper",
-)
-
-#: Shape of the official per-category links on MVTec's file host (mydrive.ch).
-#: ``share`` is the share id plus its access key, ``file_id`` the per-file
-#: ``<number>-<timestamp>`` pair.  Use :func:`official_url` to fill it in.
-OFFICIAL_URL_TEMPLATE = "https://www.mydrive.ch/shares/{share}/download/{file_id}/{category}.tar.xz"
-
-_MAIN_SHARE = "38536/3830184030e49fe74747669442f0f282"
-# The pill archive lives in a different share from the other fourteen.
-_PILL_SHARE = "43421/11a215a5749fcfb75e331ddd5f8e43ee"
-
-# (share, file id) per category, as linked from MVTec's download page and used
-# by many public anomaly-detection projects.
-_OFFICIAL_FILES: dict[str, tuple[str, str]] = {
-    "bottle": (_MAIN_SHARE, "420937370-1629951468"),
-    "cable": (_MAIN_SHARE, "420937413-1629951498"),
-    "capsule": (_MAIN_SHARE, "420937454-1629951595"),
-    "carpet": (_MAIN_SHARE, "420937484-1629951672"),
-    "grid": (_MAIN_SHARE, "420937487-1629951814"),
-    "hazelnut": (_MAIN_SHARE, "420937545-1629951845"),
-    "leather": (_MAIN_SHARE, "420937607-1629951964"),
-    "metal_nut": (_MAIN_SHARE, "420937637-1629952063"),
-    "pill": (_PILL_SHARE, "420938129-1629953099"),
-    "screw": (_MAIN_SHARE, "420938130-1629953152"),
-    "tile": (_MAIN_SHARE, "420938133-1629953189"),
-    "toothbrush": (_MAIN_SHARE, "420938134-1629953256"),
-    "transistor": (_MAIN_SHARE, "420938166-1629953277"),
-    "wood": (_MAIN_SHARE, "420938383-1629953354"),
-    "zipper": (_MAIN_SHARE, "420938385-1629953449"),
-}
-
-#: The whole data set in one archive (about 4.9 GB).
-FULL_DATASET_URL = OFFICIAL_URL_TEMPLATE.format(
-    share=_MAIN_SHARE, file_id="420938113-1629952094", category="mvtec_anomaly_detection"
-)
-
-#: SHA-256 digests of published archives, keyed by archive file name.  Only the
-#: full-data-set digest is published (anomalib pins it); no per-category
-#: digests are known, so category downloads are verified only when the caller
-#: passes ``sha256=``.
-KNOWN_SHA256: dict[str, str] = {
-    "mvtec_anomaly_detection.tar.xz": "cf4313b13603bec67abb49ca959488f7eedce2a9f7795ec54446c649ac98cd3d",
-}
-
 DEFAULT_DATA_DIR = Path("data")
 _DOWNLOADS = ".downloads"
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 
 
-def official_url(category: str) -> str:
-    """Return the official MVTec download URL of ``<category>.tar.xz``.
+class ChecksumError(DownloadError):
+    """The archive does not have the expected SHA-256 digest."""
 
-    Raises ``ValueError`` for a name that is not one of :data:`MVTEC_CATEGORIES`.
+
+def default_url(category: str, *, full: bool = False) -> str:
+    """The latest known link of ``<category>.tar.xz``, or with ``full`` of the whole data set.
+
+    Raises ``ValueError`` for a name that is not one of the MVTec AD categories.
     """
-    try:
-        share, file_id = _OFFICIAL_FILES[category]
-    except KeyError:
-        raise ValueError(
-            f"unknown MVTec AD category {category!r}; expected one of: {', '.join(MVTEC_CATEGORIES)}"
-        ) from None
-    return OFFICIAL_URL_TEMPLATE.format(share=share, file_id=file_id, category=category)
+    if category not in sources.CATEGORY_URLS:
+        raise ValueError(f"unknown MVTec AD category {category!r}; expected one of: "
+                         f"{', '.join(sources.MVTEC_CATEGORIES)} (any folder name works with --url or --archive)")
+    return sources.FULL_ARCHIVE_URL if full else sources.CATEGORY_URLS[category]
 
 
 def is_complete_category(folder: Path) -> bool:
@@ -129,161 +72,208 @@ def is_complete_category(folder: Path) -> bool:
     return (folder / "train").is_dir() and (folder / "test").is_dir()
 
 
+def install_category(category: str, data_dir: Path, archive: Path, *, sha256: str | None = None,
+                     progress: bool = True) -> Path:
+    """Unpack ``category`` from a local ``archive`` into ``<data_dir>/<category>``; return that path.
+
+    Args:
+        category: Category name, e.g. ``"hazelnut"``; any safe folder name is accepted.
+        data_dir: Folder that receives ``<category>/`` (created if missing).
+        archive: The category's own ``.tar.xz`` or the full data set's; only ``category`` is
+            written, whether it sits at the archive's top or under ``mvtec_anomaly_detection/``.
+        sha256: Expected SHA-256 of ``archive``.  Default: the published digest when the archive
+            is the full data set, no check for a category's own archive (none are published).
+        progress: Show a tqdm bar of the archive's bytes on stderr.
+
+    Returns:
+        The absolute path ``<data_dir>/<category>``, at once if it already has ``train/`` and ``test/``.
+
+    Raises:
+        DownloadError: not a file, damaged, lacking the category, or (:class:`ChecksumError`) a
+            digest mismatch.  The message is one line and says what to do.
+        UnsafeArchiveError: the category holds a dangerous member; nothing was put in place.
+        ValueError: bad category name or malformed ``sha256``.
+    """
+    target = _target(category, data_dir)
+    expected = _normalise_sha256(sha256)
+    if is_complete_category(target):
+        return target
+    archive = Path(archive).expanduser()
+    if not archive.is_file():
+        raise DownloadError(f"{archive} is not a file; give the path of the .tar.xz downloaded from "
+                            f"{sources.DOWNLOADS_PAGE}")
+    _clear_way(target)
+    try:
+        _unpack(archive, target, expected, progress)
+    except (ArchiveError, ChecksumError) as exc:
+        raise _with_advice(exc, f"download it again from {sources.DOWNLOADS_PAGE}") from exc
+    return target
+
+
 def download_category(
     category: str,
     data_dir: Path,
     *,
     url: str | None = None,
+    full: bool = False,
     sha256: str | None = None,
     retries: int = 3,
     timeout: float = 30.0,
     progress: bool = True,
 ) -> Path:
-    """Download and unpack one MVTec AD category; return ``<data_dir>/<category>``.
+    """Fetch an archive holding ``category`` and unpack the category into ``<data_dir>/<category>``.
+
+    The archive goes to ``<data_dir>/.downloads/`` and is deleted once unpacked or found
+    unusable, except the full data set, which is kept there so that other categories can be
+    taken from it (``--archive`` or ``--full``) without fetching 4.9 GB again.
 
     Args:
-        category: Category name, e.g. ``"hazelnut"``.  Must be one of
-            :data:`MVTEC_CATEGORIES` unless ``url`` is given.
+        category: Category name, e.g. ``"hazelnut"``; any safe folder name is accepted with ``url``.
         data_dir: Folder that receives ``<category>/`` (created if missing).
-            Partial downloads live in ``<data_dir>/.downloads/``.
-        url: Archive URL.  Default: :func:`official_url` of ``category``.
-        sha256: Expected SHA-256 hex digest of the archive.  Default: the entry
-            for the archive's file name in :data:`KNOWN_SHA256`, if any; with
-            neither, the archive is not verified.
-        retries: How many times a transient failure (reset, truncated body,
-            time-out, HTTP 5xx) is retried, each retry resuming.  Default 3.
+        url: Archive link, e.g. a per-visitor link from MVTec's downloads page.  Default:
+            :func:`default_url` of ``category`` and ``full``.
+        full: Without ``url``, fetch the full data set instead of the category's own archive.
+        sha256: Expected SHA-256 of the archive, as for :func:`install_category`.
+        retries: How many times a transient failure (reset, truncated body, time-out, HTTP 5xx)
+            is retried, each retry resuming.
         timeout: Socket time-out in seconds for connecting and for each read.
-            Default 30.
-        progress: Show a tqdm byte progress bar on stderr.  Default True.
+        progress: Show tqdm progress bars on stderr.
 
     Returns:
-        The absolute path ``<data_dir>/<category>``.  If it already has
-        ``train/`` and ``test/`` it is returned at once, without any network
-        access.
+        The absolute path ``<data_dir>/<category>``, at once and without network access if it
+        already has ``train/`` and ``test/``.
 
     Raises:
-        DownloadError: no network, HTTP error, retries used up, damaged
-            archive, or the archive lacks the category.  The message is one line.
-        ChecksumError: (a ``DownloadError``) digest mismatch; the downloaded
-            file has been deleted.
-        UnsafeArchiveError: the archive contains a dangerous member; nothing
-            was extracted.
-        ValueError: bad category name or malformed ``sha256``.
+        DownloadError: the link failed (HTTP error, a web page instead of the archive, no
+            network, retries used up) or its archive is damaged, lacks the category or fails the
+            checksum.  The one-line message names MVTec's downloads page and the
+            ``--archive`` command to run after downloading by hand.
+        UnsafeArchiveError: the category holds a dangerous member; nothing was put in place.
+        ValueError: bad or unknown category name, malformed ``sha256``, negative ``retries``.
     """
-    _check_category_name(category)
-    if url is None:
-        url = official_url(category)
-    expected = normalise_sha256(sha256)
+    target = _target(category, data_dir)
+    expected = _normalise_sha256(sha256)
     if retries < 0:
         raise ValueError("retries must be >= 0")
-
-    data_dir = Path(data_dir).expanduser().absolute()
-    target = data_dir / category
     if is_complete_category(target):
         return target
-    archive_name = _archive_name(url, category)
-
-    if target.exists():
-        if target.is_dir() and not any(target.iterdir()):
-            target.rmdir()
-        else:
-            raise DownloadError(
-                f"{target} exists but has no train/ and test/ folders; move it away or delete it, then run again"
-            )
-
-    archive = data_dir / _DOWNLOADS / archive_name
+    url = url or default_url(category, full=full)
+    _clear_way(target)
+    archive = target.parent / _DOWNLOADS / _archive_name(url, category)
+    by_hand = _by_hand(category, data_dir)
     try:
-        fetch(url, archive, sha256=expected or KNOWN_SHA256.get(archive_name), retries=retries, timeout=timeout,
-              progress=progress)
-    except NetworkError as exc:
-        raise DownloadError(
-            f"{exc}; download {archive_name} by hand and extract it so that {target / 'train' / 'good'} exists"
-        ) from exc
-    _unpack_category(archive, data_dir, category, url)
-    return target
-
-
-def _unpack_category(archive: Path, data_dir: Path, category: str, url: str) -> None:
-    """Move ``category`` (and, from a whole-data-set archive, the other missing categories) into ``data_dir``.
-
-    The archive is deleted once unpacked, and also when it is damaged or unsafe
-    (fetching it again is the fix); it is kept when it lacks the category.
-    """
+        fetch(url, archive, retries=retries, timeout=timeout, progress=progress)
+    except NetworkError as exc:  # the .part file is kept for the next attempt
+        raise _with_advice(exc, by_hand) from exc
     try:
-        with unpacked(archive, data_dir) as scratch:
-            found = _find_category_root(scratch, category)
-            if found is None:
-                raise DownloadError(
-                    f"{archive.name} from {url} does not contain a {category}/ folder with train/ and test/; "
-                    f"the archive was kept at {archive}"
-                )
-            _move_into_place(found, data_dir / category)
-            # An archive of the whole data set also brings the other categories:
-            # keep the complete ones that are not there yet.
-            if found != scratch:
-                for other in MVTEC_CATEGORIES:
-                    candidate = found.parent / other
-                    if other != category and is_complete_category(candidate) and not (data_dir / other).exists():
-                        _move_into_place(candidate, data_dir / other)
+        is_full = _unpack(archive, target, expected, progress)
     except UnsafeArchiveError:
         archive.unlink(missing_ok=True)
         raise
-    except ArchiveError as exc:
-        archive.unlink(missing_ok=True)
-        raise DownloadError(f"{exc}; it was downloaded from {url} and has been deleted") from exc
-    archive.unlink(missing_ok=True)
+    except (ArchiveError, DownloadError) as exc:
+        archive.unlink(missing_ok=True)  # fetching it again, or by hand, is the fix
+        raise _with_advice(exc, f"the file from {url} was deleted; {by_hand}") from exc
+    if not is_full:
+        archive.unlink()
+    return target
 
 
-def _check_category_name(category: str) -> None:
-    if not isinstance(category, str) or not _SAFE_NAME.match(category) or category in (".", ".."):
-        raise ValueError(f"invalid category name {category!r}")
+def _unpack(archive: Path, target: Path, expected: str | None, progress: bool) -> bool:
+    """Move ``target.name`` from ``archive`` to ``target`` in one pass; True if it is the full data set.
+
+    Raises as :func:`install_category`, without the advice on what to do.
+    """
+    category = target.name
+    with scratch_folder(target.parent, f"{category}.extracting") as scratch:
+        scan = extract_matching(archive, scratch, lambda name: _category_of(name) == category, progress=progress)
+        is_full = _is_full_dataset(scan)
+        _check_digest(archive, scan, expected or (sources.FULL_ARCHIVE_SHA256 if is_full else None))
+        found = next((folder for folder in (scratch / category, scratch / sources.FULL_ARCHIVE_ROOT / category)
+                      if is_complete_category(folder)), None)
+        if found is None:
+            raise DownloadError(
+                f"{archive} has no {category}/ folder with train/ and test/ (at its top or under "
+                f"{sources.FULL_ARCHIVE_ROOT}/); give {category}.tar.xz or the full {sources.FULL_ARCHIVE_NAME}")
+        try:
+            os.replace(found, target)
+        except OSError:
+            if not is_complete_category(target):  # else a concurrent run finished first
+                raise
+    return is_full
+
+
+def _category_of(member: str) -> str | None:
+    """The category folder an archive member belongs to, in either nesting the full archive comes in."""
+    parts = PurePosixPath(member).parts
+    if parts[:1] == (sources.FULL_ARCHIVE_ROOT,):
+        parts = parts[1:]
+    return parts[0] if parts else None
+
+
+def _is_full_dataset(scan: ArchiveScan) -> bool:
+    """True when the archive holds more than one MVTec AD category.
+
+    The full data set is recognised by what it holds, not by its name or size: browsers and
+    per-visitor links rename files (``mvtec_anomaly_detection (1).tar.xz``), no exact size is
+    published beside the digest, and a category's own archive never holds a second category.
+    The listing comes from the pass that hashes and unpacks the file, so recognising it costs
+    nothing.  An archive someone built from a few categories is checked too: pass its own
+    digest as ``sha256``.
+    """
+    return len({_category_of(name) for name in scan.names} & set(sources.MVTEC_CATEGORIES)) > 1
+
+
+def _check_digest(archive: Path, scan: ArchiveScan, expected: str | None) -> None:
+    if expected is not None and scan.sha256 != expected:
+        raise ChecksumError(f"checksum mismatch for {archive}: expected SHA-256 {expected}, found {scan.sha256}; "
+                            "the file is incomplete or altered")
+
+
+def _normalise_sha256(value: str | None) -> str | None:
+    """``value`` as 64 lower-case hex digits (``None`` stays ``None``); ValueError if it is not a digest."""
+    if value is None:
+        return None
+    cleaned = value.strip().lower()
+    if not _SHA256_HEX.match(cleaned):
+        raise ValueError(f"not a SHA-256 hex digest (64 hex characters): {value!r}")
+    return cleaned
+
+
+def _target(category: str, data_dir: Path) -> Path:
+    """``<data_dir>/<category>`` as an absolute path; ValueError for a name that is not a plain folder name."""
+    if not isinstance(category, str) or not _SAFE_NAME.match(category):
+        raise ValueError(f"invalid category name {category!r}; use a plain folder name such as hazelnut")
+    return Path(data_dir).expanduser().absolute() / category
+
+
+def _clear_way(target: Path) -> None:
+    """Remove an empty ``target`` folder; refuse to touch one with content."""
+    if not target.exists():
+        return
+    if target.is_dir() and not any(target.iterdir()):
+        target.rmdir()
+        return
+    raise DownloadError(f"{target} exists but has no train/ and test/ folders; move it away or delete it, then run again")
 
 
 def _archive_name(url: str, category: str) -> str:
     """File name to store the download under: the URL's last path segment."""
     segment = urllib.parse.unquote(urllib.parse.urlsplit(url).path.rsplit("/", 1)[-1])
-    if segment and _SAFE_NAME.match(segment):
-        return segment
-    return f"{category}.tar.xz"
+    return segment if _SAFE_NAME.match(segment) else f"{category}.tar.xz"
 
 
-def _iter_dirs(root: Path, depth: int) -> Iterator[Path]:
-    if depth < 0:
-        return
-    try:
-        children = sorted(p for p in root.iterdir() if p.is_dir() and not p.is_symlink())
-    except OSError:
-        return
-    for child in children:
-        yield child
-        yield from _iter_dirs(child, depth - 1)
+def _with_advice(exc: ArchiveError | DownloadError, advice: str) -> DownloadError:
+    """``exc``'s line followed by ``advice``, as a DownloadError of the same kind (a ChecksumError stays one)."""
+    kind = type(exc) if isinstance(exc, DownloadError) else DownloadError
+    return kind(f"{exc}; {advice}")
 
 
-def _find_category_root(extracted: Path, category: str) -> Path | None:
-    """Locate the category folder inside a freshly unpacked archive.
-
-    Handles the official layout (``<category>/train``), archives of the whole
-    data set (``[mvtec_anomaly_detection/]<category>/train``) and flat
-    archives whose top level is ``train/`` and ``test/`` directly.
-    """
-    direct = extracted / category
-    if is_complete_category(direct):
-        return direct
-    for candidate in _iter_dirs(extracted, 3):
-        if candidate.name == category and is_complete_category(candidate):
-            return candidate
-    if is_complete_category(extracted):
-        return extracted
-    return None
-
-
-def _move_into_place(source: Path, target: Path) -> None:
-    try:
-        os.replace(source, target)
-    except OSError:
-        if is_complete_category(target):  # someone else finished first
-            return
-        raise
+def _by_hand(category: str, data_dir: Path) -> str:
+    """Advice for when a link fails: where to download by hand, and the command to run then."""
+    command = shlex.join(["pixel-evidence", "data", "download", category, "--data-dir", str(data_dir),
+                          "--archive", "PATH"])
+    return (f"download {category}.tar.xz or the full {sources.FULL_ARCHIVE_NAME} by hand from "
+            f"{sources.DOWNLOADS_PAGE}, then run: {command}")
 
 
 # --------------------------------------------------------------------------
@@ -296,56 +286,51 @@ def add_download_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "category",
         metavar="CATEGORY",
-        help=f"MVTec AD category to fetch, one of: {', '.join(MVTEC_CATEGORIES)} "
-        "(any folder name is accepted together with --url)",
+        help=f"MVTec AD category, one of: {', '.join(sources.MVTEC_CATEGORIES)} "
+        "(any folder name is accepted with --url or --archive)",
     )
-    parser.add_argument("--url", default=None, help="archive URL (default: the official MVTec link)")
-    parser.add_argument(
-        "--sha256",
-        metavar="HEX",
-        default=None,
-        help="expected SHA-256 of the archive; the download is rejected if it differs",
-    )
-    parser.add_argument(
-        "--data-dir",
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument(
+        "--archive",
         type=Path,
-        default=DEFAULT_DATA_DIR,
-        help="folder that receives CATEGORY/ (default: ./data)",
+        metavar="PATH",
+        default=None,
+        help=f"a .tar.xz downloaded by hand from {sources.DOWNLOADS_PAGE}: CATEGORY's own or the full "
+        "data set (only CATEGORY is unpacked)",
     )
-    parser.add_argument(
-        "--retries",
-        type=int,
-        default=3,
-        metavar="N",
-        help="retries after a transient network error, each resuming the download (default: 3)",
-    )
-    parser.add_argument(
-        "--timeout",
-        type=float,
-        default=30.0,
-        metavar="SECONDS",
-        help="network time-out per connect/read (default: 30)",
-    )
-    parser.add_argument("--no-progress", action="store_true", help="do not show a progress bar")
+    source.add_argument("--url", default=None,
+                        help="archive link, e.g. the one MVTec's downloads page hands out "
+                        "(default: the latest known link of CATEGORY's archive)")
+    source.add_argument("--full", action="store_true",
+                        help="fetch the full data set (4.9 GB) from its latest known link instead; it is kept in "
+                        "DATA_DIR/.downloads for the other categories")
+    parser.add_argument("--sha256", metavar="HEX", default=None,
+                        help="expected SHA-256 of the archive (default: the published one for the full data set)")
+    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR,
+                        help="folder that receives CATEGORY/ (default: ./data)")
+    parser.add_argument("--retries", type=int, default=3, metavar="N",
+                        help="retries after a transient network error, each resuming the download (default: 3)")
+    parser.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS",
+                        help="network time-out per connect/read (default: 30)")
+    parser.add_argument("--no-progress", action="store_true", help="do not show progress bars")
 
 
 def run_download(args: argparse.Namespace) -> int:
     """Run ``pixel-evidence data download`` with parsed ``args``; return the exit code.
 
-    0 on success (the category path is printed to stdout); 2 on a download,
-    checksum, archive or argument problem (one line on stderr).
+    0 on success (the category path is printed to stdout); 2 on a download, checksum, archive,
+    file system or argument problem (one line on stderr).
     """
+    progress = not args.no_progress
     try:
-        path = download_category(
-            args.category,
-            Path(getattr(args, "data_dir", DEFAULT_DATA_DIR)),
-            url=getattr(args, "url", None),
-            sha256=getattr(args, "sha256", None),
-            retries=getattr(args, "retries", 3),
-            timeout=getattr(args, "timeout", 30.0),
-            progress=not getattr(args, "no_progress", False),
-        )
-    except (DownloadError, UnsafeArchiveError, ValueError) as exc:
+        if args.archive is not None:
+            path = install_category(args.category, args.data_dir, args.archive, sha256=args.sha256,
+                                    progress=progress)
+        else:
+            path = download_category(args.category, args.data_dir, url=args.url, full=args.full,
+                                     sha256=args.sha256, retries=args.retries, timeout=args.timeout,
+                                     progress=progress)
+    except (DownloadError, UnsafeArchiveError, ValueError, OSError) as exc:  # OSError: e.g. a full disk
         print(" ".join(str(exc).split()), file=sys.stderr)  # one line, whatever raised it
         return 2
     print(path)
@@ -354,7 +339,8 @@ def run_download(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Stand-alone entry point: ``python -m engine.data.download CATEGORY ...``."""
-    parser = argparse.ArgumentParser(prog="python -m engine.data.download", description="Fetch one MVTec AD category.")
+    parser = argparse.ArgumentParser(prog="python -m engine.data.download",
+                                     description="Put one MVTec AD category in place.")
     add_download_arguments(parser)
     return run_download(parser.parse_args(argv))
 

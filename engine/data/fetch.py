@@ -1,4 +1,4 @@
-"""Resumable HTTP(S) download of one file, with retries, a checksum and a progress bar.
+"""Resumable HTTP(S) download of one file, with retries and a progress bar.
 
 :func:`fetch` knows nothing about what it downloads:
 
@@ -12,16 +12,16 @@
   where the last one stopped.  Failures that mean "no network" (name
   resolution, connection refused, unreachable host, other HTTP errors) end the
   attempt at once with a one-line :class:`NetworkError`.
-* The finished part is checked against the SHA-256 digest when one is given,
-  then renamed to ``path`` with :func:`os.replace`, so ``path`` only ever holds
-  a complete (and, if a digest is known, verified) file.
+* The finished part is renamed to ``path`` with :func:`os.replace`, so ``path``
+  only ever holds a complete file.  Checking its digest is the caller's job: the
+  archive is hashed while it is unpacked (:mod:`engine.data.archive`), which
+  saves a second read of a file that can be gigabytes.
 
 Only the standard library and :mod:`tqdm` are used.
 """
 
 from __future__ import annotations
 
-import hashlib
 import http.client
 import os
 import re
@@ -34,7 +34,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-__all__ = ["RETRY_BACKOFF", "DownloadError", "NetworkError", "ChecksumError", "fetch", "normalise_sha256"]
+__all__ = ["RETRY_BACKOFF", "DownloadError", "NetworkError", "fetch"]
 
 #: Pause before retry ``k`` (1-based) is ``RETRY_BACKOFF * 2 ** (k - 1)``
 #: seconds, capped at 10 s.  Tests set it to 0.
@@ -42,7 +42,6 @@ RETRY_BACKOFF = 0.5
 
 _CHUNK = 256 * 1024
 _USER_AGENT = "pixel-evidence-downloader/0.1 (+python-urllib)"
-_SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 
 
 class DownloadError(RuntimeError):
@@ -59,10 +58,6 @@ class NetworkError(DownloadError):
     """The URL could not be fetched: no network, an HTTP error, or retries used up."""
 
 
-class ChecksumError(DownloadError):
-    """The downloaded file does not have the expected SHA-256 digest."""
-
-
 class _Transient(Exception):
     """Internal: a failure worth retrying (the part file is kept)."""
 
@@ -71,27 +66,10 @@ class _Offline(Exception):
     """Internal: a failure that retrying will not fix."""
 
 
-def normalise_sha256(value: str | None) -> str | None:
-    """``value`` as 64 lower-case hex digits (``None`` stays ``None``); ValueError if it is not a digest."""
-    if value is None:
-        return None
-    cleaned = value.strip().lower()
-    if not _SHA256_HEX.match(cleaned):
-        raise ValueError(f"not a SHA-256 hex digest (64 hex characters): {value!r}")
-    return cleaned
-
-
-def _sha256_of(path: Path) -> str:
-    """SHA-256 hex digest of the file at ``path``, read in blocks (archives can be gigabytes)."""
-    with open(path, "rb") as fh:
-        return hashlib.file_digest(fh, "sha256").hexdigest()
-
-
 def fetch(
     url: str,
     path: Path,
     *,
-    sha256: str | None = None,
     retries: int = 3,
     timeout: float = 30.0,
     progress: bool = True,
@@ -100,10 +78,8 @@ def fetch(
 
     Args:
         url: ``http://`` or ``https://`` URL.
-        path: Where the file goes.  An existing ``path`` is kept without network
-            access when it matches ``sha256`` or no digest is given; one that
-            does not match is deleted and fetched again.
-        sha256: Expected SHA-256 hex digest (any case), or ``None`` to skip the check.
+        path: Where the file goes.  An existing ``path`` is complete (it is only
+            ever renamed into place whole) and is kept without network access.
         retries: How many times a transient failure is retried, each retry
             resuming (>= 0).  Default 3.
         timeout: Socket time-out in seconds for connecting and for each read.  Default 30.
@@ -111,15 +87,10 @@ def fetch(
 
     Raises:
         NetworkError: the file could not be fetched; ``<path>.part`` is kept for the next attempt.
-        ChecksumError: digest mismatch; the download has been deleted.
-        ValueError: malformed ``sha256``.
     """
-    expected = normalise_sha256(sha256)
     path = Path(path)
     if path.exists():
-        if expected is None or _sha256_of(path) == expected:
-            return path
-        path.unlink()
+        return path
 
     path.parent.mkdir(parents=True, exist_ok=True)
     part = path.with_name(path.name + ".part")
@@ -127,15 +98,6 @@ def fetch(
         _fill_part(url, part, retries=retries, timeout=timeout, progress=progress, label=path.name)
     except (_Offline, _Transient) as exc:
         raise NetworkError(f"could not download {url} ({exc})") from exc
-
-    if expected is not None:
-        actual = _sha256_of(part)
-        if actual != expected:
-            part.unlink(missing_ok=True)
-            raise ChecksumError(
-                f"checksum mismatch for {url}: expected sha256 {expected}, got {actual}; "
-                "the download was deleted, run again to fetch it anew"
-            )
     os.replace(part, path)
     return path
 
@@ -193,7 +155,7 @@ def _fetch_once(
         status = getattr(response, "status", None) or response.getcode()
         content_type = (response.headers.get("Content-Type") or "").lower()
         if content_type.startswith("text/html"):
-            raise _Offline("server sent an HTML page instead of the file (link expired or needs a browser)")
+            raise _Offline("server sent an HTML page instead of the file: the link has expired or needs a browser")
 
         if status == 206:
             start, total = _parse_content_range(response.headers.get("Content-Range"))
