@@ -30,6 +30,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
+from engine.data.mvtec_sources import DOWNLOADS_PAGE
+
 from .config import AppConfig
 
 log = logging.getLogger("pixel_evidence.dashboard")
@@ -65,6 +67,15 @@ def _fetch_data(config: AppConfig) -> str:
     return f"pixel-evidence data download {data.name} --data-dir {data.parent}"
 
 
+def _by_hand(config: AppConfig) -> tuple[str, ...]:
+    """MVTec's own links expire: where to get the archive when the download command fails."""
+    if not config.data:
+        return ()
+    data = Path(config.data)
+    return (f"If the download fails, get the archive from {DOWNLOADS_PAGE} and run "
+            f"pixel-evidence data download {data.name} --data-dir {data.parent} --archive PATH",)
+
+
 def describe_setup_error(exc: BaseException, config: AppConfig | None = None) -> SetupProblem:
     """Turn an engine construction error into a page: what is missing and how to make it."""
     config = config or AppConfig()
@@ -92,9 +103,10 @@ def describe_setup_error(exc: BaseException, config: AppConfig | None = None) ->
             message,
             (_fetch_data(config), serve),
             ("Point --data at the category folder the models were trained on. Without --data the "
-             "dashboard uses the built-in synthetic set (regenerate it with `pixel-evidence data generate`).",))
+             "dashboard uses the built-in synthetic set (regenerate it with `pixel-evidence data generate`).",
+             *_by_hand(config)))
     if name == "DataError":
-        return SetupProblem("The data cannot be used", message, (_fetch_data(config), serve))
+        return SetupProblem("The data cannot be used", message, (_fetch_data(config), serve), _by_hand(config))
     if name == "CheckpointError":
         return SetupProblem("The models cannot be used with this data", message,
                             (f"{train} --force", serve))

@@ -728,6 +728,9 @@ def test_a_bad_data_folder_is_told_to_fetch_its_own_category(tiny_run, tmp_path)
     page = create_app(AppConfig(data=tile, models=models, warm=False)).main[0].objects[0].object
     assert f"pixel-evidence data download tile --data-dir {tmp_path}" in page
     assert "hazelnut" not in page
+    # MVTec's links expire: the page says where to get the archive by hand and what to run then
+    assert "mvtec.com/company/research/datasets/mvtec-ad/downloads" in page
+    assert f"pixel-evidence data download tile --data-dir {tmp_path} --archive PATH" in page
 
 
 def test_engine_construction_failure_gets_a_problem_page():
