@@ -26,7 +26,7 @@ from engine.metrics import SANITY_PASS_THRESHOLD  # torch-free, like everything 
 
 from .analysis_charts import (agreement_frame, agreement_html, faithfulness_charts, faithfulness_table, sanity_chart,
                               sanity_table)
-from .charts import CHARTS_LOCK
+from .charts import CHARTS_LOCK, ChartPane
 from .colours import line_styles, method_colours
 from .formatting import agreement_names
 from .store import ExplanationStore
@@ -252,7 +252,7 @@ class CheckSection(Section):
         # Charts are shown and hidden through their FlexBox: Panel 1.9 fails to hide a drawn HoloViews
         # pane itself. A FlexBox also keeps them from upsetting the layout of the image panes: a
         # fixed-size chart placed directly in a Column makes the browser draw those at zero size.
-        self._plots = [pn.pane.HoloViews(None, sizing_mode="fixed", linked_axes=False) for _ in range(n_charts)]
+        self._plots = [ChartPane(None, sizing_mode="fixed", linked_axes=False) for _ in range(n_charts)]
         self._charts = pn.FlexBox(*self._plots, sizing_mode="stretch_width", visible=False)
         self._box = pn.Column(self._status, self._table, self._charts, sizing_mode="stretch_width", min_height=60)
         self.answer = Answer(store, self.kind, self._status, self._clear, self._box)

@@ -284,3 +284,34 @@ def test_sanity_verdicts_equal_the_engine(dash, engine):
         np.testing.assert_allclose(line.dimension_values(1), [s.spearman for s in res.steps])
     dash.state.step(1)
     assert view.result is None and view._table.object == "" and not view._charts.visible
+
+
+def test_chart_panes_build_and_tear_down_plots_behind_the_charts_lock(monkeypatch):
+    """Panel turns a chart into a Bokeh plot when its tab is first shown, and tears the plot
+    down when the session ends, on threads of its own: HoloViews is not thread-safe, so both
+    must hold CHARTS_LOCK (another thread cannot take it meanwhile)."""
+    import threading
+
+    from panel.pane import HoloViews
+
+    from dashboard.charts import CHARTS_LOCK, ChartPane, hv
+
+    held: list[str] = []
+
+    def lock_is_held(step: str) -> None:
+        taken: list[bool] = []
+        other = threading.Thread(target=lambda: taken.append(CHARTS_LOCK.acquire(blocking=False)))
+        other.start()
+        other.join()
+        if taken[0]:
+            CHARTS_LOCK.release()
+        else:
+            held.append(step)
+
+    render, cleanup = HoloViews._render, HoloViews._cleanup
+    monkeypatch.setattr(HoloViews, "_render", lambda self, *a: (lock_is_held("build"), render(self, *a))[1])
+    monkeypatch.setattr(HoloViews, "_cleanup", lambda self, *a: (lock_is_held("tear down"), cleanup(self, *a))[1])
+    pane = ChartPane(hv().Curve([(0, 0), (1, 1)]))
+    root = pane.get_root()
+    pane._cleanup(root)
+    assert held == ["build", "tear down"]

@@ -9,7 +9,7 @@ import pandas as pd
 import panel as pn
 import param
 
-from ..charts import drawing, hv
+from ..charts import ChartPane, drawing, hv
 from .results import ResultsStore, analysis_command
 
 SPLIT_NOTE = "change the split in the sidebar"
@@ -28,8 +28,8 @@ def legend(colours: dict[str, str], present: set[str]) -> pn.pane.HTML:
     return pn.pane.HTML(f'<div style="font-size:15px">{items}</div>', sizing_mode="stretch_width")
 
 
-def chart(element: Any) -> pn.pane.HoloViews:
-    return pn.pane.HoloViews(element, linked_axes=False, sizing_mode="fixed")
+def chart(element: Any) -> ChartPane:
+    return ChartPane(element, linked_axes=False, sizing_mode="fixed")
 
 
 def cell_labels(df: pd.DataFrame, kdims: list[str], column: str, dark: pd.Series) -> Any:
