@@ -35,9 +35,16 @@ class ExportBar(pn.viewable.Viewer):
     def __panel__(self) -> pn.viewable.Viewable:
         return pn.Column(self.png, self.html, self.ranking, self.rows, sizing_mode="stretch_width")
 
-    @param.depends("store.explanation", "store.request", "results.results", watch=True)
+    def _shown(self) -> Any:
+        """The explanation on screen, or None: after an error (an empty class, say) the store
+        still holds the last answer, which is not what the page shows."""
+        return None if self.store.error else self.store.explanation
+
+    @param.depends("store.explanation", "store.error", "store.request", "results.results", watch=True)
     def _names(self) -> None:
-        ex = self.store.explanation
+        ex = self._shown()
+        for button in (self.png, self.html, self.ranking):
+            button.disabled = ex is None
         if ex is not None:
             stem = export.file_stem(ex)
             self.png.filename = f"{stem}.png"
@@ -50,15 +57,15 @@ class ExportBar(pn.viewable.Viewer):
                            else f"Results of seed {seed}: none yet")
 
     def _png(self):
-        ex = self.store.explanation
+        ex = self._shown()
         return export.figure_png(ex, self.store.pictures) if ex is not None else None
 
     def _html(self):
-        ex = self.store.explanation
+        ex = self._shown()
         return export.figure_html(ex, self.store.pictures) if ex is not None else None
 
     def _ranking(self):
-        ex = self.store.explanation
+        ex = self._shown()
         return export.ranking_csv(ex) if ex is not None else None
 
     def _rows(self):

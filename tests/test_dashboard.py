@@ -775,6 +775,12 @@ def test_a_split_without_images_says_so(engine, monkeypatch):
     assert view._alert.visible and not view._content.visible
     assert "No images in this split and class." in view._alert.object
     assert "0 / 0" in dash.controls["count"].object
+    # the last image's figure is not offered for download beside a page that shows none
+    bar = dash.exports
+    assert bar.png.disabled and bar.html.disabled and bar.ranking.disabled
+    assert bar._png() is None and bar._ranking() is None
+    dash.state.split = "test"
+    assert not bar.png.disabled and bar._ranking() is not None
 
 
 def test_one_engine_per_process(tiny_run):
