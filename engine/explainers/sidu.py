@@ -24,8 +24,9 @@ for the explained class t. This follows the authors' code (satyamahesh84/SIDU_XA
 
 Two exact shortcuts keep the cost down. Channels with the same binary pattern give the same
 masked image, so each distinct pattern is scored once and counted as often as it occurs
-(a 7 x 7 map of EfficientNet's 1280 channels typically has far fewer patterns). And since
-bilinear upsampling is linear, S is summed at the layer's resolution and upsampled once.
+(the shipped models' 1280 channels, 7 x 7, made 215-308 patterns on three test images).
+And since bilinear upsampling is linear, S is summed at the layer's resolution and
+upsampled once.
 Upsampling differs from the code's ``skimage.transform.resize(order=1, mode='reflect')``
 only in the outer half cell, where torch repeats the edge value and skimage mirrors.
 
@@ -93,7 +94,7 @@ class SIDU(Explainer):
         maps = []
         with torch.no_grad():
             for image, acts, label, image_p0 in zip(p.inputs, p.activation, p.target, p0):
-                patterns, counts = torch.unique((acts > self.params["threshold"]).flatten(1), dim=0,
+                patterns, counts = torch.unique((acts > float(self.params["threshold"])).flatten(1), dim=0,
                                                 return_counts=True)
                 grids = patterns.to(image.dtype).view(-1, 1, h, w)
                 probs = torch.cat([self.classifier(image * F.interpolate(chunk, size=size, mode="bilinear",
