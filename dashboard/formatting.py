@@ -19,6 +19,14 @@ def fmt_lift(x: float) -> str:
     return f"×{x:.1f}" if x < 100 else f"×{x:.0f}"
 
 
+def ig_gap(relative_delta: float) -> str:
+    """IG's convergence gap, "3.2% of the score change"; "undefined: ..." when the image and
+    the baseline score the same (the engine's NaN: no change to take a share of)."""
+    if relative_delta is None or math.isnan(relative_delta):
+        return "undefined: the image and the black baseline score the same"
+    return f"{100 * relative_delta:.1f}% of the score change"
+
+
 def mean_std(mean: float, std: float) -> str:
     """'0.62 ± 0.11'; just the mean when the spread is undefined (a single image)."""
     return f"{mean:.2f}" if pd.isna(std) else f"{mean:.2f} ± {std:.2f}"

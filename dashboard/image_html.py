@@ -15,7 +15,7 @@ import pandas as pd
 
 from .catalogue import Catalogue
 from .colours import BAD_COLOUR, GOOD_COLOUR, PIXEL_LEGEND, WIN_COLOUR
-from .formatting import fmt, fmt_lift, rank_label, result_label
+from .formatting import fmt, fmt_lift, ig_gap, rank_label, result_label
 from .pictures import MethodPicture
 from .state import TARGET_LABELS
 
@@ -139,10 +139,13 @@ def method_card_html(ex: Any, key: str, catalogue: Catalogue, pic: MethodPicture
     if "relative_delta" in r.extras:
         rd = r.extras["relative_delta"]
         steps = params.get("n_steps")
-        quality = ("good approximation" if rd < 0.05 else "rough: more steps would change the map" if rd < 0.25
-                   else "poor: the map is far from converged")
-        extra = (f'<div class="pe-ig-delta" style="margin-top:6px">IG convergence gap: <b>{100 * rd:.1f}%</b> '
-                 f'of the score change unexplained ({quality}; {steps} steps)</div>')
+        if math.isnan(rd):
+            verdict = f"<b>{ig_gap(rd)}</b> ({steps} steps)"
+        else:
+            quality = ("good approximation" if rd < 0.05 else "rough: more steps would change the map" if rd < 0.25
+                       else "poor: the map is far from converged")
+            verdict = f"<b>{ig_gap(rd)}</b> unexplained ({quality}; {steps} steps)"
+        extra = f'<div class="pe-ig-delta" style="margin-top:6px">IG convergence gap: {verdict}</div>'
     if ex.rankable:
         p = pic.pixels
         tie = ""

@@ -8,7 +8,7 @@ which need torch or pandas; tests/test_layout.py checks that these copies agree 
 
 BACKBONES = ("efficientnet_lite0", "efficientnet_b0", "none")
 METHODS = ("gradcam", "saliency", "ig", "gradcam_pp", "xgradcam", "scorecam", "ablationcam", "lime", "rise",
-           "occlusion", "smoothgrad", "smoothgrad_ig")
+           "occlusion", "smoothgrad", "smoothgrad_ig", "sidu")
 DEFAULT_METHODS = ("gradcam", "saliency", "ig")
 TARGETS = ("predicted", "true")
 FAITHFULNESS_STARTS = ("black", "blur")

@@ -431,6 +431,24 @@ def test_ig_delta_and_cost_are_shown(dash):
     assert "fractionally" in dash.image_view._legend.object
 
 
+def test_an_undefined_ig_gap_reads_undefined_not_nan(dash):
+    """F(x) = F(baseline) leaves IG's relative gap undefined (NaN): the card and both exports say so."""
+    import dataclasses
+
+    from dashboard.export import figure_html, ranking_table
+    from dashboard.image_html import method_card_html
+
+    ex = dash.store.explanation
+    ig = dataclasses.replace(ex.methods["ig"], extras={**ex.methods["ig"].extras, "relative_delta": math.nan})
+    ex = dataclasses.replace(ex, methods={**ex.methods, "ig": ig})
+    card = method_card_html(ex, "ig", dash.catalogue, dash.store.pictures.methods["ig"])
+    page = figure_html(ex, dash.store.pictures).getvalue().decode()
+    for text in (card, page):
+        assert re.search(r"IG convergence gap:? (<b>)?undefined: the image and the black baseline score the same",
+                         text) and "nan%" not in text
+    assert math.isnan(ranking_table(ex).set_index("method").loc["ig", "ig_relative_delta"])
+
+
 def test_error_is_shown_not_raised(engine, monkeypatch):
     from dashboard.app import create_app
 

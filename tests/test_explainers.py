@@ -121,6 +121,20 @@ def test_ig_on_a_linear_model_is_exact():
     assert out.extras["relative_delta"].item() < 1e-5
 
 
+def test_ig_gap_is_undefined_when_the_score_does_not_change():
+    """A classifier blind to its input scores the image and the black baseline alike: the
+    relative gap |delta| / |F(x) - F(b)| is 0 / 0, reported as NaN and shown as undefined."""
+    from dashboard.formatting import ig_gap
+
+    blind = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(3, 2))
+    with torch.no_grad():
+        blind[2].weight.zero_()
+    out = IntegratedGradients(blind, n_steps=4).attribute(torch.randn(2, 3, 4, 4), torch.tensor([0, 1]))
+    assert torch.isnan(out.extras["relative_delta"]).all() and (out.extras["delta"] == 0).all()
+    assert ig_gap(float(out.extras["relative_delta"][0])).startswith("undefined")
+    assert ig_gap(0.0321) == "3.2% of the score change"
+
+
 def test_gradcam_and_saliency_equal_captum(net, batch):
     """The shared-pass implementations give captum's LayerGradCam and Saliency results."""
     from captum.attr import LayerAttribution, LayerGradCam

@@ -98,7 +98,7 @@ def test_every_method_gives_nonnegative_float_maps_at_input_size(net, batch):
         assert cls.cost_note and cls.label, key
         assert not net.block._forward_hooks and not net.block._backward_hooks, key
     slow = {key for key, cls in REGISTRY.items() if getattr(cls, "slow", False)}
-    assert slow == {"scorecam", "lime", "rise", "occlusion"}
+    assert slow == {"scorecam", "lime", "rise", "occlusion", "sidu"}
 
 
 @pytest.mark.parametrize("ours, theirs", [(GradCAMPlusPlus, PkgGradCAMPlusPlus), (XGradCAM, PkgXGradCAM),

@@ -12,6 +12,8 @@ from engine.metrics import (
     auroc,
     balanced_accuracy,
     chance_level,
+    curve_auc,
+    defect_region,
     lift,
     localisation_scores,
     pointing_game,
@@ -472,6 +474,16 @@ def test_win_rates_empty_inputs():
     assert len(only_good) == 2 * 2 * 3  # seeds x (good, overall) x methods
 
 
+def test_win_rates_refuse_a_correct_column_of_strings():
+    """"True"/"False" strings (a CSV read with another dtype) would fail ``eq(True)`` and
+    drop every image; a one-line error names the first odd value instead."""
+    table = _table().assign(correct=lambda t: t["correct"].astype(str))
+    with pytest.raises(ValueError, match="boolean 'correct' column.*'True' \\(str\\)"):
+        win_rates(table)
+    counted_all = win_rates(table, include_misclassified=True)  # the column is not read then
+    assert counted_all.equals(win_rates(_table(), include_misclassified=True))
+
+
 def test_win_rates_rejects_duplicates_and_missing_columns():
     table = _table()
     with pytest.raises(ValueError, match="duplicate"):
@@ -599,3 +611,76 @@ def test_bootstrap_interval_of_few_seeds_is_their_range_exactly(values):
     # a shortfall of six sd). The same holds for the largest at 97.5%.
     row = summarize_over_seeds(_one_group(values), n_boot=10000, rng_seed=1).iloc[0]
     assert row["ci_low"] == min(values) and row["ci_high"] == max(values)
+
+
+# ---------------------------------------------------------------------------
+# curve areas and mask inputs
+# ---------------------------------------------------------------------------
+
+
+def test_curve_auc_refuses_fractions_out_of_order():
+    # y = x: area 0.5. Integrating the points in the order given would give 0.375.
+    with pytest.raises(ValueError, match=r"fractions\[1\] = 0 follows 0.5"):
+        curve_auc([0.5, 0, 1], [0.5, 0, 1])
+    assert curve_auc([0, 0.5, 1], [0, 0.5, 1]) == 0.5
+    # a repeated fraction (more steps than pixels) is a step of zero width
+    assert curve_auc([0, 0.5, 0.5, 1], [0, 0.5, 0.5, 1]) == 0.5
+
+
+def _soft_mask():
+    """A square defect with a soft fringe (as bilinear resizing leaves): 0.1-0.5 around a
+    core of 0.6-1.0, and a trace of 0.01 elsewhere. Its defect region is the core."""
+    rng = np.random.default_rng(5)
+    soft = np.full((12, 12), 0.01)
+    soft[2:9, 3:10] = rng.uniform(0.1, 0.5, (7, 7))
+    soft[3:8, 4:9] = rng.uniform(0.6, 1.0, (5, 5))
+    return soft
+
+
+def test_a_soft_mask_scores_like_its_binarised_version():
+    soft = _soft_mask()
+    hard = soft > 0.5
+    assert hard.sum() == 25 < np.count_nonzero(soft)  # counting every value > 0 would make K 144
+    a = np.random.default_rng(6).random(soft.shape)
+    a[3:8, 4:9] += 0.3
+    assert localisation_scores(a, soft) == localisation_scores(a, hard)
+    assert localisation_scores(a, soft)["k"] == 25
+    for score in (pointing_game, relevance_mass, auroc, top_k_overlap, top_k_iou):
+        assert score(a, soft) == score(a, hard), score.__name__
+    assert chance_level(soft) == chance_level(hard) == 25 / 144
+    assert lift(0.5, soft) == lift(0.5, hard)
+    picture, expected = topk_pixels(a, soft), topk_pixels(a, hard)
+    assert np.array_equal(picture.codes, expected.codes) and picture.hits == expected.hits and picture.k == 25
+
+
+def test_the_mask_is_binarised_once_where_it_enters(monkeypatch):
+    import engine.metrics.inputs as inputs
+    import engine.metrics.localisation as localisation
+
+    hard = _soft_mask() > 0.5
+    assert defect_region(hard) is hard  # a boolean mask is taken as it is: nothing to re-threshold
+    calls = []
+
+    def counted(mask):
+        calls.append(1)
+        return defect_region(mask)
+
+    monkeypatch.setattr(inputs, "defect_region", counted)
+    monkeypatch.setattr(localisation, "defect_region", counted)
+    a = np.random.default_rng(7).random(hard.shape)
+    for score in (localisation_scores, top_k_overlap, pointing_game, relevance_mass, auroc, topk_pixels):
+        calls.clear()
+        score(a, _soft_mask())
+        assert len(calls) == 1, score.__name__
+    calls.clear()
+    chance_level(_soft_mask())
+    lift(0.5, _soft_mask())
+    assert len(calls) == 2
+
+
+def test_a_mask_outside_zero_to_one_is_refused():
+    eight_bit = np.where(_soft_mask() > 0.5, 255, 0)
+    with pytest.raises(ValueError, match=r"boolean or holds coverage in \[0, 1\], got values in \[0, 255\]"):
+        top_k_overlap(np.zeros(eight_bit.shape), eight_bit)
+    with pytest.raises(ValueError, match="mask contains non-finite"):
+        chance_level(np.full((2, 2), np.nan))

@@ -12,13 +12,15 @@ from .occlusion import Occlusion
 from .rise import RISE
 from .saliency import Saliency
 from .scorecam import ScoreCAM
+from .sidu import SIDU
 from .smoothgrad import SmoothGrad
 from .smoothgrad_ig import SmoothGradIG
 from .xgradcam import XGradCAM
 
 REGISTRY: dict[str, type[Explainer]] = {cls.key: cls for cls in (
     GradCAM, Saliency, IntegratedGradients,
-    GradCAMPlusPlus, XGradCAM, ScoreCAM, AblationCAM, Lime, RISE, Occlusion, SmoothGrad, SmoothGradIG)}
+    GradCAMPlusPlus, XGradCAM, ScoreCAM, AblationCAM, Lime, RISE, Occlusion, SmoothGrad, SmoothGradIG,
+    SIDU)}
 DEFAULT_METHODS = ("gradcam", "saliency", "ig")
 
 

@@ -2,10 +2,11 @@
 
 Extras per image: ``delta`` (the convergence delta, sum(attr) - (F(x) - F(b))) and
 ``relative_delta`` = |delta| / |F(x) - F(b)|, the share of the score change the
-attributions fail to account for. F(x) comes from the caller's ``scores`` when given;
-F(b), the black image's scores, is computed once per explainer (the black image is the
-same for every input of a size), so an explainer assumes its classifier's weights do not
-change while it is in use.
+attributions fail to account for. It is NaN, meaning undefined, where F(x) = F(b) exactly:
+with no score change there is no share to take (0 would read as perfect, inf as hopeless).
+F(x) comes from the caller's ``scores`` when given; F(b), the black image's scores, is
+computed once per explainer (the black image is the same for every input of a size), so an
+explainer assumes its classifier's weights do not change while it is in use.
 """
 
 from __future__ import annotations
@@ -64,7 +65,8 @@ class IntegratedGradients(Explainer):
             gap = scores.gather(1, target[:, None])[:, 0] - self._black_scores(baseline)[target]
         attr = attr.detach()
         delta = attr.sum(dim=(1, 2, 3)) - gap
-        return Attribution(attr.abs().sum(dim=1), {"delta": delta, "relative_delta": delta.abs() / gap.abs()})
+        relative = torch.where(gap != 0, delta.abs() / gap.abs(), torch.full_like(gap, torch.nan))
+        return Attribution(attr.abs().sum(dim=1), {"delta": delta, "relative_delta": relative})
 
     def _black_scores(self, baseline: torch.Tensor) -> torch.Tensor:
         """Logits (C,) of the black image ``baseline[0]`` (all rows are equal), memoized per

@@ -4,7 +4,8 @@ One module per job; this package re-exports their public, torch-free API, so the
 dashboard can ``from engine.metrics import ...`` without loading torch:
 
 - :mod:`.ties`: the tie rules (shared top-K slots, average ranks) every score uses;
-- :mod:`.inputs`: the shape and finiteness checks every score applies to its inputs;
+- :mod:`.inputs`: the shape and finiteness checks every score applies to its inputs, and
+  the one reading of a mask as a boolean defect region;
 - :mod:`.localisation`: per-image scores of a map against the defect mask (TKO, chance,
   lift, IoU, pointing game, relevance mass, AUROC);
 - :mod:`.scores`: the registry of localisation scores that evaluation, results and the
@@ -27,6 +28,7 @@ from .agreement import (AGREEMENT_STATS, SANITY_PASS_THRESHOLD, agreement, pears
                         top_fraction_iou, top_fraction_membership)
 from .classification import balanced_accuracy
 from .curves import curve_auc
+from .inputs import defect_region
 from .localisation import (auroc, chance_level, lift, localisation_scores, pointing_game, relevance_mass,
                            top_k_iou, top_k_overlap)
 from .ranking import rank_methods, win_shares
@@ -54,6 +56,7 @@ __all__ = [
     "AGREEMENT_STATS",
     "SANITY_PASS_THRESHOLD",
     "curve_auc",
+    "defect_region",
     "balanced_accuracy",
     "TopSelection",
     "top_selection",

@@ -49,8 +49,9 @@ def win_rates(table: pd.DataFrame, *, include_misclassified: bool = False, score
     Raises
     ------
     ValueError
-        If a column is missing, an image has two rows for one method, or a
-        class is literally named ``"overall"``.
+        If a column is missing, an image has two rows for one method, a
+        class is literally named ``"overall"``, or (unless
+        ``include_misclassified``) a scored row's ``correct`` is not True or False.
     """
     missing = [c for c in (*_TABLE_COLUMNS, score) if c not in table.columns]
     if missing:
@@ -68,6 +69,7 @@ def win_rates(table: pd.DataFrame, *, include_misclassified: bool = False, score
 
     rows = table[table[score].notna()]
     if not include_misclassified:
+        _check_booleans(rows["correct"])
         rows = rows[rows["correct"].eq(True)]
 
     # Vectorised win_shares: NaN rows are gone, so every image left is rankable.
@@ -100,6 +102,15 @@ def win_rates(table: pd.DataFrame, *, include_misclassified: bool = False, score
     out["n_images"] = out["n_images"].fillna(0).astype(int)
     out["win_rate"] = out["wins"] / out["n_images"].where(out["n_images"] > 0)
     return out[out_columns]
+
+
+def _check_booleans(correct: pd.Series) -> None:
+    # ``eq(True)`` is False for the strings "True"/"False" (a CSV read with another dtype):
+    # every image would silently drop out and every win rate become nan.
+    odd = correct[~correct.isin([True, False])]
+    if len(odd):
+        raise ValueError(f"win_rates needs a boolean 'correct' column (True/False), got {odd.iloc[0]!r} "
+                         f"({type(odd.iloc[0]).__name__})")
 
 
 def summarize_over_seeds(

@@ -2,7 +2,9 @@
 
 Every score takes an ``attribution`` map and a ground-truth defect ``mask`` of the same
 shape (normally ``(H, W)``, but any shape works because both are flattened). The defect
-region is ``S = mask > 0``, ``K = |S|`` its size in pixels and ``N`` the number of pixels.
+region S is the mask itself when it is boolean, else ``mask > 0.5`` for coverage values
+in [0, 1] (:func:`.inputs.defect_region`, applied once as the mask enters each score);
+``K = |S|`` is its size in pixels and ``N`` the number of pixels.
 
 Images without a defect (``K == 0``, e.g. "good" samples) have no region to hit, so every
 score is ``nan`` for them rather than a misleading 0 or 1; ranking treats ``nan`` as
@@ -19,7 +21,7 @@ import math
 
 import numpy as np
 
-from .inputs import flat_map_and_region
+from .inputs import defect_region, flat_map_and_region
 from .ties import average_ranks, top_selection
 
 
@@ -36,7 +38,7 @@ def top_k_overlap(attribution, mask) -> float:
     attribution : array-like, shape (H, W)
         Attribution map; any finite real values.
     mask : array-like, shape (H, W)
-        Ground truth; pixels with ``mask > 0`` form the defect region S.
+        Ground truth: boolean, or coverage in [0, 1] with S = ``mask > 0.5``.
 
     Returns
     -------
@@ -56,9 +58,9 @@ def top_k_overlap(attribution, mask) -> float:
 def chance_level(mask) -> float:
     """Expected top-K overlap of a random map: ``K / N``; ``nan`` if K == 0.
 
-    ``mask`` is any array whose positive entries mark the defect region.
+    ``mask``: boolean, or coverage in [0, 1] (see :func:`.inputs.defect_region`).
     """
-    s = np.asarray(mask, dtype=np.float64).ravel() > 0
+    s = defect_region(mask).ravel()
     k = int(np.count_nonzero(s))
     return k / s.size if k else math.nan
 
@@ -69,7 +71,7 @@ def lift(tko: float, mask) -> float:
     1.0 means no better than a random map; the maximum is ``N / K``.
     Returns ``nan`` if K == 0 or ``tko`` is ``nan``.
     """
-    s = np.asarray(mask, dtype=np.float64).ravel() > 0
+    s = defect_region(mask).ravel()
     return _lift(tko, int(np.count_nonzero(s)), s.size)
 
 

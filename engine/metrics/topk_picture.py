@@ -52,7 +52,8 @@ class TopKPixels:
 def topk_pixels(attribution: np.ndarray, mask: np.ndarray) -> TopKPixels:
     """Hit / miss / false-alarm / tied picture of ``attribution``'s top K (K = mask size).
 
-    ``attribution`` and ``mask`` have one shape (H, W); ``mask > 0`` is the defect. With
+    ``attribution`` and ``mask`` have one shape (H, W); the mask is boolean or coverage in
+    [0, 1] (see :func:`.inputs.defect_region`). With
     K = 0 every pixel is ``PIXEL_OTHER``: there is no top K to draw. Raises ``ValueError``
     if the shapes differ or an input holds NaN or inf.
     """

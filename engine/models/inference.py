@@ -11,9 +11,13 @@ def fold_batchnorm(net: nn.Module) -> nn.Module:
 
     Each (Conv2d or ConvTranspose2d, BatchNorm2d) pair of consecutive children of an
     ``nn.Sequential`` becomes one convolution with adjusted weights and bias followed by an
-    ``nn.Identity``. The network computes the same function (up to float rounding) with
-    one pass over each activation less, forward and backward. Only for inference: the
-    folded network has no batch statistics left to train.
+    ``nn.Identity``, with one pass over each activation less, forward and backward. Each
+    folded layer's output differs from the original's by float rounding, and scores stay
+    that close, but gradients need not: a pre-activation within rounding of a ReLU6 kink (0
+    or 6) can land on the other side, switching that unit's gradient on or off, so
+    gradient maps change locally (Saliency by up to 4.8% of its maximum on six test images
+    of the shipped seed 42). Only for inference: the folded network has no batch
+    statistics left to train.
     """
     from torch.nn.utils.fusion import fuse_conv_bn_eval
 
@@ -39,8 +43,9 @@ def prepare_for_inference(net: nn.Module, device: torch.device | str) -> nn.Modu
       depthwise convolutions faster that way, also in the backward pass to the input.
       ``net.input_memory_format`` tells callers which layout inputs should have.
 
-    Maps and scores equal those of the unprepared network up to float rounding. The
-    result is for inference only (no batch statistics to train).
+    Scores equal those of the unprepared network up to float rounding; gradient maps can
+    differ locally where folding flips a ReLU6 gate (see ``fold_batchnorm``). The result is
+    for inference only (no batch statistics to train).
     """
     device = torch.device(device)
     net.eval()
