@@ -13,20 +13,9 @@ from engine.cli import main
 from engine.explain import ExplanationEngine
 from engine.explainers import REGISTRY
 from engine.explainers.sidu import SIDU
-from test_explainers_extra import ConvNet, layer_output, make
+from test_explainers_extra import batch, layer_output, make, net  # noqa: F401 - fixtures, used by name
 
 SIGMA = 0.25
-
-
-@pytest.fixture
-def net():
-    return ConvNet().eval()
-
-
-@pytest.fixture
-def batch():
-    generator = torch.Generator().manual_seed(3)
-    return torch.randn(2, 3, 16, 16, generator=generator), torch.tensor([0, 2])
 
 
 def sidu_by_hand(net, image, target, threshold):
