@@ -8,7 +8,10 @@ a clock the test moves.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import weakref
+from pathlib import Path
 
 import pytest
 
@@ -176,3 +179,38 @@ def test_a_closed_store_lets_go_of_the_session(fresh):
     in_flight.result(timeout=WAIT_S)  # drawn before the close, or dropped: never left hanging
     del dash, in_flight
     assert wait_collected(objects, WAIT_S) == []
+
+
+ARENAS_PROBE = r"""
+import ctypes, sys, tempfile, threading
+if sys.argv[1] == "capped":
+    import dashboard.host  # noqa: F401 - caps the arenas on import
+libc = ctypes.CDLL("libc.so.6")
+blocks, start = [], threading.Barrier(8)
+def allocate():
+    start.wait()  # all at once, so that glibc hands out arenas to contending threads
+    blocks.extend(ctypes.create_string_buffer(64 * 1024) for _ in range(200))
+threads = [threading.Thread(target=allocate) for _ in range(8)]
+for t in threads: t.start()
+for t in threads: t.join()
+libc.fopen.restype = ctypes.c_void_p
+with tempfile.NamedTemporaryFile(suffix=".xml") as out:
+    fh = libc.fopen(out.name.encode(), b"w")
+    libc.malloc_info(0, ctypes.c_void_p(fh))
+    libc.fclose(ctypes.c_void_p(fh))
+    print(open(out.name).read().count("<heap nr="))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's arenas")
+def test_the_server_caps_glibcs_arenas():
+    """Threads that allocate at once get arenas of their own (freed tensors stay resident per
+    thread); importing the dashboard's host caps them at SERVER_ARENAS for the whole server."""
+    from dashboard.host import SERVER_ARENAS
+
+    def heaps(mode: str) -> int:
+        run = subprocess.run([sys.executable, "-c", ARENAS_PROBE, mode], capture_output=True, text=True,
+                             cwd=Path(__file__).resolve().parent.parent, check=True)
+        return int(run.stdout.strip())
+
+    assert heaps("capped") <= SERVER_ARENAS < heaps("default")
