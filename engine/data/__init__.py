@@ -4,7 +4,8 @@ transforms; the built-in synthetic set (``synthetic``) and downloads (``download
 from .images import load_arrays, load_image, load_mask, to_normalized_tensor
 from .manifest import (MANIFEST_FIELDS, dataset_fingerprint, manifest_text, prepare_manifest, read_manifest,
                        stratified_split, write_manifest)
-from .mvtec import IMAGE_SUFFIXES, scan_category
+from .mvtec import scan_category
+from .scan import IMAGE_SUFFIXES
 from .sample import GOOD, DataError, Sample
 
 __all__ = ["GOOD", "IMAGE_SUFFIXES", "MANIFEST_FIELDS", "DataError", "Sample", "dataset_fingerprint", "load_arrays",
