@@ -38,6 +38,10 @@ def current_image_id(old: str) -> str | None:
     return None
 
 
+def looks_like_mvtec(root: Path) -> bool:
+    return (root / "train" / GOOD).is_dir() and (root / "test").is_dir()
+
+
 def scan_category(root: Path, *, skip_bad: bool = False,
                   report: Report | None = None) -> tuple[list[Sample], list[str]]:
     """List every image of an MVTec-layout category and check it.
@@ -48,7 +52,7 @@ def scan_category(root: Path, *, skip_bad: bool = False,
     is called with the same message.
     """
     root = Path(root)
-    if not (root / "train" / GOOD).is_dir() or not (root / "test").is_dir():
+    if not looks_like_mvtec(root):
         raise DataError(
             f"{root} is not an MVTec AD category folder: expected {root}/train/good and "
             f"{root}/test/<class>; point --data at a category such as data/hazelnut")
