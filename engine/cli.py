@@ -140,11 +140,14 @@ def _cmd_evaluate(args) -> int:
                        batch_size=args.batch_size, extra_metrics=args.metrics, maps_for_good=args.maps_for_good,
                        settings=settings)
     labels = engine.method_labels()
-    print(f"win rates over seeds ({summary['counted_images']}), mean +- std [95% bootstrap interval]:")
-    for row in summary["win_rates_across_seeds"]:
-        if row["class"] == "overall":
-            print(f"  {row['split']:>5}  {labels[row['method']]:<22} {row['mean']:.3f} +- {row['std']:.3f}  "
-                  f"[{row['ci_low']:.3f}, {row['ci_high']:.3f}]  ({row['n_seeds']} seeds)")
+    if "column_notes" in summary:  # data without masks
+        print("TKO, the other mask scores and win rates: needs masks (the data has none; the columns are empty)")
+    else:
+        print(f"win rates over seeds ({summary['counted_images']}), mean +- std [95% bootstrap interval]:")
+        for row in summary["win_rates_across_seeds"]:
+            if row["class"] == "overall":
+                print(f"  {row['split']:>5}  {labels[row['method']]:<22} {row['mean']:.3f} +- {row['std']:.3f}  "
+                      f"[{row['ci_low']:.3f}, {row['ci_high']:.3f}]  ({row['n_seeds']} seeds)")
     for row in summary.get("faithfulness", []):
         print(f"  {row['split']:>5}  {labels[row['method']]:<22} deletion AUC {row['deletion_auc_mean']:.3f}  "
               f"insertion AUC {row['insertion_auc_mean']:.3f}  ({row['start']} start, {row['n_images']} images)")
