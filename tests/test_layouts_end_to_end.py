@@ -56,6 +56,12 @@ def engine_on(trained):
     eng.close()
 
 
+@pytest.fixture(scope="module")
+def engine(engine_on):
+    """The engine the ``dash`` fixture (tests/conftest.py) builds the dashboard on."""
+    return engine_on[1]
+
+
 def test_one_image_is_explained_and_scored(engine_on):
     layout, eng = engine_on
     assert eng.catalogue.has_masks == (layout != "folders")
@@ -108,3 +114,20 @@ def test_training_without_masks_leaves_the_mask_loss_out():
     assert loss is ce and float(bce) == 0 and mask_logits.grad is None
     with_masks, _, bce = multitask_loss(logits, mask_logits, labels, masks, weights, 1.0)
     assert float(bce.detach()) > 0 and float(with_masks.detach()) > float(ce.detach())
+
+
+@pytest.mark.parametrize("trained", ["folders", "masks"], indirect=True)
+def test_dashboard_hides_the_top_k_rows_of_mask_free_data_with_a_notice(trained, engine, dash):
+    from dashboard.image_html import NEEDS_MASKS_NOTICE
+
+    mask_free = trained[0] == "folders"
+    image_id = next(i for i in engine.image_ids("test") if mask_free or engine.sample(i).has_mask)
+    dash.state.go_to(image_id)
+    assert dash.store.explanation.image_id == image_id
+    view = dash.image_view
+    assert view._needs_masks.visible == mask_free and view._needs_masks.object == NEEDS_MASKS_NOTICE
+    assert view._ranking.visible == view._legend.visible == (not mask_free)
+    assert view._rows and all(row.topk_pane.visible == (not mask_free) for row in view._rows.values())
+    cards = [row.card.object for row in view._rows.values()]
+    assert all(('class="pe-tko"' in card) == (not mask_free) for card in cards)
+    assert ("Defect:" in view._pred.object) == (not mask_free)
