@@ -63,7 +63,9 @@ def scan_visa(root: Path, *, skip_bad: bool = False, report: Report | None = Non
 def _from_folders(root: Path, bad: BadInput) -> Iterator[Sample]:
     for cls, name in FOLDERS.items():
         folder = root / "Data" / "Images" / name
-        files = image_files(folder) if folder.is_dir() else []
+        if not folder.is_dir():  # an object of one kind only: the other class is absent, not bad
+            continue
+        files = image_files(folder)
         if not files:
             bad.empty_folder(folder)
         for path in files:
