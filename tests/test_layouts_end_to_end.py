@@ -117,8 +117,9 @@ def test_training_without_masks_leaves_the_mask_loss_out():
 
 
 @pytest.mark.parametrize("trained", ["folders", "masks"], indirect=True)
-def test_dashboard_hides_the_top_k_rows_of_mask_free_data_with_a_notice(trained, engine, dash):
+def test_dashboard_hides_the_mask_scores_of_mask_free_data_behind_a_notice(trained, engine, dash):
     from dashboard.image_html import NEEDS_MASKS_NOTICE
+    from dashboard.summary.view import SUMMARY_NEEDS_MASKS
 
     mask_free = trained[0] == "folders"
     image_id = next(i for i in engine.image_ids("test") if mask_free or engine.sample(i).has_mask)
@@ -131,3 +132,8 @@ def test_dashboard_hides_the_top_k_rows_of_mask_free_data_with_a_notice(trained,
     cards = [row.card.object for row in view._rows.values()]
     assert all(('class="pe-tko"' in card) == (not mask_free) for card in cards)
     assert ("Defect:" in view._pred.object) == (not mask_free)
+    summary = dash.summary
+    assert (SUMMARY_NEEDS_MASKS in summary._notice.object) == mask_free
+    shown = [id(o) for o in summary._layout.objects]  # a section is shown as its column
+    assert (id(summary.win._column) in shown and id(summary.tko._column) in shown) == (not mask_free)
+    assert id(summary.agreement._column) in shown
