@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
-from typing import Iterator
+from typing import Container, Iterator
 
 from .sample import GOOD, DataError, Sample
 from .scan import BadInput, Report, checked_samples, image_files
@@ -44,6 +44,7 @@ def looks_like_folders(root: Path) -> bool:
 
 
 def looks_like_masks(root: Path) -> bool:
+    """Whether ``root`` holds the ``images`` and ``masks`` folders."""
     return (root / "images").is_dir() and (root / "masks").is_dir()
 
 
@@ -67,7 +68,7 @@ def scan_masks(root: Path, *, skip_bad: bool = False, report: Report | None = No
 
 
 def _scan(root: Path, images: Path, *, masked: bool, bad: BadInput) -> tuple[list[Sample], list[str]]:
-    files = {}
+    files: dict[str, tuple[str, Path]] = {}  # path under root -> (class, file)
     for folder in class_folders(images):
         found = image_files(folder)
         if not found:
@@ -104,7 +105,7 @@ def _mask_path(root: Path, cls: str, image: Path) -> str:
     return present[0]
 
 
-def read_split_file(root: Path, listed: dict[str, object]) -> dict[str, str]:
+def read_split_file(root: Path, listed: Container[str]) -> dict[str, str]:
     """``{path: split}`` from ``<root>/split.csv``; every row must name an image of ``listed``
     (paths relative to root) and say ``train`` or ``test``."""
     path = root / SPLIT_FILE

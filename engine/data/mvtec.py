@@ -39,6 +39,7 @@ def current_image_id(old: str) -> str | None:
 
 
 def looks_like_mvtec(root: Path) -> bool:
+    """Whether ``root`` holds MVTec's ``train/good`` and ``test`` folders."""
     return (root / "train" / GOOD).is_dir() and (root / "test").is_dir()
 
 

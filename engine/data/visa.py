@@ -39,6 +39,7 @@ LABELS = {"normal": GOOD, "anomaly": ANOMALY}
 
 
 def looks_like_visa(root: Path) -> bool:
+    """Whether ``root`` is one VisA object folder (it holds ``Data/Images``)."""
     return (root / "Data" / "Images").is_dir()
 
 
