@@ -46,7 +46,7 @@ class SummaryView(pn.viewable.Viewer):
         self.confusion = ConfusionSection(store)
         self.numbers = NumbersSection(store)
         # mask-free data: no win rates, no TKO (the notice says so), the rest as usual
-        by_mask = (self.win, self.tko) if store.engine.catalogue.has_masks else ()
+        by_mask = (self.win, self.tko) if store.state.catalogue.has_masks else ()
         self._layout = pn.Column(
             pn.Row(self._intro, self._reload, sizing_mode="stretch_width"), self._notice,
             *by_mask, self.agreement, self.faithfulness, self.sanity, self.curves, self.confusion,
@@ -68,7 +68,7 @@ class SummaryView(pn.viewable.Viewer):
 image. Good images (no defect pixels) are not counted. Boxes show the spread <i>across seeds</i> (hover for the
 numbers). <b>TKO</b> is beside its chance level K/N (the expected TKO of a random map), shown as the grey box.<br>
 <span style="color:#555">Results folder: {html.escape(str(store.directory))}</span></div>"""
-        notes = [] if store.engine.catalogue.has_masks else [SUMMARY_NEEDS_MASKS]
+        notes = [] if store.state.catalogue.has_masks else [SUMMARY_NEEDS_MASKS]
         if not res.available:
             notes.append(f"No evaluation results in {store.directory} yet. Make them with <code>{command}</code> "
                          "(then press “Reload results”). Training curves below come from the checkpoints.")
