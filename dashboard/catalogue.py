@@ -25,6 +25,7 @@ class Catalogue:
     method_params: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     image_sizes: Mapping[int, int] = field(default_factory=dict)
     slow_methods: frozenset[str] = frozenset()          # perturbation methods: hundreds of forwards
+    has_masks: bool = True                              # False: mask-free data, no top-K scores at all
 
     @classmethod
     def from_engine(cls, engine: Any) -> "Catalogue":
@@ -46,7 +47,8 @@ class Catalogue:
             cost_notes={k: REGISTRY[k].cost_note for k in labels},
             method_params={k: engine.params_of(k) for k in labels},
             image_sizes={s: engine.image_size(s) for s in engine.seeds},
-            slow_methods=frozenset(k for k in labels if REGISTRY[k].slow))
+            slow_methods=frozenset(k for k in labels if REGISTRY[k].slow),
+            has_masks=engine.catalogue.has_masks)
 
     # ------------------------------------------------------------------ queries
 

@@ -95,7 +95,8 @@ def verdict_html(ex: Any) -> str:
             f'<div style="font-size:15px;color:#333">{sub}</div>')
 
 
-def prediction_html(ex: Any) -> str:
+def prediction_html(ex: Any, has_masks: bool = True) -> str:
+    """The prediction beside the image; the defect size and chance level only for data with masks."""
     p = ex.probabilities
     pred = ex.predicted_class
     prob = float(p[int(np.argmax(p))])
@@ -109,6 +110,7 @@ def prediction_html(ex: Any) -> str:
               else "Defect: none (K = 0)")
     chance = f"chance TKO = K/N = {ex.k / ex.n:.4f}" if ex.k else "no chance level: nothing to find"
     target = (f"Maps explain the {TARGET_LABELS[ex.target_mode]}: <b>{html.escape(ex.target_class)}</b>")
+    facts = f"{k_line}<br>{chance}<br>{target}" if has_masks else target
     return f"""
 <div class="pe-prediction" style="font-size:15px;line-height:1.45">
   <div style="color:#555">Predicted</div>
@@ -118,14 +120,16 @@ def prediction_html(ex: Any) -> str:
   <div style="font-size:24px;font-weight:700" class="pe-true-class">{html.escape(ex.true_class)}
      <span style="font-size:16px;font-weight:500;color:#555">(p = {100 * true_prob:.0f}%)</span></div>
   {flag}
-  <div style="margin-top:8px">{k_line}<br>{chance}<br>{target}</div>
+  <div style="margin-top:8px">{facts}</div>
 </div>"""
 
 
 def method_card_html(ex: Any, key: str, catalogue: Catalogue, pic: MethodPicture) -> str:
     r = ex.methods[key]
     ranks = [m.rank for m in ex.methods.values()]
-    if not ex.rankable:
+    if not catalogue.has_masks:  # the view says once why there is no rank and no TKO
+        badge = ""
+    elif not ex.rankable:
         badge = _badge("not ranked (K = 0)", "#777")
     elif r.win_share == 1:
         badge = _badge("★ WINNER", WIN_COLOUR)
@@ -146,7 +150,9 @@ def method_card_html(ex: Any, key: str, catalogue: Catalogue, pic: MethodPicture
                        else "poor: the map is far from converged")
             verdict = f"<b>{ig_gap(rd)}</b> unexplained ({quality}; {steps} steps)"
         extra = f'<div class="pe-ig-delta" style="margin-top:6px">IG convergence gap: {verdict}</div>'
-    if ex.rankable:
+    if not catalogue.has_masks:
+        numbers = ""
+    elif ex.rankable:
         p = pic.pixels
         tie = ""
         if p.n_tied:
@@ -173,6 +179,11 @@ def method_card_html(ex: Any, key: str, catalogue: Catalogue, pic: MethodPicture
   <div style="color:#555;margin-top:6px">Cost: {html.escape(cost)}</div>
   {extra}
 </div>"""
+
+
+NEEDS_MASKS_NOTICE = ("No defect masks in this data: TKO, lift, IoU, the ranking and the top-K pictures need masks "
+                      "and are hidden; the heatmaps, agreement, deletion/insertion and the randomization check work "
+                      "without them.")
 
 
 def slow_warning_html(catalogue: Catalogue, methods: list[str] | tuple[str, ...]) -> str:

@@ -14,8 +14,8 @@ import pandas as pd
 import panel as pn
 import param
 
-from .image_html import (highlight_winner, legend_html, method_card_html, prediction_html, slow_warning_html,
-                         table_frame, title_html, verdict_html)
+from .image_html import (NEEDS_MASKS_NOTICE, highlight_winner, legend_html, method_card_html, prediction_html,
+                         slow_warning_html, table_frame, title_html, verdict_html)
 from .image_plots import ImagePlot, heat_plot, one_message, recon_plot, rgb_plot, shared_ranges, show_extent
 from .store import ExplanationStore
 
@@ -23,14 +23,14 @@ PANE_SIZE = 240
 
 
 class MethodRow:
-    """One method's heatmap, top-K picture and card, side by side."""
+    """One method's heatmap, top-K picture (only on data with masks) and card, side by side."""
 
-    def __init__(self, ranges: Any):
+    def __init__(self, ranges: Any, has_masks: bool = True):
         self.heat: ImagePlot = heat_plot(ranges, PANE_SIZE)
         self.topk: ImagePlot = rgb_plot(ranges, PANE_SIZE)
         self.card = pn.pane.HTML("", width=360, margin=(10, 10))
-        self.row = pn.FlexBox(pn.pane.Bokeh(self.heat.figure, sizing_mode="fixed"),
-                              pn.pane.Bokeh(self.topk.figure, sizing_mode="fixed"),
+        self.topk_pane = pn.pane.Bokeh(self.topk.figure, sizing_mode="fixed", visible=has_masks)
+        self.row = pn.FlexBox(pn.pane.Bokeh(self.heat.figure, sizing_mode="fixed"), self.topk_pane,
                               self.card, css_classes=["pe-method-row"], sizing_mode="stretch_width")
 
     def show(self, ex: Any, key: str, pics: Any, card: str) -> None:
@@ -64,13 +64,22 @@ class ImageView(pn.viewable.Viewer):
             show_index=False, sizing_mode="stretch_width", layout="fit_columns", height=150,
             stylesheets=[":host .tabulator {font-size: 16px;}"])
         self._table.style.apply(highlight_winner, axis=1)
-        self._legend = pn.pane.HTML(legend_html(), sizing_mode="stretch_width")
+        masks = self.catalogue.has_masks
+        self._legend = pn.pane.HTML(legend_html(), sizing_mode="stretch_width", visible=masks)
+        # mask-free data: one notice instead of the mask, the ranking and every top-K picture, and no
+        # reconstruction (its decoder was never trained: there were no masks to learn)
+        self._needs_masks = pn.pane.Alert(NEEDS_MASKS_NOTICE, alert_type="info", visible=not masks,
+                                          sizing_mode="stretch_width", css_classes=["pe-needs-masks"])
+        self._ranking = pn.Row(pn.Column(self._verdict, self._table, sizing_mode="stretch_width"),
+                               sizing_mode="stretch_width", visible=masks)
         self._rows: dict[str, MethodRow] = {}
         self._methods_col = pn.Column(sizing_mode="stretch_width")
         self._content = pn.Column(
-            pn.FlexBox(*[pn.pane.Bokeh(p.figure, sizing_mode="fixed") for p in (self._image, self._mask, self._recon)],
+            self._needs_masks,
+            pn.FlexBox(*[pn.pane.Bokeh(p.figure, sizing_mode="fixed", visible=masks or p is self._image)
+                         for p in (self._image, self._mask, self._recon)],
                        self._pred, sizing_mode="stretch_width"),
-            pn.Row(pn.Column(self._verdict, self._table, sizing_mode="stretch_width"), sizing_mode="stretch_width"),
+            self._ranking,
             self._legend,
             self._methods_col,
             sizing_mode="stretch_width")
@@ -110,12 +119,12 @@ class ImageView(pn.viewable.Viewer):
         self._image.show("Image", pics.image)
         self._mask.show("Ground-truth defect" if ex.k else "Ground truth: no defect", pics.mask_overlay)
         self._recon.show("Decoder reconstruction", pics.reconstruction, pics.outline)
-        self._pred.object = prediction_html(ex)
+        self._pred.object = prediction_html(ex, self.catalogue.has_masks)
         self._verdict.object = verdict_html(ex)
         self._table.param.update(value=table_frame(ex), height=42 + 36 * len(ex.methods))
         for key in ex.methods:
             if key not in self._rows:
-                self._rows[key] = MethodRow(self._ranges)
+                self._rows[key] = MethodRow(self._ranges, self.catalogue.has_masks)
             self._rows[key].show(ex, key, pics, method_card_html(ex, key, self.catalogue, pics.methods[key]))
         for key in [k for k in self._rows if k not in ex.methods]:
             del self._rows[key]

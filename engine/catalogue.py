@@ -30,6 +30,8 @@ class ImageCatalogue:
         self.samples: list[Sample] = read_manifest(self.manifest_path)
         self.manifest_sha256 = file_sha256(self.manifest_path)
         self.classes = tuple(sorted({s.cls for s in self.samples}))
+        # False for mask-free data (class folders only): every mask score then needs masks
+        self.has_masks = any(s.has_mask for s in self.samples)
         self._by_id = {s.id: s for s in self.samples}
         listed = (path for s in self.samples for path in (s.path, s.mask_path) if path)
         missing = next((path for path in listed if not (self.data_root / path).is_file()), None)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 # Only torch-free modules at the top: the commands that need a network import theirs.
 from .choices import BACKBONES, DEFAULT_METHODS, FAITHFULNESS_STARTS, METHODS, METRICS, TARGETS
-from .data import DataError, download, prepare_manifest, synthetic
+from .data import LAYOUTS, DataError, download, layout_of, prepare_manifest, synthetic
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODELS = PROJECT_ROOT / "pretrained_models"
@@ -70,7 +70,8 @@ def _cmd_split(args) -> int:
     if out.exists():
         out.unlink()
     samples = prepare_manifest(root, out, test_fraction=args.test_fraction, split_seed=args.split_seed,
-                               skip_bad=args.skip_bad, report=lambda m: print(m, file=sys.stderr))
+                               skip_bad=args.skip_bad, report=lambda m: print(m, file=sys.stderr),
+                               layout=args.layout)
     counts: dict[tuple[str, str], int] = {}
     for s in samples:
         counts[(s.cls, s.split)] = counts.get((s.cls, s.split), 0) + 1
@@ -101,7 +102,7 @@ def _cmd_train(args) -> int:
     models = Path(args.models)
     manifest = Path(args.manifest) if args.manifest else models / "manifest.csv"
     prepare_manifest(root, manifest, test_fraction=args.test_fraction, split_seed=args.split_seed,
-                     skip_bad=args.skip_bad, report=lambda m: print(m, file=sys.stderr))
+                     skip_bad=args.skip_bad, report=lambda m: print(m, file=sys.stderr), layout=args.layout)
     if args.threads:
         import torch
 
@@ -127,7 +128,10 @@ def _cmd_evaluate(args) -> int:
                                    if getattr(args, f.name) is not None})
 
     models = Path(args.models)
-    engine = ExplanationEngine(resolve_data(args.data), models, manifest=args.manifest, device=args.device,
+    root = resolve_data(args.data)
+    if args.layout:  # the manifest says which files to read; this checks --data is the folder meant
+        layout_of(root, args.layout)
+    engine = ExplanationEngine(root, models, manifest=args.manifest, device=args.device,
                                method_params={"ig": {"n_steps": args.ig_steps}})
     out = Path(args.out) if args.out else models / "results"
     summary = evaluate(engine, out, seeds=args.seeds or None, splits=args.splits, methods=args.methods,
@@ -136,11 +140,14 @@ def _cmd_evaluate(args) -> int:
                        batch_size=args.batch_size, extra_metrics=args.metrics, maps_for_good=args.maps_for_good,
                        settings=settings)
     labels = engine.method_labels()
-    print(f"win rates over seeds ({summary['counted_images']}), mean +- std [95% bootstrap interval]:")
-    for row in summary["win_rates_across_seeds"]:
-        if row["class"] == "overall":
-            print(f"  {row['split']:>5}  {labels[row['method']]:<22} {row['mean']:.3f} +- {row['std']:.3f}  "
-                  f"[{row['ci_low']:.3f}, {row['ci_high']:.3f}]  ({row['n_seeds']} seeds)")
+    if "column_notes" in summary:  # data without masks
+        print("TKO, the other mask scores and win rates: needs masks (the data has none; the columns are empty)")
+    else:
+        print(f"win rates over seeds ({summary['counted_images']}), mean +- std [95% bootstrap interval]:")
+        for row in summary["win_rates_across_seeds"]:
+            if row["class"] == "overall":
+                print(f"  {row['split']:>5}  {labels[row['method']]:<22} {row['mean']:.3f} +- {row['std']:.3f}  "
+                      f"[{row['ci_low']:.3f}, {row['ci_high']:.3f}]  ({row['n_seeds']} seeds)")
     for row in summary.get("faithfulness", []):
         print(f"  {row['split']:>5}  {labels[row['method']]:<22} deletion AUC {row['deletion_auc_mean']:.3f}  "
               f"insertion AUC {row['insertion_auc_mean']:.3f}  ({row['start']} start, {row['n_images']} images)")
@@ -155,8 +162,15 @@ def _cmd_evaluate(args) -> int:
 
 
 def _add_data_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", help="MVTec AD category folder (default: the built-in synthetic set)")
+    p.add_argument("--data", help="data folder, e.g. an MVTec AD category (default: the built-in synthetic set)")
     p.add_argument("--skip-bad", action="store_true", help="skip unreadable or inconsistent files, reporting each")
+
+
+def _add_layout_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--layout", choices=tuple(LAYOUTS),
+                   help="how --data is arranged (default: recognised): mvtec (train/good, test/<class>, "
+                        "ground_truth), visa (one VisA object), masks (images/<class>, masks/<class>), "
+                        "folders (<class>/ only, no masks)")
 
 
 def _add_split_options(p: argparse.ArgumentParser) -> None:
@@ -180,6 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
     dl.set_defaults(func=download.run_download)
     split = data_sub.add_parser("split", help="write the stratified train/test manifest")
     _add_data_option(split)
+    _add_layout_option(split)
     _add_split_options(split)
     split.add_argument("--out", required=True, help="manifest CSV to write")
     split.add_argument("--force", action="store_true")
@@ -197,6 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = sub.add_parser("train", help="train the multitask model over seeds")
     _add_data_option(train)
+    _add_layout_option(train)
     _add_split_options(train)
     train.add_argument("--models", default=str(DEFAULT_MODELS), help="output folder (default: pretrained_models/)")
     train.add_argument("--manifest", help="split manifest (default: <models>/manifest.csv, created if missing)")
@@ -216,6 +232,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     ev = sub.add_parser("evaluate", help="explain every image with every method; write TKO tables and win rates")
     _add_data_option(ev)
+    _add_layout_option(ev)
     ev.add_argument("--models", default=str(DEFAULT_MODELS), help="checkpoint folder (default: pretrained_models/)")
     ev.add_argument("--manifest", help="split manifest (default: <models>/manifest.csv)")
     ev.add_argument("--out", help="results folder (default: <models>/results)")

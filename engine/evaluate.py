@@ -43,6 +43,11 @@ def _csv_text(df: pd.DataFrame) -> str:
     return buf.getvalue()
 
 
+# Columns of the main table that compare a map with the defect mask: NaN on data without
+# masks, and said so in summary.json, so an empty column is not read as a score of 0.
+MASK_COLUMNS = ("tko", "chance", "lift", "iou", "rank", "win_share", *EXTRA_SCORES)
+NEEDS_MASKS = "needs masks: the data has no defect masks, so this column is empty (NaN), not a score of 0"
+
 # Analyses with tables of their own (one file per analysis and unit, resumable on their own).
 ANALYSES = ("agreement", "faithfulness", "sanity")
 METRIC_CHOICES = (*EXTRA_SCORES, *ANALYSES)
@@ -132,11 +137,13 @@ def unit_rows(engine: ExplanationEngine, seed: int, split: str, methods: Sequenc
 
     Images without a mask (``good``) cannot be ranked, so by default only their prediction
     is computed and their scores are NaN; ``maps_for_good`` computes their maps anyway.
+    Data without any masks gets the maps of every image (its mask scores are all NaN).
     Analyses run on the images that have maps; sanity on ``settings.sanity_images`` of them.
     """
     split_metrics([*extra_metrics, *analyses])
     ids = engine.image_ids(split)
-    mapped = [i for i in ids if maps_for_good or engine.sample(i).has_mask]
+    every_map = maps_for_good or not engine.catalogue.has_masks
+    mapped = [i for i in ids if every_map or engine.sample(i).has_mask]
     with_maps = set(mapped)
     unmapped = [i for i in ids if i not in with_maps] if main else []
     sanity_ids = _spread(mapped, settings.sanity_images) if "sanity" in analyses else set()
@@ -224,6 +231,9 @@ def _write_tables(engine: ExplanationEngine, out_dir: Path, frames: list[pd.Data
                 table, score, include_misclassified=include_misclassified)).to_dict(orient="records")
                 if r["class"] == metrics.OVERALL] for score in scores},
     }
+    if not engine.catalogue.has_masks:
+        summary["column_notes"] = {"tko_table.csv": {c: NEEDS_MASKS for c in MASK_COLUMNS if c in table.columns},
+                                   "win_rates.csv": {"win_rate": NEEDS_MASKS}}
     stats = {"agreement": agreement_stats, "faithfulness": faithfulness_stats, "sanity": sanity_stats}
     for name, parts in analysis_frames.items():
         if parts:

@@ -44,7 +44,7 @@ class ExplanationEngine:
 
     Parameters
     ----------
-    data_root: MVTec-layout category folder.
+    data_root: data folder in any layout ``data.layouts`` reads (the manifest lists its files).
     models_dir: folder of ``seed_<n>.pt/.json`` checkpoints and ``manifest.csv``.
     manifest: split manifest (default ``<models_dir>/manifest.csv``).
     device: "auto" (CUDA, then MPS, then CPU) or a torch device string.

@@ -22,6 +22,10 @@ from .training import TrainingSection
 from .win_rates import WinRatesSection
 
 
+SUMMARY_NEEDS_MASKS = ("No defect masks in this data: win rates and TKO need masks and are not shown; agreement, "
+                       "deletion/insertion and the randomization check are below.")
+
+
 class SummaryView(pn.viewable.Viewer):
     """Across-seed plots and the tables behind them."""
 
@@ -41,9 +45,11 @@ class SummaryView(pn.viewable.Viewer):
         self.curves = TrainingSection(store)
         self.confusion = ConfusionSection(store)
         self.numbers = NumbersSection(store)
+        # mask-free data: no win rates, no TKO (the notice says so), the rest as usual
+        by_mask = (self.win, self.tko) if store.state.catalogue.has_masks else ()
         self._layout = pn.Column(
             pn.Row(self._intro, self._reload, sizing_mode="stretch_width"), self._notice,
-            self.win, self.tko, self.agreement, self.faithfulness, self.sanity, self.curves, self.confusion,
+            *by_mask, self.agreement, self.faithfulness, self.sanity, self.curves, self.confusion,
             self.numbers, sizing_mode="stretch_width")
         self._draw()
 
@@ -62,7 +68,7 @@ class SummaryView(pn.viewable.Viewer):
 image. Good images (no defect pixels) are not counted. Boxes show the spread <i>across seeds</i> (hover for the
 numbers). <b>TKO</b> is beside its chance level K/N (the expected TKO of a random map), shown as the grey box.<br>
 <span style="color:#555">Results folder: {html.escape(str(store.directory))}</span></div>"""
-        notes = []
+        notes = [] if store.state.catalogue.has_masks else [SUMMARY_NEEDS_MASKS]
         if not res.available:
             notes.append(f"No evaluation results in {store.directory} yet. Make them with <code>{command}</code> "
                          "(then press “Reload results”). Training curves below come from the checkpoints.")

@@ -1,12 +1,16 @@
-"""Data: one image's record, the MVTec-layout reader, the split manifest, model-size
-transforms; the built-in synthetic set (``synthetic``) and downloads (``download``)."""
+"""Data: one image's record, the layout readers (MVTec, VisA, class folders with or without
+masks) and their recognition, the split manifest, model-size transforms; the built-in
+synthetic set (``synthetic``) and downloads (``download``)."""
 
 from .images import load_arrays, load_image, load_mask, to_normalized_tensor
+from .layouts import LAYOUTS, Layout, layout_of, scan_data
 from .manifest import (MANIFEST_FIELDS, dataset_fingerprint, manifest_text, prepare_manifest, read_manifest,
                        stratified_split, write_manifest)
-from .mvtec import IMAGE_SUFFIXES, scan_category
+from .mvtec import scan_category
 from .sample import GOOD, DataError, Sample
+from .scan import IMAGE_SUFFIXES
 
-__all__ = ["GOOD", "IMAGE_SUFFIXES", "MANIFEST_FIELDS", "DataError", "Sample", "dataset_fingerprint", "load_arrays",
-           "load_image", "load_mask", "manifest_text", "prepare_manifest", "read_manifest", "scan_category",
-           "stratified_split", "to_normalized_tensor", "write_manifest"]
+__all__ = ["GOOD", "IMAGE_SUFFIXES", "LAYOUTS", "MANIFEST_FIELDS", "DataError", "Layout", "Sample",
+           "dataset_fingerprint", "layout_of", "load_arrays", "load_image", "load_mask", "manifest_text",
+           "prepare_manifest", "read_manifest", "scan_category", "scan_data", "stratified_split",
+           "to_normalized_tensor", "write_manifest"]

@@ -65,13 +65,28 @@ def load_mask(root: Path, sample: Sample, size: int) -> np.ndarray:
     """Binary defect mask at ``size`` x ``size``: bool array; all False for good images.
 
     The mask must have its image's size (checked on every read, since files can change
-    after the split). Nearest-neighbour resize then threshold, so the mask stays binary
-    and K (its pixel count) is exactly what the metrics see.
+    after the split). Binarised first (see :func:`defect_pixels`), then resized
+    nearest-neighbour, so the mask stays binary and K (its pixel count) is exactly what the
+    metrics see.
     """
     mask = _checked_mask(root, sample)
     if mask is None:
         return np.zeros((size, size), dtype=bool)
-    return np.asarray(mask.convert("L").resize((size, size), Image.NEAREST)) > 127
+    defect = Image.fromarray(defect_pixels(mask).astype(np.uint8) * 255)
+    return np.asarray(defect.resize((size, size), Image.NEAREST)) > 0
+
+
+# Modes whose array values are the mask's own numbers: palette masks by index, not colour.
+_VALUE_MODES = ("1", "L", "P", "I", "I;16", "F")
+
+
+def defect_pixels(mask: Image.Image) -> np.ndarray:
+    """Where ``mask`` (at its own size) marks a defect: every value above 0, as bool (H, W).
+
+    One rule for every layout: MVTec's masks hold 0 and 255, VisA's small label numbers
+    (1, 2, ...), many users' 0 and 1, so a threshold such as 127 would lose whole defects.
+    """
+    return np.asarray(mask if mask.mode in _VALUE_MODES else mask.convert("L")) > 0
 
 
 def load_arrays(root: Path, samples: Sequence[Sample], classes: Sequence[str], size: int

@@ -12,7 +12,7 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 
 from ..files import atomic_write_text
-from .mvtec import scan_category
+from .layouts import scan_data
 from .sample import DataError, Sample
 
 MANIFEST_FIELDS = ("id", "path", "class", "split", "has_mask", "mask_path")
@@ -88,17 +88,23 @@ def dataset_fingerprint(root: Path, samples: Iterable[Sample]) -> str:
 
 
 def prepare_manifest(root: Path, manifest: Path, *, test_fraction: float = 0.2, split_seed: int = 0,
-                     skip_bad: bool = False, report: Callable[[str], None] | None = None) -> list[Sample]:
-    """Scan ``root`` and return the split of ``manifest``: the existing one, checked against
-    the data, or else a new stratified split, written to ``manifest``.
+                     skip_bad: bool = False, report: Callable[[str], None] | None = None,
+                     layout: str | None = None) -> list[Sample]:
+    """Scan ``root`` (in ``layout``, recognised when None) and return the split of
+    ``manifest``: the existing one, checked against the data, or else a new one, written to
+    ``manifest``: the data's own split when its reader gives every image one (a
+    ``split.csv``), else the stratified split.
 
     An existing manifest is never silently re-split: an image it lists that is now missing
     or bad is a ``DataError`` naming it, and images added since are reported, left out.
     """
     manifest = Path(manifest)
-    samples, _ = scan_category(root, skip_bad=skip_bad, report=report)
+    samples, _ = scan_data(root, layout, skip_bad=skip_bad, report=report)
     if not manifest.is_file():
-        samples = stratified_split(samples, test_fraction=test_fraction, split_seed=split_seed)
+        if all(s.split for s in samples):  # the data's own split (split.csv)
+            samples = sorted(samples, key=lambda s: s.id)
+        else:
+            samples = stratified_split(samples, test_fraction=test_fraction, split_seed=split_seed)
         write_manifest(manifest, samples)
         return samples
     listed = read_manifest(manifest)

@@ -16,12 +16,10 @@ contradiction beside "train split". :func:`current_image_id` maps those (old lin
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable
+from typing import Iterator
 
-from .images import check_pair
 from .sample import GOOD, DataError, Sample
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
+from .scan import BadInput, Report, checked_samples, image_files
 
 
 def image_id(origin: str, cls: str, stem: str) -> str:
@@ -40,12 +38,13 @@ def current_image_id(old: str) -> str | None:
     return None
 
 
-def _image_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+def looks_like_mvtec(root: Path) -> bool:
+    """Whether ``root`` holds MVTec's ``train/good`` and ``test`` folders."""
+    return (root / "train" / GOOD).is_dir() and (root / "test").is_dir()
 
 
 def scan_category(root: Path, *, skip_bad: bool = False,
-                  report: Callable[[str], None] | None = None) -> tuple[list[Sample], list[str]]:
+                  report: Report | None = None) -> tuple[list[Sample], list[str]]:
     """List every image of an MVTec-layout category and check it.
 
     Returns ``(samples, classes)``; classes are the names of the class folders that hold
@@ -54,45 +53,21 @@ def scan_category(root: Path, *, skip_bad: bool = False,
     is called with the same message.
     """
     root = Path(root)
-    if not (root / "train" / GOOD).is_dir() or not (root / "test").is_dir():
+    if not looks_like_mvtec(root):
         raise DataError(
             f"{root} is not an MVTec AD category folder: expected {root}/train/good and "
             f"{root}/test/<class>; point --data at a category such as data/hazelnut")
     folders = [("train", GOOD, root / "train" / GOOD)]
     folders += [("test", p.name, p) for p in sorted((root / "test").iterdir()) if p.is_dir()]
+    bad = BadInput(skip_bad, report)
 
-    samples: list[Sample] = []
+    def candidates() -> Iterator[Sample]:
+        for origin, cls, folder in folders:
+            files = image_files(folder)
+            if not files:
+                bad.empty_folder(folder)
+            for path in files:
+                yield Sample(id=image_id(origin, cls, path.stem), path=path.relative_to(root).as_posix(), cls=cls,
+                             mask_path=None if cls == GOOD else f"ground_truth/{cls}/{path.stem}_mask.png")
 
-    def skip_or_raise(err: DataError) -> None:
-        if not skip_bad:
-            raise err
-        if report:
-            report(f"skipped: {err}")
-
-    for origin, cls, folder in folders:
-        files = _image_files(folder)
-        if not files:
-            skip_or_raise(DataError(f"{folder} holds no images; add its images or remove the empty folder"))
-        for path in files:
-            sample = Sample(id=image_id(origin, cls, path.stem), path=path.relative_to(root).as_posix(), cls=cls,
-                            mask_path=None if cls == GOOD else f"ground_truth/{cls}/{path.stem}_mask.png")
-            try:
-                check_pair(root, sample)
-            except DataError as err:
-                skip_or_raise(err)
-            else:
-                samples.append(sample)
-    if not samples:
-        raise DataError(f"{root}: no usable images; see the files reported above")
-    _check_unique(root, samples)
-    return samples, sorted({s.cls for s in samples})
-
-
-def _check_unique(root: Path, samples: list[Sample]) -> None:
-    """Two files with one id (say a class folder named ``good-train``) would mix their scores."""
-    seen: dict[str, str] = {}
-    for s in samples:
-        if s.id in seen:
-            raise DataError(f"{root / s.path} and {root / seen[s.id]} would both be image {s.id!r}; "
-                            "rename one of the files or class folders")
-        seen[s.id] = s.path
+    return checked_samples(root, candidates(), bad)

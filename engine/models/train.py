@@ -1,4 +1,5 @@
-"""Seeded multitask training: class-weighted cross-entropy + beta * BCE-with-logits on the mask.
+"""Seeded multitask training: class-weighted cross-entropy + beta * BCE-with-logits on the mask
+(the mask term left out when the data has no masks at all).
 
 Model selection uses a validation subset held out of the train split (stratified, seeded
 by the split seed, so every seed sees the same one); the test split is logged for the
@@ -92,8 +93,12 @@ def augment(images: torch.Tensor, masks: torch.Tensor, gen: torch.Generator
     return (images * gain + bias).clamp_(0, 1), masks
 
 
-def multitask_loss(logits, mask_logits, labels, masks, weights, beta):
+def multitask_loss(logits, mask_logits, labels, masks, weights, beta, has_masks: bool = True):
+    """``(loss, ce, bce)``. Without masks in the data (``has_masks`` False) the mask term is
+    left out: all-empty masks would only teach the decoder to draw nothing."""
     ce = F.cross_entropy(logits, labels, weight=weights)
+    if not has_masks:
+        return ce, ce, torch.zeros((), device=ce.device)
     bce = F.binary_cross_entropy_with_logits(mask_logits, masks)
     return ce + beta * bce, ce, bce
 
@@ -101,7 +106,7 @@ def multitask_loss(logits, mask_logits, labels, masks, weights, beta):
 @torch.no_grad()
 def evaluate_split(net: MultitaskNet, images: np.ndarray, masks: np.ndarray, labels: np.ndarray,
                    norm, weights: torch.Tensor, beta: float, device, batch_size: int = 32,
-                   channels_last: bool = False) -> dict[str, Any]:
+                   channels_last: bool = False, has_masks: bool = True) -> dict[str, Any]:
     """Loss and balanced accuracy of ``net`` (in eval mode) on preloaded arrays."""
     net.eval()
     preds, total, n = [], 0.0, 0
@@ -112,7 +117,7 @@ def evaluate_split(net: MultitaskNet, images: np.ndarray, masks: np.ndarray, lab
         y = torch.from_numpy(labels[i:i + batch_size]).to(device)
         m = torch.from_numpy(masks[i:i + batch_size]).float().unsqueeze(1).to(device)
         logits, mask_logits = net(x)
-        loss, _, _ = multitask_loss(logits, mask_logits, y, m, weights.to(device), beta)
+        loss, _, _ = multitask_loss(logits, mask_logits, y, m, weights.to(device), beta, has_masks)
         total += float(loss) * len(x)
         n += len(x)
         preds.append(logits.argmax(1).cpu().numpy())
@@ -145,6 +150,7 @@ def train_seed(seed: int, cfg: TrainConfig, data_root: Path, samples: Sequence[S
     arrays = {name: load_arrays(data_root, part, classes, cfg.image_size)
               for name, part in (("fit", fit), ("val", val), ("test", test))}
     weights = class_weights(arrays["fit"][2], len(classes))
+    has_masks = any(s.has_mask for s in samples)
 
     net = MultitaskNet(len(classes), backbone=cfg.backbone, pretrained=cfg.pretrained)
     net.freeze_blocks(cfg.freeze_blocks)
@@ -177,7 +183,8 @@ def train_seed(seed: int, cfg: TrainConfig, data_root: Path, samples: Sequence[S
                 x = x.contiguous(memory_format=torch.channels_last)
             y = torch.from_numpy(y_fit[idx]).to(device)
             logits, mask_logits = net(x)
-            loss, _, _ = multitask_loss(logits, mask_logits, y, msk.to(device), weights.to(device), cfg.beta)
+            loss, _, _ = multitask_loss(logits, mask_logits, y, msk.to(device), weights.to(device), cfg.beta,
+                                        has_masks)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -186,7 +193,7 @@ def train_seed(seed: int, cfg: TrainConfig, data_root: Path, samples: Sequence[S
             correct += int((logits.argmax(1) == y).sum())
             bar.set_postfix(loss=f"{run_loss / seen:.3f}")
         ev = {name: evaluate_split(net, *arrays[name], norm, weights, cfg.beta, device,
-                                   channels_last=cfg.channels_last) for name in ("val", "test")}
+                                   channels_last=cfg.channels_last, has_masks=has_masks) for name in ("val", "test")}
         row = {"epoch": epoch, "train_loss": run_loss / max(seen, 1),
                "train_accuracy": correct / max(seen, 1),
                "val_loss": ev["val"]["loss"], "val_balanced_accuracy": ev["val"]["balanced_accuracy"],
@@ -215,7 +222,8 @@ def train_seed(seed: int, cfg: TrainConfig, data_root: Path, samples: Sequence[S
     final = {}
     for name, (x, m, y) in (("train", load_arrays(data_root, train_all, classes, cfg.image_size)),
                             ("test", arrays["test"])):
-        ev = evaluate_split(net, x, m, y, norm, weights, cfg.beta, device, channels_last=cfg.channels_last)
+        ev = evaluate_split(net, x, m, y, norm, weights, cfg.beta, device, channels_last=cfg.channels_last,
+                            has_masks=has_masks)
         final[name] = {"loss": ev["loss"], "balanced_accuracy": ev["balanced_accuracy"], "accuracy": ev["accuracy"]}
     meta["final_metrics"] = final
     save_checkpoint(out_dir, seed, stored, meta)

@@ -1,0 +1,75 @@
+"""The data layouts a folder can have, recognising which one it is, and reading it.
+
+Every reader returns the same ``Sample`` records (ids unique, paths relative to the data
+folder), so the manifest, training, the engine and the dashboard need not know the layout.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from .folders import looks_like_folders, looks_like_masks, scan_folders, scan_masks
+from .mvtec import looks_like_mvtec, scan_category
+from .sample import DataError, Sample
+from .scan import Report
+from .visa import looks_like_visa, looks_like_visa_download, scan_visa
+
+Reader = Callable[..., tuple[list[Sample], list[str]]]
+
+
+@dataclass(frozen=True)
+class Layout:
+    """One way of arranging images (and masks) in a folder."""
+
+    name: str                           # the --layout word
+    tree: str                           # what the folder holds, for messages
+    looks_like: Callable[[Path], bool]  # recognition, by folder names only
+    read: Reader                        # (root, *, skip_bad, report) -> (samples, classes)
+
+
+# In the order they are tried: the more specific folder names first, the mask-free one last
+# (any folder of class folders looks like it).
+LAYOUTS: dict[str, Layout] = {layout.name: layout for layout in (
+    Layout("mvtec", "train/good/, test/<class>/, ground_truth/<class>/<stem>_mask.png",
+           looks_like_mvtec, scan_category),
+    Layout("visa", "Data/Images/{Normal,Anomaly}/, Data/Masks/Anomaly/ (one VisA object)", looks_like_visa,
+           scan_visa),
+    Layout("masks", "images/<class>/, masks/<class>/<stem>.png", looks_like_masks, scan_masks),
+    Layout("folders", "<class>/*.png, no masks", looks_like_folders, scan_folders),
+)}
+
+
+def layout_of(root: Path, name: str | None = None) -> Layout:
+    """The layout of ``root``: the one called ``name``, which ``root`` must look like, or
+    when ``name`` is None the first that ``root`` looks like.
+
+    A folder of no known layout is a ``DataError`` that lists the layouts and ``--layout``.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"{root}: no such folder; point --data at the data folder")
+    if name is not None:
+        layout = LAYOUTS.get(name)
+        if layout is None:
+            raise DataError(f"unknown layout {name!r}; choose from {', '.join(LAYOUTS)}")
+        if not layout.looks_like(root):
+            raise DataError(f"{root} is not in the {name} layout ({layout.tree}); point --data at such a "
+                            "folder or leave --layout out to have it recognised")
+        return layout
+    if looks_like_visa_download(root):
+        raise DataError(f"{root} is the whole VisA download; point --data at one object, such as {root}/candle")
+    for layout in LAYOUTS.values():
+        if layout.looks_like(root):
+            return layout
+    known = "; ".join(f"{layout.name}: {layout.tree}" for layout in LAYOUTS.values())
+    raise DataError(f"{root}: not a data layout this program reads ({known}); arrange the folder like one of "
+                    "them, or name its layout with --layout")
+
+
+def scan_data(root: Path, layout: str | None = None, *, skip_bad: bool = False,
+              report: Report | None = None) -> tuple[list[Sample], list[str]]:
+    """Every usable image of ``root`` read in its layout (recognised unless ``layout`` names
+    it): ``(samples, classes)``. Bad files raise or, with ``skip_bad``, go to ``report``."""
+    return layout_of(root, layout).read(Path(root), skip_bad=skip_bad, report=report)
