@@ -154,7 +154,7 @@ class ExplanationEngine:
 
     def _map_key(self, seed: int, image_id: str, method: str, target_index: int) -> MapKey:
         return MapKey(seed, image_id, method, digest(self.params_of(method)), target_index,
-                      self.pool.metadata(seed)["weights_sha256"], self.image_size(seed))
+                      self.pool.maps_key(seed), self.image_size(seed))
 
     def _assemble(self, seed: int, sample: Sample, prediction: Prediction, maps: dict[str, MapValue],
                   target: str, target_index: int) -> Explanation:

@@ -8,6 +8,7 @@ import shutil
 import textwrap
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 
@@ -134,3 +135,78 @@ def test_model_description_names_backbone_kind_and_mode():
                               "hyperparameters": {"pretrained": False}}) == "resnet18 (random init), classifier, fine-tune"
     assert model_description({"backbone": "custom", "kind": "classifier", "mode": "partial",
                               "model_module": "/x/tiny_model.py:build"}) == "custom tiny_model.py:build, classifier, partial"
+
+
+def test_one_models_folder_mixes_a_user_model_and_a_backbone_through_train_evaluate_and_engine(tmp_path):
+    from conftest import make_mvtec_tree
+    from dashboard.catalogue import Catalogue
+    from engine.cli import main
+    from engine.explain import ExplanationEngine
+
+    data = make_mvtec_tree(tmp_path / "cat", size=32)
+    models = tmp_path / "models"
+    common = ["--data", str(data), "--models", str(models), "--epochs", "1", "--batch-size", "4",
+              "--image-size", "32", "--device", "cpu"]
+    module = str(EXAMPLE.relative_to(ROOT)) + ":build"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(ROOT)  # a relative module path, recorded as an absolute one
+        assert main(["train", *common, "--seeds", "3", "--model-module", module, "--mode", "feature-extraction"]) == 0
+    assert main(["train", *common, "--seeds", "4", "--backbone", "resnet18", "--no-pretrained",
+                 "--kind", "classifier", "--mode", "fine-tune", "--cam-layer", "encoder.layer3"]) == 0
+    user = json.loads((models / "seed_3.json").read_text())
+    assert (user["backbone"], user["kind"], user["mode"]) == ("custom", "classifier", "feature-extraction")
+    assert user["model_module"] == f"{EXAMPLE}:build" and user["cam_layer"] == "features.2"
+    assert user["normalization"] == {"mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5]}
+    state = torch.load(models / "seed_3.pt", weights_only=True)
+    assert set(state) and all(k.startswith("model.") for k in state)
+    resnet = json.loads((models / "seed_4.json").read_text())
+    assert (resnet["backbone"], resnet["kind"], resnet["mode"], resnet["cam_layer"]) == (
+        "resnet18", "classifier", "fine-tune", "encoder.layer3")
+    assert resnet["hyperparameters"]["pretrained"] is False
+
+    assert main(["evaluate", "--data", str(data), "--models", str(models), "--splits", "test", "--ig-steps", "2",
+                 "--batch-size", "4", "--device", "cpu"]) == 0
+    table = pd.read_csv(models / "results" / "tko_table.csv")
+    assert set(table["seed"]) == {3, 4} and set(table["method"]) == {"gradcam", "saliency", "ig"}
+
+    engine = ExplanationEngine(data, models, device="cpu", method_params={"ig": {"n_steps": 2}})
+    try:
+        image_id = engine.image_ids("test", "crack")[0]
+        for seed in (3, 4):
+            ex = engine.explain(seed, "test", image_id)
+            assert ex.reconstruction is None and set(ex.methods) == {"gradcam", "saliency", "ig"}
+            assert ex.methods["gradcam"].map.shape == (32, 32)
+        catalogue = Catalogue.from_engine(engine)
+    finally:
+        engine.close()
+    assert catalogue.model_note(3) == "custom tiny_model.py:build, classifier, feature-extraction · 32 px"
+    assert catalogue.model_note(4) == "resnet18 (random init), classifier, fine-tune · 32 px"
+
+
+def test_metadata_from_before_kinds_and_modes_loads_as_the_multitask_default(tmp_path):
+    from engine.models import load_model, save_checkpoint
+
+    net = ModelRecipe(backbone="none").build(2, image_size=32)
+    old = {"backbone": "none", "classes": ["a", "b"], "image_size": 32, "manifest_sha256": "0" * 64,
+           "normalization": {"mean": [0.5] * 3, "std": [0.2] * 3}, "final_metrics": {}}
+    save_checkpoint(tmp_path, 1, net.state_dict(), old)
+    loaded, meta = load_model(tmp_path, 1)
+    assert type(loaded).__name__ == "MultitaskNet" and loaded.cam_layer == "encoder.8"
+    assert model_description(meta) == "none (random init), multitask, partial"
+
+
+def test_a_moved_model_module_is_a_checkpoint_error_naming_the_file(tmp_path):
+    from engine.models import CheckpointError, load_model, save_checkpoint
+
+    copy = tmp_path / "mine.py"
+    shutil.copy(EXAMPLE, copy)
+    net = ModelRecipe(kind="classifier", model_module=f"{copy}:build").build(2, image_size=32)
+    meta = {"backbone": "custom", "kind": "classifier", "model_module": f"{copy}:build", "classes": ["a", "b"],
+            "image_size": 32, "manifest_sha256": "0" * 64, "final_metrics": {},
+            "normalization": {"mean": [0.5] * 3, "std": [0.5] * 3}}
+    save_checkpoint(tmp_path, 1, net.state_dict(), meta)
+    assert load_model(tmp_path, 1)[0].cam_layer == "features.2"
+    copy.unlink()
+    with pytest.raises(CheckpointError) as err:
+        load_model(tmp_path, 1)
+    assert "\n" not in str(err.value) and "seed_1.json" in str(err.value) and f"no file {copy}" in str(err.value)
