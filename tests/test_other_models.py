@@ -212,3 +212,16 @@ def test_a_moved_model_module_is_a_checkpoint_error_naming_the_file(tmp_path):
     with pytest.raises(CheckpointError) as err:
         load_model(tmp_path, 1)
     assert "\n" not in str(err.value) and "seed_1.json" in str(err.value) and f"no file {copy}" in str(err.value)
+
+
+@pytest.mark.parametrize("cam_layer", [None, "encoder.layer3"])
+def test_the_reconstruction_reads_the_captured_layer_only_when_it_is_the_encoder_output(cam_layer):
+    torch.manual_seed(0)
+    net = ModelRecipe(backbone="resnet18", cam_layer=cam_layer).build(2, image_size=32).eval()
+    x = torch.randn(1, 3, 32, 32)
+    seen = []
+    handle = net.gradcam_layer.register_forward_hook(lambda module, args, output: seen.append(output))
+    with torch.no_grad():
+        _, expected = net(x)
+        handle.remove()
+        torch.testing.assert_close(net.mask_logits(x, seen[0]), expected)

@@ -44,8 +44,9 @@ class Backbone:
     ``architecture(weights=...)`` is the torchvision builder of the whole network,
     ``weights`` the name of its torchvision weights enum (None: no torchvision weights),
     ``stages`` cuts that network into the encoder's stages, ``channels`` is the encoder
-    output's channel count, and ``cam_stage`` names the stage Grad-CAM reads by default:
-    the last conv block, whose output is the encoder's.
+    output's channel count, ``cam_stage`` names the stage Grad-CAM reads by default (the
+    last conv block, whose output is the encoder's), and ``own_normalization`` is the input
+    normalization of a backbone without torchvision weights.
     """
 
     name: str
@@ -54,7 +55,16 @@ class Backbone:
     stages: Callable[[nn.Module], nn.Sequential]
     channels: int
     cam_stage: str
-    normalization: Normalization = IMAGENET
+    own_normalization: Normalization = IMAGENET
+
+    @property
+    def normalization(self) -> Normalization:
+        """The mean and std the weights expect: what torchvision's weights carry in their
+        transforms, else the backbone's own (ImageNet's for a random init, as before)."""
+        if self.weights is None:
+            return self.own_normalization
+        transforms = getattr(tv, self.weights).DEFAULT.transforms()
+        return Normalization(tuple(transforms.mean), tuple(transforms.std))
 
 
 def _efficientnet_stages(net: nn.Module) -> nn.Sequential:

@@ -24,9 +24,16 @@ class EncoderNet(ExplainableNet):
         self.backbone = backbone
         self.normalization = spec.normalization
         self.encoder = build_encoder(backbone, pretrained=pretrained)
+        # built between encoder and classifier, the order of the random init since the first
+        # shipped models, so that a seed still trains to the same weights
+        self.decoder = self._make_decoder(spec.channels)
         self.classifier = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(dropout),
                                         nn.Linear(spec.channels, num_classes))
         find_layer(self, self.cam_layer, owner=f"the {backbone} network")  # a bad --cam-layer fails before training
+
+    def _make_decoder(self, in_channels: int) -> nn.Module | None:
+        """The mask decoder reading the encoder's (B, in_channels, h, w) output; None: none."""
+        return None
 
     def encoder_stages(self) -> list[tuple[str, nn.Module]]:
         return [(f"encoder.{name}", stage) for name, stage in self.encoder.named_children()]

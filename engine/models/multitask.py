@@ -13,7 +13,6 @@ import math
 import torch
 from torch import nn
 
-from .backbones import get_backbone
 from .encoder_net import EncoderNet
 
 
@@ -62,7 +61,9 @@ class MultitaskNet(EncoderNet):
     def __init__(self, num_classes: int, backbone: str = "efficientnet_lite0", *, pretrained: bool = True,
                  dropout: float = 0.2, cam_layer: str | None = None):
         super().__init__(num_classes, backbone, pretrained=pretrained, dropout=dropout, cam_layer=cam_layer)
-        self.decoder = build_decoder(get_backbone(backbone).channels)
+
+    def _make_decoder(self, in_channels: int) -> nn.Module:
+        return build_decoder(in_channels)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         features = self.encoder(x)

@@ -54,14 +54,13 @@ class ModelRecipe:
         net_class = MultitaskNet if self.kind == "multitask" else ClassifierNet
         return net_class(num_classes, self.backbone, pretrained=pretrained, cam_layer=self.cam_layer)
 
-    @staticmethod
-    def metadata(net: ExplainableNet, model_module: str | None) -> dict[str, Any]:
-        """What the checkpoint records of ``net``, built from a recipe."""
-        if model_module:
-            return {"kind": "classifier", "backbone": CUSTOM_BACKBONE, "model_module": model_module,
+    def metadata(self, net: ExplainableNet) -> dict[str, Any]:
+        """What the checkpoint records of ``net``, built from this recipe: the Grad-CAM layer
+        as resolved (the default one by name), so that loading does not depend on defaults."""
+        if self.model_module:
+            return {"kind": self.kind, "backbone": CUSTOM_BACKBONE, "model_module": self.model_module,
                     "cam_layer": net.cam_layer}
-        return {"kind": "multitask" if isinstance(net, MultitaskNet) else "classifier", "backbone": net.backbone,
-                "cam_layer": net.cam_layer}
+        return {"kind": self.kind, "backbone": self.backbone, "cam_layer": net.cam_layer}
 
 
 def model_description(meta: Mapping[str, Any]) -> str:

@@ -244,7 +244,7 @@ def train_seed(seed: int, cfg: TrainConfig, data_root: Path, samples: Sequence[S
             best_state = copy.deepcopy(net.state_dict())
 
     meta = {
-        **ModelRecipe.metadata(net, cfg.model_module), "mode": cfg.mode,
+        **cfg.recipe.metadata(net), "mode": cfg.mode,
         "classes": list(classes), "image_size": cfg.image_size,
         "normalization": {"mean": list(norm.mean), "std": list(norm.std)},
         "hyperparameters": cfg.hyperparameters(), "history": history, "selected_epoch": best_epoch,
