@@ -15,7 +15,7 @@ import torch
 
 from engine.choices import BACKBONES, KINDS
 from engine.explainers import REGISTRY, get_explainer
-from engine.models import (BACKBONE_SPECS, ClassifierView, ModelDefinitionError, ModelRecipe, UserModel,
+from engine.models import (BACKBONE_SPECS, ClassifierView, ModelDefinitionError, ModelRecipe,
                            model_description)
 from engine.models.train import TrainConfig, stages_to_freeze
 
