@@ -55,17 +55,17 @@ def bench_training(engine, seed: int, cfg: BenchConfig, clock: Clock, notes: lis
     """Time the training step of ``engine.train`` with the checkpoint's recorded recipe."""
     from engine.data import load_arrays
     from engine.models import load_model
-    from engine.models.train import TrainConfig, augment, class_weights, multitask_loss
+    from engine.models.train import TrainConfig, augment, class_weights, multitask_loss, stages_to_freeze
 
     meta = engine.meta[seed]
     hp = {**asdict(TrainConfig()), **meta.get("hyperparameters", {})}
     size = int(meta["image_size"])
     batch = int(hp["batch_size"])
-    freeze = int(hp.get("freeze_blocks", 0))
     channels_last = bool(hp.get("channels_last", True))
     device = engine.device
     net, _ = load_model(engine.models_dir, seed, device=device)
-    net.freeze_blocks(freeze)
+    freeze = stages_to_freeze(net, TrainConfig(mode=hp["mode"], freeze_blocks=int(hp["freeze_blocks"])))
+    net.freeze_stages(freeze)
     if channels_last:
         net.to(memory_format=torch.channels_last)
     opt = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=float(hp["lr"]))

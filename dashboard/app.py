@@ -101,7 +101,7 @@ class Dashboard(pn.viewable.Viewer):
             return pn.Column(self.image_view, self.analysis, sizing_mode="stretch_width")
         if tab == "summary":
             return self.summary_tab
-        about = about_markdown(self.engine.data_root.name, self.catalogue.classes)
+        about = about_markdown(self.engine.data_root.name, self.catalogue.classes, self.catalogue.seed_models)
         return pn.pane.Markdown(about, sizing_mode="stretch_width", styles={"font-size": "16px", "max-width": "950px"})
 
     @property
@@ -132,6 +132,8 @@ class Dashboard(pn.viewable.Viewer):
     def _widgets(self) -> pn.Column:
         s = self.state
         seed = pn.widgets.Select.from_param(s.param.seed, sizing_mode="stretch_width")
+        model = pn.pane.HTML(self._model_note(), css_classes=["pe-model"], margin=(0, 10, 5, 10))
+        s.param.watch(lambda *_: setattr(model, "object", self._model_note()), ["seed"])
         split = pn.widgets.RadioButtonGroup.from_param(s.param.split, color="primary", variant="outline",
                                                        sizing_mode="stretch_width")
         cls = pn.widgets.Select.from_param(s.param.image_class, sizing_mode="stretch_width")
@@ -149,16 +151,20 @@ class Dashboard(pn.viewable.Viewer):
                                                         sizing_mode="stretch_width")
         # any user action after the first page clears the notices about the URL
         s.param.watch(self._dismiss_notices, ["seed", "split", "image_class", "image_id", "methods", "target"])
-        self.controls = dict(seed=seed, split=split, cls=cls, image=image, prev=prev, next=nxt, count=count,
+        self.controls = dict(seed=seed, model=model, split=split, cls=cls, image=image, prev=prev, next=nxt, count=count,
                              methods=methods, target=target)
 
         def label(text: str) -> pn.pane.HTML:
             return pn.pane.HTML(f"<label style='font-weight:600;font-size:14px'>{text}</label>", margin=(8, 10, 0, 10))
 
         return pn.Column(
-            seed, label("Split"), split, cls, image, pn.Row(prev, nxt, count), methods, label("Target"), target,
+            seed, model, label("Split"), split, cls, image, pn.Row(prev, nxt, count), methods, label("Target"), target,
             pn.pane.HTML("<hr><b>Download</b>", margin=(5, 10, 0, 10)), self.exports,
             sizing_mode="stretch_width")
+
+    def _model_note(self) -> str:
+        note = html.escape(self.catalogue.model_note(self.state.seed))
+        return f"<span class='pe-model-text' style='font-size:13px;color:#555'>{note}</span>" if note else ""
 
     def _count(self) -> str:
         i, n = self.state.position

@@ -24,6 +24,7 @@ class Catalogue:
     cost_notes: Mapping[str, str] = field(default_factory=dict)
     method_params: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     image_sizes: Mapping[int, int] = field(default_factory=dict)
+    seed_models: Mapping[int, str] = field(default_factory=dict)  # seed -> "backbone, kind, training mode"
     slow_methods: frozenset[str] = frozenset()          # perturbation methods: hundreds of forwards
     has_masks: bool = True                              # False: mask-free data, no top-K scores at all
 
@@ -31,6 +32,7 @@ class Catalogue:
     def from_engine(cls, engine: Any) -> "Catalogue":
         # The engine is already built, so its registry is loaded: importing it here is free.
         from engine.explainers import DEFAULT_METHODS, REGISTRY
+        from engine.models import model_description
 
         images: dict[tuple[str, str], list[str]] = {}
         home: dict[str, tuple[str, str]] = {}
@@ -47,10 +49,17 @@ class Catalogue:
             cost_notes={k: REGISTRY[k].cost_note for k in labels},
             method_params={k: engine.params_of(k) for k in labels},
             image_sizes={s: engine.image_size(s) for s in engine.seeds},
+            seed_models={s: model_description(engine.meta[s]) for s in engine.seeds},
             slow_methods=frozenset(k for k in labels if REGISTRY[k].slow),
             has_masks=engine.catalogue.has_masks)
 
     # ------------------------------------------------------------------ queries
+
+    def model_note(self, seed: int) -> str:
+        """What the sidebar says of ``seed``'s model: backbone, kind, training mode, image size.
+        Each seed is described by its own metadata, so one models folder may mix them."""
+        parts = [self.seed_models.get(seed), f"{self.image_sizes[seed]} px" if seed in self.image_sizes else None]
+        return " · ".join(p for p in parts if p)
 
     def image_ids(self, split: str, cls: str) -> tuple[str, ...]:
         return tuple(self.images.get((split, cls), ()))

@@ -84,7 +84,8 @@ def figure_png(ex: Any, pics: Pictures, dpi: int = 110) -> io.BytesIO:
     show(fig.add_subplot(grid[0, 0]), pics.image, "Image")
     show(fig.add_subplot(grid[0, 1]), pics.mask_overlay, "Ground-truth defect" if ex.k else "No defect (K = 0)")
     ax = fig.add_subplot(grid[0, 2])
-    im = show(ax, pics.reconstruction, "Decoder reconstruction P(defect)", cmap=RECON_CMAP, vmin=0, vmax=1)
+    title = pics.reconstruction_title + ("" if ex.reconstruction is None else " P(defect)")
+    im = show(ax, pics.reconstruction, title, cmap=RECON_CMAP, vmin=0, vmax=1)
     outline(ax)
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02)
     ranks = [r.rank for r in ex.methods.values()]
@@ -138,7 +139,7 @@ def figure_grid(ex: Any, pics: Pictures, size: int = 240):
     show_extent(ranges, w, h)
     panes = [(rgb_plot(ranges, size, toolbar=True), ("Image", pics.image)),
              (rgb_plot(ranges, size), ("Ground-truth defect" if ex.k else "No defect (K = 0)", pics.mask_overlay)),
-             (recon_plot(ranges, size), ("Decoder reconstruction", pics.reconstruction, pics.outline))]
+             (recon_plot(ranges, size), (pics.reconstruction_title, pics.reconstruction, pics.outline))]
     for key, r in ex.methods.items():
         pic = pics.methods[key]
         panes.append((heat_plot(ranges, size), (f"{r.label}: heatmap", pics.grey, pic.heat, pics.outline)))

@@ -118,7 +118,7 @@ class ImageView(pn.viewable.Viewer):
         show_extent(self._ranges, ex.image.shape[1], ex.image.shape[0])
         self._image.show("Image", pics.image)
         self._mask.show("Ground-truth defect" if ex.k else "Ground truth: no defect", pics.mask_overlay)
-        self._recon.show("Decoder reconstruction", pics.reconstruction, pics.outline)
+        self._recon.show(pics.reconstruction_title, pics.reconstruction, pics.outline)
         self._pred.object = prediction_html(ex, self.catalogue.has_masks)
         self._verdict.object = verdict_html(ex)
         self._table.param.update(value=table_frame(ex), height=42 + 36 * len(ex.methods))

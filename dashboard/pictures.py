@@ -108,7 +108,8 @@ class Pictures:
     image: np.ndarray          # (H, W, 4) uint8, like every colour picture here
     grey: np.ndarray           # under the heatmaps
     mask_overlay: np.ndarray
-    reconstruction: np.ndarray  # (H, W) float32 P(defect)
+    reconstruction: np.ndarray  # (H, W) float32 P(defect); all NaN (drawn blank) without a mask decoder
+    reconstruction_title: str
     outline: np.ndarray        # the defect's outline, white on transparent
     methods: dict[str, MethodPicture]
 
@@ -124,5 +125,15 @@ def make_pictures(ex: Any) -> Pictures:
                                      opaque(topk_rgb(ex.image, pixels)) if ex.rankable else dim)
     return Pictures(image=opaque(ex.image), grey=opaque(grey(ex.image, 1.0).astype(np.uint8)),
                     mask_overlay=opaque(mask_overlay(ex.image, ex.mask)),
-                    reconstruction=np.asarray(ex.reconstruction, dtype=np.float32),
+                    **_reconstruction(ex),
                     outline=outline_layer(outline(ex.mask, _edge_width(ex.mask.shape[0]))), methods=methods)
+
+
+def _reconstruction(ex: Any) -> dict[str, Any]:
+    """The reconstruction pane's picture and title; a model without a mask decoder (a plain
+    classifier) has none, and the pane says so rather than showing an empty prediction."""
+    if ex.reconstruction is None:
+        return {"reconstruction": np.full(ex.mask.shape, np.nan, np.float32),
+                "reconstruction_title": "No reconstruction: this model has no mask decoder"}
+    return {"reconstruction": np.asarray(ex.reconstruction, dtype=np.float32),
+            "reconstruction_title": "Decoder reconstruction"}

@@ -19,7 +19,7 @@ from dataclasses import fields
 from pathlib import Path
 
 # Only torch-free modules at the top: the commands that need a network import theirs.
-from .choices import BACKBONES, DEFAULT_METHODS, FAITHFULNESS_STARTS, METHODS, METRICS, TARGETS
+from .choices import BACKBONES, DEFAULT_METHODS, FAITHFULNESS_STARTS, KINDS, METHODS, METRICS, TARGETS, TRAINING_MODES
 from .data import LAYOUTS, DataError, download, layout_of, prepare_manifest, synthetic
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -107,9 +107,14 @@ def _cmd_train(args) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
+    if args.model_module and args.backbone:
+        raise ValueError(f"--backbone {args.backbone} and --model-module both choose the network; pass one of them")
+    backbone = args.backbone or "efficientnet_lite0"
     cfg = TrainConfig(seeds=args.seeds, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                      beta=args.beta, image_size=args.image_size, backbone=args.backbone,
-                      pretrained=args.backbone != "none", freeze_blocks=args.freeze_blocks,
+                      beta=args.beta, image_size=args.image_size, backbone=backbone,
+                      pretrained=backbone != "none" and not args.no_pretrained,
+                      kind=args.kind or ("classifier" if args.model_module else "multitask"), mode=args.mode,
+                      freeze_blocks=args.freeze_blocks, cam_layer=args.cam_layer, model_module=args.model_module,
                       split_seed=args.split_seed, device=args.device)
     results = train_seeds(cfg, root, manifest, models, force=args.force)
     for meta in results:
@@ -210,7 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
     rename.add_argument("--results", help="results folder (default: MODELS/results)")
     rename.set_defaults(func=_cmd_rename_ids)
 
-    train = sub.add_parser("train", help="train the multitask model over seeds")
+    train = sub.add_parser("train", help="train a model over seeds (the multitask network by default)")
     _add_data_option(train)
     _add_layout_option(train)
     _add_split_options(train)
@@ -222,9 +227,26 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--lr", type=float, default=1e-3)
     train.add_argument("--beta", type=float, default=1.0, help="weight of the mask BCE loss (default 1)")
     train.add_argument("--image-size", type=int, default=224)
-    train.add_argument("--backbone", choices=BACKBONES, default="efficientnet_lite0")
+    train.add_argument("--backbone", choices=BACKBONES,
+                       help="encoder, with its ImageNet weights (default efficientnet_lite0, whose weights install "
+                            "offline; torchvision's are read from $TORCH_HOME/hub/checkpoints or downloaded); "
+                            "none: EfficientNet-B0 from a random init")
+    train.add_argument("--no-pretrained", action="store_true", help="start the backbone from a random init")
+    train.add_argument("--kind", choices=KINDS,
+                       help="multitask: encoder + mask decoder + classifier (default); classifier: encoder + "
+                            "global average pool + linear")
+    train.add_argument("--mode", choices=TRAINING_MODES, default="partial",
+                       help="partial: freeze the first --freeze-blocks encoder stages (default); fine-tune: train "
+                            "everything; feature-extraction: freeze the encoder, train the head")
     train.add_argument("--freeze-blocks", type=int, default=0,
-                       help="freeze the first N of the encoder's 9 stages (default 0: all trainable)")
+                       help="with --mode partial: freeze the first N encoder stages (EfficientNet has 9, ResNet "
+                            "and VGG 5; default 0: all trainable)")
+    train.add_argument("--cam-layer", metavar="PATH",
+                       help="module path of the layer Grad-CAM reads, e.g. encoder.layer4 (default: the last conv "
+                            "block)")
+    train.add_argument("--model-module", metavar="FILE.py:FUNCTION",
+                       help="your own classifier: FUNCTION(num_classes) returns engine.models.UserModel "
+                            "(see examples/tiny_model.py)")
     train.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, mps")
     train.add_argument("--threads", type=int, default=0, help="CPU threads for torch (default: torch's choice)")
     train.add_argument("--force", action="store_true", help="retrain seeds that already exist")

@@ -171,7 +171,9 @@ def _provenance(engine: ExplanationEngine, seed: int, splits, methods, target, e
     return {"weights_sha256": engine.meta[seed]["weights_sha256"], "manifest_sha256": engine.catalogue.manifest_sha256,
             "splits": list(splits), "target": target, "metrics": list(extra_metrics),
             "maps_for_good": maps_for_good,
-            "methods": {m: engine.params_of(m) for m in methods}}
+            "methods": {m: engine.params_of(m) for m in methods},
+            # the Grad-CAM layer, when the metadata names one (older metadata: the default layer)
+            **({"cam_layer": engine.meta[seed]["cam_layer"]} if "cam_layer" in engine.meta[seed] else {})}
 
 
 def _satisfies(stored: dict[str, Any], wanted: dict[str, Any]) -> bool:

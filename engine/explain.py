@@ -12,7 +12,8 @@ shared gradient passes), ``MapStore`` (memory LRU + disk + single-flight) and
 ``explanation.assemble`` (scores and ranking). One request flows image -> tensor (built
 once) -> prediction -> maps -> scores. On a cold image the prediction rides on the
 gradient pass that Saliency and the CAM family share, and the reconstruction is decoded
-from the encoder features that pass captured.
+from the encoder features that pass captured. A network without a mask decoder (a plain
+classifier, a user's model) has no reconstruction.
 """
 
 from __future__ import annotations
@@ -143,8 +144,8 @@ class ExplanationEngine:
             known = None if target == "predicted" else torch.tensor([self.classes.index(sample.cls)])
             p, maps = self.runner.predict_with(self.pool.explainers(seed, fuse), x, known, also=frozenset({ACTIVATION}))
             with self.pool.running(0), torch.inference_mode():
-                # the captured layer is the encoder's last block: its output is what the decoder reads
-                mask_logits = net.decoder(p.activation)
+                # by default the captured layer is the encoder's last block, which the decoder reads
+                mask_logits = net.mask_logits(x, p.activation)
             for m, a in zip(fuse, maps):
                 self.store.put_map(self._map_key(seed, sample.id, m, int(p.target[0])), a.per_image()[0])
             return _predictions(images, masks, p.scores, mask_logits)[0]
@@ -153,7 +154,7 @@ class ExplanationEngine:
 
     def _map_key(self, seed: int, image_id: str, method: str, target_index: int) -> MapKey:
         return MapKey(seed, image_id, method, digest(self.params_of(method)), target_index,
-                      self.pool.metadata(seed)["weights_sha256"], self.image_size(seed))
+                      self.pool.maps_key(seed), self.image_size(seed))
 
     def _assemble(self, seed: int, sample: Sample, prediction: Prediction, maps: dict[str, MapValue],
                   target: str, target_index: int) -> Explanation:
@@ -231,10 +232,10 @@ def load_engine(data: Path | str | None = None, models: Path | str | None = None
 
 
 def _predictions(images: np.ndarray, masks: np.ndarray, logits: torch.Tensor,
-                 mask_logits: torch.Tensor) -> list[Prediction]:
-    """One ``Prediction`` per image of a batch's forward."""
+                 mask_logits: torch.Tensor | None) -> list[Prediction]:
+    """One ``Prediction`` per image of a batch's forward; no reconstruction without mask logits."""
     probs = torch.softmax(logits, 1).float().cpu().numpy()
-    recon = torch.sigmoid(mask_logits[:, 0]).float().cpu().numpy()
+    recon = [None] * len(images) if mask_logits is None else torch.sigmoid(mask_logits[:, 0]).float().cpu().numpy()
     logits = logits.float().cpu().numpy()
     return [Prediction(image=images[i], mask=masks[i], logits=logits[i], probabilities=probs[i],
                        reconstruction=recon[i]) for i in range(len(images))]

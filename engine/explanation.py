@@ -25,7 +25,7 @@ class Prediction:
     mask: np.ndarray             # (H, W) bool, ground-truth defect pixels
     logits: np.ndarray           # (C,) float32
     probabilities: np.ndarray    # (C,) float32, softmax of the logits
-    reconstruction: np.ndarray   # (H, W) float32, sigmoid of the decoder's mask logits
+    reconstruction: np.ndarray | None  # (H, W) float32, sigmoid of the decoder's mask logits; None: no decoder
 
     @property
     def predicted_index(self) -> int:
@@ -65,7 +65,7 @@ class Explanation:
     true_class: str
     image: np.ndarray            # (H, W, 3) uint8, as the model saw it
     mask: np.ndarray             # (H, W) bool, ground-truth defect pixels
-    reconstruction: np.ndarray   # (H, W) float32, sigmoid of the decoder's mask logits
+    reconstruction: np.ndarray | None  # (H, W) float32, sigmoid of the decoder's mask logits; None: no decoder
     classes: tuple[str, ...]
     probabilities: np.ndarray    # (C,) float32
     target_mode: str

@@ -20,7 +20,8 @@ class MapKey:
     """Names one method's map of one image: everything the map depends on.
 
     ``params`` is the digest of the method's settings, ``weights`` the checkpoint's hash
-    (so a retrained model never reads an older model's maps from disk).
+    (so a retrained model never reads an older model's maps from disk), joined by the
+    Grad-CAM layer when the metadata names one (``ModelPool.maps_key``).
     """
 
     seed: int

@@ -19,6 +19,7 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 import torch
 
+from .cache import digest
 from .data import to_normalized_tensor
 from .device import pick_device
 from .explainers import Explainer, get_explainer
@@ -99,6 +100,13 @@ class ModelPool:
             return self.meta[seed]
         except KeyError:
             raise KeyError(f"no model for seed {seed}; available: {self.seeds}") from None
+
+    def maps_key(self, seed: int) -> str:
+        """What ``seed``'s maps depend on besides method, image and target: the weights' hash,
+        with the Grad-CAM layer when the metadata names one (the same weights read at
+        another layer give other maps; metadata from before that choice keeps its keys)."""
+        meta = self.metadata(seed)
+        return digest(meta["weights_sha256"], meta["cam_layer"]) if "cam_layer" in meta else meta["weights_sha256"]
 
     def image_size(self, seed: int) -> int:
         return int(self.metadata(seed)["image_size"])

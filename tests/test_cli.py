@@ -160,6 +160,30 @@ def test_data_sheet_shows_one_tile_per_image_with_mask_outlines(generated, tmp_p
     assert (sheet[:, :label] < 100).any()  # the class labels are written in dark text
 
 
+@pytest.mark.parametrize("extra,expected", [
+    (["--backbone", "resnet18", "--model-module", "examples/tiny_model.py:build"],
+     "error: --backbone resnet18 and --model-module both choose the network; pass one of them"),
+    (["--mode", "fine-tune", "--freeze-blocks", "3"],
+     "error: --freeze-blocks 3 applies to --mode partial only; --mode fine-tune decides what is frozen itself"),
+    (["--backbone", "resnet18", "--no-pretrained", "--freeze-blocks", "7"],
+     "error: cannot freeze 7 stages: the encoder has 5 (encoder.stem, encoder.layer1, encoder.layer2, "
+     "encoder.layer3, encoder.layer4); pass --freeze-blocks 0-5"),
+    (["--backbone", "vgg11_bn", "--no-pretrained", "--cam-layer", "encoder.9"],
+     "error: Grad-CAM layer 'encoder.9' is not a module of the vgg11_bn network; candidates: "),
+    (["--backbone", "resnet18"], "error: resnet18: ImageNet weights resnet18-f37072fd.pth are not in torch's cache"),
+])
+def test_train_option_mistakes_are_one_line_errors(extra, expected, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))  # an empty cache, and no download
+    monkeypatch.setattr(torch.hub, "download_url_to_file", lambda url, *a, **k: (_ for _ in ()).throw(OSError(url)))
+    data = make_mvtec_tree(tmp_path / "cat", size=32)
+    argv = ["train", "--data", str(data), "--models", str(tmp_path / "models"), "--seeds", "1", "--epochs", "1",
+            "--image-size", "32", "--device", "cpu", *extra]
+    assert main(argv) == 2
+    last = capsys.readouterr().err.rstrip("\n").split("\n")[-1]  # after the progress bar's lines, if any
+    assert last.startswith(expected)
+    assert not list((tmp_path / "models").glob("seed_*"))
+
+
 def test_train_one_epoch_writes_a_complete_checkpoint_pair_with_its_recipe(tmp_path, capsys):
     data = make_mvtec_tree(tmp_path / "cat", size=32)
     models = tmp_path / "models"
@@ -184,7 +208,9 @@ def test_train_one_epoch_writes_a_complete_checkpoint_pair_with_its_recipe(tmp_p
     assert meta["classes"] == ["crack", "good", "hole"] and meta["split_seed"] == 0
     assert meta["hyperparameters"] == {
         "backbone": "none", "batch_size": 4, "beta": 1.0, "channels_last": True, "epochs": 1, "freeze_blocks": 0,
-        "image_size": 32, "lr": 0.002, "pretrained": False, "split_seed": 0, "val_fraction": 0.15}
+        "image_size": 32, "lr": 0.002, "pretrained": False, "split_seed": 0, "val_fraction": 0.15,
+        "kind": "multitask", "mode": "partial", "cam_layer": None, "model_module": None}
+    assert (meta["kind"], meta["mode"], meta["cam_layer"]) == ("multitask", "partial", "encoder.8")
     assert [row["epoch"] for row in meta["history"]] == [1] and meta["selected_epoch"] == 1
     train_ids = {s.id for s in manifest if s.split == "train"}
     assert meta["validation_ids"] and set(meta["validation_ids"]) < train_ids

@@ -81,6 +81,10 @@ def test_default_state_shows_a_defect_image(dash, engine):
     assert (i, n) == (1, len(engine.image_ids("test", "crack")))
     assert f"{i} / {n}" in dash.controls["count"].object
     assert engine.warnings == [] and not dash.engine_warnings.visible
+    # the seed's model, named under the seed selector, follows the seed
+    assert "efficientnet_lite0, multitask, partial · 64 px" in dash.controls["model"].object
+    s.seed = engine.seeds[1]
+    assert "efficientnet_lite0, multitask, partial · 64 px" in dash.controls["model"].object
 
 
 def test_engine_warnings_are_shown_escaped(tiny_run, tmp_path):
@@ -673,7 +677,10 @@ def test_how_to_read_names_the_data_shown():
     from dashboard.about import about_markdown
 
     text = about_markdown("tile", ("good", "glue_strip", "oil")).lower()
-    assert "<b>tile</b>" in text and "(glue_strip, oil)" in text
+    assert "<b>tile</b>" in text and "(glue_strip, oil)" in text and "the models" not in text
+    models = about_markdown("tile", ("good", "oil"), {1: "resnet18, classifier, fine-tune", 3: "custom m.py:build, "
+                                                      "classifier, partial", 2: "resnet18, classifier, fine-tune"})
+    assert "- seeds 1, 2: resnet18, classifier, fine-tune\n- seed 3: custom m.py:build, classifier, partial" in models
     for word in ("hazelnut", "crack", "cut", "hole", "print"):  # hazelnut's defects; "cut-off" is TKO's
         assert not re.search(rf"\b{word}\b(?!-off)", text), word
 

@@ -86,9 +86,9 @@ def test_cli_choices_agree_with_the_engine(capsys):
     from engine.explain import TARGETS
     from engine.explainers import DEFAULT_METHODS, REGISTRY
     from engine.metrics.faithfulness import STARTS
-    from engine.models import BACKBONES
+    from engine.models import BACKBONE_SPECS
 
-    assert choices.BACKBONES == BACKBONES
+    assert choices.BACKBONES == tuple(BACKBONE_SPECS)
     assert choices.METHODS == tuple(REGISTRY)
     assert choices.DEFAULT_METHODS == DEFAULT_METHODS
     assert choices.TARGETS == TARGETS

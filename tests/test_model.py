@@ -33,9 +33,9 @@ def test_lite0_brings_imagenet_feature_statistics():
     # The pretrained encoder carries the statistics its BatchNorm layers learned on ImageNet
     # (running means and variances, not the initial 0 and 1), so its features on the same
     # smooth image differ from a freshly initialised encoder's.
-    pretrained = build_encoder("efficientnet_lite0", True).eval()
+    pretrained = build_encoder("efficientnet_lite0", pretrained=True).eval()
     torch.manual_seed(0)
-    fresh = build_encoder("efficientnet_lite0", False).eval()
+    fresh = build_encoder("efficientnet_lite0", pretrained=False).eval()
     learned = [m for m in pretrained.modules() if isinstance(m, torch.nn.BatchNorm2d)]
     initial = [m for m in fresh.modules() if isinstance(m, torch.nn.BatchNorm2d)]
     assert len(learned) == len(initial) > 0
@@ -46,15 +46,25 @@ def test_lite0_brings_imagenet_feature_statistics():
     assert not torch.allclose(pretrained(x), fresh(x))
 
 
-def test_b0_weights_unavailable_is_a_clear_error(monkeypatch):
-    import torchvision.models.efficientnet as tv_eff
+@pytest.mark.parametrize("backbone,filename", [("efficientnet_b0", "efficientnet_b0_rwightman-7f5810bc.pth"),
+                                               ("resnet18", "resnet18-f37072fd.pth"),
+                                               ("resnet50", "resnet50-11ad3fa6.pth"),
+                                               ("vgg11_bn", "vgg11_bn-6002323d.pth")])
+def test_torchvision_weights_missing_offline_is_one_line_naming_the_file_and_place(backbone, filename, tmp_path,
+                                                                                     monkeypatch):
+    # an empty torch cache and no way to download (there is no network here anyway)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
 
-    def no_network(*args, **kwargs):
-        raise OSError("network unreachable")
+    def no_network(url, *args, **kwargs):
+        raise OSError(f"network unreachable: {url}")
 
-    monkeypatch.setattr(tv_eff.EfficientNet_B0_Weights.IMAGENET1K_V1, "get_state_dict", no_network)
-    with pytest.raises(WeightsUnavailableError, match="efficientnet_b0 ImageNet weights"):
-        build_encoder("efficientnet_b0", pretrained=True)
+    monkeypatch.setattr(torch.hub, "download_url_to_file", no_network)
+    with pytest.raises(WeightsUnavailableError) as err:
+        build_encoder(backbone, pretrained=True)
+    message = str(err.value)
+    assert "\n" not in message and message.startswith(f"{backbone}: ImageNet weights {filename}")
+    assert f"$TORCH_HOME/hub/checkpoints/{filename}" in message
+    assert f"{tmp_path}/hub/checkpoints/{filename}" in message and "--no-pretrained" in message
 
 
 def test_lite0_package_missing_is_a_clear_error(monkeypatch):
@@ -72,9 +82,9 @@ def test_lite0_package_missing_is_a_clear_error(monkeypatch):
         model_mod.build_encoder("efficientnet_lite0", pretrained=True)
 
 
-def test_freeze_blocks_stops_gradients_and_keeps_bn_stats():
+def test_freeze_stages_stops_gradients_and_keeps_bn_stats():
     net = MultitaskNet(3, backbone="none", pretrained=False)
-    net.freeze_blocks(6)
+    net.freeze_stages(6)
     net.train()
     before = net.encoder[2][0].block[0][1].running_mean.clone()
     logits, mask = net(torch.randn(2, 3, 64, 64))

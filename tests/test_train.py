@@ -91,6 +91,25 @@ def test_finished_seed_is_skipped_and_other_settings_refused(tiny_run):
     other = TrainConfig(**{**cfg.__dict__, "lr": 1e-4})
     with pytest.raises(ValueError, match="pass --force"):
         train_seeds(other, root, manifest, models)
+    for changed in ({"kind": "classifier"}, {"mode": "fine-tune"}):
+        with pytest.raises(ValueError, match=f"{next(iter(changed))} "):
+            train_seeds(TrainConfig(**{**cfg.__dict__, **changed}), root, manifest, models)
+
+
+def test_a_seed_recorded_before_kinds_and_modes_counts_as_trained_with_the_defaults(tiny_run, tmp_path):
+    import shutil
+
+    root, models, manifest, cfg, meta = tiny_run
+    old = tmp_path / "old"
+    shutil.copytree(models, old)
+    js = old / "seed_7.json"
+    recorded = json.loads(js.read_text())
+    for key in ("kind", "mode", "cam_layer", "model_module"):
+        recorded["hyperparameters"].pop(key)
+        recorded.pop(key, None)
+    js.write_text(json.dumps(recorded))
+    again = train_seeds(TrainConfig(**{**cfg.__dict__, "seeds": [7]}), root, manifest, old)
+    assert again[0]["weights_sha256"] == meta["weights_sha256"]  # skipped, not refused nor retrained
 
 
 def test_interrupted_save_keeps_the_old_checkpoint(tmp_path, monkeypatch):
@@ -254,6 +273,11 @@ def test_malformed_metadata_is_one_line_naming_the_file(tmp_path, small_net, con
     ({"image_size": -3}, "'image_size' must be a positive integer"),
     ({"normalization": {"mean": [0.5]}}, "'normalization' must hold 3 numbers each for mean and std"),
     ({"weights_sha256": 5}, "'weights_sha256' must be a sha256 hex digest"),
+    ({"kind": "detector"}, "'kind' must be one of multitask, classifier"),
+    ({"mode": "frozen"}, "'mode' must be one of partial, fine-tune, feature-extraction"),
+    ({"cam_layer": ""}, "'cam_layer' must be a module path"),
+    ({"backbone": "custom"}, "a 'model_module' goes with backbone 'custom', and only with it"),
+    ({"model_module": "/x/m.py:build"}, "a 'model_module' goes with backbone 'custom', and only with it"),
 ])
 def test_metadata_fields_are_checked(tmp_path, small_net, change, problem):
     save_checkpoint(tmp_path, 1, small_net.state_dict(), complete_meta())

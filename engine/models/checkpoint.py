@@ -26,9 +26,10 @@ from typing import Any, Callable, Sequence
 
 import torch
 
-from ..choices import BACKBONES
+from ..choices import BACKBONES, CUSTOM_BACKBONE, KINDS, TRAINING_MODES
 from ..files import atomic_write_bytes, atomic_write_text
-from .multitask import MultitaskNet
+from .network import ExplainableNet, ModelDefinitionError
+from .recipe import ModelRecipe
 
 
 class CheckpointError(ValueError):
@@ -46,7 +47,7 @@ def _numbers(value: Any, n: int) -> bool:
 
 # The fields the engine reads, each with its check and what the check asks for.
 METADATA_FIELDS: dict[str, tuple[Callable[[Any], bool], str]] = {
-    "backbone": (lambda v: v in BACKBONES, f"be one of {', '.join(BACKBONES)}"),
+    "backbone": (lambda v: v in (*BACKBONES, CUSTOM_BACKBONE), f"be one of {', '.join(BACKBONES)}, {CUSTOM_BACKBONE}"),
     "classes": (lambda v: isinstance(v, list) and len(v) > 1 and all(isinstance(c, str) for c in v),
                 "be a list of class names"),
     "image_size": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0, "be a positive integer"),
@@ -56,9 +57,14 @@ METADATA_FIELDS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "manifest_sha256": (_sha256_hex, "be a sha256 hex digest"),
 }
 # Checked when present. Without final metrics a seed is unfinished; models made outside
-# `train` (e.g. the benchmark's stand-in) may not record a dataset fingerprint.
+# `train` (e.g. the benchmark's stand-in) may not record a dataset fingerprint; metadata
+# older than model kinds and training modes stands for today's defaults (recipe.py).
 CHECKED_IF_PRESENT = {"final_metrics": (lambda v: isinstance(v, dict), "be a mapping"),
-                      "dataset_fingerprint": (_sha256_hex, "be a sha256 hex digest")}
+                      "dataset_fingerprint": (_sha256_hex, "be a sha256 hex digest"),
+                      "kind": (lambda v: v in KINDS, f"be one of {', '.join(KINDS)}"),
+                      "mode": (lambda v: v in TRAINING_MODES, f"be one of {', '.join(TRAINING_MODES)}"),
+                      "cam_layer": (lambda v: isinstance(v, str) and v != "", "be a module path"),
+                      "model_module": (lambda v: isinstance(v, str) and ":" in v, "be path.py:function")}
 
 
 def checkpoint_paths(models_dir: Path, seed: int) -> tuple[Path, Path]:
@@ -181,6 +187,8 @@ def _metadata_problem(meta: Any) -> str | None:
     for name, (check, requirement) in {**METADATA_FIELDS, **CHECKED_IF_PRESENT}.items():
         if name in meta and not check(meta[name]):
             return f"{name!r} must {requirement}, found {json.dumps(meta[name])[:40]}"
+    if (meta["backbone"] == CUSTOM_BACKBONE) != ("model_module" in meta):
+        return f"a 'model_module' goes with backbone {CUSTOM_BACKBONE!r}, and only with it"
     return None
 
 
@@ -226,8 +234,9 @@ def _misfit(expected: dict[str, torch.Tensor], found: dict[str, torch.Tensor]) -
 
 def load_model(models_dir: Path, seed: int, *, device: str | torch.device = "cpu",
                classes: Sequence[str] | None = None, manifest_sha256: str | None = None
-               ) -> tuple[MultitaskNet, dict[str, Any]]:
-    """Rebuild the network of ``seed`` in eval mode, as float32 on ``device``.
+               ) -> tuple[ExplainableNet, dict[str, Any]]:
+    """Rebuild the network of ``seed`` in eval mode, as float32 on ``device``, from the
+    recipe its metadata records (a user's model imports its ``model_module`` again).
 
     When ``classes`` or ``manifest_sha256`` are given they must match what the model was
     trained on; a mismatch is a ``CheckpointError`` that says what differs.
@@ -236,7 +245,10 @@ def load_model(models_dir: Path, seed: int, *, device: str | torch.device = "cpu
     check_trained_on(models_dir, seed, meta, classes=classes, manifest_sha256=manifest_sha256)
     pt, _ = checkpoint_paths(models_dir, seed)
     state = _read_state(pt, seed, meta["weights_sha256"])
-    net = MultitaskNet(len(meta["classes"]), backbone=meta["backbone"], pretrained=False)
+    try:
+        net = ModelRecipe.from_metadata(meta).build(len(meta["classes"]), image_size=meta["image_size"])
+    except ModelDefinitionError as err:
+        raise CheckpointError(f"{pt.with_suffix('.json')}: {err}") from None
     misfit = _misfit(net.state_dict(), state)
     if misfit:
         raise CheckpointError(f"{pt}: weights do not fit the model: {misfit}; {_retrain_hint(seed)}")

@@ -1,7 +1,9 @@
 """The multitask network: encoder, mask decoder, classifier head.
 
-Inputs are normalized batches ``(B, 3, H, W)`` with H and W multiples of 32; the encoder
-downsamples by 32 and the decoder upsamples back to ``(B, 1, H, W)`` logits.
+Inputs are normalized batches ``(B, 3, H, W)`` with H and W multiples of 32; every
+backbone's encoder downsamples by 32 and the decoder upsamples back to ``(B, 1, H, W)``
+logits. The decoder reads only the encoder's output (no skip connections), so it fits
+every backbone once its first projection takes that backbone's channel count.
 """
 
 from __future__ import annotations
@@ -11,9 +13,7 @@ import math
 import torch
 from torch import nn
 
-from .backbones import build_encoder
-
-ENCODER_CHANNELS = 1280
+from .encoder_net import EncoderNet
 
 
 def _up_block(c_in: int, c_out: int) -> nn.Sequential:
@@ -28,14 +28,15 @@ def _up_block(c_in: int, c_out: int) -> nn.Sequential:
     )
 
 
-def build_decoder(channels: tuple[int, ...] = (128, 64, 32, 16, 16, 8), mask_prior: float = 0.01) -> nn.Sequential:
-    """(B, 1280, h, w) -> (B, 1, 32h, 32w) mask logits.
+def build_decoder(in_channels: int, channels: tuple[int, ...] = (128, 64, 32, 16, 16, 8),
+                  mask_prior: float = 0.01) -> nn.Sequential:
+    """(B, in_channels, h, w) -> (B, 1, 32h, 32w) mask logits.
 
     A 1x1 projection first keeps the decoder small (~0.3 M parameters), so ten shipped
     models fit the size budget; five up-blocks then restore the input resolution.
     """
     layers: list[nn.Module] = [
-        nn.Conv2d(ENCODER_CHANNELS, channels[0], kernel_size=1, bias=False),
+        nn.Conv2d(in_channels, channels[0], kernel_size=1, bias=False),
         nn.BatchNorm2d(channels[0]),
         nn.ReLU(inplace=True),
     ]
@@ -49,58 +50,26 @@ def build_decoder(channels: tuple[int, ...] = (128, 64, 32, 16, 16, 8), mask_pri
     return nn.Sequential(*layers)
 
 
-class MultitaskNet(nn.Module):
-    """Encoder + decoder + classifier.
+class MultitaskNet(EncoderNet):
+    """Encoder + decoder + classifier (dropout 0.2 before the linear layer).
 
     ``forward(x)`` returns ``(class_logits (B, C), mask_logits (B, 1, H, W))``.
     ``classify(x)`` runs the encoder and classifier only, which is what the explainers
     differentiate; the decoder is never part of an attribution.
     """
 
-    def __init__(self, num_classes: int, backbone: str = "efficientnet_lite0",
-                 pretrained: bool = True, dropout: float = 0.2):
-        super().__init__()
-        self.backbone = backbone
-        self.encoder = build_encoder(backbone, pretrained)
-        self.decoder = build_decoder()
-        self.classifier = nn.Sequential(
-            nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(dropout),
-            nn.Linear(ENCODER_CHANNELS, num_classes))
-        self.frozen_blocks = 0
+    def __init__(self, num_classes: int, backbone: str = "efficientnet_lite0", *, pretrained: bool = True,
+                 dropout: float = 0.2, cam_layer: str | None = None):
+        super().__init__(num_classes, backbone, pretrained=pretrained, dropout=dropout, cam_layer=cam_layer)
 
-    @property
-    def gradcam_layer(self) -> nn.Module:
-        """The last conv block of the encoder (1x1 conv to 1280 channels + BN + act)."""
-        return self.encoder[-1]
-
-    def freeze_blocks(self, n: int) -> None:
-        """Freeze the first ``n`` encoder stages: no gradients, BN statistics kept."""
-        self.frozen_blocks = n
-        for i, block in enumerate(self.encoder):
-            for p in block.parameters():
-                p.requires_grad_(i >= n)
-        self.train(self.training)
-
-    def train(self, mode: bool = True) -> "MultitaskNet":
-        super().train(mode)
-        for block in list(self.encoder)[: self.frozen_blocks]:
-            block.eval()
-        return self
-
-    def classify(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.encoder(x))
+    def _make_decoder(self, in_channels: int) -> nn.Module:
+        return build_decoder(in_channels)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         features = self.encoder(x)
         return self.classifier(features), self.decoder(features)
 
-
-class ClassifierView(nn.Module):
-    """Exposes ``MultitaskNet.classify`` as a module's forward, for captum."""
-
-    def __init__(self, net: MultitaskNet):
-        super().__init__()
-        self.net = net
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net.classify(x)
+    def mask_logits(self, x: torch.Tensor, cam_activation: torch.Tensor | None = None) -> torch.Tensor:
+        # the decoder reads the encoder's output: the Grad-CAM layer's by default
+        reuse = cam_activation is not None and self.gradcam_layer is self.encoder[-1]
+        return self.decoder(cam_activation if reuse else self.encoder(x))

@@ -1,5 +1,10 @@
-"""Seeded multitask training: class-weighted cross-entropy + beta * BCE-with-logits on the mask
-(the mask term left out when the data has no masks at all).
+"""Seeded training: class-weighted cross-entropy, + beta * BCE-with-logits on the mask for a
+network with a mask decoder (the mask term left out when the data has no masks at all).
+
+Three modes say what is trained: "partial" freezes the first ``freeze_blocks`` encoder
+stages (the shipped models' recipe), "fine-tune" trains everything, "feature-extraction"
+freezes the whole encoder and trains the head (classifier, and decoder if any). Frozen
+stages keep their BatchNorm statistics.
 
 Model selection uses a validation subset held out of the train split (stratified, seeded
 by the split seed, so every seed sees the same one); the test split is logged for the
@@ -25,8 +30,10 @@ from ..data import Sample, dataset_fingerprint, load_arrays, read_manifest, stra
 from ..files import file_sha256
 from ..metrics import balanced_accuracy
 from ..device import pick_device
-from .backbones import backbone_normalization
-from .multitask import MultitaskNet
+from ..choices import CUSTOM_BACKBONE, TRAINING_MODES
+from .network import ExplainableNet
+from .recipe import DEFAULT_KIND, DEFAULT_MODE, ModelRecipe
+from .user_model import resolve_module_spec
 
 log = logging.getLogger("pixel_evidence.train")
 
@@ -45,18 +52,48 @@ class TrainConfig:
     image_size: int = 224
     backbone: str = "efficientnet_lite0"
     pretrained: bool = True
+    kind: str = DEFAULT_KIND
+    mode: str = DEFAULT_MODE
     freeze_blocks: int = 0
+    cam_layer: str | None = None
+    model_module: str | None = None
     val_fraction: float = 0.15
     split_seed: int = 0
     channels_last: bool = True
     device: str = "auto"
     extra: dict[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        if self.mode not in TRAINING_MODES:
+            raise ValueError(f"unknown training mode {self.mode!r}; choose one of {', '.join(TRAINING_MODES)}")
+        if self.freeze_blocks and self.mode != "partial":
+            raise ValueError(f"--freeze-blocks {self.freeze_blocks} applies to --mode partial only; "
+                             f"--mode {self.mode} decides what is frozen itself")
+        if self.model_module:
+            # recorded as an absolute path: evaluate and the dashboard may run from elsewhere
+            self.model_module = resolve_module_spec(self.model_module)
+            self.backbone, self.pretrained = CUSTOM_BACKBONE, False
+
+    @property
+    def recipe(self) -> ModelRecipe:
+        return ModelRecipe(kind=self.kind, backbone=self.backbone, cam_layer=self.cam_layer,
+                           model_module=self.model_module)
+
     def hyperparameters(self) -> dict[str, Any]:
         d = asdict(self)
         for k in ("seeds", "device", "extra"):
             d.pop(k)
         return d
+
+
+# What a seed trained before a setting existed was trained with (see ``_trained_otherwise``).
+SETTINGS_BEFORE_RECORDED = {"kind": DEFAULT_KIND, "mode": DEFAULT_MODE, "cam_layer": None, "model_module": None}
+
+
+def stages_to_freeze(net: ExplainableNet, cfg: TrainConfig) -> int:
+    """How many of ``net``'s encoder stages ``cfg.mode`` freezes."""
+    return {"partial": cfg.freeze_blocks, "fine-tune": 0,
+            "feature-extraction": len(net.encoder_stages())}[cfg.mode]
 
 
 def class_weights(labels: np.ndarray, num_classes: int) -> torch.Tensor:
@@ -94,17 +131,18 @@ def augment(images: torch.Tensor, masks: torch.Tensor, gen: torch.Generator
 
 
 def multitask_loss(logits, mask_logits, labels, masks, weights, beta, has_masks: bool = True):
-    """``(loss, ce, bce)``. Without masks in the data (``has_masks`` False) the mask term is
-    left out: all-empty masks would only teach the decoder to draw nothing."""
+    """(loss, cross-entropy, mask BCE). The mask term is left out, its BCE reported as 0, for a
+    network without a decoder (``mask_logits`` None) and for data without masks (``has_masks``
+    False: all-empty masks would only teach the decoder to draw nothing)."""
     ce = F.cross_entropy(logits, labels, weight=weights)
-    if not has_masks:
-        return ce, ce, torch.zeros((), device=ce.device)
+    if mask_logits is None or not has_masks:
+        return ce, ce, torch.zeros_like(ce)
     bce = F.binary_cross_entropy_with_logits(mask_logits, masks)
     return ce + beta * bce, ce, bce
 
 
 @torch.no_grad()
-def evaluate_split(net: MultitaskNet, images: np.ndarray, masks: np.ndarray, labels: np.ndarray,
+def evaluate_split(net: ExplainableNet, images: np.ndarray, masks: np.ndarray, labels: np.ndarray,
                    norm, weights: torch.Tensor, beta: float, device, batch_size: int = 32,
                    channels_last: bool = False, has_masks: bool = True) -> dict[str, Any]:
     """Loss and balanced accuracy of ``net`` (in eval mode) on preloaded arrays."""
@@ -140,7 +178,6 @@ def train_seed(seed: int, cfg: TrainConfig, data_root: Path, samples: Sequence[S
     """Train one model and save it; return its metadata."""
     device = pick_device(cfg.device)
     gen = _seed_everything(seed)
-    norm = backbone_normalization(cfg.backbone)
     train_all = [s for s in samples if s.split == "train"]
     test = [s for s in samples if s.split == "test"]
     held = stratified_split(train_all, test_fraction=cfg.val_fraction, split_seed=cfg.split_seed)
@@ -152,8 +189,9 @@ def train_seed(seed: int, cfg: TrainConfig, data_root: Path, samples: Sequence[S
     weights = class_weights(arrays["fit"][2], len(classes))
     has_masks = any(s.has_mask for s in samples)
 
-    net = MultitaskNet(len(classes), backbone=cfg.backbone, pretrained=cfg.pretrained)
-    net.freeze_blocks(cfg.freeze_blocks)
+    net = cfg.recipe.build(len(classes), image_size=cfg.image_size, pretrained=cfg.pretrained)
+    norm = net.normalization
+    net.freeze_stages(stages_to_freeze(net, cfg))
     net.to(device)
     if cfg.channels_last:
         net.to(memory_format=torch.channels_last)
@@ -209,7 +247,8 @@ def train_seed(seed: int, cfg: TrainConfig, data_root: Path, samples: Sequence[S
             best_state = copy.deepcopy(net.state_dict())
 
     meta = {
-        "backbone": cfg.backbone, "classes": list(classes), "image_size": cfg.image_size,
+        **cfg.recipe.metadata(net), "mode": cfg.mode,
+        "classes": list(classes), "image_size": cfg.image_size,
         "normalization": {"mean": list(norm.mean), "std": list(norm.std)},
         "hyperparameters": cfg.hyperparameters(), "history": history, "selected_epoch": best_epoch,
         "validation_ids": [s.id for s in val], "device": str(device),
@@ -266,7 +305,7 @@ def _trained_otherwise(meta: dict[str, Any], provenance: dict[str, Any], cfg: Tr
         return "another split manifest"
     if meta.get("dataset_fingerprint") != provenance["dataset_fingerprint"]:
         return "other images or masks (the dataset fingerprint differs)"
-    recorded = meta.get("hyperparameters") or {}
+    recorded = {**SETTINGS_BEFORE_RECORDED, **(meta.get("hyperparameters") or {})}
     changed = sorted(k for k, v in cfg.hyperparameters().items() if recorded.get(k) != v)
     if changed:
         return "other settings (" + ", ".join(f"{k} {recorded.get(k)} != {getattr(cfg, k)}" for k in changed) + ")"
