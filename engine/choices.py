@@ -14,7 +14,7 @@ CUSTOM_BACKBONE = "custom"
 KINDS = ("multitask", "classifier")
 TRAINING_MODES = ("partial", "fine-tune", "feature-extraction")
 METHODS = ("gradcam", "saliency", "ig", "gradcam_pp", "xgradcam", "scorecam", "ablationcam", "lime", "rise",
-           "occlusion", "smoothgrad", "smoothgrad_ig", "sidu")
+           "occlusion", "smoothgrad", "smoothgrad_ig", "sidu", "cam")
 DEFAULT_METHODS = ("gradcam", "saliency", "ig")
 TARGETS = ("predicted", "true")
 FAITHFULNESS_STARTS = ("black", "blur")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .ablationcam import AblationCAM
 from .base import Attribution, Explainer
+from .class_activation_map import PlainCAM
 from .gradcam import GradCAM
 from .gradcam_pp import GradCAMPlusPlus
 from .integrated_gradients import IntegratedGradients
@@ -20,7 +21,7 @@ from .xgradcam import XGradCAM
 REGISTRY: dict[str, type[Explainer]] = {cls.key: cls for cls in (
     GradCAM, Saliency, IntegratedGradients,
     GradCAMPlusPlus, XGradCAM, ScoreCAM, AblationCAM, Lime, RISE, Occlusion, SmoothGrad, SmoothGradIG,
-    SIDU)}
+    SIDU, PlainCAM)}
 DEFAULT_METHODS = ("gradcam", "saliency", "ig")
 
 
