@@ -10,13 +10,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from engine.results import TABLE_COLUMNS
+
 from .colours import HEAT_CMAP, PIXEL_LEGEND, RECON_CMAP
 from .formatting import fmt, fmt_lift, ig_gap, rank_label, result_label
 from .image_html import ranking_frame
 from .pictures import Pictures
 
-RANKING_COLUMNS = ["seed", "split", "image_id", "class", "predicted", "correct", "target", "method", "label",
-                   "k", "n", "tko", "chance", "lift", "iou", "rank", "win_share", "ig_relative_delta"]
+# tko_table.csv's columns, with the method's label after its key
+RANKING_COLUMNS = [c for col in TABLE_COLUMNS for c in ((col, "label") if col == "method" else (col,))]
 
 
 def _csv_bytes(df: pd.DataFrame) -> io.BytesIO:

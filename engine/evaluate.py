@@ -29,12 +29,11 @@ from .files import atomic_write_text
 from .metrics.scores import EXTRA_SCORES, LOCALISATION_SCORES
 from .explain import ExplanationEngine
 from .explainers import DEFAULT_METHODS
-from .results import agreement_stats, faithfulness_stats, localisation_win_rates, sanity_stats
+from .results import (ANALYSIS_FILES, TABLE_COLUMNS, agreement_stats, faithfulness_stats, localisation_win_rates,
+                      sanity_stats)
 
 log = logging.getLogger("pixel_evidence.evaluate")
 
-TABLE_COLUMNS = ["seed", "split", "image_id", "class", "predicted", "correct", "target", "method",
-                 "k", "n", "tko", "chance", "lift", "iou", "rank", "win_share", "ig_relative_delta"]
 
 
 def _csv_text(df: pd.DataFrame) -> str:
@@ -49,7 +48,7 @@ MASK_COLUMNS = ("tko", "chance", "lift", "iou", "rank", "win_share", *EXTRA_SCOR
 NEEDS_MASKS = "needs masks: the data has no defect masks, so this column is empty (NaN), not a score of 0"
 
 # Analyses with tables of their own (one file per analysis and unit, resumable on their own).
-ANALYSES = ("agreement", "faithfulness", "sanity")
+ANALYSES = ANALYSIS_FILES  # each writes <name>.csv
 METRIC_CHOICES = (*EXTRA_SCORES, *ANALYSES)
 ANALYSIS_COLUMNS = {
     "agreement": ["seed", "split", "image_id", "class", "correct", "method_a", "method_b", "pearson", "spearman",
@@ -162,7 +161,7 @@ def unit_rows(engine: ExplanationEngine, seed: int, split: str, methods: Sequenc
                     for a in analyses:
                         if a != "sanity" or ex.image_id in sanity_ids:
                             extra[a] += analysis_rows(engine, ex, a, settings)
-    table = pd.DataFrame(rows, columns=TABLE_COLUMNS + list(extra_metrics)) if main else None
+    table = pd.DataFrame(rows, columns=[*TABLE_COLUMNS, *extra_metrics]) if main else None
     return table, {a: pd.DataFrame(extra[a], columns=ANALYSIS_COLUMNS[a]) for a in analyses}
 
 

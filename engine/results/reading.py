@@ -19,6 +19,10 @@ from ..metrics.scores import LOCALISATION_SCORES
 RESULTS_SUBDIR = "results"
 # Analyses with tables of their own, beside the main table (file <name>.csv each).
 ANALYSIS_FILES = ("agreement", "faithfulness", "sanity")
+# The main table's columns (tko_table.csv), before the optional localisation scores; the
+# dashboard's per-image ranking export has the same ones plus the method's label.
+TABLE_COLUMNS = ("seed", "split", "image_id", "class", "predicted", "correct", "target", "method",
+                 "k", "n", "tko", "chance", "lift", "iou", "rank", "win_share", "ig_relative_delta")
 
 
 @dataclass(frozen=True)
