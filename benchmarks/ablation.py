@@ -40,6 +40,7 @@ from captum.attr import Saliency as CaptumSaliency  # noqa: E402
 from engine import explain as explain_mod  # noqa: E402
 from engine import model_pool  # noqa: E402
 from benchmarks.config import DEFAULT_OUT  # noqa: E402
+from engine.run_folders import writable  # noqa: E402
 from benchmarks.report import machine_info, machine_line  # noqa: E402
 from engine.explainers import REGISTRY  # noqa: E402
 from engine.explainers.base import Attribution, Explainer  # noqa: E402
@@ -158,6 +159,7 @@ class Patched:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", default=str(DEFAULT_OUT))
+    p.add_argument("--write-shipped", action="store_true", help="allow --out to be the shipped benchmarks/results/")
     p.add_argument("--data")
     p.add_argument("--models")
     p.add_argument("--seed", type=int)
@@ -195,7 +197,7 @@ def main(argv=None) -> int:
     machine = machine_info(engines[0][2].device)
     result = {"machine": machine, "seed": seed, "images": ids, "rows": rows,
               "total_gain": rows[0]["cold_all_s"] / rows[-1]["cold_all_s"]}
-    out = Path(args.out)
+    out = writable(args.out, write_shipped=args.write_shipped, option="--out")
     out.mkdir(parents=True, exist_ok=True)
     (out / "ablation.json").write_text(json.dumps(result, indent=1) + "\n")
     lines = ["# What each engine optimisation gained (cold `explain`, all three methods)", "",

@@ -39,6 +39,7 @@ import torch
 
 from . import bench_server
 from .config import DEFAULT_OUT, IG_QUADRATURES, SECTIONS, BenchConfig
+from engine.run_folders import writable
 from .contention import bench_contention
 from .integrated_gradients import bench_ig_accuracy, bench_ig_chunks
 from .latency import bench_cold, bench_methods, bench_warm
@@ -103,7 +104,9 @@ def _ints(text: str) -> tuple[int, ...]:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The benchmark's options, one per ``BenchConfig`` setting worth changing, plus ``--threads``."""
-    p.add_argument("--out", default=str(DEFAULT_OUT), help="output folder (default: benchmarks/results/)")
+    p.add_argument("--out", default=str(DEFAULT_OUT), help="output folder (default: runs/bench)")
+    p.add_argument("--write-shipped", action="store_true",
+                   help="allow --out to be the shipped benchmarks/results/ (the report the README quotes)")
     p.add_argument("--data", help="MVTec AD category folder (default: the built-in synthetic set)")
     p.add_argument("--models", help="checkpoint folder (default: pretrained_models/; a fresh lite0 model if empty)")
     p.add_argument("--seed", type=int, help="which model (default: the first one)")
@@ -132,7 +135,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def config_from_args(args: argparse.Namespace) -> BenchConfig:
     """The run's settings from parsed options."""
     return BenchConfig(
-        out=Path(args.out), data=Path(args.data) if args.data else None,
+        out=writable(args.out, write_shipped=args.write_shipped, option="--out"), data=Path(args.data) if args.data else None,
         models=Path(args.models) if args.models else None, seed=args.seed, device=args.device,
         cold_images=args.cold_images, warm_requests=args.warm_requests, eval_images=args.eval_images,
         eval_multipliers=tuple(args.eval_multipliers), train_steps=args.train_steps, ig_steps=tuple(args.ig_steps),

@@ -5,8 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_OUT = PROJECT_ROOT / "benchmarks" / "results"
+from engine.run_folders import PROJECT_ROOT, RUNS
+
+# A run writes into runs/bench; the shipped report in benchmarks/results/ needs --write-shipped.
+DEFAULT_OUT = RUNS / "bench"
 DEFAULT_MODELS = PROJECT_ROOT / "pretrained_models"
 
 ALL = ("gradcam", "saliency", "ig")  # the three methods compared with the original study

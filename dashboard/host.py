@@ -31,13 +31,12 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from engine.data.mvtec_sources import DOWNLOADS_PAGE
+from engine.run_folders import RUNS, SHIPPED_MODELS as DEFAULT_MODELS
 
 from .config import AppConfig
 
 log = logging.getLogger("pixel_evidence.dashboard")
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_MODELS = PROJECT_ROOT / "pretrained_models"
 
 
 @dataclass(frozen=True)
@@ -51,7 +50,9 @@ class SetupProblem:
 
 
 def _models_arg(config: AppConfig) -> str:
-    return f" --models {config.models}" if config.models else ""
+    """The models folder for a train hint: the configured one, else ``runs/models`` (where
+    training writes by default; the shipped folder takes --write-shipped)."""
+    return f" --models {config.models or RUNS / 'models'}"
 
 
 def _data_arg(config: AppConfig) -> str:
@@ -84,7 +85,7 @@ def describe_setup_error(exc: BaseException, config: AppConfig | None = None) ->
     models = config.models or DEFAULT_MODELS
     train = f"pixel-evidence train{_data_arg(config)}{_models_arg(config)}"
     quick = f"pixel-evidence train{_data_arg(config)}{_models_arg(config)} --seeds 42 --epochs 2 --image-size 96 --freeze-blocks 6"
-    serve = f"panel serve app.py{' --args' + _data_arg(config) + _models_arg(config) if (config.data or config.models) else ''}"
+    serve = f"panel serve app.py --args{_data_arg(config)}{_models_arg(config)}"
     if name == "CheckpointError" and "no trained models" in message:
         return SetupProblem(
             "No trained models yet",

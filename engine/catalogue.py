@@ -57,7 +57,7 @@ class ImageCatalogue:
             lines.append(f"{self.data_root}: the images or masks listed in {self.manifest_path.name} differ from "
                          f"those seeds {changed} were trained on (dataset fingerprint {current[:12]}, recorded "
                          f"{recorded[changed[0]][:12]}); their scores may not hold: point --data at the data they "
-                         "were trained on or retrain them with `pixel-evidence train --force`")
+                         "were trained on or retrain them with `pixel-evidence train --models <their folder> --force`")
         if unknown:
             lines.append(f"seeds {unknown} record no dataset fingerprint: whether {self.data_root} is the data "
                          "they were trained on cannot be checked")

@@ -21,9 +21,7 @@ from pathlib import Path
 # Only torch-free modules at the top: the commands that need a network import theirs.
 from .choices import BACKBONES, DEFAULT_METHODS, FAITHFULNESS_STARTS, KINDS, METHODS, METRICS, TARGETS, TRAINING_MODES
 from .data import LAYOUTS, DataError, download, layout_of, prepare_manifest, synthetic
-
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_MODELS = PROJECT_ROOT / "pretrained_models"
+from .run_folders import PROJECT_ROOT, RUNS, SHIPPED_MODELS, is_shipped, writable
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -98,8 +96,8 @@ def _cmd_rename_ids(args) -> int:
 def _cmd_train(args) -> int:
     from .models.train import TrainConfig, train_seeds
 
+    models = writable(args.models, write_shipped=args.write_shipped, option="--models")
     root = resolve_data(args.data)
-    models = Path(args.models)
     manifest = Path(args.manifest) if args.manifest else models / "manifest.csv"
     prepare_manifest(root, manifest, test_fraction=args.test_fraction, split_seed=args.split_seed,
                      skip_bad=args.skip_bad, report=lambda m: print(m, file=sys.stderr), layout=args.layout)
@@ -133,12 +131,13 @@ def _cmd_evaluate(args) -> int:
                                    if getattr(args, f.name) is not None})
 
     models = Path(args.models)
+    out = writable(args.out or _default_results(models, args.write_shipped), write_shipped=args.write_shipped,
+                   option="--out")
     root = resolve_data(args.data)
     if args.layout:  # the manifest says which files to read; this checks --data is the folder meant
         layout_of(root, args.layout)
     engine = ExplanationEngine(root, models, manifest=args.manifest, device=args.device,
                                method_params={"ig": {"n_steps": args.ig_steps}})
-    out = Path(args.out) if args.out else models / "results"
     summary = evaluate(engine, out, seeds=args.seeds or None, splits=args.splits, methods=args.methods,
                        target=args.target,
                        include_misclassified=args.include_misclassified, force=args.force,
@@ -164,6 +163,16 @@ def _cmd_evaluate(args) -> int:
                                                                       if a in summary]
     print(f"wrote {out}/: {', '.join(written)}")
     return 0
+
+
+def _default_results(models: Path, write_shipped: bool) -> Path:
+    """``<models>/results``, except for shipped models without --write-shipped: ``runs/results``."""
+    return RUNS / "results" if is_shipped(models) and not write_shipped else models / "results"
+
+
+def _add_write_shipped_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--write-shipped", action="store_true",
+                   help="allow writing into the checkout's shipped folders (pretrained_models/, benchmarks/results/)")
 
 
 def _add_data_option(p: argparse.ArgumentParser) -> None:
@@ -219,7 +228,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_option(train)
     _add_layout_option(train)
     _add_split_options(train)
-    train.add_argument("--models", default=str(DEFAULT_MODELS), help="output folder (default: pretrained_models/)")
+    train.add_argument("--models", default=str(RUNS / "models"), help="output folder (default: runs/models)")
+    _add_write_shipped_option(train)
     train.add_argument("--manifest", help="split manifest (default: <models>/manifest.csv, created if missing)")
     train.add_argument("--seeds", type=parse_seeds, default=list(range(42, 52)), help="e.g. 42-51 (default)")
     train.add_argument("--epochs", type=int, default=30)
@@ -255,9 +265,10 @@ def build_parser() -> argparse.ArgumentParser:
     ev = sub.add_parser("evaluate", help="explain every image with every method; write TKO tables and win rates")
     _add_data_option(ev)
     _add_layout_option(ev)
-    ev.add_argument("--models", default=str(DEFAULT_MODELS), help="checkpoint folder (default: pretrained_models/)")
+    ev.add_argument("--models", default=str(SHIPPED_MODELS), help="checkpoint folder (default: pretrained_models/)")
     ev.add_argument("--manifest", help="split manifest (default: <models>/manifest.csv)")
-    ev.add_argument("--out", help="results folder (default: <models>/results)")
+    ev.add_argument("--out", help="results folder (default: <models>/results; runs/results for the shipped models)")
+    _add_write_shipped_option(ev)
     ev.add_argument("--seeds", type=parse_seeds, help="subset of seeds (default: all in --models)")
     ev.add_argument("--splits", nargs="+", default=["test", "train"], choices=["test", "train"],
                     help="splits to evaluate, in this order (default: test train)")

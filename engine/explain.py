@@ -3,7 +3,7 @@
 Everything the dashboard and the evaluate command show comes from here::
 
     engine = load_engine()                      # built-in data and shipped models
-    ex = engine.explain(42, "test", "crack-003")
+    ex = engine.explain(42, image_id="hole-000")
     ex.methods["gradcam"].tko, ex.ranking
 
 The parts: ``ImageCatalogue`` (which images, read at model size), ``ModelPool`` (one
@@ -104,15 +104,21 @@ class ExplanationEngine:
         """The model's prediction of one image (cached), with the image and mask it saw."""
         return self._prediction(seed, self.sample(image_id), (), "predicted")
 
-    def explain(self, seed: int, split: str, image_id: str, methods: Iterable[str] = DEFAULT_METHODS,
-                target: str = "predicted") -> Explanation:
+    def explain(self, seed: int, split: str | None = None, image_id: str | None = None,
+                methods: Iterable[str] = DEFAULT_METHODS, target: str = "predicted") -> Explanation:
         """Image, mask, reconstruction, prediction and every method's map with its scores.
 
-        ``split`` must be the image's split (a guard against stale dashboard state).
+        ``explain(seed, image_id=...)`` or ``explain(seed, image_id)`` takes the image's own
+        split. A named ``split`` must be the image's (a guard against stale dashboard state):
+        ``explain(seed, "test", image_id)``.
         ``target`` is "predicted" (default) or "true": the class the maps explain.
         """
+        if image_id is None:
+            if split is None:
+                raise TypeError("explain() needs the image: explain(seed, image_id='crack-003')")
+            split, image_id = None, split  # explain(seed, image_id)
         sample = self.sample(image_id)
-        if sample.split != split:
+        if split is not None and sample.split != split:
             raise KeyError(f"image {image_id!r} is in the {sample.split} split, not {split}")
         methods = _requested(methods, target)
         prediction = self._prediction(seed, sample, methods, target)

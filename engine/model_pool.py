@@ -26,6 +26,7 @@ from .explainers import Explainer, get_explainer
 from .models import ClassifierView, CheckpointError, load_model, prepare_for_inference
 from .models.checkpoint import check_trained_on, scan_seeds
 from .priority_lock import PriorityLock
+from .run_folders import train_command
 
 log = logging.getLogger("pixel_evidence.engine")
 
@@ -66,7 +67,7 @@ class ModelPool:
             raise CheckpointError(problems[min(problems)] + more)
         if not self.seeds:
             raise CheckpointError(f"{self.models_dir}: no trained models (seed_<n>.pt + .json); "
-                                  "train them with `pixel-evidence train`")
+                                  f"train them with `{train_command(self.models_dir)}`")
         # one line per seed left out, for the engine's warnings (the dashboard shows them)
         self.warnings = [f"skipped seed {seed}: {problems[seed]}" for seed in sorted(problems)]
         for warning in self.warnings:

@@ -232,3 +232,40 @@ def test_train_one_epoch_writes_a_complete_checkpoint_pair_with_its_recipe(tmp_p
     assert main(args(2)) == 2
     assert "--force" in capsys.readouterr().err
     assert (models / "seed_3.pt").read_bytes() == weights
+
+
+def _tree_state(folder: Path) -> dict[str, float]:
+    return {str(p): p.stat().st_mtime_ns for p in folder.rglob("*")}
+
+
+@pytest.mark.parametrize("argv", [
+    ["train", "--models", str(SHIPPED), "--seeds", "1", "--epochs", "1"],
+    ["train", "--models", str(SHIPPED / "sub"), "--seeds", "1", "--epochs", "1"],
+    ["evaluate", "--out", str(SHIPPED / "results"), "--seeds", "42"],
+    ["bench", "--out", str(SHIPPED.parent / "benchmarks" / "results"), "--only", "warm"],
+])
+def test_commands_refuse_to_write_into_the_shipped_folders_unless_told(argv, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # anything written by mistake into runs/ lands here, not in the checkout
+    before = _tree_state(SHIPPED)
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().split("\n")[-1]
+    assert err.startswith("error: --") and "is a shipped folder of the checkout; pass --write-shipped" in err
+    assert _tree_state(SHIPPED) == before and not (tmp_path / "runs").exists()
+
+
+def test_default_output_folders_are_under_runs(tmp_path, monkeypatch):
+    from engine.cli import _default_results, build_parser
+    from engine.run_folders import RUNS, is_shipped, train_command
+
+    parser = build_parser()
+    assert parser.parse_args(["train"]).models == str(RUNS / "models")
+    assert not is_shipped(RUNS / "models") and RUNS == Path("runs")  # relative: the user's working directory
+    assert _default_results(SHIPPED, write_shipped=False) == RUNS / "results"
+    assert _default_results(SHIPPED, write_shipped=True) == SHIPPED / "results"
+    assert _default_results(tmp_path / "mine", write_shipped=False) == tmp_path / "mine" / "results"
+    # a hint that retrains the shipped models says the flag they need
+    assert train_command(SHIPPED, "--seeds", "42") == f"pixel-evidence train --models {SHIPPED} --seeds 42 --write-shipped"
+    assert train_command(tmp_path, "--force") == f"pixel-evidence train --models {tmp_path} --force"
+    # the checkout ignores runs/ in git
+    gitignore = (SHIPPED.parent / ".gitignore").read_text().split()
+    assert "/runs/" in gitignore

@@ -264,7 +264,7 @@ def test_malformed_metadata_is_one_line_naming_the_file(tmp_path, small_net, con
         ckpt.read_metadata(tmp_path, 1)
     message = str(err.value)
     assert "\n" not in message and "seed_1.json" in message and problem in message
-    assert "pixel-evidence train --seeds 1 --force" in message
+    assert f"pixel-evidence train --models {tmp_path} --seeds 1 --force" in message  # the seed's own folder
     assert available_seeds(tmp_path) == []
 
 
@@ -291,7 +291,8 @@ def test_metadata_without_final_metrics_is_an_unfinished_seed(tmp_path, small_ne
     save_checkpoint(tmp_path, 1, small_net.state_dict(), complete_meta())
     js = tmp_path / "seed_1.json"
     js.write_text(json.dumps({k: v for k, v in json.loads(js.read_text()).items() if k != "final_metrics"}))
-    with pytest.raises(CheckpointError, match=r"seed_1\.json: unfinished training.*pixel-evidence train --seeds 1"):
+    hint = re.escape(f"pixel-evidence train --models {tmp_path} --seeds 1`")
+    with pytest.raises(CheckpointError, match=rf"seed_1\.json: unfinished training.*{hint}"):
         ckpt.read_metadata(tmp_path, 1)
     assert available_seeds(tmp_path) == []
 
@@ -302,7 +303,7 @@ def test_empty_weights_file_is_named(tmp_path, small_net):
     with pytest.raises(CheckpointError) as err:
         load_model(tmp_path, 1)
     assert str(err.value) == (f"{tmp_path / 'seed_1.pt'}: empty file; "
-                              "retrain the seed with `pixel-evidence train --seeds 1 --force`")
+                              f"retrain the seed with `pixel-evidence train --models {tmp_path} --seeds 1 --force`")
 
 
 class NotATensor:

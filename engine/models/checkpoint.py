@@ -28,6 +28,7 @@ import torch
 
 from ..choices import BACKBONES, CUSTOM_BACKBONE, KINDS, TRAINING_MODES
 from ..files import atomic_write_bytes, atomic_write_text
+from ..run_folders import train_command
 from .network import ExplainableNet, ModelDefinitionError
 from .recipe import ModelRecipe
 
@@ -72,12 +73,13 @@ def checkpoint_paths(models_dir: Path, seed: int) -> tuple[Path, Path]:
     return models_dir / f"seed_{seed}.pt", models_dir / f"seed_{seed}.json"
 
 
-def _retrain_hint(seed: int) -> str:
-    return f"retrain the seed with `pixel-evidence train --seeds {seed} --force`"
+def _retrain_hint(path: Path, seed: int) -> str:
+    return f"retrain the seed with `{train_command(path.parent, '--seeds', str(seed), '--force')}`"
 
 
 def _unfinished(path: Path, seed: int, why: str) -> CheckpointError:
-    return CheckpointError(f"{path}: unfinished training ({why}); finish it with `pixel-evidence train --seeds {seed}`")
+    return CheckpointError(f"{path}: unfinished training ({why}); finish it with "
+                           f"`{train_command(path.parent, '--seeds', str(seed))}`")
 
 
 def scan_seeds(models_dir: Path) -> tuple[dict[int, dict[str, Any]], dict[int, str]]:
@@ -147,17 +149,18 @@ def read_metadata(models_dir: Path, seed: int) -> dict[str, Any]:
     try:
         meta = json.loads(js.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise CheckpointError(f"{js}: no model for seed {seed}; train it with `pixel-evidence train`") from None
+        raise CheckpointError(f"{js}: no model for seed {seed}; train it with "
+                              f"`{train_command(js.parent, '--seeds', str(seed))}`") from None
     except OSError as exc:
-        raise CheckpointError(f"{js}: cannot be read ({exc.strerror}); {_retrain_hint(seed)}") from None
+        raise CheckpointError(f"{js}: cannot be read ({exc.strerror}); {_retrain_hint(js, seed)}") from None
     except UnicodeDecodeError:
-        raise CheckpointError(f"{js}: not UTF-8 text, so not model metadata; {_retrain_hint(seed)}") from None
+        raise CheckpointError(f"{js}: not UTF-8 text, so not model metadata; {_retrain_hint(js, seed)}") from None
     except json.JSONDecodeError as exc:
         raise CheckpointError(f"{js}: not valid JSON (line {exc.lineno} column {exc.colno}); "
-                              f"{_retrain_hint(seed)}") from None
+                              f"{_retrain_hint(js, seed)}") from None
     problem = _metadata_problem(meta)
     if problem:
-        raise CheckpointError(f"{js}: {problem}; {_retrain_hint(seed)}")
+        raise CheckpointError(f"{js}: {problem}; {_retrain_hint(js, seed)}")
     if "final_metrics" not in meta:
         raise _unfinished(js, seed, "no final metrics")
     return meta
@@ -170,7 +173,7 @@ def check_trained_on(models_dir: Path, seed: int, meta: dict[str, Any], *, class
     _, js = checkpoint_paths(models_dir, seed)
     if classes is not None and list(classes) != list(meta["classes"]):
         raise CheckpointError(f"{js}: model classes {meta['classes']} differ from the data's {list(classes)}; "
-                              "train models for this data with `pixel-evidence train`")
+                              f"train models for this data with `{train_command(js.parent)}`")
     if manifest_sha256 is not None and manifest_sha256 != meta["manifest_sha256"]:
         raise CheckpointError(f"{js}: model was trained on another split manifest "
                               f"({meta['manifest_sha256'][:12]} != {manifest_sha256[:12]}); "
@@ -195,9 +198,9 @@ def _metadata_problem(meta: Any) -> str | None:
 def _check_weights_file(pt: Path, seed: int) -> None:
     """Raise if the weights file is missing or empty (cheap: no read)."""
     if not pt.is_file():
-        raise CheckpointError(f"{pt}: weights file missing; {_retrain_hint(seed)}")
+        raise CheckpointError(f"{pt}: weights file missing; {_retrain_hint(pt, seed)}")
     if pt.stat().st_size == 0:
-        raise CheckpointError(f"{pt}: empty file; {_retrain_hint(seed)}")
+        raise CheckpointError(f"{pt}: empty file; {_retrain_hint(pt, seed)}")
 
 
 def _read_state(pt: Path, seed: int, weights_sha256: str) -> dict[str, torch.Tensor]:
@@ -209,15 +212,15 @@ def _read_state(pt: Path, seed: int, weights_sha256: str) -> dict[str, torch.Ten
     except pickle.UnpicklingError:
         # torch's message suggests weights_only=False, which would run the file's code: never relay it
         raise CheckpointError(f"{pt}: refused, the file holds not only tensors (Python objects are unsafe to "
-                              f"load); {_retrain_hint(seed)}") from None
+                              f"load); {_retrain_hint(pt, seed)}") from None
     except Exception:
-        raise CheckpointError(f"{pt}: not a PyTorch weights file, or truncated; {_retrain_hint(seed)}") from None
+        raise CheckpointError(f"{pt}: not a PyTorch weights file, or truncated; {_retrain_hint(pt, seed)}") from None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise CheckpointError(f"{pt}: holds no state_dict of tensors; {_retrain_hint(seed)}")
+        raise CheckpointError(f"{pt}: holds no state_dict of tensors; {_retrain_hint(pt, seed)}")
     digest = hashlib.sha256(data).hexdigest()
     if digest != weights_sha256:
         raise CheckpointError(f"{pt}: weights are not those {pt.with_suffix('.json').name} records "
-                              f"(sha256 {digest[:12]} != {weights_sha256[:12]}); {_retrain_hint(seed)}")
+                              f"(sha256 {digest[:12]} != {weights_sha256[:12]}); {_retrain_hint(pt, seed)}")
     return state
 
 
@@ -251,6 +254,6 @@ def load_model(models_dir: Path, seed: int, *, device: str | torch.device = "cpu
         raise CheckpointError(f"{pt.with_suffix('.json')}: {err}") from None
     misfit = _misfit(net.state_dict(), state)
     if misfit:
-        raise CheckpointError(f"{pt}: weights do not fit the model: {misfit}; {_retrain_hint(seed)}")
+        raise CheckpointError(f"{pt}: weights do not fit the model: {misfit}; {_retrain_hint(pt, seed)}")
     net.load_state_dict(widened(state))
     return net.to(device).eval(), meta
