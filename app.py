@@ -2,9 +2,13 @@
 
 Start it with Panel's server::
 
-    panel serve app.py                          # built-in synthetic data + pretrained_models/
-    panel serve app.py --args --data DIR --models DIR
-    panel serve app.py --args --config dashboard.toml
+    panel serve app.py --warm                   # built-in synthetic data + pretrained_models/
+    panel serve app.py --warm --args --data DIR --models DIR
+    panel serve app.py --warm --args --config dashboard.toml
+
+``--warm`` runs this script once as the server starts, which starts building the engine and
+computing the opening view before the first visitor asks (that start-up page is closed
+at once and never built).
 
 ``--data`` is an MVTec-AD-layout category folder (e.g. ``.../hazelnut``), ``--models`` a folder
 of checkpoints written by ``pixel-evidence train`` (``seed_<n>.pt`` + ``seed_<n>.json`` and the

@@ -259,13 +259,14 @@ class ServedApp:
     """``panel serve app.py`` as a subprocess on a free loopback port, its output in a log file,
     its RSS sampled from ``/proc``; stopped on leaving the ``with`` block."""
 
-    def __init__(self, model_info: dict, log_path: Path):
+    def __init__(self, model_info: dict, log_path: Path, *, warm: bool = True):
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}/app"
         self.log_path = log_path
         # a closed page's session ends 15 s (Bokeh's lifetime) to 16 s after, not up to 32 s
-        self.cmd = [sys.executable, "-m", "panel", "serve", str(PROJECT_ROOT / "app.py"), "--port", str(self.port),
-                    "--address", "127.0.0.1", "--allow-websocket-origin", f"127.0.0.1:{self.port}",
+        # --warm as the README's command: the engine and the opening view start with the server
+        self.cmd = [sys.executable, "-m", "panel", "serve", str(PROJECT_ROOT / "app.py"), *(["--warm"] * warm),
+                    "--port", str(self.port), "--address", "127.0.0.1", "--allow-websocket-origin", f"127.0.0.1:{self.port}",
                     "--check-unused-sessions", "1000",
                     "--args", "--data", model_info["data"], "--models", model_info["models_dir"]]
 
@@ -290,7 +291,8 @@ class ServedApp:
 
     @property
     def command(self) -> str:
-        return " ".join(self.cmd[1:4] + ["app.py", "--args", "--data", "DATA", "--models", "MODELS"])
+        return " ".join(self.cmd[1:4] + ["app.py", *self.cmd[5:6 if "--warm" in self.cmd else 5],
+                                         "--args", "--data", "DATA", "--models", "MODELS"])
 
     def rss_mb(self, field: str = "VmRSS") -> float:
         return _rss_mb(self.proc.pid, field)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import logging
+import threading
 import time
 from typing import Any
 
@@ -243,8 +244,15 @@ def create_app(config: AppConfig | None = None, *, engine: Any = None, host: Eng
                               pn.pane.HTML("<div style='font-size:18px'>Preparing the view…</div>" + waiting),
                               css_classes=["pe-starting"])]
 
+    # A page closed before the engine was ready is not built: `panel serve --warm` runs this
+    # script once at start-up (which starts the engine) and closes that page straight away.
+    closed = threading.Event()
+    pn.state.curdoc.on_session_destroyed(lambda _context: closed.set())
+
     def later() -> None:
-        fill(host.engine())
+        engine_obj = host.engine()
+        if not closed.is_set():
+            fill(engine_obj)
 
     pn.state.onload(later, threaded=True)
     return template

@@ -160,14 +160,18 @@ class EngineHost:
     """Holds the shared engine (or the reason it could not be built) and its background fill.
 
     ``idle_after``: seconds without a request (:meth:`touch`) after which the fill pauses;
-    ``clock``: where time is read (tests pass their own).
+    ``clock``: where time is read (tests pass their own); ``first_view``: compute the opening
+    view as soon as the engine exists (default: for the configured engine when ``warm``).
     """
 
     def __init__(self, config: AppConfig, factory: Callable[[], Any] | None = None, *, warm: bool | None = None,
-                 idle_after: float = IDLE_AFTER_S, clock: Callable[[], float] = time.monotonic):
+                 idle_after: float = IDLE_AFTER_S, clock: Callable[[], float] = time.monotonic,
+                 first_view: bool | None = None):
         self.config = config
         self._factory = factory or self._default_factory
         self._warm = config.warm if warm is None else warm
+        self._first_view = (factory is None and self._warm) if first_view is None else first_view
+        self.first_view_ready = threading.Event()  # set once the opening view is computed (or cannot be)
         self._future: Future = Future()
         self._started = False
         self._lock = threading.Lock()
@@ -218,8 +222,29 @@ class EngineHost:
             else:  # not a known set-up problem: its page points at the log for the full error
                 log.exception("engine construction failed")
             self._future.set_result(None)
+            self.first_view_ready.set()
             return
         self._future.set_result(engine)
+        if self._first_view:
+            self._open_first_view(engine)
+        self.first_view_ready.set()
+
+    def _open_first_view(self, engine: Any) -> None:
+        """Load the opening view's network and compute its maps while the first visitor's page
+        is still being built, so that page finds them ready instead of starting the work.
+
+        The opening view is a new session's default (seed, split, image, methods); a visitor
+        whose link names another image waits for this one computation at most. It is the
+        first view itself, not background work, so it runs before any view is drawn."""
+        from .catalogue import Catalogue
+        from .state import DashboardState
+
+        try:
+            state = DashboardState(Catalogue.from_engine(engine))
+            if state.image_id:
+                engine.explain(state.seed, state.split, state.image_id, state.methods)
+        except Exception:  # noqa: BLE001 - the page asks again and reports a real error itself
+            log.warning("could not prepare the opening view", exc_info=True)
 
     @property
     def ready(self) -> bool:

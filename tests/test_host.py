@@ -154,6 +154,30 @@ def test_the_first_view_goes_before_the_fill(fresh, hosts, monkeypatch):
     assert {i for _, i, _ in calls[2:]} == set(fresh.image_ids("test"))
 
 
+def test_the_opening_view_is_computed_as_the_engine_starts(fresh):
+    """A served host computes a new session's default view right after the engine is built,
+    before any page asks: the first page then finds its maps ready (no model call)."""
+    from dashboard.app import create_app
+    from dashboard.config import AppConfig
+
+    host = EngineHost(AppConfig(warm=True), lambda: fresh, first_view=True).start()
+    assert host.first_view_ready.wait(WAIT_S)
+    assert host.fill.phase == WAITING_FOR_VIEW  # the opening view is not the background fill
+    calls = fresh.compute_calls
+    dash = create_app(engine=fresh, host=host).dashboard
+    ex = dash.store.explanation
+    assert ex is not None and ex.image_id == dash.state.image_id and list(ex.methods) == list(dash.state.methods)
+    assert fresh.compute_calls == calls
+    host.stop()
+
+
+def test_a_host_of_a_given_engine_computes_nothing_by_itself(fresh):
+    calls = fresh.compute_calls
+    host = EngineHost.for_engine(fresh, warm=True)
+    assert host.first_view_ready.wait(WAIT_S) and fresh.compute_calls == calls
+    host.stop()
+
+
 def test_a_closed_store_lets_go_of_the_session(fresh):
     """After ``close`` the store holds no answer and asks for nothing more, it redraws nothing
     (in a server its page's models may be gone already), and once the work in flight has
