@@ -34,8 +34,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-QUANTILE = 0.995
-DETECTOR_IOU = 0.04
+from .dissection_table import DETECTOR_IOU, QUANTILE
+
 MEMORY_LIMIT = 2 * 1024 ** 3  # bytes of stage activations held for the exact thresholds
 UPSAMPLED_ELEMENTS = 1 << 24  # activations upsampled at once (64 MB of float32): bounds memory per step
 

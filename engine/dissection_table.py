@@ -8,7 +8,8 @@ Files in the output folder:
   seed's current weights is kept on a rerun; ``force`` recomputes it.
 - ``dissection.csv``: every unit of the folder, rebuilt after each run.
 
-Every file is written atomically.
+Every file is written atomically. The constants of the method live here, with the table
+whose columns they define, so that reading it needs no torch.
 """
 
 from __future__ import annotations
@@ -17,13 +18,17 @@ import io
 import json
 import logging
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import pandas as pd
 
-from .dissection import DETECTOR_IOU, QUANTILE, Dissection
 from .files import atomic_write_text
 
+if TYPE_CHECKING:  # the table is read without torch (the dashboard)
+    from .dissection import Dissection
+
+QUANTILE = 0.995     # T_k: this quantile of unit k's activations over the split
+DETECTOR_IOU = 0.04  # NetDissect's cut-off: a unit with IoU_k,c >= it detects concept c
 COLUMNS = ("seed", "split", "stage", "unit", "class", "iou", "threshold", "detector")
 TABLE = "dissection.csv"
 DISSECTION_SUBDIR = "dissection"
@@ -31,7 +36,7 @@ DISSECTION_SUBDIR = "dissection"
 log = logging.getLogger("pixel_evidence.engine")
 
 
-def dissection_frame(seed: int, split: str, result: Dissection) -> pd.DataFrame:
+def dissection_frame(seed: int, split: str, result: "Dissection") -> pd.DataFrame:
     """The table rows of one dissected stage, unit-major, concepts in their order."""
     rows = [(seed, split, result.stage, unit, concept, float(result.iou[unit, c]), float(result.thresholds[unit]),
              bool(result.detectors[unit, c]))

@@ -58,22 +58,25 @@ class Dissector:
             concept = torch.tensor([concepts.index(s.cls) if s.cls in concepts else -1 for s in chunk])
             yield self.pool.input_batch(seed, images), torch.from_numpy(masks), concept
 
-    def overlays(self, seed: int, stage: str, unit: int, threshold: float,
-                 image_ids: Sequence[str]) -> list[UnitOverlay]:
-        """Where ``unit`` of ``stage`` fires (> ``threshold``, the unit's T_k from the table) on
-        each of ``image_ids``; one batched forward, cached like maps."""
-        def compute() -> list[UnitOverlay]:
+    def overlays(self, seed: int, stage: str, units: Sequence[int], thresholds: Sequence[float],
+                 image_ids: Sequence[str]) -> list[list[UnitOverlay]]:
+        """Where each of ``units`` of ``stage`` fires (> its threshold, the T_k of the table) on
+        each of ``image_ids``: one list per unit, in ``image_ids`` order. One batched forward,
+        cached like maps."""
+        def compute() -> list[list[UnitOverlay]]:
             samples = [self.catalogue.sample(i) for i in image_ids]
             images, masks = self.catalogue.load(samples, self.pool.image_size(seed))
             net, _ = self.pool.network(seed)
             x = self.pool.input_batch(seed, images)
             with self.pool.running(len(samples)):
                 acts = stage_activations(net, stage, x)
-            if not 0 <= unit < acts.shape[1]:
-                raise ValueError(f"stage {stage!r} has units 0-{acts.shape[1] - 1}, not {unit}")
-            active = active_pixels(acts[:, unit:unit + 1], torch.tensor([threshold]), masks.shape[-2:])
-            active = active[:, 0].cpu().numpy()
-            return [UnitOverlay(s.id, images[i], masks[i], active[i]) for i, s in enumerate(samples)]
+            bad = [u for u in units if not 0 <= u < acts.shape[1]]
+            if bad:
+                raise ValueError(f"stage {stage!r} has units 0-{acts.shape[1] - 1}, not {bad}")
+            active = active_pixels(acts[:, list(units)], torch.tensor(list(thresholds)), masks.shape[-2:]).cpu().numpy()
+            return [[UnitOverlay(s.id, images[i], masks[i], active[i, j]) for i, s in enumerate(samples)]
+                    for j in range(len(units))]
 
-        key = ("unit-overlays", seed, self.pool.maps_key(seed), stage, unit, float(threshold), tuple(image_ids))
+        key = ("unit-overlays", seed, self.pool.maps_key(seed), stage, tuple(units),
+               tuple(float(t) for t in thresholds), tuple(image_ids))
         return self.store.memo(key, compute)
