@@ -31,6 +31,7 @@ from .colours import FALSE_ALARM, HIT, hex_rgb
 from .formatting import fmt, mean_std
 from .pictures import grey, outline
 from .state import DashboardState
+from .summary.results import evaluate_command
 
 log = logging.getLogger("pixel_evidence.dashboard")
 
@@ -67,8 +68,8 @@ def counts_html(counts: pd.DataFrame) -> str:
     rows = []
     for stage, part in counts.groupby("stage", sort=False):
         cells = {r["class"]: r for r in part.to_dict("records")}
-        tds = "".join(f"<td style='padding:4px 12px;text-align:right'>{mean_std(cells[c]['mean'], cells[c]['std'])}</td>"
-                      if c in cells else "<td></td>" for c in classes)
+        tds = "".join(f"<td style='padding:4px 12px;text-align:right'>{mean_std(cells[c]['mean'], cells[c]['std'])}"
+                      "</td>" if c in cells else "<td></td>" for c in classes)
         n = int(part["n_seeds"].max())
         rows.append(f"<tr class='pe-detector-count' data-stage='{html.escape(stage)}'><th style='padding:4px 12px;"
                     f"text-align:left'>{html.escape(stage)}</th>{tds}<td style='color:#555;padding:4px 12px'>"
@@ -102,6 +103,7 @@ class UnitsView(pn.viewable.Viewer):
         self.state, self.engine = state, engine
         self.directory = Path(engine.models_dir) / "results" / DISSECTION_SUBDIR
         self._gen = 0
+        self._problem = ""  # why the table cannot be read, when it cannot
         self.split = "test"
         self._counts = pn.pane.HTML("", sizing_mode="stretch_width")
         self._units = pn.Column(pn.pane.HTML(""), sizing_mode="stretch_width", min_height=80)
@@ -129,14 +131,17 @@ class UnitsView(pn.viewable.Viewer):
             "image, is above its own 99.5th percentile over the split; its <b>IoU</b> with a class sums the "
             "overlap with that class's masks over all images and divides by the summed union (firing on other "
             f"images counts against it). A unit with IoU ≥ {DETECTOR_IOU} is a <b>detector</b> of the class. In "
-            f"the strips, the class's images where the unit covers most of the defect: <span style='color:{HIT}'>■</span> the unit fires on the defect, "
+            "the strips, the class's images where the unit covers most of the defect: "
+            f"<span style='color:{HIT}'>■</span> the unit fires on the defect, "
             f"<span style='color:{FALSE_ALARM}'>■</span> off it, white: the defect's outline.</div>",
             sizing_mode="stretch_width")
         if self.table is None or self.table.empty:
-            why = getattr(self, "_problem", f"No dissection table in {self.directory}.")
+            why = self._problem or f"No dissection table in {self.directory}."
+            command = evaluate_command(self.engine).replace("pixel-evidence evaluate", "pixel-evidence dissect "
+                                                            "--stage STAGE", 1)
             self._layout.objects = [intro, pn.pane.HTML(
                 f"<div class='pe-units-missing' style='font-size:15px'>{html.escape(why)} Write it with "
-                f"<code>pixel-evidence dissect --stage {html.escape(self._last_stage())} --split test</code>"
+                f"<code>{html.escape(command)}</code> (a stage name it does not know lists the network's stages)."
                 "</div>")]
             return
         split = self.split = self.table["split"].iloc[0]
@@ -150,12 +155,6 @@ class UnitsView(pn.viewable.Viewer):
         stages = list(dict.fromkeys(self.table["stage"]))
         self._stage.options = stages
         self._stage.value = stages[-1]  # the last block (the Grad-CAM layer's, by default): draws its strips
-
-    def _last_stage(self) -> str:
-        try:
-            return self.engine.dissector.stages(self.engine.seeds[0])[-1]
-        except Exception:  # noqa: BLE001 - only the hint's stage name
-            return "STAGE"
 
     def refresh(self) -> None:
         """Draw the strips of the state's seed and the chosen stage; returns without waiting."""

@@ -183,7 +183,8 @@ def _cmd_dissect(args) -> int:
     counts = detector_counts(table[table["seed"].isin(seeds) & (table["split"] == args.split)])
     print(f"detector units (IoU >= 0.04) per class, mean +- std over seeds ({args.split}):")
     for row in counts.to_dict("records"):
-        print(f"  {row['stage']:<12} {row['class']:<10} {row['mean']:6.1f} +- {row['std']:.1f}  ({row['n_seeds']} seeds)")
+        print(f"  {row['stage']:<12} {row['class']:<10} {row['mean']:6.1f} +- {row['std']:.1f}  "
+              f"({row['n_seeds']} seeds)")
     print(f"wrote {out}/dissection.csv")
     return 0
 
@@ -316,7 +317,8 @@ def build_parser() -> argparse.ArgumentParser:
     di.add_argument("--stage", nargs="+", required=True, metavar="STAGE",
                     help="module path of an encoder stage, e.g. encoder.8 (the last block of EfficientNet) or "
                          "encoder.layer4 (ResNet); a wrong name lists the network's stages")
-    di.add_argument("--split", choices=["test", "train"], default="test", help="images dissected over (default test)")
+    di.add_argument("--split", choices=["test", "train"], default="test",
+                    help="images dissected over (default test)")
     di.add_argument("--seeds", nargs="+", type=parse_seeds, help="e.g. 42 43 or 42-51 (default: all in --models)")
     di.add_argument("--out", help="output folder (default: <models>/results/dissection)")
     di.add_argument("--batch-size", type=int, default=16)

@@ -91,10 +91,9 @@ def unit_thresholds(activations: torch.Tensor, quantile: float = QUANTILE) -> to
 
 def active_pixels(activations: torch.Tensor, thresholds: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """(B, K, h, w) activations -> (B, K, H, W) bool: upsampled bilinearly to ``size``, > the
-    thresholds, which are per unit (K,) or per map (B,)."""
+    thresholds, (K,) one per unit or (B, K) one per map. Compared in the activations' dtype."""
     up = F.interpolate(activations, size=size, mode="bilinear", align_corners=False)
-    t = thresholds.to(up.device, up.dtype)
-    return up > (t[None, :, None, None] if activations.shape[1] > 1 else t.reshape(-1, 1, 1, 1))
+    return up > thresholds.to(up.device, up.dtype)[..., None, None]
 
 
 @dataclass
@@ -125,6 +124,7 @@ class IoUCounts:
                  concepts: torch.Tensor) -> None:
         """Count unit maps: ``active`` (P, H, W) bool, where unit ``units[p]`` fires on an image
         whose mask is ``masks[p]`` (H, W) and concept ``concepts[p]`` (-1: none)."""
+        # bincount's weights are float64 but hold pixel counts: sums are exact in any order
         n_units = self.fired.shape[0]
         fired = active.sum(dim=(1, 2))
         self.fired += torch.bincount(units, weights=fired.double(), minlength=n_units).long().cpu().numpy()
@@ -194,6 +194,6 @@ def dissect(net: nn.Module, stage: str, batches: Iterable[tuple[torch.Tensor, to
         for p in range(0, len(unit), step):
             i, u = image[p:p + step], unit[p:p + step]
             maps = acts[i, u][:, None].to(device)
-            active = active_pixels(maps, thresholds[u], tuple(masks.shape[-2:]))[:, 0]
+            active = active_pixels(maps, thresholds[u][:, None], tuple(masks.shape[-2:]))[:, 0]
             counts.add_maps(active, u.to(device), masks[i].to(device), concept[i].to(device))
     return Dissection(stage, tuple(concepts), thresholds.numpy(), counts.iou())

@@ -46,7 +46,7 @@ def test_units_tab_shows_each_classs_best_unit_with_the_tables_iou(web, server, 
     table = read_dissection(engine.models_dir / "results" / "dissection")
     web.goto(server)
     web.locator(".pe-tko").first.wait_for()
-    web.get_by_role("tab", name="Units").click()
+    web.locator(".bk-tab", has_text="Units").click()
     web.locator(".pe-unit-row").first.wait_for()
 
     expect(web.locator(f".pe-detector-count[data-stage='{STAGE}']")).to_have_count(1)
