@@ -107,7 +107,7 @@ class UnitsView(pn.viewable.Viewer):
         self.split = "test"
         self._counts = pn.pane.HTML("", sizing_mode="stretch_width")
         self._units = pn.Column(pn.pane.HTML(""), sizing_mode="stretch_width", min_height=80)
-        self._stage = pn.widgets.Select(name="Stage", width=220)
+        self._stage = pn.widgets.Select(label="Stage", width=220)
         self._stage.param.watch(lambda _e: self.refresh(), "value")
         state.param.watch(lambda _e: self.refresh(), "seed")
         self._layout = pn.Column(sizing_mode="stretch_width", css_classes=["pe-units"])
