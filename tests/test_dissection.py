@@ -69,9 +69,10 @@ def test_a_planted_unit_that_fires_on_the_crack_masks_scores_one_and_the_others_
     assert result.thresholds[0] == 0.0
     assert result.iou[0, 0] == 1.0
     assert result.iou[0, 1] == 0.0  # it never fires on a hole image
-    # A noise unit fires on the 51 positions above its quantile, wherever they fall: its hits
-    # on the 40 pixels of a class are about Binomial(40, 0.005), mean 0.2, and P(>= 3 hits) is
-    # about 1e-3 per pair. Three hits would give 3 / (51 + 40 - 3) = 0.034: below that, and no detector.
+    # A noise unit fires on the 52 positions above its quantile (the order statistics 10188 to
+    # 10239 of 10240), wherever they fall: its hits on the 40 pixels of a class are about
+    # Binomial(40, 0.005), mean 0.2, and P(>= 3 hits) is about 1e-3 per pair. Three hits would
+    # give 3 / (52 + 40 - 3) = 0.034: below that, and no detector.
     assert np.all(result.iou[1:] < 0.035)
     assert result.detectors.tolist() == [[True, False]] + [[False, False]] * 3
 
