@@ -12,6 +12,7 @@ and the views and the pieces they are made of:
 - ``image_view`` / ``image_html`` / ``image_plots``: the per-image view, its words and its
   Bokeh image panes (built once per session, updated in place);
 - ``analysis_view`` / ``analysis_charts``: agreement, faithfulness and sanity of the image;
+- ``units_view``: the Units tab, Network Dissection's table and where the best units fire;
 - ``export_bar`` / ``export``: the download buttons and the PNG / HTML / CSV they build in memory;
 - ``pictures``: numpy pictures of an explanation; ``colours`` / ``formatting``: what colours
   and written numbers mean; ``charts``: HoloViews for the charts, behind one lock;

@@ -25,6 +25,7 @@ from .image_view import ImageView
 from .state import TAB_LABELS, TABS, DashboardState, bind_location
 from .store import ExplanationStore
 from .summary import ResultsStore, SummaryView
+from .units_view import UnitsView
 
 log = logging.getLogger("pixel_evidence.dashboard")
 
@@ -78,6 +79,8 @@ class Dashboard(pn.viewable.Viewer):
         self.analysis = AnalysisView(self.store, engine)
         self._summary: SummaryView | None = None
         self.summary_tab = pn.Column(sizing_mode="stretch_width")
+        self.units: UnitsView | None = None  # built, and its overlays computed, when the tab is first opened
+        self.units_tab = pn.Column(sizing_mode="stretch_width")
         self.exports = ExportBar(self.store, self.results)
         self.notice = pn.pane.Alert("", alert_type="warning", visible=False, sizing_mode="stretch_width",
                                     css_classes=["pe-notice"])
@@ -102,6 +105,8 @@ class Dashboard(pn.viewable.Viewer):
             return pn.Column(self.image_view, self.analysis, sizing_mode="stretch_width")
         if tab == "summary":
             return self.summary_tab
+        if tab == "units":
+            return self.units_tab
         about = about_markdown(self.engine.data_root.name, self.catalogue.classes, self.catalogue.seed_models)
         return pn.pane.Markdown(about, sizing_mode="stretch_width", styles={"font-size": "16px", "max-width": "950px"})
 
@@ -117,6 +122,9 @@ class Dashboard(pn.viewable.Viewer):
     def _open_summary(self, *_: Any) -> None:
         if self.state.tab == "summary":
             _ = self.summary  # built on first use
+        if self.state.tab == "units" and self.units is None:
+            self.units = UnitsView(self.state, self.engine)
+            self.units_tab.objects = [self.units]
 
     def _show_notices(self, *_: Any) -> None:
         notes = self.state.notices  # HTML already: the state escaped the URL's values as they came in

@@ -32,8 +32,8 @@ from engine.results import AGREEMENT_STATS
 
 from .catalogue import SPLITS, TARGETS, Catalogue
 
-TABS = ("image", "summary", "about")
-TAB_LABELS = {"image": "Per image", "summary": "Summary", "about": "How to read this"}
+TABS = ("image", "summary", "units", "about")
+TAB_LABELS = {"image": "Per image", "summary": "Summary", "units": "Units", "about": "How to read this"}
 TARGET_LABELS = {"predicted": "predicted class", "true": "true class"}
 # state parameter -> URL query key
 URL_KEYS = {"seed": "seed", "split": "split", "image_class": "class", "image_id": "image", "methods": "methods",

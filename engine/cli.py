@@ -7,6 +7,7 @@
     pixel-evidence data rename-ids --data DIR --models DIR   earlier image ids -> current ones
     pixel-evidence train           [--data DIR] [--models DIR] [--seeds 42-51] ...
     pixel-evidence evaluate        [--data DIR] [--models DIR] [--out DIR] ...
+    pixel-evidence dissect         --stage STAGE [--split test] [--seeds 42 43] ...  units vs. defect masks
     pixel-evidence bench           [--out DIR] [--no-server] ...  speed and memory benchmark
 """
 
@@ -175,6 +176,29 @@ def _add_write_shipped_option(p: argparse.ArgumentParser) -> None:
                    help="allow writing into the checkout's shipped folders (pretrained_models/, benchmarks/results/)")
 
 
+def _cmd_dissect(args) -> int:
+    from .dissection_table import DISSECTION_SUBDIR, detector_counts, dissect_seeds
+    from .explain import ExplanationEngine
+
+    models = Path(args.models)
+    out = writable(args.out or _default_results(models, args.write_shipped) / DISSECTION_SUBDIR,
+                   write_shipped=args.write_shipped, option="--out")
+    engine = ExplanationEngine(resolve_data(args.data), models, manifest=args.manifest, device=args.device)
+    seeds = sorted({s for group in args.seeds for s in group}) if args.seeds else engine.seeds
+    missing = [s for s in seeds if s not in engine.seeds]
+    if missing:
+        raise ValueError(f"--seeds {missing}: no usable model in {models}; available: {engine.seeds}")
+    table = dissect_seeds(engine.dissector, out, seeds=seeds, stages=args.stage, split=args.split, force=args.force,
+                          batch_size=args.batch_size, report=lambda m: print(m, file=sys.stderr))
+    counts = detector_counts(table[table["seed"].isin(seeds) & (table["split"] == args.split)])
+    print(f"detector units (IoU >= 0.04) per class, mean +- std over seeds ({args.split}):")
+    for row in counts.to_dict("records"):
+        print(f"  {row['stage']:<12} {row['class']:<10} {row['mean']:6.1f} +- {row['std']:.1f}  "
+              f"({row['n_seeds']} seeds)")
+    print(f"wrote {out}/dissection.csv")
+    return 0
+
+
 def _add_data_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", help="data folder, e.g. an MVTec AD category (default: the built-in synthetic set)")
     p.add_argument("--skip-bad", action="store_true", help="skip unreadable or inconsistent files, reporting each")
@@ -296,6 +320,25 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--device", default="auto")
     ev.add_argument("--force", action="store_true", help="recompute seeds that were already evaluated")
     ev.set_defaults(func=_cmd_evaluate)
+
+    di = sub.add_parser("dissect", help="Network Dissection: which units of a stage fire on which defect class's "
+                                        "masks (IoU per unit and class, over a split)")
+    _add_data_option(di)
+    di.add_argument("--models", default=str(DEFAULT_MODELS), help="checkpoint folder (default: pretrained_models/)")
+    di.add_argument("--manifest", help="split manifest (default: <models>/manifest.csv)")
+    di.add_argument("--stage", nargs="+", required=True, metavar="STAGE",
+                    help="module path of an encoder stage, e.g. encoder.8 (the last block of EfficientNet) or "
+                         "encoder.layer4 (ResNet); a wrong name lists the network's stages")
+    di.add_argument("--split", choices=["test", "train"], default="test",
+                    help="images dissected over (default test)")
+    di.add_argument("--seeds", nargs="+", type=parse_seeds, help="e.g. 42 43 or 42-51 (default: all in --models)")
+    di.add_argument("--out", help="output folder (default: <models>/results/dissection; runs/results/dissection "
+                                  "for the shipped models)")
+    _add_write_shipped_option(di)
+    di.add_argument("--batch-size", type=int, default=16)
+    di.add_argument("--device", default="auto")
+    di.add_argument("--force", action="store_true", help="recompute seeds and stages already in --out")
+    di.set_defaults(func=_cmd_dissect)
 
     # the benchmark parses its own options (`pixel-evidence bench --help`)
     be = sub.add_parser("bench", add_help=False, help="latency, throughput and memory against the original study's "

@@ -8,9 +8,9 @@ Everything the dashboard and the evaluate command show comes from here::
 
 The parts: ``ImageCatalogue`` (which images, read at model size), ``ModelPool`` (one
 network per seed, one lock for all model calls), ``PassRunner`` (methods grouped into
-shared gradient passes), ``MapStore`` (memory LRU + disk + single-flight) and
-``explanation.assemble`` (scores and ranking). One request flows image -> tensor (built
-once) -> prediction -> maps -> scores. On a cold image the prediction rides on the
+shared gradient passes), ``MapStore`` (memory LRU + disk + single-flight),
+``explanation.assemble`` (scores and ranking) and ``Dissector`` (Network Dissection of a
+stage). One request flows image -> tensor (built once) -> prediction -> maps -> scores. On a cold image the prediction rides on the
 gradient pass that Saliency and the CAM family share, and the reconstruction is decoded
 from the encoder features that pass captured. A network without a mask decoder (a plain
 classifier, a user's model) has no reconstruction.
@@ -30,6 +30,7 @@ import torch
 from .cache import digest
 from .catalogue import ImageCatalogue
 from .data import Sample
+from .dissector import Dissector
 from .explainers import DEFAULT_METHODS, REGISTRY, get_explainer
 from .explainers.base import ACTIVATION
 from .explainers.runner import PassRunner
@@ -65,6 +66,7 @@ class ExplanationEngine:
         self.store = MapStore(cache_mb, disk_cache)
         self.runner = PassRunner(self.pool.count)
         self.checks = ModelChecks(self.pool, self.store)
+        self.dissector = Dissector(self.pool, self.catalogue, self.store)
         self.faithfulness, self.sanity = self.checks.faithfulness, self.checks.sanity
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="precompute")
         # what callers read: the catalogue's and the pool's facts under their usual names

@@ -29,9 +29,9 @@ print("torch imported" if "torch" in sys.modules else "torch-free")
 """
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["train", "--help"], ["evaluate", "--help"],
+@pytest.mark.parametrize("argv", [["--help"], ["train", "--help"], ["evaluate", "--help"], ["dissect", "--help"],
                                   ["data", "download", "no-such-category", "--data-dir", "{tmp}"]],
-                         ids=["help", "train-help", "evaluate-help", "download-error"])
+                         ids=["help", "train-help", "evaluate-help", "dissect-help", "download-error"])
 def test_cli_without_a_model_does_not_import_torch(argv, tmp_path):
     argv = [a.format(tmp=tmp_path) for a in argv]
     # cwd=ROOT: this checkout's engine, not an installed one

@@ -1,0 +1,60 @@
+"""The Units tab in headless Chromium: opened from the tab bar, it shows the detector counts of
+the dissected stage and, per defect class, the seed's best unit with the table's IoU. The
+server and browser fixtures are test_browser.py's; every wait is for a state of the page."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from test_browser import _require_browser, chromium, served, server, web  # noqa: F401 - fixtures, used by name
+
+pytestmark = pytest.mark.filterwarnings("ignore:The inplace keyword in DataFrame.reset_index")
+
+STAGE = "encoder.7"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _browser_present():
+    _require_browser()
+
+
+@pytest.fixture(scope="module")
+def engine(tiny_run, tmp_path_factory):
+    """The tiny models (copied: the dissection table goes into the copy's results folder), with
+    one stage of one seed dissected over the test split."""
+    from engine.dissection_table import DISSECTION_SUBDIR, dissect_seeds
+    from engine.explain import ExplanationEngine
+
+    root, models, *_ = tiny_run
+    copy = tmp_path_factory.mktemp("dissection") / "models"
+    shutil.copytree(models, copy)
+    eng = ExplanationEngine(root, copy, device="cpu", method_params={"ig": {"n_steps": 4}})
+    dissect_seeds(eng.dissector, copy / "results" / DISSECTION_SUBDIR, seeds=[eng.seeds[0]], stages=[STAGE],
+                  split="test")
+    yield eng
+    eng.close()
+
+
+def test_units_tab_shows_each_classs_best_unit_with_the_tables_iou(web, server, engine):
+    from playwright.sync_api import expect
+
+    from dashboard.formatting import fmt
+    from dashboard.units_view import STRIP_IMAGES
+    from engine.dissection_table import read_dissection
+
+    table = read_dissection(engine.models_dir / "results" / "dissection")
+    web.goto(server)
+    web.locator(".pe-tko").first.wait_for()
+    web.locator(".bk-tab", has_text="Units").click()
+    web.locator(".pe-unit-row").first.wait_for()
+
+    expect(web.locator(f".pe-detector-count[data-stage='{STAGE}']")).to_have_count(1)
+    for cls, part in table.groupby("class"):
+        best = part.sort_values(["iou", "unit"], ascending=[False, True]).iloc[0]
+        row = web.locator(f".pe-unit-row[data-class='{cls}']").first
+        expect(row).to_have_attribute("data-unit", str(int(best["unit"])))
+        expect(row.locator(".pe-unit-iou")).to_have_text(fmt(best["iou"]))
+        expect(row.locator("img")).to_have_count(min(STRIP_IMAGES, len(engine.image_ids("test", cls))))
+    web.wait_for_function("() => window.location.search.includes('tab=units')")
