@@ -324,7 +324,7 @@ def build_parser() -> argparse.ArgumentParser:
     di = sub.add_parser("dissect", help="Network Dissection: which units of a stage fire on which defect class's "
                                         "masks (IoU per unit and class, over a split)")
     _add_data_option(di)
-    di.add_argument("--models", default=str(DEFAULT_MODELS), help="checkpoint folder (default: pretrained_models/)")
+    di.add_argument("--models", default=str(SHIPPED_MODELS), help="checkpoint folder (default: pretrained_models/)")
     di.add_argument("--manifest", help="split manifest (default: <models>/manifest.csv)")
     di.add_argument("--stage", nargs="+", required=True, metavar="STAGE",
                     help="module path of an encoder stage, e.g. encoder.8 (the last block of EfficientNet) or "
