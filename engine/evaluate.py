@@ -131,8 +131,10 @@ def _spread(ids: Sequence[str], n: int) -> set[str]:
 def unit_rows(engine: ExplanationEngine, seed: int, split: str, methods: Sequence[str], *, main: bool = True,
               analyses: Sequence[str] = (), target: str = "predicted", batch_size: int = 8, progress: bool = True,
               extra_metrics: Sequence[str] = (), maps_for_good: bool = False,
-              settings: AnalysisSettings = AnalysisSettings()) -> tuple[pd.DataFrame | None, dict[str, pd.DataFrame]]:
-    """The main table (one row per image and method) and each analysis table of one (seed, split).
+              settings: AnalysisSettings = AnalysisSettings(),
+              image_ids: Sequence[str] | None = None) -> tuple[pd.DataFrame | None, dict[str, pd.DataFrame]]:
+    """The main table (one row per image and method) and each analysis table of one (seed, split),
+    or of the images ``image_ids`` of it (a sweep's chunk).
 
     Images without a mask (``good``) cannot be ranked, so by default only their prediction
     is computed and their scores are NaN; ``maps_for_good`` computes their maps anyway.
@@ -140,7 +142,7 @@ def unit_rows(engine: ExplanationEngine, seed: int, split: str, methods: Sequenc
     Analyses run on the images that have maps; sanity on ``settings.sanity_images`` of them.
     """
     split_metrics([*extra_metrics, *analyses])
-    ids = engine.image_ids(split)
+    ids = engine.image_ids(split) if image_ids is None else list(image_ids)
     every_map = maps_for_good or not engine.catalogue.has_masks
     mapped = [i for i in ids if every_map or engine.sample(i).has_mask]
     with_maps = set(mapped)
