@@ -10,6 +10,7 @@ whose images could not all be read runs again next time, so a fixed image gets i
 from __future__ import annotations
 
 import io
+import time
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -76,6 +77,13 @@ def prune(store: Path, tasks: Iterable[Task]) -> int:
     return removed
 
 
+# A write takes milliseconds; a temp file this old belongs to a process that was killed, not
+# to a task of another sweep on the same store that is still writing it.
+STALE_TEMP_S = 3600
+
+
 def stale_temp_files(store: Path) -> list[Path]:
     """Temp files of writes that a killed process never finished (never read; safe to delete)."""
-    return [p for d in (ROWS_DIR, FAILURES_DIR) for p in (Path(store) / d).rglob(".*.tmp")]
+    now = time.time()
+    return [p for d in (ROWS_DIR, FAILURES_DIR) for p in (Path(store) / d).rglob(".*.tmp")
+            if now - p.stat().st_mtime > STALE_TEMP_S]
