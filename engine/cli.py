@@ -7,6 +7,7 @@
     pixel-evidence data rename-ids --data DIR --models DIR   earlier image ids -> current ones
     pixel-evidence train           [--data DIR] [--models DIR] [--seeds 42-51] ...
     pixel-evidence evaluate        [--data DIR] [--models DIR] [--out DIR] ...
+    pixel-evidence sweep           --spec FILE | --data DIR... --models DIR... [--plan] [--scheduler ADDRESS]
     pixel-evidence bench           [--out DIR] [--no-server] ...  speed and memory benchmark
 """
 
@@ -166,6 +167,12 @@ def _cmd_evaluate(args) -> int:
     return 0
 
 
+def _cmd_sweep(args) -> int:
+    from .sweep.command import run_command
+
+    return run_command(args)
+
+
 def _add_data_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", help="data folder, e.g. an MVTec AD category (default: the built-in synthetic set)")
     p.add_argument("--skip-bad", action="store_true", help="skip unreadable or inconsistent files, reporting each")
@@ -285,6 +292,12 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--device", default="auto")
     ev.add_argument("--force", action="store_true", help="recompute seeds that were already evaluated")
     ev.set_defaults(func=_cmd_evaluate)
+
+    sw = sub.add_parser("sweep", help="categories x seeds x methods on a Dask cluster, into a Parquet store")
+    from .sweep.command import add_sweep_arguments
+
+    add_sweep_arguments(sw, parse_seeds)
+    sw.set_defaults(func=_cmd_sweep)
 
     # the benchmark parses its own options (`pixel-evidence bench --help`)
     be = sub.add_parser("bench", add_help=False, help="latency, throughput and memory against the original study's "

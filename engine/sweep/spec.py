@@ -27,8 +27,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Sequence
 
-from ..choices import METHODS, TARGETS
-from ..metrics.scores import EXTRA_SCORES
+from ..choices import METHODS, SCORES, TARGETS
 
 # Images per task. One task of the cheap gradient group costs ~0.1 s of work per image at
 # 224 px on this CPU, and the scheduler round trip plus the Parquet write ~20 ms per task
@@ -75,9 +74,9 @@ class SweepSpec:
         unknown = sorted(set(self.methods) - set(METHODS))
         if unknown:
             raise ValueError(f"unknown method(s) {unknown}; choose from {', '.join(METHODS)} or \"all\"")
-        bad = sorted(set(self.metrics) - set(EXTRA_SCORES))
+        bad = sorted(set(self.metrics) - set(SCORES))
         if bad:
-            raise ValueError(f"sweep metrics {bad}: a sweep adds localisation scores ({', '.join(EXTRA_SCORES)}) "
+            raise ValueError(f"sweep metrics {bad}: a sweep adds localisation scores ({', '.join(SCORES)}) "
                              "to the main table; run `pixel-evidence evaluate --metrics` for the analyses")
         if set(self.splits) - {"test", "train"} or not self.splits:
             raise ValueError(f"splits {list(self.splits)}: choose test and/or train")
