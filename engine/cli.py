@@ -117,7 +117,16 @@ def _cmd_train(args) -> int:
                       kind=args.kind or ("classifier" if args.model_module else "multitask"), mode=args.mode,
                       freeze_blocks=args.freeze_blocks, cam_layer=args.cam_layer, model_module=args.model_module,
                       split_seed=args.split_seed, device=args.device)
-    results = train_seeds(cfg, root, manifest, models, force=args.force)
+    if args.workers or args.scheduler:  # one seed per Dask task
+        from .sweep.run import open_client
+        from .sweep.training import dask_map
+
+        with open_client(args.scheduler, args.workers, None) as client:
+            results = train_seeds(cfg, root, manifest, models, force=args.force,
+                                  map_seeds=dask_map(client, threads=args.threads or 1,
+                                                     gpu=str(args.device).startswith("cuda")))
+    else:
+        results = train_seeds(cfg, root, manifest, models, force=args.force)
     for meta in results:
         f = meta["final_metrics"]
         print(f"seed {meta['seed']}: epoch {meta['selected_epoch']}  "
@@ -257,6 +266,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, mps")
     train.add_argument("--threads", type=int, default=0, help="CPU threads for torch (default: torch's choice)")
     train.add_argument("--force", action="store_true", help="retrain seeds that already exist")
+    train.add_argument("--workers", type=int, help="train seeds in parallel on a local Dask cluster of N processes")
+    train.add_argument("--scheduler", metavar="ADDRESS", help="train seeds as tasks of an existing Dask cluster")
     train.set_defaults(func=_cmd_train)
 
     ev = sub.add_parser("evaluate", help="explain every image with every method; write TKO tables and win rates")

@@ -201,3 +201,38 @@ def test_interrupt_leaves_only_complete_files(tiny_run, client, reference, tmp_p
     report = run_sweep(client, tasks, spec, progress=False)
     assert report.complete and report.skipped > 0
     pd.testing.assert_frame_equal(table_of(spec.out), reference)
+
+
+def test_training_over_seeds_as_tasks_matches_training_here(client, tmp_path):
+    import torch
+
+    from engine.data import prepare_manifest
+    from engine.models.checkpoint import scan_seeds
+    from engine.models.train import TrainConfig, train_seeds
+    from engine.sweep.training import dask_map
+    from tests.conftest import make_mvtec_tree
+
+    root = make_mvtec_tree(tmp_path / "cat", n_train_good=4, n_test={"good": 2, "crack": 3, "hole": 3}, size=32)
+    cfg = TrainConfig(seeds=[3, 4], epochs=1, batch_size=8, image_size=32, backbone="efficientnet_lite0",
+                      channels_last=False, device="cpu")
+    manifest = tmp_path / "manifest.csv"
+    prepare_manifest(root, manifest)
+    on_cluster = train_seeds(cfg, root, manifest, tmp_path / "dask", map_seeds=dask_map(client, threads=1))
+    assert [m["seed"] for m in on_cluster] == [3, 4]
+    finished, problems = scan_seeds(tmp_path / "dask")
+    assert sorted(finished) == [3, 4] and not problems
+    # the same seed trained in this process with one thread gives the same weights, bit for bit
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        here = train_seeds(replace(cfg, seeds=[3]), root, manifest, tmp_path / "here")
+    finally:
+        torch.set_num_threads(threads)
+    assert here[0]["weights_sha256"] == on_cluster[0]["weights_sha256"] != on_cluster[1]["weights_sha256"]
+
+    def nothing_to_train(train, seeds):
+        assert not seeds, f"seeds {list(seeds)} trained again"
+        return []
+
+    again = train_seeds(cfg, root, manifest, tmp_path / "dask", map_seeds=nothing_to_train)
+    assert [m["weights_sha256"] for m in again] == [m["weights_sha256"] for m in on_cluster]
