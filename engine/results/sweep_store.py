@@ -26,9 +26,10 @@ import pyarrow.dataset as ds
 
 from ..metrics import rank_methods, summarize_over_seeds, win_rates, win_shares
 from ..metrics.scores import EXTRA_SCORES
-from .reading import TABLE_COLUMNS
+from .reading import TABLE_COLUMNS, results_dir
 
 ROWS_DIR, FAILURES_DIR = "rows", "failures"
+SWEEP_SUBDIR = "sweep"  # the default store: <models>/results/sweep, where the dashboard looks
 PARTITION_COLUMNS = ("category", "seed", "split", "method")
 PARTITIONING = ds.partitioning(pa.schema([("category", pa.string()), ("seed", pa.int64()), ("split", pa.string()),
                                           ("method", pa.string())]), flavor="hive")
@@ -45,6 +46,16 @@ def row_schema(extra_metrics: Sequence[str] = ()) -> pa.Schema:
     columns = [c for c in (*TABLE_COLUMNS, *extra_metrics) if c not in PARTITION_COLUMNS]
     return pa.schema([(c, _TYPES.get(c, pa.float64())) for c in columns] +
                      [(c, pa.string()) for c in PROVENANCE_COLUMNS])
+
+
+def sweep_dir(models_dir: Path | str) -> Path:
+    return results_dir(models_dir) / SWEEP_SUBDIR
+
+
+def store_stamp(store: Path | str) -> tuple[int, int]:
+    """(number of row and failure files, newest modification time): changes whenever a task lands."""
+    files = [p for d in (ROWS_DIR, FAILURES_DIR) for p in (Path(store) / d).rglob("*.parquet")]
+    return len(files), max((p.stat().st_mtime_ns for p in files), default=0)
 
 
 def partition_dir(store: Path, category: str, seed: int, split: str, method: str) -> Path:

@@ -15,10 +15,13 @@ PLAN_WORKERS = (1, 8, 64)
 
 def add_sweep_arguments(p: argparse.ArgumentParser, parse_seeds) -> None:
     p.add_argument("--spec", help="sweep file (TOML, see README 'Scale-out'); flags given beside it override it")
-    p.add_argument("--data", nargs="+", default=[], help="category folders, e.g. mvtec/hazelnut mvtec/screw")
-    p.add_argument("--models", nargs="+", default=[], help="one models folder per --data folder, in the same order")
+    p.add_argument("--data", nargs="+", default=[],
+                   help="category folders, e.g. mvtec/hazelnut mvtec/screw (default: the built-in synthetic set)")
+    p.add_argument("--models", nargs="+", default=[],
+                   help="one models folder per --data folder, in the same order (default: pretrained_models/)")
     p.add_argument("--manifest", nargs="+", default=[], help="split manifests (default: <models>/manifest.csv)")
-    p.add_argument("--out", help="the Parquet store (default: sweep_results; with --spec: its out)")
+    p.add_argument("--out", help="the Parquet store (default: <first models folder>/results/sweep, where the "
+                                 "dashboard looks; with --spec: its out)")
     p.add_argument("--seeds", type=parse_seeds, help="e.g. 42-51 (default: every seed of each models folder)")
     p.add_argument("--splits", nargs="+", choices=["test", "train"], help="default: test")
     p.add_argument("--methods", nargs="+", choices=["all", *METHODS],
@@ -39,19 +42,27 @@ def add_sweep_arguments(p: argparse.ArgumentParser, parse_seeds) -> None:
 
 
 def spec_from_args(args: argparse.Namespace) -> SweepSpec:
+    from ..results.sweep_store import sweep_dir  # pyarrow: not for --help
+
     methods = None if args.methods is None else (tuple(METHODS) if "all" in args.methods else tuple(args.methods))
     overrides = {"out": Path(args.out) if args.out else None, "seeds": tuple(args.seeds) if args.seeds else None,
                  "splits": tuple(args.splits) if args.splits else None, "methods": methods,
                  "metrics": tuple(args.metrics) if args.metrics is not None else None, "target": args.target,
                  "maps_for_good": args.maps_for_good, "chunk": args.chunk, "batch_size": args.batch_size,
                  "device": args.device}
-    if args.data or args.models:
-        overrides["categories"] = categories_from_flags(args.data, args.models, args.manifest)
+    if args.data or args.models or not args.spec:  # no spec and no folders: the built-in data and shipped models
+        from ..cli import DEFAULT_MODELS, resolve_data
+
+        data = args.data or ([str(resolve_data(None))] if not args.spec else [])
+        models = args.models or ([str(DEFAULT_MODELS)] if len(data) == 1 else [])
+        overrides["categories"] = categories_from_flags(data, models, args.manifest)
     if args.spec:
         spec = read_spec(Path(args.spec), **overrides)
     else:
-        spec = SweepSpec(**{"out": Path("sweep_results"), **{k: v for k, v in overrides.items() if v is not None},
-                            "categories": overrides.get("categories", ())})
+        categories = overrides.get("categories", ())
+        default_out = sweep_dir(categories[0].models) if categories else None
+        spec = SweepSpec(**{"out": default_out, **{k: v for k, v in overrides.items() if v is not None},
+                            "categories": categories})
     if args.ig_steps:
         spec = replace(spec, method_params={**spec.method_params, "ig": {**spec.method_params.get("ig", {}),
                                                                          "n_steps": args.ig_steps}})

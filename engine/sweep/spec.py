@@ -2,7 +2,7 @@
 
 A sweep file is TOML (read with ``tomllib``)::
 
-    out = "sweep_results"            # the Parquet store
+    out = "results"                  # the Parquet store (default: <first models>/results/sweep)
     seeds = "42-51"                  # or a list; default: every seed of each models folder
     splits = ["test"]
     methods = "all"                  # or a list of method keys
@@ -127,7 +127,10 @@ def read_spec(path: Path, **overrides: Any) -> SweepSpec:
     unknown = sorted(set(raw) - known)
     if unknown:
         raise ValueError(f"{path}: unknown key(s) {unknown}; known: {sorted(known)}")
-    spec = SweepSpec(categories=categories, out=local(raw.get("out", "sweep_results")),
+    from ..results.sweep_store import sweep_dir  # pyarrow: only when a file is read
+
+    default_out = sweep_dir(categories[0].models) if categories else None
+    spec = SweepSpec(categories=categories, out=local(raw["out"]) if "out" in raw else default_out,
                      seeds=_seeds(raw.get("seeds")), splits=tuple(raw.get("splits", ("test",))),
                      methods=_methods(raw.get("methods", ("gradcam", "saliency", "ig"))),
                      metrics=tuple(raw.get("metrics", ())), target=raw.get("target", "predicted"),
