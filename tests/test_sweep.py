@@ -25,7 +25,9 @@ from engine.results.sweep_store import read_store
 from engine.sweep.plan import plan
 from engine.sweep.run import run_sweep
 from engine.sweep.spec import Category, SweepSpec
+from engine.sweep.costs import method_costs
 from engine.sweep.worker import HOLD_ENV
+from dashboard.summary.categories import COST
 from tests.waiting import wait_until
 
 METHODS = ("gradcam", "saliency", "ig")
@@ -63,13 +65,26 @@ def files_of(store: Path) -> list[Path]:
 
 
 @pytest.fixture(scope="module")
-def reference(tiny_run, client, tmp_path_factory):
-    """One uninterrupted sweep's table, the yardstick of the fault tests."""
+def reference_store(tiny_run, client, tmp_path_factory) -> Path:
+    """One uninterrupted sweep's store, the yardstick of the fault tests."""
     out = tmp_path_factory.mktemp("reference") / "store"
     spec = make_spec(tiny_run, out)
     report = run_sweep(client, plan(spec), spec, progress=False)
     assert report.complete and report.skipped == 0
-    return table_of(out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def reference(reference_store):
+    return table_of(reference_store)
+
+
+@pytest.fixture(scope="module")
+def evaluated(engine, tmp_path_factory) -> Path:
+    """``evaluate`` of the same methods and split in this process."""
+    out = tmp_path_factory.mktemp("evaluated")
+    evaluate(engine, out, splits=["test"], methods=METHODS, progress=False)
+    return out
 
 
 def test_plan_groups_cheap_methods_and_chunks_images(tiny_run, tmp_path):
@@ -89,9 +104,8 @@ def test_plan_groups_cheap_methods_and_chunks_images(tiny_run, tmp_path):
     assert other[("ig",)] != same[("ig",)] and other[("gradcam", "saliency")] == same[("gradcam", "saliency")]
 
 
-def test_sweep_rows_equal_evaluate_rows(tiny_run, engine, reference, tmp_path):
-    evaluate(engine, tmp_path / "ev", splits=["test"], methods=METHODS, progress=False)
-    expected = pd.read_csv(tmp_path / "ev" / "tko_table.csv")[list(TABLE_COLUMNS)].sort_values(KEY)
+def test_sweep_rows_equal_evaluate_rows(reference, evaluated):
+    expected = pd.read_csv(evaluated / "tko_table.csv")[list(TABLE_COLUMNS)].sort_values(KEY)
     expected = expected.reset_index(drop=True)
     assert len(reference) == len(expected) > 0
     pd.testing.assert_frame_equal(reference[KEY + ["class", "predicted", "correct", "target", "k", "n"]],
@@ -236,3 +250,23 @@ def test_training_over_seeds_as_tasks_matches_training_here(client, tmp_path):
 
     again = train_seeds(cfg, root, manifest, tmp_path / "dask", map_seeds=nothing_to_train)
     assert [m["weights_sha256"] for m in again] == [m["weights_sha256"] for m in on_cluster]
+
+
+def test_summary_tab_shows_the_store_beside_evaluate(dash, reference_store, evaluated):
+    """The across-categories table: win rates from the store equal evaluate's summary."""
+    import json
+
+    store = dash.results
+    store.sweep_directory = reference_store
+    store.load()
+    dash.state.tab = "summary"
+    section = dash.summary.categories
+    assert section._category.options == ["cat"]
+    (_, chosen), (_, across) = store.tables["categories"]
+    summary = json.loads((evaluated / "summary.json").read_text())
+    expected = {store.label(r["method"]): f"{r['mean']:.3f} ± {r['std']:.3f}"
+                for r in summary["win_rates_across_seeds"] if r["class"] == "overall" and r["split"] == "test"}
+    assert dict(zip(chosen["Method"], chosen["win rate (mean ± std over seeds)"])) == expected
+    assert dict(zip(across["Method"], across["cat"])) == expected
+    costs = method_costs().seconds
+    assert dict(zip(chosen["Method"], chosen[COST])) == {store.label(m): round(costs[m], 3) for m in METHODS}

@@ -34,7 +34,7 @@ class CategoriesSection(Section):
     css_classes = ["pe-categories"]
 
     def build(self) -> None:
-        self._category = pn.widgets.Select(name="Category", options=[], width=260, css_classes=["pe-category-select"])
+        self._category = pn.widgets.Select(label="Category", options=[], width=260, css_classes=["pe-category-select"])
         self._category.param.watch(lambda _e: self._draw(), "value")
 
     @param.depends("store.sweep", "store.state.split", watch=True)
