@@ -149,11 +149,16 @@ def _cmd_evaluate(args) -> int:
     engine = ExplanationEngine(root, models, manifest=args.manifest, device=args.device,
                                method_params={"ig": {"n_steps": args.ig_steps}})
     out = Path(args.out) if args.out else models / "results"
-    summary = evaluate(engine, out, seeds=args.seeds or None, splits=args.splits, methods=args.methods,
-                       target=args.target,
-                       include_misclassified=args.include_misclassified, force=args.force,
-                       batch_size=args.batch_size, extra_metrics=args.metrics, maps_for_good=args.maps_for_good,
-                       settings=settings)
+    if args.from_sweep:  # the tables of a sweep's store, nothing computed
+        from .evaluate import export_from_store
+
+        summary = export_from_store(engine, Path(args.from_sweep), args.category or root.resolve().name, out,
+                                    target=args.target, include_misclassified=args.include_misclassified)
+    else:
+        summary = evaluate(engine, out, seeds=args.seeds or None, splits=args.splits, methods=args.methods,
+                           target=args.target, include_misclassified=args.include_misclassified, force=args.force,
+                           batch_size=args.batch_size, extra_metrics=args.metrics,
+                           maps_for_good=args.maps_for_good, settings=settings)
     labels = engine.method_labels()
     if "column_notes" in summary:  # data without masks
         print("TKO, the other mask scores and win rates: needs masks (the data has none; the columns are empty)")
@@ -302,6 +307,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--batch-size", type=int, default=8)
     ev.add_argument("--device", default="auto")
     ev.add_argument("--force", action="store_true", help="recompute seeds that were already evaluated")
+    ev.add_argument("--from-sweep", metavar="STORE",
+                    help="compute nothing: write the tables of one category of a `pixel-evidence sweep` store")
+    ev.add_argument("--category", help="with --from-sweep: the category (default: the --data folder's name)")
     ev.set_defaults(func=_cmd_evaluate)
 
     sw = sub.add_parser("sweep", help="categories x seeds x methods on a Dask cluster, into a Parquet store")

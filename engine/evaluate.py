@@ -355,3 +355,20 @@ def evaluate(engine: ExplanationEngine, out_dir: Path, *, seeds: Sequence[int] |
             _save_unit(stem.with_suffix(f".{a}.csv"), extra[a], _side_provenance(prov, a, settings))
         write_tables()
     return write_tables()
+
+
+def export_from_store(engine: ExplanationEngine, store: Path, category: str, out_dir: Path, *,
+                      target: str = "predicted", include_misclassified: bool = False) -> dict[str, Any]:
+    """Write the usual tables (tko_table.csv, win_rates.csv, summary.json) of one category of a
+    sweep's Parquet store, so a sweep's results read like a single run's; return the summary."""
+    from .results import read_store
+
+    tables = read_store(store)
+    if category not in tables.categories:
+        raise ValueError(f"{store}: no rows of category {category!r} (found: {', '.join(tables.categories) or 'none'});"
+                         " give --category")
+    rows = tables.category(category)
+    scores = [c for c in EXTRA_SCORES if c in rows.columns and rows[c].notna().any()]
+    table = rows[[*TABLE_COLUMNS, *scores]]
+    methods = [m for m in engine.method_labels() if m in set(table["method"])]
+    return _write_tables(engine, Path(out_dir), [table], methods, target, include_misclassified, scores, {})

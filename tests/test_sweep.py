@@ -6,6 +6,7 @@ with a reference computed another way: ``evaluate`` in this process, or an unint
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import threading
@@ -254,8 +255,6 @@ def test_training_over_seeds_as_tasks_matches_training_here(client, tmp_path):
 
 def test_summary_tab_shows_the_store_beside_evaluate(dash, reference_store, evaluated):
     """The across-categories table: win rates from the store equal evaluate's summary."""
-    import json
-
     store = dash.results
     store.sweep_directory = reference_store
     store.load()
@@ -270,3 +269,16 @@ def test_summary_tab_shows_the_store_beside_evaluate(dash, reference_store, eval
     assert dict(zip(across["Method"], across["cat"])) == expected
     costs = method_costs().seconds
     assert dict(zip(chosen["Method"], chosen[COST])) == {store.label(m): round(costs[m], 3) for m in METHODS}
+
+
+def test_evaluate_exports_the_store_as_a_single_runs_tables(engine, reference_store, evaluated, tmp_path):
+    from engine.evaluate import export_from_store
+
+    summary = export_from_store(engine, reference_store, "cat", tmp_path)
+    for name in ("tko_table.csv", "win_rates.csv"):
+        got, want = pd.read_csv(tmp_path / name), pd.read_csv(evaluated / name)
+        assert list(got.columns) == list(want.columns) and len(got) == len(want)
+    want = json.loads((evaluated / "summary.json").read_text())
+    assert summary["win_rates_across_seeds"] == want["win_rates_across_seeds"]
+    with pytest.raises(ValueError, match="no rows of category 'dog'"):
+        export_from_store(engine, reference_store, "dog", tmp_path)

@@ -41,8 +41,8 @@ class Task:
 
 
 def method_groups(methods: Sequence[str], costs: dict[str, float]) -> list[tuple[str, ...]]:
-    """The cheap methods together, then every other method on its own (costliest first, so
-    the long tasks start early and the cheap ones fill the gaps at the end)."""
+    """The cheap methods together (first: their rows come in minutes), then every other
+    method on its own, costliest first so that the long tasks do not start last."""
     cheap = tuple(m for m in methods if costs[m] < CHEAP_SECONDS)
     dear = sorted((m for m in methods if costs[m] >= CHEAP_SECONDS), key=lambda m: -costs[m])
     return ([cheap] if cheap else []) + [(m,) for m in dear]
@@ -90,7 +90,7 @@ def category_tasks(spec: SweepSpec, category: Category, groups: list[tuple[str, 
 
 
 def plan(spec: SweepSpec, costs: dict[str, float] | None = None) -> list[Task]:
-    """Every task of the sweep, costliest method groups first within each category."""
+    """Every task of the sweep: by category, split, seed, then method group (``method_groups``)."""
     costs = costs or method_seconds()
     groups = method_groups(spec.methods, costs)
     return [t for c in spec.categories for t in category_tasks(spec, c, groups)]
