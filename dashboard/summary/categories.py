@@ -29,6 +29,17 @@ def mean_std(mean: float, std: float) -> str:
     return f"{mean:.3f}" if pd.isna(std) else f"{mean:.3f} ± {std:.3f}"
 
 
+COLUMN_PX, MAX_PX = 150, 1000  # a table wider than MAX_PX (many categories) scrolls sideways
+
+
+def _table(df: pd.DataFrame, css_class: str) -> pn.Column:
+    width = COLUMN_PX * (len(df.columns) + 1)  # the method names take two columns' room
+    pane = pn.pane.DataFrame(df, index=False, width=width, css_classes=[css_class],
+                             stylesheets=["td, th {text-align: right !important}",
+                                          "td:first-child, th:first-child {text-align: left !important}"])
+    return pn.Column(pane, width=min(width + 20, MAX_PX), scroll=width + 20 > MAX_PX)
+
+
 class CategoriesSection(Section):
     key = "categories"
     css_classes = ["pe-categories"]
@@ -77,9 +88,7 @@ class CategoriesSection(Section):
             "Win rate of each method on each category (overall, correctly classified defect images), mean ± std "
             f"over seeds, best first. Cost: seconds per image of the method alone, from {html.escape(costs.source)}."
             + ("<br>" + "<br>".join(notes) if notes else "")),
-            self._category,
-            pn.pane.DataFrame(chosen, index=False, sizing_mode="stretch_width", css_classes=["pe-category-table"]),
-            pn.pane.Markdown("### Every category"),
-            pn.pane.DataFrame(across, index=False, sizing_mode="stretch_width", css_classes=["pe-across-table"])],
+            self._category, _table(chosen, "pe-category-table"),
+            pn.pane.Markdown("### Every category"), _table(across, "pe-across-table")],
             [(f"Win rates in {self._category.value}, {split} split", chosen),
              (f"Win rates per category, {split} split", across)])

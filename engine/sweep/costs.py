@@ -17,7 +17,8 @@ from typing import Iterable
 
 from ..choices import METHODS
 
-BENCHMARK_JSON = Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "benchmark.json"
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+BENCHMARK_JSON = PROJECT_ROOT / "benchmarks" / "results" / "benchmark.json"
 FALLBACK_SECONDS = {"gradcam": 0.025, "saliency": 0.042, "ig": 0.55, "gradcam_pp": 0.030, "xgradcam": 0.028,
                     "scorecam": 5.5, "ablationcam": 0.15, "lime": 2.0, "rise": 7.9, "occlusion": 1.5,
                     "smoothgrad": 0.39, "smoothgrad_ig": 1.35,
@@ -45,7 +46,9 @@ def method_costs(path: Path = BENCHMARK_JSON) -> MethodCosts:
         rows = result["methods"]["rows"]
         measured = {r["method"]: float(r["seconds"]) for r in rows if math.isfinite(float(r["seconds"]))}
         device = "cuda" if str(result.get("machine", {}).get("device", "cpu")).startswith("cuda") else "cpu"
-        source = f"{path} (methods section)"
+        shown = Path(path).resolve()
+        shown = shown.relative_to(PROJECT_ROOT) if shown.is_relative_to(PROJECT_ROOT) else shown
+        source = f"{shown} (methods section)"
     except (OSError, ValueError, KeyError, TypeError):
         pass
     costliest = max([*FALLBACK_SECONDS.values(), *measured.values()])
