@@ -282,3 +282,26 @@ def test_evaluate_exports_the_store_as_a_single_runs_tables(engine, reference_st
     assert summary["win_rates_across_seeds"] == want["win_rates_across_seeds"]
     with pytest.raises(ValueError, match="no rows of category 'dog'"):
         export_from_store(engine, reference_store, "dog", tmp_path)
+
+
+def test_sweep_file_and_its_mistakes(tmp_path):
+    from engine.sweep.spec import read_spec
+
+    path = tmp_path / "sweep.toml"
+    path.write_text('seeds = "42-44"\nmethods = "all"\nsplits = ["test", "train"]\n'
+                    '[method_params.ig]\nn_steps = 8\n'
+                    '[[category]]\nname = "hazelnut"\ndata = "d/hazelnut"\nmodels = "m/hazelnut"\n')
+    spec = read_spec(path, chunk=8)
+    assert spec.seeds == (42, 43, 44) and len(spec.methods) == 14 and spec.splits == ("test", "train")
+    assert spec.categories[0].data == tmp_path / "d" / "hazelnut" and spec.chunk == 8
+    assert spec.out == tmp_path / "m" / "hazelnut" / "results" / "sweep"
+    assert spec.method_params == {"ig": {"n_steps": 8}}
+    path.write_text('sedes = [1]\n[[category]]\ndata = "d"\nmodels = "m"\n')
+    with pytest.raises(ValueError, match=r"unknown key\(s\) \['sedes'\]"):
+        read_spec(path)
+    path.write_text('metrics = ["sanity"]\n[[category]]\ndata = "d"\nmodels = "m"\n')
+    with pytest.raises(ValueError, match="pixel-evidence evaluate --metrics"):
+        read_spec(path)
+    path.write_text('[[category]]\nname = "a/b"\ndata = "d"\nmodels = "m"\n')
+    with pytest.raises(ValueError, match=r"category names \['a/b'\]"):
+        read_spec(path)

@@ -95,7 +95,7 @@ def run_command(args: argparse.Namespace) -> int:
         print_plan(spec, tasks)
         return 0
     address = None if args.dashboard_address == "none" else args.dashboard_address
-    with open_client(args.scheduler, args.workers, address) as client:
+    with open_client(args.scheduler, args.workers, address, gpu=spec.wants_gpu) as client:
         link = dashboard_link(client)
         if link:
             print(f"Dask dashboard: {link}")

@@ -29,15 +29,17 @@ def default_workers() -> int:
 
 @contextmanager
 def open_client(scheduler: str | None = None, workers: int | None = None,
-                dashboard_address: str | None = ":8787") -> Iterator[Client]:
+                dashboard_address: str | None = ":8787", gpu: bool = False) -> Iterator[Client]:
     """A client of the cluster at ``scheduler``, or of a new local one with ``workers``
-    single-threaded processes (default: one per core) that ends with the block."""
+    single-threaded processes (default: one per core) that ends with the block; with ``gpu``
+    each local worker offers one GPU, which CUDA tasks ask for (share one device: use 1 worker)."""
     if scheduler:
         with Client(scheduler) as client:
             yield client
         return
     with LocalCluster(n_workers=workers or default_workers(), threads_per_worker=1, processes=True,
-                      dashboard_address=dashboard_address) as cluster, Client(cluster) as client:
+                      dashboard_address=dashboard_address, resources={"GPU": 1} if gpu else None) as cluster, \
+            Client(cluster) as client:
         yield client
 
 

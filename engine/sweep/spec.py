@@ -22,6 +22,7 @@ Relative paths are read from the sweep file's folder.
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -69,6 +70,10 @@ class SweepSpec:
         if not self.categories:
             raise ValueError("a sweep needs at least one category: give --data and --models, or [[category]] tables")
         names = [c.name for c in self.categories]
+        unsafe = [n for n in names if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", n)]
+        if unsafe:  # the name is a folder of the store (category=<name>)
+            raise ValueError(f"category names {unsafe}: use letters, digits, '_', '.' and '-' (name them in the "
+                             "sweep file)")
         if len(set(names)) != len(names):
             raise ValueError(f"category names must differ, got {names}; name them in the sweep file")
         unknown = sorted(set(self.methods) - set(METHODS))
