@@ -274,7 +274,8 @@ def test_summary_tab_shows_the_store_beside_evaluate(dash, reference_store, eval
 def test_evaluate_exports_the_store_as_a_single_runs_tables(engine, reference_store, evaluated, tmp_path):
     from engine.evaluate import export_from_store
 
-    summary = export_from_store(engine, reference_store, "cat", tmp_path)
+    export_from_store(engine, reference_store, "cat", tmp_path)
+    summary = json.loads((tmp_path / "summary.json").read_text())
     for name in ("tko_table.csv", "win_rates.csv"):
         got, want = pd.read_csv(tmp_path / name), pd.read_csv(evaluated / name)
         assert list(got.columns) == list(want.columns) and len(got) == len(want)
