@@ -34,9 +34,8 @@ COLUMN_PX, MAX_PX = 150, 1000  # a table wider than MAX_PX (many categories) scr
 
 def _table(df: pd.DataFrame, css_class: str) -> pn.Column:
     width = COLUMN_PX * (len(df.columns) + 1)  # the method names take two columns' room
-    pane = pn.pane.DataFrame(df, index=False, width=width, css_classes=[css_class],
-                             stylesheets=["td, th {text-align: right !important}",
-                                          "td:first-child, th:first-child {text-align: left !important}"])
+    # headers right, over their right-aligned numbers
+    pane = pn.pane.DataFrame(df, index=False, width=width, css_classes=[css_class], justify="right")
     return pn.Column(pane, width=min(width + 20, MAX_PX), scroll=width + 20 > MAX_PX)
 
 
