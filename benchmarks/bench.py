@@ -20,7 +20,9 @@ dashboard   widget change -> updated view, server side, and the server's peak RS
             10 browser sessions (``bench_server``);
 ig_accuracy Integrated Gradients' completeness error and time per step count and quadrature;
 ig_chunks   IG's time per number of steps in one forward/backward (both in
-            ``integrated_gradients``).
+            ``integrated_gradients``);
+sweep       the sweep on local Dask clusters of 1 and 2 workers, its overhead per task, and a
+            simulated plan of 15 categories x 10 seeds x 12 methods (``sweep``).
 
 On CUDA every timer synchronises the device before reading the clock (``timing``).
 """
@@ -45,6 +47,7 @@ from .integrated_gradients import bench_ig_accuracy, bench_ig_chunks
 from .latency import bench_cold, bench_methods, bench_warm
 from .measured_engine import open_engine
 from .report import check_targets, json_safe, load_average, machine_info, markdown, write_reports
+from .sweep import bench_sweep
 from .throughput import bench_evaluation, bench_training
 from .timing import Clock
 
@@ -77,6 +80,7 @@ def run(cfg: BenchConfig) -> dict[str, Any]:
                 "ig_chunks": lambda: bench_ig_chunks(engine, seed, cfg, clock),
                 "methods": lambda: bench_methods(engine, seed, cfg, clock),
                 "dashboard": lambda: bench_server.measure(engine, seed, cfg, clock, model, Path(scratch)),
+                "sweep": lambda: bench_sweep(engine, seed, cfg),
             }
             for name, fn in sections.items():
                 if name in cfg.sections:
@@ -125,6 +129,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--widget-changes", type=int, default=BenchConfig.widget_changes)
     p.add_argument("--method-images", type=int, default=BenchConfig.method_images,
                    help="images per method in the every-method cost section")
+    p.add_argument("--sweep-chunk", type=int, default=BenchConfig.sweep_chunk, help="images per sweep task")
     p.add_argument("--no-server", action="store_true", help="skip the dashboard server and browser sessions")
     p.add_argument("--sessions", type=_ints, default=BenchConfig.sessions, help="browser sessions to open, e.g. '1 10'")
     p.add_argument("--server-timeout", type=float, default=BenchConfig.server_timeout)
@@ -141,6 +146,7 @@ def config_from_args(args: argparse.Namespace) -> BenchConfig:
         eval_multipliers=tuple(args.eval_multipliers), train_steps=args.train_steps, ig_steps=tuple(args.ig_steps),
         ig_methods=tuple(args.ig_methods), ig_images=args.ig_images, ig_chunks=tuple(args.ig_chunks),
         engine_ig_steps=args.engine_ig_steps, widget_changes=args.widget_changes, method_images=args.method_images,
+        sweep_chunk=args.sweep_chunk,
         server=not args.no_server, sessions=tuple(args.sessions), server_timeout=args.server_timeout,
         sections=tuple(args.only) if args.only else BenchConfig.sections)
 

@@ -14,7 +14,8 @@ DEFAULT_MODELS = PROJECT_ROOT / "pretrained_models"
 ALL = ("gradcam", "saliency", "ig")  # the three methods compared with the original study
 IG_QUADRATURES = ("riemann_left", "riemann_right", "riemann_middle", "riemann_trapezoid", "gausslegendre")
 IG_STEPS = (8, 16, 25, 32, 64)
-SECTIONS = ("cold", "warm", "contention", "evaluation", "training", "dashboard", "ig_accuracy", "ig_chunks", "methods")
+SECTIONS = ("cold", "warm", "contention", "evaluation", "training", "dashboard", "ig_accuracy", "ig_chunks", "methods",
+            "sweep")
 
 
 @dataclass
@@ -44,4 +45,5 @@ class BenchConfig:
     server_timeout: float = 240.0
     fallback_image_size: int = 224
     method_images: int = 2
+    sweep_chunk: int = 16                   # images per sweep task (engine.sweep.spec.DEFAULT_CHUNK)
     sections: tuple[str, ...] = SECTIONS

@@ -26,6 +26,7 @@ TARGETS = {
     "click_under_load_ratio": ("contention.ratio_busy_to_quiet", "<=", 1.5),
     "evaluation_ratio_4x_1x": ("evaluation.ratio_4x_1x", "<=", 4.4),
     "dashboard_peak_rss_10_sessions_mb": ("dashboard.rss.sessions_10_peak_mb", "<=", 2.5 * 1024),
+    "sweep_overhead_share": ("sweep.overhead.share", "<=", 0.05),
 }
 
 # Every key the JSON must carry (a smoke test checks them).
@@ -272,6 +273,9 @@ def markdown(result: dict) -> str:
                   "|---|" + "---|" * len(ch["rows"]),
                   "| seconds | " + " | ".join(_number(r["seconds"], 3) for r in ch["rows"]) + " |", "",
                   f"The engine uses {ch['engine_chunk']} on this device.", ""]
+    from .sweep import markdown_lines as sweep_lines  # Dask: only when a report is written
+
+    lines += sweep_lines(result.get("sweep") or {})
     lines += ["## Targets", "", "| target | value | limit | met |", "|---|---|---|---|"]
     for name, t in result["targets"].items():
         met = "—" if t["met"] is None else ("yes" if t["met"] else "NO")

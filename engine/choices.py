@@ -18,4 +18,5 @@ METHODS = ("gradcam", "saliency", "ig", "gradcam_pp", "xgradcam", "scorecam", "a
 DEFAULT_METHODS = ("gradcam", "saliency", "ig")
 TARGETS = ("predicted", "true")
 FAITHFULNESS_STARTS = ("black", "blur")
-METRICS = ("pointing", "relevance_mass", "auroc", "agreement", "faithfulness", "sanity")
+SCORES = ("pointing", "relevance_mass", "auroc")  # localisation scores beside TKO (the sweep's --metrics)
+METRICS = (*SCORES, "agreement", "faithfulness", "sanity")

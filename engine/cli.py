@@ -8,6 +8,7 @@
     pixel-evidence train           [--data DIR] [--models DIR] [--seeds 42-51] ...
     pixel-evidence evaluate        [--data DIR] [--models DIR] [--out DIR] ...
     pixel-evidence dissect         --stage STAGE [--split test] [--seeds 42 43] ...  units vs. defect masks
+    pixel-evidence sweep           --spec FILE | --data DIR... --models DIR... [--plan] [--scheduler ADDRESS]
     pixel-evidence bench           [--out DIR] [--no-server] ...  speed and memory benchmark
 """
 
@@ -115,7 +116,16 @@ def _cmd_train(args) -> int:
                       kind=args.kind or ("classifier" if args.model_module else "multitask"), mode=args.mode,
                       freeze_blocks=args.freeze_blocks, cam_layer=args.cam_layer, model_module=args.model_module,
                       split_seed=args.split_seed, device=args.device)
-    results = train_seeds(cfg, root, manifest, models, force=args.force)
+    if args.workers or args.scheduler:  # one seed per Dask task
+        from .sweep.run import open_client
+        from .sweep.training import dask_map
+
+        with open_client(args.scheduler, args.workers, None) as client:
+            results = train_seeds(cfg, root, manifest, models, force=args.force,
+                                  map_seeds=dask_map(client, threads=args.threads or 1,
+                                                     gpu=str(args.device).startswith("cuda")))
+    else:
+        results = train_seeds(cfg, root, manifest, models, force=args.force)
     for meta in results:
         f = meta["final_metrics"]
         print(f"seed {meta['seed']}: epoch {meta['selected_epoch']}  "
@@ -139,11 +149,16 @@ def _cmd_evaluate(args) -> int:
         layout_of(root, args.layout)
     engine = ExplanationEngine(root, models, manifest=args.manifest, device=args.device,
                                method_params={"ig": {"n_steps": args.ig_steps}})
-    summary = evaluate(engine, out, seeds=args.seeds or None, splits=args.splits, methods=args.methods,
-                       target=args.target,
-                       include_misclassified=args.include_misclassified, force=args.force,
-                       batch_size=args.batch_size, extra_metrics=args.metrics, maps_for_good=args.maps_for_good,
-                       settings=settings)
+    if args.from_sweep:  # the tables of a sweep's store, nothing computed
+        from .evaluate import export_from_store
+
+        summary = export_from_store(engine, Path(args.from_sweep), args.category or root.resolve().name, out,
+                                    target=args.target, include_misclassified=args.include_misclassified)
+    else:
+        summary = evaluate(engine, out, seeds=args.seeds or None, splits=args.splits, methods=args.methods,
+                           target=args.target, include_misclassified=args.include_misclassified, force=args.force,
+                           batch_size=args.batch_size, extra_metrics=args.metrics,
+                           maps_for_good=args.maps_for_good, settings=settings)
     labels = engine.method_labels()
     if "column_notes" in summary:  # data without masks
         print("TKO, the other mask scores and win rates: needs masks (the data has none; the columns are empty)")
@@ -197,6 +212,12 @@ def _cmd_dissect(args) -> int:
               f"({row['n_seeds']} seeds)")
     print(f"wrote {out}/dissection.csv")
     return 0
+
+
+def _cmd_sweep(args) -> int:
+    from .sweep.command import run_command
+
+    return run_command(args)
 
 
 def _add_data_option(p: argparse.ArgumentParser) -> None:
@@ -284,6 +305,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, mps")
     train.add_argument("--threads", type=int, default=0, help="CPU threads for torch (default: torch's choice)")
     train.add_argument("--force", action="store_true", help="retrain seeds that already exist")
+    train.add_argument("--workers", type=int, help="train seeds in parallel on a local Dask cluster of N processes")
+    train.add_argument("--scheduler", metavar="ADDRESS", help="train seeds as tasks of an existing Dask cluster")
     train.set_defaults(func=_cmd_train)
 
     ev = sub.add_parser("evaluate", help="explain every image with every method; write TKO tables and win rates")
@@ -319,6 +342,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--batch-size", type=int, default=8)
     ev.add_argument("--device", default="auto")
     ev.add_argument("--force", action="store_true", help="recompute seeds that were already evaluated")
+    ev.add_argument("--from-sweep", metavar="STORE",
+                    help="compute nothing: write the tables of one category of a `pixel-evidence sweep` store")
+    ev.add_argument("--category", help="with --from-sweep: the category (default: the --data folder's name)")
     ev.set_defaults(func=_cmd_evaluate)
 
     di = sub.add_parser("dissect", help="Network Dissection: which units of a stage fire on which defect class's "
@@ -339,6 +365,12 @@ def build_parser() -> argparse.ArgumentParser:
     di.add_argument("--device", default="auto")
     di.add_argument("--force", action="store_true", help="recompute seeds and stages already in --out")
     di.set_defaults(func=_cmd_dissect)
+
+    sw = sub.add_parser("sweep", help="categories x seeds x methods on a Dask cluster, into a Parquet store")
+    from .sweep.command import add_sweep_arguments
+
+    add_sweep_arguments(sw, parse_seeds)
+    sw.set_defaults(func=_cmd_sweep)
 
     # the benchmark parses its own options (`pixel-evidence bench --help`)
     be = sub.add_parser("bench", add_help=False, help="latency, throughput and memory against the original study's "

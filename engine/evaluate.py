@@ -131,8 +131,10 @@ def _spread(ids: Sequence[str], n: int) -> set[str]:
 def unit_rows(engine: ExplanationEngine, seed: int, split: str, methods: Sequence[str], *, main: bool = True,
               analyses: Sequence[str] = (), target: str = "predicted", batch_size: int = 8, progress: bool = True,
               extra_metrics: Sequence[str] = (), maps_for_good: bool = False,
-              settings: AnalysisSettings = AnalysisSettings()) -> tuple[pd.DataFrame | None, dict[str, pd.DataFrame]]:
-    """The main table (one row per image and method) and each analysis table of one (seed, split).
+              settings: AnalysisSettings = AnalysisSettings(),
+              image_ids: Sequence[str] | None = None) -> tuple[pd.DataFrame | None, dict[str, pd.DataFrame]]:
+    """The main table (one row per image and method) and each analysis table of one (seed, split),
+    or of the images ``image_ids`` of it (a sweep's chunk).
 
     Images without a mask (``good``) cannot be ranked, so by default only their prediction
     is computed and their scores are NaN; ``maps_for_good`` computes their maps anyway.
@@ -140,7 +142,7 @@ def unit_rows(engine: ExplanationEngine, seed: int, split: str, methods: Sequenc
     Analyses run on the images that have maps; sanity on ``settings.sanity_images`` of them.
     """
     split_metrics([*extra_metrics, *analyses])
-    ids = engine.image_ids(split)
+    ids = engine.image_ids(split) if image_ids is None else list(image_ids)
     every_map = maps_for_good or not engine.catalogue.has_masks
     mapped = [i for i in ids if every_map or engine.sample(i).has_mask]
     with_maps = set(mapped)
@@ -353,3 +355,20 @@ def evaluate(engine: ExplanationEngine, out_dir: Path, *, seeds: Sequence[int] |
             _save_unit(stem.with_suffix(f".{a}.csv"), extra[a], _side_provenance(prov, a, settings))
         write_tables()
     return write_tables()
+
+
+def export_from_store(engine: ExplanationEngine, store: Path, category: str, out_dir: Path, *,
+                      target: str = "predicted", include_misclassified: bool = False) -> dict[str, Any]:
+    """Write the usual tables (tko_table.csv, win_rates.csv, summary.json) of one category of a
+    sweep's Parquet store, so a sweep's results read like a single run's; return the summary."""
+    from .results import read_store
+
+    tables = read_store(store)
+    if category not in tables.categories:
+        raise ValueError(f"{store}: no rows of category {category!r} (found: {', '.join(tables.categories) or 'none'});"
+                         " give --category")
+    rows = tables.category(category)
+    scores = [c for c in EXTRA_SCORES if c in rows.columns and rows[c].notna().any()]
+    table = rows[[*TABLE_COLUMNS, *scores]]
+    methods = [m for m in engine.method_labels() if m in set(table["method"])]
+    return _write_tables(engine, Path(out_dir), [table], methods, target, include_misclassified, scores, {})

@@ -19,3 +19,15 @@ def wait_collected(refs: list[weakref.ref], timeout: float) -> list[str]:
         if not alive or time.monotonic() > deadline:
             return alive
         time.sleep(0.05)
+
+
+def wait_until(condition, timeout: float, poll: float = 0.05):
+    """Poll ``condition()`` until it returns something truthy, and return that; fail after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"condition not met within {timeout} s")
+        time.sleep(poll)

@@ -11,7 +11,7 @@ import param
 from .results import ResultsStore
 
 # the cards follow the page's order of sections
-ORDER = ("win", "tko", "agreement", "faithfulness", "sanity", "curves", "confusion")
+ORDER = ("win", "tko", "categories", "agreement", "faithfulness", "sanity", "curves", "confusion")
 
 
 def card(title: str, df: pd.DataFrame) -> pn.Card:

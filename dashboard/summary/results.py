@@ -16,8 +16,8 @@ import pandas as pd
 import param
 
 from engine.metrics.scores import LOCALISATION_SCORES
-from engine.results import (ANALYSIS_FILES, CHANCE, Results, history_frame, load_results, localisation_win_rates,
-                            results_dir)
+from engine.results import (ANALYSIS_FILES, CHANCE, Results, StoreTables, history_frame, load_results,
+                            localisation_win_rates, read_store, results_dir, store_stamp, sweep_dir)
 
 from ..colours import CHANCE_LABEL, method_colours
 from ..state import DashboardState
@@ -52,6 +52,22 @@ def cached_results(directory: Path) -> Results:
     return results
 
 
+_SWEEP_CACHE: dict[Path, tuple[tuple, StoreTables]] = {}
+
+
+def cached_sweep(directory: Path) -> StoreTables:
+    """``read_store`` shared by all sessions, re-read only when a task has landed since."""
+    stamp = store_stamp(directory)
+    with _CACHE_LOCK:
+        hit = _SWEEP_CACHE.get(directory)
+        if hit is not None and hit[0] == stamp:
+            return hit[1]
+    tables = read_store(directory)
+    with _CACHE_LOCK:
+        _SWEEP_CACHE[directory] = (stamp, tables)
+    return tables
+
+
 def evaluate_command(engine: Any) -> str:
     from ..host import DEFAULT_MODELS
 
@@ -78,12 +94,14 @@ class ResultsStore(param.Parameterized):
     results = param.ClassSelector(class_=Results, doc="The evaluation tables (re-read by load)")
     colours = param.Dict(default={}, doc="Method label -> colour, for the methods in the results")
     tables = param.Dict(default={}, doc="Section -> [(title, frame)]: the numbers behind its plots")
+    sweep = param.ClassSelector(class_=StoreTables, allow_None=True, doc="The sweep store's tables, if any")
 
     def __init__(self, state: DashboardState, engine: Any, **params: Any):
         super().__init__(state=state, **params)
         self.engine = engine
         self.labels = dict(state.catalogue.method_labels)
         self.directory = results_dir(engine.models_dir)
+        self.sweep_directory = sweep_dir(engine.models_dir)
         self._win_rates: dict[str, pd.DataFrame] = {}
         self.load()
         state.param.watch(lambda _e: self._check_score(self.scores), "score")
@@ -94,7 +112,8 @@ class ResultsStore(param.Parameterized):
         self._win_rates = {}
         self._check_score(res.scores or ["tko"])  # before any section draws the new results
         present = (set(res.tko["method"]) | set(res.win_rates["method"])) if res.available else set(self.labels)
-        self.param.update(results=res, colours=method_colours({m: self.label(m) for m in self.method_order(present)}))
+        self.param.update(results=res, colours=method_colours({m: self.label(m) for m in self.method_order(present)}),
+                          sweep=cached_sweep(self.sweep_directory))
 
     def publish(self, section: str, tables: list[tuple[str, pd.DataFrame]]) -> None:
         self.tables = {**self.tables, section: tables}

@@ -12,6 +12,7 @@ import param
 from engine.results import stale_seeds
 
 from .agreement import AgreementSection
+from .categories import CategoriesSection
 from .confusion import ConfusionSection
 from .distributions import TkoSection
 from .faithfulness import FaithfulnessSection
@@ -44,12 +45,13 @@ class SummaryView(pn.viewable.Viewer):
         self.sanity = SanitySection(store)
         self.curves = TrainingSection(store)
         self.confusion = ConfusionSection(store)
+        self.categories = CategoriesSection(store)
         self.numbers = NumbersSection(store)
         # mask-free data: no win rates, no TKO (the notice says so), the rest as usual
         by_mask = (self.win, self.tko) if store.state.catalogue.has_masks else ()
         self._layout = pn.Column(
             pn.Row(self._intro, self._reload, sizing_mode="stretch_width"), self._notice,
-            *by_mask, self.agreement, self.faithfulness, self.sanity, self.curves, self.confusion,
+            *by_mask, self.categories, self.agreement, self.faithfulness, self.sanity, self.curves, self.confusion,
             self.numbers, sizing_mode="stretch_width")
         self._draw()
 

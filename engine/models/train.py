@@ -17,8 +17,9 @@ import copy
 import logging
 import time
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -271,9 +272,18 @@ def train_seed(seed: int, cfg: TrainConfig, data_root: Path, samples: Sequence[S
     return read_metadata(out_dir, seed)
 
 
-def train_seeds(cfg: TrainConfig, data_root: Path, manifest: Path, out_dir: Path, *,
-                force: bool = False) -> list[dict[str, Any]]:
-    """Train every seed in ``cfg.seeds``; seeds already finished with the same data are skipped."""
+def _one_by_one(train: Callable[[int], dict[str, Any]], seeds: Sequence[int]) -> list[dict[str, Any]]:
+    return [train(seed) for seed in tqdm(list(seeds), desc="seeds", unit="seed")]
+
+
+def train_seeds(cfg: TrainConfig, data_root: Path, manifest: Path, out_dir: Path, *, force: bool = False,
+                map_seeds: Callable[[Callable[[int], dict[str, Any]], Sequence[int]], list[dict[str, Any]]]
+                = _one_by_one) -> list[dict[str, Any]]:
+    """Train every seed in ``cfg.seeds``; seeds already finished with the same data are skipped.
+
+    ``map_seeds(train, seeds)`` runs ``train(seed)`` for the seeds to train and returns their
+    metadata in order: one after another here, as Dask tasks with ``engine.sweep.training``.
+    """
     samples = read_manifest(manifest)
     classes = sorted({s.cls for s in samples})
     provenance = {"manifest_sha256": file_sha256(manifest),
@@ -284,8 +294,8 @@ def train_seeds(cfg: TrainConfig, data_root: Path, manifest: Path, out_dir: Path
     finished, unfinished = scan_seeds(out_dir)
     for problem in unfinished.values():
         log.warning("%s", problem)
-    results = []
-    for seed in tqdm(list(cfg.seeds), desc="seeds", unit="seed"):
+    results: dict[int, dict[str, Any]] = {}
+    for seed in cfg.seeds:
         meta = finished.get(seed)
         if meta is not None and not force:
             difference = _trained_otherwise(meta, provenance, cfg)
@@ -293,10 +303,12 @@ def train_seeds(cfg: TrainConfig, data_root: Path, manifest: Path, out_dir: Path
                 raise ValueError(f"{out_dir / f'seed_{seed}.json'}: trained on {difference}; "
                                  "pass --force to overwrite it or choose another --models folder")
             log.info("seed %d already trained in %s; skipping (use --force to retrain)", seed, out_dir)
-            results.append(meta)
-            continue
-        results.append(train_seed(seed, cfg, data_root, samples, classes, out_dir, provenance))
-    return results
+            results[seed] = meta
+    todo = [seed for seed in cfg.seeds if seed not in results]
+    trained = map_seeds(partial(train_seed, cfg=cfg, data_root=data_root, samples=samples, classes=classes,
+                                out_dir=out_dir, provenance=provenance), todo)
+    results.update(zip(todo, trained))
+    return [results[seed] for seed in cfg.seeds]
 
 
 def _trained_otherwise(meta: dict[str, Any], provenance: dict[str, Any], cfg: TrainConfig) -> str | None:

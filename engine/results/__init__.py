@@ -12,7 +12,9 @@ The evaluate command writes into ``<models>/results/``:
 - ``agreement.csv``, ``faithfulness.csv``, ``sanity.csv``: the optional analyses
   (``--metrics agreement faithfulness sanity``), one row per image and method pair, per
   image and method, and per image, method and randomized stage;
-- ``per_seed/seed_<n>_<split>.json``: which weights produced each unit's rows.
+- ``per_seed/seed_<n>_<split>.json``: which weights produced each unit's rows;
+- ``sweep/``: the Parquet store of ``pixel-evidence sweep`` (many categories), read by
+  :mod:`.sweep_store` into the same tables.
 
 Training histories come from the checkpoint metadata (``seed_<n>.json``, key ``history``).
 
@@ -31,6 +33,7 @@ from ..metrics.topk_picture import (PIXEL_FALSE_ALARM, PIXEL_HIT, PIXEL_MISS, PI
                                     PIXEL_TIED_OUT, TopKPixels, topk_pixels)
 from .histories import HISTORY_METRICS, history_bands, history_frame
 from .reading import ANALYSIS_FILES, RESULTS_SUBDIR, TABLE_COLUMNS, Results, load_results, results_dir, stale_seeds
+from .sweep_store import StoreTables, category_win_rates, read_store, store_stamp, sweep_dir
 from .summaries import (CHANCE, agreement_stats, confusion_matrix, defect_rows, faithfulness_stats,
                         localisation_win_rates, sanity_stats, tko_stats, win_rate_stats)
 
@@ -39,5 +42,6 @@ __all__ = [
     "history_bands", "confusion_matrix", "defect_rows", "tko_stats", "win_rate_stats", "topk_pixels",
     "AGREEMENT_STATS", "localisation_win_rates", "agreement_stats", "faithfulness_stats",
     "sanity_stats", "OVERALL", "CHANCE", "ANALYSIS_FILES", "RESULTS_SUBDIR", "TABLE_COLUMNS", "results_dir",
+    "StoreTables", "category_win_rates", "read_store", "store_stamp", "sweep_dir",
     "PIXEL_OTHER", "PIXEL_HIT", "PIXEL_MISS", "PIXEL_FALSE_ALARM", "PIXEL_TIED_IN", "PIXEL_TIED_OUT",
 ]

@@ -1,0 +1,87 @@
+"""Per-method cost of one map, and what a planned sweep will cost before it runs.
+
+The costs are the benchmark's ``methods`` section (``benchmarks/results/benchmark.json``:
+cold seconds per image of each method alone, 224 px, on the machine that ran it). Without
+it, ``FALLBACK_SECONDS`` holds the numbers that section measured on a 2-core CPU
+(EfficientNet-lite0, default settings); a method it has no number for counts as the
+costliest one, so a plan never promises too little.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+from ..choices import METHODS
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+BENCHMARK_JSON = PROJECT_ROOT / "benchmarks" / "results" / "benchmark.json"
+FALLBACK_SECONDS = {"gradcam": 0.025, "saliency": 0.042, "ig": 0.55, "gradcam_pp": 0.030, "xgradcam": 0.028,
+                    "scorecam": 5.5, "ablationcam": 0.15, "lime": 2.0, "rise": 7.9, "occlusion": 1.5,
+                    "smoothgrad": 0.39, "smoothgrad_ig": 1.35,
+                    "cam": 0.025}  # CAM: one forward, no backward, so at most Grad-CAM's cost
+# One prediction forward per image (every image gets one, also those without maps).
+PREDICTION_SECONDS = 0.012
+# A GPU runs these networks' passes roughly this much faster than the 2-core CPU measured
+# here; used only when the benchmark ran on a CPU and the sweep asks for CUDA.
+GPU_SPEEDUP = 20.0
+
+
+@dataclass(frozen=True)
+class MethodCosts:
+    seconds: dict[str, float]  # method -> seconds per image
+    source: str                # where they come from, for the plan's printout
+    device: str                # "cpu" or "cuda": where they were measured
+
+
+def method_costs(path: Path = BENCHMARK_JSON) -> MethodCosts:
+    """The benchmark's per-method costs, with the fallback numbers for methods it lacks."""
+    measured: dict[str, float] = {}
+    device, source = "cpu", "fallback numbers (engine/sweep/costs.py)"
+    try:
+        result = json.loads(Path(path).read_text())
+        rows = result["methods"]["rows"]
+        measured = {r["method"]: float(r["seconds"]) for r in rows if math.isfinite(float(r["seconds"]))}
+        device = "cuda" if str(result.get("machine", {}).get("device", "cpu")).startswith("cuda") else "cpu"
+        shown = Path(path).resolve()
+        shown = shown.relative_to(PROJECT_ROOT) if shown.is_relative_to(PROJECT_ROOT) else shown
+        source = f"{shown} (methods section)"
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    costliest = max([*FALLBACK_SECONDS.values(), *measured.values()])
+    seconds = {m: measured.get(m, FALLBACK_SECONDS.get(m, costliest)) for m in METHODS}
+    return MethodCosts(seconds, source, device)
+
+
+def method_seconds(path: Path = BENCHMARK_JSON) -> dict[str, float]:
+    return method_costs(path).seconds
+
+
+@dataclass(frozen=True)
+class PlanCost:
+    tasks: int
+    images: int          # image x seed x split units (predictions)
+    maps: int            # maps to compute
+    cpu_hours: float     # one CPU worker's hours (0 when the sweep runs on GPUs)
+    gpu_hours: float     # one GPU's hours (0 on CPUs)
+    source: str
+
+    def wall_hours(self, workers: int) -> float:
+        """Hours on ``workers`` equal workers, when the tasks spread evenly."""
+        return (self.cpu_hours + self.gpu_hours) / max(1, workers)
+
+
+def plan_cost(tasks: Iterable, costs: MethodCosts, *, gpu: bool) -> PlanCost:
+    """What ``tasks`` (``plan.Task``) cost from per-method seconds per image."""
+    tasks = list(tasks)
+    seconds = sum(t.n_mapped * sum(costs.seconds[m] for m in t.methods) + len(t.image_ids) * PREDICTION_SECONDS
+                  for t in tasks)
+    maps = sum(t.n_mapped * len(t.methods) for t in tasks)
+    images = len({(t.category.name, t.seed, t.split, i) for t in tasks for i in t.image_ids})
+    hours = seconds / 3600
+    if gpu and costs.device == "cpu":
+        hours /= GPU_SPEEDUP
+    return PlanCost(len(tasks), images, maps, 0.0 if gpu else hours, hours if gpu else 0.0, costs.source)

@@ -1,0 +1,308 @@
+"""The sweep on a 2-worker LocalCluster of processes, on the tiny models of conftest.
+
+One cluster serves the module (each start costs seconds). Every test compares the store
+with a reference computed another way: ``evaluate`` in this process, or an uninterrupted sweep.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+from dask.distributed import Client, LocalCluster
+
+from engine.data import read_manifest
+from engine.evaluate import evaluate
+from engine.results import TABLE_COLUMNS
+from engine.results.sweep_store import read_store
+from engine.sweep.plan import plan
+from engine.sweep.run import run_sweep
+from engine.sweep.spec import Category, SweepSpec
+from engine.sweep.costs import method_costs
+from engine.sweep.worker import HOLD_ENV
+from dashboard.summary.categories import COST
+from tests.waiting import wait_until
+
+METHODS = ("gradcam", "saliency", "ig")
+KEY = ["seed", "split", "image_id", "method"]
+
+
+@pytest.fixture(scope="module")
+def client():
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                      worker_dashboard_address=None) as cluster, Client(cluster) as c:
+        yield c
+
+
+def set_env(name: str, value: str | None) -> None:
+    """Set (or with None, remove) an environment variable in the process that runs this."""
+    if value is None:
+        os.environ.pop(name, None)
+    else:
+        os.environ[name] = value
+
+
+def make_spec(tiny_run, out: Path, **kw) -> SweepSpec:
+    root, models, *_ = tiny_run
+    base = SweepSpec(categories=(Category("cat", Path(root), Path(models)),), out=out, splits=("test",),
+                     methods=METHODS, chunk=4, batch_size=4, device="cpu", method_params={"ig": {"n_steps": 4}})
+    return replace(base, **kw)
+
+
+def table_of(store: Path) -> pd.DataFrame:
+    return read_store(store).category("cat")[list(TABLE_COLUMNS)].sort_values(KEY).reset_index(drop=True)
+
+
+def files_of(store: Path) -> list[Path]:
+    return sorted((store / "rows").rglob("*.parquet"))
+
+
+@pytest.fixture(scope="module")
+def reference_store(tiny_run, client, tmp_path_factory) -> Path:
+    """One uninterrupted sweep's store, the yardstick of the fault tests."""
+    out = tmp_path_factory.mktemp("reference") / "store"
+    spec = make_spec(tiny_run, out)
+    report = run_sweep(client, plan(spec), spec, progress=False)
+    assert report.complete and report.skipped == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def reference(reference_store):
+    return table_of(reference_store)
+
+
+@pytest.fixture(scope="module")
+def evaluated(engine, tmp_path_factory) -> Path:
+    """``evaluate`` of the same methods and split in this process."""
+    out = tmp_path_factory.mktemp("evaluated")
+    evaluate(engine, out, splits=["test"], methods=METHODS, progress=False)
+    return out
+
+
+def test_plan_groups_cheap_methods_and_chunks_images(tiny_run, tmp_path):
+    spec = make_spec(tiny_run, tmp_path / "store")
+    tasks = plan(spec)
+    # cheap Grad-CAM + Saliency share tasks, IG (0.55 s per image) has its own; 2 seeds
+    assert {t.methods for t in tasks} == {("ig",), ("gradcam", "saliency")}
+    for seed in (7, 8):
+        for group in (("ig",), ("gradcam", "saliency")):
+            mine = [t for t in tasks if t.seed == seed and t.methods == group]
+            ids = [i for t in mine for i in t.image_ids]
+            assert len(ids) == len(set(ids)) and all(len(t.image_ids) <= 4 for t in mine)
+    assert len({t.key for t in tasks}) == len(tasks)
+    # the key depends on the inputs: other IG settings, other IG keys; Grad-CAM's stay
+    other = {t.methods: t.key for t in plan(replace(spec, method_params={"ig": {"n_steps": 5}}))}
+    same = {t.methods: t.key for t in tasks}
+    assert other[("ig",)] != same[("ig",)] and other[("gradcam", "saliency")] == same[("gradcam", "saliency")]
+
+
+def test_sweep_rows_equal_evaluate_rows(reference, evaluated):
+    expected = pd.read_csv(evaluated / "tko_table.csv")[list(TABLE_COLUMNS)].sort_values(KEY)
+    expected = expected.reset_index(drop=True)
+    assert len(reference) == len(expected) > 0
+    pd.testing.assert_frame_equal(reference[KEY + ["class", "predicted", "correct", "target", "k", "n"]],
+                                  expected[KEY + ["class", "predicted", "correct", "target", "k", "n"]],
+                                  check_dtype=False)
+    # maps of a chunk of 4 images and of evaluate's batches of 8 come from differently sized
+    # batched convolutions, whose float32 sums may differ in the last bits; a score is a
+    # ratio of pixel counts, so such a change moves it by at most one tied pixel's credit
+    # (1/K, K >= 16 here) and only where a pixel sits at the top-K cut-off
+    scores = ["tko", "chance", "lift", "iou", "rank", "win_share"]
+    close = np.isclose(reference[scores].to_numpy(float), expected[scores].to_numpy(float), atol=1e-6,
+                       equal_nan=True)
+    assert close.mean() > 0.99, reference[~close.all(1)].join(expected[scores], rsuffix="_evaluate")
+
+
+def test_rerun_skips_finished_tasks_and_adds_no_rows(tiny_run, client, reference, tmp_path):
+    spec = make_spec(tiny_run, tmp_path / "store")
+    first = run_sweep(client, plan(spec), spec, progress=False)
+    stamps = {p: p.stat().st_mtime_ns for p in files_of(spec.out)}
+    again = run_sweep(client, plan(spec), spec, progress=False)
+    assert again.skipped == again.planned == first.planned and not again.done
+    assert {p: p.stat().st_mtime_ns for p in files_of(spec.out)} == stamps
+    table = table_of(spec.out)
+    assert not table.duplicated(KEY).any()
+    pd.testing.assert_frame_equal(table, reference)
+
+
+def test_worker_killed_mid_task_gives_the_same_table(tiny_run, client, reference, tmp_path):
+    hold = tmp_path / "hold"
+    hold.mkdir()
+    spec = make_spec(tiny_run, tmp_path / "store")
+    client.run(set_env, HOLD_ENV, str(hold))
+    try:
+        outcome = {}
+        runner = threading.Thread(target=lambda: outcome.setdefault("report", run_sweep(
+            client, plan(spec), spec, progress=False)))
+        runner.start()
+        started = wait_until(lambda: sorted(hold.glob("*.started")), timeout=120)
+        pid = int(started[0].name.split(".")[1])
+        os.kill(pid, signal.SIGKILL)
+        (hold / "release").touch()
+        runner.join(timeout=300)
+        assert not runner.is_alive()
+    finally:
+        client.run(set_env, HOLD_ENV, None)
+    assert outcome["report"].complete
+    table = table_of(spec.out)
+    assert not table.duplicated(KEY).any()
+    pd.testing.assert_frame_equal(table, reference)
+
+
+def test_unreadable_image_is_recorded_and_the_rest_completes(tiny_run, client, reference, tmp_path):
+    import shutil
+
+    root, models, *_ = tiny_run
+    data = tmp_path / "cat"
+    shutil.copytree(root, data)
+    spec = make_spec(tiny_run, tmp_path / "store", categories=(Category("cat", data, Path(models)),))
+    tasks = plan(spec)
+    broken = next(i for t in tasks if t.methods == ("ig",) for i in t.image_ids if "crack" in i)
+    sample = next(s for s in read_manifest(Path(models) / "manifest.csv") if s.id == broken)
+    (data / sample.path).write_bytes(b"not a png")
+    report = run_sweep(client, tasks, spec, progress=False)
+    assert not report.task_errors
+    assert {(i, "unreadable" in e) for _, i, e in report.failures} == {(broken, True)}
+    stored = read_store(spec.out)
+    assert set(stored.failures["image_id"]) == {broken} and len(stored.failures) == 4  # 2 seeds x 2 method groups
+    table = table_of(spec.out)
+    assert broken not in set(table["image_id"])
+    # every other image has its rows, equal to the clean run's (ranks aside: the broken image has none)
+    others = reference[reference["image_id"] != broken].reset_index(drop=True)
+    pd.testing.assert_frame_equal(table.drop(columns=["rank", "win_share"]), others.drop(columns=["rank", "win_share"]))
+    # the tasks with a failure are not finished: a rerun after the fix completes the table
+    shutil.copy(Path(root) / sample.path, data / sample.path)
+    again = run_sweep(client, tasks, spec, progress=False)
+    assert again.complete and len(again.done) == 4
+    pd.testing.assert_frame_equal(table_of(spec.out), reference)
+    assert read_store(spec.out).failures.empty
+
+
+def test_interrupt_leaves_only_complete_files(tiny_run, client, reference, tmp_path):
+    spec = make_spec(tiny_run, tmp_path / "store")
+    tasks = plan(spec)
+
+    def interrupt(result) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(client, tasks, spec, progress=False, on_result=interrupt)
+    # tasks still running on the workers finish or are dropped; wait until nothing runs
+    wait_until(lambda: not any(client.processing().values()), timeout=120)
+    files = files_of(spec.out)
+    assert 0 < len(files) < sum(len(t.methods) for t in tasks)
+    for path in files:  # each file whole, with exactly the clean run's rows of its task
+        rows = pq.read_table(path).to_pandas()
+        method = path.parent.name.removeprefix("method=")
+        seed = int(path.parent.parent.parent.name.removeprefix("seed="))
+        clean = reference[(reference["method"] == method) & (reference["seed"] == seed)
+                          & reference["image_id"].isin(rows["image_id"])]
+        assert len(rows) == len(clean) > 0
+        np.testing.assert_array_equal(rows.sort_values("image_id")["tko"].to_numpy(),
+                                      clean.sort_values("image_id")["tko"].to_numpy())
+    # a cancelled task's thread may still be writing: its temp file is hidden, which the reader skips
+    assert all(p.name.startswith(".") for p in spec.out.rglob("*.tmp"))
+    partial = table_of(spec.out)
+    assert len(partial) == len(partial.merge(reference, on=KEY + ["tko"])) > 0
+    report = run_sweep(client, tasks, spec, progress=False)
+    assert report.complete and report.skipped > 0
+    pd.testing.assert_frame_equal(table_of(spec.out), reference)
+
+
+def test_training_over_seeds_as_tasks_matches_training_here(client, tmp_path):
+    import torch
+
+    from engine.data import prepare_manifest
+    from engine.models.checkpoint import scan_seeds
+    from engine.models.train import TrainConfig, train_seeds
+    from engine.sweep.training import dask_map
+    from tests.conftest import make_mvtec_tree
+
+    root = make_mvtec_tree(tmp_path / "cat", n_train_good=4, n_test={"good": 2, "crack": 3, "hole": 3}, size=32)
+    cfg = TrainConfig(seeds=[3, 4], epochs=1, batch_size=8, image_size=32, backbone="efficientnet_lite0",
+                      channels_last=False, device="cpu")
+    manifest = tmp_path / "manifest.csv"
+    prepare_manifest(root, manifest)
+    on_cluster = train_seeds(cfg, root, manifest, tmp_path / "dask", map_seeds=dask_map(client, threads=1))
+    assert [m["seed"] for m in on_cluster] == [3, 4]
+    finished, problems = scan_seeds(tmp_path / "dask")
+    assert sorted(finished) == [3, 4] and not problems
+    # the same seed trained in this process with one thread gives the same weights, bit for bit
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        here = train_seeds(replace(cfg, seeds=[3]), root, manifest, tmp_path / "here")
+    finally:
+        torch.set_num_threads(threads)
+    assert here[0]["weights_sha256"] == on_cluster[0]["weights_sha256"] != on_cluster[1]["weights_sha256"]
+
+    def nothing_to_train(train, seeds):
+        assert not seeds, f"seeds {list(seeds)} trained again"
+        return []
+
+    again = train_seeds(cfg, root, manifest, tmp_path / "dask", map_seeds=nothing_to_train)
+    assert [m["weights_sha256"] for m in again] == [m["weights_sha256"] for m in on_cluster]
+
+
+def test_summary_tab_shows_the_store_beside_evaluate(dash, reference_store, evaluated):
+    """The across-categories table: win rates from the store equal evaluate's summary."""
+    store = dash.results
+    store.sweep_directory = reference_store
+    store.load()
+    dash.state.tab = "summary"
+    section = dash.summary.categories
+    assert section._category.options == ["cat"]
+    (_, chosen), (_, across) = store.tables["categories"]
+    summary = json.loads((evaluated / "summary.json").read_text())
+    expected = {store.label(r["method"]): f"{r['mean']:.3f} ± {r['std']:.3f}"
+                for r in summary["win_rates_across_seeds"] if r["class"] == "overall" and r["split"] == "test"}
+    assert dict(zip(chosen["Method"], chosen["win rate (mean ± std over seeds)"])) == expected
+    assert dict(zip(across["Method"], across["cat"])) == expected
+    costs = method_costs().seconds
+    assert dict(zip(chosen["Method"], chosen[COST])) == {store.label(m): round(costs[m], 3) for m in METHODS}
+
+
+def test_evaluate_exports_the_store_as_a_single_runs_tables(engine, reference_store, evaluated, tmp_path):
+    from engine.evaluate import export_from_store
+
+    export_from_store(engine, reference_store, "cat", tmp_path)
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    for name in ("tko_table.csv", "win_rates.csv"):
+        got, want = pd.read_csv(tmp_path / name), pd.read_csv(evaluated / name)
+        assert list(got.columns) == list(want.columns) and len(got) == len(want)
+    want = json.loads((evaluated / "summary.json").read_text())
+    assert summary["win_rates_across_seeds"] == want["win_rates_across_seeds"]
+    with pytest.raises(ValueError, match="no rows of category 'dog'"):
+        export_from_store(engine, reference_store, "dog", tmp_path)
+
+
+def test_sweep_file_and_its_mistakes(tmp_path):
+    from engine.sweep.spec import read_spec
+
+    path = tmp_path / "sweep.toml"
+    path.write_text('seeds = "42-44"\nmethods = "all"\nsplits = ["test", "train"]\n'
+                    '[method_params.ig]\nn_steps = 8\n'
+                    '[[category]]\nname = "hazelnut"\ndata = "d/hazelnut"\nmodels = "m/hazelnut"\n')
+    spec = read_spec(path, chunk=8)
+    assert spec.seeds == (42, 43, 44) and len(spec.methods) == 14 and spec.splits == ("test", "train")
+    assert spec.categories[0].data == tmp_path / "d" / "hazelnut" and spec.chunk == 8
+    assert spec.out == tmp_path / "m" / "hazelnut" / "results" / "sweep"
+    assert spec.method_params == {"ig": {"n_steps": 8}}
+    path.write_text('sedes = [1]\n[[category]]\ndata = "d"\nmodels = "m"\n')
+    with pytest.raises(ValueError, match=r"unknown key\(s\) \['sedes'\]"):
+        read_spec(path)
+    path.write_text('metrics = ["sanity"]\n[[category]]\ndata = "d"\nmodels = "m"\n')
+    with pytest.raises(ValueError, match="pixel-evidence evaluate --metrics"):
+        read_spec(path)
+    path.write_text('[[category]]\nname = "a/b"\ndata = "d"\nmodels = "m"\n')
+    with pytest.raises(ValueError, match=r"category names \['a/b'\]"):
+        read_spec(path)
