@@ -27,7 +27,7 @@ from engine.metrics import SANITY_PASS_THRESHOLD  # torch-free, like everything 
 from .analysis_charts import (agreement_frame, agreement_html, faithfulness_charts, faithfulness_table, sanity_chart,
                               sanity_table)
 from .charts import CHARTS_LOCK, ChartPane
-from .colours import line_styles, method_colours
+from .colours import line_styles
 from .formatting import agreement_names
 from .store import ExplanationStore
 
@@ -243,7 +243,7 @@ class CheckSection(Section):
     def __init__(self, store: ExplanationStore, engine: Any, n_charts: int, **params: Any):
         super().__init__(store=store, **params)
         self.engine = engine
-        self.colours = method_colours(dict(store.catalogue.method_labels))
+        self.styles = line_styles(dict(store.catalogue.method_labels))  # the same in every view
         self._button = pn.widgets.Button(label=self.button_label, color="primary", width=320)
         self._button.on_click(lambda _e: self.compute())
         self._guide = pn.pane.HTML("", sizing_mode="stretch_width")
@@ -278,7 +278,7 @@ class CheckSection(Section):
 
     def _show(self, ex: Any, answer: Any) -> None:
         self._table.object = self.table(ex, answer)
-        styles = line_styles([r.label for r in ex.methods.values()], self.colours)
+        styles = self.styles
         with CHARTS_LOCK:
             for pane, chart in zip(self._plots, self.charts(ex, answer, styles)):
                 pane.object = chart

@@ -21,6 +21,9 @@ from .config import AppConfig
 from .export_bar import ExportBar
 from .host import EngineHost, SetupProblem, get_host
 from .image_view import ImageView
+from .page_events import PageEvents
+from .presentation import present
+from .sizes import pane_sizes
 from .state import TAB_LABELS, TABS, DashboardState, bind_location
 from .store import ExplanationStore
 from .summary import ResultsStore, SummaryView
@@ -93,8 +96,16 @@ class Dashboard(pn.viewable.Viewer):
         self.tabs.param.watch(lambda e: setattr(self.state, "tab", TABS[e.new]), "active")
         self.state.param.watch(lambda e: setattr(self.tabs, "active", TABS.index(e.new)), "tab")
         self.state.param.watch(self._open_summary, "tab")
+        # the window's size sets the panes' sizes; in presentation mode ← → step through the images
+        self.events = PageEvents()
+        self.events.param.watch(self._resize, ["window_width", "window_height"])
+        self.events.param.watch(self._arrow, "press")
+        self.main = pn.Column(self.engine_warnings, self.notice, self.tabs, self.events, sizing_mode="stretch_width")
+        self.state.param.watch(self._mode, "mode")
+        self.store.param.watch(self._restyle, "explanation")  # new method rows are new panes
+        self.results.param.watch(self._restyle, "tables")     # so are the summary's redrawn words
         self._open_summary()
-        self.main = pn.Column(self.engine_warnings, self.notice, self.tabs, sizing_mode="stretch_width")
+        self._mode()
 
     def _tab_content(self, tab: str) -> pn.viewable.Viewable:
         if tab == "image":
@@ -116,6 +127,26 @@ class Dashboard(pn.viewable.Viewer):
     def _open_summary(self, *_: Any) -> None:
         if self.state.tab == "summary":
             _ = self.summary  # built on first use
+            self._restyle()
+
+    @property
+    def presenting(self) -> bool:
+        return self.state.mode == "presentation"
+
+    def _mode(self, *_: Any) -> None:
+        self.events.arrows = self.presenting
+        self._restyle()
+        self._resize()
+
+    def _restyle(self, *_: Any) -> None:
+        present([self.widgets, self.main], self.presenting)
+
+    def _resize(self, *_: Any) -> None:
+        self.image_view.resize(pane_sizes(self.events.window_width, self.events.window_height, self.presenting))
+
+    def _arrow(self, *_: Any) -> None:
+        if self.state.tab == "image" and self.events.step:
+            self.state.step(self.events.step)
 
     def _show_notices(self, *_: Any) -> None:
         notes = self.state.notices  # HTML already: the state escaped the URL's values as they came in
@@ -138,11 +169,11 @@ class Dashboard(pn.viewable.Viewer):
                                                        sizing_mode="stretch_width")
         cls = pn.widgets.Select.from_param(s.param.image_class, sizing_mode="stretch_width")
         image = pn.widgets.Select.from_param(s.param.image_id, sizing_mode="stretch_width")
-        prev = pn.widgets.Button(label="◀ Previous", width=110)
-        nxt = pn.widgets.Button(label="Next ▶", width=110)
+        prev = pn.widgets.Button(label="◀ Previous", width=105)
+        nxt = pn.widgets.Button(label="Next ▶", width=90)
         prev.on_click(lambda _e: s.step(-1))
         nxt.on_click(lambda _e: s.step(1))
-        count = pn.pane.HTML(self._count(), css_classes=["pe-count"], margin=(12, 5), width=70)
+        count = pn.pane.HTML(self._count(), css_classes=["pe-count"], margin=(12, 10, 0, 5), width=85)
         s.param.watch(lambda *_: setattr(count, "object", self._count()), ["image_id", "image_class", "split"])
         methods = pn.widgets.MultiChoice.from_param(s.param.methods, sizing_mode="stretch_width")
         target = pn.widgets.RadioButtonGroup.from_param(s.param.target, options={"predicted class": "predicted",

@@ -46,5 +46,5 @@ class TrainingSection(Section):
                     title=f"{kind}, mean ± std ({n} seed{'s' if n != 1 else ''})",
                     width=520, height=300, ylabel=ylabel, xlabel="epoch", legend_position="right",
                     fontscale=1.2, show_grid=True))
-        self.show([pn.pane.Markdown("## Training: loss and balanced accuracy"), pn.Row(*[chart(p) for p in plots])],
+        self.show([pn.pane.Markdown("## Training: loss and balanced accuracy"), pn.FlexBox(*[chart(p) for p in plots], sizing_mode="stretch_width")],
                   [("Training curves (mean ± std over seeds)", bands)])
