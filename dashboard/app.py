@@ -71,8 +71,8 @@ class Dashboard(pn.viewable.Viewer):
         self.state = DashboardState(self.catalogue)
         if location is not None:
             bind_location(self.state, location)
-        elif query:
-            self.state.apply_query(query)
+        else:
+            self.state.open_link(query or {})
         # two stores, several views each; no view holds another
         self.store = ExplanationStore(self.state, engine, host=host)
         self.results = ResultsStore(self.state, engine)

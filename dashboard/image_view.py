@@ -20,6 +20,7 @@ from .image_html import (NEEDS_MASKS_NOTICE, highlight_winner, legend_html, meth
                          slow_warning_html, table_frame, title_html, verdict_html)
 from .glossary import header_tooltips
 from .image_plots import ImagePlot, heat_plot, one_message, recon_plot, rgb_plot, shared_ranges, show_extent
+from .progress_note import ProgressNote
 from .sizes import DEFAULT, METHOD_CARD, PREDICTION, PaneSizes
 from .store import ExplanationStore
 
@@ -59,6 +60,8 @@ class ImageView(pn.viewable.Viewer):
         # outside the layout that gets the loading overlay: it explains the wait while it lasts
         self._slow = pn.pane.Alert("", alert_type="warning", visible=False, sizing_mode="stretch_width",
                                    css_classes=["pe-slow-warning"])
+        # how far the slow methods are, with a button that stops them (also outside the overlay)
+        self._progress = ProgressNote("forwards", "pe-map-progress")
         self.sizes: PaneSizes = DEFAULT
         self._ranges = shared_ranges(max(self.catalogue.image_sizes.values(), default=DEFAULT.top))
         self._image = rgb_plot(self._ranges, DEFAULT.top, toolbar=True)
@@ -99,7 +102,7 @@ class ImageView(pn.viewable.Viewer):
         self._on_answer()
 
     def __panel__(self) -> pn.viewable.Viewable:
-        return pn.Column(self._slow, self._layout, sizing_mode="stretch_width")
+        return pn.Column(self._slow, self._progress, self._layout, sizing_mode="stretch_width")
 
     def resize(self, sizes: PaneSizes) -> None:
         """Panes and ranking at ``sizes`` (the window changed or the page reported its size)."""
@@ -115,6 +118,15 @@ class ImageView(pn.viewable.Viewer):
         req = self.store.request
         warning = slow_warning_html(self.catalogue, req.methods) if req is not None else ""
         self._slow.param.update(object=warning, visible=bool(warning))
+
+    @param.depends("store.tracker", watch=True)
+    def _on_tracker(self) -> None:
+        tracker, req = self.store.tracker, self.store.request
+        if tracker is None:
+            self._progress.stop()
+            return
+        slow = [self.catalogue.method_labels[m] for m in req.methods if m in self.catalogue.slow_methods]
+        self._progress.follow(tracker, f"Computing {', '.join(slow)} for {req.image_id}")
 
     @param.depends("store.computing", watch=True)
     def _on_computing(self) -> None:

@@ -158,6 +158,15 @@ class DashboardState(param.Parameterized):
                 "methods": ",".join(self.methods), "target": self.target, "tab": self.tab, "score": self.score,
                 "agreement": self.agreement, "mode": self.mode}
 
+    def open_link(self, query: Mapping[str, Any]) -> list[str]:
+        """The view a link opens. A link that names no place (split, class or image) opens the
+        catalogue's opening image; one that does opens what it always opened. Then the link's
+        other values, as :meth:`apply_query` takes them."""
+        opening = self.catalogue.opening
+        if opening in self.catalogue.image_home and not any(query.get(k) for k in ("split", "class", "image")):
+            self._set_location(*self.catalogue.image_home[opening], opening)
+        return self.apply_query(query)
+
     def apply_query(self, query: Mapping[str, Any], *, notify: bool = True) -> list[str]:
         """Move to the state described by ``query`` (URL keys, string values).
 
@@ -292,7 +301,7 @@ def bind_location(state: DashboardState, location: Any) -> UrlState:
     back), and the URL is rewritten to the valid state before Panel syncs with it, so a
     shared link always reopens a valid view.
     """
-    state.apply_query(dict(urllib.parse.parse_qsl(location.search.removeprefix("?"))))
+    state.open_link(dict(urllib.parse.parse_qsl(location.search.removeprefix("?"))))
     location.search = "?" + urllib.parse.urlencode(state.to_query())
     mirror = UrlState()
     location.sync(mirror, UrlState.QUERY)  # copies the URL's values, now valid, into the mirror
