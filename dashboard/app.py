@@ -79,7 +79,8 @@ class Dashboard(pn.viewable.Viewer):
         self.image_view = ImageView(self.store)
         self.analysis = AnalysisView(self.store, engine)
         self._summary: SummaryView | None = None
-        self.summary_tab = pn.Column(sizing_mode="stretch_width")
+        self.summary_tab = pn.Column(pn.pane.HTML(self._summary_loading(), sizing_mode="stretch_width"),
+                                     sizing_mode="stretch_width")
         self.exports = ExportBar(self.store, self.results)
         self.notice = pn.pane.Alert("", alert_type="warning", visible=False, sizing_mode="stretch_width",
                                     css_classes=["pe-notice"])
@@ -124,10 +125,24 @@ class Dashboard(pn.viewable.Viewer):
             self.summary_tab.objects = [self._summary]
         return self._summary
 
+    def _summary_loading(self) -> str:
+        """What the summary tab says while its charts are drawn (seconds on a busy server)."""
+        folder = html.escape(str(self.results.directory))
+        return ('<div class="pe-summary-loading" style="font-size:16px;color:#333;margin:12px 0">'
+                f"<b>Loading the summary…</b> Drawing the evaluation results in <code>{folder}</code>: win rates "
+                "and TKO across seeds, the methods' agreement, deletion/insertion AUCs, the randomization "
+                "verdicts, training curves and the confusion matrix.</div>")
+
     def _open_summary(self, *_: Any) -> None:
-        if self.state.tab == "summary":
+        if self.state.tab != "summary" or self._summary is not None:
+            return
+
+        def build() -> None:
             _ = self.summary  # built on first use
             self._restyle()
+
+        # on the next tick: the tab shows what it is loading while the charts are drawn
+        pn.state.execute(build, schedule=True)
 
     @property
     def presenting(self) -> bool:

@@ -62,6 +62,8 @@ class ImageView(pn.viewable.Viewer):
                                    css_classes=["pe-slow-warning"])
         # how far the slow methods are, with a button that stops them (also outside the overlay)
         self._progress = ProgressNote("forwards", "pe-map-progress")
+        self._stopped = pn.pane.Alert("", alert_type="info", visible=False, sizing_mode="stretch_width",
+                                      css_classes=["pe-stopped"])
         self.sizes: PaneSizes = DEFAULT
         self._ranges = shared_ranges(max(self.catalogue.image_sizes.values(), default=DEFAULT.top))
         self._image = rgb_plot(self._ranges, DEFAULT.top, toolbar=True)
@@ -102,7 +104,7 @@ class ImageView(pn.viewable.Viewer):
         self._on_answer()
 
     def __panel__(self) -> pn.viewable.Viewable:
-        return pn.Column(self._slow, self._progress, self._layout, sizing_mode="stretch_width")
+        return pn.Column(self._slow, self._progress, self._stopped, self._layout, sizing_mode="stretch_width")
 
     def resize(self, sizes: PaneSizes) -> None:
         """Panes and ranking at ``sizes`` (the window changed or the page reported its size)."""
@@ -127,6 +129,10 @@ class ImageView(pn.viewable.Viewer):
             return
         slow = [self.catalogue.method_labels[m] for m in req.methods if m in self.catalogue.slow_methods]
         self._progress.follow(tracker, f"Computing {', '.join(slow)} for {req.image_id}")
+
+    @param.depends("store.stopped", watch=True)
+    def _on_stopped(self) -> None:
+        self._stopped.param.update(object=self.store.stopped, visible=bool(self.store.stopped))
 
     @param.depends("store.computing", watch=True)
     def _on_computing(self) -> None:

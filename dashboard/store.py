@@ -68,6 +68,7 @@ class ExplanationStore(param.Parameterized):
     pictures = param.ClassSelector(class_=Pictures, default=None, allow_None=True, doc="Drawn from explanation")
     error = param.String(default="", doc="Why the newest request has no explanation ('' when it has one)")
     computing = param.Boolean(default=False, doc=f"The newest request has been waiting over {SLOW_AFTER} s")
+    stopped = param.String(default="", doc="What the user stopped (HTML), until the next request")
     tracker = param.ClassSelector(class_=Progress, default=None, allow_None=True,
                                   doc="Progress of the newest request while slow methods compute (else None)")
 
@@ -80,6 +81,7 @@ class ExplanationStore(param.Parameterized):
         self._newest = 0  # number of the newest request; only its answer is published
         self._lock = threading.RLock()
         self._closed = False
+        self._own_change = False  # the store itself changes the state's methods (a cancelled method)
         self.request = Request.of(state)  # asked for by the first refresh
         self._watcher = state.param.watch(lambda *_: self.refresh(), ["seed", "image_id", "methods", "target"])
         self._close_with_session()
@@ -128,6 +130,8 @@ class ExplanationStore(param.Parameterized):
 
         Called on every change of the state's request; the first call is the page's, once its
         views exist (an answer drawn while a view is still being built would race with it)."""
+        if self._own_change:
+            return
         req = Request.of(self.state)
         with self._lock:
             if self._closed:
@@ -135,6 +139,7 @@ class ExplanationStore(param.Parameterized):
             self._newest += 1
             number = self._newest
             self.request = req
+            self.stopped = ""
             if not req.image_id or not req.methods:
                 self.param.update(tracker=None, error="No images in this split and class." if not req.image_id
                                   else "Choose at least one method in the sidebar.", computing=False)
@@ -172,15 +177,20 @@ class ExplanationStore(param.Parameterized):
         if self.tracker is not None:
             self.tracker.cancel()
 
-    def _cancelled(self, req: Request) -> None:
-        """The user stopped the slow methods of ``req``: show the image with the others."""
+    def _without_slow(self, req: Request) -> Request:
+        """The user stopped the slow methods of ``req``: the state drops them (saying so), and
+        the request for the others is returned; the caller asks for it (not the state's watcher)."""
         slow = [m for m in req.methods if m in self.catalogue.slow_methods]
         kept = [m for m in req.methods if m not in slow] or list(self.catalogue.default_methods)
         names = ", ".join(self.catalogue.method_labels[m] for m in slow)
-        self.tracker = None
-        self.state.methods = kept  # first: a change of methods clears the notices
-        self.state.notices = list(self.state.notices) + [f"Stopped computing {html.escape(names)}; showing the other "
-                                                         "methods. Choose it again to start over."]
+        self._own_change = True
+        try:
+            self.state.methods = kept  # first: a change of methods clears the notices
+        finally:
+            self._own_change = False
+        self.stopped = (f"Stopped computing {html.escape(names)}; showing the other methods. "
+                        "Choose it again to start over.")
+        return Request.of(self.state)
 
     async def _fetch(self, number: int, req: Request, tracker: Progress | None = None) -> None:
         answer = asyncio.wrap_future(EXPLAIN.submit(self._compute_newest, number, req, tracker))
@@ -193,9 +203,13 @@ class ExplanationStore(param.Parameterized):
             computed = await answer
         except Cancelled:
             with self._lock:
-                if number == self._newest:
-                    self.computing = False
-                    self._cancelled(req)
+                if number != self._newest:
+                    return
+                req = self._without_slow(req)
+                self._newest += 1
+                number = self._newest
+                self.param.update(request=req, tracker=None)
+            await self._fetch(number, req)  # in this coroutine: a nested one would wait for the next event
             return
         except Exception as exc:  # noqa: BLE001 - shown to the user, logged for the operator
             log.exception("explaining %s failed", req)
