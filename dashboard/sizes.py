@@ -21,7 +21,7 @@ RANKING_PRESENTING = 250
 METHOD_CARD = 350      # the numbers beside a method's pictures
 COLOUR_BAR = 95        # a heatmap's colour bar and its label
 PREDICTION = 230       # the prediction beside the image row
-SLACK = 20
+SLACK = 32             # room to spare under the first method row
 
 
 @dataclass(frozen=True)
@@ -31,7 +31,7 @@ class PaneSizes:
     ranking: int  # width of the winner line and the ranking table
 
 
-DEFAULT = PaneSizes(top=131, method=197, ranking=679)  # for 1366 × 768 until the page reports its size
+DEFAULT = PaneSizes(top=126, method=190, ranking=679)  # for 1366 × 768 until the page reports its size
 
 
 def pane_sizes(width: int, height: int, presenting: bool = False) -> PaneSizes:

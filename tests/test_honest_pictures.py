@@ -233,3 +233,10 @@ def test_generating_the_data_set_shows_a_bar(tmp_path, capsys):
     n = 3 + 1 + 4  # train good, test good, one per defect class
     err = capsys.readouterr().err
     assert "generating the built-in data set" in err and f"{n}/{n}" in err
+
+
+def test_the_default_pane_sizes_are_those_of_a_1366_by_768_window():
+    """The page draws at DEFAULT until it reports its window: the common laptop's."""
+    from dashboard.sizes import DEFAULT, pane_sizes
+
+    assert pane_sizes(1366, 768) == DEFAULT == pane_sizes(0, 0)
