@@ -22,7 +22,7 @@ from .export_bar import ExportBar
 from .host import EngineHost, SetupProblem, get_host
 from .image_view import ImageView
 from .page_events import PageEvents
-from .presentation import present
+from .presentation import PRESENTATION_CSS, present
 from .sizes import pane_sizes
 from .state import TAB_LABELS, TABS, DashboardState, bind_location
 from .store import ExplanationStore
@@ -103,7 +103,7 @@ class Dashboard(pn.viewable.Viewer):
         self.events.param.watch(self._arrow, "press")
         self.main = pn.Column(self.engine_warnings, self.notice, self.tabs, self.events, sizing_mode="stretch_width")
         self.state.param.watch(self._mode, "mode")
-        self.store.param.watch(self._restyle, "explanation")  # new method rows are new panes
+        self.image_view.on_new_panes = self._restyle  # new method rows are new panes
         self.results.param.watch(self._restyle, "tables")     # so are the summary's redrawn words
         self._open_summary()
         self._mode()
@@ -150,6 +150,7 @@ class Dashboard(pn.viewable.Viewer):
 
     def _mode(self, *_: Any) -> None:
         self.events.arrows = self.presenting
+        self.image_view.card_css = [PRESENTATION_CSS] if self.presenting else []
         self._restyle()
         self._resize()
 
@@ -157,7 +158,8 @@ class Dashboard(pn.viewable.Viewer):
         present([self.widgets, self.main], self.presenting)
 
     def _resize(self, *_: Any) -> None:
-        self.image_view.resize(pane_sizes(self.events.window_width, self.events.window_height, self.presenting))
+        sizes = pane_sizes(self.events.window_width, self.events.window_height, self.presenting)
+        self.image_view.resize(sizes, self.presenting)
 
     def _arrow(self, *_: Any) -> None:
         if self.state.tab == "image" and self.events.step:

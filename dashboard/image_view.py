@@ -25,13 +25,22 @@ from .sizes import DEFAULT, METHOD_CARD, PREDICTION, PaneSizes
 from .store import ExplanationStore
 
 
+def _table_height(rows: int, presenting: bool) -> int:
+    return (46 + 40 * rows) if presenting else (38 + 31 * rows)
+
+
+def _widths(presenting: bool) -> dict[str, int]:
+    """The name column fits "Integrated Gradients" in the mode's type."""
+    return {"Method": 235 if presenting else 170}
+
+
 class MethodRow:
     """One method's heatmap, top-K picture (only on data with masks) and card, side by side."""
 
-    def __init__(self, ranges: Any, size: int, has_masks: bool = True):
+    def __init__(self, ranges: Any, size: int, has_masks: bool = True, stylesheets: list[str] | None = None):
         self.heat: ImagePlot = heat_plot(ranges, size)
         self.topk: ImagePlot = rgb_plot(ranges, size)
-        self.card = pn.pane.HTML("", width=METHOD_CARD - 20, margin=(4, 10))
+        self.card = pn.pane.HTML("", width=METHOD_CARD - 20, margin=(4, 10), stylesheets=list(stylesheets or []))
         self.topk_pane = pn.pane.Bokeh(self.topk.figure, sizing_mode="fixed", visible=has_masks)
         self.row = pn.FlexBox(pn.pane.Bokeh(self.heat.figure, sizing_mode="fixed"), self.topk_pane,
                               self.card, css_classes=["pe-method-row"], sizing_mode="stretch_width")
@@ -65,6 +74,9 @@ class ImageView(pn.viewable.Viewer):
         self._stopped = pn.pane.Alert("", alert_type="info", visible=False, sizing_mode="stretch_width",
                                       css_classes=["pe-stopped"])
         self.sizes: PaneSizes = DEFAULT
+        self.presenting = False  # presentation mode: larger type, so taller table rows
+        self.on_new_panes: Any = None  # called after new method rows were made (they need the mode's style)
+        self.card_css: list[str] = []  # the mode's style sheet for new cards, from their first drawing
         self._ranges = shared_ranges(max(self.catalogue.image_sizes.values(), default=DEFAULT.top))
         self._image = rgb_plot(self._ranges, DEFAULT.top, toolbar=True)
         self._mask = rgb_plot(self._ranges, DEFAULT.top)
@@ -74,7 +86,7 @@ class ImageView(pn.viewable.Viewer):
         # the columns as wide as their contents ("Integrated Gradients" whole), no sort arrows
         self._table = pn.widgets.Tabulator(
             pd.DataFrame(columns=["Method", "TKO", "Lift", "IoU", "Chance", "Rank", "Result"]), disabled=True,
-            show_index=False, sizing_mode="stretch_width", layout="fit_data_stretch", height=130,
+            show_index=False, sizing_mode="stretch_width", layout="fit_data_stretch", height=130, widths=_widths(False),
             configuration={"columnDefaults": {"headerSort": False}}, margin=(2, 10), header_tooltips=header_tooltips(),
             stylesheets=[":host .tabulator {font-size: 15px;}"])
         self._table.style.apply(highlight_winner, axis=1)
@@ -106,9 +118,11 @@ class ImageView(pn.viewable.Viewer):
     def __panel__(self) -> pn.viewable.Viewable:
         return pn.Column(self._slow, self._progress, self._stopped, self._layout, sizing_mode="stretch_width")
 
-    def resize(self, sizes: PaneSizes) -> None:
-        """Panes and ranking at ``sizes`` (the window changed or the page reported its size)."""
-        self.sizes = sizes
+    def resize(self, sizes: PaneSizes, presenting: bool = False) -> None:
+        """Panes and ranking at ``sizes`` (the window changed or the page reported its size) and
+        for the mode (presentation mode's type needs taller rows and a wider name column)."""
+        self.sizes, self.presenting = sizes, presenting
+        self._table.param.update(widths=_widths(presenting), height=_table_height(len(self._table.value), presenting))
         for plot in (self._image, self._mask, self._recon):
             plot.resize(sizes.top)
         for row in self._rows.values():
@@ -158,15 +172,17 @@ class ImageView(pn.viewable.Viewer):
         self._recon.show(pics.reconstruction_title, pics.reconstruction, pics.outline)
         self._pred.object = prediction_html(ex, self.catalogue.has_masks)
         self._verdict.object = verdict_html(ex)
-        self._table.param.update(value=table_frame(ex), height=38 + 31 * len(ex.methods))
+        self._table.param.update(value=table_frame(ex), height=_table_height(len(ex.methods), self.presenting))
         for key in ex.methods:
             if key not in self._rows:
-                self._rows[key] = MethodRow(self._ranges, self.sizes.method, self.catalogue.has_masks)
+                self._rows[key] = MethodRow(self._ranges, self.sizes.method, self.catalogue.has_masks, self.card_css)
             self._rows[key].show(ex, key, pics, method_card_html(ex, key, self.catalogue, pics.methods[key]))
         for key in [k for k in self._rows if k not in ex.methods]:
             del self._rows[key]
         rows = [self._rows[key].row for key in ex.methods]
         if [id(r) for r in self._methods_col.objects] != [id(r) for r in rows]:
             self._methods_col.objects = rows
+            if self.on_new_panes is not None:
+                self.on_new_panes()
         # the title goes last: when it names the new image, everything else is already updated
         self._title.object = title_html(ex, self.catalogue)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any, Iterator
 
 import panel as pn
-from panel.layout.base import Panel
+from panel.layout.base import ListLike, Panel
 from panel.viewable import Viewer
 
 TEXT_PX = 20
@@ -21,7 +21,7 @@ PRESENTATION_CSS = f"""
 label, select, option, input, button, .bk-btn, .bk-input, .choices__item, .choices__input,
 .bk-input-group {{ font-size: {TEXT_PX}px !important; }}
 .pe-explain {{ display: none !important; }}
-.pe-legend, .pe-legend b, .pe-prediction, .pe-method-card, .pe-verdict-sub, .pe-model-text, .pe-slow-text,
+.pe-legend, .pe-legend b, .pe-method-card, .pe-verdict-sub, .pe-model-text, .pe-slow-text,
 .pe-notice-text, .pe-scaling {{ font-size: {TEXT_PX}px !important; }}
 .pe-verdict {{ font-size: 44px !important; }}
 .pe-tko {{ font-size: 72px !important; }}
@@ -39,8 +39,8 @@ def _walk(obj: Any) -> Iterator[Any]:
         yield from _walk(obj.__panel__())
         return
     yield obj
-    if isinstance(obj, Panel):
-        for child in obj:
+    if isinstance(obj, (Panel, ListLike)):  # a FlexBox is list-like without being a Panel
+        for child in obj.objects:
             yield from _walk(child)
 
 

@@ -77,7 +77,7 @@ def test_the_answer_is_above_the_fold_and_nothing_is_cut_off(chromium, server, w
         page_size = page.evaluate(_BEYOND_JS)
         assert page_size["scrollWidth"] <= page_size["innerWidth"] and not page_size["beyond"], page_size
 
-        page.get_by_role("tab", name="Summary").click()
+        page.locator(".bk-tab", has_text="Summary").first.click()
         page.locator(".pe-score-select").first.wait_for()
         expect(page.locator(".pe-summary-loading")).to_have_count(0)
         expect(page.locator(".pn-loading")).to_have_count(0)
@@ -132,7 +132,7 @@ def test_arrow_keys_do_nothing_outside_presentation_mode(chromium, server, engin
         first = _opening(engine)
         page.keyboard.press("ArrowRight")
         # the state to wait for: a round trip through the server after the key (a click that changes the tab)
-        page.get_by_role("tab", name="How to read this").click()
+        page.locator(".bk-tab", has_text="How to read this").first.click()
         page.wait_for_function("() => window.location.search.includes('tab=about')")
         assert f"image={first}" in page.evaluate("window.location.search")
     finally:
