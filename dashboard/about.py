@@ -35,8 +35,9 @@ rank (e.g. 1.5) and split the win. Good images have no defect pixels (K = 0): no
 **Win rate (summary tab).** Over the correctly classified defect images, the share each method wins
 (shared wins split). Shown per seed, so the boxes show how much it varies between training runs.
 
-**Heatmap colours** are for display only: each map is divided by its own 99.5th percentile so one very
-bright pixel does not turn the rest black. Numbers always use the raw maps.
+**Heatmap colours** are for display only: each map is stretched from its own 1st percentile (dark) to its
+99.5th (bright), so one very bright pixel does not turn the rest black and a map on a high baseline (RISE's)
+does not turn into a uniform wash: what is bright is what the top K takes. Numbers always use the raw maps.
 
 **Integrated Gradients' convergence gap** (|δ| / |F(x) − F(baseline)|) says how much of the class
 score change the attributions fail to account for; small is good, more steps make it smaller.

@@ -23,12 +23,14 @@ import param
 from panel.io.state import set_curdoc
 
 from engine.metrics import SANITY_PASS_THRESHOLD  # torch-free, like everything the dashboard imports
+from engine.progress import Cancelled, reporting
 
 from .analysis_charts import (agreement_frame, agreement_html, faithfulness_charts, faithfulness_table, sanity_chart,
                               sanity_table)
 from .charts import CHARTS_LOCK, ChartPane
-from .colours import line_styles, method_colours
+from .colours import line_styles
 from .formatting import agreement_names
+from .progress_note import ProgressNote
 from .store import ExplanationStore
 
 log = logging.getLogger("pixel_evidence.dashboard")
@@ -75,7 +77,7 @@ def _heading(text: str) -> pn.pane.HTML:
 
 
 def _guide(text: str) -> str:
-    return f'<div style="font-size:14px;color:#333;max-width:1100px">{text}</div>'
+    return f'<div class="pe-explain" style="font-size:14px;color:#333;max-width:1100px">{text}</div>'
 
 
 class Answer:
@@ -128,6 +130,10 @@ class Answer:
                         self.box.loading = False
                     try:
                         answer = future.result()
+                    except Cancelled:
+                        self.status.object = ('<div class="pe-stopped" style="font-size:15px;color:#555">Stopped. '
+                                              "Press the button to run it again.</div>")
+                        return
                     except Exception as exc:  # noqa: BLE001 - shown to the user, logged for the operator
                         log.exception("%s of %s failed", self.kind, ex.image_id)
                         self.status.object = (f'<div style="color:#B34700;font-size:15px">Could not compute it: '
@@ -239,11 +245,12 @@ class CheckSection(Section):
     result = param.Dict(default=None, allow_None=True, doc="The answer for the explanation on screen")
     kind = "check"
     button_label = ""
+    progress_unit = ""  # a check that takes minutes shows its progress in these units, with a Cancel button
 
     def __init__(self, store: ExplanationStore, engine: Any, n_charts: int, **params: Any):
         super().__init__(store=store, **params)
         self.engine = engine
-        self.colours = method_colours(dict(store.catalogue.method_labels))
+        self.styles = line_styles(dict(store.catalogue.method_labels))  # the same in every view
         self._button = pn.widgets.Button(label=self.button_label, color="primary", width=320)
         self._button.on_click(lambda _e: self.compute())
         self._guide = pn.pane.HTML("", sizing_mode="stretch_width")
@@ -256,10 +263,44 @@ class CheckSection(Section):
         self._charts = pn.FlexBox(*self._plots, sizing_mode="stretch_width", visible=False)
         self._box = pn.Column(self._status, self._table, self._charts, sizing_mode="stretch_width", min_height=60)
         self.answer = Answer(store, self.kind, self._status, self._clear, self._box)
+        self.progress = ProgressNote(self.progress_unit, f"pe-{self.kind}-progress") if self.progress_unit else None
+        self._answered: Any = None  # the explanation the answer on screen was computed for
 
     def compute(self) -> Future:
         """The check of the explanation on screen (the button)."""
-        return self.answer.run(self.ask(), self._show)
+        if self.progress is None:
+            return self.answer.run(self.ask(), self._show)
+        tracker, job = self.progress.start(self.button_label.removeprefix("Run the ")), self.ask()
+
+        def watched(ex: Any) -> Any:
+            with reporting(tracker):
+                return job(ex)
+
+        done = self.answer.run(watched, self._show)
+        done.add_done_callback(lambda _f: self.progress.stop() if self.progress.tracker is tracker else None)
+        return done
+
+    @param.depends("store.explanation", watch=True)
+    def _on_explanation(self) -> None:
+        ex = self.store.explanation
+        kept = self._still_valid(ex)
+        if self.progress is not None:  # its answer would be dropped: stop computing it
+            self.progress.cancel()
+            self.progress.stop()
+        super()._on_explanation()
+        if kept:
+            self._status.object = ""
+            self._show(ex, kept)
+
+    def _still_valid(self, ex: Any) -> dict[str, Any] | None:
+        """The part of the answer on screen that holds for ``ex``: after a method was removed
+        (same image, model and target, methods a subset) the others' answers stand."""
+        old, shown = self.result, self._answered
+        if old is None or shown is None or ex is None or not ex.methods or not set(ex.methods) <= set(old):
+            return None
+        same = (shown.seed, shown.split, shown.image_id, shown.target_mode) == (ex.seed, ex.split, ex.image_id,
+                                                                                ex.target_mode)
+        return {m: old[m] for m in ex.methods} if same else None
 
     def ask(self) -> Callable[[Any], Any]:
         """explanation -> answer, with the settings of the moment the button was pressed."""
@@ -273,12 +314,14 @@ class CheckSection(Section):
 
     def _clear(self) -> None:
         self.result = None
+        self._answered = None
         self._table.object = ""
         self._charts.visible = False
 
     def _show(self, ex: Any, answer: Any) -> None:
+        self._answered = ex
         self._table.object = self.table(ex, answer)
-        styles = line_styles([r.label for r in ex.methods.values()], self.colours)
+        styles = self.styles
         with CHARTS_LOCK:
             for pane, chart in zip(self._plots, self.charts(ex, answer, styles)):
                 pane.object = chart
@@ -331,12 +374,13 @@ class SanitySection(CheckSection):
 
     kind = "sanity"
     button_label = "Run the randomization check"
+    progress_unit = "maps"
 
     def __init__(self, store: ExplanationStore, engine: Any, **params: Any):
         super().__init__(store, engine, n_charts=1, **params)
         self._layout = pn.Column(
             _heading("Sanity check: does the map depend on what the model learned?"), self._guide,
-            self._button, self._box, css_classes=["pe-sanity"], sizing_mode="stretch_width")
+            self._button, self.progress, self._box, css_classes=["pe-sanity"], sizing_mode="stretch_width")
         self._on_explanation()
 
     def follow(self, ex: Any) -> None:

@@ -22,6 +22,9 @@ from .config import AppConfig
 from .export_bar import ExportBar
 from .host import EngineHost, SetupProblem, get_host
 from .image_view import ImageView
+from .page_events import PageEvents
+from .presentation import PRESENTATION_CSS, present
+from .sizes import pane_sizes
 from .state import TAB_LABELS, TABS, DashboardState, bind_location
 from .store import ExplanationStore
 from .summary import ResultsStore, SummaryView
@@ -70,15 +73,16 @@ class Dashboard(pn.viewable.Viewer):
         self.state = DashboardState(self.catalogue)
         if location is not None:
             bind_location(self.state, location)
-        elif query:
-            self.state.apply_query(query)
+        else:
+            self.state.open_link(query or {})
         # two stores, several views each; no view holds another
         self.store = ExplanationStore(self.state, engine, host=host)
         self.results = ResultsStore(self.state, engine)
         self.image_view = ImageView(self.store)
         self.analysis = AnalysisView(self.store, engine)
         self._summary: SummaryView | None = None
-        self.summary_tab = pn.Column(sizing_mode="stretch_width")
+        self.summary_tab = pn.Column(pn.pane.HTML(self._summary_loading(), sizing_mode="stretch_width"),
+                                     sizing_mode="stretch_width")
         self.units: UnitsView | None = None  # built, and its overlays computed, when the tab is first opened
         self.units_tab = pn.Column(sizing_mode="stretch_width")
         self.exports = ExportBar(self.store, self.results)
@@ -97,8 +101,16 @@ class Dashboard(pn.viewable.Viewer):
         self.tabs.param.watch(lambda e: setattr(self.state, "tab", TABS[e.new]), "active")
         self.state.param.watch(lambda e: setattr(self.tabs, "active", TABS.index(e.new)), "tab")
         self.state.param.watch(self._open_summary, "tab")
+        # the window's size sets the panes' sizes; in presentation mode ← → step through the images
+        self.events = PageEvents()
+        self.events.param.watch(self._resize, ["window_width", "window_height"])
+        self.events.param.watch(self._arrow, "press")
+        self.main = pn.Column(self.engine_warnings, self.notice, self.tabs, self.events, sizing_mode="stretch_width")
+        self.state.param.watch(self._mode, "mode")
+        self.image_view.on_new_panes = self._restyle  # new method rows are new panes
+        self.results.param.watch(self._restyle, "tables")     # so are the summary's redrawn words
         self._open_summary()
-        self.main = pn.Column(self.engine_warnings, self.notice, self.tabs, sizing_mode="stretch_width")
+        self._mode()
 
     def _tab_content(self, tab: str) -> pn.viewable.Viewable:
         if tab == "image":
@@ -119,12 +131,49 @@ class Dashboard(pn.viewable.Viewer):
             self.summary_tab.objects = [self._summary]
         return self._summary
 
+    def _summary_loading(self) -> str:
+        """What the summary tab says while its charts are drawn (seconds on a busy server)."""
+        folder = html.escape(str(self.results.directory))
+        return ('<div class="pe-summary-loading" style="font-size:16px;color:#333;margin:12px 0">'
+                f"<b>Loading the summary…</b> Drawing the evaluation results in <code>{folder}</code>: win rates "
+                "and TKO across seeds, the methods' agreement, deletion/insertion AUCs, the randomization "
+                "verdicts, training curves and the confusion matrix.</div>")
+
     def _open_summary(self, *_: Any) -> None:
-        if self.state.tab == "summary":
-            _ = self.summary  # built on first use
         if self.state.tab == "units" and self.units is None:
             self.units = UnitsView(self.state, self.engine)
             self.units_tab.objects = [self.units]
+            self._restyle()
+        if self.state.tab != "summary" or self._summary is not None:
+            return
+
+        def build() -> None:
+            _ = self.summary  # built on first use
+            self._restyle()
+
+        # on the next tick: the tab shows what it is loading while the charts are drawn
+        pn.state.execute(build, schedule=True)
+
+    @property
+    def presenting(self) -> bool:
+        return self.state.mode == "presentation"
+
+    def _mode(self, *_: Any) -> None:
+        self.events.arrows = self.presenting
+        self.image_view.card_css = [PRESENTATION_CSS] if self.presenting else []
+        self._restyle()
+        self._resize()
+
+    def _restyle(self, *_: Any) -> None:
+        present([self.widgets, self.main], self.presenting)
+
+    def _resize(self, *_: Any) -> None:
+        sizes = pane_sizes(self.events.window_width, self.events.window_height, self.presenting)
+        self.image_view.resize(sizes, self.presenting)
+
+    def _arrow(self, *_: Any) -> None:
+        if self.state.tab == "image" and self.events.step:
+            self.state.step(self.events.step)
 
     def _show_notices(self, *_: Any) -> None:
         notes = self.state.notices  # HTML already: the state escaped the URL's values as they came in
@@ -147,11 +196,11 @@ class Dashboard(pn.viewable.Viewer):
                                                        sizing_mode="stretch_width")
         cls = pn.widgets.Select.from_param(s.param.image_class, sizing_mode="stretch_width")
         image = pn.widgets.Select.from_param(s.param.image_id, sizing_mode="stretch_width")
-        prev = pn.widgets.Button(label="◀ Previous", width=110)
-        nxt = pn.widgets.Button(label="Next ▶", width=110)
+        prev = pn.widgets.Button(label="◀ Previous", width=105)
+        nxt = pn.widgets.Button(label="Next ▶", width=90)
         prev.on_click(lambda _e: s.step(-1))
         nxt.on_click(lambda _e: s.step(1))
-        count = pn.pane.HTML(self._count(), css_classes=["pe-count"], margin=(12, 5), width=70)
+        count = pn.pane.HTML(self._count(), css_classes=["pe-count"], margin=(12, 10, 0, 5), width=85)
         s.param.watch(lambda *_: setattr(count, "object", self._count()), ["image_id", "image_class", "split"])
         methods = pn.widgets.MultiChoice.from_param(s.param.methods, sizing_mode="stretch_width")
         target = pn.widgets.RadioButtonGroup.from_param(s.param.target, options={"predicted class": "predicted",

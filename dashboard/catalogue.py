@@ -26,6 +26,7 @@ class Catalogue:
     image_sizes: Mapping[int, int] = field(default_factory=dict)
     seed_models: Mapping[int, str] = field(default_factory=dict)  # seed -> "backbone, kind, training mode"
     slow_methods: frozenset[str] = frozenset()          # perturbation methods: hundreds of forwards
+    opening: str = ""                                   # the image a link without one opens (see opening_image)
     has_masks: bool = True                              # False: mask-free data, no top-K scores at all
 
     @classmethod
@@ -42,16 +43,18 @@ class Catalogue:
                 images.setdefault((split, cls_name), []).append(image_id)
                 home[image_id] = (split, cls_name)
         labels = dict(engine.method_labels())
+        defaults = tuple(m for m in DEFAULT_METHODS if m in labels)
         return cls(
             seeds=tuple(engine.seeds), classes=tuple(engine.classes),
             images={k: tuple(v) for k, v in images.items()}, image_home=home, method_labels=labels,
-            default_methods=tuple(m for m in DEFAULT_METHODS if m in labels),
+            default_methods=defaults,
             cost_notes={k: REGISTRY[k].cost_note for k in labels},
             method_params={k: engine.params_of(k) for k in labels},
             image_sizes={s: engine.image_size(s) for s in engine.seeds},
             seed_models={s: model_description(engine.meta[s]) for s in engine.seeds},
             slow_methods=frozenset(k for k in labels if REGISTRY[k].slow),
-            has_masks=engine.catalogue.has_masks)
+            has_masks=engine.catalogue.has_masks,
+            opening=_shipped_opening(engine, defaults, home))
 
     # ------------------------------------------------------------------ queries
 
@@ -100,3 +103,30 @@ class Catalogue:
             elif key not in keys:
                 keys.append(key)
         return keys, unknown
+
+
+def opening_image(tko: Any, seed: int, methods: Sequence[str], known: Mapping[str, Any]) -> str:
+    """The image a link that names none opens: of ``seed``'s correctly classified test defect
+    images in ``tko`` (the evaluation's main table), the one whose TKO differs most between
+    ``methods`` (highest minus lowest), so the first view shows the methods disagreeing; the
+    table's first such image on a tie. "" without a table, or when no image qualifies."""
+    if tko is None or tko.empty:
+        return ""
+    rows = tko[(tko["seed"] == seed) & (tko["split"] == "test") & tko["method"].isin(list(methods))
+               & (tko["k"] > 0) & tko["correct"].astype(bool) & tko["image_id"].isin(list(known))]
+    if rows.empty:
+        return ""
+    by_image = rows.groupby("image_id", sort=False)["tko"]
+    spread = (by_image.max() - by_image.min())[by_image.count() == len(methods)]
+    return str(spread.idxmax()) if not spread.empty else ""
+
+
+def _shipped_opening(engine: Any, methods: Sequence[str], known: Mapping[str, Any]) -> str:
+    """:func:`opening_image` from the results next to the models (none: "")."""
+    if not methods or not engine.seeds:
+        return ""
+    from engine.results import results_dir
+
+    from .summary.results import cached_results
+
+    return opening_image(cached_results(results_dir(engine.models_dir)).tko, engine.seeds[0], methods, known)

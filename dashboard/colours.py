@@ -6,7 +6,11 @@ analysis charts and the summary tab all take theirs from here.
 - top-K picture (Okabe-Ito colours, distinguishable with the common colour-vision
   deficiencies): hit = blue, miss = yellow, false alarm = vermillion; pixels exactly at the
   cut-off value (ties, counted fractionally) in pale versions of the hit / false-alarm colours;
-- methods: one Okabe-Ito colour each, in registry order; the chance baseline grey;
+- methods: one colour and one line dash each, fixed by the method's place in the registry, so
+  a method looks the same in every view whichever others are on screen: the Okabe-Ito hues
+  first, then Paul Tol's (both chosen to stay apart under the common colour-vision
+  deficiencies), 14 colours in all; the dash is a second cue beside the colour. The chance
+  baseline is grey;
 - agreement: correlations from -1 (red) to +1 (blue), the top-share IoU from 0 (white) to 1 (blue).
 """
 
@@ -38,13 +42,13 @@ PIXEL_LEGEND = (
     ("tied, outside", TIED_OUT, "at the cut-off value, outside the defect"),
 )
 
-METHOD_COLOURS = ["#E69F00", "#56B4E9", "#009E73", "#CC79A7", "#0072B2", "#D55E00", "#F0E442"]
+# registry order; neighbours in hue (green / dark green, olive / sand, wine / purple) get other dashes
+METHOD_COLOURS = ("#E69F00", "#56B4E9", "#009E73", "#CC79A7", "#0072B2", "#D55E00", "#999933", "#882255",
+                  "#332288", "#DDCC77", "#AA4499", "#661100", "#222222", "#117733")
+DASHES = ("solid", "dashed", "dotted", "dotdash")
 CHANCE_LABEL = "chance (K/N)"
 CHANCE_COLOUR = "#9a9a9a"
 CURVE_COLOURS = {"train": "#E69F00", "val": "#56B4E9", "test": "#009E73"}
-# A method's lines reuse the colour it has everywhere else; methods that share a colour
-# (there are more methods than colour-blind-safe colours) get another dash.
-DASHES = ("solid", "dashed", "dotted", "dotdash")
 
 
 def hex_rgb(colour: str) -> np.ndarray:
@@ -61,21 +65,23 @@ def palette(cmap: str, n: int = 256) -> tuple[str, ...]:
 
 
 def method_colours(labels: dict[str, str]) -> dict[str, str]:
-    """Label -> colour, in registry order, plus the chance baseline."""
+    """Label -> colour for every method of ``labels`` (key -> label, the whole registry in its
+    order: a method's colour is its place there, not among the methods on screen), plus the
+    chance baseline. Past the palette's end colours repeat, and the dashes tell them apart."""
     out = {label: METHOD_COLOURS[i % len(METHOD_COLOURS)] for i, label in enumerate(labels.values())}
     out[CHANCE_LABEL] = CHANCE_COLOUR
     return out
 
 
-def line_styles(labels: list[str], colours: dict[str, str]) -> dict[str, tuple[str, str]]:
-    """label -> (colour, dash) for the methods on screen."""
-    used: dict[str, int] = {}
-    out = {}
-    for label in labels:
-        colour = colours.get(label, "#333333")
-        out[label] = (colour, DASHES[used.get(colour, 0) % len(DASHES)])
-        used[colour] = used.get(colour, 0) + 1
-    return out
+def method_dashes(labels: dict[str, str]) -> dict[str, str]:
+    """Label -> line dash, fixed by registry place like the colour (the second cue)."""
+    return {label: DASHES[i % len(DASHES)] for i, label in enumerate(labels.values())}
+
+
+def line_styles(labels: dict[str, str]) -> dict[str, tuple[str, str]]:
+    """label -> (colour, dash) for every method of ``labels`` (the whole registry)."""
+    colours, dashes = method_colours(labels), method_dashes(labels)
+    return {label: (colours[label], dashes[label]) for label in labels.values()}
 
 
 def agreement_scale(stat: str) -> tuple[str, tuple[float, float]]:

@@ -56,21 +56,44 @@ def file_stem(ex: Any) -> str:
 # ----------------------------------------------------------------------------- PNG
 
 
+def _text_lines(ax: Any, lines: list[tuple[str, float, str]]) -> None:
+    """Lines from the top of ``ax`` down, spaced by their font size (points), so they sit
+    under one another whatever the height of the axes."""
+    ax.axis("off")
+    y = 0.0
+    for text, size, weight in lines:
+        ax.annotate(text, (0, 1), xycoords="axes fraction", xytext=(0, -y), textcoords="offset points", va="top",
+                    ha="left", fontsize=size, fontweight=weight)
+        y += size * 1.4
+
+
+def _verdict_text(ex: Any) -> str:
+    if not ex.rankable:
+        return "No defect pixels on this image (K = 0): nothing to rank, no winner."
+    winners = [ex.methods[k] for k in ex.winners]
+    names = " & ".join(w.label for w in winners)
+    head = f"★ {names} wins" if len(winners) == 1 else f"★ Tie for first: {names}"
+    return f"{head}: highest Top-K overlap {fmt(winners[0].tko)} (chance {fmt(winners[0].chance, 4)})"
+
+
 def figure_png(ex: Any, pics: Pictures, dpi: int = 110) -> io.BytesIO:
-    """The per-image figure drawn with matplotlib's object API (no pyplot: thread-safe)."""
+    """The per-image figure, laid out like the page: the image row with the prediction beside
+    it, the winner and ranking table with the pixel legend, then a row per method (heatmap,
+    top-K picture, its numbers). Drawn with matplotlib's object API (no pyplot: thread-safe)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from matplotlib.patches import Patch
 
     keys = list(ex.methods)
-    rows = 1 + len(keys)
-    fig = Figure(figsize=(12, 3.3 * rows + 0.9), dpi=dpi)
+    table = ranking_frame(ex)
+    heights = [3.0, 0.45 + 0.22 * (len(table) + 1)] + [3.0] * len(keys)
+    fig = Figure(figsize=(13, sum(heights) + 0.5), dpi=dpi, layout="constrained")
     FigureCanvasAgg(fig)
-    grid = fig.add_gridspec(rows, 3, hspace=0.28, wspace=0.08)
-    status = "correct" if ex.correct else "MISCLASSIFIED"
-    fig.suptitle(f"{ex.image_id} · seed {ex.seed} · {ex.split} split · true {ex.true_class} · predicted "
-                 f"{ex.predicted_class} ({100 * float(np.max(ex.probabilities)):.0f}%, {status})",
-                 fontsize=13, fontweight="bold")
+    fig.get_layout_engine().set(h_pad=0.06, hspace=0.04)
+    grid = fig.add_gridspec(len(heights), 4, height_ratios=heights, width_ratios=[1, 1, 1.1, 1.1])
+    fig.suptitle(f"{ex.image_id} · class {ex.true_class} · {ex.split} split · seed {ex.seed} · "
+                 f"{ex.image.shape[1]}×{ex.image.shape[0]} px as the model saw it", fontsize=13, fontweight="bold",
+                 x=0.01, ha="left")
 
     def outline(ax):
         if ex.k:
@@ -78,48 +101,65 @@ def figure_png(ex: Any, pics: Pictures, dpi: int = 110) -> io.BytesIO:
 
     def show(ax, arr, title, **kw):
         im = ax.imshow(arr, interpolation="nearest", **kw)
-        ax.set_title(title, fontsize=11)
+        ax.set_title(title, fontsize=11, loc="left")
         ax.set_xticks([])
         ax.set_yticks([])
         return im
 
+    # row 0: image, ground truth, reconstruction, prediction
     show(fig.add_subplot(grid[0, 0]), pics.image, "Image")
-    show(fig.add_subplot(grid[0, 1]), pics.mask_overlay, "Ground-truth defect" if ex.k else "No defect (K = 0)")
+    show(fig.add_subplot(grid[0, 1]), pics.mask_overlay, "Ground truth" if ex.k else "No defect (K = 0)")
     ax = fig.add_subplot(grid[0, 2])
-    title = pics.reconstruction_title + ("" if ex.reconstruction is None else " P(defect)")
-    im = show(ax, pics.reconstruction, title, cmap=RECON_CMAP, vmin=0, vmax=1)
+    im = show(ax, pics.reconstruction, pics.reconstruction_title, cmap=RECON_CMAP, vmin=0, vmax=1)
     outline(ax)
-    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02)
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02, label="P(defect)")
+    status = "✔ correct" if ex.correct else "✘ MISCLASSIFIED"
+    facts = [(f"Predicted {ex.predicted_class} {100 * float(np.max(ex.probabilities)):.0f}%", 15, "bold"),
+             (f"True class {ex.true_class}", 12, "normal"), (status, 13, "bold")]
+    if ex.k:
+        facts += [(f"Defect: K = {ex.k:,} of N = {ex.n:,} px", 10, "normal"),
+                  (f"chance TKO = K/N = {ex.k / ex.n:.4f}", 10, "normal")]
+    facts.append((f"Maps explain the {ex.target_mode} class: {ex.target_class}", 10, "normal"))
+    _text_lines(fig.add_subplot(grid[0, 3]), facts)
+
+    # row 1: the verdict and the ranking table, the pixel legend beside them
+    ax = fig.add_subplot(grid[1, :3])
+    ax.axis("off")
+    ax.set_title(_verdict_text(ex), fontsize=14, fontweight="bold", loc="left", color="#0072B2")
     ranks = [r.rank for r in ex.methods.values()]
-    for i, key in enumerate(keys, start=1):
+    cells = [[r["Method"], fmt(r["TKO"]), fmt_lift(r["Lift"]), fmt(r["IoU"]), fmt(r["Chance"], 4),
+              rank_label(r["Rank"], ranks), result_label(r["Win share"])] for _, r in table.iterrows()]
+    drawn = ax.table(cellText=cells, colLabels=["Method", "TKO", "Lift", "IoU", "Chance", "Rank", "Result"],
+                     loc="upper left", cellLoc="left", colLoc="left", edges="horizontal")
+    drawn.auto_set_font_size(False)
+    drawn.set_fontsize(11)
+    drawn.auto_set_column_width(list(range(7)))
+    handles = [Patch(facecolor=c, edgecolor="#333", label=name) for name, c, _ in PIXEL_LEGEND]
+    ax = fig.add_subplot(grid[1, 3])
+    ax.axis("off")
+    ax.legend(handles=handles, loc="upper left", fontsize=9, frameon=False, ncol=2,
+              title="Top-K pixels (white outline = defect)", title_fontsize=9, alignment="left")
+
+    # a row per method, as on the page
+    for i, key in enumerate(keys, start=2):
         r, pic = ex.methods[key], pics.methods[key]
         ax = fig.add_subplot(grid[i, 0])
-        show(ax, pics.grey, "")
+        show(ax, pics.grey, f"{r.label}: heatmap")
         im = ax.imshow(pic.heat, cmap=HEAT_CMAP, vmin=0, vmax=1, alpha=0.72, interpolation="nearest")
-        ax.set_title(f"{r.label}\nheatmap ÷ its 99.5th percentile", fontsize=11)
         outline(ax)
-        fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02)
-        ax = fig.add_subplot(grid[i, 1])
-        show(ax, pic.topk, f"{r.label}\ntop-K pixels" if ex.rankable else f"{r.label}\nno top K (K = 0)")
-        ax = fig.add_subplot(grid[i, 2])
-        ax.axis("off")
+        fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02, label="percentile 1 → 99.5")
+        show(fig.add_subplot(grid[i, 1]), pic.topk, f"{r.label}: top-K pixels" if ex.rankable
+             else f"{r.label}: no top K (K = 0)")
         if ex.rankable:
-            lines = [(r.label, 16, "bold"), (f"TKO {fmt(r.tko)}", 22, "bold"),
-                     (f"lift {fmt_lift(r.lift)} over chance ({fmt(r.chance, 4)})", 12, "normal"),
-                     (f"IoU {fmt(r.iou)} · rank {rank_label(r.rank, ranks)}", 12, "normal"),
-                     (("★ " + result_label(r.win_share)) if r.win_share > 0 else " ", 13, "bold")]
+            lines = [(r.label, 16, "bold"), (f"TKO {fmt(r.tko)}", 24, "bold"),
+                     (f"{fmt_lift(r.lift)} over chance ({fmt(r.chance, 4)}) · IoU {fmt(r.iou)}", 11, "normal"),
+                     (f"rank {rank_label(r.rank, ranks)}" + (f" · ★ {result_label(r.win_share)}"
+                                                             if r.win_share > 0 else ""), 12, "bold")]
         else:
-            lines = [(r.label, 16, "bold"), ("no defect pixels: not ranked", 12, "normal")]
+            lines = [(r.label, 16, "bold"), ("no defect pixels: not ranked", 11, "normal")]
         if "relative_delta" in r.extras:
-            lines.append((f"IG convergence gap {ig_gap(r.extras['relative_delta'])}", 11, "normal"))
-        y = 0.95
-        for text, size, weight in lines:
-            ax.text(0.02, y, text, fontsize=size, fontweight=weight, va="top", transform=ax.transAxes)
-            y -= 0.06 + size / 110
-    handles = [Patch(facecolor=c, edgecolor="#333", label=name) for name, c, _ in PIXEL_LEGEND]
-    handles.append(Patch(facecolor="none", edgecolor="#333", label="white outline = defect"))
-    fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=10, frameon=False,
-               title="Top-K pixels (ties at the cut-off count fractionally)", title_fontsize=10)
+            lines.append((f"IG convergence gap: {ig_gap(r.extras['relative_delta'])}", 10, "normal"))
+        _text_lines(fig.add_subplot(grid[i, 2:]), lines)
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
     buf.seek(0)
@@ -175,8 +215,9 @@ def _summary_html(ex: Any) -> str:
 <table style="border-collapse:collapse;margin:6px 0" cellpadding="4">
 <tr><th align="left">Method</th><th align="left">TKO</th><th align="left">Lift</th><th align="left">IoU</th>
 <th align="left">Rank</th><th align="left">Result</th><th></th></tr>{rows}</table>
-<div>Top-K pixels: {legend}. Ties at the cut-off count fractionally. Heatmaps are divided by their own
-99.5th percentile for display only; white outline = ground-truth defect. Drag to pan, scroll to zoom.</div>
+<div>Top-K pixels: {legend}. Ties at the cut-off count fractionally. Heatmaps are stretched from their own
+1st to their 99.5th percentile for display only; white outline = ground-truth defect. Drag to pan, scroll to
+zoom.</div>
 </div>"""
 
 

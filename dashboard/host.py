@@ -241,6 +241,7 @@ class EngineHost:
 
         try:
             state = DashboardState(Catalogue.from_engine(engine))
+            state.open_link({})  # what a link without a query opens
             if state.image_id:
                 engine.explain(state.seed, state.split, state.image_id, state.methods)
         except Exception:  # noqa: BLE001 - the page asks again and reports a real error itself

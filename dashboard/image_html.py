@@ -14,8 +14,9 @@ import numpy as np
 import pandas as pd
 
 from .catalogue import Catalogue
-from .colours import BAD_COLOUR, GOOD_COLOUR, PIXEL_LEGEND, WIN_COLOUR
+from .colours import BAD_COLOUR, GOOD_COLOUR, PIXEL_LEGEND, WIN_COLOUR, line_styles
 from .formatting import fmt, fmt_lift, ig_gap, rank_label, result_label
+from .glossary import term
 from .pictures import MethodPicture
 from .state import TARGET_LABELS
 
@@ -83,7 +84,7 @@ def verdict_html(ex: Any) -> str:
     best = winners[0].tko if winners else math.nan
     if len(winners) == 1:
         head = f'★ {html.escape(names)} wins'
-        sub = f"highest Top-K overlap: {fmt(best)} (chance {fmt(winners[0].chance)})"
+        sub = f"highest Top-K overlap: {fmt(best)} ({term('chance')} {fmt(winners[0].chance)})"
     else:
         head = f'★ Tie for first: {html.escape(names)}'
         sub = f"each gets 1/{len(winners)} of the win; Top-K overlap {fmt(best)}"
@@ -91,8 +92,8 @@ def verdict_html(ex: Any) -> str:
         sub += " · every method missed the defect entirely"
     if not ex.correct:
         sub += " · the image is misclassified, so it does not count towards the win rates"
-    return (f'<div class="pe-verdict" style="font-size:26px;font-weight:800;color:{WIN_COLOUR}">{head}</div>'
-            f'<div style="font-size:15px;color:#333">{sub}</div>')
+    return (f'<div class="pe-verdict" style="font-size:26px;font-weight:800;color:{WIN_COLOUR};line-height:1.2">'
+            f'{head}</div><div class="pe-verdict-sub" style="font-size:15px;color:#333">{sub}</div>')
 
 
 def prediction_html(ex: Any, has_masks: bool = True) -> str:
@@ -102,25 +103,26 @@ def prediction_html(ex: Any, has_masks: bool = True) -> str:
     prob = float(p[int(np.argmax(p))])
     true_prob = float(p[list(ex.classes).index(ex.true_class)]) if ex.true_class in ex.classes else math.nan
     if ex.correct:
-        flag = (f'<div style="color:{GOOD_COLOUR};font-size:20px;font-weight:800">✔ correct</div>')
+        flag = (f'<div style="color:{GOOD_COLOUR};font-size:18px;font-weight:800">✔ correct</div>')
     else:
-        flag = (f'<div style="background:{BAD_COLOUR};color:white;font-size:20px;font-weight:800;'
+        flag = (f'<div style="background:{BAD_COLOUR};color:white;font-size:18px;font-weight:800;'
                 'padding:2px 8px;border-radius:6px;display:inline-block">✘ MISCLASSIFIED</div>')
-    k_line = (f"Defect: K = {ex.k:,} of N = {ex.n:,} pixels ({100 * ex.k / ex.n:.2f}%)" if ex.k
+    k_line = (f"Defect: K = {ex.k:,} of N = {ex.n:,} px ({100 * ex.k / ex.n:.2f}%)" if ex.k
               else "Defect: none (K = 0)")
-    chance = f"chance TKO = K/N = {ex.k / ex.n:.4f}" if ex.k else "no chance level: nothing to find"
+    chance = (f"{term('chance', 'chance')} TKO = K/N = {ex.k / ex.n:.4f}" if ex.k
+              else "no chance level: nothing to find")
     target = (f"Maps explain the {TARGET_LABELS[ex.target_mode]}: <b>{html.escape(ex.target_class)}</b>")
     facts = f"{k_line}<br>{chance}<br>{target}" if has_masks else target
     return f"""
-<div class="pe-prediction" style="font-size:15px;line-height:1.45">
-  <div style="color:#555">Predicted</div>
-  <div style="font-size:28px;font-weight:800" class="pe-pred-class">{html.escape(pred)}
-     <span style="font-size:20px;font-weight:600">{100 * prob:.0f}%</span></div>
-  <div style="color:#555;margin-top:4px">True class</div>
-  <div style="font-size:24px;font-weight:700" class="pe-true-class">{html.escape(ex.true_class)}
-     <span style="font-size:16px;font-weight:500;color:#555">(p = {100 * true_prob:.0f}%)</span></div>
+<div class="pe-prediction" style="font-size:14px;line-height:1.35">
+  <div><span style="color:#555">Predicted</span>
+    <span style="font-size:24px;font-weight:800" class="pe-pred-class">{html.escape(pred)}</span>
+    <span style="font-size:17px;font-weight:600">{100 * prob:.0f}%</span></div>
+  <div><span style="color:#555">True class</span>
+    <span style="font-size:19px;font-weight:700" class="pe-true-class">{html.escape(ex.true_class)}</span>
+    <span style="color:#555">(p = {100 * true_prob:.0f}%)</span></div>
   {flag}
-  <div style="margin-top:8px">{facts}</div>
+  <div style="margin-top:4px">{facts}</div>
 </div>"""
 
 
@@ -160,19 +162,22 @@ def method_card_html(ex: Any, key: str, catalogue: Catalogue, pic: MethodPicture
                    f'{p.k - p.n_above:,} slots (each counts {p.tie_share:.3f})</div>')
         numbers = f"""
   <div style="display:flex;align-items:baseline;gap:10px">
-    <span style="font-size:15px;color:#555">TKO</span>
+    <span style="font-size:15px;color:#555">{term("tko")}</span>
     <span class="pe-tko" data-method="{key}" style="font-size:46px;font-weight:800;line-height:1">{fmt(r.tko)}</span>
   </div>
-  <div style="font-size:17px"><b class="pe-lift">{fmt_lift(r.lift)}</b> over chance
+  <div style="font-size:17px"><b class="pe-lift">{fmt_lift(r.lift)}</b> {term("lift", "over chance")}
       (<span class="pe-chance">{fmt(r.chance, 4)}</span>) · IoU <b class="pe-iou">{fmt(r.iou)}</b></div>
   <div style="font-size:14px;color:#333">{p.hits:,} hits · {p.misses:,} misses · {p.false_alarms:,} false alarms</div>
   {tie}"""
     else:
-        numbers = ('<div style="font-size:15px;color:#555">TKO <span class="pe-tko" data-method="'
+        numbers = (f'<div style="font-size:15px;color:#555">{term("tko")} <span class="pe-tko" data-method="'
                    f'{key}" style="font-size:30px;font-weight:700">—</span><br>no defect pixels to find</div>')
+    colour, dash = line_styles(dict(catalogue.method_labels)).get(r.label, ("#333333", "solid"))
     return f"""
 <div class="pe-method-card" data-method="{key}" style="font-size:14px;line-height:1.35">
   <div style="display:flex;align-items:center;gap:10px;margin-bottom:4px">
+    <span class="pe-method-key" data-colour="{colour}" data-dash="{dash}" title="this method's line in the charts"
+      style="display:inline-block;width:34px;border-top:4px {CSS_DASH[dash]} {colour}"></span>
     <span style="font-size:22px;font-weight:800">{html.escape(r.label)}</span></div>
   <div style="margin-bottom:4px">{badge}</div>
   {numbers}
@@ -180,6 +185,8 @@ def method_card_html(ex: Any, key: str, catalogue: Catalogue, pic: MethodPicture
   {extra}
 </div>"""
 
+
+CSS_DASH = {"solid": "solid", "dashed": "dashed", "dotted": "dotted", "dotdash": "dashed"}
 
 NEEDS_MASKS_NOTICE = ("No defect masks in this data: TKO, lift, IoU, the ranking and the top-K pictures need masks "
                       "and are hidden; the heatmaps, agreement, deletion/insertion and the randomization check work "
@@ -202,16 +209,20 @@ def slow_warning_html(catalogue: Catalogue, methods: list[str] | tuple[str, ...]
 
 
 def legend_html() -> str:
+    """The pixel colours as a column beside the ranking; how to read the heatmaps below them
+    (folded away in presentation mode, where the colour keys stay)."""
     items = "".join(
-        f'<span style="display:inline-flex;align-items:center;gap:5px;margin-right:14px">'
-        f'<span style="width:16px;height:16px;background:{c};border:1px solid #333;display:inline-block"></span>'
-        f'<b>{html.escape(name)}</b></span>' for name, c, _ in PIXEL_LEGEND)
+        f'<div style="display:flex;align-items:center;gap:6px">'
+        f'<span style="width:15px;height:15px;background:{c};border:1px solid #333;display:inline-block"></span>'
+        f'<b>{html.escape(name)}</b></div>' for name, c, _ in PIXEL_LEGEND)
     return f"""
-<div class="pe-legend" style="font-size:14px;line-height:1.5">
-  <div>Top-K pixels (K = number of defect pixels): {items}</div>
-  <div style="color:#444">Heatmaps: each map is divided by its own 99.5th percentile and clipped to 0–1
-  <i>for display only</i> (bright = most important); TKO, lift and IoU use the raw maps. Ties at the cut-off
-  are never broken by pixel order: tied pixels share the remaining top-K slots and count fractionally.
-  White outline = ground-truth defect. Drag to pan, scroll to zoom: all images follow (reset: toolbar of the
-  first image).</div>
+<div class="pe-legend" style="font-size:14px;line-height:1.4">
+  <div>Top-K pixels (K = defect pixels):</div>{items}
+  <div class="pe-scaling" style="margin-top:4px">Heatmaps: each stretched from its 1st percentile (dark) to its
+  99.5th (bright).</div>
+  <details class="pe-explain" style="color:#444"><summary style="cursor:pointer">How to read the pictures</summary>
+  Display only: a map's baseline, however high, stays dark, so the bright pixels are those its top K takes;
+  TKO, lift and IoU use the raw maps. Ties at the cut-off are never broken by pixel order: tied pixels share
+  the last top-K slots and count fractionally. White outline = ground-truth defect. Drag to pan, scroll to
+  zoom: all images follow.</details>
 </div>"""

@@ -18,7 +18,7 @@ from bokeh.plotting import figure
 
 from .colours import HEAT_CMAP, RECON_CMAP, palette
 
-HEAT_LABEL = "map ÷ its 99.5th percentile"
+HEAT_LABEL = "map: percentile 1 → 99.5"
 RECON_LABEL = "P(defect)"
 HEAT_ALPHA = 0.72
 TOOLS = "pan,wheel_zoom,box_zoom,reset"
@@ -61,7 +61,10 @@ def _in_session(model: Any, update: Callable[[], None]) -> None:
     from panel.io.state import state
 
     doc = model.document
-    if doc is not None and doc.session_context is not None and not state._unblocked(doc):
+    if doc is None:  # not drawn yet (a tab not opened): no page to keep in step
+        update()
+        return
+    if doc.session_context is not None and not state._unblocked(doc):
         doc.add_next_tick_callback(update)
         return
     with unlocked():
@@ -82,7 +85,7 @@ class ImagePlot:
         self.figure = figure(frame_width=size, frame_height=size, x_range=ranges[0], y_range=ranges[1],
                              x_axis_type=None, y_axis_type=None, tools=TOOLS, active_drag="pan",
                              active_scroll="wheel_zoom", toolbar_location="above" if toolbar else None,
-                             min_border=10, sizing_mode="fixed", align="start", margin=(5, 10),
+                             min_border=4, sizing_mode="fixed", align="start", margin=(2, 6),
                              width=None, height=None)  # the frame decides the size
         self.sources = []
         blank = np.zeros((2, 2), np.uint32)
@@ -111,6 +114,17 @@ class ImagePlot:
             for source, new in zip(self.sources, data):
                 source.data = new
             self.figure.title.text = title
+
+        _in_session(self.figure, update)
+
+
+    def resize(self, size: int) -> None:
+        """A new frame size (the window changed): the pane grows or shrinks, its data stays."""
+        if self.figure.frame_width == size:
+            return
+
+        def update() -> None:
+            self.figure.update(frame_width=size, frame_height=size)
 
         _in_session(self.figure, update)
 

@@ -1,7 +1,8 @@
 """Pictures of one explanation: numpy arrays in, display arrays out (no plotting library).
 
-Every attribution map is divided by its own 99.5th percentile and clipped to 0..1 for
-display only (scores use the raw map). Colours are those of :mod:`dashboard.colours`.
+Every attribution map is stretched from its own 1st to its 99.5th percentile and clipped to
+0..1 for display only (scores use the raw map): its baseline, however high, is dark and the
+pixels the top K takes are bright. Colours are those of :mod:`dashboard.colours`.
 Colour pictures are RGBA (H, W, 4) uint8, the layout Bokeh draws without a copy, and they
 are made off the UI thread, with the explanation.
 """
@@ -18,22 +19,29 @@ from engine.results import (PIXEL_FALSE_ALARM, PIXEL_HIT, PIXEL_MISS, PIXEL_TIED
 
 from .colours import FALSE_ALARM, HIT, MASK_EDGE, MISS, TIED_IN, TIED_OUT, hex_rgb
 
-DISPLAY_PERCENTILE = 99.5
+DISPLAY_PERCENTILES = (1.0, 99.5)
 
 
-def display_scale(attribution: np.ndarray, percentile: float = DISPLAY_PERCENTILE) -> tuple[np.ndarray, float]:
-    """Map divided by its ``percentile``-th percentile and clipped to [0, 1]; also the divisor.
+def display_scale(attribution: np.ndarray,
+                  percentiles: tuple[float, float] = DISPLAY_PERCENTILES) -> tuple[np.ndarray, tuple[float, float]]:
+    """Map stretched from its low to its high percentile and clipped to [0, 1]; also (low, high).
 
-    A map whose percentile is 0 (mostly zeros) is divided by its maximum instead; an all-zero
-    map stays zero (divisor 0).
+    Dividing by a high percentile alone keeps a map's floor: a map on a high baseline (RISE's,
+    whose every pixel is an average probability) becomes a uniform bright wash however tight
+    its top K is. Stretching from a low percentile drops the floor, so the picture changes
+    neither with a constant added to the map nor with a positive factor, like the top K.
+    When the percentiles meet (over 98% of the map at one value) the map's extremes serve;
+    a constant map stays zero.
     """
     a = np.asarray(attribution, dtype=np.float32)
-    scale = float(np.percentile(a, percentile)) if a.size else 0.0
-    if scale <= 0:
-        scale = float(a.max()) if a.size else 0.0
-    if scale <= 0:
-        return np.zeros_like(a), 0.0
-    return np.clip(a / scale, 0.0, 1.0), scale
+    if not a.size:
+        return np.zeros_like(a), (0.0, 0.0)
+    low, high = (float(v) for v in np.percentile(a, percentiles))
+    if high <= low:
+        low, high = float(a.min()), float(a.max())
+        if high <= low:
+            return np.zeros_like(a), (low, high)
+    return np.clip((a - low) / (high - low), 0.0, 1.0), (low, high)
 
 
 def outline(mask: np.ndarray, width: int = 1) -> np.ndarray:
@@ -95,8 +103,8 @@ def outline_layer(edge: np.ndarray) -> np.ndarray:
 class MethodPicture:
     key: str
     label: str
-    heat: np.ndarray       # (H, W) float32 in [0, 1], display-normalised
-    scale: float           # the divisor (99.5th percentile of the raw map)
+    heat: np.ndarray       # (H, W) float32 in [0, 1], display-stretched
+    scale: tuple[float, float]  # raw values shown as 0 and 1 (1st and 99.5th percentile)
     pixels: TopKPixels
     topk: np.ndarray       # (H, W, 4) uint8; the dimmed image when there is no top K (K = 0)
 

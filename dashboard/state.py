@@ -14,7 +14,10 @@ markup): every value from the URL is escaped, and trimmed to a readable length, 
 URL format (all keys optional)::
 
     ?seed=42&split=test&class=crack&image=crack-003&methods=gradcam,saliency,ig
-    &target=predicted&tab=image&score=tko&agreement=spearman   (one line in the address bar)
+    &target=predicted&tab=image&score=tko&agreement=spearman&mode=standard   (one line in the address bar)
+
+``mode=presentation`` is the view for the back of a lecture hall: large type, the winner and
+TKO large, explanatory paragraphs folded away, ← and → for the previous and next image.
 """
 
 from __future__ import annotations
@@ -37,7 +40,8 @@ TAB_LABELS = {"image": "Per image", "summary": "Summary", "units": "Units", "abo
 TARGET_LABELS = {"predicted": "predicted class", "true": "true class"}
 # state parameter -> URL query key
 URL_KEYS = {"seed": "seed", "split": "split", "image_class": "class", "image_id": "image", "methods": "methods",
-            "target": "target", "tab": "tab", "score": "score", "agreement": "agreement"}
+            "target": "target", "tab": "tab", "score": "score", "agreement": "agreement", "mode": "mode"}
+MODES = ("standard", "presentation")
 # URL keys that name one of a few choices: what the user calls it, the valid values, the
 # fallback for any other value, and what that fallback means on screen.
 _CHOICES = {
@@ -45,6 +49,7 @@ _CHOICES = {
     "tab": ("tab", TABS, "image", "showing the per-image view"),
     "score": ("score", tuple(LOCALISATION_SCORES), "tko", "winners are decided by Top-K overlap"),
     "agreement": ("agreement measure", AGREEMENT_STATS, "spearman", "comparing maps by Spearman's rank correlation"),
+    "mode": ("mode", MODES, "standard", "showing the standard view"),
 }
 QUOTE_CHARS = 80  # a notice quotes this much of a pasted value: a 20,000-character value is not news
 
@@ -76,6 +81,8 @@ class DashboardState(param.Parameterized):
                            doc="The localisation score that decides which method wins an image (summary tab)")
     agreement = param.Selector(objects=list(AGREEMENT_STATS), default="spearman", label="Agreement measure",
                                doc="How two methods' maps are compared, in the per-image and the summary view")
+    mode = param.Selector(objects=list(MODES), default="standard", label="Mode",
+                          doc="presentation: large type for a lecture hall, ← → step through the images")
     notices = param.List(default=[], doc="Messages about values that were replaced (e.g. from a bad URL), "
                                          "as HTML: values from outside are escaped")
 
@@ -149,7 +156,16 @@ class DashboardState(param.Parameterized):
     def to_query(self) -> dict[str, str]:
         return {"seed": str(self.seed), "split": self.split, "class": self.image_class, "image": self.image_id,
                 "methods": ",".join(self.methods), "target": self.target, "tab": self.tab, "score": self.score,
-                "agreement": self.agreement}
+                "agreement": self.agreement, "mode": self.mode}
+
+    def open_link(self, query: Mapping[str, Any]) -> list[str]:
+        """The view a link opens. A link that names no place (split, class or image) opens the
+        catalogue's opening image; one that does opens what it always opened. Then the link's
+        other values, as :meth:`apply_query` takes them."""
+        opening = self.catalogue.opening
+        if opening in self.catalogue.image_home and not any(query.get(k) for k in ("split", "class", "image")):
+            self._set_location(*self.catalogue.image_home[opening], opening)
+        return self.apply_query(query)
 
     def apply_query(self, query: Mapping[str, Any], *, notify: bool = True) -> list[str]:
         """Move to the state described by ``query`` (URL keys, string values).
@@ -172,11 +188,10 @@ class DashboardState(param.Parameterized):
                 seed = None
             if seed in cat.seeds:
                 updates["seed"] = seed
-            else:
-                near = min(cat.seeds, key=lambda s: (abs(s - seed), s)) if seed is not None else cat.seeds[0]
-                notes.append(f"No model for seed “{said['seed']}”; showing seed {near} "
+            else:  # the default seed, not the nearest: seed 999 is no closer to 51 than to 42
+                notes.append(f"No model for seed “{said['seed']}”; showing the default seed {cat.seeds[0]} "
                              f"(available: {_names(cat.seeds)}).")
-                updates["seed"] = near
+                updates["seed"] = cat.seeds[0]
 
         split = self.split
         if q.get("split"):
@@ -263,9 +278,10 @@ class UrlState(param.Parameterized):
     tab = param.Parameter(default=None)
     score = param.Parameter(default=None)
     agreement = param.Parameter(default=None)
+    mode = param.Parameter(default=None)
 
     QUERY = {"seed": "seed", "split": "split", "klass": "class", "image": "image", "methods": "methods",
-             "target": "target", "tab": "tab", "score": "score", "agreement": "agreement"}
+             "target": "target", "tab": "tab", "score": "score", "agreement": "agreement", "mode": "mode"}
 
     def as_query(self) -> dict[str, str]:
         return {self.QUERY[p]: v for p, v in self.param.values().items()
@@ -285,7 +301,7 @@ def bind_location(state: DashboardState, location: Any) -> UrlState:
     back), and the URL is rewritten to the valid state before Panel syncs with it, so a
     shared link always reopens a valid view.
     """
-    state.apply_query(dict(urllib.parse.parse_qsl(location.search.removeprefix("?"))))
+    state.open_link(dict(urllib.parse.parse_qsl(location.search.removeprefix("?"))))
     location.search = "?" + urllib.parse.urlencode(state.to_query())
     mirror = UrlState()
     location.sync(mirror, UrlState.QUERY)  # copies the URL's values, now valid, into the mirror

@@ -21,6 +21,7 @@ and about every view drawn (the fill never goes before the first).
 from __future__ import annotations
 
 import asyncio
+import html
 import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -30,6 +31,8 @@ from typing import Any
 
 import panel as pn
 import param
+
+from engine.progress import Cancelled, Progress, reporting
 
 from .host import SESSIONS
 from .pictures import Pictures, make_pictures
@@ -65,6 +68,9 @@ class ExplanationStore(param.Parameterized):
     pictures = param.ClassSelector(class_=Pictures, default=None, allow_None=True, doc="Drawn from explanation")
     error = param.String(default="", doc="Why the newest request has no explanation ('' when it has one)")
     computing = param.Boolean(default=False, doc=f"The newest request has been waiting over {SLOW_AFTER} s")
+    stopped = param.String(default="", doc="What the user stopped (HTML), until the next request")
+    tracker = param.ClassSelector(class_=Progress, default=None, allow_None=True,
+                                  doc="Progress of the newest request while slow methods compute (else None)")
 
     def __init__(self, state: DashboardState, engine: Any, *, host: Any = None, **params: Any):
         super().__init__(**params)
@@ -75,6 +81,7 @@ class ExplanationStore(param.Parameterized):
         self._newest = 0  # number of the newest request; only its answer is published
         self._lock = threading.RLock()
         self._closed = False
+        self._own_change = False  # the store itself changes the state's methods (a cancelled method)
         self.request = Request.of(state)  # asked for by the first refresh
         self._watcher = state.param.watch(lambda *_: self.refresh(), ["seed", "image_id", "methods", "target"])
         self._close_with_session()
@@ -123,6 +130,8 @@ class ExplanationStore(param.Parameterized):
 
         Called on every change of the state's request; the first call is the page's, once its
         views exist (an answer drawn while a view is still being built would race with it)."""
+        if self._own_change:
+            return
         req = Request.of(self.state)
         with self._lock:
             if self._closed:
@@ -130,14 +139,18 @@ class ExplanationStore(param.Parameterized):
             self._newest += 1
             number = self._newest
             self.request = req
+            self.stopped = ""
             if not req.image_id or not req.methods:
-                self.param.update(error="No images in this split and class." if not req.image_id
+                self.param.update(tracker=None, error="No images in this split and class." if not req.image_id
                                   else "Choose at least one method in the sidebar.", computing=False)
                 return
+            # slow methods report their forwards to it, and stop when it is cancelled
+            self.tracker = Progress() if any(m in self.catalogue.slow_methods for m in req.methods) else None
+            tracker = self.tracker
         if self.host is not None:
             self.host.touch()
         self._warm_split(req)
-        pn.state.execute(partial(self._fetch, number, req))
+        pn.state.execute(partial(self._fetch, number, req, tracker))
 
     def _warm_split(self, req: Request) -> None:
         """Warm the rest of this split in the background, for the default methods only: a costly
@@ -150,16 +163,37 @@ class ExplanationStore(param.Parameterized):
         except Exception:  # noqa: BLE001 - background warm-up only
             log.exception("precompute request failed")
 
-    def _compute(self, req: Request) -> tuple[Any, Pictures]:
-        ex = self.engine.explain(req.seed, req.split, req.image_id, req.methods, req.target)
+    def _compute(self, req: Request, tracker: Progress | None = None) -> tuple[Any, Pictures]:
+        with reporting(tracker):
+            ex = self.engine.explain(req.seed, req.split, req.image_id, req.methods, req.target)
         return ex, make_pictures(ex)
 
-    def _compute_newest(self, number: int, req: Request) -> tuple[Any, Pictures] | None:
+    def _compute_newest(self, number: int, req: Request, tracker: Progress | None) -> tuple[Any, Pictures] | None:
         """``_compute``, unless a newer request came while this one waited for a thread (quick clicks)."""
-        return self._compute(req) if number == self._newest else None
+        return self._compute(req, tracker) if number == self._newest else None
 
-    async def _fetch(self, number: int, req: Request) -> None:
-        answer = asyncio.wrap_future(EXPLAIN.submit(self._compute_newest, number, req))
+    def cancel(self) -> None:
+        """Stop the newest request's slow methods; the view goes on without them (see ``_cancelled``)."""
+        if self.tracker is not None:
+            self.tracker.cancel()
+
+    def _without_slow(self, req: Request) -> Request:
+        """The user stopped the slow methods of ``req``: the state drops them (saying so), and
+        the request for the others is returned; the caller asks for it (not the state's watcher)."""
+        slow = [m for m in req.methods if m in self.catalogue.slow_methods]
+        kept = [m for m in req.methods if m not in slow] or list(self.catalogue.default_methods)
+        names = ", ".join(self.catalogue.method_labels[m] for m in slow)
+        self._own_change = True
+        try:
+            self.state.methods = kept  # first: a change of methods clears the notices
+        finally:
+            self._own_change = False
+        self.stopped = (f"Stopped computing {html.escape(names)}; showing the other methods. "
+                        "Choose it again to start over.")
+        return Request.of(self.state)
+
+    async def _fetch(self, number: int, req: Request, tracker: Progress | None = None) -> None:
+        answer = asyncio.wrap_future(EXPLAIN.submit(self._compute_newest, number, req, tracker))
         done, _ = await asyncio.wait({answer}, timeout=SLOW_AFTER)
         if not done:
             with self._lock:
@@ -167,17 +201,27 @@ class ExplanationStore(param.Parameterized):
                     self.computing = True
         try:
             computed = await answer
+        except Cancelled:
+            with self._lock:
+                if number != self._newest:
+                    return
+                req = self._without_slow(req)
+                self._newest += 1
+                number = self._newest
+                self.param.update(request=req, tracker=None)
+            await self._fetch(number, req)  # in this coroutine: a nested one would wait for the next event
+            return
         except Exception as exc:  # noqa: BLE001 - shown to the user, logged for the operator
             log.exception("explaining %s failed", req)
             with self._lock:
                 if number == self._newest:
-                    self.param.update(error=f"Could not explain {req.image_id}: {exc}", computing=False)
+                    self.param.update(error=f"Could not explain {req.image_id}: {exc}", computing=False, tracker=None)
                     self._drawn()
             return
         with self._lock:
             if computed is not None and number == self._newest:  # else the user has moved on: dropped
                 ex, pics = computed
-                self.param.update(explanation=ex, pictures=pics, error="", computing=False)
+                self.param.update(explanation=ex, pictures=pics, error="", computing=False, tracker=None)
                 self._drawn()
 
     def _drawn(self) -> None:

@@ -168,6 +168,15 @@ def _open(page, url: str) -> None:
     page.locator(".pe-tko").first.wait_for()
 
 
+def _opening(engine) -> str:
+    """The image a link without a place opens: by the README's rule, from the module's results."""
+    from dashboard.catalogue import Catalogue
+
+    opening = Catalogue.from_engine(engine).opening
+    assert opening, "this module's engine has evaluation results, so the rule names an image"
+    return opening
+
+
 def _select(page, label: str):
     group = page.locator(".bk-input-group", has=page.locator("label", has_text=label))
     return group.locator("select").first
@@ -230,10 +239,11 @@ def test_page_shows_the_controls(web, server, engine):
     for label in ("Seed", "Split", "Class", "Image", "Methods", "Target"):
         assert web.locator("label", has_text=label).first.is_visible(), label
     assert web.get_by_text("Pixel Evidence — which explanation hits the defect?").first.is_visible()
-    n = len(engine.image_ids("test", "crack"))
-    assert web.locator(".pe-count-text").first.inner_text().strip() == f"1 / {n}"
-    assert _select(web, "Class").input_value() == "crack"
-    first = engine.image_ids("test", "crack")[0]
+    first = _opening(engine)
+    cls = engine.sample(first).cls
+    ids = engine.image_ids("test", cls)
+    assert web.locator(".pe-count-text").first.inner_text().strip() == f"{ids.index(first) + 1} / {len(ids)}"
+    assert _select(web, "Class").input_value() == cls
     assert first in _title(web)
     _assert_tkos(web, _expected_tkos(engine, engine.seeds[0], "test", first))
     for text in ("Grad-CAM", "Saliency", "Integrated Gradients"):
@@ -280,7 +290,7 @@ def test_ranking_table_matches_the_engine(web, server, engine):
 
     _open(web, server)
     seed = engine.seeds[0]
-    image_id = engine.image_ids("test", "crack")[0]
+    image_id = _opening(engine)
     ex = engine.explain(seed, "test", image_id)
     rows = web.locator(".tabulator-row")
     assert rows.count() == len(ex.methods)
@@ -297,7 +307,7 @@ def test_ranking_table_matches_the_engine(web, server, engine):
 def test_csv_downloads(web, server, engine, tmp_path):
     _open(web, server)
     seed = engine.seeds[0]
-    image_id = engine.image_ids("test", "crack")[0]
+    image_id = _opening(engine)
     with web.expect_download() as info:
         web.get_by_role("button", name="Ranking of this image (CSV)").click()
     path = tmp_path / info.value.suggested_filename
@@ -406,7 +416,7 @@ def test_new_method_and_faithfulness_curves(web, server, engine):
 
     _open(web, server)
     seed = engine.seeds[0]
-    image_id = engine.image_ids("test", "crack")[0]
+    image_id = _opening(engine)
     web.locator(".choices__input--cloned").first.fill("Grad-CAM++")
     web.locator(".choices__item--choice", has_text="Grad-CAM++").first.click()
     methods = ("gradcam", "saliency", "ig", "gradcam_pp")

@@ -170,13 +170,16 @@ def test_previous_and_next_wrap_around(dash, engine):
 def test_invalid_url_values_fall_back_with_a_notice(dash, engine):
     s = dash.state
     notes = s.apply_query({"seed": "999", "class": "scratch", "image": "no-such-image", "methods": "gradcam,bogus",
-                           "target": "sideways", "tab": "nope", "score": "loudness", "agreement": "vibes"})
-    assert s.seed in engine.seeds
+                           "target": "sideways", "tab": "nope", "score": "loudness", "agreement": "vibes",
+                           "mode": "cinema"})
+    # the default seed (the first), not the one nearest to 999 (the last)
+    assert len(engine.seeds) > 1 and s.seed == engine.seeds[0]
+    assert s.mode == "standard"
     assert s.image_class in engine.classes and s.image_id in engine.image_ids(s.split, s.image_class)
     assert s.methods == ["gradcam"] and s.target == "predicted" and s.tab == "image" and s.score == "tko"
     assert s.agreement == "spearman"
     text = " ".join(notes)
-    for word in ("999", "no-such-image", "bogus", "sideways", "nope", "loudness", "vibes"):
+    for word in ("999", "no-such-image", "bogus", "sideways", "nope", "loudness", "vibes", "cinema"):
         assert word in text
     assert dash.notice.visible and "no-such-image" in dash.notice.object
     assert dash.store.explanation.image_id == s.image_id
@@ -184,7 +187,7 @@ def test_invalid_url_values_fall_back_with_a_notice(dash, engine):
     assert not dash.notice.visible
 
 
-URL_KEYS = ("seed", "split", "class", "image", "methods", "target", "tab", "score", "agreement")
+URL_KEYS = ("seed", "split", "class", "image", "methods", "target", "tab", "score", "agreement", "mode")
 INJECTED = "<img src=x onerror=alert(1)>"
 
 
@@ -431,7 +434,7 @@ def test_ig_delta_and_cost_are_shown(dash):
     assert f"{100 * ex.methods['ig'].extras['relative_delta']:.1f}%" in cards["ig"]
     for key in ex.methods:
         assert "Cost:" in cards[key]
-    assert "99.5th percentile" in dash.image_view._legend.object
+    assert "1st percentile" in dash.image_view._legend.object and "99.5th" in dash.image_view._legend.object
     assert "fractionally" in dash.image_view._legend.object
 
 

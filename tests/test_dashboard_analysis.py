@@ -203,6 +203,27 @@ def test_faithfulness_table_and_charts_equal_the_engine(dash, engine):
     assert re.search(rf'data-method="{best_del}" data-mode="deletion">[^<]*</span> ★', view._table.object)
 
 
+def test_removing_a_method_keeps_the_others_curves(dash, engine, monkeypatch):
+    """The curves already computed for the remaining methods stay on screen, without
+    another press and without asking the engine again; adding a method back asks anew."""
+    view = dash.analysis.faithfulness
+    assert view.compute().result(WAIT) is True
+    before = dict(view.result)
+    asked = []
+    real = engine.faithfulness
+    monkeypatch.setattr(engine, "faithfulness", lambda *a, **k: asked.append(a) or real(*a, **k))
+    dash.state.methods = ["gradcam", "ig"]
+    assert set(view.result) == {"gradcam", "ig"} and not asked
+    for m in ("gradcam", "ig"):
+        assert view.result[m] is before[m]
+    shown = _spans(view._table.object, "pe-auc")
+    assert {m for m, _mode in shown} == {"gradcam", "ig"} and view._charts.visible
+    assert "Not computed" not in view._status.object
+    assert len(list(view._plots[0].object)) == 2  # a line per remaining method
+    dash.state.methods = ["gradcam", "ig", "saliency"]  # a new method has no curves yet
+    assert view.result is None and "Not computed" in view._status.object
+
+
 def test_curves_of_another_image_are_never_shown(dash, engine, monkeypatch):
     view = dash.analysis.faithfulness
     first = dash.store.explanation

@@ -43,5 +43,5 @@ class ConfusionSection(Section):
             f'{correct / max(total, 1):.3f}<br>balanced accuracy <b>{bacc:.3f}</b><br><span style="color:#555">Only '
             'correctly classified defect images count towards win rates.</span></div>', width=260)
         self.show([pn.pane.Markdown(f"## Classification (seed {seed}, {split} split)"),
-                   pn.Row(chart(heat * labels), words)],
+                   pn.FlexBox(chart(heat * labels), words, sizing_mode="stretch_width")],
                   [(f"Confusion matrix counts (seed {seed}, {split})", mat.reset_index())])

@@ -52,7 +52,7 @@ class FaithfulnessSection(AnalysisSection):
                 f"Start image: <b>{html.escape(str(start))}</b> (removed pixels become {html.escape(str(start))}; "
                 f"insertion starts from it){', ' + '/'.join(map(str, steps)) + ' steps per curve' if steps else ''}. "
                 f"Based on {based_on(here)}."))
-            blocks.append(pn.Row(*[chart(self._bars(part, value, f"{kind} AUC ({guide})", f"{kind.lower()} AUC"))
+            blocks.append(pn.FlexBox(*[chart(self._bars(part, value, f"{kind} AUC ({guide})", f"{kind.lower()} AUC"))
                                    for value, kind, guide in MODES]))
         self.show([
             pn.pane.Markdown(title),

@@ -92,7 +92,7 @@ class ResultsStore(param.Parameterized):
 
     state = param.ClassSelector(class_=DashboardState)
     results = param.ClassSelector(class_=Results, doc="The evaluation tables (re-read by load)")
-    colours = param.Dict(default={}, doc="Method label -> colour, for the methods in the results")
+    colours = param.Dict(default={}, doc="Method label -> colour, the same as in the per-image view")
     tables = param.Dict(default={}, doc="Section -> [(title, frame)]: the numbers behind its plots")
     sweep = param.ClassSelector(class_=StoreTables, allow_None=True, doc="The sweep store's tables, if any")
 
@@ -112,7 +112,9 @@ class ResultsStore(param.Parameterized):
         self._win_rates = {}
         self._check_score(res.scores or ["tko"])  # before any section draws the new results
         present = (set(res.tko["method"]) | set(res.win_rates["method"])) if res.available else set(self.labels)
-        self.param.update(results=res, colours=method_colours({m: self.label(m) for m in self.method_order(present)}),
+        # colours by registry place, as in the per-image view; methods unknown to it after
+        extra = {m: m for m in sorted(present - set(self.labels) - {CHANCE})}
+        self.param.update(results=res, colours=method_colours({**self.labels, **extra}),
                           sweep=cached_sweep(self.sweep_directory))
 
     def publish(self, section: str, tables: list[tuple[str, pd.DataFrame]]) -> None:

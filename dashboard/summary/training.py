@@ -11,6 +11,13 @@ from ..charts import drawing, hv
 from ..colours import CURVE_COLOURS
 from .section import Section, chart
 
+def integer_epochs(plot, _element) -> None:
+    """Ticks on whole epochs only: a two-epoch run is not labelled 1.2, 1.4, …"""
+    from bokeh.models import BasicTicker
+
+    plot.state.xaxis.ticker = BasicTicker(min_interval=1)
+
+
 PANELS = (("Loss", ("train_loss", "val_loss", "test_loss"), "loss"),
           ("Balanced accuracy", ("val_balanced_accuracy", "test_balanced_accuracy"), "balanced accuracy"))
 
@@ -45,6 +52,6 @@ class TrainingSection(Section):
                 plots.append(hv().Overlay(layers).opts(
                     title=f"{kind}, mean ± std ({n} seed{'s' if n != 1 else ''})",
                     width=520, height=300, ylabel=ylabel, xlabel="epoch", legend_position="right",
-                    fontscale=1.2, show_grid=True))
-        self.show([pn.pane.Markdown("## Training: loss and balanced accuracy"), pn.Row(*[chart(p) for p in plots])],
+                    fontscale=1.2, show_grid=True, hooks=[integer_epochs]))
+        self.show([pn.pane.Markdown("## Training: loss and balanced accuracy"), pn.FlexBox(*[chart(p) for p in plots], sizing_mode="stretch_width")],
                   [("Training curves (mean ± std over seeds)", bands)])

@@ -50,7 +50,7 @@ class SummaryView(pn.viewable.Viewer):
         # mask-free data: no win rates, no TKO (the notice says so), the rest as usual
         by_mask = (self.win, self.tko) if store.state.catalogue.has_masks else ()
         self._layout = pn.Column(
-            pn.Row(self._intro, self._reload, sizing_mode="stretch_width"), self._notice,
+            pn.FlexBox(self._reload, self._intro, sizing_mode="stretch_width"), self._notice,
             *by_mask, self.categories, self.agreement, self.faithfulness, self.sanity, self.curves, self.confusion,
             self.numbers, sizing_mode="stretch_width")
         self._draw()

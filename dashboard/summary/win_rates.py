@@ -62,7 +62,7 @@ class WinRatesSection(Section):
                       f"<code>{html.escape(evaluate_command(store.engine))} --metrics {' '.join(EXTRA_SCORES)}"
                       "</code></span>")
         head = [pn.pane.Markdown("## Which method wins?"),
-                pn.Row(self._score_select, text(notes), sizing_mode="stretch_width")]
+                pn.FlexBox(self._score_select, text(notes), sizing_mode="stretch_width")]
         tables = [(f"Win rates across seeds (winner by {name})", store.with_labels(win_rate_stats(rates), at=2))]
         plots = self._boxes(rates, name)
         if plots:
@@ -92,7 +92,7 @@ class WinRatesSection(Section):
             plots.append(hv().BoxWhisker(d, ["class", "Method"], "win_rate").redim.values(
                 **{"class": classes_here, "Method": methods_here}).opts(
                 box_fill_color="Method", cmap=colours, ylim=(-0.03, 1.03), show_legend=False,
-                width=min(1100, max(560, 44 * len(classes_here) * len(methods_here) + 100)), height=360,
+                width=min(900, max(560, 44 * len(classes_here) * len(methods_here) + 100)), height=360,
                 xlabel="", ylabel="win rate", hooks=[_hide_inner_labels],
                 title=f"Win rate per class by {name}, {split} split ({n_seeds} seed{'s' if n_seeds != 1 else ''})",
                 tools=["hover"], fontscale=1.2, xrotation=0, box_line_color="#333"))

@@ -199,7 +199,12 @@ def _jobs(n_good_train: int, n_good_test: int, n_per_defect: int):
         yield from (("test", cls, i, _stem_width(n)) for i in range(n))
 
 
-def _write_set(dest: Path, seed: int, n_good_train: int, n_good_test: int, n_per_defect: int, size: int) -> None:
+def _write_set(dest: Path, seed: int, n_good_train: int, n_good_test: int, n_per_defect: int, size: int,
+               progress: bool = False) -> None:
+    """Render and write every image; ``progress`` shows a bar on stderr (the first start of a
+    new installation spends over a minute here, and the terminal should say why)."""
+    from tqdm import tqdm
+
     (dest / "train" / "good").mkdir(parents=True)
     for cls in TEST_CLASSES:
         (dest / "test" / cls).mkdir(parents=True)
@@ -216,15 +221,17 @@ def _write_set(dest: Path, seed: int, n_good_train: int, n_good_test: int, n_per
 
     jobs = list(_jobs(n_good_train, n_good_test, n_per_defect))
     workers = max(1, min(4, os.cpu_count() or 1))
-    if workers == 1 or len(jobs) < 8:
-        for job in jobs:
-            work(job)
-    else:
-        # numpy and PNG encoding release the GIL for most of the work; every
-        # image has its own RNG and file, so the output does not depend on order.
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            for _ in pool.map(work, jobs):
-                pass
+    with tqdm(total=len(jobs), desc="generating the built-in data set", unit="img", disable=not progress) as bar:
+        if workers == 1 or len(jobs) < 8:
+            for job in jobs:
+                work(job)
+                bar.update()
+        else:
+            # numpy and PNG encoding release the GIL for most of the work; every
+            # image has its own RNG and file, so the output does not depend on order.
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                for _ in pool.map(work, jobs):
+                    bar.update()
 
 
 def _is_nonempty_dir(path: Path) -> bool:
@@ -349,19 +356,20 @@ def default_data_root() -> Path:
     return base / "pixel-evidence" / name
 
 
-def ensure_default_data(root: Path | None = None) -> Path:
+def ensure_default_data(root: Path | None = None, progress: bool = True) -> Path:
     """Return ``root`` (default :func:`default_data_root`), generating the default set if needed.
 
     If ``root`` already holds a data set it is returned untouched.  Otherwise the
     default set (seed 0, default counts and size) is written to a unique
     temporary sibling and renamed into place; if another process finished first,
-    this process's copy is discarded and the existing one is used.
+    this process's copy is discarded and the existing one is used. ``progress``: a bar on
+    stderr while the set is written.
     """
     root = Path(root).expanduser() if root is not None else default_data_root()
     if not _is_nonempty_dir(root):
         tmp = _make_staging_dir(root)
         try:
-            _write_set(tmp, **_DEFAULT_PARAMS)
+            _write_set(tmp, **_DEFAULT_PARAMS, progress=progress)
             _publish(tmp, root)
         except FileExistsError:
             shutil.rmtree(tmp, ignore_errors=True)

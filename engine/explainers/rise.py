@@ -13,7 +13,8 @@ images and explainers through a small LRU cache, read-only (N * H * W float32: 2
 1000 masks at 224 x 224, so at most two sets are kept).
 
 Params: ``n_masks`` N (1000), ``grid`` s (7), ``keep_prob`` p (0.5), ``seed`` (0),
-``batch_size`` (32, masked images per forward).
+``batch_size`` (32, masked images per forward). Each chunk of masked images is reported to
+a watcher, if any (:mod:`engine.progress`), which may also stop the work between chunks.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from functools import lru_cache
 import torch
 from torch.nn import functional as F
 
+from .. import progress
 from .base import Attribution, Explainer
 
 
@@ -55,10 +57,12 @@ class RISE(Explainer):
                            *inputs.shape[-2:])
         black = self.black_baseline(inputs[:1])
         maps = torch.zeros(inputs.shape[0], *inputs.shape[-2:], device=inputs.device)
+        progress.expect(n_masks * inputs.shape[0])  # masked images, one forward each
         with torch.no_grad():
             for chunk in masks.split(int(self.params["batch_size"])):
                 chunk = chunk.to(inputs.device)
                 for b, (image, label) in enumerate(zip(inputs, target)):
                     probs = self.classifier(black + chunk * (image - black)).softmax(1)[:, label]
                     maps[b] += torch.einsum("n,nhw->hw", probs, chunk[:, 0])
+                    progress.advance(len(chunk))
         return Attribution(maps / (n_masks * keep_prob))

@@ -16,6 +16,7 @@ from __future__ import annotations
 import torch
 from torch.nn import functional as F
 
+from .. import progress
 from .base import ACTIVATION, GradientPass
 from .cam import CAM
 
@@ -34,8 +35,10 @@ class ScoreCAM(CAM):
         weights = torch.zeros(acts.shape[:2], device=acts.device)
         inputs = p.inputs
         black = self.black_baseline(inputs[:1])
+        active_of = [acts[b].flatten(1).ne(0).any(1).nonzero()[:, 0] for b in range(len(inputs))]
+        progress.expect(sum(len(a) for a in active_of))  # masked images, one forward each
         for b, (image, label) in enumerate(zip(inputs, p.target)):
-            active = acts[b].flatten(1).ne(0).any(1).nonzero()[:, 0]
+            active = active_of[b]
             for channels in active.split(int(self.params["batch_size"])):
                 masks = F.interpolate(acts[b, channels][:, None], size=tuple(inputs.shape[-2:]),
                                       mode="bilinear", align_corners=False)
@@ -44,4 +47,5 @@ class ScoreCAM(CAM):
                 masks = (masks - low) / torch.where(span > 0, span, 1.0)
                 logits = self.classifier(black + masks * (image - black))
                 weights[b, channels] = logits.softmax(1)[:, label]
+                progress.advance(len(channels))
         return weights

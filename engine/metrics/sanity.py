@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .. import progress
 from ..explainers import get_explainer
 from ..models import ClassifierView, ExplainableNet
 from .agreement import SANITY_PASS_THRESHOLD, spearman, top_fraction_iou
@@ -68,7 +69,8 @@ def cascading_randomization(net: ExplainableNet, method: str, x: torch.Tensor, t
 
     The network is deep-copied, so ``net`` is untouched; randomization is seeded
     (``seed`` + stage index) under ``torch.random.fork_rng`` so global RNG state is kept.
-    ``original`` may pass the already computed map of the trained model.
+    ``original`` may pass the already computed map of the trained model. Each map computed is
+    reported to a watcher, if any (:mod:`engine.progress`), which may stop the cascade.
     """
     cls = get_explainer(method)
 
@@ -76,14 +78,24 @@ def cascading_randomization(net: ExplainableNet, method: str, x: torch.Tensor, t
         explainer = cls(ClassifierView(model), model.gradcam_layer, input_mean=mean, input_std=std, **(params or {}))
         return explainer.attribute(x, torch.tensor([target], device=x.device)).maps[0].cpu().numpy()
 
-    base = original if original is not None else explain(net)
+    stages = cascade_stages(net)
+    watcher = progress.current()
+    # a watcher counts maps here; a method's own reports (forwards) inside a map would mix units
+    inner = watcher.quiet() if watcher is not None else None
+    progress.expect(len(stages) + (original is None))
+    with progress.reporting(inner):
+        base = original if original is not None else explain(net)
+    if original is None:
+        progress.advance()
     work = copy.deepcopy(net).eval()
     steps = []
     with torch.random.fork_rng(devices=[]):
-        for i, (name, _) in enumerate(cascade_stages(net)):
+        for i, (name, _) in enumerate(stages):
             _reinitialise(dict(cascade_stages(work))[name], seed + i)
             work.eval()
-            randomized = explain(work)
+            with progress.reporting(inner):
+                randomized = explain(work)
+            progress.advance()
             steps.append(SanityStep(name, _safe(spearman, base, randomized),
                                     _safe(top_fraction_iou, base, randomized, fraction)))
     return SanityResult(method, steps)
