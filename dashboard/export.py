@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import io
-import math
 import re
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from engine.results import TABLE_COLUMNS
+from engine.results import TABLE_COLUMNS, ig_columns
 
 from .colours import HEAT_CMAP, PIXEL_LEGEND, RECON_CMAP
 from .formatting import fmt, fmt_lift, ig_gap, rank_label, result_label
@@ -37,7 +36,7 @@ def ranking_table(ex: Any) -> pd.DataFrame:
                      "predicted": ex.predicted_class, "correct": ex.correct, "target": ex.target_class,
                      "method": r.key, "label": r.label, "k": ex.k, "n": ex.n, "tko": r.tko, "chance": r.chance,
                      "lift": r.lift, "iou": r.iou, "rank": r.rank, "win_share": r.win_share,
-                     "ig_relative_delta": r.extras.get("relative_delta", math.nan)})
+                     **ig_columns(r.extras)})
     return pd.DataFrame(rows, columns=RANKING_COLUMNS)
 
 

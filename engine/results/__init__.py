@@ -30,7 +30,7 @@ from ..metrics import AGREEMENT_STATS, OVERALL
 from ..metrics.topk_picture import (PIXEL_FALSE_ALARM, PIXEL_HIT, PIXEL_MISS, PIXEL_OTHER, PIXEL_TIED_IN,
                                     PIXEL_TIED_OUT, TopKPixels, topk_pixels)
 from .histories import HISTORY_METRICS, history_bands, history_frame
-from .reading import ANALYSIS_FILES, RESULTS_SUBDIR, TABLE_COLUMNS, Results, load_results, results_dir, stale_seeds
+from .reading import ANALYSIS_FILES, IG_COLUMNS, RESULTS_SUBDIR, TABLE_COLUMNS, Results, ig_columns, load_results, results_dir, stale_seeds
 from .summaries import (CHANCE, agreement_stats, confusion_matrix, defect_rows, faithfulness_stats,
                         localisation_win_rates, sanity_stats, tko_stats, win_rate_stats)
 
@@ -38,6 +38,6 @@ __all__ = [
     "HISTORY_METRICS", "Results", "TopKPixels", "load_results", "stale_seeds", "history_frame",
     "history_bands", "confusion_matrix", "defect_rows", "tko_stats", "win_rate_stats", "topk_pixels",
     "AGREEMENT_STATS", "localisation_win_rates", "agreement_stats", "faithfulness_stats",
-    "sanity_stats", "OVERALL", "CHANCE", "ANALYSIS_FILES", "RESULTS_SUBDIR", "TABLE_COLUMNS", "results_dir",
+    "sanity_stats", "OVERALL", "CHANCE", "ANALYSIS_FILES", "RESULTS_SUBDIR", "TABLE_COLUMNS", "IG_COLUMNS", "ig_columns", "results_dir",
     "PIXEL_OTHER", "PIXEL_HIT", "PIXEL_MISS", "PIXEL_FALSE_ALARM", "PIXEL_TIED_IN", "PIXEL_TIED_OUT",
 ]
