@@ -41,7 +41,9 @@ class PathResult:
     (NaN when F(1) = F(0)); ``steps`` gradient evaluations; ``converged`` whether
     ``relative_delta`` reached the tolerance; ``stability_spearman`` the Spearman correlation
     of the map (|attr| summed over RGB) with the map one refinement earlier;
-    ``previous_map`` that earlier map (H, W).
+    ``previous_map`` that earlier map (H, W); ``history`` (steps, relative gap) after the
+    first grid and each refinement (the refinements do not depend on the tolerance, so one
+    run at a small tolerance tells what any larger one would have cost).
     """
 
     attribution: torch.Tensor
@@ -51,6 +53,7 @@ class PathResult:
     converged: bool
     stability_spearman: float
     previous_map: torch.Tensor
+    history: list[tuple[int, float]]
 
 
 class TrapezoidPath:
@@ -121,8 +124,10 @@ def integrate_to_tolerance(evaluate: Evaluate, tolerance: float, max_steps: int)
     path.add(torch.linspace(0, 1, INITIAL_INTERVALS + 1, dtype=torch.float64))
     attr = path.attribution()
     previous = None
+    history = []
     while True:
         delta, rel = path.relative_gap()
+        history.append((path.steps, rel))
         converged = previous is not None and rel <= tolerance  # NaN (no score change) never converges
         room = max_steps - path.steps
         if converged or room <= 0 or (previous is not None and rel != rel):
@@ -133,7 +138,7 @@ def integrate_to_tolerance(evaluate: Evaluate, tolerance: float, max_steps: int)
     now, before = attr.abs().sum(0), previous.abs().sum(0)
     return PathResult(attribution=attr, delta=delta, relative_delta=rel, steps=path.steps, converged=rel <= tolerance,
                       stability_spearman=spearman(now.float().cpu().numpy(), before.float().cpu().numpy()),
-                      previous_map=before)
+                      previous_map=before, history=history)
 
 
 def gauss_legendre(n: int) -> tuple[np.ndarray, np.ndarray]:
