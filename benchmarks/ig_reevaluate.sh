@@ -6,6 +6,7 @@
 # Usage: sh benchmarks/ig_reevaluate.sh [OUT] [TOLERANCE]
 OUT=${1:-benchmarks/results/ig_tolerance_eval}
 TOL=${2:-0.02}
+export OMP_WAIT_POLICY=PASSIVE  # spinning OpenMP threads slow every process on a shared CPU
 for seed in 42 43 44 45 46 47 48 49 50 51; do
   nice -n 15 python -m engine.cli evaluate --models pretrained_models --out "$OUT" --seeds "$seed" --splits test \
     --metrics pointing relevance_mass auroc --ig-tolerance "$TOL" --ig-max-steps 512 || exit 1
