@@ -42,10 +42,10 @@ def ig_convergence(extras: dict[str, float], tolerance: float | None = None) -> 
     words += "; map stable to ρ = " + ("—" if math.isnan(rho) else f"{rho:.2f}")
     if "tko_change" in extras and not math.isnan(extras["tko_change"]):
         words += f", TKO {extras['tko_change']:+.3f} in the last refinement"
-    bound = "" if tolerance is None else f" {100 * tolerance:g}%"
+    asked = "" if tolerance is None else f" {100 * tolerance:g}%"
     if converged:
-        return words + f" (within the{bound} tolerance)", False
-    return words + f" — NOT CONVERGED: above the{bound} tolerance at the step cap", True
+        return words + f" (within the{asked} tolerance)", False
+    return words + f" — NOT CONVERGED: not within the{asked} tolerance twice in a row by the step cap", True
 
 
 def mean_std(mean: float, std: float) -> str:

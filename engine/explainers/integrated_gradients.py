@@ -9,9 +9,10 @@ computed once per explainer (the black image is the same for every input of a si
 explainer assumes its classifier's weights do not change while it is in use.
 
 With ``tolerance`` set, the fixed rule gives way to a trapezoid rule refined where the
-completeness check fails (``ig_path``) until ``relative_delta`` <= ``tolerance`` or
-``max_steps`` gradient evaluations; ``n_steps`` and ``method`` are then unused. More extras
-per image: ``steps`` (evaluations used), ``converged`` (1 or 0), ``stability_spearman``
+completeness check fails (``ig_path``) until ``relative_delta`` is at most ``tolerance`` at
+two refinements in a row or ``max_steps`` gradient evaluations are spent; ``n_steps`` and
+``method`` are then unused. More extras per image: ``gap_bound`` (the path intervals' |gaps|
+summed, relative like ``relative_delta`` and never below it), ``steps`` (evaluations used), ``converged`` (1 or 0), ``stability_spearman``
 (Spearman of the map with the map one refinement earlier) and ``previous_map`` (that map,
 (H, W); the engine turns it into a TKO change where a mask is known). Without a tolerance
 ``steps`` is ``n_steps`` and the other three say nothing (NaN, and no previous map).
@@ -96,7 +97,7 @@ class IntegratedGradients(Explainer):
             return torch.tensor([float(getattr(r, name)) for r in results], dtype=torch.float32)
 
         return Attribution(maps, {"delta": extra("delta"), "relative_delta": extra("relative_delta"),
-                                  "steps": extra("steps"), "converged": extra("converged"),
+                                  "gap_bound": extra("gap_bound"), "steps": extra("steps"), "converged": extra("converged"),
                                   "stability_spearman": extra("stability_spearman"),
                                   "previous_map": torch.stack([r.previous_map for r in results]).float()})
 
