@@ -22,7 +22,7 @@ METRICS = ("pointing", "relevance_mass", "auroc", "agreement", "faithfulness", "
 
 # Integrated Gradients to a tolerance (engine/explainers/ig_path.py): evaluate's default
 # tolerance (README, "Integrated Gradients to a tolerance", says why this one) and step cap.
-EVALUATE_IG_TOLERANCE = 0.02
+EVALUATE_IG_TOLERANCE = 0.05
 IG_MAX_STEPS = 512
 
 
