@@ -200,7 +200,7 @@ def _figure(data: dict, path: Path) -> None:
     axes[2].plot(*zip(*pts), marker="s", color="black", label="tolerance scheme, tolerance 0.2 ... 0.005")
     axes[2].set(xscale="log", yscale="log", xlabel="gradient evaluations (median for the scheme)",
                 ylabel="relative gap: median, bars p10-p90", title=f"gap against steps ({n_images} images)")
-    axes[2].legend(fontsize=7)
+    axes[2].legend(fontsize=7, loc="upper right")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
