@@ -119,8 +119,8 @@ def measure(n_images: int, out: Path) -> None:
         if plotted:
             f_near, s_near = at(NEAR_BASELINE)
             order = np.argsort(np.concatenate([grid, NEAR_BASELINE]), kind="stable")
-            record["path"] = {k: np.concatenate(v)[order].tolist() for k, v in
-                              {"alpha": (grid, NEAR_BASELINE), "f": (f_grid, f_near), "slope": (s_grid, s_near)}.items()}
+            parts = {"alpha": (grid, NEAR_BASELINE), "f": (f_grid, f_near), "slope": (s_grid, s_near)}
+            record["path"] = {k: np.concatenate(v)[order].tolist() for k, v in parts.items()}
         done["images"][image_id] = json.loads(json.dumps(record, default=float))
         atomic_write_text(out, json.dumps(done, indent=1) + "\n")  # after every image: a stopped run resumes
         print(image_id, "done", flush=True)
@@ -143,12 +143,14 @@ def report(data: dict, figure: Path) -> str:
     for rec in images.values():
         for r in rec["rules"]:
             table.setdefault((r["rule"], r["n"]), []).append(r["gap"])
-    lines = [f"{len(images)} test images of seed {data['seed']}; relative gap |sum(attr) - (F(x) - F(b))| / |F(x) - F(b)|",
+    lines = [f"{len(images)} test images of seed {data['seed']}; "
+             "relative gap |sum(attr) - (F(x) - F(b))| / |F(x) - F(b)|",
              "", "| rule | steps | images | median | p90 | max |", "|---|---|---|---|---|---|"]
     for (rule, n), gaps in sorted(table.items(), key=lambda kv: (kv[0][0], kv[0][1])):
         if len(gaps) == len(images):
             g = np.array(gaps)
-            lines.append(f"| {rule} | {n} | {len(g)} | {np.median(g):.3f} | {np.percentile(g, 90):.3f} | {g.max():.3f} |")
+            lines.append(f"| {rule} | {n} | {len(g)} | {np.median(g):.3f} | {np.percentile(g, 90):.3f} | "
+                         f"{g.max():.3f} |")
     lines += ["", f"| tolerance scheme at | stop when within | steps median | p90 | max | converged (cap {SCHEME_CAP}) "
               "| gap median | p90 | max |", "|---|---|---|---|---|---|---|---|---|"]
     for tol in (0.1, 0.05, 0.03, 0.02, 0.01):
@@ -161,7 +163,8 @@ def report(data: dict, figure: Path) -> str:
     for image_id, rec in images.items():
         if "path" in rec:
             lines += ["", f"{image_id}: " + ", ".join(f"{r['rule']} {r['n']}: {r['gap']:.3f}" for r in rec["rules"])
-                      + "; scheme (steps: gap, bound): " + ", ".join(f"{n}: {g:.3f}, {b:.3f}" for n, g, b in rec["scheme_history"])]
+                      + "; scheme (steps: gap, bound): "
+                      + ", ".join(f"{n}: {g:.3f}, {b:.3f}" for n, g, b in rec["scheme_history"])]
     _figure(data, figure)
     return "\n".join(lines)
 

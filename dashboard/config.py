@@ -16,8 +16,8 @@ Accepted arguments (after ``panel serve app.py --args``)::
     --no-warm         do not fill the cache in the background after the first view
 
 Config file keys: ``data``, ``models``, ``manifest``, ``device``, ``cache_mb``, ``ig_steps``,
-``ig_tolerance``, ``ig_max_steps``, ``warm``. Relative paths in a config file are read relative to the file's folder. Command-line
-values win over the file's.
+``ig_tolerance``, ``ig_max_steps``, ``warm``. Relative paths in a config file are read relative
+to the file's folder. Command-line values win over the file's.
 """
 
 from __future__ import annotations

@@ -19,8 +19,8 @@ from dataclasses import fields
 from pathlib import Path
 
 # Only torch-free modules at the top: the commands that need a network import theirs.
-from .choices import (BACKBONES, DEFAULT_METHODS, EVALUATE_IG_TOLERANCE, FAITHFULNESS_STARTS, IG_MAX_STEPS, KINDS, METHODS,
-                      METRICS, TARGETS, TRAINING_MODES, ig_params)
+from .choices import (BACKBONES, DEFAULT_METHODS, EVALUATE_IG_TOLERANCE, FAITHFULNESS_STARTS, IG_MAX_STEPS, KINDS,
+                      METHODS, METRICS, TARGETS, TRAINING_MODES, ig_params)
 from .data import LAYOUTS, DataError, download, layout_of, prepare_manifest, synthetic
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent

@@ -40,7 +40,8 @@ class PathResult:
     ``delta`` = sum(attr) - (F(1) - F(0)); ``relative_delta`` = |delta| / |F(1) - F(0)|
     (NaN when F(1) = F(0)); ``gap_bound`` the intervals' |gaps| summed, relative to the same
     change (>= ``relative_delta``); ``steps`` gradient evaluations; ``converged`` whether
-    ``relative_delta`` was within the tolerance at the last two refinements; ``stability_spearman`` the Spearman correlation
+    ``relative_delta`` was within the tolerance at the last two refinements;
+    ``stability_spearman`` the Spearman correlation
     of the map (|attr| summed over RGB) with the map one refinement earlier;
     ``previous_map`` that earlier map (H, W); ``history`` (steps, relative gap, bound) after the
     first grid and each refinement (the refinements do not depend on the tolerance, so one

@@ -11,11 +11,13 @@ explainer assumes its classifier's weights do not change while it is in use.
 With ``tolerance`` set, the fixed rule gives way to a trapezoid rule refined where the
 completeness check fails (``ig_path``) until ``relative_delta`` is at most ``tolerance`` at
 two refinements in a row or ``max_steps`` gradient evaluations are spent; ``n_steps`` and
-``method`` are then unused. More extras per image: ``gap_bound`` (the path intervals' |gaps|
-summed, relative like ``relative_delta`` and never below it), ``steps`` (evaluations used), ``converged`` (1 or 0), ``stability_spearman``
-(Spearman of the map with the map one refinement earlier) and ``previous_map`` (that map,
-(H, W); the engine turns it into a TKO change where a mask is known). Without a tolerance
-``steps`` is ``n_steps`` and the other three say nothing (NaN, and no previous map).
+``method`` are then unused, and F(x), F(b) are the path's own end nodes. More extras per
+image: ``gap_bound`` (the path intervals' |gaps| summed, relative like ``relative_delta`` and
+never below it), ``steps`` (evaluations used), ``converged`` (1 or 0),
+``stability_spearman`` (Spearman of the map with the map one refinement earlier) and
+``previous_map`` (that map, (H, W); the engine turns it into a TKO change where a mask is
+known). The fixed rule reports ``steps`` = ``n_steps`` and NaN for ``converged`` and
+``stability_spearman``: no tolerance was asked for, no stability measured.
 """
 
 from __future__ import annotations
@@ -97,7 +99,8 @@ class IntegratedGradients(Explainer):
             return torch.tensor([float(getattr(r, name)) for r in results], dtype=torch.float32)
 
         return Attribution(maps, {"delta": extra("delta"), "relative_delta": extra("relative_delta"),
-                                  "gap_bound": extra("gap_bound"), "steps": extra("steps"), "converged": extra("converged"),
+                                  "gap_bound": extra("gap_bound"), "steps": extra("steps"),
+                                  "converged": extra("converged"),
                                   "stability_spearman": extra("stability_spearman"),
                                   "previous_map": torch.stack([r.previous_map for r in results]).float()})
 
