@@ -42,8 +42,8 @@ bright pixel does not turn the rest black. Numbers always use the raw maps.
 score change the attributions fail to account for; small is good. With 25 fixed steps (this page's
 default) it is about 9% at the median on the shipped models, above 24% on one image in ten. Started
 with `--ig-tolerance`, IG refines each image until the gap is within the tolerance twice in a row,
-says how stable the map was in the last refinement (Spearman ρ, TKO change), and marks in red a map
-that did not get there by the step cap.
+says how stable the map was in the last refinement (Spearman ρ, TKO change), and marks a map that
+did not get there by the step cap (orange, NOT CONVERGED).
 
 **Target.** By default the maps explain the predicted class. Switch to the true class to see what the
 model would have needed to look at, which matters on misclassified images.

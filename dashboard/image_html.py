@@ -142,8 +142,9 @@ def method_card_html(ex: Any, key: str, catalogue: Catalogue, pic: MethodPicture
     extra = ""
     if "relative_delta" in r.extras:
         words, flagged = ig_convergence(r.extras, params.get("tolerance"))
-        style = "margin-top:6px" + (";color:#b00020;font-weight:600;border-left:4px solid #b00020;padding-left:6px"
-                                    if flagged else "")
+        # the words say it too ("NOT CONVERGED"), so the colour is not the only sign
+        style = "margin-top:6px" + (f";color:{BAD_COLOUR};font-weight:600;border-left:4px solid {BAD_COLOUR};"
+                                    "padding-left:6px" if flagged else "")
         extra = f'<div class="pe-ig-delta{" pe-ig-unconverged" if flagged else ""}" style="{style}">{words}</div>'
     if not catalogue.has_masks:
         numbers = ""
