@@ -1,5 +1,6 @@
 """Integrated Gradients sections: ``ig_accuracy`` (completeness error and time per step count
-and quadrature) and ``ig_chunks`` (time per number of steps in one forward/backward)."""
+and quadrature, and of the tolerance scheme per tolerance) and ``ig_chunks`` (time per number
+of steps in one forward/backward)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import torch
 
 from .config import BenchConfig
 from .measured_engine import defect_ids, input_and_target
-from .timing import Clock, median
+from .timing import Clock, median, percentile
 
 
 def _ig_on(engine, seed: int, **params: Any):
@@ -28,8 +29,19 @@ def _timed_attribution(engine, clock: Clock, ig, x: torch.Tensor, target: torch.
         return clock.time(lambda: ig.attribute(x, target))
 
 
+def _gap_spread(deltas: list[float]) -> dict[str, float]:
+    return {"median_relative_delta": median(deltas), "p90_relative_delta": percentile(deltas, 90),
+            "max_relative_delta": max(deltas)}
+
+
 def bench_ig_accuracy(engine, seed: int, cfg: BenchConfig, clock: Clock) -> dict[str, Any]:
-    """Median |delta| / |F(x) - F(black)| and seconds per image for each quadrature and step count."""
+    """|delta| / |F(x) - F(black)| (median, p90, max over the images) and seconds per image for
+    each quadrature and step count, and for the tolerance scheme at each of ``cfg.ig_tolerances``
+    (steps used, share converged). Captum's ``riemann_trapezoid`` rows carry the sum of its
+    weights, (n - 1) / n: a bias of its own besides the quadrature error."""
+    from captum.attr._utils.approximation_methods import approximation_parameters
+
+    from engine.choices import IG_MAX_STEPS
     from engine.explainers.integrated_gradients import IntegratedGradients
 
     ids = defect_ids(engine)[: max(1, cfg.ig_images)]
@@ -46,8 +58,18 @@ def bench_ig_accuracy(engine, seed: int, cfg: BenchConfig, clock: Clock) -> dict
                 t, out = _timed_attribution(engine, clock, ig, x, target)
                 deltas.append(float(out.extras["relative_delta"][0]))
                 times.append(t)
-            rows.append({"method": method, "n_steps": n, "median_relative_delta": median(deltas),
-                         "max_relative_delta": max(deltas), "seconds": median(times), "relative_deltas": deltas})
+            rows.append({"method": method, "n_steps": n, **_gap_spread(deltas), "seconds": median(times),
+                         "weight_sum": float(sum(approximation_parameters(method)[0](n))), "relative_deltas": deltas})
+    scheme = []
+    for tol in cfg.ig_tolerances:
+        ig = _ig_on(engine, seed, tolerance=tol, max_steps=IG_MAX_STEPS)
+        runs = [_timed_attribution(engine, clock, ig, x, target) for x, target in inputs]
+        deltas = [float(out.extras["relative_delta"][0]) for _, out in runs]
+        steps = [float(out.extras["steps"][0]) for _, out in runs]
+        scheme.append({"tolerance": tol, "max_steps": IG_MAX_STEPS, **_gap_spread(deltas),
+                       "median_steps": median(steps), "p90_steps": percentile(steps, 90),
+                       "converged": sum(float(out.extras["converged"][0]) for _, out in runs) / len(runs),
+                       "seconds": median([t for t, _ in runs]), "relative_deltas": deltas, "steps": steps})
     defaults = IntegratedGradients.defaults
     default = next((r for r in rows if r["method"] == defaults["method"] and r["n_steps"] == defaults["n_steps"]), None)
     best = {}
@@ -63,7 +85,7 @@ def bench_ig_accuracy(engine, seed: int, cfg: BenchConfig, clock: Clock) -> dict
         cheapest[f"{tol:g}"] = ({"method": c["method"], "n_steps": c["n_steps"],
                                  "median_relative_delta": c["median_relative_delta"], "seconds": c["seconds"]}
                                 if c else None)
-    return {"images": ids, "rows": rows, "best_per_steps": best, "cheapest_within": cheapest,
+    return {"images": ids, "rows": rows, "scheme": scheme, "best_per_steps": best, "cheapest_within": cheapest,
             "default": {"method": defaults["method"], "n_steps": defaults["n_steps"],
                         "median_relative_delta": default["median_relative_delta"] if default else None,
                         "seconds": default["seconds"] if default else None}}

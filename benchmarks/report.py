@@ -244,13 +244,22 @@ def markdown(result: dict) -> str:
         steps = sorted({r["n_steps"] for r in ig["rows"]})
         methods = list(dict.fromkeys(r["method"] for r in ig["rows"]))
         cell = {(r["method"], r["n_steps"]): r for r in ig["rows"]}
-        lines += ["## Integrated Gradients: median |delta| / |F(x) - F(black)|, and seconds per image", "",
+        lines += ["## Integrated Gradients: median (p90) |delta| / |F(x) - F(black)|, and seconds per image", "",
                   "| quadrature | " + " | ".join(f"{n} steps" for n in steps) + " |",
                   "|---|" + "---|" * len(steps)]
         for meth in methods:
-            lines.append(f"| {meth} | " + " | ".join(
-                f"{_number(cell[(meth, n)]['median_relative_delta'], 4)} ({_number(cell[(meth, n)]['seconds'], 2)} s)"
+            bias = " (weights sum to (n - 1) / n)" if meth == "riemann_trapezoid" else ""
+            lines.append(f"| {meth}{bias} | " + " | ".join(
+                f"{_number(cell[(meth, n)]['median_relative_delta'], 4)} "
+                f"({_number(cell[(meth, n)].get('p90_relative_delta'), 4)}; {_number(cell[(meth, n)]['seconds'], 2)} s)"
                 if (meth, n) in cell else "—" for n in steps) + " |")
+        if ig.get("scheme"):
+            lines += ["", "| tolerance scheme | steps median (p90) | converged | gap median (p90) | seconds |",
+                      "|---|---|---|---|---|"]
+            lines += [f"| {r['tolerance']:g}, cap {r['max_steps']} | {_number(r['median_steps'], 0)} "
+                      f"({_number(r['p90_steps'], 0)}) | {100 * r['converged']:.0f}% | "
+                      f"{_number(r['median_relative_delta'], 4)} ({_number(r['p90_relative_delta'], 4)}) | "
+                      f"{_number(r['seconds'], 2)} |" for r in ig["scheme"]]
         d = ig["default"]
         lines += ["", f"Default: {d['method']}, {d['n_steps']} steps (median relative delta "
                       f"{_number(d['median_relative_delta'], 4)}). Best quadrature per step count: "

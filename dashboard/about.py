@@ -40,7 +40,11 @@ rank (e.g. 1.5) and split the win. Good images have no defect pixels (K = 0): no
 does not turn into a uniform wash: what is bright is what the top K takes. Numbers always use the raw maps.
 
 **Integrated Gradients' convergence gap** (|δ| / |F(x) − F(baseline)|) says how much of the class
-score change the attributions fail to account for; small is good, more steps make it smaller.
+score change the attributions fail to account for; small is good. With 25 fixed steps (this page's
+default) it is about 9% at the median on the shipped models, above 24% on one image in ten. Started
+with `--ig-tolerance`, IG refines each image until the gap is within the tolerance twice in a row,
+says how stable the map was in the last refinement (Spearman ρ, TKO change), and marks a map that
+did not get there by the step cap (orange, NOT CONVERGED).
 
 **Target.** By default the maps explain the predicted class. Switch to the true class to see what the
 model would have needed to look at, which matters on misclassified images.

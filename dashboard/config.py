@@ -9,12 +9,15 @@ Accepted arguments (after ``panel serve app.py --args``)::
     --config FILE     TOML or JSON file with any of the keys below
     --device DEV      auto (default), cpu, cuda, mps
     --cache-mb MB     bound of the in-memory explanation cache (default 256)
-    --ig-steps N      Integrated Gradients steps (default: the method's own default)
+    --ig-steps N      Integrated Gradients steps of the fixed rule (default: the method's own default)
+    --ig-tolerance T  refine each IG path until its completeness gap is at most T of the score
+                      change (default: none, the fixed rule: faster, and the page shows its gap)
+    --ig-max-steps N  step cap of --ig-tolerance (default 512); maps above it are flagged
     --no-warm         do not fill the cache in the background after the first view
 
 Config file keys: ``data``, ``models``, ``manifest``, ``device``, ``cache_mb``, ``ig_steps``,
-``warm``. Relative paths in a config file are read relative to the file's folder. Command-line
-values win over the file's.
+``ig_tolerance``, ``ig_max_steps``, ``warm``. Relative paths in a config file are read relative
+to the file's folder. Command-line values win over the file's.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ import tomllib
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Sequence
+
+from engine.choices import IG_MAX_STEPS, ig_params
 
 
 class ConfigError(ValueError):
@@ -39,19 +44,24 @@ class AppConfig:
     device: str = "auto"
     cache_mb: float = 256.0
     ig_steps: int | None = None
+    ig_tolerance: float | None = None
+    ig_max_steps: int = IG_MAX_STEPS
     warm: bool = True
 
     def engine_kwargs(self) -> dict[str, Any]:
         kwargs: dict[str, Any] = {"device": self.device, "cache_mb": self.cache_mb}
         if self.manifest is not None:
             kwargs["manifest"] = self.manifest
-        if self.ig_steps is not None:
-            kwargs["method_params"] = {"ig": {"n_steps": int(self.ig_steps)}}
+        if self.ig_tolerance:
+            kwargs["method_params"] = {"ig": ig_params(1, self.ig_tolerance, self.ig_max_steps)}
+        elif self.ig_steps is not None:
+            kwargs["method_params"] = {"ig": ig_params(self.ig_steps, None)}
         return kwargs
 
     def key(self) -> tuple:
         """Identity of the engine this configuration builds (one engine per key and process)."""
-        return (str(self.data), str(self.models), str(self.manifest), self.device, self.cache_mb, self.ig_steps)
+        return (str(self.data), str(self.models), str(self.manifest), self.device, self.cache_mb, self.ig_steps,
+                self.ig_tolerance, self.ig_max_steps)
 
 
 _PATH_KEYS = ("data", "models", "manifest")
@@ -91,6 +101,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--device")
     p.add_argument("--cache-mb", type=float)
     p.add_argument("--ig-steps", type=int)
+    p.add_argument("--ig-tolerance", type=float)
+    p.add_argument("--ig-max-steps", type=int)
     p.add_argument("--no-warm", action="store_true")
     return p
 
@@ -109,19 +121,26 @@ def parse_args(argv: Sequence[str]) -> AppConfig:
         values["device"] = args.device
     if args.cache_mb is not None:
         values["cache_mb"] = args.cache_mb
-    if args.ig_steps is not None:
-        values["ig_steps"] = args.ig_steps
+    for key in ("ig_steps", "ig_tolerance", "ig_max_steps"):
+        if getattr(args, key) is not None:
+            values[key] = getattr(args, key)
     if args.no_warm:
         values["warm"] = False
     try:
         cfg = AppConfig(**values)
         cfg = replace(cfg, data=Path(cfg.data) if cfg.data else None, models=Path(cfg.models) if cfg.models else None,
                       manifest=Path(cfg.manifest) if cfg.manifest else None, cache_mb=float(cfg.cache_mb),
-                      ig_steps=int(cfg.ig_steps) if cfg.ig_steps is not None else None, warm=bool(cfg.warm))
+                      ig_steps=int(cfg.ig_steps) if cfg.ig_steps is not None else None,
+                      ig_tolerance=float(cfg.ig_tolerance) if cfg.ig_tolerance is not None else None,
+                      ig_max_steps=int(cfg.ig_max_steps), warm=bool(cfg.warm))
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"bad configuration value ({exc})") from None
     if cfg.ig_steps is not None and cfg.ig_steps < 1:
         raise ConfigError("ig_steps must be at least 1")
+    try:  # the same checks as evaluate's --ig-tolerance and --ig-max-steps
+        ig_params(cfg.ig_steps or 1, cfg.ig_tolerance, cfg.ig_max_steps)
+    except ValueError as exc:
+        raise ConfigError(f"{exc} (config keys ig_tolerance, ig_max_steps, ig_steps)") from None
     if cfg.cache_mb <= 0:
         raise ConfigError("cache_mb must be positive")
     return cfg

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import io
-import math
 import re
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from engine.results import TABLE_COLUMNS
+from engine.results import TABLE_COLUMNS, ig_columns
 
 from .colours import HEAT_CMAP, PIXEL_LEGEND, RECON_CMAP
-from .formatting import fmt, fmt_lift, ig_gap, rank_label, result_label
+from .formatting import fmt, fmt_lift, ig_convergence, rank_label, result_label
 from .image_html import ranking_frame
 from .pictures import Pictures
 
@@ -37,7 +36,7 @@ def ranking_table(ex: Any) -> pd.DataFrame:
                      "predicted": ex.predicted_class, "correct": ex.correct, "target": ex.target_class,
                      "method": r.key, "label": r.label, "k": ex.k, "n": ex.n, "tko": r.tko, "chance": r.chance,
                      "lift": r.lift, "iou": r.iou, "rank": r.rank, "win_share": r.win_share,
-                     "ig_relative_delta": r.extras.get("relative_delta", math.nan)})
+                     **ig_columns(r.extras)})
     return pd.DataFrame(rows, columns=RANKING_COLUMNS)
 
 
@@ -158,7 +157,7 @@ def figure_png(ex: Any, pics: Pictures, dpi: int = 110) -> io.BytesIO:
         else:
             lines = [(r.label, 16, "bold"), ("no defect pixels: not ranked", 11, "normal")]
         if "relative_delta" in r.extras:
-            lines.append((f"IG convergence gap: {ig_gap(r.extras['relative_delta'])}", 10, "normal"))
+            lines.append((ig_convergence(r.extras)[0], 10, "normal"))
         _text_lines(fig.add_subplot(grid[i, 2:]), lines)
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
@@ -198,7 +197,7 @@ def _summary_html(ex: Any) -> str:
     rows = "".join(
         f"<tr><td><b>{r.label}</b></td><td style='font-size:20px'><b>{fmt(r.tko)}</b></td><td>{fmt_lift(r.lift)}</td>"
         f"<td>{fmt(r.iou)}</td><td>{rank_label(r.rank, ranks)}</td><td>{result_label(r.win_share)}</td>"
-        + (f"<td>IG convergence gap {ig_gap(r.extras['relative_delta'])}</td>" if "relative_delta" in r.extras
+        + (f"<td>{ig_convergence(r.extras)[0]}</td>" if "relative_delta" in r.extras
            else "<td></td>") + "</tr>"
         for r in (ex.methods[m] for m in ranking_frame(ex)["method"]))
     legend = " ".join(f'<span style="background:{c};padding:0 9px;border:1px solid #333"></span>&nbsp;{name}&nbsp;&nbsp;'

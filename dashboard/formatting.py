@@ -27,6 +27,27 @@ def ig_gap(relative_delta: float) -> str:
     return f"{100 * relative_delta:.1f}% of the score change"
 
 
+def ig_convergence(extras: dict[str, float], tolerance: float | None = None) -> tuple[str, bool]:
+    """(words, flagged): IG's gap, the steps it took and how stable the map was, e.g.
+    "IG convergence gap: 3.2% of the score change after 512 steps; map stable to ρ = 0.99";
+    flagged when a tolerance was asked for and not reached. A fixed rule (no tolerance) says
+    that its stability was not measured rather than leave it out."""
+    rd = extras.get("relative_delta", math.nan)
+    steps = extras.get("steps", math.nan)
+    words = f"IG convergence gap: {ig_gap(rd)}" + ("" if math.isnan(steps) else f" after {steps:.0f} steps")
+    converged = extras.get("converged", math.nan)
+    rho = extras.get("stability_spearman", math.nan)
+    if math.isnan(converged):
+        return words + " (fixed rule: no tolerance asked, map stability not measured)", False
+    words += "; map stable to ρ = " + ("—" if math.isnan(rho) else f"{rho:.2f}")
+    if "tko_change" in extras and not math.isnan(extras["tko_change"]):
+        words += f", TKO {extras['tko_change']:+.3f} in the last refinement"
+    asked = "" if tolerance is None else f" {100 * tolerance:g}%"
+    if converged:
+        return words + f" (within the{asked} tolerance)", False
+    return words + f" — NOT CONVERGED: not within the{asked} tolerance twice in a row by the step cap", True
+
+
 def mean_std(mean: float, std: float) -> str:
     """'0.62 ± 0.11'; just the mean when the spread is undefined (a single image)."""
     return f"{mean:.2f}" if pd.isna(std) else f"{mean:.2f} ± {std:.2f}"

@@ -15,7 +15,7 @@ import pandas as pd
 
 from .catalogue import Catalogue
 from .colours import BAD_COLOUR, GOOD_COLOUR, PIXEL_LEGEND, WIN_COLOUR, line_styles
-from .formatting import fmt, fmt_lift, ig_gap, rank_label, result_label
+from .formatting import fmt, fmt_lift, ig_convergence, rank_label, result_label
 from .glossary import term
 from .pictures import MethodPicture
 from .state import TARGET_LABELS
@@ -143,15 +143,11 @@ def method_card_html(ex: Any, key: str, catalogue: Catalogue, pic: MethodPicture
     params = catalogue.method_params.get(key, {})
     extra = ""
     if "relative_delta" in r.extras:
-        rd = r.extras["relative_delta"]
-        steps = params.get("n_steps")
-        if math.isnan(rd):
-            verdict = f"<b>{ig_gap(rd)}</b> ({steps} steps)"
-        else:
-            quality = ("good approximation" if rd < 0.05 else "rough: more steps would change the map" if rd < 0.25
-                       else "poor: the map is far from converged")
-            verdict = f"<b>{ig_gap(rd)}</b> unexplained ({quality}; {steps} steps)"
-        extra = f'<div class="pe-ig-delta" style="margin-top:6px">IG convergence gap: {verdict}</div>'
+        words, flagged = ig_convergence(r.extras, params.get("tolerance"))
+        # the words say it too ("NOT CONVERGED"), so the colour is not the only sign
+        style = "margin-top:6px" + (f";color:{BAD_COLOUR};font-weight:600;border-left:4px solid {BAD_COLOUR};"
+                                    "padding-left:6px" if flagged else "")
+        extra = f'<div class="pe-ig-delta{" pe-ig-unconverged" if flagged else ""}" style="{style}">{words}</div>'
     if not catalogue.has_masks:
         numbers = ""
     elif ex.rankable:

@@ -20,3 +20,22 @@ TARGETS = ("predicted", "true")
 FAITHFULNESS_STARTS = ("black", "blur")
 SCORES = ("pointing", "relevance_mass", "auroc")  # localisation scores beside TKO (the sweep's --metrics)
 METRICS = (*SCORES, "agreement", "faithfulness", "sanity")
+
+# Integrated Gradients to a tolerance (engine/explainers/ig_path.py): evaluate's default
+# tolerance (README, "Integrated Gradients to a tolerance", says why this one) and step cap.
+EVALUATE_IG_TOLERANCE = 0.05
+IG_MAX_STEPS = 512
+
+
+def ig_params(n_steps: int, tolerance: float | None, max_steps: int = IG_MAX_STEPS) -> dict:
+    """Integrated Gradients' settings from the command-line words: a tolerance > 0 refines
+    to it (up to ``max_steps``); None or 0 means the fixed rule of ``n_steps``."""
+    if tolerance is not None and not tolerance >= 0:
+        raise ValueError(f"--ig-tolerance must be >= 0 (0: a fixed rule of --ig-steps), got {tolerance}")
+    if not tolerance:
+        if n_steps < 1:
+            raise ValueError(f"--ig-steps must be at least 1, got {n_steps}")
+        return {"n_steps": int(n_steps)}
+    if max_steps < 18:  # the first grid (17 nodes) and one refinement
+        raise ValueError(f"--ig-max-steps must be at least 18, got {max_steps}")
+    return {"tolerance": float(tolerance), "max_steps": int(max_steps)}

@@ -21,7 +21,8 @@ from dataclasses import fields
 from pathlib import Path
 
 # Only torch-free modules at the top: the commands that need a network import theirs.
-from .choices import BACKBONES, DEFAULT_METHODS, FAITHFULNESS_STARTS, KINDS, METHODS, METRICS, TARGETS, TRAINING_MODES
+from .choices import (BACKBONES, DEFAULT_METHODS, EVALUATE_IG_TOLERANCE, FAITHFULNESS_STARTS, IG_MAX_STEPS, KINDS,
+                      METHODS, METRICS, TARGETS, TRAINING_MODES, ig_params)
 from .data import LAYOUTS, DataError, download, layout_of, prepare_manifest, synthetic
 from .run_folders import PROJECT_ROOT, RUNS, SHIPPED_MODELS, is_shipped, writable
 
@@ -148,7 +149,7 @@ def _cmd_evaluate(args) -> int:
     if args.layout:  # the manifest says which files to read; this checks --data is the folder meant
         layout_of(root, args.layout)
     engine = ExplanationEngine(root, models, manifest=args.manifest, device=args.device,
-                               method_params={"ig": {"n_steps": args.ig_steps}})
+                               method_params={"ig": ig_params(args.ig_steps, args.ig_tolerance, args.ig_max_steps)})
     if args.from_sweep:  # the tables of a sweep's store, nothing computed
         from .evaluate import export_from_store
 
@@ -336,7 +337,13 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--maps-for-good", action="store_true",
                     help="also compute maps of defect-free images (they have no TKO; default: prediction only)")
     ev.add_argument("--target", choices=TARGETS, default="predicted", help="class the maps explain")
-    ev.add_argument("--ig-steps", type=int, default=25, help="Integrated Gradients steps (default 25)")
+    ev.add_argument("--ig-tolerance", type=float, default=EVALUATE_IG_TOLERANCE,
+                    help="refine each Integrated Gradients path until the completeness gap is at most this share "
+                         f"of the score change (default {EVALUATE_IG_TOLERANCE:g}); 0: a fixed rule of --ig-steps")
+    ev.add_argument("--ig-max-steps", type=int, default=IG_MAX_STEPS,
+                    help=f"step cap of --ig-tolerance; images still above it are flagged (default {IG_MAX_STEPS})")
+    ev.add_argument("--ig-steps", type=int, default=25,
+                    help="Integrated Gradients steps of the fixed rule, with --ig-tolerance 0 (default 25)")
     ev.add_argument("--include-misclassified", action="store_true",
                     help="count misclassified defect images in win rates (default: correct ones only)")
     ev.add_argument("--batch-size", type=int, default=8)

@@ -29,7 +29,7 @@ from .files import atomic_write_text
 from .metrics.scores import EXTRA_SCORES, LOCALISATION_SCORES
 from .explain import ExplanationEngine
 from .explainers import DEFAULT_METHODS
-from .results import (ANALYSIS_FILES, TABLE_COLUMNS, agreement_stats, faithfulness_stats, localisation_win_rates,
+from .results import (ANALYSIS_FILES, TABLE_COLUMNS, agreement_stats, ig_columns, faithfulness_stats, localisation_win_rates,
                       sanity_stats)
 
 log = logging.getLogger("pixel_evidence.evaluate")
@@ -89,10 +89,9 @@ def _main_row(ex, m: str, extra_metrics: Sequence[str]) -> dict[str, Any]:
     row = {"seed": ex.seed, "split": ex.split, "image_id": ex.image_id, "class": ex.true_class,
            "predicted": ex.predicted_class, "correct": ex.correct, "target": ex.target_class, "k": ex.k, "n": ex.n,
            "method": m, "tko": nan, "chance": nan, "lift": nan, "iou": nan, "rank": nan, "win_share": nan,
-           "ig_relative_delta": nan}
+           **ig_columns(r.extras if r is not None else None)}
     if r is not None:
-        row.update(tko=r.tko, chance=r.chance, lift=r.lift, iou=r.iou, rank=r.rank, win_share=r.win_share,
-                   ig_relative_delta=r.extras.get("relative_delta", nan))
+        row.update(tko=r.tko, chance=r.chance, lift=r.lift, iou=r.iou, rank=r.rank, win_share=r.win_share)
     for name in extra_metrics:
         row[name] = LOCALISATION_SCORES[name](r.map, ex.mask) if r is not None else nan
     return row

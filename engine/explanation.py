@@ -16,6 +16,10 @@ from .data import Sample
 
 from .choices import TARGETS
 
+# An extra map (H, W) a method had one refinement before its final map (Integrated Gradients
+# to a tolerance): scored against the mask, it becomes the extra ``tko_change``.
+PREVIOUS_MAP = "previous_map"
+
 
 @dataclass(frozen=True)
 class Prediction:
@@ -108,7 +112,8 @@ def assemble(seed: int, sample: Sample, prediction: Prediction, maps: Mapping[st
     """One image's explanation from its prediction and every method's map: each map is
     scored against the mask, and the methods are ranked by TKO.
 
-    ``maps``: ``{method: {"map": (H, W) float32, extra: ()}}``, e.g. IG's convergence gap.
+    ``maps``: ``{method: {"map": (H, W) float32, extra: ()}}``, e.g. IG's convergence gap;
+    a ``PREVIOUS_MAP`` extra becomes ``tko_change``, the final map's TKO minus its TKO.
     """
     mask = metrics.defect_region(prediction.mask)  # once, so K, the scores and the pictures read one region
     scores = {m: metrics.localisation_scores(v["map"], mask) for m, v in maps.items()}
@@ -118,9 +123,16 @@ def assemble(seed: int, sample: Sample, prediction: Prediction, maps: Mapping[st
     results = {
         m: MethodResult(key=m, label=labels[m], map=v["map"], tko=scores[m]["tko"], chance=scores[m]["chance"],
                         lift=scores[m]["lift"], iou=scores[m]["iou"], rank=ranks[m], win_share=shares[m],
-                        extras={k: float(x) for k, x in v.items() if k != "map"})
+                        extras=_scalar_extras(v, scores[m]["tko"], mask))
         for m, v in maps.items()}
     return Explanation(seed=seed, split=sample.split, image_id=sample.id, true_class=sample.cls,
                        image=prediction.image, mask=mask, reconstruction=prediction.reconstruction,
                        classes=tuple(classes), probabilities=prediction.probabilities, target_mode=target,
                        target_class=classes[target_index], methods=results, k=int(mask.sum()), n=int(mask.size))
+
+
+def _scalar_extras(value: Mapping[str, np.ndarray], tko: float, mask: np.ndarray) -> dict[str, float]:
+    extras = {k: float(x) for k, x in value.items() if k not in ("map", PREVIOUS_MAP)}
+    if PREVIOUS_MAP in value:
+        extras["tko_change"] = tko - metrics.top_k_overlap(value[PREVIOUS_MAP], mask)
+    return extras

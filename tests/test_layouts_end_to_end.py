@@ -85,7 +85,7 @@ def test_mask_free_evaluation_leaves_mask_scores_empty_and_says_why(engine_on, t
     _, eng = engine_on
     out = tmp_path / "results"
     assert main(["evaluate", "--data", str(eng.data_root), "--layout", "folders", "--models", str(eng.models_dir),
-                 "--out", str(out), "--splits", "test", "--methods", "saliency", "ig", "--ig-steps", "4",
+                 "--out", str(out), "--splits", "test", "--methods", "saliency", "ig", "--ig-tolerance", "0", "--ig-steps", "4",
                  "--metrics", "pointing", "auroc", "agreement", "faithfulness", "sanity", "--sanity-images", "1",
                  "--faithfulness-steps", "4", "--device", "cpu"]) == 0
     assert "needs masks" in capsys.readouterr().out

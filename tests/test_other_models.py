@@ -163,7 +163,7 @@ def test_one_models_folder_mixes_a_user_model_and_a_backbone_through_train_evalu
         "resnet18", "classifier", "fine-tune", "encoder.layer3")
     assert resnet["hyperparameters"]["pretrained"] is False
 
-    assert main(["evaluate", "--data", str(data), "--models", str(models), "--splits", "test", "--ig-steps", "2",
+    assert main(["evaluate", "--data", str(data), "--models", str(models), "--splits", "test", "--ig-tolerance", "0", "--ig-steps", "2",
                  "--batch-size", "4", "--device", "cpu"]) == 0
     table = pd.read_csv(models / "results" / "tko_table.csv")
     assert set(table["seed"]) == {3, 4} and set(table["method"]) == {"gradcam", "saliency", "ig"}

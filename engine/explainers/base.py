@@ -33,7 +33,9 @@ LAYER_GRAD = "layer_grad"
 
 @dataclass
 class Attribution:
-    """Maps ``(B, H, W)`` float32 >= 0 and optional per-image extras, each of shape ``(B,)``."""
+    """Maps ``(B, H, W)`` float32 >= 0 and optional per-image extras, each of shape ``(B,)``;
+    one extra, ``previous_map`` (B, H, W), is a map the method had one refinement before
+    its final one (see ``explanation.assemble``)."""
 
     maps: torch.Tensor
     extras: dict[str, torch.Tensor] = field(default_factory=dict)

@@ -7,6 +7,17 @@ with no score change there is no share to take (0 would read as perfect, inf as 
 F(x) comes from the caller's ``scores`` when given; F(b), the black image's scores, is
 computed once per explainer (the black image is the same for every input of a size), so an
 explainer assumes its classifier's weights do not change while it is in use.
+
+With ``tolerance`` set, the fixed rule gives way to a trapezoid rule refined where the
+completeness check fails (``ig_path``) until ``relative_delta`` is at most ``tolerance`` at
+two refinements in a row or ``max_steps`` gradient evaluations are spent; ``n_steps`` and
+``method`` are then unused, and F(x), F(b) are the path's own end nodes. More extras per
+image: ``gap_bound`` (the path intervals' |gaps| summed, relative like ``relative_delta`` and
+never below it), ``steps`` (evaluations used), ``converged`` (1 or 0),
+``stability_spearman`` (Spearman of the map with the map one refinement earlier) and
+``previous_map`` (that map, (H, W); the engine turns it into a TKO change where a mask is
+known). The fixed rule reports ``steps`` = ``n_steps`` and NaN for ``converged`` and
+``stability_spearman``: no tolerance was asked for, no stability measured.
 """
 
 from __future__ import annotations
@@ -15,6 +26,7 @@ import torch
 from captum.attr import IntegratedGradients as CaptumIG
 
 from .base import Attribution, Explainer
+from .ig_path import integrate_to_tolerance
 
 # Most steps per forward/backward when ``internal_batch_size`` is None, on a CPU. A moderate
 # chunk is as fast per step as one batch of all steps or faster (a whole 224 px batch's
@@ -22,15 +34,18 @@ from .base import Attribution, Explainer
 # spread evenly over the chunks (25 steps -> 7 + 7 + 7 + 4, not 8 + 8 + 8 + 1). On a GPU
 # all steps go in one batch.
 CPU_STEPS_PER_CHUNK = 8
+GPU_STEPS_PER_CHUNK = 64  # nodes per forward/backward of a refinement on a GPU
 
 
 class IntegratedGradients(Explainer):
     key = "ig"
     label = "Integrated Gradients"
-    cost_note = "n_steps forwards + backwards to the input, batched"
+    cost_note = ("n_steps forwards + backwards to the input, batched; with a tolerance, as many as it takes "
+                 "(up to max_steps)")
     # internal_batch_size None = chosen per device (all steps at once on a GPU); the
     # chunking does not change the result.
-    defaults = {"n_steps": 25, "method": "gausslegendre", "internal_batch_size": None}
+    defaults = {"n_steps": 25, "method": "gausslegendre", "internal_batch_size": None, "tolerance": None,
+                "max_steps": 512}
     batch_images = False  # the steps already form a batch; one image per call keeps memory flat
     needs_scores = True
 
@@ -50,6 +65,8 @@ class IntegratedGradients(Explainer):
 
     def _attribute(self, inputs: torch.Tensor, target: torch.Tensor,
                    scores: torch.Tensor | None = None) -> Attribution:
+        if self.params["tolerance"] is not None:
+            return self._to_tolerance(inputs, target)
         n_steps = int(self.params["n_steps"])
         if n_steps < 1:
             raise ValueError(f"n_steps must be at least 1, got {n_steps}")
@@ -66,7 +83,45 @@ class IntegratedGradients(Explainer):
         attr = attr.detach()
         delta = attr.sum(dim=(1, 2, 3)) - gap
         relative = torch.where(gap != 0, delta.abs() / gap.abs(), torch.full_like(gap, torch.nan))
-        return Attribution(attr.abs().sum(dim=1), {"delta": delta, "relative_delta": relative})
+        nan = torch.full_like(gap, torch.nan)
+        return Attribution(attr.abs().sum(dim=1), {"delta": delta, "relative_delta": relative,
+                                                   "steps": torch.full_like(gap, n_steps), "converged": nan,
+                                                   "stability_spearman": nan})
+
+    def _to_tolerance(self, inputs: torch.Tensor, target: torch.Tensor) -> Attribution:
+        tolerance, cap = float(self.params["tolerance"]), int(self.params["max_steps"])
+        baseline = self.black_baseline(inputs)
+        results = [integrate_to_tolerance(self._path_evaluator(x, b, t), tolerance, cap)
+                   for x, b, t in zip(inputs.detach(), baseline, target)]
+        maps = torch.stack([r.attribution.abs().sum(0) for r in results])
+
+        def extra(name: str) -> torch.Tensor:
+            return torch.tensor([float(getattr(r, name)) for r in results], dtype=torch.float32)
+
+        return Attribution(maps, {"delta": extra("delta"), "relative_delta": extra("relative_delta"),
+                                  "gap_bound": extra("gap_bound"), "steps": extra("steps"),
+                                  "converged": extra("converged"),
+                                  "stability_spearman": extra("stability_spearman"),
+                                  "previous_map": torch.stack([r.previous_map for r in results]).float()})
+
+    def _path_evaluator(self, x: torch.Tensor, baseline: torch.Tensor, target: torch.Tensor):
+        """``alphas -> (F at each node, (x - b) * gradient at each node)`` for one image, in
+        chunks of the device's size."""
+        direction = x - baseline
+        chunk = int(self.params["internal_batch_size"] or (GPU_STEPS_PER_CHUNK if x.device.type == "cuda"
+                                                           else CPU_STEPS_PER_CHUNK))
+
+        def evaluate(alphas: torch.Tensor):
+            scores, contributions = [], []
+            for part in alphas.to(device=x.device, dtype=x.dtype).split(chunk):
+                points = (baseline + part.view(-1, 1, 1, 1) * direction).requires_grad_(True)
+                f = self.classifier(points)[:, target]
+                (grad,) = torch.autograd.grad(f.sum(), points)
+                scores.append(f.detach())
+                contributions.append(grad * direction)
+            return torch.cat(scores), torch.cat(contributions)
+
+        return evaluate
 
     def _black_scores(self, baseline: torch.Tensor) -> torch.Tensor:
         """Logits (C,) of the black image ``baseline[0]`` (all rows are equal), memoized per

@@ -32,7 +32,8 @@ from ..metrics import AGREEMENT_STATS, OVERALL
 from ..metrics.topk_picture import (PIXEL_FALSE_ALARM, PIXEL_HIT, PIXEL_MISS, PIXEL_OTHER, PIXEL_TIED_IN,
                                     PIXEL_TIED_OUT, TopKPixels, topk_pixels)
 from .histories import HISTORY_METRICS, history_bands, history_frame
-from .reading import ANALYSIS_FILES, RESULTS_SUBDIR, TABLE_COLUMNS, Results, load_results, results_dir, stale_seeds
+from .reading import (ANALYSIS_FILES, IG_COLUMNS, RESULTS_SUBDIR, TABLE_COLUMNS, Results, ig_columns, load_results,
+                      results_dir, stale_seeds)
 from .sweep_store import StoreTables, category_win_rates, read_store, store_stamp, sweep_dir
 from .summaries import (CHANCE, agreement_stats, confusion_matrix, defect_rows, faithfulness_stats,
                         localisation_win_rates, sanity_stats, tko_stats, win_rate_stats)
@@ -41,7 +42,7 @@ __all__ = [
     "HISTORY_METRICS", "Results", "TopKPixels", "load_results", "stale_seeds", "history_frame",
     "history_bands", "confusion_matrix", "defect_rows", "tko_stats", "win_rate_stats", "topk_pixels",
     "AGREEMENT_STATS", "localisation_win_rates", "agreement_stats", "faithfulness_stats",
-    "sanity_stats", "OVERALL", "CHANCE", "ANALYSIS_FILES", "RESULTS_SUBDIR", "TABLE_COLUMNS", "results_dir",
-    "StoreTables", "category_win_rates", "read_store", "store_stamp", "sweep_dir",
+    "sanity_stats", "OVERALL", "CHANCE", "ANALYSIS_FILES", "RESULTS_SUBDIR", "TABLE_COLUMNS", "IG_COLUMNS", "ig_columns",
+    "results_dir", "StoreTables", "category_win_rates", "read_store", "store_stamp", "sweep_dir",
     "PIXEL_OTHER", "PIXEL_HIT", "PIXEL_MISS", "PIXEL_FALSE_ALARM", "PIXEL_TIED_IN", "PIXEL_TIED_OUT",
 ]

@@ -21,8 +21,18 @@ RESULTS_SUBDIR = "results"
 ANALYSIS_FILES = ("agreement", "faithfulness", "sanity")
 # The main table's columns (tko_table.csv), before the optional localisation scores; the
 # dashboard's per-image ranking export has the same ones plus the method's label.
+# The ig_* columns are Integrated Gradients' convergence (NaN on other methods' rows).
+IG_COLUMNS = {"ig_relative_delta": "relative_delta", "ig_gap_bound": "gap_bound", "ig_steps": "steps",
+              "ig_converged": "converged",
+              "ig_stability_spearman": "stability_spearman", "ig_tko_change": "tko_change"}  # column: extra
 TABLE_COLUMNS = ("seed", "split", "image_id", "class", "predicted", "correct", "target", "method",
-                 "k", "n", "tko", "chance", "lift", "iou", "rank", "win_share", "ig_relative_delta")
+                 "k", "n", "tko", "chance", "lift", "iou", "rank", "win_share", *IG_COLUMNS)
+
+
+def ig_columns(extras: Mapping[str, float] | None) -> dict[str, float]:
+    """The ig_* columns of one row from a method's extras (NaN where an extra is absent:
+    another method, or IG with a fixed rule, which has no stability to report)."""
+    return {col: float((extras or {}).get(extra, float("nan"))) for col, extra in IG_COLUMNS.items()}
 
 
 @dataclass(frozen=True)
