@@ -306,3 +306,31 @@ def test_sweep_file_and_its_mistakes(tmp_path):
     path.write_text('[[category]]\nname = "a/b"\ndata = "d"\nmodels = "m"\n')
     with pytest.raises(ValueError, match=r"category names \['a/b'\]"):
         read_spec(path)
+
+
+def test_the_sweep_computes_ig_as_evaluate_does_unless_told(tmp_path):
+    """Flags only: evaluate's tolerance scheme; the fixed rule on request; a sweep file's own
+    IG settings are kept; and the shipped models' store goes under runs/."""
+    import argparse
+
+    from engine.choices import EVALUATE_IG_TOLERANCE, IG_MAX_STEPS
+    from engine.cli import parse_seeds
+    from engine.run_folders import RUNS
+    from engine.sweep.command import add_sweep_arguments, spec_from_args
+
+    parser = argparse.ArgumentParser()
+    add_sweep_arguments(parser, parse_seeds)
+    data, models = tmp_path / "d", tmp_path / "m"
+
+    def spec(*argv):
+        return spec_from_args(parser.parse_args(["--data", str(data), "--models", str(models), *argv]))
+
+    assert spec().method_params["ig"] == {"tolerance": EVALUATE_IG_TOLERANCE, "max_steps": IG_MAX_STEPS}
+    assert spec("--ig-tolerance", "0", "--ig-steps", "7").method_params["ig"] == {"n_steps": 7}
+    assert spec("--ig-tolerance", "0.02", "--ig-max-steps", "64").method_params["ig"] == {"tolerance": 0.02,
+                                                                                          "max_steps": 64}
+    path = tmp_path / "sweep.toml"
+    path.write_text('[method_params.ig]\nn_steps = 8\n[[category]]\nname = "a"\ndata = "d"\nmodels = "m"\n')
+    assert spec_from_args(parser.parse_args(["--spec", str(path)])).method_params["ig"] == {"n_steps": 8}
+    shipped = spec_from_args(parser.parse_args(["--seeds", "42"]))
+    assert shipped.out == RUNS / "results" / "sweep"

@@ -6,7 +6,7 @@ import argparse
 from dataclasses import replace
 from pathlib import Path
 
-from ..choices import METHODS, SCORES, TARGETS
+from ..choices import EVALUATE_IG_TOLERANCE, IG_MAX_STEPS, METHODS, SCORES, TARGETS, ig_params
 from ..run_folders import RUNS, SHIPPED_MODELS, is_shipped, writable
 from .costs import GPU_SPEEDUP, method_costs, plan_cost
 from .spec import DEFAULT_CHUNK, SweepSpec, categories_from_flags, read_spec
@@ -31,7 +31,12 @@ def add_sweep_arguments(p: argparse.ArgumentParser, parse_seeds) -> None:
                    help="methods, or all (default: gradcam saliency ig)")
     p.add_argument("--metrics", nargs="*", choices=SCORES, help="extra localisation scores of the main table")
     p.add_argument("--target", choices=TARGETS, help="class the maps explain (default predicted)")
-    p.add_argument("--ig-steps", type=int, help="Integrated Gradients steps (default 25)")
+    p.add_argument("--ig-steps", type=int,
+                   help="Integrated Gradients steps of the fixed rule (with --ig-tolerance 0; default 25)")
+    p.add_argument("--ig-tolerance", type=float,
+                   help=f"refine IG until its completeness gap is within this share, as evaluate does (default "
+                        f"{EVALUATE_IG_TOLERANCE}; 0: the fixed rule of --ig-steps)")
+    p.add_argument("--ig-max-steps", type=int, help=f"the tolerance scheme's step cap (default {IG_MAX_STEPS})")
     p.add_argument("--maps-for-good", action="store_true", default=None,
                    help="also compute maps of defect-free images (no TKO; default: prediction only)")
     p.add_argument("--chunk", type=int, help=f"images per task (default {DEFAULT_CHUNK}; see engine/sweep/spec.py)")
@@ -68,9 +73,12 @@ def spec_from_args(args: argparse.Namespace) -> SweepSpec:
                        if is_shipped(first) and not args.write_shipped else sweep_dir(first))
         spec = SweepSpec(**{"out": default_out, **{k: v for k, v in overrides.items() if v is not None},
                             "categories": categories})
-    if args.ig_steps:
-        spec = replace(spec, method_params={**spec.method_params, "ig": {**spec.method_params.get("ig", {}),
-                                                                         "n_steps": args.ig_steps}})
+    # IG as evaluate computes it, unless the sweep file or the flags say otherwise
+    flags = (args.ig_steps, args.ig_tolerance, args.ig_max_steps)
+    if "ig" not in spec.method_params or any(v is not None for v in flags):
+        tolerance = EVALUATE_IG_TOLERANCE if args.ig_tolerance is None else args.ig_tolerance
+        ig = ig_params(args.ig_steps or 25, tolerance, args.ig_max_steps or IG_MAX_STEPS)
+        spec = replace(spec, method_params={**spec.method_params, "ig": ig})
     return spec
 
 
