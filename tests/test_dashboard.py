@@ -689,7 +689,9 @@ def test_how_to_read_names_the_data_shown():
 
 
 def test_how_to_read_tab_uses_the_engines_category_and_classes(dash, engine):
-    about = dash.tabs[2].object
+    from dashboard.state import TABS
+
+    about = dash.tabs[TABS.index("about")].object
     assert f"<b>{engine.data_root.name}</b>" in about and "(crack, hole)" in about
     assert "hazelnut" not in about.lower()
 

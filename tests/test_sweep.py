@@ -334,3 +334,29 @@ def test_the_sweep_computes_ig_as_evaluate_does_unless_told(tmp_path):
     assert spec_from_args(parser.parse_args(["--spec", str(path)])).method_params["ig"] == {"n_steps": 8}
     shipped = spec_from_args(parser.parse_args(["--seeds", "42"]))
     assert shipped.out == RUNS / "results" / "sweep"
+
+
+def test_a_store_reads_files_written_before_a_column_existed(tmp_path):
+    """Files of an older run lack the newer columns: they read as empty, and the newer files
+    keep theirs, whichever file the reader meets first."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from engine.results import IG_COLUMNS, read_store
+    from engine.results.sweep_store import row_schema
+
+    def write(method: str, image_id: str, drop: tuple[str, ...]) -> None:
+        schema = row_schema()
+        values = {f.name: [0.5] if pa.types.is_floating(f.type) else [1] if pa.types.is_integer(f.type) else
+                  [True] if pa.types.is_boolean(f.type) else [image_id if f.name == "image_id" else "x"]
+                  for f in schema if f.name not in drop}
+        folder = tmp_path / "rows" / "category=a" / "seed=1" / "split=test" / f"method={method}"
+        folder.mkdir(parents=True)
+        pq.write_table(pa.table(values, schema=pa.schema([f for f in schema if f.name not in drop])),
+                       folder / "task.parquet")
+
+    write("gradcam", "old-000", drop=IG_COLUMNS)  # "gradcam" sorts first: met before the newer file
+    write("ig", "old-000", drop=())
+    table = read_store(tmp_path).tko.set_index("method")
+    assert table.loc["gradcam", list(IG_COLUMNS)].isna().all()
+    assert (table.loc["ig", list(IG_COLUMNS)] == 0.5).all()

@@ -273,7 +273,9 @@ def train_seed(seed: int, cfg: TrainConfig, data_root: Path, samples: Sequence[S
 
 
 def _one_by_one(train: Callable[[int], dict[str, Any]], seeds: Sequence[int]) -> list[dict[str, Any]]:
-    return [train(seed) for seed in tqdm(list(seeds), desc="seeds", unit="seed")]
+    # the bar closes before an error propagates, so the error stays the last line printed
+    with tqdm(list(seeds), desc="seeds", unit="seed") as bar:
+        return [train(seed) for seed in bar]
 
 
 def train_seeds(cfg: TrainConfig, data_root: Path, manifest: Path, out_dir: Path, *, force: bool = False,

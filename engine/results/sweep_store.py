@@ -100,10 +100,13 @@ def read_store(store: Path | str) -> StoreTables:
     problems: list[str] = []
     rows_dir = store / ROWS_DIR
     if rows_dir.is_dir() and any(rows_dir.rglob("*.parquet")):
-        table = ds.dataset(rows_dir, format="parquet", partitioning=PARTITIONING).to_table().to_pandas()
+        # one schema for every file: a file written before a column existed reads it as empty
+        # (without it, the first file's columns would decide what every file gives)
+        schema = pa.unify_schemas([row_schema(EXTRA_SCORES), PARTITIONING.schema])
+        table = ds.dataset(rows_dir, format="parquet", partitioning=PARTITIONING, schema=schema).to_table().to_pandas()
     else:
         table = pd.DataFrame(columns=[*PARTITION_COLUMNS, *row_schema().names])
-    scores = [c for c in EXTRA_SCORES if c in table.columns]
+    scores = [c for c in EXTRA_SCORES if c in table.columns and table[c].notna().any()]
     columns = ["category", *TABLE_COLUMNS, *scores, *PROVENANCE_COLUMNS]
     table = table[columns].sort_values(["category", "split", "seed", "image_id", "method"], kind="stable")
     duplicated = table.duplicated(["category", "seed", "split", "image_id", "method"])
