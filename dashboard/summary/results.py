@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import pandas as pd
 import param
@@ -38,18 +38,23 @@ def _stamp(directory: Path) -> tuple:
     return tuple(out)
 
 
+def _cached(cache: dict, directory: Path, stamp: Callable[[Path], Any], read: Callable[[Path], Any]) -> Any:
+    """``read(directory)`` shared by all sessions, read again only when ``stamp`` changed."""
+    directory = Path(directory)
+    now = stamp(directory)
+    with _CACHE_LOCK:
+        hit = cache.get(directory)
+        if hit is not None and hit[0] == now:
+            return hit[1]
+    value = read(directory)
+    with _CACHE_LOCK:
+        cache[directory] = (now, value)
+    return value
+
+
 def cached_results(directory: Path) -> Results:
     """``load_results`` shared by all sessions, re-read only when a file changed."""
-    directory = Path(directory)
-    stamp = _stamp(directory)
-    with _CACHE_LOCK:
-        hit = _CACHE.get(directory)
-        if hit is not None and hit[0] == stamp:
-            return hit[1]
-    results = load_results(directory)
-    with _CACHE_LOCK:
-        _CACHE[directory] = (stamp, results)
-    return results
+    return _cached(_CACHE, directory, _stamp, load_results)
 
 
 _SWEEP_CACHE: dict[Path, tuple[tuple, StoreTables]] = {}
@@ -57,15 +62,7 @@ _SWEEP_CACHE: dict[Path, tuple[tuple, StoreTables]] = {}
 
 def cached_sweep(directory: Path) -> StoreTables:
     """``read_store`` shared by all sessions, re-read only when a task has landed since."""
-    stamp = store_stamp(directory)
-    with _CACHE_LOCK:
-        hit = _SWEEP_CACHE.get(directory)
-        if hit is not None and hit[0] == stamp:
-            return hit[1]
-    tables = read_store(directory)
-    with _CACHE_LOCK:
-        _SWEEP_CACHE[directory] = (stamp, tables)
-    return tables
+    return _cached(_SWEEP_CACHE, directory, store_stamp, read_store)
 
 
 def evaluate_command(engine: Any) -> str:
