@@ -111,7 +111,8 @@ def run_command(args: argparse.Namespace) -> int:
         return 0
     address = None if args.dashboard_address == "none" else args.dashboard_address
     with open_client(args.scheduler, args.workers, address, gpu=spec.wants_gpu) as client:
-        link = dashboard_link(client)
+        # with the dashboard off, Dask still formats a link from its config: print none then
+        link = dashboard_link(client) if (args.scheduler or address) else None
         if link:
             print(f"Dask dashboard: {link}")
         report = run_sweep(client, tasks, spec)
