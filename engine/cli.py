@@ -24,7 +24,7 @@ from pathlib import Path
 from .choices import (BACKBONES, DEFAULT_METHODS, EVALUATE_IG_TOLERANCE, FAITHFULNESS_STARTS, IG_MAX_STEPS, KINDS,
                       METHODS, METRICS, TARGETS, TRAINING_MODES, ig_params)
 from .data import LAYOUTS, DataError, download, layout_of, prepare_manifest, synthetic
-from .run_folders import PROJECT_ROOT, RUNS, SHIPPED_MODELS, is_shipped, writable
+from .run_folders import PROJECT_ROOT, RUNS, SHIPPED_MODELS, default_results, writable
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -143,7 +143,7 @@ def _cmd_evaluate(args) -> int:
                                    if getattr(args, f.name) is not None})
 
     models = Path(args.models)
-    out = writable(args.out or _default_results(models, args.write_shipped), write_shipped=args.write_shipped,
+    out = writable(args.out or default_results(models, write_shipped=args.write_shipped), write_shipped=args.write_shipped,
                    option="--out")
     root = resolve_data(args.data)
     if args.layout:  # the manifest says which files to read; this checks --data is the folder meant
@@ -182,11 +182,6 @@ def _cmd_evaluate(args) -> int:
     return 0
 
 
-def _default_results(models: Path, write_shipped: bool) -> Path:
-    """``<models>/results``, except for shipped models without --write-shipped: ``runs/results``."""
-    return RUNS / "results" if is_shipped(models) and not write_shipped else models / "results"
-
-
 def _add_write_shipped_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--write-shipped", action="store_true",
                    help="allow writing into the checkout's shipped folders (pretrained_models/, benchmarks/results/)")
@@ -197,7 +192,7 @@ def _cmd_dissect(args) -> int:
     from .explain import ExplanationEngine
 
     models = Path(args.models)
-    out = writable(args.out or _default_results(models, args.write_shipped) / DISSECTION_SUBDIR,
+    out = writable(args.out or default_results(models, write_shipped=args.write_shipped) / DISSECTION_SUBDIR,
                    write_shipped=args.write_shipped, option="--out")
     engine = ExplanationEngine(resolve_data(args.data), models, manifest=args.manifest, device=args.device)
     seeds = sorted({s for group in args.seeds for s in group}) if args.seeds else engine.seeds

@@ -22,6 +22,13 @@ def is_shipped(path: Path | str) -> bool:
     return any(path == folder or folder in path.parents for folder in SHIPPED_FOLDERS)
 
 
+def default_results(models: Path | str, *, write_shipped: bool) -> Path:
+    """Where results of ``models`` go by default: ``<models>/results`` (the folder the dashboard
+    reads), but ``runs/results`` for the shipped models unless ``write_shipped``."""
+    models = Path(models)
+    return RUNS / "results" if is_shipped(models) and not write_shipped else models / "results"
+
+
 def writable(path: Path | str, *, write_shipped: bool, option: str) -> Path:
     """``path``, refused with one line when it is shipped and ``write_shipped`` is not set.
 

@@ -254,15 +254,15 @@ def test_commands_refuse_to_write_into_the_shipped_folders_unless_told(argv, tmp
 
 
 def test_default_output_folders_are_under_runs(tmp_path, monkeypatch):
-    from engine.cli import _default_results, build_parser
-    from engine.run_folders import RUNS, is_shipped, train_command
+    from engine.cli import build_parser
+    from engine.run_folders import RUNS, default_results, is_shipped, train_command
 
     parser = build_parser()
     assert parser.parse_args(["train"]).models == str(RUNS / "models")
     assert not is_shipped(RUNS / "models") and RUNS == Path("runs")  # relative: the user's working directory
-    assert _default_results(SHIPPED, write_shipped=False) == RUNS / "results"
-    assert _default_results(SHIPPED, write_shipped=True) == SHIPPED / "results"
-    assert _default_results(tmp_path / "mine", write_shipped=False) == tmp_path / "mine" / "results"
+    assert default_results(SHIPPED, write_shipped=False) == RUNS / "results"
+    assert default_results(SHIPPED, write_shipped=True) == SHIPPED / "results"
+    assert default_results(tmp_path / "mine", write_shipped=False) == tmp_path / "mine" / "results"
     # a hint that retrains the shipped models says the flag they need
     assert train_command(SHIPPED, "--seeds", "42") == f"pixel-evidence train --models {SHIPPED} --seeds 42 --write-shipped"
     assert train_command(tmp_path, "--force") == f"pixel-evidence train --models {tmp_path} --force"

@@ -7,7 +7,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from ..choices import EVALUATE_IG_TOLERANCE, IG_MAX_STEPS, METHODS, SCORES, TARGETS, ig_params
-from ..run_folders import RUNS, SHIPPED_MODELS, is_shipped, writable
+from ..run_folders import SHIPPED_MODELS, default_results, writable
 from .costs import GPU_SPEEDUP, method_costs, plan_cost
 from .spec import DEFAULT_CHUNK, SweepSpec, categories_from_flags, read_spec
 
@@ -50,7 +50,7 @@ def add_sweep_arguments(p: argparse.ArgumentParser, parse_seeds) -> None:
 
 
 def spec_from_args(args: argparse.Namespace) -> SweepSpec:
-    from ..results.sweep_store import SWEEP_SUBDIR, sweep_dir  # pyarrow: not for --help
+    from ..results.sweep_store import SWEEP_SUBDIR  # pyarrow: not for --help
 
     methods = None if args.methods is None else (tuple(METHODS) if "all" in args.methods else tuple(args.methods))
     overrides = {"out": Path(args.out) if args.out else None, "seeds": tuple(args.seeds) if args.seeds else None,
@@ -68,9 +68,8 @@ def spec_from_args(args: argparse.Namespace) -> SweepSpec:
         spec = read_spec(Path(args.spec), **overrides)
     else:
         categories = overrides.get("categories", ())
-        first = categories[0].models if categories else None
-        default_out = (None if first is None else RUNS / "results" / SWEEP_SUBDIR
-                       if is_shipped(first) and not args.write_shipped else sweep_dir(first))
+        default_out = (default_results(categories[0].models, write_shipped=args.write_shipped) / SWEEP_SUBDIR
+                       if categories else None)
         spec = SweepSpec(**{"out": default_out, **{k: v for k, v in overrides.items() if v is not None},
                             "categories": categories})
     # IG as evaluate computes it, unless the sweep file or the flags say otherwise
