@@ -82,8 +82,8 @@ class IntegratedGradients(Explainer):
             gap = scores.gather(1, target[:, None])[:, 0] - self._black_scores(baseline)[target]
         attr = attr.detach()
         delta = attr.sum(dim=(1, 2, 3)) - gap
-        relative = torch.where(gap != 0, delta.abs() / gap.abs(), torch.full_like(gap, torch.nan))
         nan = torch.full_like(gap, torch.nan)
+        relative = torch.where(gap != 0, delta.abs() / gap.abs(), nan)
         return Attribution(attr.abs().sum(dim=1), {"delta": delta, "relative_delta": relative,
                                                    "steps": torch.full_like(gap, n_steps), "converged": nan,
                                                    "stability_spearman": nan})
