@@ -360,3 +360,55 @@ def test_a_store_reads_files_written_before_a_column_existed(tmp_path):
     table = read_store(tmp_path).tko.set_index("method")
     assert table.loc["gradcam", list(IG_COLUMNS)].isna().all()
     assert (table.loc["ig", list(IG_COLUMNS)] == 0.5).all()
+
+
+def _write_rows(store, seed: int, method: str, tkos: dict[str, float]) -> None:
+    """A row file of ``method`` on ``seed`` with the given TKO per image (other columns filler)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from engine.results.sweep_store import partition_dir, row_schema
+
+    schema = row_schema()
+    ids = list(tkos)
+    filler = {"class": "hole", "predicted": "hole", "correct": True, "target": "hole", "k": 10, "n": 100}
+    values = {f.name: (ids if f.name == "image_id" else list(tkos.values()) if f.name == "tko" else
+                       [filler[f.name]] * len(ids) if f.name in filler else
+                       [0.1] * len(ids) if pa.types.is_floating(f.type) else ["x"] * len(ids)) for f in schema}
+    folder = partition_dir(store, "nut", seed, "test", method)
+    folder.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.table(values, schema=schema), folder / f"{method}-{seed}.parquet")
+
+
+def test_a_seed_without_every_method_is_held_out_of_the_ranking(tmp_path):
+    """A sweep stopped midway has the late methods on the early seeds only: seed 2, where
+    'rise' is missing, would rank 'gradcam' first among two methods; it is held out instead."""
+    _write_rows(tmp_path, 1, "gradcam", {"a": 0.2, "b": 0.9})
+    _write_rows(tmp_path, 1, "rise", {"a": 0.8, "b": 0.1})
+    _write_rows(tmp_path, 2, "gradcam", {"a": 0.5, "b": 0.5})
+    tables = read_store(tmp_path)
+    assert sorted(tables.tko["seed"].unique()) == [1]
+    assert any("seed(s) 2 held out" in p for p in tables.problems)
+    winners = tables.tko[tables.tko["rank"] == 1].set_index("image_id")["method"].to_dict()
+    assert winners == {"a": "rise", "b": "gradcam"}
+
+
+def test_a_method_on_part_of_the_images_everywhere_is_left_out(tmp_path):
+    """When no seed has every method, the method with rows for only some images is left out,
+    and the others are ranked among themselves."""
+    for seed in (1, 2):
+        _write_rows(tmp_path, seed, "gradcam", {"a": 0.2, "b": 0.9})
+        _write_rows(tmp_path, seed, "saliency", {"a": 0.3, "b": 0.1})
+        _write_rows(tmp_path, seed, "rise", {"a": 0.8})
+    tables = read_store(tmp_path)
+    assert set(tables.tko["method"]) == {"gradcam", "saliency"}
+    assert any("rise left out" in p for p in tables.problems)
+    assert (tables.tko.groupby(["seed", "image_id"])["rank"].max() == 2).all()
+
+
+def test_a_complete_store_reports_no_problem(tmp_path):
+    for seed in (1, 2):
+        _write_rows(tmp_path, seed, "gradcam", {"a": 0.2, "b": 0.9})
+        _write_rows(tmp_path, seed, "rise", {"a": 0.8, "b": 0.1})
+    tables = read_store(tmp_path)
+    assert tables.problems == () and len(tables.tko) == 8

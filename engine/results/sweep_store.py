@@ -11,7 +11,10 @@ the partition columns left to the path) plus the provenance ``checkpoint_sha256`
 reader sees finished tasks only; names starting with "." (temp files) are skipped by pyarrow.
 
 A task ranks only the methods it computed; :func:`read_store` ranks every method present for
-an image, so rank and win share mean the same as in ``evaluate``'s table.
+an image, so rank and win share mean the same as in ``evaluate``'s table. A store that a sweep
+is still filling (or one stopped midway) has methods on some images only; ranking them there
+would set images ranked among 14 methods beside images ranked among 5. The reader keeps only
+rows where every method of the category is present (:func:`complete_rows`) and says what it held out.
 """
 
 from __future__ import annotations
@@ -81,9 +84,8 @@ class StoreTables:
 
 def _rerank(table: pd.DataFrame) -> pd.DataFrame:
     """Rank and win share among every method present for each image (tasks saw only their group)."""
-    keys = ["category", "seed", "split", "image_id"]
     ranks, shares = [], []
-    for _, g in table.groupby(keys, sort=False):
+    for _, g in table.groupby(KEY, sort=False):
         tkos = dict(zip(g.index, g["tko"]))
         ranks.append(pd.Series(rank_methods(tkos)))
         shares.append(pd.Series(win_shares(tkos)))
@@ -92,6 +94,38 @@ def _rerank(table: pd.DataFrame) -> pd.DataFrame:
         out["rank"] = pd.concat(ranks)
         out["win_share"] = pd.concat(shares)
     return out
+
+
+KEY = ["category", "seed", "split", "image_id"]
+
+
+def complete_rows(table: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """The rows of the (category, split)s' seeds that have every method of that category and
+    split for every image, and a line per seed held out: seeds are held out whole (a method of a
+    sweep still running is missing on its last seeds), unless no seed has every method; then
+    the methods missing anywhere are left out instead (a method run on some seeds only)."""
+    kept, notes = [], []
+    for (category, split), part in table.groupby(["category", "split"], sort=True):
+        methods = set(part["method"])
+        images = part.groupby(["seed", "image_id"])["method"].nunique()
+        whole = images == len(methods)
+        seeds_whole = whole.groupby(level="seed").all()
+        done = sorted(seeds_whole.index[seeds_whole])
+        if done:
+            held = sorted(seeds_whole.index[~seeds_whole])
+            if held:
+                notes.append(f"{category} {split}: seed(s) {', '.join(map(str, held))} held out: not every method "
+                             f"({len(methods)}) has rows for every image yet (a sweep still running or stopped)")
+            kept.append(part[part["seed"].isin(done)])
+            continue
+        counts = part.groupby("method")[["seed", "image_id"]].apply(lambda g: len(g.drop_duplicates()))
+        full = counts.index[counts == len(images)]
+        partial = sorted(set(methods) - set(full))
+        notes.append(f"{category} {split}: {', '.join(partial)} left out: rows for only part of the images")
+        kept.append(part[part["method"].isin(full)])
+    if not kept:
+        return table, notes
+    return pd.concat(kept).reset_index(drop=True), notes
 
 
 def read_store(store: Path | str) -> StoreTables:
@@ -114,6 +148,8 @@ def read_store(store: Path | str) -> StoreTables:
         problems.append(f"{store}: {int(duplicated.sum())} rows found twice (a run with other settings or chunks "
                         "left its files); kept the first; a finished `pixel-evidence sweep` removes the others")
         table = table[~duplicated]
+    table, held_out = complete_rows(table.reset_index(drop=True))
+    problems.extend(held_out)
     table = _rerank(table.reset_index(drop=True))
     fail_dir = store / FAILURES_DIR
     failures = (ds.dataset(fail_dir, format="parquet", schema=FAILURE_SCHEMA).to_table().to_pandas()
