@@ -42,6 +42,7 @@ def bench_cold(engine, seed: int, cfg: BenchConfig, clock: Clock, notes: list[st
     original.run("all", x_plain)
     t0 = int(torch.argmax(plain(x_plain)[0]))
     floor.gradcam(x_engine, t0), floor.saliency(x_engine, t0), floor.ig_chunked(x_engine, t0)
+    evaluation_ig = EvaluationIG(engine, seed, first)
 
     def floor_time(key: str, x: torch.Tensor, target: int) -> tuple[float, float]:
         """The floor of ``key`` and the same with IG as one batch; IG's floor is the faster of
@@ -78,6 +79,8 @@ def bench_cold(engine, seed: int, cfg: BenchConfig, clock: Clock, notes: list[st
             samples[key]["engine"].append(e)
             samples[key]["floor"].append(fl)
             samples[key]["floor_batched"].append(batched)
+            if key == "all":  # the evaluation setting right after the default's call on this image
+                evaluation_ig.time(clock, image_id)
         for key in keys:
             samples[key]["original"].append(clock.time(lambda: original.run(key, xp))[0])
         plain_parts = {name: clock.time(lambda: fn(xp, target))[0]
@@ -99,6 +102,7 @@ def bench_cold(engine, seed: int, cfg: BenchConfig, clock: Clock, notes: list[st
                     "ratio_of_medians_to_floor": ratio(e, fl),
                     "engine_samples_s": s["engine"], "original_samples_s": s["original"],
                     "floor_samples_s": s["floor"]}
+    out["all_evaluation_ig"] = evaluation_ig.report(samples["all"]["engine"])
     notes.append("cold: medians over the images listed; the engine times one whole `explain` call (image from "
                  "disk, prediction with the decoder's reconstruction, maps, scores) after clearing its cache; what "
                  "a running server keeps per network (the loaded model, IG's black-image scores) stays. The "
@@ -107,6 +111,38 @@ def bench_cold(engine, seed: int, cfg: BenchConfig, clock: Clock, notes: list[st
                  "engine call timed right beside its floor (order alternating); the ratio of the medians is "
                  "kept beside it.")
     return out
+
+
+class EvaluationIG:
+    """A second engine on the same model whose IG is refined to ``evaluate``'s tolerance: the
+    cold all-three call at the evaluation setting, timed beside the default's on each image."""
+
+    def __init__(self, engine, seed: int, first_image: str):
+        from engine.choices import EVALUATE_IG_TOLERANCE, IG_MAX_STEPS, ig_params
+        from engine.explain import ExplanationEngine
+
+        self.params = ig_params(25, EVALUATE_IG_TOLERANCE, IG_MAX_STEPS)
+        self.seed = seed
+        self.engine = ExplanationEngine(engine.data_root, engine.models_dir, device=engine.device, cache_mb=64,
+                                        method_params={"ig": self.params})
+        self.engine.explain(seed, "test", first_image, list(ALL))  # its model and IG's black-image score
+        self.seconds: list[float] = []
+        self.steps: list[float] = []
+        self.gaps: list[float] = []
+
+    def time(self, clock: Clock, image_id: str) -> None:
+        self.engine.clear_cache()
+        t, result = clock.time(lambda: self.engine.explain(self.seed, "test", image_id, list(ALL)))
+        ig = result.methods["ig"].extras
+        self.seconds.append(t)
+        self.steps.append(ig.get("steps", math.nan))
+        self.gaps.append(ig.get("relative_delta", math.nan))
+
+    def report(self, default_s: list[float]) -> dict[str, Any]:
+        self.engine.close()
+        return {"ig_params": self.params, "engine_s": median(self.seconds), "engine_samples_s": self.seconds,
+                "ig_steps": self.steps, "ig_relative_gap": self.gaps,
+                "ratio_to_default": median([ratio(a, b) for a, b in zip(self.seconds, default_s)])}
 
 
 def bench_warm(engine, seed: int, cfg: BenchConfig, clock: Clock) -> dict[str, Any]:

@@ -167,6 +167,14 @@ def markdown(result: dict) -> str:
                       f"{cold['original_ig_steps']} steps one by one; images: {len(cold['images'])}. Engine / (b) is "
                       f"the median of per-image ratios, each engine call timed beside its floor; the ratio of the "
                       f"medians for all three is {_number(cold['all']['ratio_of_medians_to_floor'], 2, 'x')}.", ""]
+        at_eval = cold.get("all_evaluation_ig")
+        if at_eval:
+            steps = [int(v) for v in at_eval["ig_steps"] if v == v]
+            lines += [f"All three with IG at `evaluate`'s setting ({at_eval['ig_params']}): "
+                      f"{_number(at_eval['engine_s'])} s (median), {_number(at_eval['ratio_to_default'], 2, 'x')} the "
+                      f"call above on the same image (median of per-image ratios, timed back to back); IG steps used "
+                      f"{min(steps, default=0)}–{max(steps, default=0)}. The dashboard keeps the faster fixed rule "
+                      "and shows each map's gap.", ""]
     warm = result.get("warm") or {}
     if warm.get("requests"):
         lines += ["## Warm latency (cache hit, `engine.explain`, all three methods)", "",

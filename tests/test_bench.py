@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from benchmarks.report import REQUIRED_KEYS, TARGETS
+from engine.choices import EVALUATE_IG_TOLERANCE, IG_MAX_STEPS
 from engine.cli import main
 from engine.explainers import REGISTRY
 
@@ -49,6 +50,13 @@ def test_bench_writes_every_field(tiny_run, tmp_path, capsys):
         assert len(pairs) == len(result["cold"]["images"])
         assert row["ratio_to_floor"] == pytest.approx(statistics.median(e / f for e, f in pairs))
         assert row["ratio_of_medians_to_floor"] == pytest.approx(row["engine_s"] / row["floor_s"])
+    # all three with IG refined to evaluate's tolerance, paired with the default's call per image
+    at_eval = result["cold"]["all_evaluation_ig"]
+    assert at_eval["ig_params"] == {"tolerance": EVALUATE_IG_TOLERANCE, "max_steps": IG_MAX_STEPS}
+    assert len(at_eval["engine_samples_s"]) == len(result["cold"]["images"]) == len(at_eval["ig_steps"])
+    assert all(17 <= s <= IG_MAX_STEPS for s in at_eval["ig_steps"])  # the first grid has 17 nodes
+    assert at_eval["ratio_to_default"] == pytest.approx(statistics.median(
+        e / d for e, d in zip(at_eval["engine_samples_s"], result["cold"]["all"]["engine_samples_s"])))
     assert [r["multiplier"] for r in result["evaluation"]["runs"]] == [1, 2, 4, 1]
     assert [r["images"] for r in result["evaluation"]["runs"]] == [1, 2, 4, 1]
     # the 1x reference is the mean of the first and the last run (they bracket the others)
