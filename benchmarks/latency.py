@@ -114,8 +114,8 @@ def bench_cold(engine, seed: int, cfg: BenchConfig, clock: Clock, notes: list[st
 
 
 class EvaluationIG:
-    """A second engine on the same model whose IG is refined to ``evaluate``'s tolerance: the
-    cold all-three call at the evaluation setting, timed beside the default's on each image."""
+    """A second engine on the same model whose IG is refined to ``evaluate``'s tolerance (what
+    ``evaluate`` and ``sweep`` compute), for timing beside the engine under measurement."""
 
     def __init__(self, engine, seed: int, first_image: str):
         from engine.choices import EVALUATE_IG_TOLERANCE, IG_MAX_STEPS, ig_params
@@ -130,19 +130,22 @@ class EvaluationIG:
         self.steps: list[float] = []
         self.gaps: list[float] = []
 
-    def time(self, clock: Clock, image_id: str) -> None:
+    def time(self, clock: Clock, image_id: str, methods: tuple[str, ...] = ALL) -> None:
+        """One cold call on ``image_id``; its seconds, IG's steps and its gap are kept."""
         self.engine.clear_cache()
-        t, result = clock.time(lambda: self.engine.explain(self.seed, "test", image_id, list(ALL)))
+        t, result = clock.time(lambda: self.engine.explain(self.seed, "test", image_id, list(methods)))
         ig = result.methods["ig"].extras
         self.seconds.append(t)
         self.steps.append(ig.get("steps", math.nan))
         self.gaps.append(ig.get("relative_delta", math.nan))
 
-    def report(self, default_s: list[float]) -> dict[str, Any]:
+    def close(self) -> dict[str, Any]:
         self.engine.close()
         return {"ig_params": self.params, "engine_s": median(self.seconds), "engine_samples_s": self.seconds,
-                "ig_steps": self.steps, "ig_relative_gap": self.gaps,
-                "ratio_to_default": median([ratio(a, b) for a, b in zip(self.seconds, default_s)])}
+                "ig_steps": self.steps, "ig_relative_gap": self.gaps}
+
+    def report(self, default_s: list[float]) -> dict[str, Any]:
+        return {**self.close(), "ratio_to_default": median([ratio(a, b) for a, b in zip(self.seconds, default_s)])}
 
 
 def bench_warm(engine, seed: int, cfg: BenchConfig, clock: Clock) -> dict[str, Any]:
@@ -173,4 +176,14 @@ def bench_methods(engine, seed: int, cfg: BenchConfig, clock: Clock) -> dict[str
             times.append(clock.time(lambda: engine.explain(seed, "test", image_id, [key]))[0])
         rows.append({"method": key, "label": cls.label, "seconds": median(times), "samples_s": times,
                      "slow": cls.slow, "params": dict(cls.defaults), "cost_note": cls.cost_note})
+    # IG as evaluate and sweep compute it (refined to a tolerance): what a sweep's IG task costs
+    refined = EvaluationIG(engine, seed, ids[0])
+    for image_id in ids:
+        refined.time(clock, image_id, ("ig",))
+    timed = refined.close()
+    ig = REGISTRY["ig"]
+    rows.append({"method": "ig", "setting": "evaluate", "label": f"{ig.label} (evaluate's tolerance)",
+                 "seconds": timed["engine_s"], "samples_s": timed["engine_samples_s"], "slow": ig.slow,
+                 "params": {**ig.defaults, **timed["ig_params"]}, "steps": timed["ig_steps"],
+                 "cost_note": ig.cost_note})
     return {"images": ids, "rows": rows}

@@ -280,7 +280,8 @@ def markdown(result: dict) -> str:
     if mc.get("rows"):
         lines += ["## Every method: cold seconds per image (one `explain` call, default settings)", "",
                   "| method | seconds | marked slow in the UI | what it runs |", "|---|---|---|---|"]
-        lines += [f"| {r['label']} | {_number(r['seconds'], 2)} | {'yes' if r['slow'] else 'no'} | {r['cost_note']} |"
+        lines += [f"| {r['label']} | {_number(r['seconds'], 2)} | {'yes' if r['slow'] else 'no'} | {r['cost_note']}"
+                  + (f" (here {min(r['steps']):.0f}–{max(r['steps']):.0f} steps)" if r.get("steps") else "") + " |"
                   for r in mc["rows"]]
         lines += ["", f"Median over {len(mc['images'])} images; the image, prediction and scores are included.", ""]
     ch = result.get("ig_chunks") or {}

@@ -67,7 +67,10 @@ def test_bench_writes_every_field(tiny_run, tmp_path, capsys):
     assert len(result["ig_accuracy"]["rows"]) == 4
     assert {r["chunk"] for r in result["ig_chunks"]["rows"]} == {1, 4}
     assert result["training"]["images_per_s"] > 0
-    assert [r["method"] for r in result["methods"]["rows"]] == list(REGISTRY)
+    assert [r["method"] for r in result["methods"]["rows"] if "setting" not in r] == list(REGISTRY)
+    refined = [r for r in result["methods"]["rows"] if r.get("setting") == "evaluate"]
+    assert [r["method"] for r in refined] == ["ig"] and refined[0]["params"]["tolerance"] == EVALUATE_IG_TOLERANCE
+    assert all(17 <= s <= IG_MAX_STEPS for s in refined[0]["steps"])
     assert all(r["seconds"] > 0 for r in result["methods"]["rows"])
     assert "Every method" in (out / "benchmark.md").read_text()
     assert set(result["targets"]) == set(TARGETS)

@@ -412,3 +412,23 @@ def test_a_complete_store_reports_no_problem(tmp_path):
         _write_rows(tmp_path, seed, "rise", {"a": 0.8, "b": 0.1})
     tables = read_store(tmp_path)
     assert tables.problems == () and len(tables.tko) == 8
+
+
+def test_plan_prices_ig_as_the_sweep_computes_it(tmp_path):
+    """The benchmark has a row for IG's fixed rule and one for IG refined to evaluate's
+    tolerance; a plan with a tolerance prices the second, and without a report the fallback
+    scales the fixed rule by the measured 2.6x."""
+    from engine.sweep.costs import FALLBACK_SECONDS
+
+    report = tmp_path / "benchmark.json"
+    report.write_text(json.dumps({"methods": {"rows": [
+        {"method": "gradcam", "seconds": 0.02}, {"method": "ig", "seconds": 0.5},
+        {"method": "ig", "setting": "evaluate", "seconds": 1.4}]}}))
+    assert method_costs(report).seconds["ig"] == 0.5
+    assert method_costs(report, ig_refined=True).seconds["ig"] == 1.4
+    assert method_costs(report, ig_refined=True).seconds["gradcam"] == 0.02
+    missing = tmp_path / "none.json"
+    assert method_costs(missing, ig_refined=True).seconds["ig"] == pytest.approx(2.6 * FALLBACK_SECONDS["ig"])
+    one = (Category("cat", tmp_path, tmp_path),)
+    assert SweepSpec(categories=one, out=tmp_path, method_params={"ig": {"tolerance": 0.05}}).ig_refined
+    assert not SweepSpec(categories=one, out=tmp_path, method_params={"ig": {"n_steps": 25}}).ig_refined

@@ -3,7 +3,8 @@
 The store (``pixel-evidence sweep``, default ``<models>/results/sweep``) may hold many
 categories; one table shows the chosen category, one every category side by side. Each
 method's cost (seconds per image, the benchmark's methods section) stands beside its win
-rate, so a reader can weigh a win against its price.
+rate, so a reader can weigh a win against its price (IG's as the store computed it: refined
+to a tolerance, or the fixed rule).
 """
 
 from __future__ import annotations
@@ -66,7 +67,8 @@ class CategoriesSection(Section):
         if self._category.value not in categories:
             self._category.value = categories[0]  # draws again through the watcher
             return
-        costs = method_costs()
+        ig = tables.tko[tables.tko["method"] == "ig"]
+        costs = method_costs(ig_refined=bool("ig_converged" in ig and ig["ig_converged"].notna().any()))
         rates["cell"] = [mean_std(m, s) for m, s in zip(rates["mean"], rates["std"])]
         one = rates[rates["category"] == self._category.value].sort_values("mean", ascending=False)
         chosen = pd.DataFrame({"Method": [store.label(m) for m in one["method"]],

@@ -82,7 +82,7 @@ def spec_from_args(args: argparse.Namespace) -> SweepSpec:
 
 
 def print_plan(spec: SweepSpec, tasks) -> None:
-    costs = method_costs()
+    costs = method_costs(ig_refined=spec.ig_refined)
     cost = plan_cost(tasks, costs, gpu=spec.wants_gpu)
     kind = "GPU" if spec.wants_gpu else "CPU"
     print(f"{cost.tasks} tasks over {len(spec.categories)} categories: {cost.images} (image, seed, split) "

@@ -91,6 +91,6 @@ def category_tasks(spec: SweepSpec, category: Category, groups: list[tuple[str, 
 
 def plan(spec: SweepSpec, costs: dict[str, float] | None = None) -> list[Task]:
     """Every task of the sweep: by category, split, seed, then method group (``method_groups``)."""
-    costs = costs or method_seconds()
+    costs = costs or method_seconds(ig_refined=spec.ig_refined)
     groups = method_groups(spec.methods, costs)
     return [t for c in spec.categories for t in category_tasks(spec, c, groups)]

@@ -94,6 +94,11 @@ class SweepSpec:
     def wants_gpu(self) -> bool:
         return self.device.startswith("cuda")
 
+    @property
+    def ig_refined(self) -> bool:
+        """True when IG is refined to a tolerance (evaluate's default), not a fixed rule."""
+        return bool(self.method_params.get("ig", {}).get("tolerance"))
+
 
 def _methods(value: Any) -> tuple[str, ...]:
     return tuple(METHODS) if value == "all" or value == ["all"] else tuple(value)
