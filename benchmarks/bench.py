@@ -46,7 +46,7 @@ from .contention import bench_contention
 from .integrated_gradients import bench_ig_accuracy, bench_ig_chunks
 from .latency import bench_cold, bench_methods, bench_warm
 from .measured_engine import open_engine
-from .report import check_targets, json_safe, load_average, machine_info, markdown, write_reports
+from .report import carry_over, check_targets, json_safe, load_average, machine_info, markdown, write_reports
 from .sweep import bench_sweep
 from .throughput import bench_evaluation, bench_training
 from .timing import Clock
@@ -93,6 +93,8 @@ def run(cfg: BenchConfig) -> dict[str, Any]:
         finally:
             engine.close()
     result["notes"] = notes
+    if cfg.update:
+        result = carry_over(result, out / "benchmark.json", cfg.sections, SECTIONS)
     result["targets"] = check_targets(result)
     result["seconds_total"] = time.perf_counter() - start
     result["machine"]["load_average_at_end"] = load_average()
@@ -134,6 +136,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sessions", type=_ints, default=BenchConfig.sessions, help="browser sessions to open, e.g. '1 10'")
     p.add_argument("--server-timeout", type=float, default=BenchConfig.server_timeout)
     p.add_argument("--only", nargs="+", choices=SECTIONS, help="run only these sections")
+    p.add_argument("--update", action="store_true",
+                   help="keep the sections of --out's existing report that this run skips (with --only: re-measure "
+                        "some sections of a report; each kept section names the run it came from)")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
 
 
@@ -148,7 +153,7 @@ def config_from_args(args: argparse.Namespace) -> BenchConfig:
         engine_ig_steps=args.engine_ig_steps, widget_changes=args.widget_changes, method_images=args.method_images,
         sweep_chunk=args.sweep_chunk,
         server=not args.no_server, sessions=tuple(args.sessions), server_timeout=args.server_timeout,
-        sections=tuple(args.only) if args.only else BenchConfig.sections)
+        sections=tuple(args.only) if args.only else BenchConfig.sections, update=args.update)
 
 
 def main(argv: Sequence[str] | None = None, prog: str = "pixel-evidence bench") -> int:

@@ -47,3 +47,4 @@ class BenchConfig:
     method_images: int = 2
     sweep_chunk: int = 16                   # images per sweep task (engine.sweep.spec.DEFAULT_CHUNK)
     sections: tuple[str, ...] = SECTIONS
+    update: bool = False                    # keep the skipped sections of the report already in out

@@ -7,6 +7,7 @@ import json
 import math
 import os
 import platform
+import time
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +76,7 @@ def machine_info(device: torch.device) -> dict[str, Any]:
             "torch_version": torch.__version__, "captum_version": captum_version,
             "python": platform.python_version(), "platform": platform.platform(), "device": str(device),
             "gpu": gpu, "torch_threads": torch.get_num_threads(), "load_average_at_start": load_average(),
+            "date": time.strftime("%Y-%m-%d %H:%M %Z"),
             "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default")}
 
 
@@ -151,6 +153,11 @@ def markdown(result: dict) -> str:
              f"{m['torch_threads']}; more means other work shared the CPU).", "",
              f"Model: seed {model['seed']} ({model['source']}), {model['backbone']}, {model['image_size']} px."
              + (f" Note: {model['note']}" if model["note"] else ""), ""]
+    carried = result.get("carried_over") or {}
+    if carried:
+        lines += ["Sections kept from earlier runs (`--update` ran the others): " + "; ".join(
+            f"`{name}` (run {c.get('date') or 'on an earlier date'}, load average at its start "
+            f"{c.get('load_average_at_start')})" for name, c in carried.items()) + ".", ""]
     cold = result.get("cold") or {}
     if cold.get("all"):
         lines += ["## Cold latency per image (s, median)", "",
@@ -301,6 +308,29 @@ def markdown(result: dict) -> str:
     lines += ["", "## Notes", ""] + [f"- {n}" for n in result["notes"]]
     lines += ["", f"Total benchmark time: {_number(result['seconds_total'], 0, ' s')}.", ""]
     return "\n".join(lines)
+
+
+def carry_over(result: dict[str, Any], previous: Path, ran: tuple[str, ...], sections: tuple[str, ...]) -> dict[str, Any]:
+    """``result`` with the sections it skipped taken from the report at ``previous`` (when that
+    report has them), each labelled with the run it came from, and that run's notes kept."""
+    try:
+        old = json.loads(Path(previous).read_text())
+    except (OSError, ValueError) as err:
+        raise ValueError(f"--update: cannot read the earlier report {previous} ({err}); run without --update") from None
+    carried = dict(old.get("carried_over") or {})
+    for name in list(carried):
+        if name in ran:
+            del carried[name]
+    for name in sections:
+        if name in ran or not isinstance(old.get(name), dict) or old[name].get("skipped"):
+            continue
+        result[name] = old[name]
+        if name not in carried:
+            m = old.get("machine", {})
+            carried[name] = {"date": m.get("date"), "load_average_at_start": m.get("load_average_at_start")}
+    result["carried_over"] = carried
+    result["notes"] = list(result.get("notes", [])) + [n for n in old.get("notes", []) if n not in result.get("notes", [])]
+    return result
 
 
 def write_reports(result: dict[str, Any], out: Path) -> dict[str, Any]:

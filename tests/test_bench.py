@@ -80,3 +80,20 @@ def test_bench_writes_every_field(tiny_run, tmp_path, capsys):
     assert "Machine:" in md and "## Targets" in md and "| 1 (1x, again) |" in md
     # nothing but the two reports (and the scratch folder, removed) is left
     assert sorted(p.name for p in out.iterdir()) == ["benchmark.json", "benchmark.md"]
+
+    # --update re-measures one section and keeps the others, each saying which run it is from
+    threads = torch.get_num_threads()
+    try:
+        code = main(["bench", "--data", str(root), "--models", str(models), "--out", str(out), "--seed", "7",
+                     "--device", "cpu", "--warm-requests", "7", "--cold-images", "1", "--only", "warm", "--update",
+                     "--threads", "1"])
+    finally:
+        torch.set_num_threads(threads)
+    assert code == 0
+    updated = json.loads((out / "benchmark.json").read_text())
+    assert updated["warm"]["requests"] == 7
+    for kept in ("cold", "evaluation", "methods", "ig_accuracy"):
+        assert updated[kept] == result[kept]
+        assert updated["carried_over"][kept]["date"] == result["machine"]["date"]
+    assert "warm" not in updated["carried_over"] and set(updated["targets"]) == set(TARGETS)
+    assert "Sections kept from earlier runs" in (out / "benchmark.md").read_text()
