@@ -99,6 +99,8 @@ def run_sweep(client: Client, tasks: Sequence[Task], spec: SweepSpec, *, progres
                     report.done.append(result)
                     if on_result:
                         on_result(result)
+                # forgotten by the cluster: a worker lost later no longer makes it run the task again
+                future.release()
                 bar.update(1)
     except BaseException:
         client.cancel(futures, force=True)

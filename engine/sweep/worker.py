@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+import pyarrow.parquet as pq
 import torch
 
 from ..cache import digest
@@ -20,7 +21,7 @@ from ..evaluate import unit_rows
 from ..explain import ExplanationEngine
 from .plan import Task
 from .spec import SweepSpec
-from .store import write_task
+from .store import is_finished, row_file, write_task
 
 # Set to a folder, each task first writes <folder>/<key>.<pid>.started there and waits for
 # <folder>/release: lets the tests kill a worker while it holds a task (never set otherwise).
@@ -89,7 +90,12 @@ def task_rows(engine: ExplanationEngine, task: Task, spec: SweepSpec) -> tuple[p
 
 
 def run_task(task: Task, spec: SweepSpec) -> TaskResult:
-    """Compute and write one task (the function the scheduler runs)."""
+    """Compute and write one task (the function the scheduler runs); a task whose files are
+    already in the store (the scheduler ran it again after losing the worker that held its
+    result) is read back instead of computed."""
+    if is_finished(spec.out, task):
+        rows = sum(pq.ParquetFile(row_file(spec.out, task, m)).metadata.num_rows for m in task.methods)
+        return TaskResult(task.key, task.label, rows, ())
     _hold_for_tests(task.key)
     engine = engine_for(task, spec)
     table, failures = task_rows(engine, task, spec)
