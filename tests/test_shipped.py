@@ -172,3 +172,31 @@ def test_readme_mask_free_table_is_recomputed_from_the_shipped_tables():
         failed = int((~rows["passed"]).sum())
         assert int(total) == len(rows) and int(count) == (failed if verdict == "fails" else len(rows) - failed)
         assert f"{rows.spearman.mean():.2f}" in check
+
+
+def test_readme_whole_field_table_is_recomputed_from_the_shipped_sweep():
+    """The README's ranking of every method: win rates by hand from the shipped sweep store's
+    rows (each image's win shared among tied methods), mean TKO per seed then over seeds, and
+    each method's cost from the benchmark; the store holds every registered method on every
+    shipped seed, with nothing held out."""
+    from engine.explainers import REGISTRY
+    from engine.results import read_store
+    from engine.sweep.costs import method_costs
+
+    store = read_store(RESULTS / "sweep")
+    assert store.problems == ()
+    rows = store.tko[store.tko["split"] == "test"]
+    assert set(rows["method"]) == set(REGISTRY)
+    counted = rows[rows["correct"].astype(bool) & rows["tko"].notna()]
+    by_tko = _win_rates_by_hand(counted.assign(split="test"), "tko").loc["test"]
+    mean_tko = counted.groupby(["method", "seed"])["tko"].mean().groupby(level="method").mean()
+    costs = method_costs(ig_refined=True).seconds
+    labels = {cls.label: key for key, cls in REGISTRY.items()}
+    readme = _readme_rows("| method | win rate by TKO | mean TKO | seconds per image |")
+    assert [labels[r[0]] for r in readme] == list(by_tko["mean"].sort_values(ascending=False, kind="stable").index)
+    one_seed = counted["seed"].nunique() == 1
+    for label, win, tko, seconds in readme:
+        m = labels[label]
+        expected = (f"{by_tko.loc[m, 'mean']:.3f}" if one_seed
+                    else f"{by_tko.loc[m, 'mean']:.3f} ± {by_tko.loc[m, 'std']:.3f}")
+        assert (win, tko, seconds) == (expected, f"{mean_tko[m]:.3f}", f"{costs[m]:.2f}"), label
