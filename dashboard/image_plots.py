@@ -9,11 +9,7 @@ y growing downwards like the array rows, so images stand upright.
 
 from __future__ import annotations
 
-import logging
-import threading
-import weakref
 from contextlib import contextmanager
-from functools import partial
 from typing import Any, Callable, Iterator
 
 import numpy as np
@@ -21,8 +17,6 @@ from bokeh.models import ColorBar, ColumnDataSource, HoverTool, LinearColorMappe
 from bokeh.plotting import figure
 
 from .colours import HEAT_CMAP, RECON_CMAP, palette
-
-log = logging.getLogger("pixel_evidence.dashboard")
 
 HEAT_LABEL = "map: percentile 1 → 99.5"
 RECON_LABEL = "P(defect)"
@@ -60,31 +54,9 @@ def one_message() -> Iterator[None]:
         yield
 
 
-# Changes made off the session's event loop wait here for its next tick, all of a document's
-# together: one tick, one message, one layout pass in the browser. Scheduled one tick each,
-# the dozen panes of a resize reached the browser one by one, each costing a layout and a round
-# trip (about 0.15 s apiece at first view), and the first numbers waited behind them.
-_PENDING: "weakref.WeakKeyDictionary[Any, list[Callable[[], None]]]" = weakref.WeakKeyDictionary()
-_PENDING_LOCK = threading.Lock()
-
-
-def _run_pending(doc: Any) -> None:
-    from panel.io.document import unlocked
-
-    with _PENDING_LOCK:
-        updates = _PENDING.pop(doc, [])
-    with unlocked():
-        for update in updates:
-            try:
-                update()
-            except Exception:  # noqa: BLE001 - one pane's failure must not keep the others from the page
-                log.exception("updating a pane failed")
-
-
 def _in_session(model: Any, update: Callable[[], None]) -> None:
     """Change a drawn Bokeh model safely: directly when this thread may (no server, or the
-    session's own event loop), else on the session's next tick, together with every other
-    change waiting for it."""
+    session's own event loop), else on the session's next tick, as HoloViews does too."""
     from panel.io.document import unlocked
     from panel.io.state import state
 
@@ -93,12 +65,7 @@ def _in_session(model: Any, update: Callable[[], None]) -> None:
         update()
         return
     if doc.session_context is not None and not state._unblocked(doc):
-        with _PENDING_LOCK:
-            waiting = _PENDING.setdefault(doc, [])
-            waiting.append(update)
-            first = len(waiting) == 1
-        if first:
-            doc.add_next_tick_callback(partial(_run_pending, doc))
+        doc.add_next_tick_callback(update)
         return
     with unlocked():
         update()
