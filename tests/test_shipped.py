@@ -187,6 +187,7 @@ def test_readme_whole_field_table_is_recomputed_from_the_shipped_sweep():
     assert store.problems == ()
     rows = store.tko[store.tko["split"] == "test"]
     assert set(rows["method"]) == set(REGISTRY)
+    assert store.ig_refined  # IG to evaluate's tolerance, as the README says and the costs below assume
     counted = rows[rows["correct"].astype(bool) & rows["tko"].notna()]
     by_tko = _win_rates_by_hand(counted.assign(split="test"), "tko").loc["test"]
     mean_tko = counted.groupby(["method", "seed"])["tko"].mean().groupby(level="method").mean()

@@ -267,6 +267,7 @@ def test_summary_tab_shows_the_store_beside_evaluate(dash, reference_store, eval
                 for r in summary["win_rates_across_seeds"] if r["class"] == "overall" and r["split"] == "test"}
     assert dict(zip(chosen["Method"], chosen["win rate (mean ± std over seeds)"])) == expected
     assert dict(zip(across["Method"], across["cat"])) == expected
+    assert not store.sweep.ig_refined  # this store's IG is the fixed rule: priced as such
     costs = method_costs().seconds
     assert dict(zip(chosen["Method"], chosen[COST])) == {store.label(m): round(costs[m], 3) for m in METHODS}
 

@@ -67,8 +67,7 @@ class CategoriesSection(Section):
         if self._category.value not in categories:
             self._category.value = categories[0]  # draws again through the watcher
             return
-        ig = tables.tko[tables.tko["method"] == "ig"]
-        costs = method_costs(ig_refined=bool("ig_converged" in ig and ig["ig_converged"].notna().any()))
+        costs = method_costs(ig_refined=tables.ig_refined)
         rates["cell"] = [mean_std(m, s) for m, s in zip(rates["mean"], rates["std"])]
         one = rates[rates["category"] == self._category.value].sort_values("mean", ascending=False)
         chosen = pd.DataFrame({"Method": [store.label(m) for m in one["method"]],

@@ -37,6 +37,7 @@ PARTITION_COLUMNS = ("category", "seed", "split", "method")
 PARTITIONING = ds.partitioning(pa.schema([("category", pa.string()), ("seed", pa.int64()), ("split", pa.string()),
                                           ("method", pa.string())]), flavor="hive")
 PROVENANCE_COLUMNS = ("checkpoint_sha256", "settings_sha256", "task_key")
+KEY = ["category", "seed", "split", "image_id"]  # one image of one seed: what its methods are ranked within
 _TYPES = {"image_id": pa.string(), "class": pa.string(), "predicted": pa.string(), "correct": pa.bool_(),
           "target": pa.string(), "k": pa.int64(), "n": pa.int64()}
 FAILURE_SCHEMA = pa.schema([("category", pa.string()), ("seed", pa.int64()), ("split", pa.string()),
@@ -77,6 +78,13 @@ class StoreTables:
     def categories(self) -> list[str]:
         return sorted(self.tko["category"].unique())
 
+    @property
+    def ig_refined(self) -> bool:
+        """True when the store's IG was refined to a tolerance (its rows say whether it
+        converged), False for the fixed rule or no IG."""
+        ig = self.tko[self.tko["method"] == "ig"]
+        return "ig_converged" in ig and bool(ig["ig_converged"].notna().any())
+
     def category(self, name: str) -> pd.DataFrame:
         """One category's rows in ``evaluate``'s columns (tko_table.csv)."""
         return self.tko[self.tko["category"] == name].drop(columns="category").reset_index(drop=True)
@@ -94,9 +102,6 @@ def _rerank(table: pd.DataFrame) -> pd.DataFrame:
         out["rank"] = pd.concat(ranks)
         out["win_share"] = pd.concat(shares)
     return out
-
-
-KEY = ["category", "seed", "split", "image_id"]
 
 
 def complete_rows(table: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
