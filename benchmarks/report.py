@@ -317,10 +317,7 @@ def carry_over(result: dict[str, Any], previous: Path, ran: tuple[str, ...], sec
         old = json.loads(Path(previous).read_text())
     except (OSError, ValueError) as err:
         raise ValueError(f"--update: cannot read the earlier report {previous} ({err}); run without --update") from None
-    carried = dict(old.get("carried_over") or {})
-    for name in list(carried):
-        if name in ran:
-            del carried[name]
+    carried = {name: c for name, c in (old.get("carried_over") or {}).items() if name not in ran}
     for name in sections:
         if name in ran or not isinstance(old.get(name), dict) or old[name].get("skipped"):
             continue
