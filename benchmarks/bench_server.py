@@ -121,8 +121,8 @@ class _DrawLog:
         store, view = dash.store, dash.image_view
         compute, draw = store._compute, view._draw
 
-        def timed_compute(req):
-            out = compute(req)
+        def timed_compute(*args):
+            out = compute(*args)
             self.ready = time.perf_counter()
             return out
 
