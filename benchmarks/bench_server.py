@@ -46,6 +46,8 @@ from typing import Any
 
 import numpy as np
 
+from .report import TARGETS
+
 log = logging.getLogger("pixel_evidence.bench")
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -424,7 +426,7 @@ def server_sessions(model_info: dict, sessions: tuple[int, ...], timeout: float,
 SOAK_SESSIONS = 10
 SOAK_CLICKS = 20
 SOAK_TIMEOUT_S = 1200.0
-SOAK_RSS_LIMIT_MB = 2.5 * 1024
+SOAK_RSS_LIMIT_MB = TARGETS["soak_peak_rss_mb"][2]
 
 _URL_IMAGE_JS = "() => new URLSearchParams(window.location.search).get('image')"
 
