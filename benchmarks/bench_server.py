@@ -46,7 +46,7 @@ from typing import Any
 
 import numpy as np
 
-from .report import TARGETS
+from .report import SERVER_RSS_LIMIT_MB
 
 log = logging.getLogger("pixel_evidence.bench")
 
@@ -426,7 +426,6 @@ def server_sessions(model_info: dict, sessions: tuple[int, ...], timeout: float,
 SOAK_SESSIONS = 10
 SOAK_CLICKS = 20
 SOAK_TIMEOUT_S = 1200.0
-SOAK_RSS_LIMIT_MB = TARGETS["soak_peak_rss_mb"][2]
 
 _URL_IMAGE_JS = "() => new URLSearchParams(window.location.search).get('image')"
 
@@ -443,7 +442,7 @@ def soak(engine, model_info: dict, log_path: Path) -> dict[str, Any]:
     """``SOAK_SESSIONS`` browser sessions on a fresh server each click "Next" ``SOAK_CLICKS``
     times, one seed and class each, while the server fills its cache in the background. Every
     page must end on its own image with title, selector, counter and URL agreeing; the server
-    must log no traceback and stay under ``SOAK_RSS_LIMIT_MB``."""
+    must log no traceback and stay under ``SERVER_RSS_LIMIT_MB``."""
     deadline = time.monotonic() + SOAK_TIMEOUT_S
     seeds = engine.seeds
     classes = [c for c in engine.classes if c != "good" and engine.image_ids("test", c)]
@@ -485,9 +484,9 @@ def soak(engine, model_info: dict, log_path: Path) -> dict[str, Any]:
     return {"sessions": SOAK_SESSIONS, "clicks_per_session": SOAK_CLICKS, "seconds": seconds,
             "round_p50_s": _pct(rounds, 50), "round_max_s": max(rounds), "consistent_pages": SOAK_SESSIONS - len(problems),
             "inconsistent": problems, "tracebacks": len(tracebacks), "traceback_errors": tracebacks[:5],
-            "peak_rss_mb": peak, "after_close_mb": after, "rss_limit_mb": SOAK_RSS_LIMIT_MB,
+            "peak_rss_mb": peak, "after_close_mb": after, "rss_limit_mb": SERVER_RSS_LIMIT_MB,
             "background_fill_jobs": fill_jobs,
-            "ok": not problems and not tracebacks and peak < SOAK_RSS_LIMIT_MB,
+            "ok": not problems and not tracebacks and peak < SERVER_RSS_LIMIT_MB,
             "what": f"{SOAK_SESSIONS} pages (one seed and defect class each) press Next {SOAK_CLICKS} times, all "
                     "pages per round, each waiting for its next image; round = from the presses to the last page "
                     "showing its image"}
