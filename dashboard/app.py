@@ -66,7 +66,7 @@ class Dashboard(pn.viewable.Viewer):
     """Everything of one session, once the engine is ready."""
 
     def __init__(self, engine: Any, *, host: EngineHost | None = None, location: Any = None,
-                 query: dict[str, str] | None = None, **params: Any):
+                 query: dict[str, str] | None = None, events: PageEvents | None = None, **params: Any):
         super().__init__(**params)
         self.engine = engine
         self.catalogue = Catalogue.from_engine(engine)
@@ -101,11 +101,14 @@ class Dashboard(pn.viewable.Viewer):
         self.tabs.param.watch(lambda e: setattr(self.state, "tab", TABS[e.new]), "active")
         self.state.param.watch(lambda e: setattr(self.tabs, "active", TABS.index(e.new)), "tab")
         self.state.param.watch(self._open_summary, "tab")
-        # the window's size sets the panes' sizes; in presentation mode ← → step through the images
-        self.events = PageEvents()
+        # The window's size sets the panes' sizes; in presentation mode ← → step through the images.
+        # A page's own probe (``events``) has reported the size before this view is built, so the
+        # panes go out at their size instead of being drawn at a default and then again.
+        self.events = events or PageEvents()
         self.events.param.watch(self._resize, ["window_width", "window_height"])
         self.events.param.watch(self._arrow, "press")
-        self.main = pn.Column(self.engine_warnings, self.notice, self.tabs, self.events, sizing_mode="stretch_width")
+        self.main = pn.Column(self.engine_warnings, self.notice, self.tabs, *([] if events else [self.events]),
+                              sizing_mode="stretch_width")
         self.state.param.watch(self._mode, "mode")
         self.image_view.on_new_panes = self._restyle  # new method rows are new panes
         self.results.param.watch(self._restyle, "tables")     # so are the summary's redrawn words
@@ -264,8 +267,9 @@ def create_app(config: AppConfig | None = None, *, engine: Any = None, host: Eng
         host = get_host(config or AppConfig())
     sidebar = pn.Column(sizing_mode="stretch_width")
     main = pn.Column(sizing_mode="stretch_width", min_height=300)
+    events = PageEvents()  # in the page from its first bytes: it reports the window while the engine loads
     template = pn.template.FastListTemplate(
-        title=TITLE, sidebar=[sidebar], main=[main], accent=ACCENT, header_background="#0B3954",
+        title=TITLE, sidebar=[sidebar], main=[main, events], accent=ACCENT, header_background="#0B3954",
         sidebar_width=320, main_layout=None, theme_toggle=False)
     template.dashboard = None  # set once built; handy for tests and debugging
     location = pn.state.location if pn.state.curdoc is not None and pn.state.curdoc.session_context else None
@@ -277,7 +281,7 @@ def create_app(config: AppConfig | None = None, *, engine: Any = None, host: Eng
             main.objects = [problem_view(host.problem)]
             return
         try:
-            dash = Dashboard(engine_obj, host=host, location=location, query=query)
+            dash = Dashboard(engine_obj, host=host, location=location, query=query, events=events)
         except Exception as exc:  # noqa: BLE001 - never a traceback in the page
             log.exception("building the dashboard failed")
             main.objects = [problem_view(SetupProblem("The dashboard could not start", f"{type(exc).__name__}: {exc}",

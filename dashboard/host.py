@@ -212,6 +212,7 @@ class EngineHost:
         return self
 
     def _build(self) -> None:
+        started = time.perf_counter()
         try:
             engine = self._factory()
         except BaseException as exc:  # noqa: BLE001 - every failure becomes a page, never a traceback
@@ -225,8 +226,10 @@ class EngineHost:
             self.first_view_ready.set()
             return
         self._future.set_result(engine)
+        log.info("engine ready in %.2f s", time.perf_counter() - started)
         if self._first_view:
             self._open_first_view(engine)
+            log.info("opening view computed %.2f s after the engine build started", time.perf_counter() - started)
         self.first_view_ready.set()
 
     def _open_first_view(self, engine: Any) -> None:

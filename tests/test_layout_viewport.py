@@ -98,6 +98,38 @@ def test_the_maps_grow_with_the_window(chromium, server):
         context.close()
 
 
+def test_a_new_page_draws_its_panes_once_at_the_windows_size(chromium, server):
+    """The page reports its window before the view is built, so no figure is laid out at the
+    default size and then again at the window's (each pass of nine figures took seconds of the
+    browser's time). Every figure reports each layout's frame width to the server: read them."""
+    import json
+
+    from dashboard.sizes import DEFAULT, pane_sizes
+
+    width, height = 1920, 1080
+    wanted = pane_sizes(width, height)
+    assert {wanted.top, wanted.method}.isdisjoint({DEFAULT.top, DEFAULT.method})  # else nothing to tell apart
+    widths: list[int] = []
+
+    def sent(payload) -> None:
+        try:
+            events = json.loads(payload).get("events", [])
+        except (TypeError, ValueError, AttributeError):
+            return
+        widths.extend(e["new"] for e in events if e.get("kind") == "ModelChanged" and e.get("attr") == "inner_width")
+
+    context, page = _new_page(chromium, viewport={"width": width, "height": height})
+    try:
+        page.on("websocket", lambda ws: ws.on("framesent", sent))
+        page.goto(server)
+        page.locator(".pe-tko").first.wait_for()
+        page.wait_for_function(_PANES_AT_JS, arg=wanted.method, timeout=WAIT_MS)
+        assert wanted.method in widths  # the method panes reported their layout
+        assert not {DEFAULT.top, DEFAULT.method} & set(widths), widths
+    finally:
+        context.close()
+
+
 def _font_px(page, selector: str) -> float:
     return page.locator(selector).first.evaluate("el => parseFloat(getComputedStyle(el).fontSize)")
 
