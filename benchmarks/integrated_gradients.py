@@ -37,11 +37,10 @@ def _gap_spread(deltas: list[float]) -> dict[str, float]:
 def bench_ig_accuracy(engine, seed: int, cfg: BenchConfig, clock: Clock) -> dict[str, Any]:
     """|delta| / |F(x) - F(black)| (median, p90, max over the images) and seconds per image for
     each quadrature and step count, and for the tolerance scheme at each of ``cfg.ig_tolerances``
-    (steps used, share converged). Captum's ``riemann_trapezoid`` rows carry the sum of its
-    weights, (n - 1) / n: a bias of its own besides the quadrature error."""
-    from captum.attr._utils.approximation_methods import approximation_parameters
-
+    (steps used, share converged). Every row carries its rule's weight sum: 1 for the engine's
+    rules (results measured before they replaced captum's show captum's trapezoid, (n - 1) / n)."""
     from engine.choices import IG_MAX_STEPS
+    from engine.explainers.ig_path import fixed_rule
     from engine.explainers.integrated_gradients import IntegratedGradients
 
     ids = defect_ids(engine)[: max(1, cfg.ig_images)]
@@ -59,7 +58,7 @@ def bench_ig_accuracy(engine, seed: int, cfg: BenchConfig, clock: Clock) -> dict
                 deltas.append(float(out.extras["relative_delta"][0]))
                 times.append(t)
             rows.append({"method": method, "n_steps": n, **_gap_spread(deltas), "seconds": median(times),
-                         "weight_sum": float(sum(approximation_parameters(method)[0](n))), "relative_deltas": deltas})
+                         "weight_sum": float(fixed_rule(method, n)[1].sum()), "relative_deltas": deltas})
     scheme = []
     for tol in cfg.ig_tolerances:
         ig = _ig_on(engine, seed, tolerance=tol, max_steps=IG_MAX_STEPS)

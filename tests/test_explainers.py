@@ -84,6 +84,36 @@ def test_ig_completeness_against_black_baseline():
     assert (out.maps.sum((1, 2)) >= gap.abs() * 0.99).all()
 
 
+@pytest.mark.parametrize("method", ["gausslegendre", "riemann_left", "riemann_right", "riemann_middle",
+                                    "riemann_trapezoid"])
+def test_ig_matches_captum_for_every_fixed_rule(net, batch, method):
+    """Our fixed rules against captum's IntegratedGradients, an independent implementation.
+    Captum's trapezoid weights sum to (n - 1)/n, ours to 1: its answer is ours scaled by
+    (n - 1)/n. The two sum the same float32 terms (10 nodes, then 3 channels) in other orders
+    and precisions, so they differ by at most ~13 roundings of 6e-8 of the terms' size: 1e-6
+    relative, and of the map's largest value where terms of opposite sign cancel."""
+    from captum.attr import IntegratedGradients as CaptumIG
+
+    x, target = batch
+    n = 10
+    ours = IntegratedGradients(net, n_steps=n, method=method).attribute(x, target)
+    baseline = IntegratedGradients(net).black_baseline(x)
+    theirs = CaptumIG(net).attribute(x, baselines=baseline, target=target, n_steps=n, method=method)
+    if method == "riemann_trapezoid":
+        theirs = theirs * n / (n - 1)
+    expected = theirs.detach().abs().sum(1)
+    assert torch.allclose(ours.maps, expected, rtol=1e-6, atol=1e-6 * float(expected.abs().max()))
+
+
+def test_ig_rule_errors(net, batch):
+    x, target = batch
+    with pytest.raises(ValueError, match="unknown IG method 'simpson'"):
+        IntegratedGradients(net, method="simpson").attribute(x, target)
+    with pytest.raises(ValueError, match="riemann_trapezoid needs n_steps of at least 2"):
+        IntegratedGradients(net, n_steps=1, method="riemann_trapezoid").attribute(x, target)
+    with pytest.raises(ValueError, match="n_steps must be at least 1"):
+        IntegratedGradients(net, n_steps=0).attribute(x, target)
+
 def test_ig_batched_equals_unbatched(net, batch):
     x, target = batch
     full = IntegratedGradients(net, n_steps=10).attribute(x, target)

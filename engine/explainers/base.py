@@ -123,6 +123,10 @@ class Explainer:
     ``params`` holds the method's settings; they are part of every cache key, so two
     explainers with equal ``params`` must produce equal maps. ``batch_images`` False tells
     callers to send one image per call (a method that already batches internally).
+
+    A method built on captum imports it where it calls it, not at the top of its file:
+    importing captum takes about half a second (it loads matplotlib), which a server's first
+    view (Grad-CAM, Saliency and IG, none of them captum's) should not wait for.
     """
 
     key: ClassVar[str]

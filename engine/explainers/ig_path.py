@@ -165,3 +165,33 @@ def gauss_legendre(n: int) -> tuple[np.ndarray, np.ndarray]:
     """``n`` Gauss-Legendre nodes and weights on [0, 1] (what captum's ``gausslegendre`` uses)."""
     x, w = np.polynomial.legendre.leggauss(n)
     return (x + 1) / 2, w / 2
+
+
+FIXED_RULES = ("gausslegendre", "riemann_left", "riemann_right", "riemann_middle", "riemann_trapezoid")
+
+
+def fixed_rule(method: str, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Nodes and weights on [0, 1] of an ``n``-node rule, by captum's names.
+
+    The nodes are captum's; the weights too, except the trapezoid's: captum gives every node
+    1/n and halves the ends, so its weights sum to (n - 1)/n and the attributions fall short
+    of F(x) - F(b) by 1/n of it; here the interior weights are 1/(n - 1) and the sum is 1."""
+    if n < 1:
+        raise ValueError(f"n_steps must be at least 1, got {n}")
+    if method == "gausslegendre":
+        return gauss_legendre(n)
+    i = np.arange(n, dtype=np.float64)
+    uniform = np.full(n, 1.0 / n)
+    if method == "riemann_left":
+        return i / n, uniform
+    if method == "riemann_right":
+        return (i + 1) / n, uniform
+    if method == "riemann_middle":
+        return (i + 0.5) / n, uniform
+    if method == "riemann_trapezoid":
+        if n < 2:
+            raise ValueError("riemann_trapezoid needs n_steps of at least 2 (both ends of the path)")
+        weights = np.full(n, 1.0 / (n - 1))
+        weights[[0, -1]] /= 2
+        return np.linspace(0.0, 1.0, n), weights
+    raise ValueError(f"unknown IG method {method!r}: use one of {', '.join(FIXED_RULES)}")

@@ -21,7 +21,6 @@ import math
 
 import numpy as np
 import torch
-from captum.attr import Lime as CaptumLime
 
 from .base import Attribution, Explainer
 
@@ -49,6 +48,8 @@ class Lime(Explainer):
         def draw_pattern(original, num_interp_features, **kwargs):
             coin = torch.full((1, num_interp_features), 0.5)
             return torch.bernoulli(coin, generator=generator).to(image.device).long()
+
+        from captum.attr import Lime as CaptumLime  # lazy: see ``Explainer``
 
         lime = CaptumLime(self.classifier, interpretable_model=_WeightedRidge(RIDGE_ALPHA),
                           similarity_func=_lime_kernel, perturb_func=draw_pattern)

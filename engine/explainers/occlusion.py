@@ -13,7 +13,6 @@ At 224 x 224 the defaults make 13 x 13 = 169 windows.
 from __future__ import annotations
 
 import torch
-from captum.attr import Occlusion as CaptumOcclusion
 
 from .base import Attribution, Explainer
 
@@ -30,6 +29,8 @@ class Occlusion(Explainer):
         window, stride = int(self.params["window"]), int(self.params["stride"])
         if not 0 < stride <= window <= min(inputs.shape[-2:]):
             raise ValueError(f"need 0 < stride <= window <= image side, got stride {stride}, window {window}")
+        from captum.attr import Occlusion as CaptumOcclusion  # lazy: see ``Explainer``
+
         drops = CaptumOcclusion(self.classifier).attribute(
             inputs.detach(), sliding_window_shapes=(3, window, window), strides=(3, stride, stride),
             baselines=self.black_baseline(inputs), target=target,

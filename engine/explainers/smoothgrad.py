@@ -17,12 +17,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from typing import TYPE_CHECKING
+
 import torch
-from captum.attr import Attribution as CaptumAttribution
-from captum.attr import NoiseTunnel
-from captum.attr import Saliency as CaptumSaliency
 
 from .base import Attribution, Explainer
+
+if TYPE_CHECKING:
+    from captum.attr import Attribution as CaptumAttribution
 
 
 class SmoothGrad(Explainer):
@@ -32,6 +34,8 @@ class SmoothGrad(Explainer):
     defaults = {"nt_samples": 16, "noise": 0.15, "seed": 0, "batch_size": 8}
 
     def _method(self) -> CaptumAttribution:
+        from captum.attr import Saliency as CaptumSaliency  # lazy: see ``Explainer``
+
         return CaptumSaliency(self.classifier)
 
     def _method_kwargs(self, image: torch.Tensor) -> dict[str, Any]:
@@ -46,6 +50,8 @@ class SmoothGrad(Explainer):
         noise = float(self.params["noise"])
         if noise < 0:
             raise ValueError(f"noise must be >= 0, got {noise}")
+        from captum.attr import NoiseTunnel
+
         tunnel = NoiseTunnel(self._method())
         maps = []
         with torch.random.fork_rng(devices=[inputs.device] if inputs.device.type == "cuda" else []):

@@ -12,11 +12,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from typing import TYPE_CHECKING
+
 import torch
-from captum.attr import Attribution as CaptumAttribution
-from captum.attr import IntegratedGradients as CaptumIG
 
 from .smoothgrad import SmoothGrad
+
+if TYPE_CHECKING:
+    from captum.attr import Attribution as CaptumAttribution
 
 
 class SmoothGradIG(SmoothGrad):
@@ -26,6 +29,8 @@ class SmoothGradIG(SmoothGrad):
     defaults = {"nt_samples": 8, "noise": 0.15, "n_steps": 8, "seed": 0, "batch_size": 2}
 
     def _method(self) -> CaptumAttribution:
+        from captum.attr import IntegratedGradients as CaptumIG  # lazy: see ``Explainer``
+
         return CaptumIG(self.classifier)
 
     def _method_kwargs(self, image: torch.Tensor) -> dict[str, Any]:
