@@ -46,7 +46,7 @@ from .contention import bench_contention
 from .integrated_gradients import bench_ig_accuracy, bench_ig_chunks
 from .latency import bench_cold, bench_methods, bench_warm
 from .measured_engine import open_engine
-from .report import carry_over, check_targets, json_safe, load_average, machine_info, markdown, write_reports
+from .report import carry_over, check_targets, read_previous, json_safe, load_average, machine_info, markdown, write_reports
 from .sweep import bench_sweep
 from .throughput import bench_evaluation, bench_training
 from .timing import Clock
@@ -56,10 +56,13 @@ log = logging.getLogger("pixel_evidence.bench")
 
 # ------------------------------------------------------------------ running the sections
 
-def run(cfg: BenchConfig) -> dict[str, Any]:
-    """Run the selected sections; write ``benchmark.json`` and ``benchmark.md`` into ``cfg.out``."""
+def run(cfg: BenchConfig, previous: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Run the selected sections; write ``benchmark.json`` and ``benchmark.md`` into ``cfg.out``.
+    With ``cfg.update``, ``previous`` is the earlier report (read from ``cfg.out`` if not given)."""
     start = time.perf_counter()
     out = Path(cfg.out)
+    if cfg.update and previous is None:
+        previous = read_previous(out / "benchmark.json")
     out.mkdir(parents=True, exist_ok=True)
     notes: list[str] = []
     with tempfile.TemporaryDirectory(prefix="bench-", dir=out) as scratch:
@@ -93,8 +96,8 @@ def run(cfg: BenchConfig) -> dict[str, Any]:
         finally:
             engine.close()
     result["notes"] = notes
-    if cfg.update:
-        result = carry_over(result, out / "benchmark.json", cfg.sections, SECTIONS)
+    if previous is not None:
+        result = carry_over(result, previous, cfg.sections, SECTIONS)
     result["targets"] = check_targets(result)
     result["seconds_total"] = time.perf_counter() - start
     result["machine"]["load_average_at_end"] = load_average()
@@ -165,7 +168,11 @@ def main(argv: Sequence[str] | None = None, prog: str = "pixel-evidence bench") 
     if args.threads:
         torch.set_num_threads(args.threads)
     cfg = config_from_args(args)
-    result = run(cfg)
+    try:
+        previous = read_previous(Path(cfg.out) / "benchmark.json") if cfg.update else None
+    except ValueError as err:
+        parser.error(str(err))
+    result = run(cfg, previous)
     print(markdown(result))
     print(f"wrote {Path(cfg.out) / 'benchmark.json'} and benchmark.md")
     return 0

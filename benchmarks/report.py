@@ -319,13 +319,22 @@ def markdown(result: dict) -> str:
     return "\n".join(lines)
 
 
-def carry_over(result: dict[str, Any], previous: Path, ran: tuple[str, ...], sections: tuple[str, ...]) -> dict[str, Any]:
-    """``result`` with the sections it skipped taken from the report at ``previous`` (when that
-    report has them), each labelled with the run it came from, and that run's notes kept."""
+def read_previous(previous: Path) -> dict[str, Any]:
+    """The earlier report that ``--update`` keeps sections of; read before anything is measured,
+    so that a wrong ``--out`` fails at once instead of after minutes of measuring."""
     try:
         old = json.loads(Path(previous).read_text())
     except (OSError, ValueError) as err:
-        raise ValueError(f"--update: cannot read the earlier report {previous} ({err}); run without --update") from None
+        raise ValueError(f"--update: cannot read the earlier report {previous} ({err}); pass the --out folder "
+                         "that holds it (the shipped one is benchmarks/results), or run without --update") from None
+    if not isinstance(old, dict):
+        raise ValueError(f"--update: {previous} is not a benchmark report; run without --update")
+    return old
+
+
+def carry_over(result: dict[str, Any], old: dict[str, Any], ran: tuple[str, ...], sections: tuple[str, ...]) -> dict[str, Any]:
+    """``result`` with the sections it skipped taken from the earlier report ``old`` (when that
+    report has them), each labelled with the run it came from, and that run's notes kept."""
     carried = {name: c for name, c in (old.get("carried_over") or {}).items() if name not in ran}
     for name in sections:
         if name in ran or not isinstance(old.get(name), dict) or old[name].get("skipped"):

@@ -102,3 +102,18 @@ def test_bench_writes_every_field(tiny_run, tmp_path, capsys):
         assert updated["carried_over"][kept]["date"] == result["machine"]["date"]
     assert "warm" not in updated["carried_over"] and set(updated["targets"]) == set(TARGETS)
     assert "Sections kept from earlier runs" in (out / "benchmark.md").read_text()
+
+
+def test_update_without_an_earlier_report_fails_before_measuring(tmp_path, capsys):
+    """``--update`` with an ``--out`` that holds no report: a one-line error at once, naming
+    the file and the folder to pass, and nothing measured or written (it used to fail only
+    after every section had run, losing their results)."""
+    from benchmarks.bench import main as bench_main
+
+    out = tmp_path / "bench"
+    with pytest.raises(SystemExit) as exit_info:
+        bench_main(["--only", "dashboard", "--update", "--out", str(out)])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert str(out / "benchmark.json") in err and "benchmarks/results" in err
+    assert not out.exists()
