@@ -167,8 +167,8 @@ def main(argv: Sequence[str] | None = None, prog: str = "pixel-evidence bench") 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
     if args.threads:
         torch.set_num_threads(args.threads)
-    cfg = config_from_args(args)
-    try:
+    try:  # bad options and a missing earlier report: one line, before anything is measured
+        cfg = config_from_args(args)
         previous = read_previous(Path(cfg.out) / "benchmark.json") if cfg.update else None
     except ValueError as err:
         parser.error(str(err))
