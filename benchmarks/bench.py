@@ -46,7 +46,8 @@ from .contention import bench_contention
 from .integrated_gradients import bench_ig_accuracy, bench_ig_chunks
 from .latency import bench_cold, bench_methods, bench_warm
 from .measured_engine import open_engine
-from .report import carry_over, check_targets, read_previous, json_safe, load_average, machine_info, markdown, write_reports
+from .report import (carry_over, check_targets, json_safe, load_average, machine_info, markdown, read_previous,
+                     write_reports)
 from .sweep import bench_sweep
 from .throughput import bench_evaluation, bench_training
 from .timing import Clock
