@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 import tempfile
 import time
 from dataclasses import asdict
@@ -171,8 +172,9 @@ def main(argv: Sequence[str] | None = None, prog: str = "pixel-evidence bench") 
     try:  # bad options and a missing earlier report: one line, before anything is measured
         cfg = config_from_args(args)
         previous = read_previous(Path(cfg.out) / "benchmark.json") if cfg.update else None
-    except ValueError as err:
-        parser.error(str(err))
+    except ValueError as err:  # as `pixel-evidence` reports bad input
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     result = run(cfg, previous)
     print(markdown(result))
     print(f"wrote {Path(cfg.out) / 'benchmark.json'} and benchmark.md")
