@@ -6,9 +6,9 @@ Start it with Panel's server::
     panel serve app.py --warm --args --data DIR --models DIR
     panel serve app.py --warm --args --config dashboard.toml
 
-``--warm`` runs this script once as the server starts, which starts building the engine and
-computing the opening view before the first visitor asks (that start-up page is closed
-at once and never built).
+``--warm`` runs this script once as the server starts: it imports the engine's modules (torch)
+before the server listens, then builds the engine and computes the opening view before the
+first visitor asks (that start-up page is closed at once and never built).
 
 ``--data`` is an MVTec-AD-layout category folder (e.g. ``.../hazelnut``), ``--models`` a folder
 of checkpoints written by ``pixel-evidence train`` (``seed_<n>.pt`` + ``seed_<n>.json`` and the

@@ -7,6 +7,7 @@ an engine they built. One engine per process is shared by every session (see
 
 from __future__ import annotations
 
+import asyncio
 import html
 import logging
 import threading
@@ -252,6 +253,16 @@ def _extension() -> None:
         pn.config.nthreads = DEFAULT_THREADS
 
 
+def _before_listening() -> bool:
+    """Whether this page is ``panel serve --warm``'s start-up run: the server builds a visitor's
+    page inside its running event loop, and the start-up run comes before any loop runs."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return True
+    return False
+
+
 def create_app(config: AppConfig | None = None, *, engine: Any = None, host: EngineHost | None = None,
                query: dict[str, str] | None = None) -> pn.template.FastListTemplate:
     """The page for one session.
@@ -263,8 +274,9 @@ def create_app(config: AppConfig | None = None, *, engine: Any = None, host: Eng
     _extension()
     if engine is not None and host is None:
         host = EngineHost.for_engine(engine)
+    location = pn.state.location if pn.state.curdoc is not None and pn.state.curdoc.session_context else None
     if host is None:
-        host = get_host(config or AppConfig())
+        host = get_host(config or AppConfig(), import_here=location is not None and _before_listening())
     sidebar = pn.Column(sizing_mode="stretch_width")
     main = pn.Column(sizing_mode="stretch_width", min_height=300)
     events = PageEvents()  # in the page from its first bytes: it reports the window while the engine loads
@@ -272,7 +284,6 @@ def create_app(config: AppConfig | None = None, *, engine: Any = None, host: Eng
         title=TITLE, sidebar=[sidebar], main=[main, events], accent=ACCENT, header_background="#0B3954",
         sidebar_width=320, main_layout=None, theme_toggle=False)
     template.dashboard = None  # set once built; handy for tests and debugging
-    location = pn.state.location if pn.state.curdoc is not None and pn.state.curdoc.session_context else None
 
     def fill(engine_obj: Any) -> None:
         started = time.perf_counter()

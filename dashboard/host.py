@@ -12,15 +12,18 @@ pauses when no request has come for ``idle_after`` seconds, until the next one. 
 says what it is doing. :data:`SESSIONS` counts the server's open sessions and gives the
 memory of closed ones back.
 
-The engine module (and with it torch) is imported lazily inside the builder thread, so
-importing the dashboard never loads a deep-learning stack.
+The engine module (and with it torch) is imported lazily, inside the builder thread or, under
+``panel serve --warm``, in the start-up run before the server listens; importing the dashboard
+never loads a deep-learning stack.
 """
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import gc
 import logging
+import os
 import threading
 import time
 from collections import deque
@@ -156,6 +159,24 @@ class _Job:
         return self.seed, self.split, tuple(sorted(self.methods)), self.target
 
 
+def _import_engine() -> float:
+    """Import the engine's modules (torch among them) and return the seconds it took."""
+    started = time.perf_counter()
+    # OpenMP threads that wait for work sleep instead of spinning. The server shares its
+    # cores with browsers, other sessions and other jobs; a spinning waiter takes the core
+    # its partner needs. Measured on 2 cores with one busy: three maps 0.84 s passive against
+    # 1.8 s spinning (0.62 against 0.55 s on idle cores). Read once, when torch loads below.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    import engine.explain  # noqa: F401 - lazy: this is where torch gets imported
+
+    # The imports leave half a million objects (torch, Bokeh, Panel) that live as long as the
+    # server. Frozen, they are left out of every later full garbage collection, which otherwise
+    # walks them all: 0.2 s or more holding the GIL, stalling every session, each time Panel
+    # collects after a closed page or the allocator's counts call for one.
+    gc.freeze()
+    return time.perf_counter() - started
+
+
 class EngineHost:
     """Holds the shared engine (or the reason it could not be built) and its background fill.
 
@@ -197,17 +218,33 @@ class EngineHost:
         return host
 
     def _default_factory(self) -> Any:
-        from engine.explain import load_engine  # lazy: this is where torch gets imported
+        _import_engine()
+        from engine.explain import load_engine
 
-        return load_engine(self.config.data, self.config.models, **self.config.engine_kwargs())
+        engine = load_engine(self.config.data, self.config.models, **self.config.engine_kwargs())
+        gc.freeze()  # the engine's own long-lived objects too (see _import_engine)
+        return engine
 
     # --------------------------------------------------------------- the engine
 
-    def start(self) -> "EngineHost":
+    def start(self, *, import_here: bool = False) -> "EngineHost":
+        """Start building the engine in a thread of its own (once; later calls return at once).
+
+        ``import_here``: first import the engine's modules, torch among them, in the calling
+        thread. ``panel serve --warm`` runs the app once before the server listens; importing
+        there (2.5 s) keeps the import from competing with the first pages for the GIL, so a
+        page asked for once the server listens waits only for the model and its maps."""
         with self._lock:
             if self._started:
                 return self
             self._started = True
+        if import_here and self._factory == self._default_factory:
+            try:
+                took = _import_engine()
+            except Exception:  # noqa: BLE001 - the build below meets it again and makes it a page
+                log.debug("importing the engine failed", exc_info=True)
+            else:
+                log.info("engine modules imported in %.2f s, before the server listens", took)
         threading.Thread(target=self._build, name="engine-build", daemon=True).start()
         return self
 
@@ -495,11 +532,12 @@ _HOSTS: dict[tuple, EngineHost] = {}
 _HOSTS_LOCK = threading.Lock()
 
 
-def get_host(config: AppConfig) -> EngineHost:
-    """The process-wide host for ``config``, created and started on first use."""
+def get_host(config: AppConfig, *, import_here: bool = False) -> EngineHost:
+    """The process-wide host for ``config``, created and started on first use (``import_here``:
+    see :meth:`EngineHost.start`)."""
     key = config.key()
     with _HOSTS_LOCK:
         host = _HOSTS.get(key)
         if host is None:
             host = _HOSTS[key] = EngineHost(config)
-    return host.start()
+    return host.start(import_here=import_here)

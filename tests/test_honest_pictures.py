@@ -84,6 +84,39 @@ def test_every_method_has_its_own_colour_and_dash():
             assert da != db, (la, lb)
 
 
+def test_the_colour_maps_are_matplotlibs_without_importing_it():
+    """The page's colour maps come from Bokeh, so a first view never waits for matplotlib to
+    import (0.4 s). inferno, RdBu and Blues are matplotlib's maps within one unit per channel;
+    Bokeh's cividis is another version of that map than matplotlib's (up to 23 units apart), so
+    it is checked for what it is for: lightness that only rises, from dark blue to yellow."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from matplotlib import colormaps
+
+    from dashboard.colours import palette
+
+    probe = ("import sys\nfrom dashboard.colours import palette\n"
+             "for name in ('inferno', 'cividis', 'RdBu', 'Blues'): palette(name)\n"
+             "print('matplotlib' in sys.modules)\n")
+    run = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parent.parent)
+    assert run.stdout.strip() == "False"
+
+    def rgb(colours):
+        return np.array([[int(c[i:i + 2], 16) for i in (1, 3, 5)] for c in colours])
+
+    for name in ("inferno", "RdBu", "Blues"):
+        theirs = np.round(colormaps[name](np.arange(256))[:, :3] * 255)  # the map's own 256-entry table
+        assert np.abs(rgb(palette(name)) - theirs).max() <= 1, name
+    lightness = np.array([_lab(c)[0] for c in palette("cividis")])
+    assert np.all(np.diff(lightness) >= 0) and lightness[-1] - lightness[0] > 70
+    assert len(palette("RdBu", 11)) == 11
+    with pytest.raises(ValueError, match="unknown colour map 'jet'"):
+        palette("jet")
+
+
 def test_a_method_has_the_same_colour_in_every_view(dash):
     import re
 

@@ -239,3 +239,62 @@ def test_the_server_caps_glibcs_arenas():
         return int(run.stdout.strip())
 
     assert heaps("capped") <= SERVER_ARENAS < heaps("default")
+
+
+IMPORT_PROBE = r"""
+import gc, os, sys
+from dashboard.host import _import_engine
+assert "torch" not in sys.modules
+_import_engine()
+print(os.environ.get("OMP_WAIT_POLICY"), "torch" in sys.modules, gc.get_freeze_count())
+"""
+
+
+@pytest.mark.parametrize("given, expected", [(None, "PASSIVE"), ("ACTIVE", "ACTIVE")])
+def test_the_servers_import_sets_sleeping_openmp_waiters_and_freezes_what_it_loaded(given, expected):
+    """Before torch loads, the server asks OpenMP's waiting threads to sleep (unless the operator
+    chose otherwise); after, the half million objects of the imports are frozen out of the
+    garbage collector's full passes."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    if given:
+        env["OMP_WAIT_POLICY"] = given
+    run = subprocess.run([sys.executable, "-c", IMPORT_PROBE], capture_output=True, text=True, check=True, env=env,
+                         cwd=Path(__file__).resolve().parent.parent, timeout=WAIT_S)
+    policy, torch_loaded, frozen = run.stdout.split()
+    assert policy == expected and torch_loaded == "True"
+    assert int(frozen) > 100_000  # torch alone brings several hundred thousand
+
+
+def test_panel_serve_warm_imports_the_engine_before_it_listens(tiny_run, tmp_path):
+    """``panel serve app.py --warm`` imports torch in its start-up run, before it listens: a page
+    asked for once the server answers then never shares the GIL with that import."""
+    import socket
+    import time
+
+    root, models, *_ = tiny_run
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log = tmp_path / "serve.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "panel", "serve", "app.py", "--warm", "--port", str(port),
+                                 "--address", "127.0.0.1", "--args", "--data", str(root), "--models", str(models)],
+                                cwd=Path(__file__).resolve().parent.parent, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + WAIT_S
+        while "Bokeh app running at" not in log.read_text(errors="replace"):
+            assert proc.poll() is None, log.read_text(errors="replace")
+            assert time.monotonic() < deadline, "the server never said it listens"
+            time.sleep(0.2)
+        text = log.read_text(errors="replace")
+        assert "engine modules imported in" in text, text
+        assert text.index("engine modules imported in") < text.index("Bokeh app running at")
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=WAIT_S)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
