@@ -121,6 +121,11 @@ class PriorityLock:
         self.release()
 
     @property
+    def held_here(self) -> bool:
+        """Whether the calling thread holds the lock."""
+        return self._owner == threading.get_ident()
+
+    @property
     def waiting(self) -> int:
         """How many callers wait for the lock now (for tests and the benchmark)."""
         with self._cond:

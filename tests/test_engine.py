@@ -69,6 +69,24 @@ def test_explain_returns_maps_scores_and_prediction(engine, tiny_run):
     assert ex.methods["ig"].extras["relative_delta"] == pytest.approx(float(direct.extras["relative_delta"]), rel=1e-3)
 
 
+def test_every_backward_runs_under_the_model_lock(tiny_run):
+    """Between a forward and its backward the graph keeps every activation. The backward runs
+    under the model lock too, so that concurrent requests hold one such graph at a time, not
+    one each (what the server's memory under ten sessions depends on)."""
+    root, models = tiny_run[0], tiny_run[1]
+    eng = ExplanationEngine(root, models, device="cpu", method_params={"ig": {"n_steps": 8}})
+    stem = eng.model(7)[0].encoder[0]
+    held = []
+    handle = stem.register_full_backward_hook(lambda module, grad_in, grad_out: held.append(eng.pool.lock.held_here))
+    try:
+        eng.explain(7, "test", _defect_id(eng), ["gradcam", "saliency", "ig"])
+    finally:
+        handle.remove()
+    assert len(held) == 3  # the shared Grad-CAM/Saliency pass and IG's two chunks
+    assert all(held)
+    eng.close()
+
+
 @pytest.mark.parametrize("target", ["predicted", "true"])
 def test_cold_prediction_rides_on_the_shared_gradient_pass(tiny_run, target):
     """On a cold image, Grad-CAM and Saliency's pass is the prediction forward as well: the
@@ -90,10 +108,11 @@ def test_cold_prediction_rides_on_the_shared_gradient_pass(tiny_run, target):
         eng.explain(7, "test", image_id, ["gradcam", "saliency", "ig"], target=target)
     finally:
         handle.remove()
-    # 8 IG steps make one chunk; the black image's scores are taken once per process, and
-    # F(x) comes from the prediction: the second image runs the shared pass and one IG chunk,
-    # the first (prediction and shared maps cached) only its IG chunk.
-    assert runs == [1, 8, 1, 8]
+    # 8 IG steps make two chunks of 4 on a CPU; the black image's scores are taken once per
+    # process (after the first image's path), and F(x) comes from the prediction: the second
+    # image runs the shared pass and its IG chunks, the first (prediction and shared maps
+    # cached) only its IG chunks.
+    assert runs == [1, 4, 4, 1, 4, 4]
     eng.close()
 
     net, meta = load_model(tiny_run[1], 7)

@@ -65,6 +65,21 @@ class GradientPass:
     activation_grad: torch.Tensor | None = None
 
 
+def gradient_of(classifier: nn.Module, points: torch.Tensor, target: int | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``F(points)[:, target]`` (N,) and its gradient with respect to ``points`` (N, 3, H, W).
+
+    The forward and the backward run under the classifier's lock (``network_lock``). Between
+    them the graph keeps every activation of the forward; were the backward outside the lock,
+    each request thread could hold such a graph at once while the others' forwards ran (eight
+    IG chunks of eight 224 px images: gigabytes). On a CPU a backward already uses every core,
+    so running them one at a time costs no time."""
+    points = points.detach().requires_grad_(True)
+    with network_lock(classifier):
+        f = classifier(points)[:, target]
+        (grad,) = torch.autograd.grad(f.sum(), points)
+    return f.detach(), grad
+
+
 def gradient_pass(classifier: nn.Module, layer: nn.Module | None, inputs: torch.Tensor,
                   target: torch.Tensor | None, needs: frozenset[str] | set[str]) -> GradientPass:
     """One forward and, if a gradient is needed, one backward of the target scores, keeping
@@ -93,7 +108,9 @@ def gradient_pass(classifier: nn.Module, layer: nn.Module | None, inputs: torch.
         # Later in-place operations must not overwrite the stored activation.
         return output.clone()
 
-    with network_lock(classifier):  # no other thread's forward may meet our hook
+    # No other thread's forward may meet our hook; and the backward runs under the lock too
+    # (see ``gradient_of``), so that no graph waits for its backward while others are built.
+    with network_lock(classifier):
         handle = layer.register_forward_hook(keep) if want_activation else None
         try:
             with torch.set_grad_enabled(want_input or want_grad):
@@ -101,13 +118,13 @@ def gradient_pass(classifier: nn.Module, layer: nn.Module | None, inputs: torch.
         finally:
             if handle is not None:
                 handle.remove()
-    if want_activation and len(calls) != 1:
-        raise RuntimeError(f"the layer must run once per forward, it ran {len(calls)} times")
-    activation = store["activation"] if want_activation else None
-    if target is None:
-        target = scores.detach().argmax(1)
-    wrt = ([x] if want_input else []) + ([activation] if want_grad else [])
-    grads = list(torch.autograd.grad(scores.gather(1, target[:, None]).sum(), wrt)) if wrt else []
+        if want_activation and len(calls) != 1:
+            raise RuntimeError(f"the layer must run once per forward, it ran {len(calls)} times")
+        activation = store["activation"] if want_activation else None
+        if target is None:
+            target = scores.detach().argmax(1)
+        wrt = ([x] if want_input else []) + ([activation] if want_grad else [])
+        grads = list(torch.autograd.grad(scores.gather(1, target[:, None]).sum(), wrt)) if wrt else []
     # Images in a batch do not interact in eval mode, so the gradient of the summed scores
     # holds each image's own gradient.
     return GradientPass(inputs, scores.detach(), target,

@@ -24,15 +24,17 @@ from __future__ import annotations
 
 import torch
 
-from .base import Attribution, Explainer
+from .base import Attribution, Explainer, gradient_of
 from .ig_path import fixed_rule, integrate_to_tolerance
 
 # Most steps per forward/backward when ``internal_batch_size`` is None, on a CPU. A moderate
 # chunk is as fast per step as one batch of all steps or faster (a whole 224 px batch's
 # activations do not stay in cache) and needs a fraction of the memory; the steps are
-# spread evenly over the chunks (25 steps -> 7 + 7 + 7 + 4, not 8 + 8 + 8 + 1). On a GPU
-# all steps go in one batch.
-CPU_STEPS_PER_CHUNK = 8
+# spread evenly over the chunks (25 steps -> 4 + 4 + 4 + 4 + 3 + 3 + 3, not 4 * 6 + 1). Chunks
+# of 4 ran as fast as chunks of 8 at 224 px on 2 cores (0.60 s an image either way; chunks
+# of 2: 0.76 s) and halve the graph a server keeps between a forward and its backward. On a
+# GPU all steps go in one batch.
+CPU_STEPS_PER_CHUNK = 4
 GPU_STEPS_PER_CHUNK = 64  # nodes per forward/backward of a refinement on a GPU
 
 
@@ -107,16 +109,17 @@ class IntegratedGradients(Explainer):
 
     def _path_evaluator(self, x: torch.Tensor, baseline: torch.Tensor, target: torch.Tensor, chunk: int):
         """``alphas -> (F at each node, (x - b) * gradient at each node)`` for one image, at most
-        ``chunk`` nodes per forward/backward."""
+        ``chunk`` nodes per forward/backward, spread evenly over the chunks."""
         direction = x - baseline
 
         def evaluate(alphas: torch.Tensor):
             scores, contributions = [], []
-            for part in alphas.to(device=x.device, dtype=x.dtype).split(chunk):
-                points = (baseline + part.view(-1, 1, 1, 1) * direction).requires_grad_(True)
-                f = self.classifier(points)[:, target]
-                (grad,) = torch.autograd.grad(f.sum(), points)
-                scores.append(f.detach())
+            n = len(alphas)
+            parts = max(1, -(-n // chunk))  # as few as ``chunk`` allows, their sizes within one of each other
+            sizes = [n // parts + (i < n % parts) for i in range(parts)]
+            for part in alphas.to(device=x.device, dtype=x.dtype).split(sizes):
+                f, grad = gradient_of(self.classifier, baseline + part.view(-1, 1, 1, 1) * direction, target)
+                scores.append(f)
                 contributions.append(grad * direction)
             return torch.cat(scores), torch.cat(contributions)
 
