@@ -110,7 +110,8 @@ def figure_png(ex: Any, pics: Pictures, dpi: int = 110) -> io.BytesIO:
     show(fig.add_subplot(grid[0, 0]), pics.image, "Image")
     show(fig.add_subplot(grid[0, 1]), pics.mask_overlay, "Ground truth" if ex.k else "No defect (K = 0)")
     ax = fig.add_subplot(grid[0, 2])
-    im = show(ax, pics.reconstruction, pics.reconstruction_title, cmap=ListedColormap(palette(RECON_CMAP)), vmin=0, vmax=1)
+    im = show(ax, pics.reconstruction, pics.reconstruction_title, cmap=ListedColormap(palette(RECON_CMAP)),
+              vmin=0, vmax=1)
     outline(ax)
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02, label="P(defect)")
     status = "✔ correct" if ex.correct else "✘ MISCLASSIFIED"
@@ -145,7 +146,8 @@ def figure_png(ex: Any, pics: Pictures, dpi: int = 110) -> io.BytesIO:
         r, pic = ex.methods[key], pics.methods[key]
         ax = fig.add_subplot(grid[i, 0])
         show(ax, pics.grey, f"{r.label}: heatmap")
-        im = ax.imshow(pic.heat, cmap=ListedColormap(palette(HEAT_CMAP)), vmin=0, vmax=1, alpha=0.72, interpolation="nearest")
+        im = ax.imshow(pic.heat, cmap=ListedColormap(palette(HEAT_CMAP)), vmin=0, vmax=1, alpha=0.72,
+                       interpolation="nearest")
         outline(ax)
         fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02, label="percentile 1 → 99.5")
         show(fig.add_subplot(grid[i, 1]), pic.topk, f"{r.label}: top-K pixels" if ex.rankable

@@ -65,14 +65,15 @@ class GradientPass:
     activation_grad: torch.Tensor | None = None
 
 
-def gradient_of(classifier: nn.Module, points: torch.Tensor, target: int | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def gradient_of(classifier: nn.Module, points: torch.Tensor,
+                target: int | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """``F(points)[:, target]`` (N,) and its gradient with respect to ``points`` (N, 3, H, W).
 
     The forward and the backward run under the classifier's lock (``network_lock``). Between
     them the graph keeps every activation of the forward; were the backward outside the lock,
     each request thread could hold such a graph at once while the others' forwards ran (eight
-    IG chunks of eight 224 px images: gigabytes). On a CPU a backward already uses every core,
-    so running them one at a time costs no time."""
+    threads with an IG chunk of 224 px images each: gigabytes). On a CPU a backward already
+    uses every core, so running them one at a time costs little."""
     points = points.detach().requires_grad_(True)
     with network_lock(classifier):
         f = classifier(points)[:, target]
