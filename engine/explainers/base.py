@@ -65,22 +65,6 @@ class GradientPass:
     activation_grad: torch.Tensor | None = None
 
 
-def gradient_of(classifier: nn.Module, points: torch.Tensor,
-                target: int | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """``F(points)[:, target]`` (N,) and its gradient with respect to ``points`` (N, 3, H, W).
-
-    The forward and the backward run under the classifier's lock (``network_lock``). Between
-    them the graph keeps every activation of the forward; were the backward outside the lock,
-    each request thread could hold such a graph at once while the others' forwards ran (eight
-    threads with an IG chunk of 224 px images each: gigabytes). On a CPU a backward already
-    uses every core, so running them one at a time costs little."""
-    points = points.detach().requires_grad_(True)
-    with network_lock(classifier):
-        f = classifier(points)[:, target]
-        (grad,) = torch.autograd.grad(f.sum(), points)
-    return f.detach(), grad
-
-
 def gradient_pass(classifier: nn.Module, layer: nn.Module | None, inputs: torch.Tensor,
                   target: torch.Tensor | None, needs: frozenset[str] | set[str]) -> GradientPass:
     """One forward and, if a gradient is needed, one backward of the target scores, keeping
@@ -109,8 +93,11 @@ def gradient_pass(classifier: nn.Module, layer: nn.Module | None, inputs: torch.
         # Later in-place operations must not overwrite the stored activation.
         return output.clone()
 
-    # No other thread's forward may meet our hook; and the backward runs under the lock too
-    # (see ``gradient_of``), so that no graph waits for its backward while others are built.
+    # No other thread's forward may meet our hook, and the backward runs under the lock too.
+    # Between them the graph keeps every activation of the forward; were the backward outside
+    # the lock, each request thread could hold such a graph at once while the others' forwards
+    # ran (eight threads with an IG chunk of 224 px images each: gigabytes). On a CPU a backward
+    # already uses every core, so running them one at a time costs little.
     with network_lock(classifier):
         handle = layer.register_forward_hook(keep) if want_activation else None
         try:

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import torch
 
-from .base import Attribution, Explainer, gradient_of
+from .base import INPUT_GRAD, Attribution, Explainer, gradient_pass
 from .ig_path import fixed_rule, integrate_to_tolerance
 
 # Most steps per forward/backward when ``internal_batch_size`` is None, on a CPU. A moderate
@@ -118,9 +118,10 @@ class IntegratedGradients(Explainer):
             parts = max(1, -(-n // chunk))  # as few as ``chunk`` allows, their sizes within one of each other
             sizes = [n // parts + (i < n % parts) for i in range(parts)]
             for part in alphas.to(device=x.device, dtype=x.dtype).split(sizes):
-                f, grad = gradient_of(self.classifier, baseline + part.view(-1, 1, 1, 1) * direction, target)
-                scores.append(f)
-                contributions.append(grad * direction)
+                points = baseline + part.view(-1, 1, 1, 1) * direction
+                p = gradient_pass(self.classifier, None, points, target.expand(len(points)), {INPUT_GRAD})
+                scores.append(p.scores[:, target])
+                contributions.append(p.input_grad * direction)
             return torch.cat(scores), torch.cat(contributions)
 
         return evaluate
