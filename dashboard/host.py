@@ -177,6 +177,25 @@ def _import_engine() -> float:
     return time.perf_counter() - started
 
 
+def _open_first_view(engine: Any) -> None:
+    """Load the opening view's network and compute its maps while the first visitor's page
+    is still being built, so that page finds them ready instead of starting the work.
+
+    The opening view is a new session's default (seed, split, image, methods); a visitor
+    whose link names another image waits for this one computation at most. It is the
+    first view itself, not background work, so it runs before any view is drawn."""
+    from .catalogue import Catalogue
+    from .state import DashboardState
+
+    try:
+        state = DashboardState(Catalogue.from_engine(engine))
+        state.open_link({})  # what a link without a query opens
+        if state.image_id:
+            engine.explain(state.seed, state.split, state.image_id, state.methods)
+    except Exception:  # noqa: BLE001 - the page asks again and reports a real error itself
+        log.warning("could not prepare the opening view", exc_info=True)
+
+
 class EngineHost:
     """Holds the shared engine (or the reason it could not be built) and its background fill.
 
@@ -265,27 +284,9 @@ class EngineHost:
         self._future.set_result(engine)
         log.info("engine ready in %.2f s", time.perf_counter() - started)
         if self._first_view:
-            self._open_first_view(engine)
+            _open_first_view(engine)
             log.info("opening view computed %.2f s after the engine build started", time.perf_counter() - started)
         self.first_view_ready.set()
-
-    def _open_first_view(self, engine: Any) -> None:
-        """Load the opening view's network and compute its maps while the first visitor's page
-        is still being built, so that page finds them ready instead of starting the work.
-
-        The opening view is a new session's default (seed, split, image, methods); a visitor
-        whose link names another image waits for this one computation at most. It is the
-        first view itself, not background work, so it runs before any view is drawn."""
-        from .catalogue import Catalogue
-        from .state import DashboardState
-
-        try:
-            state = DashboardState(Catalogue.from_engine(engine))
-            state.open_link({})  # what a link without a query opens
-            if state.image_id:
-                engine.explain(state.seed, state.split, state.image_id, state.methods)
-        except Exception:  # noqa: BLE001 - the page asks again and reports a real error itself
-            log.warning("could not prepare the opening view", exc_info=True)
 
     @property
     def ready(self) -> bool:
