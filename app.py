@@ -34,7 +34,7 @@ import sys
 
 from dashboard.app import create_app, problem_view
 from dashboard.config import ConfigError, parse_args
-from dashboard.host import describe_setup_error
+from dashboard.setup_problem import describe_setup_error
 
 _log = logging.getLogger("pixel_evidence")
 if not _log.handlers:  # once per process: the script runs again for every session

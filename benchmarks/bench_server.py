@@ -253,7 +253,7 @@ def evict_from_page_cache(*folders: Path) -> dict[str, float]:
     return {"evicted_files": files, "evicted_mb": size / 2**20}
 
 
-# the host's line after closed sessions' memory was given back (dashboard.host.SessionLedger)
+# the host's line after closed sessions' memory was given back (dashboard.session_memory.SessionLedger)
 _RELEASED = re.compile(r"released the memory of closed sessions \((\d+) closed, (\d+) open\)")
 
 

@@ -21,10 +21,11 @@ from .analysis_view import AnalysisView
 from .catalogue import Catalogue
 from .config import AppConfig
 from .export_bar import ExportBar
-from .host import EngineHost, SetupProblem, get_host
+from .host import EngineHost, get_host
 from .image_view import ImageView
 from .page_events import PageEvents
 from .presentation import PRESENTATION_CSS, present
+from .setup_problem import SetupProblem
 from .sizes import pane_sizes
 from .state import TAB_LABELS, TABS, DashboardState, bind_location
 from .store import ExplanationStore

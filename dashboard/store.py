@@ -34,7 +34,7 @@ import param
 
 from engine.progress import Cancelled, Progress, reporting
 
-from .host import SESSIONS
+from .session_memory import SESSIONS
 from .pictures import Pictures, make_pictures
 from .state import DashboardState
 
@@ -148,7 +148,7 @@ class ExplanationStore(param.Parameterized):
             self.tracker = Progress() if any(m in self.catalogue.slow_methods for m in req.methods) else None
             tracker = self.tracker
         if self.host is not None:
-            self.host.touch()
+            self.host.background.touch()
         self._warm_split(req)
         pn.state.execute(partial(self._fetch, number, req, tracker))
 
@@ -159,7 +159,7 @@ class ExplanationStore(param.Parameterized):
         if self.host is None or not cheap:
             return
         try:
-            self.host.precompute(req.seed, req.split, cheap, req.target)
+            self.host.background.request(req.seed, req.split, cheap, req.target)
         except Exception:  # noqa: BLE001 - background warm-up only
             log.exception("precompute request failed")
 
@@ -227,4 +227,4 @@ class ExplanationStore(param.Parameterized):
     def _drawn(self) -> None:
         """An answer (or its error) is on screen: background work may start now."""
         if self.host is not None:
-            self.host.view_drawn()
+            self.host.background.view_drawn()

@@ -448,7 +448,7 @@ def test_new_method_and_faithfulness_curves(web, server, engine):
 def test_a_closed_page_lets_go_of_its_session(chromium, served):
     """Closing the page ends its session: the store lets go of its answer and work, the memory
     is collected, and nothing else (thread pools, caches, the host) keeps the page alive."""
-    from dashboard.host import SESSIONS
+    from dashboard.session_memory import SESSIONS
 
     context, page = _new_page(chromium)
     _open(page, served.url)

@@ -873,7 +873,8 @@ def test_root_app_serves_a_problem_page_for_bad_arguments():
 def test_importing_the_dashboard_does_not_import_torch():
     code = ("import sys\n"
             "import dashboard.app, dashboard.state, dashboard.store, dashboard.image_view, dashboard.analysis_view, "
-            "dashboard.summary, dashboard.export, dashboard.image_plots, dashboard.host, dashboard.catalogue, "
+            "dashboard.summary, dashboard.export, dashboard.image_plots, dashboard.host, dashboard.background_fill, "
+            "dashboard.session_memory, dashboard.setup_problem, dashboard.catalogue, "
             "dashboard.config\n"
             "bad = [m for m in ('torch', 'captum', 'torchvision') if m in sys.modules]\n"
             "assert not bad, bad\n")

@@ -2,7 +2,7 @@
 
 The fill must never go first (it starts once a view is drawn) and must not run for nobody
 (it pauses when no request came for ``idle_after`` seconds, until the next one). Each test
-waits for the states the host publishes (``host.fill``), capped at ``WAIT_S``; time itself is
+waits for the states the host publishes (``host.background.state``), capped at ``WAIT_S``; time itself is
 a clock the test moves.
 """
 
@@ -17,7 +17,8 @@ import pytest
 
 from waiting import wait_collected
 
-from dashboard.host import FILLING, IDLE, OFF, PAUSED, STOPPED, WAITING_FOR_VIEW, EngineHost
+from dashboard.background_fill import FILLING, IDLE, OFF, PAUSED, STOPPED, WAITING_FOR_VIEW
+from dashboard.host import EngineHost
 
 pytestmark = pytest.mark.filterwarnings("ignore:The inplace keyword in DataFrame.reset_index")
 WAIT_S = 300  # a cap, not an expectation: CI machines run at a load of 10 or more
@@ -52,7 +53,7 @@ def hosts():
 
     yield make
     for host in made:
-        host.stop()
+        host.background.stop()
 
 
 def _cached(engine, seed: int, image_id: str) -> bool:
@@ -66,16 +67,16 @@ def test_the_fill_waits_for_the_first_view(fresh, hosts):
     host = hosts(fresh)
     seed = fresh.seeds[0]
     calls = fresh.compute_calls
-    assert host.precompute(seed, "test", METHODS)
-    assert not host.precompute(seed, "test", METHODS)  # once per combination
-    assert host.fill.phase == WAITING_FOR_VIEW and host.fill.pending == 1
+    assert host.background.request(seed, "test", METHODS)
+    assert not host.background.request(seed, "test", METHODS)  # once per combination
+    assert host.background.state.phase == WAITING_FOR_VIEW and host.background.state.pending == 1
     assert fresh.compute_calls == calls  # nothing computed before a view is drawn
 
-    host.view_drawn()
-    host.wait_for_fill(lambda fill: fill.phase == IDLE, WAIT_S)
+    host.background.view_drawn()
+    host.background.wait_for(lambda fill: fill.phase == IDLE, WAIT_S)
     assert all(_cached(fresh, seed, i) for i in fresh.image_ids("test"))
-    host.stop()
-    assert host.wait_for_fill(lambda fill: fill.phase == STOPPED, WAIT_S).pending == 0
+    host.background.stop()
+    assert host.background.wait_for(lambda fill: fill.phase == STOPPED, WAIT_S).pending == 0
 
 
 def test_the_fill_pauses_when_nobody_asks_and_resumes_on_the_next_request(fresh, hosts):
@@ -83,33 +84,33 @@ def test_the_fill_pauses_when_nobody_asks_and_resumes_on_the_next_request(fresh,
     host = hosts(fresh, idle_after=600, clock=clock)
     seed = fresh.seeds[0]
     ids = fresh.image_ids("test")
-    host.precompute(seed, "test", METHODS)
+    host.background.request(seed, "test", METHODS)
     with fresh.exclusive():  # the fill's first image waits for the model until the clock has moved
-        host.view_drawn()
-        host.wait_for_fill(lambda fill: fill.phase == FILLING, WAIT_S)
+        host.background.view_drawn()
+        host.background.wait_for(lambda fill: fill.phase == FILLING, WAIT_S)
         clock.now += 601
-    paused = host.wait_for_fill(lambda fill: fill.phase == PAUSED, WAIT_S)
+    paused = host.background.wait_for(lambda fill: fill.phase == PAUSED, WAIT_S)
     assert paused.pending == 1  # the rest of the split waits for the next request
     assert _cached(fresh, seed, ids[0])  # the image in hand was finished
     assert not _cached(fresh, seed, ids[-1])
 
-    host.touch()
-    host.wait_for_fill(lambda fill: fill.phase == IDLE, WAIT_S)
+    host.background.touch()
+    host.background.wait_for(lambda fill: fill.phase == IDLE, WAIT_S)
     assert all(_cached(fresh, seed, i) for i in ids)
 
 
 def test_a_quiet_server_does_not_start_the_fill(fresh, hosts):
     clock = Clock()
     host = hosts(fresh, idle_after=600, clock=clock)
-    host.precompute(fresh.seeds[0], "test", METHODS)
+    host.background.request(fresh.seeds[0], "test", METHODS)
     clock.now += 601
-    host.view_drawn()
-    assert host.wait_for_fill(lambda fill: fill.phase == PAUSED, WAIT_S).pending == 1
+    host.background.view_drawn()
+    assert host.background.wait_for(lambda fill: fill.phase == PAUSED, WAIT_S).pending == 1
     assert not _cached(fresh, fresh.seeds[0], fresh.image_ids("test")[0])
 
 
 def test_the_queue_keeps_the_newest_wishes(fresh, hosts):
-    from dashboard.host import MAX_PENDING
+    from dashboard.background_fill import MAX_PENDING
 
     host = hosts(fresh)
     seed = fresh.seeds[0]
@@ -117,15 +118,15 @@ def test_the_queue_keeps_the_newest_wishes(fresh, hosts):
     wishes = [(split, target) for split in ("train", "test") for target in targets]
     assert len(wishes) > MAX_PENDING
     for split, target in wishes:
-        assert host.precompute(seed, split, METHODS, target)
-    assert host.fill.pending == MAX_PENDING
-    assert host.precompute(seed, "train", METHODS, "predicted")  # the oldest was dropped: it may be asked again
+        assert host.background.request(seed, split, METHODS, target)
+    assert host.background.state.pending == MAX_PENDING
+    assert host.background.request(seed, "train", METHODS, "predicted")  # the oldest was dropped: it may be asked again
 
 
 def test_no_fill_when_the_configuration_says_so(fresh):
     host = EngineHost.for_engine(fresh, warm=False)
-    assert not host.precompute(fresh.seeds[0], "test", METHODS)
-    assert host.fill.phase == OFF
+    assert not host.background.request(fresh.seeds[0], "test", METHODS)
+    assert host.background.state.phase == OFF
 
 
 def test_the_first_view_goes_before_the_fill(fresh, hosts, monkeypatch):
@@ -147,7 +148,7 @@ def test_the_first_view_goes_before_the_fill(fresh, hosts, monkeypatch):
     monkeypatch.setattr(fresh, "explain", recorded)
     host = hosts(fresh)
     dash = create_app(engine=fresh, host=host).dashboard
-    host.wait_for_fill(lambda fill: fill.phase == IDLE, WAIT_S)
+    host.background.wait_for(lambda fill: fill.phase == IDLE, WAIT_S)
     first = dash.state.image_id
     assert calls[:2] == [("start", first, INTERACTIVE), ("end", first, INTERACTIVE)]
     assert all(priority > INTERACTIVE for _, _, priority in calls[2:])
@@ -163,20 +164,20 @@ def test_the_opening_view_is_computed_as_the_engine_starts(fresh):
     # no background fill (it would start once the page is drawn and count its own calls)
     host = EngineHost(AppConfig(warm=False), lambda: fresh, first_view=True).start()
     assert host.first_view_ready.wait(WAIT_S)
-    assert host.fill.phase == OFF  # the opening view is not the background fill
+    assert host.background.state.phase == OFF  # the opening view is not the background fill
     calls = fresh.compute_calls
     dash = create_app(engine=fresh, host=host).dashboard
     ex = dash.store.explanation
     assert ex is not None and ex.image_id == dash.state.image_id and list(ex.methods) == list(dash.state.methods)
     assert fresh.compute_calls == calls
-    host.stop()
+    host.background.stop()
 
 
 def test_a_host_of_a_given_engine_computes_nothing_by_itself(fresh):
     calls = fresh.compute_calls
     host = EngineHost.for_engine(fresh, warm=True)
     assert host.first_view_ready.wait(WAIT_S) and fresh.compute_calls == calls
-    host.stop()
+    host.background.stop()
 
 
 def test_a_closed_store_lets_go_of_the_session(fresh):
@@ -209,7 +210,7 @@ def test_a_closed_store_lets_go_of_the_session(fresh):
 ARENAS_PROBE = r"""
 import ctypes, sys, tempfile, threading
 if sys.argv[1] == "capped":
-    import dashboard.host  # noqa: F401 - caps the arenas on import
+    import dashboard.session_memory  # noqa: F401 - caps the arenas on import
 libc = ctypes.CDLL("libc.so.6")
 blocks, start = [], threading.Barrier(8)
 def allocate():
@@ -230,8 +231,8 @@ with tempfile.NamedTemporaryFile(suffix=".xml") as out:
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's arenas")
 def test_the_server_caps_glibcs_arenas():
     """Threads that allocate at once get arenas of their own (freed tensors stay resident per
-    thread); importing the dashboard's host caps them at SERVER_ARENAS for the whole server."""
-    from dashboard.host import SERVER_ARENAS
+    thread); importing the dashboard's session memory module caps them at SERVER_ARENAS for the whole server."""
+    from dashboard.session_memory import SERVER_ARENAS
 
     def heaps(mode: str) -> int:
         run = subprocess.run([sys.executable, "-c", ARENAS_PROBE, mode], capture_output=True, text=True,
