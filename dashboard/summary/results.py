@@ -18,6 +18,7 @@ import param
 from engine.metrics.scores import LOCALISATION_SCORES
 from engine.results import (ANALYSIS_FILES, CHANCE, Results, StoreTables, history_frame, load_results,
                             localisation_win_rates, read_store, results_dir, store_stamp, sweep_dir)
+from engine.run_folders import SHIPPED_MODELS
 
 from ..colours import CHANCE_LABEL, method_colours
 from ..state import DashboardState
@@ -66,14 +67,12 @@ def cached_sweep(directory: Path) -> StoreTables:
 
 
 def evaluate_command(engine: Any) -> str:
-    from ..host import DEFAULT_MODELS
-
     models = Path(engine.models_dir)
     parts = ["pixel-evidence evaluate"]
     default_data = "synthetic" in str(engine.data_root) and ".cache" in str(engine.data_root)
     if not default_data:
         parts.append(f"--data {engine.data_root}")
-    if models.resolve() != DEFAULT_MODELS.resolve():
+    if models.resolve() != SHIPPED_MODELS.resolve():
         parts.append(f"--models {models}")
     return " ".join(parts)
 
