@@ -30,10 +30,11 @@ from .ig_path import fixed_rule, integrate_to_tolerance
 # Most steps per forward/backward when ``internal_batch_size`` is None, on a CPU. A moderate
 # chunk is as fast per step as one batch of all steps or faster (a whole 224 px batch's
 # activations do not stay in cache) and needs a fraction of the memory; the steps are
-# spread evenly over the chunks (25 steps -> 4 + 4 + 4 + 4 + 3 + 3 + 3, not 4 * 6 + 1). Chunks
-# of 4 ran as fast as chunks of 8 at 224 px on 2 cores (0.60 s an image either way; chunks
-# of 2: 0.76 s) and halve the graph a server keeps between a forward and its backward. On a
-# GPU all steps go in one batch.
+# spread evenly over the chunks (25 steps -> 4 + 4 + 4 + 4 + 3 + 3 + 3, not 4 * 6 + 1). At
+# 224 px on 2 cores, chunks of 4 took 0.60 s an image and chunks of 8 0.60 s in one comparison,
+# 0.53 s in the benchmark's chunk table (chunks of 2: 0.76 s). Chunks of 4 halve the graph a
+# server keeps between a forward and its backward, which kept the soak under its memory
+# limit; that is worth up to a tenth of IG's time here. On a GPU all steps go in one batch.
 CPU_STEPS_PER_CHUNK = 4
 GPU_STEPS_PER_CHUNK = 64  # nodes per forward/backward of a refinement on a GPU
 
