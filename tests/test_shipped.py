@@ -185,25 +185,38 @@ def test_readme_mask_free_table_is_recomputed_from_the_shipped_tables():
         assert f"{rows.spearman.mean():.2f}" in check
 
 
-def test_readme_whole_field_table_is_recomputed_from_the_shipped_sweep():
-    """The README's ranking of every method: win rates by hand from the shipped sweep store's
-    rows (each image's win shared among tied methods), mean TKO per seed then over seeds, and
-    each method's cost from the benchmark; the store holds every registered method on every
-    shipped seed, with nothing held out."""
+@pytest.fixture(scope="module")
+def sweep_counted() -> pd.DataFrame:
+    """The shipped sweep store's correctly classified test images, every registered method on
+    every shipped seed, with nothing held out."""
     from engine.explainers import REGISTRY
     from engine.results import read_store
-    from engine.sweep.costs import method_costs
 
     store = read_store(RESULTS / "sweep")
     assert store.problems == ()
     rows = store.tko[store.tko["split"] == "test"]
     assert set(rows["method"]) == set(REGISTRY)
-    assert store.ig_refined  # IG to evaluate's tolerance, as the README says and the costs below assume
-    counted = rows[rows["correct"].astype(bool) & rows["tko"].notna()]
+    assert store.ig_refined  # IG to evaluate's tolerance, as the README says and the costs assume
+    return rows[rows["correct"].astype(bool) & rows["tko"].notna()]
+
+
+def _sweep_labels() -> dict[str, str]:
+    from engine.explainers import REGISTRY
+
+    return {cls.label: key for key, cls in REGISTRY.items()}
+
+
+def test_readme_whole_field_table_is_recomputed_from_the_shipped_sweep(sweep_counted):
+    """The README's ranking of every method: win rates by hand from the shipped sweep store's
+    rows (each image's win shared among tied methods), mean TKO per seed then over seeds, and
+    each method's cost from the benchmark."""
+    from engine.sweep.costs import method_costs
+
+    counted = sweep_counted
     by_tko = _win_rates_by_hand(counted.assign(split="test"), "tko").loc["test"]
     mean_tko = counted.groupby(["method", "seed"])["tko"].mean().groupby(level="method").mean()
     costs = method_costs(ig_refined=True).seconds
-    labels = {cls.label: key for key, cls in REGISTRY.items()}
+    labels = _sweep_labels()
     readme = _readme_rows("| method | win rate by TKO | mean TKO | seconds per image |")
     assert [labels[r[0]] for r in readme] == list(by_tko["mean"].sort_values(ascending=False, kind="stable").index)
     one_seed = counted["seed"].nunique() == 1
@@ -212,3 +225,33 @@ def test_readme_whole_field_table_is_recomputed_from_the_shipped_sweep():
         expected = (f"{by_tko.loc[m, 'mean']:.3f}" if one_seed
                     else f"{by_tko.loc[m, 'mean']:.3f} ± {by_tko.loc[m, 'std']:.3f}")
         assert (win, tko, seconds) == (expected, f"{mean_tko[m]:.3f}", f"{costs[m]:.2f}"), label
+
+
+def test_readme_wins_per_seed_are_counted_from_the_shipped_sweep(sweep_counted):
+    """The README's images won per seed (a tie shared among the tied methods), its columns the
+    methods that won anything, most wins first, and the smoothed gradients' share it quotes."""
+    rows = sweep_counted
+    best = rows.groupby(["seed", "image_id"])["tko"].transform("max")
+    winner = rows["tko"] == best
+    ties = winner.groupby([rows.seed, rows.image_id]).transform("sum")
+    won = (winner / ties).groupby([rows.seed, rows.method]).sum().unstack(fill_value=0.0)
+    totals = won.sum().sort_values(ascending=False, kind="stable")
+    winners = list(totals.index[totals > 0])
+
+    labels = _sweep_labels()
+    header = next(line for line in README.read_text().splitlines() if line.startswith("| seed | SmoothGrad"))
+    listed = [labels[c.strip()] for c in header.strip("|").split("|")[1:]]
+    assert listed == winners
+    none_won = ["none", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"][len(labels) - len(winners)]
+    text = " ".join(README.read_text().split())
+    assert f"the {none_won} methods not listed won none on any seed" in text
+
+    readme = _readme_rows(header)
+    assert [int(r[0]) for r in readme] == sorted(won.index)
+    for seed, *cells in readme:
+        expected = [f"{won.loc[int(seed), m]:g}" if won.loc[int(seed), m] == round(won.loc[int(seed), m])
+                    else f"{won.loc[int(seed), m]:.1f}" for m in winners]
+        assert cells == expected, seed
+
+    smoothed = (won["smoothgrad"] + won["smoothgrad_ig"]) / rows.groupby("seed").image_id.nunique()
+    assert f"together take {100 * smoothed.min():.0f}–{100 * smoothed.max():.0f}% of each seed's images" in text
