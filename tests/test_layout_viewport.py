@@ -33,6 +33,14 @@ _BEYOND_JS = """() => {
 _PANES_AT_JS = """size => [...Bokeh.documents[0].all_models].filter(m => m.frame_width === size
   && m.renderers !== undefined && m.renderers.some(r => r.glyph !== undefined && r.glyph.type === 'Image')).length > 0"""
 
+# the summary's charts (Bokeh figures with a title) as [title, plot frame width, frame height]
+_CHART_FRAMES_JS = """() => [...Bokeh.index.query(v => v.model.type === 'Figure' && v.model.title != null
+  && v.model.title.text)].map(v => [v.model.title.text, v.frame.bbox.width, v.frame.bbox.height])"""
+# the summary's charts drawn (its TKO boxes among them, which every test set has) and laid out
+_CHARTS_LAID_OUT_JS = f"""() => {{ const frames = ({_CHART_FRAMES_JS})();
+  return frames.some(([title]) => title.startsWith('TKO per defect image'))
+    && frames.every(([, width, height]) => width > 100 && height > 100); }}"""
+
 
 def _box(page, selector: str) -> dict:
     box = page.locator(selector).first.bounding_box()
@@ -65,6 +73,7 @@ def _browser_present():
 
 @pytest.mark.parametrize("width,height", SIZES)
 def test_the_answer_is_above_the_fold_and_nothing_is_cut_off(chromium, server, width, height, tmp_path):
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
     from playwright.sync_api import expect
 
     context, page = _open_at(chromium, server, width, height)
@@ -81,6 +90,12 @@ def test_the_answer_is_above_the_fold_and_nothing_is_cut_off(chromium, server, w
         page.locator(".pe-score-select").first.wait_for()
         expect(page.locator(".pe-summary-loading")).to_have_count(0)
         expect(page.locator(".pn-loading")).to_have_count(0)
+        # every chart laid out: one drawn with an empty plot frame shows only its labels, piled in a
+        # corner (a chart in a FlexBox, see dashboard.summary.section.side_by_side)
+        try:
+            page.wait_for_function(_CHARTS_LAID_OUT_JS, timeout=WAIT_MS)
+        except PlaywrightTimeout:
+            pytest.fail(f"summary charts [title, frame width, frame height]: {page.evaluate(_CHART_FRAMES_JS)}")
         page.screenshot(path=str(tmp_path / f"summary_{width}.png"))
         page_size = page.evaluate(_BEYOND_JS)
         assert page_size["scrollWidth"] <= page_size["innerWidth"] and not page_size["beyond"], page_size

@@ -9,7 +9,9 @@ from engine.metrics import balanced_accuracy
 from engine.results import confusion_matrix
 
 from ..charts import drawing, hv
-from .section import Section, cell_labels, chart
+from .section import Section, cell_labels, chart, side_by_side
+
+HEAT_WIDTH, WORDS_WIDTH = 460, 260
 
 
 class ConfusionSection(Section):
@@ -29,7 +31,7 @@ class ConfusionSection(Section):
         long["share"] = long["count"] / long.groupby("true")["count"].transform("sum").where(lambda s: s > 0)
         order = list(mat.index)
         heat = hv().HeatMap(long, ["predicted", "true"], ["count", "share"]).opts(
-            cmap="Blues", colorbar=True, tools=["hover"], width=460, height=400, fontscale=1.2,
+            cmap="Blues", colorbar=True, tools=["hover"], width=HEAT_WIDTH, height=400, fontscale=1.2,
             invert_yaxis=True, xlabel="predicted class", ylabel="true class", clim=(0, None),
             title=f"Confusion matrix, seed {seed}, {split} split").redim.values(predicted=order, true=order)
         top = max(int(long["count"].max()), 1)
@@ -41,7 +43,7 @@ class ConfusionSection(Section):
         words = pn.pane.HTML(
             f'<div style="font-size:16px;line-height:1.6">accuracy <b>{correct}/{total}</b> = '
             f'{correct / max(total, 1):.3f}<br>balanced accuracy <b>{bacc:.3f}</b><br><span style="color:#555">Only '
-            'correctly classified defect images count towards win rates.</span></div>', width=260)
+            'correctly classified defect images count towards win rates.</span></div>', width=WORDS_WIDTH)
         self.show([pn.pane.Markdown(f"## Classification (seed {seed}, {split} split)"),
-                   pn.FlexBox(chart(heat * labels), words, sizing_mode="stretch_width")],
+                   *side_by_side([chart(heat * labels), words], [HEAT_WIDTH, WORDS_WIDTH])],
                   [(f"Confusion matrix counts (seed {seed}, {split})", mat.reset_index())])

@@ -34,5 +34,5 @@ class TkoSection(Section):
                 title=f"TKO per defect image, {split} split", tools=["hover"],
                 xlabel=f"{n_img} defect image × seed pairs"))
         self.show([pn.pane.Markdown("## How much of the defect do the top-K pixels cover?"),
-                   pn.FlexBox(*[chart(p) for p in plots], sizing_mode="stretch_width")],
+                   *[chart(p) for p in plots]],
                   [("TKO per method (defect images; chance = K/N)", store.with_labels(tko_stats(res.tko)))])

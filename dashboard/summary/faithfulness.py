@@ -12,7 +12,7 @@ from engine.results import faithfulness_stats
 
 from ..charts import hv
 from ..formatting import based_on
-from .section import AnalysisSection, chart, text
+from .section import AnalysisSection, chart, side_by_side, text
 
 MODES = (("deletion_auc", "Deletion", "lower = more faithful"),
          ("insertion_auc", "Insertion", "higher = more faithful"))
@@ -21,6 +21,10 @@ MODES = (("deletion_auc", "Deletion", "lower = more faithful"),
 def _whiskers_on_top(plot: Any, _element: Any) -> None:
     """Bokeh draws error whiskers under the glyphs by default: the lower half would hide behind the bars."""
     plot.handles["glyph"].level = "annotation"
+
+
+def _bars_width(n_methods: int) -> int:
+    return max(360, 110 * n_methods + 120)
 
 
 class FaithfulnessSection(AnalysisSection):
@@ -36,7 +40,7 @@ class FaithfulnessSection(AnalysisSection):
         order = [store.label(m) for m in store.method_order(d["method"])]
         bars = hv().Bars(d, "Method", ["mean", "std", "n_images"]).redim.values(Method=order).opts(
             color=hv().dim("Method").categorize(store.colours, default="#888"), line_color="#333", tools=["hover"],
-            ylim=(0, 1.05), width=max(360, 110 * len(order) + 120), height=340, fontscale=1.2, title=title,
+            ylim=(0, 1.05), width=_bars_width(len(order)), height=340, fontscale=1.2, title=title,
             ylabel=ylabel, xlabel="", show_grid=True)
         errors = hv().ErrorBars(d, "Method", ["mean", "std"]).opts(line_width=2, color="#111", hooks=[_whiskers_on_top])
         return bars * errors
@@ -52,8 +56,9 @@ class FaithfulnessSection(AnalysisSection):
                 f"Start image: <b>{html.escape(str(start))}</b> (removed pixels become {html.escape(str(start))}; "
                 f"insertion starts from it){', ' + '/'.join(map(str, steps)) + ' steps per curve' if steps else ''}. "
                 f"Based on {based_on(here)}."))
-            blocks.append(pn.FlexBox(*[chart(self._bars(part, value, f"{kind} AUC ({guide})", f"{kind.lower()} AUC"))
-                                   for value, kind, guide in MODES]))
+            charts = [chart(self._bars(part, value, f"{kind} AUC ({guide})", f"{kind.lower()} AUC"))
+                      for value, kind, guide in MODES]
+            blocks.extend(side_by_side(charts, [_bars_width(part["method"].nunique())] * len(charts)))
         self.show([
             pn.pane.Markdown(title),
             text("<b>Deletion</b> removes the map's most important pixels first and follows the model's "

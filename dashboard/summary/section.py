@@ -32,6 +32,21 @@ def chart(element: Any) -> ChartPane:
     return ChartPane(element, linked_axes=False, sizing_mode="fixed")
 
 
+# the main area beside the sidebar on a 1366-px laptop screen
+MAIN_WIDTH = 1000
+
+
+def side_by_side(items: list[Any], widths: list[int]) -> list[Any]:
+    """``items`` (charts, words) of those ``widths`` in px next to each other when they fit in
+    ``MAIN_WIDTH``, else one under the other: the objects to put in the section's column.
+
+    A Row, not a FlexBox that would wrap them: a chart that arrives in a FlexBox after the page
+    is drawn (every summary section draws when its results load) keeps a 0 × 0 plot frame in
+    Bokeh 3.9 / Panel 1.9, its axes and labels piled in a corner; a Row lays it out. The browser
+    test of the page at 1366 and 1920 px checks every chart's frame."""
+    return [pn.Row(*items)] if sum(widths) <= MAIN_WIDTH else list(items)
+
+
 def cell_labels(df: pd.DataFrame, kdims: list[str], column: str, dark: pd.Series) -> Any:
     """Cell texts of a heatmap: white on dark cells, near-black elsewhere."""
     return (hv().Labels(df[~dark], kdims, column).opts(text_font_size="14pt", text_color="#111")

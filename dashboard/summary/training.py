@@ -53,5 +53,5 @@ class TrainingSection(Section):
                     title=f"{kind}, mean ± std ({n} seed{'s' if n != 1 else ''})",
                     width=520, height=300, ylabel=ylabel, xlabel="epoch", legend_position="right",
                     fontscale=1.2, show_grid=True, hooks=[integer_epochs]))
-        self.show([pn.pane.Markdown("## Training: loss and balanced accuracy"), pn.FlexBox(*[chart(p) for p in plots], sizing_mode="stretch_width")],
+        self.show([pn.pane.Markdown("## Training: loss and balanced accuracy"), *[chart(p) for p in plots]],
                   [("Training curves (mean ± std over seeds)", bands)])
