@@ -40,10 +40,11 @@ def side_by_side(items: list[Any], widths: list[int]) -> list[Any]:
     """``items`` (charts, words) of those ``widths`` in px next to each other when they fit in
     ``MAIN_WIDTH``, else one under the other: the objects to put in the section's column.
 
-    A Row, not a FlexBox that would wrap them: a chart that arrives in a FlexBox after the page
-    is drawn (every summary section draws when its results load) keeps a 0 × 0 plot frame in
-    Bokeh 3.9 / Panel 1.9, its axes and labels piled in a corner; a Row lays it out. The browser
-    test of the page at 1366 and 1920 px checks every chart's frame."""
+    A Row, not a FlexBox that would wrap them: in a FlexBox of this tab every chart kept a
+    0 × 0 plot frame (Bokeh 3.9, Panel 1.9), its axes and labels piled in a corner, while the
+    same charts in a Row or a Column are laid out. A small app with charts in a FlexBox, even
+    ones that arrive after the page is drawn, did not show it, so the cause is not pinned down.
+    The browser test of the page at 1366 and 1920 px checks every summary chart's frame."""
     return [pn.Row(*items)] if sum(widths) <= MAIN_WIDTH else list(items)
 
 
