@@ -669,7 +669,10 @@ def test_summary_without_results_names_the_command(dash):
     summary = dash.summary
     assert not summary.store.results.available
     assert summary._notice.visible and "pixel-evidence evaluate" in summary._notice.object
-    assert summary.win._column.objects == [] and len(summary.curves._column.objects) == 2  # from checkpoints
+    assert summary.win._column.objects == []
+    # the training curves come from the checkpoints: a heading, then the loss and accuracy charts
+    heading, *charts = summary.curves._column.objects
+    assert "Training: loss" in heading.object and [type(c).__name__ for c in charts] == ["ChartPane", "ChartPane"]
 
 
 # ----------------------------------------------------------------------------- the data's own words
