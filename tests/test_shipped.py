@@ -135,13 +135,18 @@ def _mean_std(cell: str) -> tuple[float, float]:
     return float(mean), float(std)
 
 
-def _win_rates_by_hand(rows: pd.DataFrame, score: str) -> pd.DataFrame:
-    """Per seed: each image's win (1 / number of methods tied for the best ``score``) averaged
-    over its images; then mean and std (ddof 1) over seeds."""
+def _win_shares_by_hand(rows: pd.DataFrame, score: str) -> pd.Series:
+    """Each row's share of its image's win: 1 / number of methods tied for the best ``score``
+    of that (seed, split, image), 0 for the others."""
     best = rows.groupby(["seed", "split", "image_id"])[score].transform("max")
     winner = rows[score] == best
-    ties = winner.groupby([rows.seed, rows.split, rows.image_id]).transform("sum")
-    per_seed = (winner / ties).groupby([rows.split, rows.method, rows.seed]).mean()
+    return winner / winner.groupby([rows.seed, rows.split, rows.image_id]).transform("sum")
+
+
+def _win_rates_by_hand(rows: pd.DataFrame, score: str) -> pd.DataFrame:
+    """Per seed: each image's win share averaged over its images; then mean and std (ddof 1)
+    over seeds."""
+    per_seed = _win_shares_by_hand(rows, score).groupby([rows.split, rows.method, rows.seed]).mean()
     return per_seed.groupby(level=["split", "method"]).agg(["mean", "std"])
 
 
@@ -231,10 +236,7 @@ def test_readme_wins_per_seed_are_counted_from_the_shipped_sweep(sweep_counted):
     """The README's images won per seed (a tie shared among the tied methods), its columns the
     methods that won anything, most wins first, and the smoothed gradients' share it quotes."""
     rows = sweep_counted
-    best = rows.groupby(["seed", "image_id"])["tko"].transform("max")
-    winner = rows["tko"] == best
-    ties = winner.groupby([rows.seed, rows.image_id]).transform("sum")
-    won = (winner / ties).groupby([rows.seed, rows.method]).sum().unstack(fill_value=0.0)
+    won = _win_shares_by_hand(rows, "tko").groupby([rows.seed, rows.method]).sum().unstack(fill_value=0.0)
     totals = won.sum().sort_values(ascending=False, kind="stable")
     winners = list(totals.index[totals > 0])
 
