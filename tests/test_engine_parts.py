@@ -21,6 +21,7 @@ from engine.models import CheckpointError, save_checkpoint
 from engine.model_pool import ModelPool
 from engine.priority_lock import BACKGROUND, INTERACTIVE, SLOW, PriorityLock, background, current_priority
 
+from rounding import assert_same_but_for_order, in_float64
 from test_explainers import net  # noqa: F401  (the tiny conv net fixture)
 
 
@@ -33,7 +34,8 @@ def batch():
 # ---------------------------------------------------------------- runner
 
 def test_runner_groups_pass_sharing_methods_and_keeps_each_solo_result(net, batch):
-    x, target = batch
+    net, x = in_float64(net, batch[0])
+    target = batch[1]
     keys = ["saliency", "ig", "gradcam", "xgradcam"]
     explainers = [get_explainer(k)(net, net.body[2], **({"n_steps": 4} if k == "ig" else {})) for k in keys]
     assert pass_groups(explainers) == [[0, 2, 3], [1]]
@@ -44,7 +46,7 @@ def test_runner_groups_pass_sharing_methods_and_keeps_each_solo_result(net, batc
     for key, explainer, got in zip(keys, explainers, together):
         alone = explainer.attribute(x, target)
         assert got.maps.shape == (3, 12, 12), key
-        torch.testing.assert_close(got.maps, alone.maps, rtol=1e-5, atol=1e-6)
+        assert_same_but_for_order(got.maps, alone.maps)
         assert set(got.extras) == set(alone.extras)
 
 
@@ -59,7 +61,7 @@ def test_runner_passes_known_scores_to_methods_that_need_them(net, batch):
 
 
 def test_predict_with_returns_the_scores_and_counts_the_prediction(net, batch):
-    x, _ = batch
+    net, x = in_float64(net, batch[0])
     calls: list[int] = []
     explainers = [get_explainer(k)(net, net.body[2]) for k in ("gradcam", "saliency")]
     p, maps = PassRunner(calls.append).predict_with(explainers, x, None)
@@ -67,7 +69,7 @@ def test_predict_with_returns_the_scores_and_counts_the_prediction(net, batch):
     torch.testing.assert_close(p.scores, net(x).detach())
     assert torch.equal(p.target, net(x).argmax(1))
     for e, got in zip(explainers, maps):
-        torch.testing.assert_close(got.maps, e.attribute(x, p.target).maps, rtol=1e-5, atol=1e-6)
+        assert_same_but_for_order(got.maps, e.attribute(x, p.target).maps)
 
 
 def test_predict_with_refuses_methods_that_cannot_share_a_pass(net, batch):

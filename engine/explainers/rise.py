@@ -56,11 +56,11 @@ class RISE(Explainer):
         masks = rise_masks(n_masks, int(self.params["grid"]), keep_prob, int(self.params["seed"]),
                            *inputs.shape[-2:])
         black = self.black_baseline(inputs[:1])
-        maps = torch.zeros(inputs.shape[0], *inputs.shape[-2:], device=inputs.device)
+        maps = torch.zeros(inputs.shape[0], *inputs.shape[-2:], dtype=inputs.dtype, device=inputs.device)
         progress.expect(n_masks * inputs.shape[0])  # masked images, one forward each
         with torch.no_grad():
             for chunk in masks.split(int(self.params["batch_size"])):
-                chunk = chunk.to(inputs.device)
+                chunk = chunk.to(inputs.device, inputs.dtype)
                 for b, (image, label) in enumerate(zip(inputs, target)):
                     probs = self.classifier(black + chunk * (image - black)).softmax(1)[:, label]
                     maps[b] += torch.einsum("n,nhw->hw", probs, chunk[:, 0])

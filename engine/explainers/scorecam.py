@@ -32,7 +32,7 @@ class ScoreCAM(CAM):
 
     def _channel_weights(self, p: GradientPass) -> torch.Tensor:
         acts = p.activation
-        weights = torch.zeros(acts.shape[:2], device=acts.device)
+        weights = torch.zeros(acts.shape[:2], dtype=acts.dtype, device=acts.device)
         inputs = p.inputs
         black = self.black_baseline(inputs[:1])
         active_of = [acts[b].flatten(1).ne(0).any(1).nonzero()[:, 0] for b in range(len(inputs))]
