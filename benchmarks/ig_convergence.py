@@ -128,9 +128,9 @@ def measure(n_images: int, out: Path) -> None:
 
 def steps_for(history: list, tolerance: float, times: int = 2) -> tuple[int, float, bool]:
     """(steps, gap, converged) of the tolerance scheme at ``tolerance`` from a run's history:
-    it stops once the gap is within the tolerance at ``times`` refinements in a row (the
+    it stops once the gap is within the tolerance at ``times`` refinements in a row, the initial grid not counted (the
     engine's rule is 2; 1 shows what stopping at the first such refinement would give)."""
-    for i in range(max(1, times - 1), len(history)):
+    for i in range(times, len(history)):  # entry 0 is the initial grid: only refinements confirm
         if all(h[1] <= tolerance for h in history[i + 1 - times: i + 1]):
             return history[i][0], history[i][1], True
     return history[-1][0], history[-1][1], False

@@ -24,7 +24,8 @@ import panel as pn
 import param
 from PIL import Image
 
-from engine.dissection_table import DETECTOR_IOU, DISSECTION_SUBDIR, detector_counts, read_dissection
+from engine.dissection_table import (DETECTOR_IOU, DISSECTION_SUBDIR, ceiling_shares, detector_counts,
+                                     read_dissection)
 
 from .analysis_view import ANALYSE
 from .colours import FALSE_ALARM, HIT, hex_rgb
@@ -42,11 +43,14 @@ THUMB = 128       # px per overlay
 
 def overlay_png(image: np.ndarray, mask: np.ndarray, active: np.ndarray) -> str:
     """Dimmed grey image, the defect outlined in white, the unit's firing pixels on the defect in
-    the hit colour and off it in the false-alarm colour; a PNG data URI of ``THUMB`` px."""
-    out = grey(image, 0.55)
+    the hit colour and off it in the false-alarm colour, each as strong as the pixel fires
+    (``active`` (H, W) in [0, 1]: pixels tied with the threshold fire by the unit's tie share);
+    a PNG data URI of ``THUMB`` px."""
+    out = grey(image, 0.55).astype(np.float64)
     out[outline(mask, max(1, mask.shape[0] // 112))] = (255, 255, 255)
-    out[active & ~mask] = hex_rgb(FALSE_ALARM)
-    out[active & mask] = hex_rgb(HIT)  # over the outline: a thin crack is all outline
+    weight = np.asarray(active, np.float64)[..., None]
+    colour = np.where(mask[..., None], np.array(hex_rgb(HIT), np.float64), np.array(hex_rgb(FALSE_ALARM), np.float64))
+    out = out * (1 - weight) + colour * weight  # over the outline too: a thin crack is all outline
     picture = Image.fromarray(out.clip(0, 255).astype(np.uint8)).resize((THUMB, THUMB), Image.BILINEAR)
     buffer = io.BytesIO()
     picture.save(buffer, format="PNG")
@@ -56,13 +60,14 @@ def overlay_png(image: np.ndarray, mask: np.ndarray, active: np.ndarray) -> str:
 def best_images(overlays: list[Any], n: int = STRIP_IMAGES) -> list[Any]:
     """The ``n`` overlays where the unit covers most of the defect (then most firing pixels,
     then the split's order): where a unit detects the class, if anywhere."""
-    order = sorted(range(len(overlays)), key=lambda i: (-int((overlays[i].active & overlays[i].mask).sum()),
-                                                        -int(overlays[i].active.sum()), i))
+    order = sorted(range(len(overlays)), key=lambda i: (-float((overlays[i].active * overlays[i].mask).sum()),
+                                                        -float(overlays[i].active.sum()), i))
     return [overlays[i] for i in order[:n]]
 
 
-def counts_html(counts: pd.DataFrame) -> str:
-    """Detector units per class (columns) and stage (rows), mean ± std over seeds."""
+def counts_html(counts: pd.DataFrame, at_ceiling: pd.Series) -> str:
+    """Detector units per class (columns) and stage (rows), mean ± std over seeds, and the
+    share of each stage's units whose threshold sits at their ceiling (``at_ceiling``)."""
     classes = sorted(counts["class"].unique())
     head = "".join(f"<th style='padding:4px 12px'>{html.escape(c)}</th>" for c in classes)
     rows = []
@@ -71,11 +76,22 @@ def counts_html(counts: pd.DataFrame) -> str:
         tds = "".join(f"<td style='padding:4px 12px;text-align:right'>{mean_std(cells[c]['mean'], cells[c]['std'])}"
                       "</td>" if c in cells else "<td></td>" for c in classes)
         n = int(part["n_seeds"].max())
+        share = float(at_ceiling.get(stage, 0.0))
+        ceiling = (f"<span class='pe-stage-at-max' style='color:#B34700'>⚠ {share:.0%} of units at their "
+                   "ceiling</span>" if share > 0 else "")
         rows.append(f"<tr class='pe-detector-count' data-stage='{html.escape(stage)}'><th style='padding:4px 12px;"
                     f"text-align:left'>{html.escape(stage)}</th>{tds}<td style='color:#555;padding:4px 12px'>"
-                    f"{n} seed{'s' if n != 1 else ''}</td></tr>")
+                    f"{n} seed{'s' if n != 1 else ''}</td><td style='padding:4px 12px'>{ceiling}</td></tr>")
     return (f"<table style='font-size:15px;border-collapse:collapse'><tr><th style='text-align:left;"
-            f"padding:4px 12px'>stage</th>{head}<th></th></tr>{''.join(rows)}</table>")
+            f"padding:4px 12px'>stage</th>{head}<th></th><th></th></tr>{''.join(rows)}</table>")
+
+
+def threshold_words(row: dict[str, Any]) -> str:
+    """Where the unit fires, with a warning when its threshold is its own largest value."""
+    if row["at_max"]:
+        return (f"<span class='pe-unit-at-max' style='color:#B34700'>⚠ threshold at its ceiling "
+                f"({row['threshold']:.3g}): fires on {row['tie_share']:.0%} of the pixels there</span>")
+    return f"fires above {row['threshold']:.3g}"
 
 
 def unit_row_html(cls: str, row: dict[str, Any], pictures: list[str], image_ids: list[str]) -> str:
@@ -88,7 +104,7 @@ def unit_row_html(cls: str, row: dict[str, Any], pictures: list[str], image_ids:
             f"style='display:flex;align-items:center;gap:14px;margin:4px 0'>"
             f"<div style='width:190px;font-size:15px'><b>unit {int(row['unit'])}</b><br>IoU "
             f"<span class='pe-unit-iou'>{fmt(row['iou'])}</span> {badge}<br>"
-            f"<span style='color:#555;font-size:13px'>fires above {row['threshold']:.3g}</span></div>"
+            f"<span style='color:#555;font-size:13px'>{threshold_words(row)}</span></div>"
             f"<div>{strip}</div></div>")
 
 
@@ -128,7 +144,10 @@ class UnitsView(pn.viewable.Viewer):
         intro = pn.pane.HTML(
             "<div style='font-size:14px;color:#333;max-width:1100px'>Network Dissection asks which single units "
             "(channels) of a stage fire on a defect class. A unit fires where its activation, upsampled to the "
-            "image, is above its own 99.5th percentile over the split; its <b>IoU</b> with a class sums the "
+            "image, is above its own 99.5th percentile over the split. Where that percentile is a value many "
+            "positions share (a unit clamped at its ceiling, such as ReLU6's 6), the tied pixels share what is "
+            "left of the unit's 0.5% and fire partly: drawn fainter, counted by that share. Its <b>IoU</b> with a "
+            "class sums the "
             "overlap with that class's masks over all images and divides by the summed union (firing on other "
             f"images counts against it). A unit with IoU ≥ {DETECTOR_IOU} is a <b>detector</b> of the class. In "
             "the strips, the class's images where the unit covers most of the defect: "
@@ -145,7 +164,8 @@ class UnitsView(pn.viewable.Viewer):
                 "</div>")]
             return
         split = self.split = self.table["split"].iloc[0]
-        self._counts.object = counts_html(detector_counts(self.table[self.table["split"] == split]))
+        of_split = self.table[self.table["split"] == split]
+        self._counts.object = counts_html(detector_counts(of_split), ceiling_shares(of_split))
         self._layout.objects = [
             intro,
             pn.pane.HTML(f"<h3 style='margin:10px 0 2px 0'>Detector units per class, {html.escape(split)} split "
@@ -186,8 +206,10 @@ class UnitsView(pn.viewable.Viewer):
         for cls, part in rows.groupby("class"):
             top = part.sort_values(["iou", "unit"], ascending=[False, True]).head(TOP_UNITS).to_dict("records")
             # the table's thresholds have 6 significant digits: a pixel within 1e-6 of T_k may differ
+            # (a threshold at a bounded unit's ceiling, such as ReLU6's 6, is exact)
             overlays = self.engine.dissector.overlays(seed, stage, [int(r["unit"]) for r in top],
                                                       [float(r["threshold"]) for r in top],
+                                                      [float(r["tie_share"]) for r in top],
                                                       self.engine.image_ids(self.split, cls))
             units = "".join(unit_row_html(cls, r, [overlay_png(o.image, o.mask, o.active) for o in strip],
                                           [o.image_id for o in strip])

@@ -25,6 +25,7 @@ from .choices import (BACKBONES, DEFAULT_METHODS, EVALUATE_IG_TOLERANCE, FAITHFU
                       METHODS, METRICS, TARGETS, TRAINING_MODES, ig_params)
 from .data import LAYOUTS, DataError, download, layout_of, prepare_manifest, synthetic
 from .run_folders import PROJECT_ROOT, RUNS, SHIPPED_MODELS, default_results, writable
+from .dissection_table import UNION_RULES
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -200,7 +201,7 @@ def _cmd_dissect(args) -> int:
     if missing:
         raise ValueError(f"--seeds {missing}: no usable model in {models}; available: {engine.seeds}")
     table = dissect_seeds(engine.dissector, out, seeds=seeds, stages=args.stage, split=args.split, force=args.force,
-                          batch_size=args.batch_size, report=lambda m: print(m, file=sys.stderr))
+                          batch_size=args.batch_size, union=args.union, report=lambda m: print(m, file=sys.stderr))
     counts = detector_counts(table[table["seed"].isin(seeds) & (table["split"] == args.split)])
     print(f"detector units (IoU >= 0.04) per class, mean +- std over seeds ({args.split}):")
     for row in counts.to_dict("records"):
@@ -366,6 +367,9 @@ def build_parser() -> argparse.ArgumentParser:
     di.add_argument("--batch-size", type=int, default=16)
     di.add_argument("--device", default="auto")
     di.add_argument("--force", action="store_true", help="recompute seeds and stages already in --out")
+    di.add_argument("--union", choices=UNION_RULES, default="all",
+                    help="images whose firing counts in a class's union: all (default; defect-free ones too), "
+                         "defect (defect images only), concept (the class's own images only)")
     di.set_defaults(func=_cmd_dissect)
 
     sw = sub.add_parser("sweep", help="categories x seeds x methods on a Dask cluster, into a Parquet store")

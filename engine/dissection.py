@@ -10,17 +10,36 @@ every unit (channel) k of it:
    quantile's position: all activations of the split are held in memory (float32, on the
    CPU), and a split whose activations would pass ``memory_limit`` bytes is refused with a
    line saying how big it is, never approximated silently.
-2. Each activation map is upsampled bilinearly (``align_corners=False``) to mask size and
-   A_k = {pixels where it is > T_k}.
+2. Each activation map is upsampled bilinearly (``align_corners=False``) to mask size. The
+   unit fires fully where it is > T_k, and on a share ``tie_share`` of the pixels where it
+   equals T_k (below).
 3. IoU_k,c = Σ|A_k ∩ S_c| / Σ|A_k ∪ S_c|, summed over the split's images before dividing
-   (not averaged per image). As in NetDissect, the concept mask S_c is empty on every image
-   that does not show concept c: images of other classes (defect-free ones too) add no
-   intersection, and every pixel where the unit fires on them counts in the union. A unit
-   that fires on defects in general therefore scores lower against each single class than
-   one that fires on one class only.
+   (not averaged per image). By default (``union="all"``), as in NetDissect, the concept mask
+   S_c is empty on every image that does not show concept c: images of other classes
+   (defect-free ones too) add no intersection, and every pixel where the unit fires on them
+   counts in the union. ``union="defect"`` leaves the defect-free images out of the sums,
+   ``union="concept"`` every image not of class c (the sums run over the images labelled
+   with the concept only).
 4. Unit k is a detector of c when IoU_k,c >= 0.04 (NetDissect's cut-off).
 
-Counts are integers, so the result does not depend on batch size or summation order.
+Ties at the threshold. The paper writes A_k = {S_k >= T_k}, NetDissect-Lite's code uses
+``>``; both assume that the quantile falls between distinct values. A bounded activation
+breaks that: EfficientNet-lite's last block ends in ReLU6, and most of its units sit at 6.0
+on more than 0.5% of positions, so T_k = 6.0 exactly. Under ``>`` such a unit never fires
+(bilinear interpolation of values <= 6 never exceeds 6); under ``>=`` it fires on the whole
+saturated block, 0.5-9% of positions instead of 0.5%. Here, as TKO shares its cut-off among
+tied pixels, the tied positions share what is left of the firing budget: with n_above
+positions of the split above T_k, n_tied at it, and (1 - q) N the budget,
+tie_share = ((1 - q) N - n_above) / n_tied, clipped to [0, 1], and each tied pixel counts
+that much in the intersection and the union. So every unit fires on 0.5% of its positions,
+in expectation over the tie, which is the quantile's meaning. A tie at the unit's floor (a
+ReLU unit that is 0 on more than 99.5% of positions) is the exception: there the unit is
+off, so it fires where it is above the floor only, on less than the budget, as under ``>``. A pixel of the upsampled map
+is tied when it is within a few float32 ulps of T_k (bilinear weights that do not sum to 1
+exactly can move a value of a flat tied patch by that much).
+
+Counts are integers (above and tied pixels kept apart until the shares weigh them), so the
+result does not depend on batch size or summation order.
 """
 
 from __future__ import annotations
@@ -34,7 +53,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .dissection_table import DETECTOR_IOU, QUANTILE
+from .dissection_table import DETECTOR_IOU, QUANTILE, UNION_RULES
 
 MEMORY_LIMIT = 2 * 1024 ** 3  # bytes of stage activations held for the exact thresholds
 UPSAMPLED_ELEMENTS = 1 << 24  # activations upsampled at once (64 MB of float32): bounds memory per step
@@ -89,29 +108,83 @@ def unit_thresholds(activations: torch.Tensor, quantile: float = QUANTILE) -> to
     return out
 
 
-def active_pixels(activations: torch.Tensor, thresholds: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """(B, K, h, w) activations -> (B, K, H, W) bool: upsampled bilinearly to ``size``, > the
-    thresholds, (K,) one per unit or (B, K) one per map. Compared in the activations' dtype."""
+TIE_ULPS = 4  # a pixel within this many float32 ulps of T_k (relative) is tied with it
+
+
+@dataclass(frozen=True)
+class UnitThresholds:
+    """Per unit (K,): ``values`` T_k (float64); ``tie_share`` the share of the positions at
+    T_k that fire; ``at_max`` whether T_k is the unit's largest activation (a bounded unit,
+    such as ReLU6 at its ceiling, whose top positions are all tied)."""
+
+    values: torch.Tensor
+    tie_share: torch.Tensor
+    at_max: torch.Tensor
+
+
+def tie_band(thresholds: torch.Tensor) -> torch.Tensor:
+    """Half-width of the band around each threshold within which a pixel counts as tied."""
+    return TIE_ULPS * torch.finfo(torch.float32).eps * thresholds.abs()
+
+
+def threshold_units(activations: torch.Tensor, quantile: float = QUANTILE) -> UnitThresholds:
+    """T_k, its tie share and whether it is the unit's maximum, from the split's activations
+    (N, K, h, w) at the stage's own resolution."""
+    values = unit_thresholds(activations, quantile)
+    n_units = activations.shape[1]
+    per_unit = activations[:, 0].numel()
+    budget = (1 - quantile) * per_unit
+    shares, at_max = torch.zeros(n_units, dtype=torch.float64), torch.zeros(n_units, dtype=torch.bool)
+    chunk = max(1, UPSAMPLED_ELEMENTS // max(per_unit, 1))
+    for start in range(0, n_units, chunk):
+        unit_values = activations[:, start:start + chunk].transpose(0, 1).reshape(-1, per_unit).double()
+        t = values[start:start + chunk, None]
+        band = tie_band(t)
+        above = (unit_values > t + band).sum(1).double()
+        tied = ((unit_values - t).abs() <= band).sum(1).double()
+        # a tie at the unit's floor (ReLU's 0) is where it is off: it fires on less than the
+        # budget, above the floor only
+        at_floor = unit_values.amin(1) >= t[:, 0] - band[:, 0]
+        share = torch.where((tied > 0) & ~at_floor, (budget - above) / tied.clamp_min(1), torch.zeros_like(tied))
+        shares[start:start + chunk] = share.clamp(0, 1)
+        at_max[start:start + chunk] = unit_values.amax(1) <= t[:, 0] + band[:, 0]
+    return UnitThresholds(values, shares, at_max)
+
+
+def firing_pixels(activations: torch.Tensor, thresholds: torch.Tensor,
+                  size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, K, h, w) activations -> ``(above, tied)``, each (B, K, H, W) bool: upsampled
+    bilinearly to ``size``, above the thresholds, or tied with them (within ``tie_band``);
+    thresholds (K,) one per unit or (B, K) one per map. Compared in the activations' dtype."""
     up = F.interpolate(activations, size=size, mode="bilinear", align_corners=False)
-    return up > thresholds.to(up.device, up.dtype)[..., None, None]
+    t = thresholds.to(up.device, torch.float64)[..., None, None]
+    band = tie_band(t).to(up.dtype)
+    t = t.to(up.dtype)
+    return up > t + band, (up - t).abs() <= band
 
 
 @dataclass
 class IoUCounts:
-    """Pixel counts summed over a split, from which IoU_k,c follows.
+    """Pixel counts summed over a split, from which IoU_k,c follows. Pixels above the
+    threshold and pixels tied with it are counted apart; the tie shares weigh them at the end.
 
-    ``intersection`` (K, C): Σ|A_k ∩ S_c| over images of class c; ``fired`` (K,): Σ|A_k| over
-    all images; ``mask`` (C,): Σ|S_c| over images of class c.
+    ``intersection`` and ``tied_intersection`` (K, C): Σ|A_k ∩ S_c| over images of class c;
+    ``fired`` and ``tied_fired`` (K, C + 1): Σ|A_k| over the images of each class, the last
+    column for the images of no concept; ``mask`` (C,): Σ|S_c| over images of class c.
     """
 
     intersection: np.ndarray
+    tied_intersection: np.ndarray
     fired: np.ndarray
+    tied_fired: np.ndarray
     mask: np.ndarray
 
     @classmethod
     def empty(cls, n_units: int, n_concepts: int) -> "IoUCounts":
-        return cls(np.zeros((n_units, n_concepts), np.int64), np.zeros(n_units, np.int64),
-                   np.zeros(n_concepts, np.int64))
+        def zeros(*shape):
+            return np.zeros(shape, np.int64)
+        return cls(zeros(n_units, n_concepts), zeros(n_units, n_concepts), zeros(n_units, n_concepts + 1),
+                   zeros(n_units, n_concepts + 1), zeros(n_concepts))
 
     def add_masks(self, masks: torch.Tensor, concepts: torch.Tensor) -> None:
         """Count a batch's concept pixels: ``masks`` (B, H, W) bool, ``concepts`` (B,) the
@@ -120,35 +193,54 @@ class IoUCounts:
         for c in range(self.mask.shape[0]):
             self.mask[c] += int(masks[concepts == c].sum())
 
-    def add_maps(self, active: torch.Tensor, units: torch.Tensor, masks: torch.Tensor,
+    def add_maps(self, above: torch.Tensor, tied: torch.Tensor, units: torch.Tensor, masks: torch.Tensor,
                  concepts: torch.Tensor) -> None:
-        """Count unit maps: ``active`` (P, H, W) bool, where unit ``units[p]`` fires on an image
-        whose mask is ``masks[p]`` (H, W) and concept ``concepts[p]`` (-1: none)."""
-        # bincount's weights are float64 but hold pixel counts: sums are exact in any order
-        n_units = self.fired.shape[0]
-        fired = active.sum(dim=(1, 2))
-        self.fired += torch.bincount(units, weights=fired.double(), minlength=n_units).long().cpu().numpy()
-        hits = (active & masks).sum(dim=(1, 2)).double()
-        for c in range(self.mask.shape[0]):
-            of_c = concepts == c
-            self.intersection[:, c] += torch.bincount(units[of_c], weights=hits[of_c],
-                                                      minlength=n_units).long().cpu().numpy()
+        """Count unit maps: ``above`` and ``tied`` (P, H, W) bool, where unit ``units[p]`` fires
+        on an image whose mask is ``masks[p]`` (H, W) and concept ``concepts[p]`` (-1: none)."""
+        n_units, n_concepts = self.fired.shape[0], self.mask.shape[0]
 
-    def iou(self) -> np.ndarray:
-        """(K, C) Σ|A∩S| / Σ|A∪S|; 0 where the union is empty (a unit that never fires, a
+        def per_unit(weights: torch.Tensor, rows: torch.Tensor) -> np.ndarray:
+            # bincount's weights are float64 but hold pixel counts: sums are exact in any order
+            return torch.bincount(units[rows], weights=weights[rows].double(), minlength=n_units).long().cpu().numpy()
+
+        for pixels, fired, intersection in ((above, self.fired, self.intersection),
+                                            (tied, self.tied_fired, self.tied_intersection)):
+            count, hits = pixels.sum(dim=(1, 2)), (pixels & masks).sum(dim=(1, 2))
+            for c in range(n_concepts + 1):
+                of_c = concepts == (c if c < n_concepts else -1)
+                fired[:, c] += per_unit(count, of_c)
+                if c < n_concepts:
+                    intersection[:, c] += per_unit(hits, of_c)
+
+    def iou(self, tie_share: np.ndarray, union: str = "all") -> np.ndarray:
+        """(K, C) Σ|A∩S| / Σ|A∪S| with tied pixels weighted by ``tie_share`` (K,), over the
+        images that ``union`` names; 0 where the union is empty (a unit that never fires, a
         concept without mask pixels)."""
-        union = self.fired[:, None] + self.mask[None, :] - self.intersection
-        return np.divide(self.intersection, union, out=np.zeros(union.shape), where=union > 0)
+        if union not in UNION_RULES:
+            raise ValueError(f"unknown union rule {union!r}; choose one of {', '.join(UNION_RULES)}")
+        share = tie_share[:, None]
+        inter = self.intersection + share * self.tied_intersection
+        fired = self.fired + share * self.tied_fired  # (K, C + 1)
+        if union == "concept":
+            fired_in_union = fired[:, :-1]
+        else:
+            fired_in_union = fired[:, :-1].sum(1, keepdims=True) + (fired[:, -1:] if union == "all" else 0)
+        total = fired_in_union + self.mask[None, :] - inter
+        return np.divide(inter, total, out=np.zeros(total.shape), where=total > 0)
 
 
 @dataclass(frozen=True)
 class Dissection:
-    """A stage dissected over a split: per unit its threshold, per unit and concept its IoU."""
+    """A stage dissected over a split: per unit its threshold (with its tie share and
+    whether it is the unit's maximum), per unit and concept its IoU under ``union``."""
 
     stage: str
     concepts: tuple[str, ...]
     thresholds: np.ndarray  # (K,)
+    tie_share: np.ndarray   # (K,)
+    at_max: np.ndarray      # (K,) bool
     iou: np.ndarray         # (K, C)
+    union: str = "all"
 
     @property
     def detectors(self) -> np.ndarray:
@@ -157,7 +249,7 @@ class Dissection:
 
 
 def dissect(net: nn.Module, stage: str, batches: Iterable[tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
-            concepts: tuple[str, ...], *, memory_limit: int = MEMORY_LIMIT,
+            concepts: tuple[str, ...], *, union: str = "all", memory_limit: int = MEMORY_LIMIT,
             guard: Callable[[], AbstractContextManager] = nullcontext) -> Dissection:
     """Dissect ``stage`` of ``net`` over the split that ``batches`` yields.
 
@@ -168,6 +260,8 @@ def dissect(net: nn.Module, stage: str, batches: Iterable[tuple[torch.Tensor, to
     image, each forward inside ``guard()`` (the engine's model lock: hooks are not thread-safe).
     """
     stage_module(net, stage)  # a bad name fails before any forward
+    if union not in UNION_RULES:
+        raise ValueError(f"unknown union rule {union!r}; choose one of {', '.join(UNION_RULES)}")
     kept: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
     held = 0
     device = torch.device("cpu")
@@ -182,18 +276,21 @@ def dissect(net: nn.Module, stage: str, batches: Iterable[tuple[torch.Tensor, to
         kept.append((acts, masks.cpu(), concept.cpu()))
     if not kept:
         raise ValueError("dissection needs at least one image")
-    thresholds = unit_thresholds(torch.cat([a for a, _, _ in kept]))
-    n_units = len(thresholds)
-    counts = IoUCounts.empty(n_units, len(concepts))
+    units_t = threshold_units(torch.cat([a for a, _, _ in kept]))
+    thresholds = units_t.values
+    lowest_tied = (thresholds - tie_band(thresholds)).float()
+    counts = IoUCounts.empty(len(thresholds), len(concepts))
     for acts, masks, concept in kept:
         counts.add_masks(masks, concept)
         # Bilinear upsampling takes convex combinations of neighbours, so a map whose maximum is
-        # <= T_k fires nowhere: only the (image, unit) pairs above it are upsampled (a few % of them).
-        image, unit = torch.nonzero(acts.amax(dim=(2, 3)) > thresholds.float()[None, :], as_tuple=True)
+        # below T_k's tie band fires nowhere: only the other (image, unit) pairs are upsampled.
+        image, unit = torch.nonzero(acts.amax(dim=(2, 3)) >= lowest_tied[None, :], as_tuple=True)
         step = max(1, UPSAMPLED_ELEMENTS // masks[0].numel())
         for p in range(0, len(unit), step):
             i, u = image[p:p + step], unit[p:p + step]
             maps = acts[i, u][:, None].to(device)
-            active = active_pixels(maps, thresholds[u][:, None], tuple(masks.shape[-2:]))[:, 0]
-            counts.add_maps(active, u.to(device), masks[i].to(device), concept[i].to(device))
-    return Dissection(stage, tuple(concepts), thresholds.numpy(), counts.iou())
+            above, tied = firing_pixels(maps, thresholds[u][:, None], tuple(masks.shape[-2:]))
+            counts.add_maps(above[:, 0], tied[:, 0], u.to(device), masks[i].to(device), concept[i].to(device))
+    shares = units_t.tie_share.numpy()
+    return Dissection(stage, tuple(concepts), thresholds.numpy(), shares, units_t.at_max.numpy(),
+                      counts.iou(shares, union), union)

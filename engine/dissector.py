@@ -10,19 +10,19 @@ import numpy as np
 import torch
 
 from .catalogue import ImageCatalogue
-from .dissection import Dissection, active_pixels, dissect, stage_activations, stage_names
+from .dissection import Dissection, dissect, firing_pixels, stage_activations, stage_names
 from .map_store import MapStore
 from .model_pool import ModelPool
 
 
 @dataclass(frozen=True)
 class UnitOverlay:
-    """Where one unit fires on one image: ``active`` (H, W) bool beside the image and its mask."""
+    """Where one unit fires on one image: ``active`` (H, W) beside the image and its mask."""
 
     image_id: str
     image: np.ndarray   # (H, W, 3) uint8
     mask: np.ndarray    # (H, W) bool, the ground truth
-    active: np.ndarray  # (H, W) bool, the upsampled activation > the unit's threshold
+    active: np.ndarray  # (H, W) float in [0, 1]: 1 above the threshold, the tie share where tied
 
 
 class Dissector:
@@ -43,12 +43,13 @@ class Dissector:
         return tuple(c for c in self.catalogue.classes
                      if any(s.has_mask and s.cls == c and s.id in ids for s in self.catalogue.samples))
 
-    def run(self, seed: int, stage: str, split: str, *, batch_size: int = 16) -> Dissection:
-        """``stage`` of ``seed``'s network dissected over ``split`` (every image of it)."""
+    def run(self, seed: int, stage: str, split: str, *, batch_size: int = 16, union: str = "all") -> Dissection:
+        """``stage`` of ``seed``'s network dissected over ``split`` (every image of it), the
+        union of each concept taken over the images ``union`` names (``dissection.UNION_RULES``)."""
         net, _ = self.pool.network(seed)
         concepts = self.concepts(split)
         return dissect(net, stage, self._batches(seed, self.catalogue.image_ids(split), concepts, batch_size),
-                       concepts, guard=self.pool.running)
+                       concepts, union=union, guard=self.pool.running)
 
     def _batches(self, seed: int, ids: Sequence[str], concepts: tuple[str, ...],
                  batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
@@ -59,10 +60,10 @@ class Dissector:
             yield self.pool.input_batch(seed, images), torch.from_numpy(masks), concept
 
     def overlays(self, seed: int, stage: str, units: Sequence[int], thresholds: Sequence[float],
-                 image_ids: Sequence[str]) -> list[list[UnitOverlay]]:
-        """Where each of ``units`` of ``stage`` fires (> its threshold, the T_k of the table) on
-        each of ``image_ids``: one list per unit, in ``image_ids`` order. One batched forward,
-        cached like maps."""
+                 tie_shares: Sequence[float], image_ids: Sequence[str]) -> list[list[UnitOverlay]]:
+        """Where each of ``units`` of ``stage`` fires on each of ``image_ids`` (above its
+        threshold, the T_k of the table, and by its tie share where tied with it): one list per
+        unit, in ``image_ids`` order. One batched forward, cached like maps."""
         def compute() -> list[list[UnitOverlay]]:
             samples = [self.catalogue.sample(i) for i in image_ids]
             images, masks = self.catalogue.load(samples, self.pool.image_size(seed))
@@ -73,10 +74,13 @@ class Dissector:
             bad = [u for u in units if not 0 <= u < acts.shape[1]]
             if bad:
                 raise ValueError(f"stage {stage!r} has units 0-{acts.shape[1] - 1}, not {bad}")
-            active = active_pixels(acts[:, list(units)], torch.tensor(list(thresholds)), masks.shape[-2:]).cpu().numpy()
+            above, tied = firing_pixels(acts[:, list(units)], torch.tensor(list(thresholds), dtype=torch.float64),
+                                        tuple(masks.shape[-2:]))
+            shares = torch.tensor(list(tie_shares), dtype=torch.float32, device=above.device)[None, :, None, None]
+            active = (above.float() + tied.float() * shares).cpu().numpy()
             return [[UnitOverlay(s.id, images[i], masks[i], active[i, j]) for i, s in enumerate(samples)]
                     for j in range(len(units))]
 
         key = ("unit-overlays", seed, self.pool.maps_key(seed), stage, tuple(units),
-               tuple(float(t) for t in thresholds), tuple(image_ids))
+               tuple(float(t) for t in thresholds), tuple(float(s) for s in tie_shares), tuple(image_ids))
         return self.store.memo(key, compute)

@@ -73,6 +73,32 @@ def test_the_scheme_reaches_its_tolerance_where_25_gauss_legendre_steps_do_not(i
     assert 17 < out.extras["steps"].item() < 512
 
 
+def cancelling_path(alphas: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """A hand-made path for ``integrate_to_tolerance``: the slope is 1 plus a narrow positive
+    bump at alpha 0.578 and a narrow negative one at 0.383, the score its exact integral (erf).
+    The 17-node grid misses both bumps; their errors cancel to 1.1% after the first refinement
+    (which hits one of them), are 10% after the second, and settle below 1% after that."""
+    bumps = ((7.0, 0.578125, 0.003), (-7.7, 0.3828125, 0.004))  # height, centre, width
+    a = alphas.double()
+    slope = 1 + sum(h * torch.exp(-(a - c) ** 2 / (2 * w ** 2)) for h, c, w in bumps)
+    score = a + sum(h * w * math.sqrt(math.pi / 2) * (torch.erf((a - c) / (w * math.sqrt(2)))
+                                                     - math.erf(-c / (w * math.sqrt(2)))) for h, c, w in bumps)
+    return score, (slope / 12)[:, None, None, None].expand(-1, 3, 2, 2).clone()
+
+
+def test_a_gap_that_cancels_once_is_not_taken_for_convergence():
+    from engine.explainers.ig_path import integrate_to_tolerance
+
+    out = integrate_to_tolerance(cancelling_path, 0.05, 512)
+    gaps = {steps: gap for steps, gap, _ in out.history}
+    # the old rule took the grid and one refinement, 4.8% and 1.1%, as confirmed at 25 steps
+    assert gaps[17] <= 0.05 and gaps[25] <= 0.05 and gaps[37] > 0.1
+    # two refinements in a row must agree: 55 and 82 nodes
+    assert out.converged and out.steps == 82 and out.relative_delta <= 0.05
+    exact = cancelling_path(torch.tensor([0.0, 1.0]))[0]
+    assert abs(float(out.attribution.sum()) - float(exact[1] - exact[0])) / float(exact[1] - exact[0]) < 0.01
+
+
 def test_an_image_the_cap_cannot_fix_is_flagged_with_its_true_gap():
     x = torch.full((1, 3, 2, 2), 0.8)  # each pixel: 0.64 from the square, 1 from the hidden jump
     cap = 40

@@ -8,9 +8,16 @@ M_i (H, W); the image is seen through each mask, x_i = x ⊙ M_i, and with p = s
     U_i  = minmax_i(sum_j ||p_i - p_j||_2)                uniqueness, over all N channels
     S    = sum_i SD_i * U_i * M_i / N                     -> (B, H, W)
 
-for the explained class t. This follows the authors' code (satyamahesh84/SIDU_XAI_CODE,
-``SIDU_XAI.py``), not the paper's vector notation nor the pytorch-sidu port:
+for the explained class t. This follows the authors' code, ``SIDU_XAI.py`` of
+satyamahesh84/SIDU_XAI_CODE as of commit dca19f3 (2022-02-27, the last to change it), not the
+paper's vector notation nor the pytorch-sidu port:
 
+- channels are binarised at ``> 0.1`` (that commit's value; 0.5 before it);
+- masks are upsampled as ``skimage.transform.resize(order=1, mode='reflect',
+  anti_aliasing=False)`` does: bilinear at half-pixel centres, and beyond the outermost
+  centres (the outer half cell of the map, 16 px of each border of a 224 px image from a 7 x 7
+  map, 27% of its pixels) mirrored about the edge cell, not clamped to it as torch's
+  ``interpolate`` would (that changes every mask, so every weight and the whole map);
 - the class enters through SD alone: ``sim_differences`` takes ``abs(pred_org - preds)``
   per class, a (N, C) array of weights, and the explanation of class t is row t of the
   saliency (``sal[class_idx]``); uniqueness compares whole probability vectors (``cdist``);
@@ -20,15 +27,12 @@ for the explained class t. This follows the authors' code (satyamahesh84/SIDU_XA
 - every channel counts in N and in the uniqueness sums, including those whose mask is
   empty (they add nothing to S but are part of the comparison set);
 - the code's extra division by ``p1 = 0.5`` (carried over from RISE, where it is the keep
-  probability) is left out: a constant factor of 2 that changes no ranking.
+  probability) is left out: a constant factor of 2 that changes no ranking; so is the 1e-13
+  its min-max adds to the denominator (U is all zeros here when every channel scores alike).
 
 Two exact shortcuts keep the cost down. Channels with the same binary pattern give the same
-masked image, so each distinct pattern is scored once and counted as often as it occurs
-(the shipped models' 1280 channels, 7 x 7, made 215-308 patterns on three test images).
-And since bilinear upsampling is linear, S is summed at the layer's resolution and
-upsampled once.
-Upsampling differs from the code's ``skimage.transform.resize(order=1, mode='reflect')``
-only in the outer half cell, where torch repeats the edge value and skimage mirrors.
+masked image, so each distinct pattern is scored once and counted as often as it occurs.
+And since the upsampling is linear, S is summed at the layer's resolution and upsampled once.
 
 Deterministic (no sampling); runs on the inputs' device.
 """
@@ -36,9 +40,38 @@ Deterministic (no sampling); runs on the inputs' device.
 from __future__ import annotations
 
 import torch
-from torch.nn import functional as F
 
 from .base import ACTIVATION, Attribution, Explainer, GradientPass
+
+
+def mirrored_bilinear_weights(n_in: int, n_out: int) -> torch.Tensor:
+    """(n_out, n_in) float64: row i holds the weights of ``n_in`` samples that give output
+    sample i of a linear resize to ``n_out`` as skimage's ``resize(order=1, mode='reflect')``
+    does: position (i + 0.5) n_in / n_out - 0.5, interpolated between the two nearest samples,
+    indices outside [0, n_in) mirrored about the edge sample (ndimage's ``mirror``)."""
+    weights = torch.zeros(n_out, n_in, dtype=torch.float64)
+    if n_in == 1:
+        return weights.add_(1.0)
+
+    def mirror(j: int) -> int:
+        period = 2 * (n_in - 1)
+        j = abs(j) % period
+        return period - j if j >= n_in else j
+
+    for i in range(n_out):
+        x = (i + 0.5) * n_in / n_out - 0.5
+        low = int(torch.floor(torch.tensor(x)))
+        frac = x - low
+        weights[i, mirror(low)] += 1 - frac
+        weights[i, mirror(low + 1)] += frac
+    return weights
+
+
+def upsample_mirrored(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """(..., h, w) -> (..., H, W): ``mirrored_bilinear_weights`` along both axes."""
+    rows = mirrored_bilinear_weights(maps.shape[-2], size[0]).to(maps.device, maps.dtype)
+    cols = mirrored_bilinear_weights(maps.shape[-1], size[1]).to(maps.device, maps.dtype)
+    return rows @ maps @ cols.T
 
 
 def similarity_difference(p0: torch.Tensor, probs: torch.Tensor, target: int, sigma: float) -> torch.Tensor:
@@ -62,7 +95,7 @@ class SIDU(Explainer):
     label = "SIDU"
     cost_note = ("1 forward per distinct binarised channel of the last conv block (up to 1280 on EfficientNet), "
                  "batch_size at a time; no backward. Slow on a CPU")
-    defaults = {"threshold": 0.5, "sigma": 0.25, "batch_size": 32}
+    defaults = {"threshold": 0.1, "sigma": 0.25, "batch_size": 32}
     slow = True
     pass_needs = frozenset({ACTIVATION})
 
@@ -75,7 +108,7 @@ class SIDU(Explainer):
             target: (B,) int64 class indices, one per image.
             scores: (B, C) logits of ``inputs``; not used (the layer's forward gives them).
 
-        Params (constructor keywords): ``threshold`` (0.5) binarises the layer's
+        Params (constructor keywords): ``threshold`` (0.1) binarises the layer's
         activations; ``sigma`` (0.25) is the similarity kernel's width, in probability
         units; ``batch_size`` (32) masked images per forward.
 
@@ -97,11 +130,9 @@ class SIDU(Explainer):
                 patterns, counts = torch.unique((acts > float(self.params["threshold"])).flatten(1), dim=0,
                                                 return_counts=True)
                 grids = patterns.to(image.dtype).view(-1, 1, h, w)
-                probs = torch.cat([self.classifier(image * F.interpolate(chunk, size=size, mode="bilinear",
-                                                                         align_corners=False)).softmax(1)
+                probs = torch.cat([self.classifier(image * upsample_mirrored(chunk, size)).softmax(1)
                                    for chunk in grids.split(batch_size)])
                 counts = counts.to(probs.dtype)
                 weights = counts * similarity_difference(image_p0, probs, int(label), sigma) * uniqueness(probs, counts)
                 maps.append(torch.einsum("d,dhw->hw", weights, grids[:, 0]) / n_channels)
-            low_res = torch.stack(maps)[:, None]
-            return Attribution(F.interpolate(low_res, size=size, mode="bilinear", align_corners=False)[:, 0])
+            return Attribution(upsample_mirrored(torch.stack(maps), size))
