@@ -227,3 +227,49 @@ def test_evaluating_a_split_without_imported_maps_says_so(tiny_run, models, tmp_
                              "--splits", "train", "--methods", "gradcam", "ext", "--device", "cpu", capsys=capsys)
     assert code == 2
     assert err.strip().splitlines()[-1].startswith("error: imported method ext has no map of image ")
+
+
+def plant_maps(models: Path, folder: Path, method: str, seed: int = 3) -> dict[str, np.ndarray]:
+    """Random 64 x 64 maps of every test image, one for all seeds, as ``folder/method/<id>.npy``."""
+    from engine.data import read_manifest
+
+    rng = np.random.default_rng(seed)
+    planted = {s.id: rng.random((64, 64), dtype=np.float32)
+               for s in read_manifest(models / "manifest.csv") if s.split == "test"}
+    for image_id, array in planted.items():
+        _write_npy(folder / method / f"{image_id}.npy", array)
+    return planted
+
+
+def test_the_sweep_ranks_an_imported_method_beside_computed_ones(tiny_run, models, tmp_path, capsys):
+    from engine import metrics
+    from engine.explain import ExplanationEngine
+    from engine.results.sweep_store import read_store
+    from engine.sweep.command import print_plan
+    from engine.sweep.plan import plan
+    from engine.sweep.spec import Category, SweepSpec
+    from engine.sweep.worker import run_task
+
+    planted = plant_maps(models, tmp_path / "maps", "detector")
+    assert run_cli("import-maps", tmp_path / "maps", "--models", models, capsys=capsys)[0] == 0
+    spec = SweepSpec(categories=(Category("cat", tiny_run[0], models),), out=tmp_path / "store", splits=("test",),
+                     methods=("gradcam", "detector"), chunk=8, device="cpu")
+    tasks = plan(spec)
+    print_plan(spec, tasks)
+    assert "detector       imported: maps read, not computed" in capsys.readouterr().out
+    for task in tasks:  # what a Dask worker runs, here in-process
+        run_task(task, spec)
+
+    table = read_store(spec.out).category("cat")
+    scored = table[table["tko"].notna()]
+    engine = ExplanationEngine(tiny_run[0], models, device="cpu")
+    for row in scored[scored["method"] == "detector"].itertuples():
+        mask = metrics.defect_region(engine.prediction(row.seed, row.image_id).mask)
+        assert row.tko == metrics.localisation_scores(planted[row.image_id], mask)["tko"]
+    per_image = scored.pivot_table(index=["seed", "image_id"], columns="method", values="tko")
+    wins = scored.pivot_table(index=["seed", "image_id"], columns="method", values="win_share")
+    np.testing.assert_array_equal(wins["detector"] == 1, per_image["detector"] > per_image["gradcam"])
+    engine.close()
+
+    with pytest.raises(ValueError, match=r"unknown method\(s\) \['detectr'\].*imported in .*: detector"):
+        plan(SweepSpec(categories=spec.categories, out=spec.out, methods=("gradcam", "detectr")))
