@@ -10,10 +10,11 @@ The parts: ``ImageCatalogue`` (which images, read at model size), ``ModelPool`` 
 network per seed, one lock for all model calls), ``PassRunner`` (methods grouped into
 shared gradient passes), ``MapStore`` (memory LRU + disk + single-flight),
 ``explanation.assemble`` (scores and ranking), ``Dissector`` (Network Dissection of a
-stage) and ``ImportedMaps`` (maps made elsewhere, served beside the computed ones). One request flows image -> tensor (built once) -> prediction -> maps -> scores. On a cold image the prediction rides on the
-gradient pass that Saliency and the CAM family share, and the reconstruction is decoded
-from the encoder features that pass captured. A network without a mask decoder (a plain
-classifier, a user's model) has no reconstruction.
+stage) and ``ImportedMaps`` (maps made elsewhere, served beside the computed ones). One
+request flows image -> tensor (built once) -> prediction -> maps -> scores. On a cold image
+the prediction rides on the gradient pass that Saliency and the CAM family share, and the
+reconstruction is decoded from the encoder features that pass captured. A network without a
+mask decoder (a plain classifier, a user's model) has no reconstruction.
 """
 
 from __future__ import annotations
@@ -264,6 +265,7 @@ class ExplanationEngine:
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
+        self.imported.close()
 
 
 def load_engine(data: Path | str | None = None, models: Path | str | None = None, **kwargs: Any) -> ExplanationEngine:

@@ -357,30 +357,32 @@ class ImportedMaps:
     """The imported methods of a models folder, as the engine serves them.
 
     A stored method that no longer fits (retrained seeds for per-seed maps, another image size
-    or manifest) is left out with a line in ``warnings``.
+    or manifest) is left out with a line in ``warnings``. Each file stays open: a later import
+    replaces it by a rename, and this engine keeps reading the maps its index describes.
     """
 
     def __init__(self, models_dir: Path, seeds: Mapping[int, Mapping[str, Any]], manifest_sha256: str):
         self.warnings: list[str] = []
-        self._files: dict[str, Path] = {}
+        self._files: dict[str, np.lib.npyio.NpzFile] = {}
         self._index: dict[str, dict[tuple[int | None, str], str]] = {}
         self._sha: dict[str, str] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # one zip file handle per method, shared by the request threads
         sizes = {int(m["image_size"]) for m in seeds.values()}
         for method, path in sorted(self.stored(models_dir).items()):
             try:
-                with np.load(path, allow_pickle=False) as npz:
-                    meta = json.loads(str(npz["meta"]))
+                npz = np.load(path, allow_pickle=False)
+                meta = json.loads(str(npz["meta"]))
             except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as exc:
                 self.warnings.append(f"{path}: unreadable imported maps ({exc.__class__.__name__}); import them "
                                      "again with `pixel-evidence import-maps --force`")
                 continue
             why = self._unfit(meta, seeds, sizes, manifest_sha256)
             if why:
+                npz.close()
                 self.warnings.append(f"imported method {method} left out: {why}; import its maps again with "
                                      "`pixel-evidence import-maps --force`")
                 continue
-            self._files[method] = path
+            self._files[method] = npz
             self._sha[method] = meta["sha256"]
             self._index[method] = {(seed, image_id): f"map_{i}" for i, (seed, image_id) in enumerate(meta["keys"])}
         for line in self.warnings:
@@ -397,7 +399,8 @@ class ImportedMaps:
         if meta.get("manifest_sha256") != manifest_sha256:
             return "the split manifest changed since the import (image ids may differ)"
         recorded = meta.get("weights_sha256") or {}
-        changed = sorted(int(s) for s, sha in recorded.items() if int(s) in seeds and seeds[int(s)]["weights_sha256"] != sha)
+        changed = sorted(int(s) for s, sha in recorded.items()
+                         if int(s) in seeds and seeds[int(s)]["weights_sha256"] != sha)
         if changed:
             return f"seeds {changed} were retrained since their maps were made"
         if not recorded and set(meta.get("image_size", [])) != sizes:
@@ -416,15 +419,15 @@ class ImportedMaps:
         imported under the same name are never reused)."""
         return {"imported_sha256": self._sha[method]}
 
-    def has(self, method: str, seed: int, image_id: str) -> bool:
-        index = self._index[method]
-        return (None, image_id) in index or (seed, image_id) in index
-
     def map(self, method: str, seed: int, image_id: str) -> np.ndarray:
         index = self._index[method]
         name = index.get((None, image_id)) or index.get((seed, image_id))
         if name is None:
             raise ValueError(f"imported method {method} has no map of image {image_id!r} (seed {seed}); import "
                              "maps of its split with `pixel-evidence import-maps --splits ... --force`")
-        with self._lock, np.load(self._files[method], allow_pickle=False) as npz:
-            return npz[name]
+        with self._lock:
+            return self._files[method][name]
+
+    def close(self) -> None:
+        for npz in self._files.values():
+            npz.close()

@@ -127,6 +127,18 @@ def _write_npy(path: Path, array: np.ndarray) -> None:
     np.save(path, array)
 
 
+def plant_maps(models: Path, folder: Path, method: str, seed: int = 3) -> dict[str, np.ndarray]:
+    """Random 64 x 64 maps of every test image, one for all seeds, as ``folder/method/<id>.npy``."""
+    from engine.data import read_manifest
+
+    rng = np.random.default_rng(seed)
+    planted = {s.id: rng.random((64, 64), dtype=np.float32)
+               for s in read_manifest(models / "manifest.csv") if s.split == "test"}
+    for image_id, array in planted.items():
+        _write_npy(folder / method / f"{image_id}.npy", array)
+    return planted
+
+
 def test_misfit_missing_and_bad_files_are_named_one_line_each(tiny_run, models, tmp_path, capsys):
     from engine.data import read_manifest
 
@@ -202,13 +214,9 @@ def test_archive_climbing_out_is_refused_whole(models, tmp_path, capsys, kind):
     assert not (models / IMPORTED_SUBDIR).exists() and not (tmp_path / "escape.npy").exists()
 
 
-def test_a_second_import_under_the_same_name_needs_force(tiny_run, models, tmp_path, capsys):
-    from engine.data import read_manifest
-
+def test_a_second_import_under_the_same_name_needs_force(models, tmp_path, capsys):
     source = tmp_path / "maps"
-    for s in read_manifest(models / "manifest.csv"):
-        if s.split == "test":
-            _write_npy(source / "ext" / f"{s.id}.npy", np.ones((64, 64), np.float32))
+    plant_maps(models, source, "ext")
     assert run_cli("import-maps", source, "--models", models, capsys=capsys)[0] == 0
     code, out, err = run_cli("import-maps", source, "--models", models, capsys=capsys)
     assert code == 2 and "ext/: already imported; pass --force" in err
@@ -216,29 +224,13 @@ def test_a_second_import_under_the_same_name_needs_force(tiny_run, models, tmp_p
 
 
 def test_evaluating_a_split_without_imported_maps_says_so(tiny_run, models, tmp_path, capsys):
-    from engine.data import read_manifest
-
     source = tmp_path / "maps"
-    for s in read_manifest(models / "manifest.csv"):
-        if s.split == "test":
-            _write_npy(source / "ext" / f"{s.id}.npy", np.ones((64, 64), np.float32))
+    plant_maps(models, source, "ext")
     assert run_cli("import-maps", source, "--models", models, capsys=capsys)[0] == 0
     code, out, err = run_cli("evaluate", "--data", tiny_run[0], "--models", models, "--out", tmp_path / "r",
                              "--splits", "train", "--methods", "gradcam", "ext", "--device", "cpu", capsys=capsys)
     assert code == 2
     assert err.strip().splitlines()[-1].startswith("error: imported method ext has no map of image ")
-
-
-def plant_maps(models: Path, folder: Path, method: str, seed: int = 3) -> dict[str, np.ndarray]:
-    """Random 64 x 64 maps of every test image, one for all seeds, as ``folder/method/<id>.npy``."""
-    from engine.data import read_manifest
-
-    rng = np.random.default_rng(seed)
-    planted = {s.id: rng.random((64, 64), dtype=np.float32)
-               for s in read_manifest(models / "manifest.csv") if s.split == "test"}
-    for image_id, array in planted.items():
-        _write_npy(folder / method / f"{image_id}.npy", array)
-    return planted
 
 
 def test_the_sweep_ranks_an_imported_method_beside_computed_ones(tiny_run, models, tmp_path, capsys):
@@ -269,7 +261,49 @@ def test_the_sweep_ranks_an_imported_method_beside_computed_ones(tiny_run, model
     per_image = scored.pivot_table(index=["seed", "image_id"], columns="method", values="tko")
     wins = scored.pivot_table(index=["seed", "image_id"], columns="method", values="win_share")
     np.testing.assert_array_equal(wins["detector"] == 1, per_image["detector"] > per_image["gradcam"])
+
+    # the summary's across-categories table: the imported method's row has a win rate, no cost
+    from dashboard.app import create_app
+    from dashboard.summary.categories import COST
+
+    dash = create_app(engine=engine).dashboard
+    dash.results.sweep_directory = spec.out
+    dash.results.load()
+    dash.state.tab = "summary"
+    (_, chosen), _ = dash.results.tables["categories"]
+    costs = dict(zip(chosen["Method"], chosen[COST]))
+    assert costs["detector (imported)"] == "–" and isinstance(costs["Grad-CAM"], float)
     engine.close()
 
     with pytest.raises(ValueError, match=r"unknown method\(s\) \['detectr'\].*imported in .*: detector"):
         plan(SweepSpec(categories=spec.categories, out=spec.out, methods=("gradcam", "detectr")))
+
+
+def test_stored_maps_that_no_longer_fit_are_left_out_with_a_warning(tiny_run, models, tmp_path, capsys):
+    """Per-seed maps belong to their seed's weights, maps for every seed to the image size,
+    all of them to the manifest's ids."""
+    from engine.explain import ExplanationEngine
+    from engine.files import file_sha256
+    from engine.imported_maps import ImportedMaps
+    from engine.models.checkpoint import scan_seeds
+
+    engine = ExplanationEngine(tiny_run[0], models, device="cpu")
+    export_maps(engine, tmp_path / "maps", "mycam", seeds=[7])
+    plant_maps(models, tmp_path / "maps", "detector")
+    code, out, err = run_cli("import-maps", tmp_path / "maps", "--models", models, capsys=capsys)
+    first = engine.image_ids("test")[0]
+    assert code == 2 and f"mycam/seed_8/{first}.npy: missing (test image)" in err.splitlines()
+    export_maps(engine, tmp_path / "maps", "mycam", seeds=[8])
+    engine.close()
+    assert run_cli("import-maps", tmp_path / "maps", "--models", models, capsys=capsys)[0] == 0
+
+    metas, _ = scan_seeds(models)
+    sha = file_sha256(models / "manifest.csv")
+    assert ImportedMaps(models, metas, sha).methods == ["detector", "mycam"]
+    imported = ImportedMaps(models, {**metas, 8: {**metas[8], "weights_sha256": "0" * 64}}, sha)
+    assert imported.methods == ["detector"]
+    assert imported.warnings == ["imported method mycam left out: seeds [8] were retrained since their maps were "
+                                 "made; import its maps again with `pixel-evidence import-maps --force`"]
+    imported = ImportedMaps(models, {s: {**m, "image_size": 128} for s, m in metas.items()}, sha)
+    assert imported.methods == ["mycam"] and "detector left out: its maps are [64] px" in imported.warnings[0]
+    assert ImportedMaps(models, metas, "0" * 64).methods == []
