@@ -148,16 +148,15 @@ def _tar_files(source: Path, problems: list[str]) -> Iterator[tuple[str, bytes]]
         problems.append(f"{source}: damaged or not a tar archive ({exc})")
 
 
-def _parse_path(name: str, ids: Mapping[str, Sample], problems: list[str]) -> tuple[str, int | None, str] | None:
-    """(method, seed or None, image id) from ``<method>[/seed_<n>]/<image id>.<suffix>``."""
-    parts = PurePosixPath(name).parts
-    suffix = PurePosixPath(name).suffix.lower()
+def _read_path(path: str, ids: Mapping[str, Sample]) -> tuple[str, int | None, str] | str:
+    """(method, seed or None, image id) from ``<method>[/seed_<n>]/<image id>.<suffix>``, or
+    why the path is not that of a map of a known image."""
+    parts = PurePosixPath(path).parts
+    suffix = PurePosixPath(path).suffix.lower()
     if suffix not in MAP_SUFFIXES:
-        problems.append(f"{name}: not a map file (.npy, .npz or 16-bit .png)")
-        return None
+        return "not a map file (.npy, .npz or 16-bit .png)"
     if len(parts) < 2:
-        problems.append(f"{name}: outside a method folder; put it at <method>/{name}")
-        return None
+        return f"outside a method folder; put it at <method>/{path}"
     method, rest = parts[0], list(parts[1:])
     seed = None
     if len(rest) > 1 and (match := SEED_FOLDER.fullmatch(rest[0])):
@@ -165,10 +164,23 @@ def _parse_path(name: str, ids: Mapping[str, Sample], problems: list[str]) -> tu
     image_id = "/".join(rest)[:-len(suffix)]
     if image_id not in ids:
         near = difflib.get_close_matches(image_id, list(ids), n=1)
-        problems.append(f"{name}: no image {image_id!r} in the manifest"
-                        + (f" (nearest: {near[0]!r})" if near else ""))
-        return None
+        return f"no image {image_id!r} in the manifest" + (f" (nearest: {near[0]!r})" if near else "")
     return method, seed, image_id
+
+
+def _wrapper(names: Sequence[str], ids: Mapping[str, Sample]) -> str:
+    """The folder every file sits in when the maps were archived inside it
+    (``export/mycam/crack-003.npy``), else "". It is set aside only when the paths below it
+    name more known images than the paths as given (an image id may hold a '/')."""
+    tops = {name.split("/", 1)[0] for name in names}
+    if len(tops) != 1 or not all("/" in name for name in names):
+        return ""
+    wrapper = f"{tops.pop()}/"
+
+    def known(strip: int) -> int:
+        return sum(isinstance(_read_path(name[strip:], ids), tuple) for name in names)
+
+    return wrapper if known(len(wrapper)) > known(0) else ""
 
 
 def read_map(name: str, data: bytes) -> np.ndarray:
@@ -252,14 +264,17 @@ def collect(source: Path, info: ModelsInfo, *, splits: Sequence[str] = ("test",)
     found: dict[str, dict[tuple[int | None, str], tuple[str, np.ndarray]]] = {}
     suffixes: dict[str, str] = {}
     given: set[tuple[str, int | None, str]] = set()  # files named already, usable or not: not "missing"
-    for name, data in _source_files(Path(source), problems):
-        parsed = _parse_path(name, ids, problems)
-        if parsed is None:
+    files = list(_source_files(Path(source), problems))
+    wrapper = _wrapper([name for name, _ in files], ids)
+    for name, data in files:
+        parsed = _read_path(name[len(wrapper):], ids)
+        if isinstance(parsed, str):
+            problems.append(f"{name}: {parsed}")
             continue
         method, seed, image_id = parsed
         given.add(parsed)
         suffixes.setdefault(method, PurePosixPath(name).suffix)
-        found.setdefault(method, {})
+        maps = found.setdefault(method, {})  # also for a method whose every file is refused: its name is checked
         if seed is not None and seed not in sizes:
             problems.append(f"{name}: no model of seed {seed} (seeds: {sorted(sizes)})")
             continue
@@ -276,7 +291,6 @@ def collect(source: Path, info: ModelsInfo, *, splits: Sequence[str] = ("test",)
                             + ("; models of several image sizes need maps per seed (seed_<n>/ folders)"
                                if len(wanted) > 1 else ""))
             continue
-        maps = found.setdefault(method, {})
         if (seed, image_id) in maps:
             problems.append(f"{name}: a second map of image {image_id!r} beside {maps[seed, image_id][0]}")
             continue
@@ -296,7 +310,7 @@ def collect(source: Path, info: ModelsInfo, *, splits: Sequence[str] = ("test",)
             continue
         seeds = [None] if None in per_seed else sorted(sizes)
         for seed in seeds:
-            folder = method if seed is None else f"{method}/seed_{seed}"
+            folder = f"{wrapper}{method}" + ("" if seed is None else f"/seed_{seed}")
             problems += [f"{folder}/{image_id}{suffixes[method]}: missing ({ids[image_id].split} image)"
                          for image_id in required if (method, seed, image_id) not in given]
         out[method] = {key: array for key, (_, array) in maps.items()}
@@ -308,7 +322,7 @@ def _bad_method_name(method: str, registry: Mapping[str, Any], existing: Sequenc
         return (f"{method}/: a method folder's name is its name in every table: use letters, digits, '_' and '-', "
                 "starting with a letter")
     if method in registry or method.lower() in RESERVED:
-        return f"{method}/: {method!r} names a computed method; rename the folder (e.g. {method}_ext)"
+        return f"{method}/: {method!r} is taken (a computed method or the chance baseline); rename the folder"
     if method in existing:
         return f"{method}/: already imported; pass --force to replace it"
     return None

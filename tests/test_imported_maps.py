@@ -163,7 +163,7 @@ def test_misfit_missing_and_bad_files_are_named_one_line_each(tiny_run, models, 
     expected = {f"ext/{small}.npy": "32 x 32 map", f"ext/{colour}.png": "RGB PNG",
                 f"ext/{eight_bit}.png": "L PNG", f"ext/{junk}.npy": "unreadable",
                 "ext/notes.txt": "not a map file", "ext/no-such-image.npy": "no image 'no-such-image'",
-                "gradcam/": "names a computed method",
+                "gradcam/": "is taken (a computed method",
                 f"ext/{cube}.npy": "missing", f"ext/{nans}.npy": "missing"}
     problems = lines[:-1]
     assert len(problems) == len(expected), problems
@@ -189,6 +189,24 @@ def test_sixteen_bit_png_reads_as_value_over_65535():
     buf = io.BytesIO()
     Image.fromarray(values).save(buf, format="PNG")
     np.testing.assert_allclose(read_map("m.png", buf.getvalue()), values / 65535.0, rtol=1e-7)
+
+
+def test_a_zip_of_the_maps_folder_itself_is_read_below_that_folder(tiny_run, models, tmp_path, capsys):
+    """`zip -r maps.zip export/` puts every path under export/: set aside, as no method is named so."""
+    from engine.explain import ExplanationEngine
+
+    planted = plant_maps(models, tmp_path / "export", "detector")
+    archive = tmp_path / "maps.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for path in sorted((tmp_path / "export").rglob("*.npy")):
+            zf.write(path, path.relative_to(tmp_path).as_posix())
+    assert zipfile.ZipFile(archive).namelist()[0].startswith("export/detector/")
+    code, out, err = run_cli("import-maps", archive, "--models", models, capsys=capsys)
+    assert code == 0, err
+    engine = ExplanationEngine(tiny_run[0], models, device="cpu")
+    image_id = engine.image_ids("test")[0]
+    np.testing.assert_array_equal(engine.imported.map("detector", 7, image_id), planted[image_id])
+    engine.close()
 
 
 @pytest.mark.parametrize("kind", ["zip", "tar"])
