@@ -7,6 +7,7 @@
     pixel-evidence data rename-ids --data DIR --models DIR   earlier image ids -> current ones
     pixel-evidence train           [--data DIR] [--models DIR] [--seeds 42-51] ...
     pixel-evidence evaluate        [--data DIR] [--models DIR] [--out DIR] ...
+    pixel-evidence import-maps     SOURCE --models DIR [--splits test]  maps made elsewhere, ranked beside ours
     pixel-evidence dissect         --stage STAGE [--split test] [--seeds 42 43] ...  units vs. defect masks
     pixel-evidence sweep           --spec FILE | --data DIR... --models DIR... [--plan] [--scheduler ADDRESS]
     pixel-evidence bench           [--out DIR] [--no-server] ...  speed and memory benchmark
@@ -182,6 +183,24 @@ def _cmd_evaluate(args) -> int:
     return 0
 
 
+def _cmd_import_maps(args) -> int:
+    from .imported_maps import import_maps
+
+    models = writable(args.models, write_shipped=args.write_shipped, option="--models")
+    written, problems = import_maps(Path(args.source), models, manifest=Path(args.manifest) if args.manifest else None,
+                                    splits=args.splits, force=args.force)
+    for line in problems:
+        print(line, file=sys.stderr)
+    if problems:
+        raise ValueError(f"{len(problems)} problem(s) in {args.source}, one per line above; nothing imported")
+    for path in written:
+        print(f"wrote {path}")
+    names = " ".join(path.stem for path in written)
+    print(f"rank them: pixel-evidence evaluate --models {models} --splits {' '.join(args.splits)} "
+          f"--methods gradcam saliency ig {names}")
+    return 0
+
+
 def _add_write_shipped_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--write-shipped", action="store_true",
                    help="allow writing into the checkout's shipped folders (pretrained_models/, benchmarks/results/)")
@@ -315,7 +334,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--seeds", type=parse_seeds, help="subset of seeds (default: all in --models)")
     ev.add_argument("--splits", nargs="+", default=["test", "train"], choices=["test", "train"],
                     help="splits to evaluate, in this order (default: test train)")
-    ev.add_argument("--methods", nargs="+", default=list(DEFAULT_METHODS), choices=sorted(METHODS))
+    ev.add_argument("--methods", nargs="+", default=list(DEFAULT_METHODS), metavar="METHOD",
+                    help=f"computed methods ({', '.join(METHODS)}) and imported ones (see import-maps); "
+                         f"default {' '.join(DEFAULT_METHODS)}")
     ev.add_argument("--metrics", nargs="*", default=[], choices=METRICS,
                     help="beside TKO, lift and IoU: localisation scores (pointing, relevance_mass, auroc) in the "
                          "main table; analyses with tables of their own: agreement (every pair of methods), "
@@ -348,6 +369,18 @@ def build_parser() -> argparse.ArgumentParser:
                     help="compute nothing: write the tables of one category of a `pixel-evidence sweep` store")
     ev.add_argument("--category", help="with --from-sweep: the category (default: the --data folder's name)")
     ev.set_defaults(func=_cmd_evaluate)
+
+    im = sub.add_parser("import-maps", help="maps made elsewhere (.npy, .npz, 16-bit .png), checked and stored "
+                                            "beside the models, then ranked like the computed methods")
+    im.add_argument("source", help="folder or archive (.zip, .tar, .tar.gz, .tar.xz, .tar.bz2) holding "
+                                   "<method>/<image id>.npy, or <method>/seed_<n>/<image id>.npy per model seed")
+    im.add_argument("--models", required=True, help="models folder the maps are ranked in (manifest.csv, seed_N.json)")
+    im.add_argument("--manifest", help="split manifest (default: <models>/manifest.csv)")
+    im.add_argument("--splits", nargs="+", default=["test"], choices=["test", "train"],
+                    help="splits whose every image needs a map (default: test)")
+    im.add_argument("--force", action="store_true", help="replace methods imported before under the same names")
+    _add_write_shipped_option(im)
+    im.set_defaults(func=_cmd_import_maps)
 
     di = sub.add_parser("dissect", help="Network Dissection: which units of a stage fire on which defect class's "
                                         "masks (IoU per unit and class, over a split)")

@@ -233,6 +233,9 @@ def _write_tables(engine: ExplanationEngine, out_dir: Path, frames: list[pd.Data
                 table, score, include_misclassified=include_misclassified)).to_dict(orient="records")
                 if r["class"] == metrics.OVERALL] for score in scores},
     }
+    imported = [m for m in methods if m in engine.imported.methods]
+    if imported:  # maps made elsewhere: ranked like the others, but not computed (no cost, no settings)
+        summary["imported_methods"] = imported
     if not engine.catalogue.has_masks:
         summary["column_notes"] = {"tko_table.csv": {c: NEEDS_MASKS for c in MASK_COLUMNS if c in table.columns},
                                    "win_rates.csv": {"win_rate": NEEDS_MASKS}}

@@ -30,6 +30,11 @@ def mean_std(mean: float, std: float) -> str:
     return f"{mean:.3f}" if pd.isna(std) else f"{mean:.3f} ± {std:.3f}"
 
 
+def cost_cell(seconds: dict[str, float], method: str) -> float | str:
+    """The method's seconds per image; "–" for an imported method: made elsewhere, not timed."""
+    return round(seconds[method], 3) if method in seconds else "–"
+
+
 COLUMN_PX, MAX_PX = 150, 1000  # a table wider than MAX_PX (many categories) scrolls sideways
 
 
@@ -73,13 +78,13 @@ class CategoriesSection(Section):
         chosen = pd.DataFrame({"Method": [store.label(m) for m in one["method"]],
                                "win rate (mean ± std over seeds)": one["cell"].to_list(),
                                "seeds": one["n_seeds"].to_list(),
-                               COST: [round(costs.seconds.get(m, float("nan")), 3) for m in one["method"]]})
+                               COST: [cost_cell(costs.seconds, m) for m in one["method"]]})
         wide = rates.pivot(index="method", columns="category", values="cell")
         order = rates.groupby("method")["mean"].mean().sort_values(ascending=False).index
         wide = wide.reindex(order)
         across = pd.DataFrame({"Method": [store.label(m) for m in wide.index],
                                **{c: wide[c].fillna("–").to_list() for c in wide.columns},
-                               COST: [round(costs.seconds.get(m, float("nan")), 3) for m in wide.index]})
+                               COST: [cost_cell(costs.seconds, m) for m in wide.index]})
         notes = [html.escape(p) for p in tables.problems]
         if not tables.failures.empty:
             notes.append(f"{len(tables.failures)} image(s) could not be read in the sweep and have no rows "
