@@ -72,7 +72,7 @@ def _cmd_split(args) -> int:
         out.unlink()
     samples = prepare_manifest(root, out, test_fraction=args.test_fraction, split_seed=args.split_seed,
                                skip_bad=args.skip_bad, report=lambda m: print(m, file=sys.stderr),
-                               layout=args.layout)
+                               layout=args.layout, mask_threshold=args.mask_threshold)
     counts: dict[tuple[str, str], int] = {}
     for s in samples:
         counts[(s.cls, s.split)] = counts.get((s.cls, s.split), 0) + 1
@@ -103,7 +103,8 @@ def _cmd_train(args) -> int:
     root = resolve_data(args.data)
     manifest = Path(args.manifest) if args.manifest else models / "manifest.csv"
     prepare_manifest(root, manifest, test_fraction=args.test_fraction, split_seed=args.split_seed,
-                     skip_bad=args.skip_bad, report=lambda m: print(m, file=sys.stderr), layout=args.layout)
+                     skip_bad=args.skip_bad, report=lambda m: print(m, file=sys.stderr), layout=args.layout,
+                     mask_threshold=args.mask_threshold)
     if args.threads:
         import torch
 
@@ -231,6 +232,10 @@ def _add_layout_option(p: argparse.ArgumentParser) -> None:
 def _add_split_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--test-fraction", type=float, default=0.2, help="share of each class put in test (default 0.2)")
     p.add_argument("--split-seed", type=int, default=0, help="seed of the train/test re-split (default 0)")
+    p.add_argument("--mask-threshold", type=float, metavar="SHARE",
+                   help="a mask pixel is defect above this share of the mask's highest value, recorded in the "
+                        "manifest (default 0.5, half its range, which reads grey JPEG masks right; visa: 0, every "
+                        "value above 0, for its label masks)")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -88,3 +88,21 @@ def make_visa_tree(visa: Path, *, obj: str = "candle", n_normal: int = 4, n_anom
             writer.writerow(["object", "split", "label", "image", "mask"])
             writer.writerows(rows)
     return root
+
+
+def make_mask_folder_tree(root: Path, *, defect: str = "bad", normal: str = "good", masks: str = "masks",
+                          n: int = 4, size: int = 32, seed: int = 0, mask_suffix: str = "",
+                          per_class: bool = False) -> Path:
+    """The tools' "folder" format: ``<normal>/``, ``<defect>/`` and ``<masks>/`` holding the
+    defect images' masks by name (``<masks>/<defect>/`` with ``per_class``), 0/255."""
+    rng = np.random.default_rng(seed)
+    mask_dir = root / masks / defect if per_class else root / masks
+    for folder in (root / normal, root / defect, mask_dir):
+        folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        img, _ = _picture(rng, size, False)
+        Image.fromarray(img).save(root / normal / f"{i:03d}.png")
+        img, mask = _picture(rng, size, True)
+        Image.fromarray(img).save(root / defect / f"{i:03d}.png")
+        Image.fromarray(mask, "L").save(mask_dir / f"{i:03d}{mask_suffix}.png")
+    return root

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from .folders import looks_like_folders, looks_like_masks, scan_folders, scan_masks
+from .folders import (looks_like_folders, looks_like_mask_folder, looks_like_masks, scan_folders, scan_mask_folder,
+                      scan_masks)
 from .mvtec import looks_like_mvtec, scan_category
 from .sample import DataError, Sample
 from .scan import Report
@@ -25,19 +26,25 @@ class Layout:
 
     name: str                           # the --layout word
     tree: str                           # what the folder holds, for messages
-    looks_like: Callable[[Path], bool]  # recognition, by folder names only
+    looks_like: Callable[[Path], bool]  # recognition, by folder and file names only
     read: Reader                        # (root, *, skip_bad, report) -> (samples, classes)
+    marks: tuple[str, ...]              # paths (globs) under the root typical of it, for the nearest match
+
+    def marks_found(self, root: Path) -> list[str]:
+        return [mark for mark in self.marks if next(root.glob(mark), None) is not None]
 
 
 # In the order they are tried: the more specific folder names first, the mask-free one last
 # (any folder of class folders looks like it).
 LAYOUTS: dict[str, Layout] = {layout.name: layout for layout in (
     Layout("mvtec", "train/good/, test/<class>/, ground_truth/<class>/<stem>_mask.png",
-           looks_like_mvtec, scan_category),
+           looks_like_mvtec, scan_category, ("train/good", "test/*", "ground_truth/*")),
     Layout("visa", "Data/Images/{Normal,Anomaly}/, Data/Masks/Anomaly/ (one VisA object)", looks_like_visa,
-           scan_visa),
-    Layout("masks", "images/<class>/, masks/<class>/<stem>.png", looks_like_masks, scan_masks),
-    Layout("folders", "<class>/*.png, no masks", looks_like_folders, scan_folders),
+           scan_visa, ("Data/Images/Normal", "Data/Images/Anomaly", "Data/Masks/Anomaly")),
+    Layout("masks", "images/<class>/, masks/<class>/<stem>.png", looks_like_masks, scan_masks, ("images/*", "masks")),
+    Layout("mask-folder", "good/, <class>/, masks/<stem>.png (the tools' folder format)", looks_like_mask_folder,
+           scan_mask_folder, ("good", "masks", "*/*.png")),
+    Layout("folders", "<class>/*.png, no masks", looks_like_folders, scan_folders, ()),
 )}
 
 
@@ -63,9 +70,30 @@ def layout_of(root: Path, name: str | None = None) -> Layout:
     for layout in LAYOUTS.values():
         if layout.looks_like(root):
             return layout
-    known = "; ".join(f"{layout.name}: {layout.tree}" for layout in LAYOUTS.values())
-    raise DataError(f"{root}: not a data layout this program reads ({known}); arrange the folder like one of "
-                    "them, or name its layout with --layout")
+    raise DataError(unreadable(root))
+
+
+def unreadable(root: Path) -> str:
+    """One line for a folder of no known layout: the layouts read, and the nearest match
+    with what it lacks."""
+    names = ", ".join(LAYOUTS)
+    line = f"{root}: not a data layout this program reads ({names}; see the README's \"Your own data\")"
+    nearest = nearest_layout(root)
+    if nearest is not None:
+        found = nearest.marks_found(root)
+        missing = [mark for mark in nearest.marks if mark not in found]
+        line += (f"; nearest: {nearest.name} ({nearest.tree}), which would need {', '.join(missing) or 'more'} "
+                 f"beside {', '.join(found)}")
+    return line + "; arrange the folder like one of them, or name its layout with --layout"
+
+
+def nearest_layout(root: Path) -> Layout | None:
+    """The layout with the most of its marks under ``root``, then the largest share of them
+    (the first of a tie); None when no layout has any."""
+    scores = [((len(found), len(found) / len(layout.marks)), layout) for layout in LAYOUTS.values() if layout.marks
+              for found in [layout.marks_found(root)]]
+    best = max(score for score, _ in scores)
+    return next(layout for score, layout in scores if score == best) if best[0] else None
 
 
 def scan_data(root: Path, layout: str | None = None, *, skip_bad: bool = False,
