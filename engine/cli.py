@@ -224,9 +224,8 @@ def _add_data_option(p: argparse.ArgumentParser) -> None:
 
 def _add_layout_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--layout", choices=tuple(LAYOUTS),
-                   help="how --data is arranged (default: recognised): mvtec (train/good, test/<class>, "
-                        "ground_truth), visa (one VisA object), masks (images/<class>, masks/<class>), "
-                        "folders (<class>/ only, no masks)")
+                   help="how --data is arranged (default: recognised): "
+                        + "; ".join(f"{layout.name}: {layout.tree}" for layout in LAYOUTS.values()))
 
 
 def _add_split_options(p: argparse.ArgumentParser) -> None:

@@ -47,9 +47,12 @@ NORMAL_FOLDER_NAMES = (GOOD, "normal", "ok")
 
 
 def looks_like_folders(root: Path) -> bool:
-    """Whether some class folder directly under ``root`` holds images, and none is a mask
-    folder (that would be read as a class of images)."""
-    return root.is_dir() and any(image_files(p) for p in class_folders(root)) and _mask_folder(root) is None
+    """Whether some class folder directly under ``root`` holds images, none is a mask folder
+    (that would be read as a class of images) and none holds folders but no images (a deeper
+    tree, such as MVTec AD 2's test_public/, in a layout not recognised)."""
+    folders = class_folders(root) if root.is_dir() else []
+    return (any(image_files(p) for p in folders) and _mask_folder(root) is None
+            and not any(class_folders(p) and not image_files(p) for p in folders))
 
 
 def _mask_folder(root: Path) -> Path | None:

@@ -13,7 +13,7 @@ from .sample import DEFAULT_MASK_THRESHOLD, DataError, Sample
 MASK_SUFFIXES = (".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff")
 
 
-def _opened(path: Path, what: str, *, decode: bool = True) -> Image.Image:
+def opened(path: Path, what: str, *, decode: bool = True) -> Image.Image:
     """``path`` opened as an image (fully decoded unless ``decode`` is False: header only).
 
     A missing or undecodable file is a ``DataError`` naming it; ``what`` says which.
@@ -49,8 +49,8 @@ def _checked_masks(root: Path, sample: Sample) -> list[Image.Image]:
     if not files or not files[0].exists():
         raise DataError(f"{image_path}: defect image without its mask, {Path(root) / sample.mask_path} is missing "
                         "or empty; add the mask or remove the image")
-    masks = [_opened(path, "mask") for path in files]
-    with _opened(image_path, "image", decode=False) as image:
+    masks = [opened(path, "mask") for path in files]
+    with opened(image_path, "image", decode=False) as image:
         for path, mask in zip(files, masks):
             if mask.size != image.size:
                 raise DataError(f"{path}: mask is {mask.size[0]}x{mask.size[1]} but its image {image_path.name} "
@@ -63,7 +63,7 @@ def check_pair(root: Path, sample: Sample) -> list[Path]:
 
     Returns the mask files holding more than two values (grey edges, JPEG noise): what
     they mark as defect depends on the mask threshold, so the readers warn about them."""
-    rgb8(_opened(Path(root) / sample.path, "image"), Path(root) / sample.path)
+    rgb8(opened(Path(root) / sample.path, "image"), Path(root) / sample.path)
     masks = _checked_masks(root, sample)
     files = mask_files(root, sample.mask_path) if masks else []
     return [path for path, mask in zip(files, masks) if len(np.unique(_mask_values(mask))) > 2]
@@ -98,7 +98,7 @@ def load_image(root: Path, sample: Sample, size: int) -> np.ndarray:
     before augmentation.
     """
     path = Path(root) / sample.path
-    im = rgb8(_opened(path, "image"), path)
+    im = rgb8(opened(path, "image"), path)
     return np.asarray(im.resize((size, size), Image.BILINEAR), dtype=np.uint8).copy()
 
 

@@ -40,12 +40,12 @@ def find_mask(root: Path, folder: Path, stem: str, image: Path) -> str:
         raise DataError(f"{image}: two masks, {found[0]} and {found[1]}; keep one of them")
     if not found:
         raise DataError(f"{image}: defect image without its mask, expected {folder / stem}_mask.png (or "
-                        f"{stem}.png; .bmp, .jpg, .tif too); {_beside(folder)}; add the mask, or move the image "
+                        f"{stem}.png; .bmp, .jpg, .tif too); {beside(folder)}; add the mask, or move the image "
                         "to the defect-free images")
     return found[0].relative_to(root).as_posix()
 
 
-def _beside(folder: Path, shown: int = 5) -> str:
+def beside(folder: Path, shown: int = 5) -> str:
     """What ``folder`` holds, for a message about a file expected in it."""
     if not folder.is_dir():
         return f"there is no folder {folder}"
