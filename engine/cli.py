@@ -168,8 +168,7 @@ def _cmd_evaluate(args) -> int:
         print(f"win rates over seeds ({summary['counted_images']}), mean +- std [95% bootstrap interval]:")
         for row in summary["win_rates_across_seeds"]:
             if row["class"] == "overall":
-                print(f"  {row['split']:>5}  {labels[row['method']]:<22} {row['mean']:.3f} +- {row['std']:.3f}  "
-                      f"[{row['ci_low']:.3f}, {row['ci_high']:.3f}]  ({row['n_seeds']} seeds)")
+                print(win_rate_line(row, labels[row["method"]], args.include_misclassified))
     for row in summary.get("faithfulness", []):
         print(f"  {row['split']:>5}  {labels[row['method']]:<22} deletion AUC {row['deletion_auc_mean']:.3f}  "
               f"insertion AUC {row['insertion_auc_mean']:.3f}  ({row['start']} start, {row['n_images']} images)")
@@ -181,6 +180,19 @@ def _cmd_evaluate(args) -> int:
                                                                       if a in summary]
     print(f"wrote {out}/: {', '.join(written)}")
     return 0
+
+
+def win_rate_line(row: dict, label: str, include_misclassified: bool) -> str:
+    """One method's win rate over seeds, or why it has none: no seed had a defect image to
+    count, which without ``--include-misclassified`` means every one was misclassified."""
+    head = f"  {row['split']:>5}  {label:<22} "
+    if row["n_seeds"] and row["mean"] == row["mean"]:  # NaN != NaN
+        return (head + f"{row['mean']:.3f} +- {row['std']:.3f}  [{row['ci_low']:.3f}, {row['ci_high']:.3f}]  "
+                       f"({row['n_seeds']} seeds)")
+    if include_misclassified:
+        return head + "no win rate: no seed has a defect image in this split"
+    return head + ("no win rate: every seed misclassified every defect image, and only correctly classified ones "
+                   "are counted; pass --include-misclassified to count them all")
 
 
 def _add_write_shipped_option(p: argparse.ArgumentParser) -> None:

@@ -269,3 +269,22 @@ def test_default_output_folders_are_under_runs(tmp_path, monkeypatch):
     # the checkout ignores runs/ in git
     gitignore = (SHIPPED.parent / ".gitignore").read_text().split()
     assert "/runs/" in gitignore
+
+
+def test_a_win_rate_without_seeds_says_why():
+    """Issue 29: when every defect image was misclassified the line read 'nan +- nan (0 seeds)'."""
+    import pandas as pd
+
+    from engine.cli import win_rate_line
+    from engine.metrics import summarize_over_seeds
+
+    rates = pd.DataFrame({"seed": [1, 2, 1, 2], "split": "test", "class": "overall",
+                          "method": ["gradcam", "gradcam", "ig", "ig"], "win_rate": [math.nan, math.nan, 0.25, 0.75],
+                          "n_images": [0, 0, 4, 4]})
+    rows = {r["method"]: r for r in summarize_over_seeds(rates).to_dict(orient="records")}
+    none = win_rate_line(rows["gradcam"], "Grad-CAM", include_misclassified=False)
+    assert "nan" not in none and "every seed misclassified every defect image" in none
+    assert "--include-misclassified" in none
+    assert "no seed has a defect image in this split" in win_rate_line(rows["gradcam"], "Grad-CAM", include_misclassified=True)
+    counted = win_rate_line(rows["ig"], "IG", include_misclassified=False)
+    assert "0.500 +- 0.354" in counted and "(2 seeds)" in counted
