@@ -22,7 +22,7 @@ from layout_trees import (make_bmad_tree, make_btech_tree, make_kolektor_tree, m
 SETS = {
     "mvtec2": (make_mvtec2_tree, ["bad", "good"], 20, "bad-001_overexposed",
                "test_public/ground_truth/bad/001_overexposed_mask.png"),
-    "loco": (lambda root: make_loco_tree(root), ["good", "logical_anomalies", "structural_anomalies"], 25,
+    "loco": (make_loco_tree, ["good", "logical_anomalies", "structural_anomalies"], 25,
              "logical_anomalies-002", "ground_truth/logical_anomalies/002"),
     "autovi": (lambda root: make_loco_tree(root, mask_digits=4, validation=False),
                ["good", "logical_anomalies", "structural_anomalies"], 20, "structural_anomalies-001",
@@ -30,7 +30,7 @@ SETS = {
     "bmad": (make_bmad_tree, ["Ungood", "good"], 20, "Ungood-valid-00001_62", "valid/Ungood/label/00001_62.png"),
     "btech": (make_btech_tree, ["good", "ko"], 15, "ko-0003", "ground_truth/ko/0003.png"),
     "kolektor": (make_kolektor_tree, ["defect", "good"], 12, "defect-kos02-Part3", "kos02/Part3_label.bmp"),
-    "realiad": (lambda base: make_realiad_tree(base), ["AK", "HS", "good"], 12, "AK-audiojack_0001_NG_C2_20231021130001",
+    "realiad": (make_realiad_tree, ["AK", "HS", "good"], 12, "AK-audiojack_0001_NG_C2_20231021130001",
                 "NG/AK/S0004/audiojack_0001_NG_C2_20231021130001_mask.png"),
 }
 

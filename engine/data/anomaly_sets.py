@@ -28,7 +28,7 @@ from typing import Iterator
 from .images import MASK_SUFFIXES
 from .mvtec import ImageFolder, read_tree
 from .sample import GOOD, DataError, Sample
-from .scan import BadInput, Report, beside, checked_samples, class_folders, find_mask, image_files
+from .scan import BadInput, Report, beside, checked_samples, class_folders, image_files, MaskLookup
 
 DEFECT = "defect"
 
@@ -55,7 +55,8 @@ def scan_mvtec2(root: Path, *, skip_bad: bool = False, report: Report | None = N
     folders = [ImageFolder(origin, GOOD, root / origin / GOOD) for origin in ("train", "validation")
                if (root / origin / GOOD).is_dir()]
     folders += [ImageFolder("test", p.name, p) for p in class_folders(test) if p.name != "ground_truth"]
-    return read_tree(root, folders, lambda f, image: find_mask(root, test / "ground_truth" / f.cls, image.stem, image),
+    masks = MaskLookup(root)
+    return read_tree(root, folders, lambda f, image: masks.find(test / "ground_truth" / f.cls, image.stem, image),
                      BadInput(skip_bad, report))
 
 
@@ -117,8 +118,9 @@ def scan_btech(root: Path, *, skip_bad: bool = False, report: Report | None = No
     _check(root, looks_like_btech, "btech", "train/ok/, test/{ok,ko}/, ground_truth/ko/<stem>.png")
     folders = [ImageFolder("train", GOOD, root / "train" / "ok")]
     folders += [ImageFolder("test", BTECH_CLASSES.get(p.name, p.name), p) for p in class_folders(root / "test")]
-    return read_tree(root, folders, lambda f, image: find_mask(root, root / "ground_truth" / image.parent.name,
-                                                               image.stem, image), BadInput(skip_bad, report))
+    masks = MaskLookup(root)
+    return read_tree(root, folders, lambda f, image: masks.find(root / "ground_truth" / image.parent.name, image.stem,
+                                                                image), BadInput(skip_bad, report))
 
 
 # BMAD ----------------------------------------------------------------------------------
@@ -132,7 +134,8 @@ def scan_bmad(root: Path, *, skip_bad: bool = False, report: Report | None = Non
     _check(root, looks_like_bmad, "bmad", "train/good/img/, {valid,test}/{good,Ungood}/img/ and .../Ungood/label/")
     folders = [ImageFolder(origin, p.name, p / "img") for origin in ("train", "valid", "test")
                if (root / origin).is_dir() for p in class_folders(root / origin)]
-    return read_tree(root, folders, lambda f, image: find_mask(root, image.parent.parent / "label", image.stem, image),
+    masks = MaskLookup(root)
+    return read_tree(root, folders, lambda f, image: masks.find(image.parent.parent / "label", image.stem, image),
                      BadInput(skip_bad, report))
 
 
@@ -152,7 +155,7 @@ def scan_kolektor(root: Path, *, skip_bad: bool = False, report: Report | None =
 
     root = Path(root)
     _check(root, looks_like_kolektor, "kolektor", "kosNN/PartN.jpg with kosNN/PartN_label.bmp")
-    bad = BadInput(skip_bad, report)
+    bad, masks = BadInput(skip_bad, report), MaskLookup(root)
 
     def candidates() -> Iterator[Sample]:
         for folder in class_folders(root):
@@ -160,7 +163,7 @@ def scan_kolektor(root: Path, *, skip_bad: bool = False, report: Report | None =
                 if image.stem.endswith(LABEL_SUFFIX):
                     continue
                 try:
-                    label = find_mask(root, folder, image.stem + LABEL_SUFFIX, image)
+                    label = masks.find(folder, image.stem + LABEL_SUFFIX, image)
                     path = mask_files(root, label)[0]
                     marked = defect_pixels(opened(path, "mask")).any()
                 except DataError as err:

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Container, Iterator
 
 from .sample import GOOD, DataError, Sample
-from .scan import BadInput, Report, checked_samples, class_folders, find_mask, image_files
+from .scan import BadInput, Report, checked_samples, class_folders, image_files, MaskLookup
 
 SPLIT_FILE = "split.csv"
 SPLIT_COLUMNS = ("path", "split")
@@ -77,7 +77,7 @@ def scan_mask_folder(root: Path, *, skip_bad: bool = False, report: Report | Non
         raise DataError(f"{root} is not a folder of class folders with a mask folder: expected {root}/good/, "
                         f"{root}/<defect class>/ and {root}/masks/ holding the defect images' masks by name")
     masks, normal = _mask_folder(root), _normal_folder(root)
-    bad = BadInput(skip_bad, report)
+    bad, lookup = BadInput(skip_bad, report), MaskLookup(root)
     used: dict[str, Path] = {}  # mask -> the image it was given to
 
     def candidates() -> Iterator[Sample]:
@@ -90,7 +90,7 @@ def scan_mask_folder(root: Path, *, skip_bad: bool = False, report: Report | Non
                 bad.empty_folder(folder)
             for path in files:
                 try:
-                    mask = None if cls == GOOD else _flat_or_class_mask(root, masks, cls, path, used)
+                    mask = None if cls == GOOD else _flat_or_class_mask(lookup, masks, cls, path, used)
                 except DataError as err:
                     bad(err)
                     continue
@@ -99,12 +99,12 @@ def scan_mask_folder(root: Path, *, skip_bad: bool = False, report: Report | Non
     return checked_samples(root, candidates(), bad)
 
 
-def _flat_or_class_mask(root: Path, masks: Path, cls: str, image: Path, used: dict[str, Path]) -> str:
+def _flat_or_class_mask(lookup: MaskLookup, masks: Path, cls: str, image: Path, used: dict[str, Path]) -> str:
     """The mask of ``image`` in ``masks/<cls>/`` when that folder exists, else in ``masks/``;
     one flat mask matching images of two classes is a ``DataError``, not a silent pairing."""
-    mask = find_mask(root, masks / cls if (masks / cls).is_dir() else masks, image.stem, image)
+    mask = lookup.find(masks / cls if (masks / cls).is_dir() else masks, image.stem, image)
     if used.setdefault(mask, image) != image:
-        raise DataError(f"{root / mask} matches both {used[mask]} and {image}; put each class's masks in a "
+        raise DataError(f"{lookup.root / mask} matches both {used[mask]} and {image}; put each class's masks in a "
                         f"folder of its own, {masks}/<class>/")
     return mask
 
@@ -135,6 +135,7 @@ def scan_masks(root: Path, *, skip_bad: bool = False, report: Report | None = No
 
 def _scan(root: Path, images: Path, *, masked: bool, bad: BadInput) -> tuple[list[Sample], list[str]]:
     files: dict[str, tuple[str, Path]] = {}  # path under root -> (class, file)
+    lookup = MaskLookup(root)
     for folder in class_folders(images):
         found = image_files(folder)
         if not found:
@@ -149,7 +150,7 @@ def _scan(root: Path, images: Path, *, masked: bool, bad: BadInput) -> tuple[lis
                               "or remove the image"))
                 continue
             try:
-                mask = find_mask(root, root / "masks" / cls, path.stem, path) if masked and cls != GOOD else None
+                mask = lookup.find(root / "masks" / cls, path.stem, path) if masked and cls != GOOD else None
             except DataError as err:
                 bad(err)
                 continue

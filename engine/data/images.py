@@ -66,7 +66,13 @@ def check_pair(root: Path, sample: Sample) -> list[Path]:
     rgb8(opened(Path(root) / sample.path, "image"), Path(root) / sample.path)
     masks = _checked_masks(root, sample)
     files = mask_files(root, sample.mask_path) if masks else []
-    return [path for path, mask in zip(files, masks) if len(np.unique(_mask_values(mask))) > 2]
+    return [path for path, mask in zip(files, masks) if _more_than_two_values(_mask_values(mask))]
+
+
+def _more_than_two_values(values: np.ndarray) -> bool:
+    """Whether some value lies strictly between the lowest and the highest (one pass, where
+    counting distinct values would sort a mask of millions of pixels)."""
+    return values.size > 0 and bool(((values != values.min()) & (values != values.max())).any())
 
 
 # Pillow modes of more than 8 bits per channel, and the largest value each can hold: 16-bit

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 from .sample import GOOD, DataError, Sample
-from .scan import BadInput, Report, checked_samples, class_folders, find_mask, image_files
+from .scan import BadInput, Report, checked_samples, class_folders, image_files, MaskLookup
 
 
 def image_id(origin: str, cls: str, stem: str) -> str:
@@ -52,7 +52,7 @@ def scan_category(root: Path, *, skip_bad: bool = False,
     Returns ``(samples, classes)``; classes are the names of the class folders that hold
     images, sorted, ``good`` included. Each bad file or empty class folder raises
     ``DataError`` naming it, unless ``skip_bad`` is set: it is then left out and ``report``
-    is called with the same message. Masks are looked up leniently (see ``scan.find_mask``).
+    is called with the same message. Masks are looked up leniently (see ``scan.MaskLookup``).
     """
     root = Path(root)
     if not looks_like_mvtec(root):
@@ -61,8 +61,9 @@ def scan_category(root: Path, *, skip_bad: bool = False,
             f"{root}/test/<class>; point --data at a category such as data/hazelnut")
     folders = [ImageFolder("train", GOOD, root / "train" / GOOD)]
     folders += [ImageFolder("test", p.name, p) for p in class_folders(root / "test")]
-    return read_tree(root, folders, lambda folder, path: find_mask(root, root / "ground_truth" / folder.cls,
-                                                                   path.stem, path),
+    masks = MaskLookup(root)
+    return read_tree(root, folders,
+                     lambda folder, path: masks.find(root / "ground_truth" / folder.cls, path.stem, path),
                      BadInput(skip_bad, report))
 
 

@@ -26,23 +26,33 @@ def class_folders(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
-def find_mask(root: Path, folder: Path, stem: str, image: Path) -> str:
-    """The mask of ``image`` in ``folder``, path relative to ``root``: ``<stem>_mask`` or
-    ``<stem>`` with any mask suffix (.png, .bmp, .jpg, .tif) in any case.
+class MaskLookup:
+    """Finds masks under ``root`` by name, leniently: ``<stem>_mask`` or ``<stem>`` with any
+    mask suffix (.png, .bmp, .jpg, .tif) in any case. Each folder is listed once per lookup
+    object (one per scan), so a folder of thousands of masks is not listed per image."""
 
-    None found is a ``DataError`` naming the files that are in ``folder`` (a misnamed mask
-    shows up there), two found is one naming both.
-    """
-    names = {f"{stem}_mask".lower(), stem.lower()}
-    found = sorted(p for p in folder.iterdir() if p.is_file() and p.stem.lower() in names
-                   and p.suffix.lower() in MASK_SUFFIXES) if folder.is_dir() else []
-    if len(found) > 1:
-        raise DataError(f"{image}: two masks, {found[0]} and {found[1]}; keep one of them")
-    if not found:
-        raise DataError(f"{image}: defect image without its mask, expected {folder / stem}_mask.png (or "
-                        f"{stem}.png; .bmp, .jpg, .tif too); {beside(folder)}; add the mask, or move the image "
-                        "to the defect-free images")
-    return found[0].relative_to(root).as_posix()
+    def __init__(self, root: Path):
+        self.root = root
+        self._listings: dict[Path, list[Path]] = {}
+
+    def _listing(self, folder: Path) -> list[Path]:
+        if folder not in self._listings:
+            self._listings[folder] = sorted(p for p in folder.iterdir() if p.is_file()) if folder.is_dir() else []
+        return self._listings[folder]
+
+    def find(self, folder: Path, stem: str, image: Path) -> str:
+        """The mask of ``image`` in ``folder``, path relative to the root. None found is a
+        ``DataError`` naming the files that are in ``folder`` (a misnamed mask shows up
+        there), two found is one naming both."""
+        names = {f"{stem}_mask".lower(), stem.lower()}
+        found = [p for p in self._listing(folder) if p.stem.lower() in names and p.suffix.lower() in MASK_SUFFIXES]
+        if len(found) > 1:
+            raise DataError(f"{image}: two masks, {found[0]} and {found[1]}; keep one of them")
+        if not found:
+            raise DataError(f"{image}: defect image without its mask, expected {folder / stem}_mask.png (or "
+                            f"{stem}.png; .bmp, .jpg, .tif too); {beside(folder)}; add the mask, or move the image "
+                            "to the defect-free images")
+        return found[0].relative_to(self.root).as_posix()
 
 
 def beside(folder: Path, shown: int = 5) -> str:
