@@ -142,3 +142,18 @@ def test_a_set_through_the_manifest(tmp_path):
     extra = root / "ground_truth" / "logical_anomalies" / "000" / "001.png"
     Image.fromarray(np.zeros((32, 32), np.uint8)).save(extra)
     assert dataset_fingerprint(root, samples) != before
+
+
+def test_a_missing_mask_names_the_nearest_files_among_many(tmp_path):
+    """Beside a folder of many masks the message names the few most like the one expected."""
+    from engine.data import Sample, load_mask
+
+    root = make_btech_tree(tmp_path / "b", n=12)
+    (root / "ground_truth" / "ko" / "0007.png").rename(root / "ground_truth" / "ko" / "0007 (copy).png")
+    with pytest.raises(DataError, match=r"ko/0007\.bmp: defect image without its mask, .* holds 0007 \(copy\)\.png, "
+                                        r".* and 7 more"):
+        scan_data(root)
+    # the same once split (the file went after the manifest was written), and for VisA's fixed names
+    sample = Sample("ko-0007", "test/ko/0007.bmp", "ko", "ground_truth/ko/0007.png")
+    with pytest.raises(DataError, match=r"0007\.png is missing or empty; .* holds 0007 \(copy\)\.png"):
+        load_mask(root, sample, 32)

@@ -198,7 +198,7 @@ def test_folder_format_flat_mask_of_two_classes_and_missing_mask(tmp_path):
     (root / "crack").rmdir()
     (root / "masks" / "002.png").rename(root / "masks" / "002-mask.png")
     with pytest.raises(DataError, match=r"bad/002\.png: defect image without its mask, expected .*masks/002_mask"
-                                        r"\.png .*masks holds 000\.png, 001\.png, 002-mask\.png, 003\.png"):
+                                        r"\.png .*masks holds 002-mask\.png, "):
         scan_data(root)
 
 

@@ -27,8 +27,8 @@ from typing import Iterator
 
 from .images import MASK_SUFFIXES
 from .mvtec import ImageFolder, read_tree
-from .sample import GOOD, DataError, Sample
-from .scan import BadInput, Report, beside, checked_samples, class_folders, image_files, MaskLookup
+from .sample import GOOD, DataError, Sample, beside
+from .scan import BadInput, Report, checked_samples, class_folders, image_files, MaskLookup
 
 DEFECT = "defect"
 
@@ -80,7 +80,7 @@ def _mask_folder(root: Path, folder: Path, image: Path) -> str:
     masks = folder / image.stem
     if not (masks.is_dir() and any(p.suffix.lower() in MASK_SUFFIXES for p in masks.iterdir())):
         raise DataError(f"{image}: defect image without its masks, expected the folder {masks} holding them "
-                        f"(000.png, ...); {beside(masks if masks.is_dir() else folder)}; add the masks, or move "
+                        f"(000.png, ...); {beside(masks) if masks.is_dir() else beside(folder, image.stem)}; add the masks, or move "
                         "the image to the defect-free images")
     return masks.relative_to(root).as_posix()
 

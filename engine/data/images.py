@@ -8,7 +8,7 @@ from typing import Sequence
 import numpy as np
 from PIL import Image
 
-from .sample import DEFAULT_MASK_THRESHOLD, DataError, Sample
+from .sample import DEFAULT_MASK_THRESHOLD, DataError, Sample, beside
 
 MASK_SUFFIXES = (".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff")
 
@@ -47,8 +47,9 @@ def _checked_masks(root: Path, sample: Sample) -> list[Image.Image]:
     image_path = Path(root) / sample.path
     files = mask_files(root, sample.mask_path)
     if not files or not files[0].exists():
-        raise DataError(f"{image_path}: defect image without its mask, {Path(root) / sample.mask_path} is missing "
-                        "or empty; add the mask or remove the image")
+        expected = Path(root) / sample.mask_path
+        raise DataError(f"{image_path}: defect image without its mask, {expected} is missing or empty; "
+                        f"{beside(expected) if expected.is_dir() else beside(expected.parent, expected.name)}; add the mask or remove the image")
     masks = [opened(path, "mask") for path in files]
     with opened(image_path, "image", decode=False) as image:
         for path, mask in zip(files, masks):

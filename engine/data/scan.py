@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from .images import MASK_SUFFIXES, check_pair
-from .sample import DataError, Sample
+from .sample import DataError, Sample, beside
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 # How many grey masks a warning names before it counts the rest
@@ -50,20 +50,9 @@ class MaskLookup:
             raise DataError(f"{image}: two masks, {found[0]} and {found[1]}; keep one of them")
         if not found:
             raise DataError(f"{image}: defect image without its mask, expected {folder / stem}_mask.png (or "
-                            f"{stem}.png; .bmp, .jpg, .tif too); {beside(folder)}; add the mask, or move the image "
+                            f"{stem}.png; .bmp, .jpg, .tif too); {beside(folder, stem)}; add the mask, or move the image "
                             "to the defect-free images")
         return found[0].relative_to(self.root).as_posix()
-
-
-def beside(folder: Path, shown: int = 5) -> str:
-    """What ``folder`` holds, for a message about a file expected in it."""
-    if not folder.is_dir():
-        return f"there is no folder {folder}"
-    names = sorted(p.name for p in folder.iterdir())
-    if not names:
-        return f"{folder} is empty"
-    more = f" and {len(names) - shown} more" if len(names) > shown else ""
-    return f"{folder} holds {', '.join(names[:shown])}{more}"
 
 
 class BadInput:
