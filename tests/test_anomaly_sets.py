@@ -131,6 +131,15 @@ def test_unknown_folder_names_the_nearest_layout(tmp_path, capsys):
     assert "nearest: mvtec2 (MVTec AD 2:" in err[0] and "would need train/good beside validation/good" in err[0]
 
 
+def test_realiad_without_its_lists_says_where_they_belong(tmp_path):
+    root = make_realiad_tree(tmp_path)
+    shutil.rmtree(tmp_path / "realiad_jsons")
+    with pytest.raises(DataError, match=r"nearest: realiad .* would need \.\./\.\./realiad_jsons beside OK, NG"):
+        scan_data(root)
+    with pytest.raises(DataError, match=r"is not in the realiad layout"):
+        scan_data(root, "realiad")
+
+
 def test_a_set_through_the_manifest(tmp_path):
     """The manifest of a LOCO category lists mask folders, and the fingerprint covers their files."""
     from engine.data import dataset_fingerprint

@@ -59,7 +59,7 @@ LAYOUTS: dict[str, Layout] = {layout.name: layout for layout in (
     Layout("kolektor", "Kolektor SDD: kosNN/PartN.jpg with kosNN/PartN_label.bmp", looks_like_kolektor,
            scan_kolektor, ("*/*_label.*",)),
     Layout("realiad", "Real-IAD, one category: realiad_<res>/<c>/{OK,NG}/ with realiad_jsons/<c>.json",
-           looks_like_realiad, scan_realiad, ("OK", "NG")),
+           looks_like_realiad, scan_realiad, ("OK", "NG", "../../realiad_jsons")),
     Layout("masks", "images/<class>/, masks/<class>/<stem>.png", looks_like_masks, scan_masks, ("images/*", "masks")),
     Layout("mask-folder", "good/, <class>/, masks/<stem>.png (the tools' folder format)", looks_like_mask_folder,
            scan_mask_folder, ("good", "masks", "*/*.png")),
