@@ -48,8 +48,9 @@ def _checked_masks(root: Path, sample: Sample) -> list[Image.Image]:
     files = mask_files(root, sample.mask_path)
     if not files or not files[0].exists():
         expected = Path(root) / sample.mask_path
-        raise DataError(f"{image_path}: defect image without its mask, {expected} is missing or empty; "
-                        f"{beside(expected) if expected.is_dir() else beside(expected.parent, expected.name)}; add the mask or remove the image")
+        there = beside(expected) if expected.is_dir() else beside(expected.parent, expected.name)
+        raise DataError(f"{image_path}: defect image without its mask, {expected} is missing or empty; {there}; "
+                        "add the mask or remove the image")
     masks = [opened(path, "mask") for path in files]
     with opened(image_path, "image", decode=False) as image:
         for path, mask in zip(files, masks):
