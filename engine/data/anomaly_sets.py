@@ -28,7 +28,7 @@ from typing import Iterator
 from .images import MASK_SUFFIXES
 from .mvtec import ImageFolder, read_tree
 from .sample import GOOD, DataError, Sample, beside
-from .scan import BadInput, Report, checked_samples, class_folders, image_files, MaskLookup
+from .scan import BadInput, MaskLookup, Report, checked_samples, class_folders, image_files
 
 DEFECT = "defect"
 

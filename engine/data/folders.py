@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Container, Iterator
 
 from .sample import GOOD, DataError, Sample
-from .scan import BadInput, Report, checked_samples, class_folders, image_files, MaskLookup
+from .scan import BadInput, MaskLookup, Report, checked_samples, class_folders, image_files
 
 SPLIT_FILE = "split.csv"
 SPLIT_COLUMNS = ("path", "split")

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 from .sample import GOOD, DataError, Sample
-from .scan import BadInput, Report, checked_samples, class_folders, image_files, MaskLookup
+from .scan import BadInput, MaskLookup, Report, checked_samples, class_folders, image_files
 
 
 def image_id(origin: str, cls: str, stem: str) -> str:
