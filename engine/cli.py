@@ -76,8 +76,10 @@ def _cmd_split(args) -> int:
     counts: dict[tuple[str, str], int] = {}
     for s in samples:
         counts[(s.cls, s.split)] = counts.get((s.cls, s.split), 0) + 1
-    for cls in sorted({c for c, _ in counts}):
-        print(f"{cls:>10}: train {counts.get((cls, 'train'), 0):4d}  test {counts.get((cls, 'test'), 0):4d}")
+    classes = sorted({c for c, _ in counts})
+    width = max(10, *map(len, classes))  # LOCO's structural_anomalies is 20 characters
+    for cls in classes:
+        print(f"{cls:>{width}}: train {counts.get((cls, 'train'), 0):4d}  test {counts.get((cls, 'test'), 0):4d}")
     print(f"wrote {out}")
     return 0
 
