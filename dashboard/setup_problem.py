@@ -6,7 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from engine.data.layouts import layout_of
 from engine.data.mvtec_sources import DOWNLOADS_PAGE
+from engine.data.sample import DataError
 from engine.run_folders import RUNS, SHIPPED_MODELS as DEFAULT_MODELS
 
 from .config import AppConfig
@@ -50,6 +52,18 @@ def _by_hand(config: AppConfig) -> tuple[str, ...]:
             f"pixel-evidence data download {data.name} --data-dir {data.parent} --archive PATH",)
 
 
+def _unreadable_data(config: AppConfig) -> str | None:
+    """Why ``--data``, an existing folder, is in no layout this program reads (the layouts
+    and the nearest match); None when it is readable, or not there at all."""
+    if not config.data or not Path(config.data).is_dir():
+        return None
+    try:
+        layout_of(Path(config.data))
+    except DataError as err:
+        return str(err)
+    return None
+
+
 def describe_setup_error(exc: BaseException, config: AppConfig | None = None) -> SetupProblem:
     """Turn an engine construction error into a page: what is missing and how to make it."""
     config = config or AppConfig()
@@ -59,6 +73,12 @@ def describe_setup_error(exc: BaseException, config: AppConfig | None = None) ->
     train = f"pixel-evidence train{_data_arg(config)}{_models_arg(config)}"
     quick = f"pixel-evidence train{_data_arg(config)}{_models_arg(config)} --seeds 42 --epochs 2 --image-size 96 --freeze-blocks 6"
     serve = f"panel serve app.py --args{_data_arg(config)}{_models_arg(config)}"
+    unreadable = _unreadable_data(config) if name in ("DataError", "CheckpointError") else None
+    if unreadable:  # training or a download would fail on it at once: say what the folder lacks
+        return SetupProblem(
+            "The data folder is in no layout this program reads", unreadable, (),
+            ("The README's section \"Your own data\" shows each layout's tree.",
+             f"Once the folder is arranged like one of them, train on it: {train}"))
     if name == "CheckpointError" and "no trained models" in message:
         return SetupProblem(
             "No trained models yet",

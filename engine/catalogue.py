@@ -34,7 +34,7 @@ class ImageCatalogue:
         self.has_masks = any(s.has_mask for s in self.samples)
         self._by_id = {s.id: s for s in self.samples}
         listed = (path for s in self.samples for path in (s.path, s.mask_path) if path)
-        missing = next((path for path in listed if not (self.data_root / path).is_file()), None)
+        missing = next((path for path in listed if not (self.data_root / path).exists()), None)
         if missing is not None:
             raise DataError(f"{self.data_root / missing}: listed in {self.manifest_path} but missing; "
                             "point --data at the category the models were trained on")

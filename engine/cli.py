@@ -73,12 +73,14 @@ def _cmd_split(args) -> int:
         out.unlink()
     samples = prepare_manifest(root, out, test_fraction=args.test_fraction, split_seed=args.split_seed,
                                skip_bad=args.skip_bad, report=lambda m: print(m, file=sys.stderr),
-                               layout=args.layout)
+                               layout=args.layout, mask_threshold=args.mask_threshold)
     counts: dict[tuple[str, str], int] = {}
     for s in samples:
         counts[(s.cls, s.split)] = counts.get((s.cls, s.split), 0) + 1
-    for cls in sorted({c for c, _ in counts}):
-        print(f"{cls:>10}: train {counts.get((cls, 'train'), 0):4d}  test {counts.get((cls, 'test'), 0):4d}")
+    classes = sorted({c for c, _ in counts})
+    width = max(10, *map(len, classes))  # LOCO's structural_anomalies is 20 characters
+    for cls in classes:
+        print(f"{cls:>{width}}: train {counts.get((cls, 'train'), 0):4d}  test {counts.get((cls, 'test'), 0):4d}")
     print(f"wrote {out}")
     return 0
 
@@ -104,7 +106,8 @@ def _cmd_train(args) -> int:
     root = resolve_data(args.data)
     manifest = Path(args.manifest) if args.manifest else models / "manifest.csv"
     prepare_manifest(root, manifest, test_fraction=args.test_fraction, split_seed=args.split_seed,
-                     skip_bad=args.skip_bad, report=lambda m: print(m, file=sys.stderr), layout=args.layout)
+                     skip_bad=args.skip_bad, report=lambda m: print(m, file=sys.stderr), layout=args.layout,
+                     mask_threshold=args.mask_threshold)
     if args.threads:
         import torch
 
@@ -168,8 +171,7 @@ def _cmd_evaluate(args) -> int:
         print(f"win rates over seeds ({summary['counted_images']}), mean +- std [95% bootstrap interval]:")
         for row in summary["win_rates_across_seeds"]:
             if row["class"] == "overall":
-                print(f"  {row['split']:>5}  {labels[row['method']]:<22} {row['mean']:.3f} +- {row['std']:.3f}  "
-                      f"[{row['ci_low']:.3f}, {row['ci_high']:.3f}]  ({row['n_seeds']} seeds)")
+                print(win_rate_line(row, labels[row["method"]], args.include_misclassified))
     for row in summary.get("faithfulness", []):
         print(f"  {row['split']:>5}  {labels[row['method']]:<22} deletion AUC {row['deletion_auc_mean']:.3f}  "
               f"insertion AUC {row['insertion_auc_mean']:.3f}  ({row['start']} start, {row['n_images']} images)")
@@ -199,6 +201,19 @@ def _cmd_import_maps(args) -> int:
     print(f"rank them: pixel-evidence evaluate --models {models} --splits {' '.join(args.splits)} "
           f"--methods gradcam saliency ig {names}")
     return 0
+
+
+def win_rate_line(row: dict, label: str, include_misclassified: bool) -> str:
+    """One method's win rate over seeds, or why it has none: no seed had a defect image to
+    count, which without ``--include-misclassified`` means every one was misclassified."""
+    head = f"  {row['split']:>5}  {label:<22} "
+    if row["n_seeds"] and row["mean"] == row["mean"]:  # NaN != NaN
+        return (head + f"{row['mean']:.3f} +- {row['std']:.3f}  [{row['ci_low']:.3f}, {row['ci_high']:.3f}]  "
+                       f"({row['n_seeds']} seeds)")
+    if include_misclassified:
+        return head + "no win rate: no seed has a defect image in this split"
+    return head + ("no win rate: every seed misclassified every defect image, and only correctly classified ones "
+                   "are counted; pass --include-misclassified to count them all")
 
 
 def _add_write_shipped_option(p: argparse.ArgumentParser) -> None:
@@ -242,14 +257,17 @@ def _add_data_option(p: argparse.ArgumentParser) -> None:
 
 def _add_layout_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--layout", choices=tuple(LAYOUTS),
-                   help="how --data is arranged (default: recognised): mvtec (train/good, test/<class>, "
-                        "ground_truth), visa (one VisA object), masks (images/<class>, masks/<class>), "
-                        "folders (<class>/ only, no masks)")
+                   help="how --data is arranged (default: recognised): "
+                        + "; ".join(f"{layout.name}: {layout.tree}" for layout in LAYOUTS.values()))
 
 
 def _add_split_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--test-fraction", type=float, default=0.2, help="share of each class put in test (default 0.2)")
     p.add_argument("--split-seed", type=int, default=0, help="seed of the train/test re-split (default 0)")
+    p.add_argument("--mask-threshold", type=float, metavar="SHARE",
+                   help="a mask pixel is defect above this share of the mask's highest value, recorded in the "
+                        "manifest (default 0.5, half its range, which reads grey JPEG masks right; visa: 0, every "
+                        "value above 0, for its label masks)")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -910,3 +910,29 @@ def test_dashboard_sources_never_import_torch_or_the_model():
                     assert a.name not in lazy_only, f"{path.name} imports {a.name} at module level"
         text = path.read_text()
         assert ".model(" not in text.replace("engine.model(seed)", ""), f"{path.name} calls a model"
+
+
+def test_setup_page_for_an_unreadable_data_folder_names_the_nearest_layout(tmp_path):
+    """Issue 29: the page suggested `pixel-evidence train`, which fails at once on such a folder."""
+    from PIL import Image
+
+    from dashboard.app import problem_view
+    from dashboard.config import AppConfig
+    from dashboard.setup_problem import describe_setup_error
+    from engine.data import DataError
+
+    data = tmp_path / "parts"
+    for folder in ("bad", "masks"):  # the folder format without its normal folder
+        (data / folder).mkdir(parents=True)
+        Image.new("RGB", (8, 8)).save(data / folder / "000.png")
+    config = AppConfig(data=data, models=tmp_path / "models")
+    problem = describe_setup_error(DataError(f"{tmp_path}/models/manifest.csv: manifest not found; create it"), config)
+    assert problem.title == "The data folder is in no layout this program reads"
+    assert "nearest: mask-folder" in problem.detail and "would need good beside masks" in problem.detail
+    assert problem.commands == ()
+    page = problem_view(problem).object
+    assert "&lt;class&gt;/" in page and "<class>" not in page
+    # a readable folder keeps the page it had
+    (data / "masks").rename(data / "other")
+    readable = describe_setup_error(DataError("manifest.csv: manifest not found; create it"), config)
+    assert readable.title.startswith("No models") and readable.commands

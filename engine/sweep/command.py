@@ -82,7 +82,9 @@ def spec_from_args(args: argparse.Namespace) -> SweepSpec:
     return spec
 
 
-def print_plan(spec: SweepSpec, tasks) -> None:
+def print_plan(spec: SweepSpec, tasks, workers: int | None = None) -> None:
+    """The plan's tasks and costs; the wall times for ``workers`` (the cluster it would run
+    on, when known) first, then for the usual sizes."""
     costs = method_costs(ig_refined=spec.ig_refined)
     cost = plan_cost(tasks, costs, gpu=spec.wants_gpu)
     kind = "GPU" if spec.wants_gpu else "CPU"
@@ -97,20 +99,21 @@ def print_plan(spec: SweepSpec, tasks) -> None:
         if spec.wants_gpu and costs.device == "cpu":
             hours /= GPU_SPEEDUP
         print(f"  {m:<14} {costs.seconds[m]:7.3f} s/map  {hours:8.2f} {kind} h")
+    counts = (workers, *(n for n in PLAN_WORKERS if n != workers)) if workers else PLAN_WORKERS
     print("wall time, tasks spread evenly: " + ", ".join(f"{n} worker(s) {cost.wall_hours(n):.2f} h"
-                                                         for n in PLAN_WORKERS))
+                                                         for n in counts))
 
 
 def run_command(args: argparse.Namespace) -> int:
     from .plan import plan  # torch and Dask: only when the command runs
-    from .run import dashboard_link, open_client, run_sweep
+    from .run import dashboard_link, default_workers, open_client, run_sweep
 
     spec = spec_from_args(args)
     tasks = plan(spec)
     if not args.plan:
         writable(spec.out, write_shipped=args.write_shipped, option="the sweep's store")
-    if args.plan:
-        print_plan(spec, tasks)
+    if args.plan:  # an outside scheduler's worker count is not known before connecting
+        print_plan(spec, tasks, args.workers or (None if args.scheduler else default_workers()))
         return 0
     address = None if args.dashboard_address == "none" else args.dashboard_address
     with open_client(args.scheduler, args.workers, address, gpu=spec.wants_gpu) as client:
