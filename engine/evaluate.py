@@ -25,10 +25,11 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from . import metrics
-from .files import atomic_write_text
+from .files import atomic_write_text, remove_stale_temp_files
 from .metrics.scores import EXTRA_SCORES, LOCALISATION_SCORES
 from .explain import ExplanationEngine
 from .explainers import DEFAULT_METHODS
+from .models import CheckpointError
 from .results import (ANALYSIS_FILES, TABLE_COLUMNS, agreement_stats, ig_columns, faithfulness_stats, localisation_win_rates,
                       sanity_stats)
 
@@ -139,9 +140,10 @@ def unit_rows(engine: ExplanationEngine, seed: int, split: str, methods: Sequenc
     is computed and their scores are NaN; ``maps_for_good`` computes their maps anyway.
     Data without any masks gets the maps of every image (its mask scores are all NaN).
     Analyses run on the images that have maps; sanity on ``settings.sanity_images`` of them.
+    Images whose files are missing (``catalogue.missing``) are left out.
     """
     split_metrics([*extra_metrics, *analyses])
-    ids = engine.image_ids(split) if image_ids is None else list(image_ids)
+    ids = [i for i in (engine.image_ids(split) if image_ids is None else image_ids) if i not in engine.catalogue.missing]
     every_map = maps_for_good or not engine.catalogue.has_masks
     mapped = [i for i in ids if every_map or engine.sample(i).has_mask]
     with_maps = set(mapped)
@@ -233,7 +235,9 @@ def _write_tables(engine: ExplanationEngine, out_dir: Path, frames: list[pd.Data
                 table, score, include_misclassified=include_misclassified)).to_dict(orient="records")
                 if r["class"] == metrics.OVERALL] for score in scores},
     }
-    if not engine.catalogue.has_masks:
+    if engine.catalogue.has_masks:  # defect images with K = 0: bad masks, not defect-free images
+        summary["empty_masks"] = engine.catalogue.empty_masks(table.loc[table["k"] == 0, "image_id"])
+    else:
         summary["column_notes"] = {"tko_table.csv": {c: NEEDS_MASKS for c in MASK_COLUMNS if c in table.columns},
                                    "win_rates.csv": {"win_rate": NEEDS_MASKS}}
     stats = {"agreement": agreement_stats, "faithfulness": faithfulness_stats, "sanity": sanity_stats}
@@ -322,9 +326,18 @@ def evaluate(engine: ExplanationEngine, out_dir: Path, *, seeds: Sequence[int] |
     and settings and the current weights, also units of seeds or splits not asked for in
     this run (so analyses can be added for a few seeds without dropping the rest). They are
     rewritten after each computed unit, so an interrupted run still leaves usable tables.
+
+    One bad input never stops the rest: a seed whose model cannot be used (left out by the
+    engine, or failing when loaded) is skipped, and so is an image whose files are missing.
+    The returned summary's ``skipped`` lists them, one line each (this run's, not written to
+    ``summary.json``); ``empty_masks`` names defect images whose mask has no defect pixels.
+    Temp files that killed runs left in ``out_dir`` are removed first.
     """
     out_dir = Path(out_dir)
-    seeds = list(seeds) if seeds is not None else engine.seeds
+    remove_stale_temp_files(out_dir, out_dir / "per_seed")
+    seeds = list(seeds) if seeds is not None else sorted({*engine.seeds, *engine.pool.left_out})
+    skipped = {s: engine.pool.left_out.get(s, f"no model for seed {s} in {engine.models_dir}")
+               for s in seeds if s not in engine.meta}
     methods = list(methods)
     scores, analyses = split_metrics(extra_metrics)
     if "agreement" in analyses and len(methods) < 2:
@@ -337,6 +350,8 @@ def evaluate(engine: ExplanationEngine, out_dir: Path, *, seeds: Sequence[int] |
 
     units = [(split, seed) for split in splits for seed in seeds]
     for split, seed in tqdm(units, desc="seed x split", unit="unit", disable=not progress):
+        if seed in skipped:
+            continue
         stem = out_dir / "per_seed" / f"seed_{seed}_{split}"
         prov = _provenance(engine, seed, [split], methods, target, scores, maps_for_good)
         done_main = not force and _load_unit(stem.with_suffix(".csv"), prov, exact=False) is not None
@@ -345,15 +360,22 @@ def evaluate(engine: ExplanationEngine, out_dir: Path, *, seeds: Sequence[int] |
         if done_main and not todo:
             log.info("seed %d %s already evaluated; skipping (use --force to redo)", seed, split)
             continue
-        table, extra = unit_rows(engine, seed, split, methods, main=not done_main, analyses=todo, target=target,
-                                 batch_size=batch_size, progress=progress, extra_metrics=scores,
-                                 maps_for_good=maps_for_good, settings=settings)
+        try:
+            table, extra = unit_rows(engine, seed, split, methods, main=not done_main, analyses=todo, target=target,
+                                     batch_size=batch_size, progress=progress, extra_metrics=scores,
+                                     maps_for_good=maps_for_good, settings=settings)
+        except CheckpointError as err:  # e.g. weights that do not fit the network, found when it is built
+            skipped[seed] = str(err)
+            log.warning("skipped seed %d: %s", seed, err)
+            continue
         if not done_main:
             _save_unit(stem.with_suffix(".csv"), table, prov)
         for a in todo:
             _save_unit(stem.with_suffix(f".{a}.csv"), extra[a], _side_provenance(prov, a, settings))
         write_tables()
-    return write_tables()
+    missing = {i for split in splits for i in engine.image_ids(split)} & set(engine.catalogue.missing)
+    return {**write_tables(), "skipped": [*(f"seed {s}: {why}" for s, why in sorted(skipped.items())),
+                                          *(engine.catalogue.missing[i] for i in sorted(missing))]}
 
 
 def export_from_store(engine: ExplanationEngine, store: Path, category: str, out_dir: Path, *,
