@@ -21,8 +21,9 @@ class ImageCatalogue:
 
     A listed image or mask missing under ``data_root`` leaves out that image only: ``missing``
     names the file (one line per image, also logged), and asking for the image is a
-    ``DataError`` naming it (see ``data.load_image``); only when none of the listed images is
-    there is the catalogue itself a ``DataError``. Each pair is checked again as it is read
+    ``DataError`` naming it (see ``data.load_image``). When half the listed images or more are
+    missing, ``data_root`` is taken for the wrong folder and the catalogue itself is a
+    ``DataError``. Each pair is checked again as it is read
     (see ``data.load_mask``).
     """
 
@@ -42,8 +43,9 @@ class ImageCatalogue:
             if gone is not None:
                 self.missing[s.id] = (f"{self.data_root / gone}: listed in {self.manifest_path} but missing; "
                                       "restore it, or point --data at the category the models were trained on")
-        if self.samples and len(self.missing) == len(self.samples):
-            raise DataError(f"{self.missing[self.samples[0].id]} (and so are all other listed images)")
+        if self.samples and 2 * len(self.missing) >= len(self.samples):  # the wrong folder, not a few lost files
+            raise DataError(f"{next(iter(self.missing.values()))} (and so are {len(self.missing) - 1} of the other "
+                            f"{len(self.samples) - 1} listed images)")
         for line in self.missing.values():
             log.warning("%s", line)
 
