@@ -9,6 +9,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 
 from .data import DataError, Sample, dataset_fingerprint, load_image, load_mask, read_manifest
+from .data.images import check_pair
 from .files import file_sha256
 
 SPLITS = ("train", "test")
@@ -84,6 +85,22 @@ class ImageCatalogue:
         first = next(iter(self.missing.values()))
         more = f" (and {len(self.missing) - 1} other image(s), see the log)" if len(self.missing) > 1 else ""
         return [f"image {next(iter(self.missing))} left out{more}: {first}"]
+
+    def unreadable(self, image_ids: Iterable[str]) -> dict[str, str]:
+        """Of ``image_ids``, those whose image or mask is missing or cannot be used (an
+        undecodable mask, a mask of another size, an image without a readable header), each
+        with the line naming the file. Masks are decoded, images only opened: decoding them
+        too would take 13 s instead of 0.7 s for the built-in set's 720 on a busy machine."""
+        found = {}
+        for image_id in image_ids:
+            if image_id in self.missing:
+                found[image_id] = self.missing[image_id]
+                continue
+            try:
+                check_pair(self.data_root, self.sample(image_id), decode_image=False)
+            except DataError as err:
+                found[image_id] = str(err)
+        return found
 
     def empty_mask(self, sample: Sample) -> str:
         """The line naming the mask of defect image ``sample`` when it came out with no defect

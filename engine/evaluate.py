@@ -18,7 +18,7 @@ import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -140,10 +140,9 @@ def unit_rows(engine: ExplanationEngine, seed: int, split: str, methods: Sequenc
     is computed and their scores are NaN; ``maps_for_good`` computes their maps anyway.
     Data without any masks gets the maps of every image (its mask scores are all NaN).
     Analyses run on the images that have maps; sanity on ``settings.sanity_images`` of them.
-    Images whose files are missing (``catalogue.missing``) are left out.
     """
     split_metrics([*extra_metrics, *analyses])
-    ids = [i for i in (engine.image_ids(split) if image_ids is None else image_ids) if i not in engine.catalogue.missing]
+    ids = engine.image_ids(split) if image_ids is None else list(image_ids)
     every_map = maps_for_good or not engine.catalogue.has_masks
     mapped = [i for i in ids if every_map or engine.sample(i).has_mask]
     with_maps = set(mapped)
@@ -169,8 +168,10 @@ def unit_rows(engine: ExplanationEngine, seed: int, split: str, methods: Sequenc
 
 
 def _provenance(engine: ExplanationEngine, seed: int, splits, methods, target, extra_metrics,
-                maps_for_good) -> dict[str, Any]:
-    return {"weights_sha256": engine.meta[seed]["weights_sha256"], "manifest_sha256": engine.catalogue.manifest_sha256,
+                maps_for_good, left_out: Sequence[str] = ()) -> dict[str, Any]:
+    """What a unit's tables depend on; ``left_out``: the ids of its images that could not be
+    read (recorded only when there are some, so the unit is recomputed once they are fixed)."""
+    return {**({"left_out": sorted(left_out)} if left_out else {}),"weights_sha256": engine.meta[seed]["weights_sha256"], "manifest_sha256": engine.catalogue.manifest_sha256,
             "splits": list(splits), "target": target, "metrics": list(extra_metrics),
             "maps_for_good": maps_for_good,
             "methods": {m: engine.params_of(m) for m in methods},
@@ -282,9 +283,13 @@ def _side_provenance(prov: dict[str, Any], analysis: str, settings: AnalysisSett
 UNIT_SIDECAR = re.compile(r"seed_(-?\d+)_(test|train)\.json")
 
 
+def _left_out(engine: ExplanationEngine, split: str, unreadable: Mapping[str, str]) -> list[str]:
+    return [i for i in engine.image_ids(split) if i in unreadable]
+
+
 def _finished_units(engine: ExplanationEngine, out_dir: Path, methods: Sequence[str], target: str,
-                    scores: Sequence[str], maps_for_good: bool,
-                    settings: AnalysisSettings) -> tuple[list[pd.DataFrame], dict[str, list[pd.DataFrame]]]:
+                    scores: Sequence[str], maps_for_good: bool, settings: AnalysisSettings,
+                    unreadable: Mapping[str, str]) -> tuple[list[pd.DataFrame], dict[str, list[pd.DataFrame]]]:
     """Every finished unit in ``per_seed/`` made with these methods, target and settings and the
     current weights (main tables, and the analysis tables that exist), test split first."""
     found = []
@@ -296,7 +301,8 @@ def _finished_units(engine: ExplanationEngine, out_dir: Path, methods: Sequence[
     analysis_frames: dict[str, list[pd.DataFrame]] = {a: [] for a in ANALYSES}
     for split, seed in sorted(found, key=lambda unit: (unit[0] != "test", unit[1])):
         stem = out_dir / "per_seed" / f"seed_{seed}_{split}"
-        prov = _provenance(engine, seed, [split], methods, target, scores, maps_for_good)
+        prov = _provenance(engine, seed, [split], methods, target, scores, maps_for_good,
+                           _left_out(engine, split, unreadable))
         main = _load_unit(stem.with_suffix(".csv"), prov, exact=False)
         if main is None:
             continue
@@ -328,7 +334,8 @@ def evaluate(engine: ExplanationEngine, out_dir: Path, *, seeds: Sequence[int] |
     rewritten after each computed unit, so an interrupted run still leaves usable tables.
 
     One bad input never stops the rest: a seed whose model cannot be used (left out by the
-    engine, or failing when loaded) is skipped, and so is an image whose files are missing.
+    engine, or failing when loaded) is skipped, and so is an image whose image or mask is
+    missing or unusable (each mask of the splits is decoded, each image opened, once, first).
     The returned summary's ``skipped`` lists them, one line each (this run's, not written to
     ``summary.json``); ``empty_masks`` names defect images whose mask has no defect pixels.
     Temp files that killed runs left in ``out_dir`` are removed first.
@@ -343,8 +350,13 @@ def evaluate(engine: ExplanationEngine, out_dir: Path, *, seeds: Sequence[int] |
     if "agreement" in analyses and len(methods) < 2:
         raise ValueError("agreement compares methods: give at least two with --methods")
 
+    unreadable = engine.catalogue.unreadable(i for split in splits for i in engine.image_ids(split))
+    for line in unreadable.values():
+        log.warning("skipped image: %s", line)
+
     def write_tables() -> dict[str, Any]:
-        frames, analysis_frames = _finished_units(engine, out_dir, methods, target, scores, maps_for_good, settings)
+        frames, analysis_frames = _finished_units(engine, out_dir, methods, target, scores, maps_for_good, settings,
+                                                  unreadable)
         return _write_tables(engine, out_dir, frames, methods, target, include_misclassified, scores,
                              analysis_frames) if frames else {}
 
@@ -353,7 +365,8 @@ def evaluate(engine: ExplanationEngine, out_dir: Path, *, seeds: Sequence[int] |
         if seed in skipped:
             continue
         stem = out_dir / "per_seed" / f"seed_{seed}_{split}"
-        prov = _provenance(engine, seed, [split], methods, target, scores, maps_for_good)
+        left_out = _left_out(engine, split, unreadable)
+        prov = _provenance(engine, seed, [split], methods, target, scores, maps_for_good, left_out)
         done_main = not force and _load_unit(stem.with_suffix(".csv"), prov, exact=False) is not None
         todo = [a for a in analyses if force or _load_unit(stem.with_suffix(f".{a}.csv"),
                                                            _side_provenance(prov, a, settings), exact=True) is None]
@@ -363,7 +376,8 @@ def evaluate(engine: ExplanationEngine, out_dir: Path, *, seeds: Sequence[int] |
         try:
             table, extra = unit_rows(engine, seed, split, methods, main=not done_main, analyses=todo, target=target,
                                      batch_size=batch_size, progress=progress, extra_metrics=scores,
-                                     maps_for_good=maps_for_good, settings=settings)
+                                     maps_for_good=maps_for_good, settings=settings,
+                                     image_ids=[i for i in engine.image_ids(split) if i not in unreadable])
         except CheckpointError as err:  # e.g. weights that do not fit the network, found when it is built
             skipped[seed] = str(err)
             log.warning("skipped seed %d: %s", seed, err)
@@ -373,9 +387,8 @@ def evaluate(engine: ExplanationEngine, out_dir: Path, *, seeds: Sequence[int] |
         for a in todo:
             _save_unit(stem.with_suffix(f".{a}.csv"), extra[a], _side_provenance(prov, a, settings))
         write_tables()
-    missing = {i for split in splits for i in engine.image_ids(split)} & set(engine.catalogue.missing)
     return {**write_tables(), "skipped": [*(f"seed {s}: {why}" for s, why in sorted(skipped.items())),
-                                          *(engine.catalogue.missing[i] for i in sorted(missing))]}
+                                          *unreadable.values()]}
 
 
 def export_from_store(engine: ExplanationEngine, store: Path, category: str, out_dir: Path, *,

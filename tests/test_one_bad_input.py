@@ -241,16 +241,30 @@ def test_the_page_serves_the_rest_and_names_the_missing_image(data, models):
         engine.close()
 
 
-def test_evaluate_skips_a_missing_image_and_names_it(data, models, tmp_path, capsys):
+@pytest.mark.parametrize("spoil", ["image missing", "mask missing", "mask of another size", "mask undecodable"])
+def test_evaluate_skips_an_unusable_image_names_it_and_takes_it_back_once_fixed(data, models, tmp_path, capsys,
+                                                                                  spoil):
     catalogue = ImageCatalogue(data, models / "manifest.csv")
-    gone = next(s for s in catalogue.samples if s.split == "test" and s.has_mask)
-    (data / gone.mask_path).unlink()
+    bad = next(s for s in catalogue.samples if s.split == "test" and s.has_mask)
+    path = data / (bad.path if spoil == "image missing" else bad.mask_path)
+    original = path.read_bytes()
+    if spoil.endswith("missing"):
+        path.unlink()
+    elif spoil == "mask of another size":
+        Image.new("L", (5, 5), 255).save(path)
+    else:
+        path.write_bytes(original[:40])
     out = tmp_path / "results"
     assert main(evaluate_args(data, models, out, "--seeds", "8")) == 1
     err = capsys.readouterr().err
-    assert any(line.startswith("skipped ") and str(data / gone.mask_path) in line for line in err.splitlines()), err
+    named = [line for line in err.splitlines() if line.startswith("skipped ") and str(path) in line]
+    assert len(named) == 1 and "Traceback" not in err, err
     table = pd.read_csv(out / "tko_table.csv")
-    assert gone.id not in set(table["image_id"]) and len(set(table["image_id"])) == len(catalogue.image_ids("test")) - 1
+    assert bad.id not in set(table["image_id"])
+    assert len(set(table["image_id"])) == len(catalogue.image_ids("test")) - 1
+    path.write_bytes(original)  # fixed: the next run evaluates the image again
+    assert main(evaluate_args(data, models, out, "--seeds", "8")) == 0
+    assert bad.id in set(pd.read_csv(out / "tko_table.csv")["image_id"])
 
 
 def test_with_every_image_missing_the_set_up_page_names_the_served_models(data, models, tmp_path):

@@ -45,9 +45,10 @@ def _checked_mask(root: Path, sample: Sample) -> Image.Image | None:
     return mask
 
 
-def check_pair(root: Path, sample: Sample) -> None:
-    """Decode ``sample``'s image and mask fully; a ``DataError`` names the first bad file."""
-    _opened(Path(root) / sample.path, "image")
+def check_pair(root: Path, sample: Sample, *, decode_image: bool = True) -> None:
+    """Decode ``sample``'s image and mask fully (the image's header only unless
+    ``decode_image``: most of the cost); a ``DataError`` names the first bad file."""
+    _opened(Path(root) / sample.path, "image", decode=decode_image).close()
     _checked_mask(root, sample)
 
 
