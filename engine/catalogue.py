@@ -24,8 +24,7 @@ class ImageCatalogue:
     names the file (one line per image, also logged), and asking for the image is a
     ``DataError`` naming it (see ``data.load_image``). When half the listed images or more are
     missing, ``data_root`` is taken for the wrong folder and the catalogue itself is a
-    ``DataError``. Each pair is checked again as it is read
-    (see ``data.load_mask``).
+    ``DataError``. Each pair is checked again as it is read (see ``data.load_mask``).
     """
 
     def __init__(self, data_root: Path, manifest: Path):
@@ -59,7 +58,7 @@ class ImageCatalogue:
         0.17 s without, cheap enough for every engine start, so no cheaper stand-in such as
         (path, size, mtime) is kept. A single hash cannot say which file changed.
         """
-        if self.missing:  # no fingerprint without every file; ``left_out`` says what changed
+        if self.missing:  # no fingerprint without every file; ``missing_note`` says what changed
             return []
         recorded = {seed: m.get("dataset_fingerprint") for seed, m in meta.items()}
         current = dataset_fingerprint(self.data_root, self.samples)
@@ -78,7 +77,7 @@ class ImageCatalogue:
             log.warning("%s", line)
         return lines
 
-    def left_out(self) -> list[str]:
+    def missing_note(self) -> list[str]:
         """One line for the listed images left out because a file is missing (none when all are there)."""
         if not self.missing:
             return []

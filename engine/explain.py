@@ -65,9 +65,9 @@ class ExplanationEngine:
         self.catalogue = ImageCatalogue(data_root, manifest or Path(models_dir) / "manifest.csv")
         self.pool = ModelPool(models_dir, classes=self.catalogue.classes, device=device,
                               manifest_sha256=self.catalogue.manifest_sha256, method_params=method_params)
-        # one line per seed left out, for images left out and per change of the data since training,
-        # for the dashboard
-        self.warnings: list[str] = [*self.pool.warnings, *self.catalogue.left_out(),
+        # for the dashboard: one line per seed left out, one for images whose files are missing,
+        # one per change of the data since training
+        self.warnings: list[str] = [*self.pool.warnings, *self.catalogue.missing_note(),
                                     *self.catalogue.changes_since_training(self.pool.meta)]
         self.store = MapStore(cache_mb, disk_cache)
         self.runner = PassRunner(self.pool.count)
