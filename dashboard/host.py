@@ -21,6 +21,8 @@ import time
 from concurrent.futures import Future
 from typing import Any, Callable
 
+from engine.data.sample import DataError
+
 from .background_fill import IDLE_AFTER_S, BackgroundFill
 from .config import AppConfig
 from .setup_problem import SetupProblem, describe_setup_error
@@ -61,6 +63,8 @@ def _open_first_view(engine: Any) -> None:
         state.open_link({})  # what a link without a query opens
         if state.image_id:
             engine.explain(state.seed, state.split, state.image_id, state.methods)
+    except DataError as exc:  # a file of the opening image: one line, the page names it too
+        log.warning("could not prepare the opening view: %s", exc)
     except Exception:  # noqa: BLE001 - the page asks again and reports a real error itself
         log.warning("could not prepare the opening view", exc_info=True)
 

@@ -74,6 +74,12 @@ def _badge(text: str, colour: str, fg: str = "white") -> str:
 
 def verdict_html(ex: Any) -> str:
     """The big line above the ranking table: who wins, a shared win, or no ranking at all."""
+    if ex.empty_mask:  # a defect image whose mask is empty: bad data, said as such
+        return ('<div class="pe-verdict pe-nowin pe-empty-mask" style="font-size:22px;font-weight:700;'
+                f'color:{BAD_COLOUR}">This {html.escape(ex.true_class)} image has an empty mask (K = 0): '
+                'nothing to rank, no winner.</div>'
+                '<div class="pe-empty-mask-file" style="font-size:14px;color:#333">A defect image should mark its '
+                f'defect; this one is bad data and is left out of the win rates. {html.escape(ex.empty_mask)}</div>')
     if not ex.rankable:
         return ('<div class="pe-verdict pe-nowin" style="font-size:22px;font-weight:700;color:#444">'
                 'No defect pixels on this image (K = 0): nothing to rank, no winner.</div>'
@@ -108,7 +114,7 @@ def prediction_html(ex: Any, has_masks: bool = True) -> str:
         flag = (f'<div style="background:{BAD_COLOUR};color:white;font-size:18px;font-weight:800;'
                 'padding:2px 8px;border-radius:6px;display:inline-block">✘ MISCLASSIFIED</div>')
     k_line = (f"Defect: K = {ex.k:,} of N = {ex.n:,} px ({100 * ex.k / ex.n:.2f}%)" if ex.k
-              else "Defect: none (K = 0)")
+              else "Defect: mask empty (K = 0), bad data" if ex.empty_mask else "Defect: none (K = 0)")
     chance = (f"{term('chance', 'chance')} TKO = K/N = {ex.k / ex.n:.4f}" if ex.k
               else "no chance level: nothing to find")
     target = (f"Maps explain the {TARGET_LABELS[ex.target_mode]}: <b>{html.escape(ex.target_class)}</b>")

@@ -25,6 +25,7 @@ from pathlib import Path
 from .choices import (BACKBONES, DEFAULT_METHODS, EVALUATE_IG_TOLERANCE, FAITHFULNESS_STARTS, IG_MAX_STEPS, KINDS,
                       METHODS, METRICS, TARGETS, TRAINING_MODES, ig_params)
 from .data import LAYOUTS, DataError, download, layout_of, prepare_manifest, synthetic
+from .files import remove_stale_temp_files
 from .run_folders import PROJECT_ROOT, RUNS, SHIPPED_MODELS, default_results, writable
 
 
@@ -71,6 +72,7 @@ def _cmd_split(args) -> int:
         raise DataError(f"{out} exists; pass --force to replace it (models trained on it will no longer load)")
     if out.exists():
         out.unlink()
+    remove_stale_temp_files(out.parent)  # a killed split's half-written manifest
     samples = prepare_manifest(root, out, test_fraction=args.test_fraction, split_seed=args.split_seed,
                                skip_bad=args.skip_bad, report=lambda m: print(m, file=sys.stderr),
                                layout=args.layout, mask_threshold=args.mask_threshold)
@@ -165,7 +167,9 @@ def _cmd_evaluate(args) -> int:
                            batch_size=args.batch_size, extra_metrics=args.metrics,
                            maps_for_good=args.maps_for_good, settings=settings)
     labels = engine.method_labels()
-    if "column_notes" in summary:  # data without masks
+    if "seeds" not in summary:
+        print("nothing evaluated", file=sys.stderr)
+    elif "column_notes" in summary:  # data without masks
         print("TKO, the other mask scores and win rates: needs masks (the data has none; the columns are empty)")
     else:
         print(f"win rates over seeds ({summary['counted_images']}), mean +- std [95% bootstrap interval]:")
@@ -178,11 +182,16 @@ def _cmd_evaluate(args) -> int:
     for row in summary.get("sanity", []):
         print(f"  {row['split']:>5}  {labels[row['method']]:<22} randomization check passed on "
               f"{row['n_passed']} of {row['n_images']} images")
-    written = ["tko_table.csv", "win_rates.csv", "summary.json"] + [f"{a}.csv" for a in
-                                                                      ("agreement", "faithfulness", "sanity")
-                                                                      if a in summary]
-    print(f"wrote {out}/: {', '.join(written)}")
-    return 0
+    if "seeds" in summary:
+        written = ["tko_table.csv", "win_rates.csv", "summary.json"] + [f"{a}.csv" for a in
+                                                                          ("agreement", "faithfulness", "sanity")
+                                                                          if a in summary]
+        print(f"wrote {out}/: {', '.join(written)}")
+    # bad inputs were skipped and the rest evaluated: each named once, and the exit code says so
+    left_out = [*summary.get("skipped", []), *summary.get("empty_masks", [])]
+    for line in left_out:
+        print(f"skipped {line}", file=sys.stderr)
+    return 1 if left_out else 0
 
 
 def _cmd_import_maps(args) -> int:

@@ -19,9 +19,11 @@ mask decoder (a plain classifier, a user's model) has no reconstruction.
 
 from __future__ import annotations
 
+import logging
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
@@ -30,7 +32,7 @@ import torch
 
 from .cache import digest
 from .catalogue import ImageCatalogue
-from .data import Sample
+from .data import DataError, Sample
 from .dissector import Dissector
 from .explainers import DEFAULT_METHODS, REGISTRY
 from .explainers.base import ACTIVATION
@@ -41,6 +43,8 @@ from .map_store import MapKey, MapStore, MapValue
 from .model_checks import ModelChecks
 from .model_pool import ModelPool
 from .priority_lock import background
+
+log = logging.getLogger("pixel_evidence.engine")
 
 
 class ExplanationEngine:
@@ -63,8 +67,10 @@ class ExplanationEngine:
         self.catalogue = ImageCatalogue(data_root, manifest or Path(models_dir) / "manifest.csv")
         self.pool = ModelPool(models_dir, classes=self.catalogue.classes, device=device,
                               manifest_sha256=self.catalogue.manifest_sha256, method_params=method_params)
-        # one line per seed left out and per change of the data since training, for the dashboard
-        self.warnings: list[str] = [*self.pool.warnings, *self.catalogue.changes_since_training(self.pool.meta)]
+        # for the dashboard: one line per seed left out, one for images whose files are missing,
+        # one per change of the data since training
+        self.warnings: list[str] = [*self.pool.warnings, *self.catalogue.missing_note(),
+                                    *self.catalogue.changes_since_training(self.pool.meta)]
         # methods whose maps were imported (`pixel-evidence import-maps`): read, never computed
         self.imported = ImportedMaps(self.pool.models_dir, self.pool.meta, self.catalogue.manifest_sha256)
         self.warnings += self.imported.warnings
@@ -201,8 +207,11 @@ class ExplanationEngine:
 
     def _assemble(self, seed: int, sample: Sample, prediction: Prediction, maps: dict[str, MapValue],
                   target: str, target_index: int) -> Explanation:
-        return assemble(seed, sample, prediction, maps, classes=self.classes, labels=self.method_labels(),
-                        target=target, target_index=target_index)
+        ex = assemble(seed, sample, prediction, maps, classes=self.classes, labels=self.method_labels(),
+                      target=target, target_index=target_index)
+        if sample.has_mask and not ex.rankable:
+            return replace(ex, empty_mask=self.catalogue.empty_mask(sample))
+        return ex
 
     # ------------------------------------------------------------ many images
 
@@ -246,7 +255,8 @@ class ExplanationEngine:
         number of images done.
 
         Images are computed one by one through ``explain`` at background priority, so an
-        interactive request waits for at most one forward.
+        interactive request waits for at most one forward. An image whose files cannot be read
+        is skipped with one logged line (the page says it when someone opens the image).
         """
         ids = self.image_ids(split)
         methods = list(methods)
@@ -256,7 +266,10 @@ class ExplanationEngine:
                 for i, image_id in enumerate(ids, 1):
                     if stop is not None and stop.is_set():
                         return i - 1
-                    self.explain(seed, split, image_id, methods, target)
+                    try:
+                        self.explain(seed, split, image_id, methods, target)
+                    except DataError as err:
+                        log.warning("background fill skipped image %s: %s", image_id, err)
                     if progress:
                         progress(i, len(ids))
             return len(ids)

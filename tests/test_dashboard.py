@@ -731,8 +731,11 @@ def test_missing_data_page_names_the_download(tiny_run, tmp_path):
     from dashboard.config import AppConfig
 
     _root, models, *_ = tiny_run
+    page = create_app(AppConfig(data=tmp_path / "bottle", models=models, warm=False)).main[0].objects[0].object
+    assert f"pixel-evidence data download bottle --data-dir {tmp_path}" in page and "Traceback" not in page
+    # data that is no MVTec AD category: no download can bring it back, so none is offered
     page = create_app(AppConfig(data=tmp_path / "nowhere", models=models, warm=False)).main[0].objects[0].object
-    assert "pixel-evidence data download" in page and "Traceback" not in page
+    assert "data download" not in page and f"--models {models}" in page
 
 
 def test_a_bad_data_folder_logs_one_line_not_a_traceback(tiny_run, tmp_path, caplog):

@@ -60,12 +60,16 @@ def _checked_masks(root: Path, sample: Sample) -> list[Image.Image]:
     return masks
 
 
-def check_pair(root: Path, sample: Sample) -> list[Path]:
-    """Decode ``sample``'s image and mask fully; a ``DataError`` names the first bad file.
+def check_pair(root: Path, sample: Sample, *, decode_image: bool = True) -> list[Path]:
+    """Decode ``sample``'s image and mask fully (the image's header only unless
+    ``decode_image``: most of the cost); a ``DataError`` names the first bad file.
 
     Returns the mask files holding more than two values (grey edges, JPEG noise): what
     they mark as defect depends on the mask threshold, so the readers warn about them."""
-    rgb8(opened(Path(root) / sample.path, "image"), Path(root) / sample.path)
+    image_path = Path(root) / sample.path
+    with opened(image_path, "image", decode=decode_image) as image:
+        if decode_image:
+            rgb8(image, image_path)
     masks = _checked_masks(root, sample)
     files = mask_files(root, sample.mask_path) if masks else []
     return [path for path, mask in zip(files, masks) if _more_than_two_values(_mask_values(mask))]
