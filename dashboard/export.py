@@ -34,7 +34,8 @@ def inert(value: Any) -> Any:
 def _csv_bytes(df: pd.DataFrame) -> io.BytesIO:
     """Every CSV download: text cells (and column names) that would be formulas made inert."""
     safe = df.rename(columns=inert).map(inert)
-    buf = io.BytesIO(safe.to_csv(index=False, lineterminator="\n").encode("utf-8"))
+    # CRLF, as RFC 4180 has it: the writer then quotes a cell holding a carriage return too
+    buf = io.BytesIO(safe.to_csv(index=False, lineterminator="\r\n").encode("utf-8"))
     buf.seek(0)
     return buf
 
