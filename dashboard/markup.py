@@ -20,5 +20,6 @@ _AS_TEXT = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;",
 
 def plain(value: object) -> str:
     """``value`` as text for an HTML or a Markdown pane (or an HTML attribute): shown as typed,
-    never read as markup, a link or an image."""
+    never read as markup, an image or a link whose text hides its target (Markdown's renderer
+    may still link a bare address to itself)."""
     return str(value).translate(_AS_TEXT)
