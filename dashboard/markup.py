@@ -8,10 +8,11 @@ link. Every one of them reaches the page through :func:`plain`, never as it is.
 from __future__ import annotations
 
 # The characters of Markdown syntax that could make a name a link, an image, code or
-# mathematics. Notices and alerts are Markdown panes, so HTML escaping alone would still let a
-# name such as "![x](http://elsewhere/x.png)" fetch an image; written as character references
-# these are only text to Markdown (no link or image starts without "["), and HTML shows them
-# unchanged. Emphasis characters are left alone: at worst a name shows in italics.
+# mathematics. Alerts (the error box, the summary's notes) are Markdown panes, so HTML
+# escaping alone would still let a name such as "![x](http://elsewhere/x.png)" fetch an image;
+# written as character references these are only text to Markdown (no link or image starts
+# without "["), and HTML shows them unchanged. Emphasis characters are left alone: at worst a
+# name shows in italics.
 _MARKDOWN = "[]`$\\"
 # html.escape's references, and the Markdown ones, in one pass: no reference is escaped twice
 _AS_TEXT = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#x27;",

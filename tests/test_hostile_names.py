@@ -159,8 +159,8 @@ def test_the_page_and_the_html_figure_run_no_script_of_the_names(web, server, en
         header.click()
     web.get_by_text("Confusion matrix counts", exact=False).first.wait_for(timeout=WAIT_MS)
 
-    # an image whose file is broken now: the red box names it, as text
-    broken = next(i for i in ids if i.startswith(FORMULA_CLASS) and i not in (markup_id,))
+    # an image whose file is broken now: the red box names it and quotes the error, both as text
+    broken = next(i for i in ids if i.startswith(MARKUP_CLASS) and i != markup_id)
     broken_file = engine.data_root / engine.sample(broken).path
     shutil.copy(broken_file, tmp_path / "kept.png")
     engine.clear_cache()  # the image is read again, from the broken file
