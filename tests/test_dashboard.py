@@ -90,11 +90,10 @@ def test_default_state_shows_a_defect_image(dash, engine):
 def test_engine_warnings_are_shown_escaped(tiny_run, tmp_path):
     """A seed left out (unfinished) and data changed since training: the page says so, as text
     (the paths in these lines hold markup characters here)."""
-    import html
-
     from PIL import Image
 
     from dashboard.app import create_app
+    from dashboard.markup import plain
     from engine.explain import ExplanationEngine
 
     root, models, *_ = tiny_run
@@ -111,7 +110,7 @@ def test_engine_warnings_are_shown_escaped(tiny_run, tmp_path):
         eng.close()
     assert pane.visible
     for line in eng.warnings:
-        assert html.escape(line) in pane.object
+        assert plain(line) in pane.object
     assert "data <b>" not in pane.object and "<i>" not in pane.object
 
 
@@ -207,10 +206,10 @@ def test_url_keys_are_all_checked_here():
 @pytest.mark.parametrize("key", URL_KEYS)
 def test_notices_quote_url_values_escaped(engine, key):
     """The page shows notices as HTML (banner and pop-up): a link's markup must arrive as text."""
-    import html
+    from dashboard.markup import plain
 
     [note] = _fresh_state(engine).apply_query({key: INJECTED})
-    assert html.escape(INJECTED) in note
+    assert plain(INJECTED) in note
     assert "<" not in note and ">" not in note
 
 

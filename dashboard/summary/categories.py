@@ -9,7 +9,6 @@ to a tolerance, or the fixed rule).
 
 from __future__ import annotations
 
-import html
 
 import pandas as pd
 import panel as pn
@@ -19,6 +18,7 @@ from engine.results import category_win_rates
 from engine.sweep.costs import method_costs
 
 from ..charts import drawing
+from ..markup import plain
 from .section import Section, text
 
 COST = "cost (s/image)"
@@ -61,9 +61,9 @@ class CategoriesSection(Section):
         heading = pn.pane.Markdown(f"## Across categories ({split} split, sweep store)")
         if tables is None or tables.tko.empty:
             self.show([heading, text(
-                f"No sweep results in {html.escape(str(store.sweep_directory))}. Make them with "
+                f"No sweep results in {plain(str(store.sweep_directory))}. Make them with "
                 f"<code>pixel-evidence sweep --data CATEGORY... --models MODELS... --out "
-                f"{html.escape(str(store.sweep_directory))}</code> (README, “Scale-out”), then press “Reload "
+                f"{plain(str(store.sweep_directory))}</code> (README, “Scale-out”), then press “Reload "
                 "results”.")], [])
             return
         rates = category_win_rates(tables, split=split)
@@ -85,13 +85,13 @@ class CategoriesSection(Section):
         across = pd.DataFrame({"Method": [store.label(m) for m in wide.index],
                                **{c: wide[c].fillna("–").to_list() for c in wide.columns},
                                COST: [cost_cell(costs.seconds, m) for m in wide.index]})
-        notes = [html.escape(p) for p in tables.problems]
+        notes = [plain(p) for p in tables.problems]
         if not tables.failures.empty:
             notes.append(f"{len(tables.failures)} image(s) could not be read in the sweep and have no rows "
                          "(see the failures in the sweep's output).")
         self.show([heading, text(
             "Win rate of each method on each category (overall, correctly classified defect images), mean ± std "
-            f"over seeds, best first. Cost: seconds per image of the method alone, from {html.escape(costs.source)}."
+            f"over seeds, best first. Cost: seconds per image of the method alone, from {plain(costs.source)}."
             + ("<br>" + "<br>".join(notes) if notes else "")),
             self._category, _table(chosen, "pe-category-table"),
             pn.pane.Markdown("### Every category"), _table(across, "pe-across-table")],
