@@ -22,7 +22,9 @@ of checkpoints written by ``pixel-evidence train`` (``seed_<n>.pt`` + ``seed_<n>
 More options after ``--args``: ``--manifest FILE``, ``--device DEV``, ``--cache-mb MB``,
 ``--ig-steps N``, ``--no-warm``. Useful server options: ``--num-threads 8`` (the app sets 8
 when none is given, so one slow image never blocks other visitors), ``--port``, ``--address``,
-``--allow-websocket-origin``.
+``--allow-websocket-origin``: requests whose Host or Origin is neither localhost / 127.0.0.1 on
+the served port nor allowed by it are refused (:mod:`dashboard.allowed_hosts`; with ``--warm``
+from before the server listens).
 
 The models are loaded once per server process and shared by every browser session; once the
 first view is drawn, the viewed split fills the cache in the background, behind every click. If data or

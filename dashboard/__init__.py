@@ -17,6 +17,8 @@ and the views and the pieces they are made of:
 - ``pictures``: numpy pictures of an explanation; ``colours`` / ``formatting``: what colours
   and written numbers mean; ``charts``: HoloViews for the charts, behind one lock;
 - ``host``: the shared engine (one per process), warm-up, set-up problems;
+- ``markup``: names from files and links made text for the page; ``allowed_hosts``: which
+  requests may open a session; ``shutdown``: background work stops when the process ends;
 - ``catalogue`` / ``config``: what can be shown; where data and models are.
 
 Nothing here imports torch or calls a model: the engine computes, the dashboard draws.

@@ -6,10 +6,10 @@ manifest's classes), so a tile or a screw set is not described as hazelnuts.
 
 from __future__ import annotations
 
-import html
 from typing import Mapping, Sequence
 
 from .catalogue import GOOD
+from .markup import plain
 
 _TEXT = """
 ## How to read this dashboard
@@ -58,8 +58,8 @@ model would have needed to look at, which matters on misclassified images.
 def about_markdown(category: str, classes: Sequence[str], seed_models: Mapping[int, str] | None = None) -> str:
     """The tab's text for the category named ``category`` with the manifest's ``classes``;
     ``seed_models`` (seed -> "backbone, kind, training mode") adds which model each seed is."""
-    defects = ", ".join(html.escape(c) for c in classes if c != GOOD) or "none listed"
-    text = _TEXT.format(category=f"<b>{html.escape(category)}</b>", defects=defects)
+    defects = ", ".join(plain(c) for c in classes if c != GOOD) or "none listed"
+    text = _TEXT.format(category=f"<b>{plain(category)}</b>", defects=defects)
     return text + _models_text(seed_models) if seed_models else text
 
 
@@ -68,7 +68,7 @@ def _models_text(seed_models: Mapping[int, str]) -> str:
     seeds_of: dict[str, list[int]] = {}
     for seed, description in sorted(seed_models.items()):
         seeds_of.setdefault(description, []).append(seed)
-    lines = [f"- seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}: {html.escape(description)}"
+    lines = [f"- seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}: {plain(description)}"
              for description, seeds in seeds_of.items()]
     return ("\n**The models** (backbone, kind, training mode; the sidebar names the seed's model):\n\n"
             + "\n".join(lines) + "\n")

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import html
 import math
 from typing import Any
 
@@ -12,6 +11,7 @@ import pandas as pd
 from . import charts
 from .colours import agreement_colour, agreement_scale
 from .formatting import fmt
+from .markup import plain
 
 PASS_TEXT = "PASS: the map changes when the weights are random"
 FAIL_TEXT = "FAIL: the map barely changes: it shows the image, not what the model learned"
@@ -41,20 +41,20 @@ def agreement_html(frame: pd.DataFrame, order: list[str], metric: str, metric_la
         v = values.get((a, b), math.nan)
         style = ("background:#dddddd;color:#555" if math.isnan(v) else
                  f"background:{agreement_colour(metric, v)};color:{'white' if abs(v) > 0.6 else '#111'}")
-        return (f'<td class="pe-agree-cell" data-a="{html.escape(a)}" data-b="{html.escape(b)}" '
+        return (f'<td class="pe-agree-cell" data-a="{plain(a)}" data-b="{plain(b)}" '
                 f'style="{style};width:88px;height:46px;text-align:center;border:2px solid white">'
                 f"{fmt(v, 2)}</td>")
 
-    head = "".join(f'<th style="padding:4px;font-weight:600;max-width:88px">{html.escape(b)}</th>' for b in order)
-    body = "".join(f'<tr><th style="text-align:right;padding-right:10px;font-weight:600">{html.escape(a)}</th>'
+    head = "".join(f'<th style="padding:4px;font-weight:600;max-width:88px">{plain(b)}</th>' for b in order)
+    body = "".join(f'<tr><th style="text-align:right;padding-right:10px;font-weight:600">{plain(a)}</th>'
                    + "".join(cell(a, b) for b in order) + "</tr>" for a in order)
     stops = ", ".join(agreement_colour(metric, lo + (hi - lo) * i / 10) for i in range(11))
     scale = (f'<div style="display:flex;align-items:center;gap:8px;margin-top:8px;font-size:14px;color:#333">'
              f"{lo:g}<span style=\"display:inline-block;width:220px;height:12px;background:linear-gradient("
-             f'to right, {stops})"></span>{hi:g}<span style="color:#555">({html.escape(metric_label)}; '
+             f'to right, {stops})"></span>{hi:g}<span style="color:#555">({plain(metric_label)}; '
              "grey: a constant map, no value)</span></div>")
     return (f'<div class="pe-agree-matrix" style="font-size:15px"><div style="font-weight:600;margin:4px 0">'
-            f"{html.escape(metric_label)}, this image</div><table style=\"border-collapse:collapse\">"
+            f"{plain(metric_label)}, this image</div><table style=\"border-collapse:collapse\">"
             f"<thead><tr><th></th>{head}</tr></thead><tbody>{body}</tbody></table>{scale}</div>")
 
 
@@ -115,7 +115,7 @@ def faithfulness_table(ex: Any, curves: dict[str, dict[str, Any]]) -> str:
         star = " ★" if len(curves) > 1 and auc == best[mode] else ""
         return f'<span class="pe-auc" data-method="{key}" data-mode="{mode}">{auc:.3f}</span>{star}'
 
-    rows = [[html.escape(ex.methods[k].label), cell(k, "deletion"), cell(k, "insertion")] for k in curves]
+    rows = [[plain(ex.methods[k].label), cell(k, "deletion"), cell(k, "insertion")] for k in curves]
     return table_html("pe-faith-table", ["Method", "Deletion AUC (lower = better)",
                                          "Insertion AUC (higher = better)"], rows)
 
@@ -127,7 +127,7 @@ def sanity_table(ex: Any, results: dict[str, Any]) -> str:
         verdict = (f'<span class="pe-sanity-verdict" data-method="{key}" data-passed="{str(res.passed).lower()}" '
                    f'style="color:{colour};font-weight:700">{PASS_TEXT if res.passed else FAIL_TEXT}</span>')
         last = res.steps[-1] if res.steps else None
-        rows.append([html.escape(ex.methods[key].label),
+        rows.append([plain(ex.methods[key].label),
                      f'<span class="pe-sanity-rho" data-method="{key}">{fmt(res.final_spearman)}</span>',
                      fmt(last.top_iou) if last else "—", verdict])
     return table_html("pe-sanity-table", ["Method", "Spearman after all layers are random", "Top-20% IoU",

@@ -10,7 +10,6 @@ target clears them, so numbers of another image are never shown.
 
 from __future__ import annotations
 
-import html
 import logging
 import threading
 from collections import OrderedDict
@@ -30,7 +29,9 @@ from .analysis_charts import (agreement_frame, agreement_html, faithfulness_char
 from .charts import CHARTS_LOCK, ChartPane
 from .colours import line_styles
 from .formatting import agreement_names
+from .markup import plain
 from .progress_note import ProgressNote
+from .shutdown import on_exit
 from .store import ExplanationStore
 
 log = logging.getLogger("pixel_evidence.dashboard")
@@ -44,6 +45,7 @@ NOT_YET = '<div style="color:#555;font-size:14px">Not computed for this image ye
 # Shared by all sessions; apart from the explanation store's threads, so that an image never
 # waits behind a randomization check.
 ANALYSE = ThreadPoolExecutor(max_workers=4, thread_name_prefix="analyse")
+on_exit(partial(ANALYSE.shutdown, wait=False, cancel_futures=True))
 
 
 class _RecentPairs:
@@ -73,7 +75,7 @@ RECENT_PAIRS = _RecentPairs()
 
 
 def _heading(text: str) -> pn.pane.HTML:
-    return pn.pane.HTML(f'<h3 style="margin:10px 0 2px 0">{html.escape(text)}</h3>', sizing_mode="stretch_width")
+    return pn.pane.HTML(f'<h3 style="margin:10px 0 2px 0">{plain(text)}</h3>', sizing_mode="stretch_width")
 
 
 def _guide(text: str) -> str:
@@ -137,7 +139,7 @@ class Answer:
                     except Exception as exc:  # noqa: BLE001 - shown to the user, logged for the operator
                         log.exception("%s of %s failed", self.kind, ex.image_id)
                         self.status.object = (f'<div style="color:#B34700;font-size:15px">Could not compute it: '
-                                              f"{html.escape(str(exc))}</div>")
+                                              f"{plain(str(exc))}</div>")
                         return
                     self.status.object = ""
                     draw(ex, answer)
@@ -350,7 +352,7 @@ class FaithfulnessSection(CheckSection):
     def follow(self, ex: Any) -> None:
         self._guide.object = _guide(
             "<b>Deletion</b> replaces each map's most important pixels first: if the map shows what the model uses, "
-            f"P({html.escape(ex.target_class)}) falls fast (low area under the curve). <b>Insertion</b> starts "
+            f"P({plain(ex.target_class)}) falls fast (low area under the curve). <b>Insertion</b> starts "
             "from the empty image and puts the most important pixels back first: the probability should rise fast "
             "(high area). One batched forward per curve, well under a second per method.")
 

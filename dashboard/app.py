@@ -8,7 +8,6 @@ an engine they built. One engine per process is shared by every session (see
 from __future__ import annotations
 
 import asyncio
-import html
 import logging
 import threading
 import time
@@ -17,17 +16,19 @@ from typing import Any
 import panel as pn
 
 from .about import about_markdown
+from .allowed_hosts import check_hosts
 from .analysis_view import AnalysisView
 from .catalogue import Catalogue
 from .config import AppConfig
 from .export_bar import ExportBar
 from .host import EngineHost, get_host
 from .image_view import ImageView
+from .markup import plain
 from .page_events import PageEvents
 from .presentation import PRESENTATION_CSS, present
 from .setup_problem import SetupProblem
 from .sizes import pane_sizes
-from .state import TAB_LABELS, TABS, DashboardState, bind_location
+from .state import TAB_LABELS, TABS, DashboardState, bind_location, page_location
 from .store import ExplanationStore
 from .summary import ResultsStore, SummaryView
 from .units_view import UnitsView
@@ -41,12 +42,12 @@ DEFAULT_THREADS = 8
 def problem_view(problem: SetupProblem) -> pn.viewable.Viewable:
     """A friendly page for a set-up problem: what is wrong and the commands that fix it."""
     commands = "".join(f"<pre style='background:#f3f3f3;padding:8px 12px;border-radius:6px;font-size:15px'>"
-                       f"{html.escape(c)}</pre>" for c in problem.commands)
-    notes = "".join(f"<p>{html.escape(n)}</p>" for n in problem.notes)
+                       f"{plain(c)}</pre>" for c in problem.commands)
+    notes = "".join(f"<p>{plain(n)}</p>" for n in problem.notes)
     body = f"""
 <div class="pe-setup-problem" style="font-size:16px;line-height:1.5;max-width:900px">
-  <h2 style="color:#B34700">{html.escape(problem.title)}</h2>
-  <p>{html.escape(problem.detail)}</p>
+  <h2 style="color:#B34700">{plain(problem.title)}</h2>
+  <p>{plain(problem.detail)}</p>
   {'<p><b>To fix it, run:</b></p>' + commands if commands else ''}
   {notes}
   <p style="color:#555">Then reload this page. Real data and models:
@@ -59,7 +60,7 @@ def engine_warnings_html(warnings: list[str]) -> str:
     """The engine's warnings (skipped seeds, data changed since training) as an escaped list."""
     if not warnings:
         return ""
-    items = "".join(f"<li>{html.escape(w)}</li>" for w in warnings)
+    items = "".join(f"<li>{plain(w)}</li>" for w in warnings)
     return (f'<div class="pe-engine-warnings-text"><b>The server left out models or found the data changed:'
             f'</b><ul style="margin:4px 0 0 0">{items}</ul></div>')
 
@@ -138,7 +139,7 @@ class Dashboard(pn.viewable.Viewer):
 
     def _summary_loading(self) -> str:
         """What the summary tab says while its charts are drawn (seconds on a busy server)."""
-        folder = html.escape(str(self.results.directory))
+        folder = plain(str(self.results.directory))
         return ('<div class="pe-summary-loading" style="font-size:16px;color:#333;margin:12px 0">'
                 f"<b>Loading the summary…</b> Drawing the evaluation results in <code>{folder}</code>: win rates "
                 "and TKO across seeds, the methods' agreement, deletion/insertion AUCs, the randomization "
@@ -226,7 +227,7 @@ class Dashboard(pn.viewable.Viewer):
             sizing_mode="stretch_width")
 
     def _model_note(self) -> str:
-        note = html.escape(self.catalogue.model_note(self.state.seed))
+        note = plain(self.catalogue.model_note(self.state.seed))
         return f"<span class='pe-model-text' style='font-size:13px;color:#555'>{note}</span>" if note else ""
 
     def _count(self) -> str:
@@ -248,6 +249,7 @@ def _without_web_fonts() -> None:
 
 
 def _extension() -> None:
+    check_hosts()  # before the server listens under ``panel serve --warm``
     _without_web_fonts()
     pn.extension("tabulator", notifications=True, loading_indicator=True, sizing_mode="stretch_width")
     if not pn.config.nthreads:
@@ -275,7 +277,8 @@ def create_app(config: AppConfig | None = None, *, engine: Any = None, host: Eng
     _extension()
     if engine is not None and host is None:
         host = EngineHost.for_engine(engine)
-    location = pn.state.location if pn.state.curdoc is not None and pn.state.curdoc.session_context else None
+    doc = pn.state.curdoc
+    location = page_location(doc) if doc is not None and doc.session_context else None
     if host is None:
         host = get_host(config or AppConfig(), import_here=location is not None and _before_listening())
     sidebar = pn.Column(sizing_mode="stretch_width")

@@ -19,7 +19,7 @@ class Catalogue:
     classes: tuple[str, ...]
     images: Mapping[tuple[str, str], tuple[str, ...]]   # (split, class) -> ids in manifest order
     image_home: Mapping[str, tuple[str, str]]           # id -> (split, class)
-    method_labels: Mapping[str, str]                    # key -> label, registry order
+    method_labels: Mapping[str, str]                    # key -> label, registry order, then imported
     default_methods: tuple[str, ...]
     cost_notes: Mapping[str, str] = field(default_factory=dict)
     method_params: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
@@ -33,6 +33,7 @@ class Catalogue:
     def from_engine(cls, engine: Any) -> "Catalogue":
         # The engine is already built, so its registry is loaded: importing it here is free.
         from engine.explainers import DEFAULT_METHODS, REGISTRY
+        from engine.imported_maps import COST_NOTE as IMPORTED_COST_NOTE
         from engine.models import model_description
 
         images: dict[tuple[str, str], list[str]] = {}
@@ -48,11 +49,11 @@ class Catalogue:
             seeds=tuple(engine.seeds), classes=tuple(engine.classes),
             images={k: tuple(v) for k, v in images.items()}, image_home=home, method_labels=labels,
             default_methods=defaults,
-            cost_notes={k: REGISTRY[k].cost_note for k in labels},
+            cost_notes={k: REGISTRY[k].cost_note if k in REGISTRY else IMPORTED_COST_NOTE for k in labels},
             method_params={k: engine.params_of(k) for k in labels},
             image_sizes={s: engine.image_size(s) for s in engine.seeds},
             seed_models={s: model_description(engine.meta[s]) for s in engine.seeds},
-            slow_methods=frozenset(k for k in labels if REGISTRY[k].slow),
+            slow_methods=frozenset(k for k in labels if k in REGISTRY and REGISTRY[k].slow),
             has_masks=engine.catalogue.has_masks,
             opening=_shipped_opening(engine, defaults, home))
 

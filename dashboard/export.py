@@ -14,14 +14,28 @@ from engine.results import TABLE_COLUMNS, ig_columns
 from .colours import HEAT_CMAP, PIXEL_LEGEND, RECON_CMAP, palette
 from .formatting import fmt, fmt_lift, ig_convergence, rank_label, result_label
 from .image_html import ranking_frame
+from .markup import plain
 from .pictures import Pictures
 
 # tko_table.csv's columns, with the method's label after its key
 RANKING_COLUMNS = [c for col in TABLE_COLUMNS for c in ((col, "label") if col == "method" else (col,))]
 
 
+# A spreadsheet reads a cell that starts with one of these as a formula (OWASP, "CSV injection").
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def inert(value: Any) -> Any:
+    """A text cell that a spreadsheet would run as a formula, with a quote in front so that it
+    is shown as text; numbers (a negative one too) and all other values unchanged."""
+    return "'" + value if isinstance(value, str) and value.startswith(FORMULA_STARTS) else value
+
+
 def _csv_bytes(df: pd.DataFrame) -> io.BytesIO:
-    buf = io.BytesIO(df.to_csv(index=False, lineterminator="\n").encode("utf-8"))
+    """Every CSV download: text cells (and column names) that would be formulas made inert."""
+    safe = df.rename(columns=inert).map(inert)
+    # CRLF, as RFC 4180 has it: the writer then quotes a cell holding a carriage return too
+    buf = io.BytesIO(safe.to_csv(index=False, lineterminator="\r\n").encode("utf-8"))
     buf.seek(0)
     return buf
 
@@ -62,7 +76,7 @@ def _text_lines(ax: Any, lines: list[tuple[str, float, str]]) -> None:
     y = 0.0
     for text, size, weight in lines:
         ax.annotate(text, (0, 1), xycoords="axes fraction", xytext=(0, -y), textcoords="offset points", va="top",
-                    ha="left", fontsize=size, fontweight=weight)
+                    ha="left", fontsize=size, fontweight=weight, parse_math=False)  # class names may hold "$"
         y += size * 1.4
 
 
@@ -93,7 +107,7 @@ def figure_png(ex: Any, pics: Pictures, dpi: int = 110) -> io.BytesIO:
     grid = fig.add_gridspec(len(heights), 4, height_ratios=heights, width_ratios=[1, 1, 1.1, 1.1])
     fig.suptitle(f"{ex.image_id} · class {ex.true_class} · {ex.split} split · seed {ex.seed} · "
                  f"{ex.image.shape[1]}×{ex.image.shape[0]} px as the model saw it", fontsize=13, fontweight="bold",
-                 x=0.01, ha="left")
+                 x=0.01, ha="left", parse_math=False)  # an id with "$" is a name, not mathematics
 
     def outline(ax):
         if ex.k:
@@ -198,7 +212,7 @@ def figure_grid(ex: Any, pics: Pictures, size: int = 240):
 def _summary_html(ex: Any) -> str:
     ranks = [r.rank for r in ex.methods.values()]
     rows = "".join(
-        f"<tr><td><b>{r.label}</b></td><td style='font-size:20px'><b>{fmt(r.tko)}</b></td><td>{fmt_lift(r.lift)}</td>"
+        f"<tr><td><b>{plain(r.label)}</b></td><td style='font-size:20px'><b>{fmt(r.tko)}</b></td><td>{fmt_lift(r.lift)}</td>"
         f"<td>{fmt(r.iou)}</td><td>{rank_label(r.rank, ranks)}</td><td>{result_label(r.win_share)}</td>"
         + (f"<td>{ig_convergence(r.extras)[0]}</td>" if "relative_delta" in r.extras
            else "<td></td>") + "</tr>"
@@ -210,10 +224,10 @@ def _summary_html(ex: Any) -> str:
               else "No defect pixels (K = 0): nothing to rank, no winner.")
     return f"""
 <div style="font-family:sans-serif;font-size:15px;line-height:1.5">
-<h2 style="margin:4px 0">Pixel Evidence: {ex.image_id} (seed {ex.seed}, {ex.split} split)</h2>
-<div>True class <b>{ex.true_class}</b>; predicted <b>{ex.predicted_class}</b>
-({100 * float(np.max(ex.probabilities)):.0f}%, {status}); maps explain the {ex.target_mode} class
-<b>{ex.target_class}</b>. {k_text}</div>
+<h2 style="margin:4px 0">Pixel Evidence: {plain(ex.image_id)} (seed {ex.seed}, {plain(ex.split)} split)</h2>
+<div>True class <b>{plain(ex.true_class)}</b>; predicted <b>{plain(ex.predicted_class)}</b>
+({100 * float(np.max(ex.probabilities)):.0f}%, {status}); maps explain the {plain(ex.target_mode)} class
+<b>{plain(ex.target_class)}</b>. {k_text}</div>
 <table style="border-collapse:collapse;margin:6px 0" cellpadding="4">
 <tr><th align="left">Method</th><th align="left">TKO</th><th align="left">Lift</th><th align="left">IoU</th>
 <th align="left">Rank</th><th align="left">Result</th><th></th></tr>{rows}</table>

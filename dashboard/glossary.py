@@ -4,7 +4,7 @@ to leave for the "How to read this" tab to read a number."""
 
 from __future__ import annotations
 
-import html
+from .markup import plain
 
 TERMS = {
     "tko": ("TKO", "Top-K overlap: the share of the defect's K pixels that are among the map's K highest pixels "
@@ -17,8 +17,8 @@ TERMS = {
 def term(key: str, shown: str | None = None) -> str:
     """``shown`` (default: the term's name) as HTML with the term's explanation as its tooltip."""
     name, meaning = TERMS[key]
-    return (f'<span class="pe-help" data-term="{key}" title="{html.escape(meaning)}" '
-            f'style="text-decoration:underline dotted;cursor:help">{html.escape(shown or name)}</span>')
+    return (f'<span class="pe-help" data-term="{key}" title="{plain(meaning)}" '
+            f'style="text-decoration:underline dotted;cursor:help">{plain(shown or name)}</span>')
 
 
 def header_tooltips() -> dict[str, str]:

@@ -21,9 +21,12 @@ import time
 from concurrent.futures import Future
 from typing import Any, Callable
 
+from engine.data.sample import DataError
+
 from .background_fill import IDLE_AFTER_S, BackgroundFill
 from .config import AppConfig
 from .setup_problem import SetupProblem, describe_setup_error
+from .shutdown import on_exit
 
 log = logging.getLogger("pixel_evidence.dashboard")
 
@@ -61,6 +64,8 @@ def _open_first_view(engine: Any) -> None:
         state.open_link({})  # what a link without a query opens
         if state.image_id:
             engine.explain(state.seed, state.split, state.image_id, state.methods)
+    except DataError as exc:  # a file of the opening image: one line, the page names it too
+        log.warning("could not prepare the opening view: %s", exc)
     except Exception:  # noqa: BLE001 - the page asks again and reports a real error itself
         log.warning("could not prepare the opening view", exc_info=True)
 
@@ -154,6 +159,14 @@ class EngineHost:
         """The engine if it is built, else None (never waits)."""
         return self._future.result() if self._future.done() else None
 
+    def stop(self) -> None:
+        """The server is ending: the background fill stops after the image in hand, and the
+        engine's queued work is dropped. Returns at once."""
+        self.background.stop()
+        engine = self._built_engine()
+        if engine is not None:
+            engine.close()
+
     def engine(self, timeout: float | None = None) -> Any | None:
         """The engine, waiting up to ``timeout`` seconds; ``None`` if it failed (see ``problem``)."""
         return self._future.result(timeout)
@@ -171,4 +184,5 @@ def get_host(config: AppConfig, *, import_here: bool = False) -> EngineHost:
         host = _HOSTS.get(key)
         if host is None:
             host = _HOSTS[key] = EngineHost(config)
+            on_exit(host.stop)
     return host.start(import_here=import_here)

@@ -6,7 +6,6 @@ tests read them, the exports reuse the ranking.
 
 from __future__ import annotations
 
-import html
 import math
 from typing import Any
 
@@ -17,6 +16,7 @@ from .catalogue import Catalogue
 from .colours import BAD_COLOUR, GOOD_COLOUR, PIXEL_LEGEND, WIN_COLOUR, line_styles
 from .formatting import fmt, fmt_lift, ig_convergence, rank_label, result_label
 from .glossary import term
+from .markup import plain
 from .pictures import MethodPicture
 from .state import TARGET_LABELS
 
@@ -54,8 +54,8 @@ def title_html(ex: Any, catalogue: Catalogue) -> str:
     """The line above the panes: which image, where it sits in its class, which model."""
     ids = catalogue.image_ids(ex.split, ex.true_class)
     i, n = (ids.index(ex.image_id) + 1 if ex.image_id in ids else 0), len(ids)
-    return (f'<div class="pe-title-text" style="font-size:22px;font-weight:700">{html.escape(ex.image_id)}'
-            f'<span style="font-weight:400;color:#555;font-size:17px"> · class {html.escape(ex.true_class)} '
+    return (f'<div class="pe-title-text" style="font-size:22px;font-weight:700">{plain(ex.image_id)}'
+            f'<span style="font-weight:400;color:#555;font-size:17px"> · class {plain(ex.true_class)} '
             f'· image {i} / {n} · {ex.split} split · seed {ex.seed} · '
             f'{ex.image.shape[1]}×{ex.image.shape[0]} px as the model saw it</span></div>')
 
@@ -69,11 +69,17 @@ def highlight_winner(row: pd.Series) -> list[str]:
 
 def _badge(text: str, colour: str, fg: str = "white") -> str:
     return (f'<span style="background:{colour};color:{fg};border-radius:6px;padding:2px 10px;'
-            f'font-weight:700;font-size:15px;white-space:nowrap">{html.escape(text)}</span>')
+            f'font-weight:700;font-size:15px;white-space:nowrap">{plain(text)}</span>')
 
 
 def verdict_html(ex: Any) -> str:
     """The big line above the ranking table: who wins, a shared win, or no ranking at all."""
+    if ex.empty_mask:  # a defect image whose mask is empty: bad data, said as such
+        return ('<div class="pe-verdict pe-nowin pe-empty-mask" style="font-size:22px;font-weight:700;'
+                f'color:{BAD_COLOUR}">This {plain(ex.true_class)} image has an empty mask (K = 0): '
+                'nothing to rank, no winner.</div>'
+                '<div class="pe-empty-mask-file" style="font-size:14px;color:#333">A defect image should mark its '
+                f'defect; this one is bad data and is left out of the win rates. {plain(ex.empty_mask)}</div>')
     if not ex.rankable:
         return ('<div class="pe-verdict pe-nowin" style="font-size:22px;font-weight:700;color:#444">'
                 'No defect pixels on this image (K = 0): nothing to rank, no winner.</div>'
@@ -83,10 +89,10 @@ def verdict_html(ex: Any) -> str:
     names = " & ".join(w.label for w in winners)
     best = winners[0].tko if winners else math.nan
     if len(winners) == 1:
-        head = f'★ {html.escape(names)} wins'
+        head = f'★ {plain(names)} wins'
         sub = f"highest Top-K overlap: {fmt(best)} ({term('chance')} {fmt(winners[0].chance)})"
     else:
-        head = f'★ Tie for first: {html.escape(names)}'
+        head = f'★ Tie for first: {plain(names)}'
         sub = f"each gets 1/{len(winners)} of the win; Top-K overlap {fmt(best)}"
     if best == 0:
         sub += " · every method missed the defect entirely"
@@ -108,18 +114,18 @@ def prediction_html(ex: Any, has_masks: bool = True) -> str:
         flag = (f'<div style="background:{BAD_COLOUR};color:white;font-size:18px;font-weight:800;'
                 'padding:2px 8px;border-radius:6px;display:inline-block">✘ MISCLASSIFIED</div>')
     k_line = (f"Defect: K = {ex.k:,} of N = {ex.n:,} px ({100 * ex.k / ex.n:.2f}%)" if ex.k
-              else "Defect: none (K = 0)")
+              else "Defect: mask empty (K = 0), bad data" if ex.empty_mask else "Defect: none (K = 0)")
     chance = (f"{term('chance', 'chance')} TKO = K/N = {ex.k / ex.n:.4f}" if ex.k
               else "no chance level: nothing to find")
-    target = (f"Maps explain the {TARGET_LABELS[ex.target_mode]}: <b>{html.escape(ex.target_class)}</b>")
+    target = (f"Maps explain the {TARGET_LABELS[ex.target_mode]}: <b>{plain(ex.target_class)}</b>")
     facts = f"{k_line}<br>{chance}<br>{target}" if has_masks else target
     return f"""
 <div class="pe-prediction" style="font-size:14px;line-height:1.35">
   <div><span style="color:#555">Predicted</span>
-    <span style="font-size:24px;font-weight:800" class="pe-pred-class">{html.escape(pred)}</span>
+    <span style="font-size:24px;font-weight:800" class="pe-pred-class">{plain(pred)}</span>
     <span style="font-size:17px;font-weight:600">{100 * prob:.0f}%</span></div>
   <div><span style="color:#555">True class</span>
-    <span style="font-size:19px;font-weight:700" class="pe-true-class">{html.escape(ex.true_class)}</span>
+    <span style="font-size:19px;font-weight:700" class="pe-true-class">{plain(ex.true_class)}</span>
     <span style="color:#555">(p = {100 * true_prob:.0f}%)</span></div>
   {flag}
   <div style="margin-top:4px">{facts}</div>
@@ -174,10 +180,10 @@ def method_card_html(ex: Any, key: str, catalogue: Catalogue, pic: MethodPicture
   <div style="display:flex;align-items:center;gap:10px;margin-bottom:4px">
     <span class="pe-method-key" data-colour="{colour}" data-dash="{dash}" title="this method's line in the charts"
       style="display:inline-block;width:34px;border-top:4px {CSS_DASH[dash]} {colour}"></span>
-    <span style="font-size:22px;font-weight:800">{html.escape(r.label)}</span></div>
+    <span style="font-size:22px;font-weight:800">{plain(r.label)}</span></div>
   <div style="margin-bottom:4px">{badge}</div>
   {numbers}
-  <div style="color:#555;margin-top:6px">Cost: {html.escape(cost)}</div>
+  <div style="color:#555;margin-top:6px">Cost: {plain(cost)}</div>
   {extra}
 </div>"""
 
@@ -194,8 +200,8 @@ def slow_warning_html(catalogue: Catalogue, methods: list[str] | tuple[str, ...]
     slow = [m for m in methods if m in catalogue.slow_methods]
     if not slow:
         return ""
-    names = ", ".join(html.escape(catalogue.method_labels[m]) for m in slow)
-    costs = "".join(f"<li><b>{html.escape(catalogue.method_labels[m])}</b>: {html.escape(catalogue.cost_notes[m])}</li>"
+    names = ", ".join(plain(catalogue.method_labels[m]) for m in slow)
+    costs = "".join(f"<li><b>{plain(catalogue.method_labels[m])}</b>: {plain(catalogue.cost_notes[m])}</li>"
                     for m in slow)
     what = ("These are perturbation methods that need" if len(slow) > 1
             else "This is a perturbation method that needs")
@@ -210,7 +216,7 @@ def legend_html() -> str:
     items = "".join(
         f'<div style="display:flex;align-items:center;gap:6px">'
         f'<span style="width:15px;height:15px;background:{c};border:1px solid #333;display:inline-block"></span>'
-        f'<b>{html.escape(name)}</b></div>' for name, c, _ in PIXEL_LEGEND)
+        f'<b>{plain(name)}</b></div>' for name, c, _ in PIXEL_LEGEND)
     return f"""
 <div class="pe-legend" style="font-size:14px;line-height:1.4">
   <div>Top-K pixels (K = defect pixels):</div>{items}

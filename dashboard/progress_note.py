@@ -7,7 +7,6 @@ second. Used for a slow method's maps (RISE, Score-CAM) and the randomization ch
 
 from __future__ import annotations
 
-import html
 import threading
 import time
 from typing import Any, Callable
@@ -16,6 +15,8 @@ import panel as pn
 from panel.io.state import set_curdoc
 
 from engine.progress import Progress
+
+from .markup import plain
 
 EVERY_S = 0.3  # the line is redrawn at most this often
 
@@ -30,7 +31,7 @@ def progress_html(what: str, done: int, total: int, unit: str, remaining: float 
     """'what: done / total unit · about N s left', in the page's words."""
     left = "" if remaining is None else f" · about {_duration(remaining)} left"
     return (f'<div class="pe-progress-text" data-done="{done}" data-total="{total}" style="font-size:15px">'
-            f"<b>{html.escape(what)}</b>: {done:,} / {total:,} {html.escape(unit)}{left}</div>")
+            f"<b>{plain(what)}</b>: {done:,} / {total:,} {plain(unit)}{left}</div>")
 
 
 def _duration(seconds: float) -> str:
@@ -83,7 +84,7 @@ class ProgressNote(pn.viewable.Viewer):
             tracker = self.tracker
         if tracker is not None:
             tracker.cancel()
-            self.text.object = f'<div class="pe-progress-text" style="font-size:15px">Stopping {html.escape(self._what)}…</div>'
+            self.text.object = f'<div class="pe-progress-text" style="font-size:15px">Stopping {plain(self._what)}…</div>'
 
     def _reported(self, tracker: Progress) -> None:
         now = time.monotonic()

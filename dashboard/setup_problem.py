@@ -6,7 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from engine.data.mvtec_sources import DOWNLOADS_PAGE
+from engine.data.layouts import layout_of
+from engine.data.mvtec_sources import CATEGORY_URLS, DOWNLOADS_PAGE
+from engine.data.sample import DataError
 from engine.run_folders import RUNS, SHIPPED_MODELS as DEFAULT_MODELS
 
 from .config import AppConfig
@@ -28,26 +30,51 @@ def _models_arg(config: AppConfig) -> str:
     return f" --models {config.models or RUNS / 'models'}"
 
 
+def _served_models_arg(config: AppConfig) -> str:
+    """The models folder being served, for a hint that keeps it: the configured one, else the shipped one."""
+    return f" --models {config.models or DEFAULT_MODELS}"
+
+
 def _data_arg(config: AppConfig) -> str:
     return f" --data {config.data}" if config.data else ""
 
 
-def _fetch_data(config: AppConfig) -> str:
-    """The command that brings back the data ``--data`` names: its own category (the folder's
-    name) downloaded beside it, or the built-in set regenerated."""
+def _mvtec_category(config: AppConfig) -> bool:
+    """``--data`` names an MVTec AD category folder, which ``data download`` can bring back."""
+    return config.data is not None and Path(config.data).name in CATEGORY_URLS
+
+
+def _fetch_data(config: AppConfig) -> tuple[str, ...]:
+    """The command that brings back the data ``--data`` names: its own MVTec AD category (the
+    folder's name) downloaded beside it, or the built-in set regenerated; none for other data,
+    which no command here can make."""
     if not config.data:
-        return "pixel-evidence data generate"
+        return ("pixel-evidence data generate",)
+    if not _mvtec_category(config):
+        return ()
     data = Path(config.data)
-    return f"pixel-evidence data download {data.name} --data-dir {data.parent}"
+    return (f"pixel-evidence data download {data.name} --data-dir {data.parent}",)
 
 
 def _by_hand(config: AppConfig) -> tuple[str, ...]:
     """MVTec's own links expire: where to get the archive when the download command fails."""
-    if not config.data:
+    if not _mvtec_category(config):
         return ()
     data = Path(config.data)
     return (f"If the download fails, get the archive from {DOWNLOADS_PAGE} and run "
             f"pixel-evidence data download {data.name} --data-dir {data.parent} --archive PATH",)
+
+
+def _unreadable_data(config: AppConfig) -> str | None:
+    """Why ``--data``, an existing folder, is in no layout this program reads (the layouts
+    and the nearest match); None when it is readable, or not there at all."""
+    if not config.data or not Path(config.data).is_dir():
+        return None
+    try:
+        layout_of(Path(config.data))
+    except DataError as err:
+        return str(err)
+    return None
 
 
 def describe_setup_error(exc: BaseException, config: AppConfig | None = None) -> SetupProblem:
@@ -58,7 +85,14 @@ def describe_setup_error(exc: BaseException, config: AppConfig | None = None) ->
     models = config.models or DEFAULT_MODELS
     train = f"pixel-evidence train{_data_arg(config)}{_models_arg(config)}"
     quick = f"pixel-evidence train{_data_arg(config)}{_models_arg(config)} --seeds 42 --epochs 2 --image-size 96 --freeze-blocks 6"
-    serve = f"panel serve app.py --args{_data_arg(config)}{_models_arg(config)}"
+    serve = f"panel serve app.py --args{_data_arg(config)}{_models_arg(config)}"  # after training
+    serve_again = f"panel serve app.py --args{_data_arg(config)}{_served_models_arg(config)}"
+    unreadable = _unreadable_data(config) if name in ("DataError", "CheckpointError") else None
+    if unreadable:  # training or a download would fail on it at once: say what the folder lacks
+        return SetupProblem(
+            "The data folder is in no layout this program reads", unreadable, (),
+            ("The README's section \"Your own data\" shows each layout's tree.",
+             f"Once the folder is arranged like one of them, train on it: {train}"))
     if name == "CheckpointError" and "no trained models" in message:
         return SetupProblem(
             "No trained models yet",
@@ -75,12 +109,12 @@ def describe_setup_error(exc: BaseException, config: AppConfig | None = None) ->
         return SetupProblem(
             "Images listed by the models' manifest are missing",
             message,
-            (_fetch_data(config), serve),
-            ("Point --data at the category folder the models were trained on. Without --data the "
+            (*_fetch_data(config), serve_again),
+            (f"Point --data at the category folder the models in {models} were trained on. Without --data the "
              "dashboard uses the built-in synthetic set (regenerate it with `pixel-evidence data generate`).",
              *_by_hand(config)))
     if name == "DataError":
-        return SetupProblem("The data cannot be used", message, (_fetch_data(config), serve), _by_hand(config))
+        return SetupProblem("The data cannot be used", message, (*_fetch_data(config), serve_again), _by_hand(config))
     if name == "CheckpointError":
         return SetupProblem("The models cannot be used with this data", message,
                             (f"{train} --force", serve))

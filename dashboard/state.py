@@ -23,17 +23,19 @@ TKO large, explanatory paragraphs folded away, ← and → for the previous and 
 from __future__ import annotations
 
 import difflib
-import html
 import urllib.parse
 from typing import Any, Mapping
 
 import param
+from panel.io.location import Location
+from panel.io.state import state as panel_state
 
 from engine.data.mvtec import current_image_id
 from engine.metrics.scores import LOCALISATION_SCORES
 from engine.results import AGREEMENT_STATS
 
 from .catalogue import SPLITS, TARGETS, Catalogue
+from .markup import plain
 
 TABS = ("image", "summary", "units", "about")
 TAB_LABELS = {"image": "Per image", "summary": "Summary", "units": "Units", "about": "How to read this"}
@@ -58,12 +60,12 @@ def quoted(value: str) -> str:
     """A value from the URL as a notice quotes it: at most ``QUOTE_CHARS`` characters (then
     "…"), HTML-escaped, so a link can neither inject markup nor flood the page."""
     shown = value if len(value) <= QUOTE_CHARS else value[:QUOTE_CHARS] + "…"
-    return html.escape(shown)
+    return plain(shown)
 
 
 def _names(values: Any) -> str:
     """Catalogue names (classes, seeds, labels) listed for a notice, escaped."""
-    return ", ".join(html.escape(str(v)) for v in values)
+    return ", ".join(plain(str(v)) for v in values)
 
 
 class DashboardState(param.Parameterized):
@@ -218,13 +220,13 @@ class DashboardState(param.Parameterized):
                     image_id = guess[0]
                     split, cls = self._home(image_id)
                     notes.append(f"Unknown image “{said['image']}”; showing the closest id, "
-                                 f"{html.escape(image_id)}.")
+                                 f"{plain(image_id)}.")
                 else:
                     image_id = None
                     notes.append(f"Unknown image “{said['image']}”; showing the first image of the class instead.")
             else:
                 if (q.get("split") and home[0] != split) or (class_given and home[1] != cls):
-                    notes.append(f"Image {said['image']} is a {home[0]} image of class {html.escape(home[1])}; "
+                    notes.append(f"Image {said['image']} is a {home[0]} image of class {plain(home[1])}; "
                                  "split and class follow the image.")
                 split, cls = home
                 image_id = asked
@@ -233,7 +235,7 @@ class DashboardState(param.Parameterized):
             fallback = cat.default_class(split)
             if class_given:
                 where = "" if cls not in cat.classes else f" in the {split} split"
-                notes.append(f"No class “{said['class']}”{where}; showing {html.escape(fallback)} "
+                notes.append(f"No class “{said['class']}”{where}; showing {plain(fallback)} "
                              f"(classes: {_names(cat.classes_in(split))}).")
             cls = fallback
         if (q.get("split") or class_given or q.get("image")) or image_id != self.image_id:
@@ -265,9 +267,8 @@ class DashboardState(param.Parameterized):
 class UrlState(param.Parameterized):
     """Untyped mirror of :class:`DashboardState` that ``pn.state.location.sync`` keeps in the URL.
 
-    Untyped on purpose: Panel decodes query values (``seed=42`` arrives as an int, a list as
-    a list), and one value the mirror refused would make the whole sync fail;
-    :meth:`DashboardState.apply_query` does the validation instead."""
+    Untyped on purpose: one value the mirror refused would make the whole sync fail;
+    :meth:`DashboardState.apply_query` validates the URL's strings instead."""
 
     seed = param.Parameter(default=None)
     split = param.Parameter(default=None)
@@ -292,13 +293,33 @@ class UrlState(param.Parameterized):
         self.param.update(**{inverse[k]: v for k, v in query.items() if k in inverse})
 
 
+class TextQueryLocation(Location):
+    """Panel's location of a page, whose query values are strings, as in the URL."""
+
+    @property
+    def query_params(self) -> dict[str, str]:
+        return dict(urllib.parse.parse_qsl(self.search.removeprefix("?")))
+
+
+def page_location(doc: Any) -> Location:
+    """The location (URL) of the server session of ``doc``, as ``pn.state.location`` gives it,
+    but reading the query's values as the strings they are.
+
+    Panel's own reading turns digit strings into numbers, and fails on some ("²" is a digit to
+    ``str.isdigit`` but not to ``int``; 5,000 digits exceed Python's limit for ``int``): the page
+    then never opens. It reads the query as the session starts and whenever the browser reports
+    its address, so this location takes the place of Panel's for the session before anything
+    asks for it."""
+    if doc not in panel_state._locations:  # noqa: SLF001 - Panel keeps one location per document here
+        panel_state._locations[doc] = TextQueryLocation.from_request(doc.session_context.request)
+    return panel_state._locations[doc]  # noqa: SLF001
+
+
 def bind_location(state: DashboardState, location: Any) -> UrlState:
     """Keep ``state`` and the page URL in step, both ways, through ``location.sync``.
 
-    The link's values are read here as the strings they are, not through Panel's reading,
-    which turns digit strings into numbers and fails on some (``seed=²``, 5,000 digits),
-    taking the page down with it. They are validated (bad ones produce notices and fall
-    back), and the URL is rewritten to the valid state before Panel syncs with it, so a
+    The link's values are read here as the strings they are (see :func:`page_location`).
+    They are validated (bad ones produce notices and fall back), and the URL is rewritten to the valid state before Panel syncs with it, so a
     shared link always reopens a valid view.
     """
     state.open_link(dict(urllib.parse.parse_qsl(location.search.removeprefix("?"))))

@@ -21,7 +21,6 @@ and about every view drawn (the fill never goes before the first).
 from __future__ import annotations
 
 import asyncio
-import html
 import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -34,7 +33,9 @@ import param
 
 from engine.progress import Cancelled, Progress, reporting
 
+from .markup import plain
 from .session_memory import SESSIONS
+from .shutdown import on_exit
 from .pictures import Pictures, make_pictures
 from .state import DashboardState
 
@@ -43,6 +44,7 @@ log = logging.getLogger("pixel_evidence.dashboard")
 # Shared by all sessions: threads that wait for the engine (which serialises model calls). The
 # analysis sections have their own, so an image never queues behind a minutes-long check.
 EXPLAIN = ThreadPoolExecutor(max_workers=8, thread_name_prefix="explain")
+on_exit(partial(EXPLAIN.shutdown, wait=False, cancel_futures=True))
 SLOW_AFTER = 0.15  # seconds without an answer before ``computing`` is raised (the loading indicator)
 
 
@@ -188,7 +190,7 @@ class ExplanationStore(param.Parameterized):
             self.state.methods = kept  # first: a change of methods clears the notices
         finally:
             self._own_change = False
-        self.stopped = (f"Stopped computing {html.escape(names)}; showing the other methods. "
+        self.stopped = (f"Stopped computing {plain(names)}; showing the other methods. "
                         "Choose it again to start over.")
         return Request.of(self.state)
 
@@ -215,7 +217,7 @@ class ExplanationStore(param.Parameterized):
             log.exception("explaining %s failed", req)
             with self._lock:
                 if number == self._newest:
-                    self.param.update(error=f"Could not explain {req.image_id}: {exc}", computing=False, tracker=None)
+                    self.param.update(error=f"Could not explain {plain(req.image_id)}: {plain(exc)}", computing=False, tracker=None)
                     self._drawn()
             return
         with self._lock:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import html
 import io
 import logging
 from functools import partial
@@ -30,6 +29,7 @@ from engine.dissection_table import (DETECTOR_IOU, DISSECTION_SUBDIR, ceiling_sh
 from .analysis_view import ANALYSE
 from .colours import FALSE_ALARM, HIT, hex_rgb
 from .formatting import fmt, mean_std
+from .markup import plain
 from .pictures import grey, outline
 from .state import DashboardState
 from .summary.results import evaluate_command
@@ -69,7 +69,7 @@ def counts_html(counts: pd.DataFrame, at_ceiling: pd.Series) -> str:
     """Detector units per class (columns) and stage (rows), mean ± std over seeds, and the
     share of each stage's units whose threshold sits at their ceiling (``at_ceiling``)."""
     classes = sorted(counts["class"].unique())
-    head = "".join(f"<th style='padding:4px 12px'>{html.escape(c)}</th>" for c in classes)
+    head = "".join(f"<th style='padding:4px 12px'>{plain(c)}</th>" for c in classes)
     rows = []
     for stage, part in counts.groupby("stage", sort=False):
         cells = {r["class"]: r for r in part.to_dict("records")}
@@ -79,8 +79,8 @@ def counts_html(counts: pd.DataFrame, at_ceiling: pd.Series) -> str:
         share = float(at_ceiling.get(stage, 0.0))
         ceiling = (f"<span class='pe-stage-at-max' style='color:#B34700'>⚠ {share:.0%} of units at their "
                    "ceiling</span>" if share > 0 else "")
-        rows.append(f"<tr class='pe-detector-count' data-stage='{html.escape(stage)}'><th style='padding:4px 12px;"
-                    f"text-align:left'>{html.escape(stage)}</th>{tds}<td style='color:#555;padding:4px 12px'>"
+        rows.append(f"<tr class='pe-detector-count' data-stage='{plain(stage)}'><th style='padding:4px 12px;"
+                    f"text-align:left'>{plain(stage)}</th>{tds}<td style='color:#555;padding:4px 12px'>"
                     f"{n} seed{'s' if n != 1 else ''}</td><td style='padding:4px 12px'>{ceiling}</td></tr>")
     return (f"<table style='font-size:15px;border-collapse:collapse'><tr><th style='text-align:left;"
             f"padding:4px 12px'>stage</th>{head}<th></th><th></th></tr>{''.join(rows)}</table>")
@@ -98,9 +98,9 @@ def unit_row_html(cls: str, row: dict[str, Any], pictures: list[str], image_ids:
     """One unit: its number, IoU, threshold and whether it is a detector, then its strip."""
     badge = ("<span style='background:#009E73;color:white;border-radius:4px;padding:1px 6px'>detector</span>"
              if row["detector"] else "<span style='color:#555'>below 0.04</span>")
-    strip = "".join(f"<img src='{src}' width='{THUMB}' height='{THUMB}' title='{html.escape(i)}' "
+    strip = "".join(f"<img src='{src}' width='{THUMB}' height='{THUMB}' title='{plain(i)}' "
                     f"style='margin-right:6px;border-radius:3px'>" for src, i in zip(pictures, image_ids))
-    return (f"<div class='pe-unit-row' data-class='{html.escape(cls)}' data-unit='{int(row['unit'])}' "
+    return (f"<div class='pe-unit-row' data-class='{plain(cls)}' data-unit='{int(row['unit'])}' "
             f"style='display:flex;align-items:center;gap:14px;margin:4px 0'>"
             f"<div style='width:190px;font-size:15px'><b>unit {int(row['unit'])}</b><br>IoU "
             f"<span class='pe-unit-iou'>{fmt(row['iou'])}</span> {badge}<br>"
@@ -159,8 +159,8 @@ class UnitsView(pn.viewable.Viewer):
             command = evaluate_command(self.engine).replace("pixel-evidence evaluate", "pixel-evidence dissect "
                                                             "--stage STAGE", 1)
             self._layout.objects = [intro, pn.pane.HTML(
-                f"<div class='pe-units-missing' style='font-size:15px'>{html.escape(why)} Write it with "
-                f"<code>{html.escape(command)}</code> (a stage name it does not know lists the network's stages)."
+                f"<div class='pe-units-missing' style='font-size:15px'>{plain(why)} Write it with "
+                f"<code>{plain(command)}</code> (a stage name it does not know lists the network's stages)."
                 "</div>")]
             return
         split = self.split = self.table["split"].iloc[0]
@@ -168,7 +168,7 @@ class UnitsView(pn.viewable.Viewer):
         self._counts.object = counts_html(detector_counts(of_split), ceiling_shares(of_split))
         self._layout.objects = [
             intro,
-            pn.pane.HTML(f"<h3 style='margin:10px 0 2px 0'>Detector units per class, {html.escape(split)} split "
+            pn.pane.HTML(f"<h3 style='margin:10px 0 2px 0'>Detector units per class, {plain(split)} split "
                          "(mean ± std over seeds)</h3>"), self._counts,
             pn.pane.HTML("<h3 style='margin:14px 0 2px 0'>The best units of each defect class</h3>"),
             self._stage, self._units]
@@ -189,7 +189,7 @@ class UnitsView(pn.viewable.Viewer):
             body = await asyncio.wrap_future(ANALYSE.submit(self._strips, seed, stage))
         except Exception as exc:  # noqa: BLE001 - shown to the user, logged for the operator
             log.exception("unit overlays of seed %s %s failed", seed, stage)
-            body = f"<div style='color:#B34700;font-size:15px'>Could not draw the units: {html.escape(str(exc))}</div>"
+            body = f"<div style='color:#B34700;font-size:15px'>Could not draw the units: {plain(str(exc))}</div>"
         if gen != self._gen:
             return  # the user moved on
         self._units.objects = [pn.pane.HTML(body, sizing_mode="stretch_width")]
@@ -200,8 +200,8 @@ class UnitsView(pn.viewable.Viewer):
         rows = self.table[(self.table["seed"] == seed) & (self.table["stage"] == stage)
                           & (self.table["split"] == self.split)]
         if rows.empty:
-            return (f"<div style='font-size:15px'>Seed {seed} has no dissection of {html.escape(stage)}: run "
-                    f"<code>pixel-evidence dissect --stage {html.escape(stage)} --seeds {seed}</code></div>")
+            return (f"<div style='font-size:15px'>Seed {seed} has no dissection of {plain(stage)}: run "
+                    f"<code>pixel-evidence dissect --stage {plain(stage)} --seeds {seed}</code></div>")
         parts = []
         for cls, part in rows.groupby("class"):
             top = part.sort_values(["iou", "unit"], ascending=[False, True]).head(TOP_UNITS).to_dict("records")
@@ -214,5 +214,5 @@ class UnitsView(pn.viewable.Viewer):
             units = "".join(unit_row_html(cls, r, [overlay_png(o.image, o.mask, o.active) for o in strip],
                                           [o.image_id for o in strip])
                             for r, strip in zip(top, map(best_images, overlays)))
-            parts.append(f"<h4 style='margin:12px 0 4px 0'>{html.escape(cls)}</h4>{units}")
+            parts.append(f"<h4 style='margin:12px 0 4px 0'>{plain(cls)}</h4>{units}")
         return "".join(parts)

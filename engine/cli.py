@@ -7,6 +7,7 @@
     pixel-evidence data rename-ids --data DIR --models DIR   earlier image ids -> current ones
     pixel-evidence train           [--data DIR] [--models DIR] [--seeds 42-51] ...
     pixel-evidence evaluate        [--data DIR] [--models DIR] [--out DIR] ...
+    pixel-evidence import-maps     SOURCE --models DIR [--splits test]  maps made elsewhere, ranked beside ours
     pixel-evidence dissect         --stage STAGE [--split test] [--seeds 42 43] ...  units vs. defect masks
     pixel-evidence sweep           --spec FILE | --data DIR... --models DIR... [--plan] [--scheduler ADDRESS]
     pixel-evidence bench           [--out DIR] [--no-server] ...  speed and memory benchmark
@@ -24,6 +25,7 @@ from pathlib import Path
 from .choices import (BACKBONES, DEFAULT_METHODS, EVALUATE_IG_TOLERANCE, FAITHFULNESS_STARTS, IG_MAX_STEPS, KINDS,
                       METHODS, METRICS, TARGETS, TRAINING_MODES, ig_params)
 from .data import LAYOUTS, DataError, download, layout_of, prepare_manifest, synthetic
+from .files import remove_stale_temp_files
 from .run_folders import PROJECT_ROOT, RUNS, SHIPPED_MODELS, default_results, writable
 from .dissection_table import UNION_RULES
 
@@ -71,14 +73,17 @@ def _cmd_split(args) -> int:
         raise DataError(f"{out} exists; pass --force to replace it (models trained on it will no longer load)")
     if out.exists():
         out.unlink()
+    remove_stale_temp_files(out.parent)  # a killed split's half-written manifest
     samples = prepare_manifest(root, out, test_fraction=args.test_fraction, split_seed=args.split_seed,
                                skip_bad=args.skip_bad, report=lambda m: print(m, file=sys.stderr),
-                               layout=args.layout)
+                               layout=args.layout, mask_threshold=args.mask_threshold)
     counts: dict[tuple[str, str], int] = {}
     for s in samples:
         counts[(s.cls, s.split)] = counts.get((s.cls, s.split), 0) + 1
-    for cls in sorted({c for c, _ in counts}):
-        print(f"{cls:>10}: train {counts.get((cls, 'train'), 0):4d}  test {counts.get((cls, 'test'), 0):4d}")
+    classes = sorted({c for c, _ in counts})
+    width = max(10, *map(len, classes))  # LOCO's structural_anomalies is 20 characters
+    for cls in classes:
+        print(f"{cls:>{width}}: train {counts.get((cls, 'train'), 0):4d}  test {counts.get((cls, 'test'), 0):4d}")
     print(f"wrote {out}")
     return 0
 
@@ -104,7 +109,8 @@ def _cmd_train(args) -> int:
     root = resolve_data(args.data)
     manifest = Path(args.manifest) if args.manifest else models / "manifest.csv"
     prepare_manifest(root, manifest, test_fraction=args.test_fraction, split_seed=args.split_seed,
-                     skip_bad=args.skip_bad, report=lambda m: print(m, file=sys.stderr), layout=args.layout)
+                     skip_bad=args.skip_bad, report=lambda m: print(m, file=sys.stderr), layout=args.layout,
+                     mask_threshold=args.mask_threshold)
     if args.threads:
         import torch
 
@@ -162,25 +168,62 @@ def _cmd_evaluate(args) -> int:
                            batch_size=args.batch_size, extra_metrics=args.metrics,
                            maps_for_good=args.maps_for_good, settings=settings)
     labels = engine.method_labels()
-    if "column_notes" in summary:  # data without masks
+    if "seeds" not in summary:
+        print("nothing evaluated", file=sys.stderr)
+    elif "column_notes" in summary:  # data without masks
         print("TKO, the other mask scores and win rates: needs masks (the data has none; the columns are empty)")
     else:
         print(f"win rates over seeds ({summary['counted_images']}), mean +- std [95% bootstrap interval]:")
         for row in summary["win_rates_across_seeds"]:
             if row["class"] == "overall":
-                print(f"  {row['split']:>5}  {labels[row['method']]:<22} {row['mean']:.3f} +- {row['std']:.3f}  "
-                      f"[{row['ci_low']:.3f}, {row['ci_high']:.3f}]  ({row['n_seeds']} seeds)")
+                print(win_rate_line(row, labels[row["method"]], args.include_misclassified))
     for row in summary.get("faithfulness", []):
         print(f"  {row['split']:>5}  {labels[row['method']]:<22} deletion AUC {row['deletion_auc_mean']:.3f}  "
               f"insertion AUC {row['insertion_auc_mean']:.3f}  ({row['start']} start, {row['n_images']} images)")
     for row in summary.get("sanity", []):
         print(f"  {row['split']:>5}  {labels[row['method']]:<22} randomization check passed on "
               f"{row['n_passed']} of {row['n_images']} images")
-    written = ["tko_table.csv", "win_rates.csv", "summary.json"] + [f"{a}.csv" for a in
-                                                                      ("agreement", "faithfulness", "sanity")
-                                                                      if a in summary]
-    print(f"wrote {out}/: {', '.join(written)}")
+    if "seeds" in summary:
+        written = ["tko_table.csv", "win_rates.csv", "summary.json"] + [f"{a}.csv" for a in
+                                                                          ("agreement", "faithfulness", "sanity")
+                                                                          if a in summary]
+        print(f"wrote {out}/: {', '.join(written)}")
+    # bad inputs were skipped and the rest evaluated: each named once, and the exit code says so
+    left_out = [*summary.get("skipped", []), *summary.get("empty_masks", [])]
+    for line in left_out:
+        print(f"skipped {line}", file=sys.stderr)
+    return 1 if left_out else 0
+
+
+def _cmd_import_maps(args) -> int:
+    from .imported_maps import import_maps
+
+    models = writable(args.models, write_shipped=args.write_shipped, option="--models")
+    written, problems = import_maps(Path(args.source), models, manifest=Path(args.manifest) if args.manifest else None,
+                                    splits=args.splits, force=args.force)
+    for line in problems:
+        print(line, file=sys.stderr)
+    if problems:
+        raise ValueError(f"{len(problems)} problem(s) in {args.source}, one per line above; nothing imported")
+    for path in written:
+        print(f"wrote {path}")
+    names = " ".join(path.stem for path in written)
+    print(f"rank them: pixel-evidence evaluate --models {models} --splits {' '.join(args.splits)} "
+          f"--methods gradcam saliency ig {names}")
     return 0
+
+
+def win_rate_line(row: dict, label: str, include_misclassified: bool) -> str:
+    """One method's win rate over seeds, or why it has none: no seed had a defect image to
+    count, which without ``--include-misclassified`` means every one was misclassified."""
+    head = f"  {row['split']:>5}  {label:<22} "
+    if row["n_seeds"] and row["mean"] == row["mean"]:  # NaN != NaN
+        return (head + f"{row['mean']:.3f} +- {row['std']:.3f}  [{row['ci_low']:.3f}, {row['ci_high']:.3f}]  "
+                       f"({row['n_seeds']} seeds)")
+    if include_misclassified:
+        return head + "no win rate: no seed has a defect image in this split"
+    return head + ("no win rate: every seed misclassified every defect image, and only correctly classified ones "
+                   "are counted; pass --include-misclassified to count them all")
 
 
 def _add_write_shipped_option(p: argparse.ArgumentParser) -> None:
@@ -224,14 +267,17 @@ def _add_data_option(p: argparse.ArgumentParser) -> None:
 
 def _add_layout_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--layout", choices=tuple(LAYOUTS),
-                   help="how --data is arranged (default: recognised): mvtec (train/good, test/<class>, "
-                        "ground_truth), visa (one VisA object), masks (images/<class>, masks/<class>), "
-                        "folders (<class>/ only, no masks)")
+                   help="how --data is arranged (default: recognised): "
+                        + "; ".join(f"{layout.name}: {layout.tree}" for layout in LAYOUTS.values()))
 
 
 def _add_split_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--test-fraction", type=float, default=0.2, help="share of each class put in test (default 0.2)")
     p.add_argument("--split-seed", type=int, default=0, help="seed of the train/test re-split (default 0)")
+    p.add_argument("--mask-threshold", type=float, metavar="SHARE",
+                   help="a mask pixel is defect above this share of the mask's highest value, recorded in the "
+                        "manifest (default 0.5, half its range, which reads grey JPEG masks right; visa: 0, every "
+                        "value above 0, for its label masks)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -316,7 +362,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--seeds", type=parse_seeds, help="subset of seeds (default: all in --models)")
     ev.add_argument("--splits", nargs="+", default=["test", "train"], choices=["test", "train"],
                     help="splits to evaluate, in this order (default: test train)")
-    ev.add_argument("--methods", nargs="+", default=list(DEFAULT_METHODS), choices=sorted(METHODS))
+    ev.add_argument("--methods", nargs="+", default=list(DEFAULT_METHODS), metavar="METHOD",
+                    help=f"computed methods ({', '.join(METHODS)}) and imported ones (see import-maps); "
+                         f"default {' '.join(DEFAULT_METHODS)}")
     ev.add_argument("--metrics", nargs="*", default=[], choices=METRICS,
                     help="beside TKO, lift and IoU: localisation scores (pointing, relevance_mass, auroc) in the "
                          "main table; analyses with tables of their own: agreement (every pair of methods), "
@@ -349,6 +397,18 @@ def build_parser() -> argparse.ArgumentParser:
                     help="compute nothing: write the tables of one category of a `pixel-evidence sweep` store")
     ev.add_argument("--category", help="with --from-sweep: the category (default: the --data folder's name)")
     ev.set_defaults(func=_cmd_evaluate)
+
+    im = sub.add_parser("import-maps", help="maps made elsewhere (.npy, .npz, 16-bit .png), checked and stored "
+                                            "beside the models, then ranked like the computed methods")
+    im.add_argument("source", help="folder or archive (.zip, .tar, .tar.gz, .tar.xz, .tar.bz2) holding "
+                                   "<method>/<image id>.npy, or <method>/seed_<n>/<image id>.npy per model seed")
+    im.add_argument("--models", required=True, help="models folder the maps are ranked in (manifest.csv, seed_N.json)")
+    im.add_argument("--manifest", help="split manifest (default: <models>/manifest.csv)")
+    im.add_argument("--splits", nargs="+", default=["test"], choices=["test", "train"],
+                    help="splits whose every image needs a map (default: test)")
+    im.add_argument("--force", action="store_true", help="replace methods imported before under the same names")
+    _add_write_shipped_option(im)
+    im.set_defaults(func=_cmd_import_maps)
 
     di = sub.add_parser("dissect", help="Network Dissection: which units of a stage fire on which defect class's "
                                         "masks (IoU per unit and class, over a split)")

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Callable, Sequence
 
 import pandas as pd
 
-from .files import atomic_write_text
+from .files import atomic_write_text, remove_stale_temp_files
 
 if TYPE_CHECKING:  # the table is read without torch (the dashboard)
     from .dissection import Dissection
@@ -69,6 +69,7 @@ def dissect_seeds(dissector, out: Path, *, seeds: Sequence[int], stages: Sequenc
     their top positions tied, as at ReLU6's ceiling) are reported per stage.
     """
     out = Path(out)
+    remove_stale_temp_files(out, out / "per_seed")  # what killed runs left
     for seed in seeds:
         offered = dissector.stages(seed)
         for stage in stages:

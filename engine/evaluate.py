@@ -18,17 +18,18 @@ import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
 from . import metrics
-from .files import atomic_write_text
+from .files import atomic_write_text, remove_stale_temp_files
 from .metrics.scores import EXTRA_SCORES, LOCALISATION_SCORES
 from .explain import ExplanationEngine
 from .explainers import DEFAULT_METHODS
+from .models import CheckpointError
 from .results import (ANALYSIS_FILES, TABLE_COLUMNS, agreement_stats, ig_columns, faithfulness_stats, localisation_win_rates,
                       sanity_stats)
 
@@ -167,8 +168,10 @@ def unit_rows(engine: ExplanationEngine, seed: int, split: str, methods: Sequenc
 
 
 def _provenance(engine: ExplanationEngine, seed: int, splits, methods, target, extra_metrics,
-                maps_for_good) -> dict[str, Any]:
-    return {"weights_sha256": engine.meta[seed]["weights_sha256"], "manifest_sha256": engine.catalogue.manifest_sha256,
+                maps_for_good, left_out: Sequence[str] = ()) -> dict[str, Any]:
+    """What a unit's tables depend on; ``left_out``: the ids of its images that could not be
+    read (recorded only when there are some, so the unit is recomputed once they are fixed)."""
+    return {**({"left_out": sorted(left_out)} if left_out else {}),"weights_sha256": engine.meta[seed]["weights_sha256"], "manifest_sha256": engine.catalogue.manifest_sha256,
             "splits": list(splits), "target": target, "metrics": list(extra_metrics),
             "maps_for_good": maps_for_good,
             "methods": {m: engine.params_of(m) for m in methods},
@@ -233,7 +236,12 @@ def _write_tables(engine: ExplanationEngine, out_dir: Path, frames: list[pd.Data
                 table, score, include_misclassified=include_misclassified)).to_dict(orient="records")
                 if r["class"] == metrics.OVERALL] for score in scores},
     }
-    if not engine.catalogue.has_masks:
+    imported = [m for m in methods if m in engine.imported.methods]
+    if imported:  # maps made elsewhere: ranked like the others, but not computed (no cost, no settings)
+        summary["imported_methods"] = imported
+    if engine.catalogue.has_masks:  # defect images with K = 0: bad masks, not defect-free images
+        summary["empty_masks"] = engine.catalogue.empty_masks(table.loc[table["k"] == 0, "image_id"])
+    else:
         summary["column_notes"] = {"tko_table.csv": {c: NEEDS_MASKS for c in MASK_COLUMNS if c in table.columns},
                                    "win_rates.csv": {"win_rate": NEEDS_MASKS}}
     stats = {"agreement": agreement_stats, "faithfulness": faithfulness_stats, "sanity": sanity_stats}
@@ -278,9 +286,13 @@ def _side_provenance(prov: dict[str, Any], analysis: str, settings: AnalysisSett
 UNIT_SIDECAR = re.compile(r"seed_(-?\d+)_(test|train)\.json")
 
 
+def _left_out(engine: ExplanationEngine, split: str, unreadable: Mapping[str, str]) -> list[str]:
+    return [i for i in engine.image_ids(split) if i in unreadable]
+
+
 def _finished_units(engine: ExplanationEngine, out_dir: Path, methods: Sequence[str], target: str,
-                    scores: Sequence[str], maps_for_good: bool,
-                    settings: AnalysisSettings) -> tuple[list[pd.DataFrame], dict[str, list[pd.DataFrame]]]:
+                    scores: Sequence[str], maps_for_good: bool, settings: AnalysisSettings,
+                    unreadable: Mapping[str, str]) -> tuple[list[pd.DataFrame], dict[str, list[pd.DataFrame]]]:
     """Every finished unit in ``per_seed/`` made with these methods, target and settings and the
     current weights (main tables, and the analysis tables that exist), test split first."""
     found = []
@@ -292,7 +304,8 @@ def _finished_units(engine: ExplanationEngine, out_dir: Path, methods: Sequence[
     analysis_frames: dict[str, list[pd.DataFrame]] = {a: [] for a in ANALYSES}
     for split, seed in sorted(found, key=lambda unit: (unit[0] != "test", unit[1])):
         stem = out_dir / "per_seed" / f"seed_{seed}_{split}"
-        prov = _provenance(engine, seed, [split], methods, target, scores, maps_for_good)
+        prov = _provenance(engine, seed, [split], methods, target, scores, maps_for_good,
+                           _left_out(engine, split, unreadable))
         main = _load_unit(stem.with_suffix(".csv"), prov, exact=False)
         if main is None:
             continue
@@ -322,38 +335,63 @@ def evaluate(engine: ExplanationEngine, out_dir: Path, *, seeds: Sequence[int] |
     and settings and the current weights, also units of seeds or splits not asked for in
     this run (so analyses can be added for a few seeds without dropping the rest). They are
     rewritten after each computed unit, so an interrupted run still leaves usable tables.
+
+    One bad input never stops the rest: a seed whose model cannot be used (left out by the
+    engine, or failing when loaded) is skipped, and so is an image whose image or mask is
+    missing or unusable (each mask of the splits is decoded, each image opened, once, first).
+    The returned summary's ``skipped`` lists them, one line each (this run's, not written to
+    ``summary.json``); ``empty_masks`` names defect images whose mask has no defect pixels.
+    Temp files that killed runs left in ``out_dir`` are removed first.
     """
     out_dir = Path(out_dir)
-    seeds = list(seeds) if seeds is not None else engine.seeds
+    remove_stale_temp_files(out_dir, out_dir / "per_seed")
+    seeds = list(seeds) if seeds is not None else sorted({*engine.seeds, *engine.pool.left_out})
+    skipped = {s: engine.pool.left_out.get(s, f"no model for seed {s} in {engine.models_dir}")
+               for s in seeds if s not in engine.meta}
     methods = list(methods)
     scores, analyses = split_metrics(extra_metrics)
     if "agreement" in analyses and len(methods) < 2:
         raise ValueError("agreement compares methods: give at least two with --methods")
 
+    unreadable = engine.catalogue.unreadable(i for split in splits for i in engine.image_ids(split))
+    for line in unreadable.values():
+        log.warning("skipped image: %s", line)
+
     def write_tables() -> dict[str, Any]:
-        frames, analysis_frames = _finished_units(engine, out_dir, methods, target, scores, maps_for_good, settings)
+        frames, analysis_frames = _finished_units(engine, out_dir, methods, target, scores, maps_for_good, settings,
+                                                  unreadable)
         return _write_tables(engine, out_dir, frames, methods, target, include_misclassified, scores,
                              analysis_frames) if frames else {}
 
     units = [(split, seed) for split in splits for seed in seeds]
     for split, seed in tqdm(units, desc="seed x split", unit="unit", disable=not progress):
+        if seed in skipped:
+            continue
         stem = out_dir / "per_seed" / f"seed_{seed}_{split}"
-        prov = _provenance(engine, seed, [split], methods, target, scores, maps_for_good)
+        left_out = _left_out(engine, split, unreadable)
+        prov = _provenance(engine, seed, [split], methods, target, scores, maps_for_good, left_out)
         done_main = not force and _load_unit(stem.with_suffix(".csv"), prov, exact=False) is not None
         todo = [a for a in analyses if force or _load_unit(stem.with_suffix(f".{a}.csv"),
                                                            _side_provenance(prov, a, settings), exact=True) is None]
         if done_main and not todo:
             log.info("seed %d %s already evaluated; skipping (use --force to redo)", seed, split)
             continue
-        table, extra = unit_rows(engine, seed, split, methods, main=not done_main, analyses=todo, target=target,
-                                 batch_size=batch_size, progress=progress, extra_metrics=scores,
-                                 maps_for_good=maps_for_good, settings=settings)
+        try:
+            table, extra = unit_rows(engine, seed, split, methods, main=not done_main, analyses=todo, target=target,
+                                     batch_size=batch_size, progress=progress, extra_metrics=scores,
+                                     maps_for_good=maps_for_good, settings=settings,
+                                     image_ids=[i for i in engine.image_ids(split) if i not in unreadable])
+        except CheckpointError as err:  # e.g. weights that do not fit the network, found when it is built
+            skipped[seed] = str(err)
+            log.warning("skipped seed %d: %s", seed, err)
+            continue
         if not done_main:
             _save_unit(stem.with_suffix(".csv"), table, prov)
         for a in todo:
             _save_unit(stem.with_suffix(f".{a}.csv"), extra[a], _side_provenance(prov, a, settings))
         write_tables()
-    return write_tables()
+    return {**write_tables(), "skipped": [*(f"seed {s}: {why}" for s, why in sorted(skipped.items())),
+                                          *unreadable.values()]}
 
 
 def export_from_store(engine: ExplanationEngine, store: Path, category: str, out_dir: Path, *,

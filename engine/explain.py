@@ -9,18 +9,21 @@ Everything the dashboard and the evaluate command show comes from here::
 The parts: ``ImageCatalogue`` (which images, read at model size), ``ModelPool`` (one
 network per seed, one lock for all model calls), ``PassRunner`` (methods grouped into
 shared gradient passes), ``MapStore`` (memory LRU + disk + single-flight),
-``explanation.assemble`` (scores and ranking) and ``Dissector`` (Network Dissection of a
-stage). One request flows image -> tensor (built once) -> prediction -> maps -> scores. On a cold image the prediction rides on the
-gradient pass that Saliency and the CAM family share, and the reconstruction is decoded
-from the encoder features that pass captured. A network without a mask decoder (a plain
-classifier, a user's model) has no reconstruction.
+``explanation.assemble`` (scores and ranking), ``Dissector`` (Network Dissection of a
+stage) and ``ImportedMaps`` (maps made elsewhere, served beside the computed ones). One
+request flows image -> tensor (built once) -> prediction -> maps -> scores. On a cold image
+the prediction rides on the gradient pass that Saliency and the CAM family share, and the
+reconstruction is decoded from the encoder features that pass captured. A network without a
+mask decoder (a plain classifier, a user's model) has no reconstruction.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
@@ -29,16 +32,19 @@ import torch
 
 from .cache import digest
 from .catalogue import ImageCatalogue
-from .data import Sample
+from .data import DataError, Sample
 from .dissector import Dissector
-from .explainers import DEFAULT_METHODS, REGISTRY, get_explainer
+from .explainers import DEFAULT_METHODS, REGISTRY
 from .explainers.base import ACTIVATION
 from .explainers.runner import PassRunner
 from .explanation import TARGETS, Explanation, Prediction, assemble
+from .imported_maps import ImportedMaps
 from .map_store import MapKey, MapStore, MapValue
 from .model_checks import ModelChecks
 from .model_pool import ModelPool
 from .priority_lock import background
+
+log = logging.getLogger("pixel_evidence.engine")
 
 
 class ExplanationEngine:
@@ -61,20 +67,25 @@ class ExplanationEngine:
         self.catalogue = ImageCatalogue(data_root, manifest or Path(models_dir) / "manifest.csv")
         self.pool = ModelPool(models_dir, classes=self.catalogue.classes, device=device,
                               manifest_sha256=self.catalogue.manifest_sha256, method_params=method_params)
-        # one line per seed left out and per change of the data since training, for the dashboard
-        self.warnings: list[str] = [*self.pool.warnings, *self.catalogue.changes_since_training(self.pool.meta)]
+        # for the dashboard: one line per seed left out, one for images whose files are missing,
+        # one per change of the data since training
+        self.warnings: list[str] = [*self.pool.warnings, *self.catalogue.missing_note(),
+                                    *self.catalogue.changes_since_training(self.pool.meta)]
+        # methods whose maps were imported (`pixel-evidence import-maps`): read, never computed
+        self.imported = ImportedMaps(self.pool.models_dir, self.pool.meta, self.catalogue.manifest_sha256)
+        self.warnings += self.imported.warnings
         self.store = MapStore(cache_mb, disk_cache)
         self.runner = PassRunner(self.pool.count)
-        self.checks = ModelChecks(self.pool, self.store)
+        self.checks = ModelChecks(self.pool, self.store, self.params_of)
         self.dissector = Dissector(self.pool, self.catalogue, self.store)
-        self.faithfulness, self.sanity = self.checks.faithfulness, self.checks.sanity
+        self.faithfulness = self.checks.faithfulness
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="precompute")
         # what callers read: the catalogue's and the pool's facts under their usual names
         self.data_root, self.models_dir = self.catalogue.data_root, self.pool.models_dir
         self.samples, self.classes = self.catalogue.samples, self.catalogue.classes
         self.seeds, self.meta, self.device = self.pool.seeds, self.pool.meta, self.pool.device
         self.sample, self.image_ids = self.catalogue.sample, self.catalogue.image_ids
-        self.image_size, self.params_of = self.pool.image_size, self.pool.params_of
+        self.image_size = self.pool.image_size
         self.input_batch, self.model = self.pool.input_batch, self.pool.network
 
     @property
@@ -84,7 +95,18 @@ class ExplanationEngine:
         return self.pool.compute_calls
 
     def method_labels(self) -> dict[str, str]:
-        return {k: cls.label for k, cls in REGISTRY.items()}
+        """Every method's label: the registry's, then the imported ones."""
+        return {**{k: cls.label for k, cls in REGISTRY.items()}, **self.imported.labels()}
+
+    def params_of(self, method: str) -> dict[str, Any]:
+        """The settings a computed method runs with; an imported one's content hash."""
+        return self.imported.params(method) if method in self.imported.methods else self.pool.params_of(method)
+
+    def sanity(self, ex: Explanation, methods: Iterable[str] | None = None) -> dict[str, Any]:
+        """The randomization check of ``ex``'s computed methods (see ``ModelChecks.sanity``):
+        an imported map does not come from the model, so randomizing the model cannot move it."""
+        methods = [m for m in (ex.methods if methods is None else methods) if m not in self.imported.methods]
+        return self.checks.sanity(ex, methods)
 
     @contextmanager
     def exclusive(self) -> Iterator[None]:
@@ -122,10 +144,11 @@ class ExplanationEngine:
         sample = self.sample(image_id)
         if split is not None and sample.split != split:
             raise KeyError(f"image {image_id!r} is in the {sample.split} split, not {split}")
-        methods = _requested(methods, target)
-        prediction = self._prediction(seed, sample, methods, target)
+        methods = self._requested(methods, target)
+        computed = [m for m in methods if m in REGISTRY]
+        prediction = self._prediction(seed, sample, computed, target)
         t = prediction.target_index(target, self.classes.index(sample.cls))
-        keys = {m: self._map_key(seed, sample.id, m, t) for m in methods}
+        keys = {m: self._map_key(seed, sample.id, m, t) for m in computed}
 
         def compute(todo: list[str]) -> dict[str, MapValue]:
             x = self.input_batch(seed, prediction.image[None])
@@ -133,7 +156,13 @@ class ExplanationEngine:
                                          torch.as_tensor(prediction.logits[None], device=self.device))
             return {m: a.per_image()[0] for m, a in zip(todo, maps)}
 
-        return self._assemble(seed, sample, prediction, self.store.maps(keys, compute), target, t)
+        maps = self.store.maps(keys, compute)
+        return self._assemble(seed, sample, prediction, self._with_imported(seed, sample.id, methods, maps), target, t)
+
+    def _with_imported(self, seed: int, image_id: str, methods: Sequence[str],
+                       computed: dict[str, MapValue]) -> dict[str, MapValue]:
+        """Every method's map in ``methods`` order: the computed ones, and the imported ones read."""
+        return {m: computed[m] if m in computed else {"map": self.imported.map(m, seed, image_id)} for m in methods}
 
     def _prediction(self, seed: int, sample: Sample, methods: Sequence[str], target: str) -> Prediction:
         """The cached prediction of ``sample``. On a miss, the requested methods that share a
@@ -160,14 +189,29 @@ class ExplanationEngine:
 
         return self.store.memo(("prediction", seed, sample.id), compute)
 
+    def _requested(self, methods: Iterable[str], target: str) -> list[str]:
+        """``methods`` without repeats, each checked to exist, and ``target`` checked."""
+        methods = list(dict.fromkeys(methods))
+        unknown = [m for m in methods if m not in REGISTRY and m not in self.imported.methods]
+        if unknown:
+            imported = f"; imported: {', '.join(self.imported.methods)}" if self.imported.methods else ""
+            raise ValueError(f"unknown method(s) {', '.join(map(repr, unknown))}; choose from {', '.join(REGISTRY)}"
+                             f"{imported}")
+        if target not in TARGETS:
+            raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
+        return methods
+
     def _map_key(self, seed: int, image_id: str, method: str, target_index: int) -> MapKey:
         return MapKey(seed, image_id, method, digest(self.params_of(method)), target_index,
                       self.pool.maps_key(seed), self.image_size(seed))
 
     def _assemble(self, seed: int, sample: Sample, prediction: Prediction, maps: dict[str, MapValue],
                   target: str, target_index: int) -> Explanation:
-        return assemble(seed, sample, prediction, maps, classes=self.classes, labels=self.method_labels(),
-                        target=target, target_index=target_index)
+        ex = assemble(seed, sample, prediction, maps, classes=self.classes, labels=self.method_labels(),
+                      target=target, target_index=target_index)
+        if sample.has_mask and not ex.rankable:
+            return replace(ex, empty_mask=self.catalogue.empty_mask(sample))
+        return ex
 
     # ------------------------------------------------------------ many images
 
@@ -181,8 +225,9 @@ class ExplanationEngine:
         users are looking at. Each batch has a prediction forward of its own: fusing it
         into the gradient pass saves nothing measurable on a batch.
         """
-        methods = _requested(methods, target)
-        explainers = self.pool.explainers(seed, methods)
+        methods = self._requested(methods, target)
+        computed = [m for m in methods if m in REGISTRY]
+        explainers = self.pool.explainers(seed, computed)
         for start in range(0, len(image_ids), batch_size):
             chunk = [self.sample(i) for i in image_ids[start:start + batch_size]]
             images, masks = self.catalogue.load(chunk, self.image_size(seed))
@@ -194,9 +239,11 @@ class ExplanationEngine:
             targets = [p.target_index(target, self.classes.index(s.cls)) for p, s in zip(predictions, chunk)]
             scores = torch.as_tensor(np.stack([p.logits for p in predictions]), device=self.device)
             maps = self.runner.attribute(explainers, x, torch.tensor(targets), scores)
-            per_method = {m: a.per_image() for m, a in zip(methods, maps)}
+            per_method = {m: a.per_image() for m, a in zip(computed, maps)}
             for i, (sample, p) in enumerate(zip(chunk, predictions)):
-                yield self._assemble(seed, sample, p, {m: per_method[m][i] for m in methods}, target, targets[i])
+                own = {m: per_method[m][i] for m in computed}
+                yield self._assemble(seed, sample, p, self._with_imported(seed, sample.id, methods, own), target,
+                                     targets[i])
             if progress:
                 progress(len(chunk))
 
@@ -208,7 +255,8 @@ class ExplanationEngine:
         number of images done.
 
         Images are computed one by one through ``explain`` at background priority, so an
-        interactive request waits for at most one forward.
+        interactive request waits for at most one forward. An image whose files cannot be read
+        is skipped with one logged line (the page says it when someone opens the image).
         """
         ids = self.image_ids(split)
         methods = list(methods)
@@ -218,7 +266,10 @@ class ExplanationEngine:
                 for i, image_id in enumerate(ids, 1):
                     if stop is not None and stop.is_set():
                         return i - 1
-                    self.explain(seed, split, image_id, methods, target)
+                    try:
+                        self.explain(seed, split, image_id, methods, target)
+                    except DataError as err:
+                        log.warning("background fill skipped image %s: %s", image_id, err)
                     if progress:
                         progress(i, len(ids))
             return len(ids)
@@ -227,6 +278,7 @@ class ExplanationEngine:
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
+        self.imported.close()
 
 
 def load_engine(data: Path | str | None = None, models: Path | str | None = None, **kwargs: Any) -> ExplanationEngine:
@@ -249,11 +301,3 @@ def _predictions(images: np.ndarray, masks: np.ndarray, logits: torch.Tensor,
                        reconstruction=recon[i]) for i in range(len(images))]
 
 
-def _requested(methods: Iterable[str], target: str) -> list[str]:
-    """``methods`` without repeats, each checked to exist, and ``target`` checked."""
-    methods = list(dict.fromkeys(methods))
-    for m in methods:
-        get_explainer(m)
-    if target not in TARGETS:
-        raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
-    return methods

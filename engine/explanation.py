@@ -77,6 +77,9 @@ class Explanation:
     methods: dict[str, MethodResult]
     k: int
     n: int
+    # the line naming the mask of a defect image found with no defect pixels (K = 0): bad data,
+    # not a defect-free image ('' otherwise)
+    empty_mask: str = ""
 
     @property
     def predicted_class(self) -> str:

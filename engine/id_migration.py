@@ -22,10 +22,12 @@ import csv
 import hashlib
 import io
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
 from .data import DataError, Sample, dataset_fingerprint, manifest_text, read_manifest
+from .data.manifest import has_mask_thresholds
 from .data.mvtec import image_id
 from .files import atomic_write_text
 
@@ -86,10 +88,10 @@ def rename_image_ids(data_root: Path, models_dir: Path, *, results_dir: Path | N
     old_samples = read_manifest(manifest)
     mapping = current_ids(old_samples)
     # in id order, as a split written today lists them (byte for byte the same manifest)
-    new_samples = sorted((Sample(mapping[s.id], s.path, s.cls, s.mask_path, s.split) for s in old_samples),
+    new_samples = sorted((replace(s, id=mapping[s.id]) for s in old_samples),
                          key=lambda s: s.id)
     old_text = manifest.read_text(encoding="utf-8")
-    new_text = manifest_text(new_samples)
+    new_text = manifest_text(new_samples, mask_thresholds=has_mask_thresholds(manifest))
     old_sha, new_sha = _sha256(old_text), _sha256(new_text)
     if old_sha != new_sha:
         old_fp = dataset_fingerprint(data_root, old_samples)

@@ -20,9 +20,11 @@ from .model_pool import ModelPool
 class ModelChecks:
     """Faithfulness and sanity of an explanation's maps, on the pool's networks."""
 
-    def __init__(self, pool: ModelPool, store: MapStore):
+    def __init__(self, pool: ModelPool, store: MapStore, params_of: Callable[[str], dict]):
         self.pool = pool
         self.store = store
+        # what a method's maps depend on, for the cache keys (the engine's: imported methods too)
+        self.params_of = params_of
 
     def _input(self, ex: Explanation) -> Callable[[], torch.Tensor]:
         """``ex``'s input tensor, built on first use only: a fully cached call needs none."""
@@ -47,7 +49,7 @@ class ModelChecks:
                 return {mode: perturbation_curve(self.pool.classifier(ex.seed), x(), r.map, t, mode=mode, start=start,
                                                  steps=steps, mean=norm["mean"], std=norm["std"]) for mode in MODES}
 
-        return {m: self.store.memo(("faithfulness", ex.seed, ex.image_id, m, digest(self.pool.params_of(m)), t,
+        return {m: self.store.memo(("faithfulness", ex.seed, ex.image_id, m, digest(self.params_of(m)), t,
                                     start, steps), lambda r=r: curves(r)) for m, r in ex.methods.items()}
 
     def sanity(self, ex: Explanation, methods: Iterable[str] | None = None) -> dict[str, SanityResult]:
@@ -72,5 +74,5 @@ class ModelChecks:
             return cascading_randomization(work, m, x(), t, params=self.pool.params_of(m), mean=norm["mean"],
                                            std=norm["std"], original=ex.methods[m].map)
 
-        return {m: self.store.memo(("sanity", ex.seed, ex.image_id, m, digest(self.pool.params_of(m)), t),
+        return {m: self.store.memo(("sanity", ex.seed, ex.image_id, m, digest(self.params_of(m)), t),
                                    lambda m=m: check(m)) for m in methods}

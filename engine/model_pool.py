@@ -68,8 +68,9 @@ class ModelPool:
         if not self.seeds:
             raise CheckpointError(f"{self.models_dir}: no trained models (seed_<n>.pt + .json); "
                                   f"train them with `{train_command(self.models_dir)}`")
-        # one line per seed left out, for the engine's warnings (the dashboard shows them)
-        self.warnings = [f"skipped seed {seed}: {problems[seed]}" for seed in sorted(problems)]
+        # why each seed with files is left out, and one line per seed for the engine's warnings
+        self.left_out: dict[int, str] = dict(sorted(problems.items()))
+        self.warnings = [f"skipped seed {seed}: {why}" for seed, why in self.left_out.items()]
         for warning in self.warnings:
             log.warning("%s", warning)
         self.device = pick_device(device)

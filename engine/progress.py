@@ -46,7 +46,7 @@ class Progress:
 
     @property
     def cancelled(self) -> bool:
-        return self._cancel.is_set()
+        return self._cancel.is_set() or _STOPPING.is_set()
 
     def cancel(self) -> None:
         """Ask the computation to stop at its next report."""
@@ -82,6 +82,12 @@ class Progress:
 
 
 _CURRENT: ContextVar[Progress | None] = ContextVar("pixel_evidence_progress", default=None)
+_STOPPING = threading.Event()  # the process is ending
+
+
+def stop_all() -> None:
+    """The process is ending: every watched computation stops at its next report."""
+    _STOPPING.set()
 
 
 @contextmanager

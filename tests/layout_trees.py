@@ -7,6 +7,7 @@ mask-free tree's classes differ by colour.
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import numpy as np
@@ -87,4 +88,138 @@ def make_visa_tree(visa: Path, *, obj: str = "candle", n_normal: int = 4, n_anom
             writer = csv.writer(fh)
             writer.writerow(["object", "split", "label", "image", "mask"])
             writer.writerows(rows)
+    return root
+
+
+def make_mask_folder_tree(root: Path, *, defect: str = "bad", normal: str = "good", masks: str = "masks",
+                          n: int = 4, size: int = 32, seed: int = 0, mask_suffix: str = "",
+                          per_class: bool = False) -> Path:
+    """The tools' "folder" format: ``<normal>/``, ``<defect>/`` and ``<masks>/`` holding the
+    defect images' masks by name (``<masks>/<defect>/`` with ``per_class``), 0/255."""
+    rng = np.random.default_rng(seed)
+    mask_dir = root / masks / defect if per_class else root / masks
+    for folder in (root / normal, root / defect, mask_dir):
+        folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        img, _ = _picture(rng, size, False)
+        Image.fromarray(img).save(root / normal / f"{i:03d}.png")
+        img, mask = _picture(rng, size, True)
+        Image.fromarray(img).save(root / defect / f"{i:03d}.png")
+        Image.fromarray(mask, "L").save(mask_dir / f"{i:03d}{mask_suffix}.png")
+    return root
+
+
+# The published anomaly-inspection sets (REFERENCE §5), each with its naming quirks. Every
+# builder returns the folder --data points at; defect images carry a red square in their mask.
+
+def _save(path: Path, array: np.ndarray, **kwargs) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(array).save(path, **kwargs)
+
+
+def make_mvtec2_tree(root: Path, *, n: int = 5, size: int = 32, seed: int = 0) -> Path:
+    """MVTec AD 2: ``<stem>_mask.png`` under ``test_public/ground_truth/bad``, lighting in the
+    file names (``000_regular.png``), and unlabelled ``test_private*`` folders not to read."""
+    rng = np.random.default_rng(seed)
+    for i in range(n):
+        _save(root / "train" / "good" / f"{i:03d}_regular.png", _picture(rng, size, False)[0])
+        _save(root / "validation" / "good" / f"{i:03d}_regular.png", _picture(rng, size, False)[0])
+        _save(root / "test_public" / "good" / f"{i:03d}_regular.png", _picture(rng, size, False)[0])
+        img, mask = _picture(rng, size, True)
+        _save(root / "test_public" / "bad" / f"{i:03d}_overexposed.png", img)
+        _save(root / "test_public" / "ground_truth" / "bad" / f"{i:03d}_overexposed_mask.png", mask)
+        _save(root / "test_private" / f"{i:03d}_regular.png", _picture(rng, size, True)[0])
+        _save(root / "test_private_mixed" / f"{i:03d}_shift.png", _picture(rng, size, True)[0])
+    return root
+
+
+def make_loco_tree(root: Path, *, n: int = 5, size: int = 32, seed: int = 0, mask_digits: int = 3,
+                   validation: bool = True) -> Path:
+    """MVTec LOCO AD (``mask_digits`` 4 and no ``validation``: AutoVI): a folder of masks per
+    image, ``ground_truth/<class>/<stem>/000.png``; the logical anomalies' even images have
+    two masks, a second square beside the first, to be united."""
+    rng = np.random.default_rng(seed)
+    origins = ("train", "validation") if validation else ("train",)
+    for i in range(n):
+        for origin in origins:
+            _save(root / origin / "good" / f"{i:03d}.png", _picture(rng, size, False)[0])
+        _save(root / "test" / "good" / f"{i:03d}.png", _picture(rng, size, False)[0])
+        for cls in ("logical_anomalies", "structural_anomalies"):
+            img, mask = _picture(rng, size, True)
+            masks = [mask]
+            if cls == "logical_anomalies" and i % 2 == 0:
+                second = np.zeros_like(mask)
+                second[:size // 8, :size // 8] = 255
+                img[second > 0] = (230, 20, 20)
+                masks.append(second)
+            _save(root / "test" / cls / f"{i:03d}.png", img)
+            for j, m in enumerate(masks):
+                _save(root / "ground_truth" / cls / f"{i:03d}" / f"{j:0{mask_digits}d}.png", m)
+    return root
+
+
+def make_btech_tree(root: Path, *, n: int = 5, size: int = 32, seed: int = 0) -> Path:
+    """BTech product ``01``: ``.bmp`` images, ``ok``/``ko`` folders, masks ``ground_truth/ko/<stem>.png``
+    without a suffix."""
+    rng = np.random.default_rng(seed)
+    for i in range(n):
+        _save(root / "train" / "ok" / f"{i:04d}.bmp", _picture(rng, size, False)[0])
+        _save(root / "test" / "ok" / f"{i:04d}.bmp", _picture(rng, size, False)[0])
+        img, mask = _picture(rng, size, True)
+        _save(root / "test" / "ko" / f"{i:04d}.bmp", img)
+        _save(root / "ground_truth" / "ko" / f"{i:04d}.png", mask)
+    return root
+
+
+def make_bmad_tree(root: Path, *, n: int = 4, size: int = 32, seed: int = 0) -> Path:
+    """BMAD (Brain): ``img/`` and ``label/`` folders in each class folder, ``Ungood`` for defects,
+    slice names like ``00124_60.png``."""
+    rng = np.random.default_rng(seed)
+    for i in range(n):
+        _save(root / "train" / "good" / "img" / f"{i:05d}_60.png", _picture(rng, size, False)[0])
+        for origin in ("valid", "test"):
+            _save(root / origin / "good" / "img" / f"{i:05d}_61.png", _picture(rng, size, False)[0])
+            img, mask = _picture(rng, size, True)
+            _save(root / origin / "Ungood" / "img" / f"{i:05d}_62.png", img)
+            _save(root / origin / "Ungood" / "label" / f"{i:05d}_62.png", mask)
+    return root
+
+
+def make_kolektor_tree(root: Path, *, folders: int = 3, parts: int = 4, size: int = 32, seed: int = 0) -> Path:
+    """Kolektor SDD: ``kosNN/PartN.jpg`` with ``PartN_label.bmp``; the labels of parts 0 and 1
+    are all zero (defect-free), the others mark a square."""
+    rng = np.random.default_rng(seed)
+    for k in range(1, folders + 1):
+        for p in range(parts):
+            img, mask = _picture(rng, size, p >= 2)
+            _save(root / f"kos{k:02d}" / f"Part{p}.jpg", img, quality=95)
+            _save(root / f"kos{k:02d}" / f"Part{p}_label.bmp", mask)
+    return root
+
+
+def make_realiad_tree(base: Path, *, category: str = "audiojack", n: int = 4, size: int = 32, seed: int = 0) -> Path:
+    """Real-IAD: ``realiad_256/<c>/OK/S0001/<c>_0001_OK_C1_<time>.jpg`` and
+    ``NG/<defect>/S0002/..._C1_<time>.jpg`` with ``_mask.png`` beside, listed (with paths from
+    ``realiad_256/``) in ``realiad_jsons/<c>.json``, every defect in test, one image listed
+    twice. Returns the category folder."""
+    rng = np.random.default_rng(seed)
+    root = base / "realiad_256" / category
+    entries: dict[str, list] = {"train": [], "test": []}
+    for i in range(n):
+        for kind, defect in (("OK", None), ("NG", "AK"), ("NG", "HS")):
+            sample = f"S{i * 3 + (defect is not None) + (defect == 'HS'):04d}"
+            stem = f"{category}_{i:04d}_{kind}_C{1 + i % 5}_2023102113{i:04d}"
+            folder = f"{category}/{kind}/{defect + '/' if defect else ''}{sample}"
+            img, mask = _picture(rng, size, defect is not None)
+            _save(base / "realiad_256" / folder / f"{stem}.jpg", img, quality=95)
+            entry = {"category": category, "anomaly_class": defect or "OK", "image_path": f"{folder}/{stem}.jpg",
+                     "mask_path": None}
+            if defect:
+                _save(base / "realiad_256" / folder / f"{stem}_mask.png", mask)
+                entry["mask_path"] = f"{folder}/{stem}_mask.png"
+            entries["test" if defect or i == 0 else "train"].append(entry)
+    entries["train"].append(entries["test"][0])
+    (base / "realiad_jsons").mkdir(parents=True, exist_ok=True)
+    (base / "realiad_jsons" / f"{category}.json").write_text(
+        json.dumps({"meta": {"prefix": "", "normal_class": "OK"}, **entries}))
     return root

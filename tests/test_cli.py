@@ -86,7 +86,7 @@ def test_data_split_lists_every_image_once_stratified_per_class(generated, tmp_p
     printed = capsys.readouterr().out
     with open(out, newline="") as fh:
         rows = list(csv.DictReader(fh))
-    assert list(rows[0]) == ["id", "path", "class", "split", "has_mask", "mask_path"]
+    assert list(rows[0]) == ["id", "path", "class", "split", "has_mask", "mask_path", "mask_threshold"]
     on_disk = files_on_disk(root)
     assert sorted(r["path"] for r in rows) == sorted(p for paths in on_disk.values() for p in paths)
     assert len({r["id"] for r in rows}) == len(rows) == 720
@@ -102,13 +102,17 @@ def test_data_split_lists_every_image_once_stratified_per_class(generated, tmp_p
         n_test = math.ceil(0.2 * len(paths))
         assert splits.count("test") == n_test and splits.count("train") == len(paths) - n_test, cls
         assert re.search(rf"{cls}: train +{len(paths) - n_test} +test +{n_test}\b", printed), cls
-    # with the default split seed, this is the split the shipped models were trained on
-    assert out.read_bytes() == (SHIPPED / "manifest.csv").read_bytes()
+    # with the default split seed, this is the split the shipped models were trained on (whose
+    # manifest predates the mask_threshold column; the built-in masks are 0/255, read alike)
+    without_thresholds = "".join(",".join(line.split(",")[:6]) + "\n" for line in out.read_text().splitlines())
+    assert without_thresholds == (SHIPPED / "manifest.csv").read_text()
+    assert {r["mask_threshold"] for r in rows if r["mask_path"]} == {"0.5"}
 
     # an existing manifest is replaced only with --force; another seed draws another split
+    written = out.read_bytes()
     assert main(["data", "split", "--data", str(root), "--out", str(out), "--split-seed", "1"]) == 2
     assert "--force" in capsys.readouterr().err
-    assert out.read_bytes() == (SHIPPED / "manifest.csv").read_bytes()
+    assert out.read_bytes() == written
     assert main(["data", "split", "--data", str(root), "--out", str(out), "--split-seed", "1", "--force"]) == 0
     reseeded = {s.id: s for s in read_manifest(out)}
     assert reseeded.keys() == {r["id"] for r in rows}
@@ -269,3 +273,22 @@ def test_default_output_folders_are_under_runs(tmp_path, monkeypatch):
     # the checkout ignores runs/ in git
     gitignore = (SHIPPED.parent / ".gitignore").read_text().split()
     assert "/runs/" in gitignore
+
+
+def test_a_win_rate_without_seeds_says_why():
+    """Issue 29: when every defect image was misclassified the line read 'nan +- nan (0 seeds)'."""
+    import pandas as pd
+
+    from engine.cli import win_rate_line
+    from engine.metrics import summarize_over_seeds
+
+    rates = pd.DataFrame({"seed": [1, 2, 1, 2], "split": "test", "class": "overall",
+                          "method": ["gradcam", "gradcam", "ig", "ig"], "win_rate": [math.nan, math.nan, 0.25, 0.75],
+                          "n_images": [0, 0, 4, 4]})
+    rows = {r["method"]: r for r in summarize_over_seeds(rates).to_dict(orient="records")}
+    none = win_rate_line(rows["gradcam"], "Grad-CAM", include_misclassified=False)
+    assert "nan" not in none and "every seed misclassified every defect image" in none
+    assert "--include-misclassified" in none
+    assert "no seed has a defect image in this split" in win_rate_line(rows["gradcam"], "Grad-CAM", include_misclassified=True)
+    counted = win_rate_line(rows["ig"], "IG", include_misclassified=False)
+    assert "0.500 +- 0.354" in counted and "(2 seeds)" in counted

@@ -90,11 +90,10 @@ def test_default_state_shows_a_defect_image(dash, engine):
 def test_engine_warnings_are_shown_escaped(tiny_run, tmp_path):
     """A seed left out (unfinished) and data changed since training: the page says so, as text
     (the paths in these lines hold markup characters here)."""
-    import html
-
     from PIL import Image
 
     from dashboard.app import create_app
+    from dashboard.markup import plain
     from engine.explain import ExplanationEngine
 
     root, models, *_ = tiny_run
@@ -111,7 +110,7 @@ def test_engine_warnings_are_shown_escaped(tiny_run, tmp_path):
         eng.close()
     assert pane.visible
     for line in eng.warnings:
-        assert html.escape(line) in pane.object
+        assert plain(line) in pane.object
     assert "data <b>" not in pane.object and "<i>" not in pane.object
 
 
@@ -207,10 +206,10 @@ def test_url_keys_are_all_checked_here():
 @pytest.mark.parametrize("key", URL_KEYS)
 def test_notices_quote_url_values_escaped(engine, key):
     """The page shows notices as HTML (banner and pop-up): a link's markup must arrive as text."""
-    import html
+    from dashboard.markup import plain
 
     [note] = _fresh_state(engine).apply_query({key: INJECTED})
-    assert html.escape(INJECTED) in note
+    assert plain(INJECTED) in note
     assert "<" not in note and ">" not in note
 
 
@@ -731,8 +730,11 @@ def test_missing_data_page_names_the_download(tiny_run, tmp_path):
     from dashboard.config import AppConfig
 
     _root, models, *_ = tiny_run
+    page = create_app(AppConfig(data=tmp_path / "bottle", models=models, warm=False)).main[0].objects[0].object
+    assert f"pixel-evidence data download bottle --data-dir {tmp_path}" in page and "Traceback" not in page
+    # data that is no MVTec AD category: no download can bring it back, so none is offered
     page = create_app(AppConfig(data=tmp_path / "nowhere", models=models, warm=False)).main[0].objects[0].object
-    assert "pixel-evidence data download" in page and "Traceback" not in page
+    assert "data download" not in page and f"--models {models}" in page
 
 
 def test_a_bad_data_folder_logs_one_line_not_a_traceback(tiny_run, tmp_path, caplog):
@@ -910,3 +912,29 @@ def test_dashboard_sources_never_import_torch_or_the_model():
                     assert a.name not in lazy_only, f"{path.name} imports {a.name} at module level"
         text = path.read_text()
         assert ".model(" not in text.replace("engine.model(seed)", ""), f"{path.name} calls a model"
+
+
+def test_setup_page_for_an_unreadable_data_folder_names_the_nearest_layout(tmp_path):
+    """Issue 29: the page suggested `pixel-evidence train`, which fails at once on such a folder."""
+    from PIL import Image
+
+    from dashboard.app import problem_view
+    from dashboard.config import AppConfig
+    from dashboard.setup_problem import describe_setup_error
+    from engine.data import DataError
+
+    data = tmp_path / "parts"
+    for folder in ("bad", "masks"):  # the folder format without its normal folder
+        (data / folder).mkdir(parents=True)
+        Image.new("RGB", (8, 8)).save(data / folder / "000.png")
+    config = AppConfig(data=data, models=tmp_path / "models")
+    problem = describe_setup_error(DataError(f"{tmp_path}/models/manifest.csv: manifest not found; create it"), config)
+    assert problem.title == "The data folder is in no layout this program reads"
+    assert "nearest: mask-folder" in problem.detail and "would need good beside masks" in problem.detail
+    assert problem.commands == ()
+    page = problem_view(problem).object
+    assert "&lt;class&gt;/" in page and "<class>" not in page
+    # a readable folder keeps the page it had
+    (data / "masks").rename(data / "other")
+    readable = describe_setup_error(DataError("manifest.csv: manifest not found; create it"), config)
+    assert readable.title.startswith("No models") and readable.commands

@@ -78,7 +78,7 @@ def test_manifest_round_trip_and_prepare(mvtec_tree, tmp_path):
     path = tmp_path / "m" / "manifest.csv"
     first = prepare_manifest(mvtec_tree, path, split_seed=1)
     text = path.read_text()
-    assert text.splitlines()[0] == "id,path,class,split,has_mask,mask_path"
+    assert text.splitlines()[0] == "id,path,class,split,has_mask,mask_path,mask_threshold"
     assert read_manifest(path) == first
     # An existing manifest is read, never silently re-split.
     again = prepare_manifest(mvtec_tree, path, split_seed=99)

@@ -26,7 +26,7 @@ def test_each_layout_is_recognised(tmp_path):
 def test_not_a_recognisable_layout(tmp_path):
     (tmp_path / "notes").mkdir()
     (tmp_path / "notes" / "readme.txt").write_text("no images here")
-    with pytest.raises(DataError, match=r"not a data layout this program reads \(mvtec: .*folders: .*--layout"):
+    with pytest.raises(DataError, match=r"not a data layout this program reads \(mvtec2, .*folders; .*--layout"):
         scan_data(tmp_path)
     with pytest.raises(DataError, match=r"is not in the masks layout"):
         scan_data(make_folders_tree(tmp_path / "f"), "masks")

@@ -12,14 +12,24 @@ import pytest
 
 from engine.cli import main
 from engine.evaluate import NEEDS_MASKS
-from layout_trees import make_folders_tree, make_masks_tree, make_visa_tree
+from layout_trees import (make_bmad_tree, make_btech_tree, make_folders_tree, make_kolektor_tree, make_loco_tree,
+                          make_mask_folder_tree, make_masks_tree, make_mvtec2_tree, make_realiad_tree, make_visa_tree)
 
 # 64 px, not 32: at 32 px the encoder's last map is 1x1 and after one epoch its ReLU6 outputs
 # are all 0, so every map is 0 and no agreement can be measured.
 SIZE = 64
 BUILDERS = {"masks": lambda root: make_masks_tree(root, size=SIZE),
             "folders": lambda root: make_folders_tree(root, size=SIZE),
-            "visa": lambda root: make_visa_tree(root, n_normal=6, n_anomaly=6, size=SIZE)}
+            "visa": lambda root: make_visa_tree(root, n_normal=6, n_anomaly=6, size=SIZE),
+            # the published anomaly-inspection sets and the tools' folder format (tests/test_anomaly_sets.py)
+            "mvtec2": lambda root: make_mvtec2_tree(root, size=SIZE),
+            "loco": lambda root: make_loco_tree(root, size=SIZE),
+            "autovi": lambda root: make_loco_tree(root, size=SIZE, mask_digits=4, validation=False),
+            "bmad": lambda root: make_bmad_tree(root, size=SIZE),
+            "btech": lambda root: make_btech_tree(root, size=SIZE),
+            "kolektor": lambda root: make_kolektor_tree(root, size=SIZE),
+            "realiad": lambda root: make_realiad_tree(root, size=SIZE),
+            "mask-folder": lambda root: make_mask_folder_tree(root, n=6, size=SIZE)}
 
 
 @pytest.fixture(scope="module")
@@ -116,7 +126,27 @@ def test_training_without_masks_leaves_the_mask_loss_out():
     assert float(bce.detach()) > 0 and float(with_masks.detach()) > float(ce.detach())
 
 
-@pytest.mark.parametrize("trained", ["folders", "masks"], indirect=True)
+@pytest.mark.parametrize("trained", ["loco"], indirect=True)
+def test_united_masks_are_evaluated(engine_on, tmp_path):
+    """LOCO's images with two masks are scored against their union, through ``evaluate``."""
+    import numpy as np
+
+    _, eng = engine_on
+    out = tmp_path / "results"
+    assert main(["evaluate", "--data", str(eng.data_root), "--layout", "loco", "--models", str(eng.models_dir),
+                 "--out", str(out), "--splits", "test", "train", "--methods", "saliency", "--device", "cpu"]) == 0
+    table = pd.read_csv(out / "tko_table.csv")
+    united = table[table["image_id"].isin(["logical_anomalies-000", "logical_anomalies-002",
+                                           "logical_anomalies-004"])]
+    assert len(united) == 3 and united["tko"].between(0, 1).all()
+    for row in united.itertuples():
+        files = sorted((eng.data_root / eng.sample(row.image_id).mask_path).iterdir())
+        assert len(files) == 2
+        assert row.k == eng.catalogue.load([eng.sample(row.image_id)], SIZE)[1].sum() > 0
+    assert np.isfinite(table.loc[table["k"] > 0, "tko"]).all()
+
+
+@pytest.mark.parametrize("trained", ["folders", "masks", "loco", "mask-folder"], indirect=True)
 def test_dashboard_hides_the_mask_scores_of_mask_free_data_behind_a_notice(trained, engine, dash):
     from dashboard.image_html import NEEDS_MASKS_NOTICE
     from dashboard.summary.view import SUMMARY_NEEDS_MASKS

@@ -13,7 +13,9 @@ import pandas as pd
 import pytest
 import torch
 
+from conftest import make_mvtec_tree
 from engine.choices import BACKBONES, KINDS
+from engine.cli import main as cli_main
 from engine.explainers import REGISTRY, get_explainer
 from engine.models import (BACKBONE_SPECS, ClassifierView, ModelDefinitionError, ModelRecipe,
                            model_description)
@@ -115,6 +117,32 @@ def test_user_model_mistakes_are_one_line(tmp_path, body, expected):
     with pytest.raises(ModelDefinitionError) as err:
         ModelRecipe(kind="classifier", model_module=spec).build(3, image_size=32)
     assert "\n" not in str(err.value) and expected in str(err.value)
+
+
+@pytest.mark.parametrize("body, expected", [
+    ("import not_a_module_anywhere\n", "importing it failed with ModuleNotFoundError: No module named"),
+    ("def build(num_classes)\n    pass\n", "importing it failed with SyntaxError: "),
+    ("def build(num_classes):\n    raise RuntimeError('no weights\\nsecond line')\n",
+     ":build(3) raised RuntimeError: no weights"),
+])
+def test_user_model_that_fails_is_one_line_naming_the_file(tmp_path, capsys, body, expected):
+    """Issue 29: a failing import or build printed a 32-37 line traceback."""
+    spec = _write_module(tmp_path, body)
+    with pytest.raises(ModelDefinitionError) as err:
+        ModelRecipe(kind="classifier", model_module=spec).build(3, image_size=32)
+    assert "\n" not in str(err.value) and expected in str(err.value) and spec.rpartition(":")[0] in str(err.value)
+    data = make_mvtec_tree(tmp_path / "data")
+    assert cli_main(["train", "--data", str(data), "--models", str(tmp_path / "m"), "--model-module", spec,
+                     "--epochs", "1", "--seeds", "1", "--device", "cpu"]) == 2
+    err = capsys.readouterr().err  # beside the progress bar
+    errors = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert "Traceback" not in err and len(errors) == 1 and expected in errors[0]
+
+
+def test_model_module_that_is_not_a_python_file(tmp_path):
+    (tmp_path / "model.txt").write_text("def build(n): pass\n")
+    with pytest.raises(ModelDefinitionError, match=r"model\.txt is not a Python file \(\.py\)"):
+        ModelRecipe(kind="classifier", model_module=f"{tmp_path}/model.txt:build").build(2, image_size=32)
 
 
 def test_module_spec_and_kind_errors(tmp_path):

@@ -447,3 +447,16 @@ def test_a_task_run_again_reads_its_files_back(tiny_run, tmp_path):
     again = run_task(task, spec)
     assert again == first and first.rows > 0
     assert {p: p.stat().st_mtime_ns for p in files_of(spec.out)} == stamps
+
+
+@pytest.mark.parametrize("workers, first", [(2, "2 worker(s)"), (8, "8 worker(s)"), (None, "1 worker(s)")])
+def test_plan_shows_the_asked_for_worker_count_first(tmp_path, capsys, workers, first):
+    """Issue 29: --plan --workers 2 printed wall times for 1, 8 and 64 workers only."""
+    from engine.sweep.command import print_plan
+
+    spec = SweepSpec(categories=(Category("cat", tmp_path, tmp_path),), out=tmp_path)
+    print_plan(spec, [], workers)
+    wall = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("wall time"))
+    counts = [part.split(" worker")[0] for part in wall.split(": ", 1)[1].split(", ")]
+    assert wall.split(": ", 1)[1].startswith(first)
+    assert len(counts) == len(set(counts)) and {"1", "8", "64"} <= set(counts)

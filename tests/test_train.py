@@ -161,7 +161,7 @@ def test_parse_seeds():
 def test_cli_train_on_bad_data_is_one_line(tmp_path, capsys):
     assert main(["train", "--data", str(tmp_path), "--models", str(tmp_path / "m")]) == 2
     err = capsys.readouterr().err.strip()
-    assert "\n" not in err and "not a data layout this program reads (mvtec: train/good/" in err
+    assert "\n" not in err and "not a data layout this program reads (mvtec2, loco, autovi, " in err
 
 
 # ---------------------------------------------------------------- resuming after a kill

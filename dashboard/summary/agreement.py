@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import html
 
 import pandas as pd
 import panel as pn
@@ -13,6 +12,7 @@ from engine.results import AGREEMENT_STATS, agreement_stats
 from ..charts import hv
 from ..colours import agreement_scale
 from ..formatting import agreement_names, based_on, mean_std
+from ..markup import plain
 from .section import SPLIT_NOTE, AnalysisSection, cell_labels, chart, text
 
 
@@ -64,7 +64,7 @@ class AgreementSection(AnalysisSection):
         self.show([
             pn.pane.Markdown(title),
             text(f"How alike are two methods' maps of the same image? <b>Pearson</b>: correlation of the pixel "
-                 f"values; <b>Spearman</b>: correlation of their ranks; <b>{html.escape(iou)}</b>: overlap of "
+                 f"values; <b>Spearman</b>: correlation of their ranks; <b>{plain(iou)}</b>: overlap of "
                  "the two maps' highest pixels (1 = the same pixels). Agreement is not correctness: two "
                  f"methods can agree on the wrong place. Based on {based_on(rows)} ({SPLIT_NOTE})."),
             self._stat_select,

@@ -9,7 +9,6 @@ to a tolerance, or the fixed rule).
 
 from __future__ import annotations
 
-import html
 
 import pandas as pd
 import panel as pn
@@ -19,6 +18,7 @@ from engine.results import category_win_rates
 from engine.sweep.costs import method_costs
 
 from ..charts import drawing
+from ..markup import plain
 from .section import Section, text
 
 COST = "cost (s/image)"
@@ -28,6 +28,11 @@ def mean_std(mean: float, std: float) -> str:
     if pd.isna(mean):
         return "–"
     return f"{mean:.3f}" if pd.isna(std) else f"{mean:.3f} ± {std:.3f}"
+
+
+def cost_cell(seconds: dict[str, float], method: str) -> float | str:
+    """The method's seconds per image; "–" for an imported method: made elsewhere, not timed."""
+    return round(seconds[method], 3) if method in seconds else "–"
 
 
 COLUMN_PX, MAX_PX = 150, 1000  # a table wider than MAX_PX (many categories) scrolls sideways
@@ -56,9 +61,9 @@ class CategoriesSection(Section):
         heading = pn.pane.Markdown(f"## Across categories ({split} split, sweep store)")
         if tables is None or tables.tko.empty:
             self.show([heading, text(
-                f"No sweep results in {html.escape(str(store.sweep_directory))}. Make them with "
+                f"No sweep results in {plain(str(store.sweep_directory))}. Make them with "
                 f"<code>pixel-evidence sweep --data CATEGORY... --models MODELS... --out "
-                f"{html.escape(str(store.sweep_directory))}</code> (README, “Scale-out”), then press “Reload "
+                f"{plain(str(store.sweep_directory))}</code> (README, “Scale-out”), then press “Reload "
                 "results”.")], [])
             return
         rates = category_win_rates(tables, split=split)
@@ -73,20 +78,20 @@ class CategoriesSection(Section):
         chosen = pd.DataFrame({"Method": [store.label(m) for m in one["method"]],
                                "win rate (mean ± std over seeds)": one["cell"].to_list(),
                                "seeds": one["n_seeds"].to_list(),
-                               COST: [round(costs.seconds.get(m, float("nan")), 3) for m in one["method"]]})
+                               COST: [cost_cell(costs.seconds, m) for m in one["method"]]})
         wide = rates.pivot(index="method", columns="category", values="cell")
         order = rates.groupby("method")["mean"].mean().sort_values(ascending=False).index
         wide = wide.reindex(order)
         across = pd.DataFrame({"Method": [store.label(m) for m in wide.index],
                                **{c: wide[c].fillna("–").to_list() for c in wide.columns},
-                               COST: [round(costs.seconds.get(m, float("nan")), 3) for m in wide.index]})
-        notes = [html.escape(p) for p in tables.problems]
+                               COST: [cost_cell(costs.seconds, m) for m in wide.index]})
+        notes = [plain(p) for p in tables.problems]
         if not tables.failures.empty:
             notes.append(f"{len(tables.failures)} image(s) could not be read in the sweep and have no rows "
                          "(see the failures in the sweep's output).")
         self.show([heading, text(
             "Win rate of each method on each category (overall, correctly classified defect images), mean ± std "
-            f"over seeds, best first. Cost: seconds per image of the method alone, from {html.escape(costs.source)}."
+            f"over seeds, best first. Cost: seconds per image of the method alone, from {plain(costs.source)}."
             + ("<br>" + "<br>".join(notes) if notes else "")),
             self._category, _table(chosen, "pe-category-table"),
             pn.pane.Markdown("### Every category"), _table(across, "pe-across-table")],

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import html
 from typing import Any
 
 import pandas as pd
@@ -12,6 +11,7 @@ from engine.results import faithfulness_stats
 
 from ..charts import hv
 from ..formatting import based_on
+from ..markup import plain
 from .section import AnalysisSection, chart, side_by_side, text
 
 MODES = (("deletion_auc", "Deletion", "lower = more faithful"),
@@ -53,7 +53,7 @@ class FaithfulnessSection(AnalysisSection):
             here = rows[rows["start"] == start]
             steps = sorted(int(s) for s in here["steps"].dropna().unique())
             blocks.append(text(
-                f"Start image: <b>{html.escape(str(start))}</b> (removed pixels become {html.escape(str(start))}; "
+                f"Start image: <b>{plain(str(start))}</b> (removed pixels become {plain(str(start))}; "
                 f"insertion starts from it){', ' + '/'.join(map(str, steps)) + ' steps per curve' if steps else ''}. "
                 f"Based on {based_on(here)}."))
             charts = [chart(self._bars(part, value, f"{kind} AUC ({guide})", f"{kind.lower()} AUC"))

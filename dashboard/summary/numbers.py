@@ -8,6 +8,7 @@ import pandas as pd
 import panel as pn
 import param
 
+from ..markup import plain
 from .results import ResultsStore
 
 # the cards follow the page's order of sections
@@ -19,9 +20,11 @@ def card(title: str, df: pd.DataFrame) -> pn.Card:
     for col in df.columns:
         if pd.api.types.is_float_dtype(df[col]):
             df[col] = df[col].round(4)
+    # Tabulator writes column titles, and the card its title, as HTML: class names are columns here
     return pn.Card(pn.widgets.Tabulator(df, disabled=True, show_index=False, sizing_mode="stretch_width",
-                                        pagination="local", page_size=12, layout="fit_data_fill"),
-                   title=title, collapsed=True, sizing_mode="stretch_width")
+                                        pagination="local", page_size=12, layout="fit_data_fill",
+                                        titles={c: plain(c) for c in df.columns}),
+                   title=plain(title), collapsed=True, sizing_mode="stretch_width")
 
 
 class NumbersSection(pn.viewable.Viewer):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import html
 
 import pandas as pd
 import panel as pn
@@ -11,6 +10,7 @@ from engine.metrics import SANITY_PASS_THRESHOLD
 from engine.results import sanity_stats
 
 from ..formatting import based_on
+from ..markup import plain
 from .section import AnalysisSection, text
 
 CELL = "padding:6px 14px;border-bottom:1px solid #ddd;text-align:left"
@@ -33,7 +33,7 @@ class SanitySection(AnalysisSection):
         body = []
         for r in stats.set_index("method").loc[self.store.method_order(stats["method"])].reset_index().itertuples():
             rho = "—" if pd.isna(r.final_spearman_mean) else f"{r.final_spearman_mean:.2f}"
-            body.append(f"<tr><td style='{CELL}'><b>{html.escape(self.store.label(r.method))}</b></td>"
+            body.append(f"<tr><td style='{CELL}'><b>{plain(self.store.label(r.method))}</b></td>"
                         f"<td style='{CELL}'>{verdict_html(int(r.n_images), int(r.n_passed))}</td>"
                         f"<td style='{CELL};text-align:right'>{rho}</td></tr>")
         return ("<table class='pe-sanity-table' style='border-collapse:collapse;font-size:15px'><tr>"

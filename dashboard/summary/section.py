@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import html
 from typing import Any
 
 import pandas as pd
@@ -10,6 +9,7 @@ import panel as pn
 import param
 
 from ..charts import ChartPane, drawing, hv
+from ..markup import plain
 from .results import ResultsStore, analysis_command
 
 SPLIT_NOTE = "change the split in the sidebar"
@@ -24,7 +24,7 @@ def legend(colours: dict[str, str], present: set[str]) -> pn.pane.HTML:
     items = "".join(
         f'<span style="display:inline-flex;align-items:center;gap:6px;margin-right:16px">'
         f'<span style="width:18px;height:18px;background:{c};border:1px solid #333;display:inline-block"></span>'
-        f'<b>{html.escape(label)}</b></span>' for label, c in sorted(colours.items()) if label in present)
+        f'<b>{plain(label)}</b></span>' for label, c in sorted(colours.items()) if label in present)
     return pn.pane.HTML(f'<div style="font-size:15px">{items}</div>', sizing_mode="stretch_width")
 
 
@@ -111,10 +111,10 @@ class AnalysisSection(Section):
             return rows
         if rows is None:
             why = (f"Not computed yet ({self.key}.csv is missing). Make it with "
-                   f"<code>{html.escape(analysis_command(self.store.engine))}</code>, then press “Reload results”.")
+                   f"<code>{plain(analysis_command(self.store.engine))}</code>, then press “Reload results”.")
         else:
             done = [s for s in ("test", "train") if s in set(df["split"])]
-            why = (f"No {self.key} rows for the {html.escape(split)} split; computed for the "
+            why = (f"No {self.key} rows for the {plain(split)} split; computed for the "
                    f"{' and '.join(done) or 'no'} split{'s' if len(done) > 1 else ''} ({SPLIT_NOTE}).")
         self.show([pn.pane.Markdown(title), text(why)], [])
         return None

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import html
 from typing import Any
 
 import panel as pn
@@ -11,6 +10,7 @@ import param
 
 from engine.results import stale_seeds
 
+from ..markup import plain
 from .agreement import AgreementSection
 from .categories import CategoriesSection
 from .confusion import ConfusionSection
@@ -61,20 +61,20 @@ class SummaryView(pn.viewable.Viewer):
     @param.depends("store.results", watch=True)
     def _draw(self) -> None:
         store, res = self.store, self.store.results
-        command = html.escape(evaluate_command(store.engine))
+        command = plain(evaluate_command(store.engine))
         counted = (res.summary or {}).get("counted_images", "correctly classified defect images")
         self._intro.object = f"""
 <div style="font-size:15px;line-height:1.5">
-<b>Win rate</b> = share of the {html.escape(counted)} on which a method has the highest score
+<b>Win rate</b> = share of the {plain(counted)} on which a method has the highest score
 (Top-K overlap unless you choose another score below); when k methods tie for first, each gets 1/k of that
 image. Good images (no defect pixels) are not counted. Boxes show the spread <i>across seeds</i> (hover for the
 numbers). <b>TKO</b> is beside its chance level K/N (the expected TKO of a random map), shown as the grey box.<br>
-<span style="color:#555">Results folder: {html.escape(str(store.directory))}</span></div>"""
+<span style="color:#555">Results folder: {plain(str(store.directory))}</span></div>"""
         notes = [] if store.state.catalogue.has_masks else [SUMMARY_NEEDS_MASKS]
         if not res.available:
-            notes.append(f"No evaluation results in {store.directory} yet. Make them with <code>{command}</code> "
+            notes.append(f"No evaluation results in {plain(store.directory)} yet. Make them with <code>{command}</code> "
                          "(then press “Reload results”). Training curves below come from the checkpoints.")
-        notes += [html.escape(p) for p in res.problems]
+        notes += [plain(p) for p in res.problems]
         stale = stale_seeds(res, store.engine.meta) if res.available else []
         if stale:
             notes.append(f"Results of seed(s) {', '.join(map(str, stale))} were computed with other weights "

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import html
 from typing import Any
 
 import panel as pn
@@ -13,6 +12,7 @@ from engine.results import OVERALL, win_rate_stats
 
 from ..charts import drawing, hv
 from ..formatting import score_name
+from ..markup import plain
 from .results import evaluate_command
 from .section import Section, chart, legend, text
 
@@ -54,12 +54,12 @@ class WinRatesSection(Section):
         name = LOCALISATION_SCORES[score].short
         # every score's meaning, the one deciding now in full colour
         notes = "<br>".join(
-            f"<span style='color:{'#111' if s == score else '#777'}'><b>{html.escape(score_name(s))}</b>: "
-            f"{html.escape(LOCALISATION_SCORES[s].note)}</span>" for s in store.scores)
+            f"<span style='color:{'#111' if s == score else '#777'}'><b>{plain(score_name(s))}</b>: "
+            f"{plain(LOCALISATION_SCORES[s].note)}</span>" for s in store.scores)
         if len(res.scores) < 2:
-            others = html.escape(", ".join(LOCALISATION_SCORES[s].short for s in EXTRA_SCORES))
+            others = plain(", ".join(LOCALISATION_SCORES[s].short for s in EXTRA_SCORES))
             notes += (f"<br><span style='color:#555'>Other scores ({others}): "
-                      f"<code>{html.escape(evaluate_command(store.engine))} --metrics {' '.join(EXTRA_SCORES)}"
+                      f"<code>{plain(evaluate_command(store.engine))} --metrics {' '.join(EXTRA_SCORES)}"
                       "</code></span>")
         head = [pn.pane.Markdown("## Which method wins?"),
                 pn.FlexBox(self._score_select, text(notes), sizing_mode="stretch_width")]

@@ -10,8 +10,18 @@ come in)::
     <root>/images/<class>/<stem>.png
     <root>/masks/<class>/<stem>.png        (MVTec's <stem>_mask.png is read too)
 
-In the ``masks`` layout every image of a class other than ``good`` needs its mask, the
-same size as the image; ``good`` images have none. Either layout may carry a split::
+Class folders beside one mask folder (layout ``mask-folder``: the "folder" format of
+anomaly-detection tools, a normal folder, abnormal folders and a mask folder whose files
+match the abnormal images by name)::
+
+    <root>/good/*.png                      (or normal/, ok/: read as class good)
+    <root>/<class>/<stem>.png              (bad/, crack/, ...)
+    <root>/masks/<stem>.png                (or masks/<class>/<stem>.png; the folder may be
+                                           named mask, masks, ground_truth, gt, label(s))
+
+In the mask layouts every image of a class other than ``good`` needs its mask, the same
+size as the image (looked up leniently: ``<stem>`` or ``<stem>_mask``, .png, .bmp, .jpg or
+.tif); ``good`` images have none. ``folders`` and ``masks`` may carry a split::
 
     <root>/split.csv                       columns path,split; path as under <root>,
                                            e.g. images/crack/001.png; split train or test
@@ -27,20 +37,76 @@ from pathlib import Path
 from typing import Container, Iterator
 
 from .sample import GOOD, DataError, Sample
-from .scan import BadInput, Report, checked_samples, image_files
+from .scan import BadInput, MaskLookup, Report, checked_samples, class_folders, image_files
 
 SPLIT_FILE = "split.csv"
 SPLIT_COLUMNS = ("path", "split")
-
-
-def class_folders(folder: Path) -> list[Path]:
-    """The class folders under ``folder``, sorted; hidden ones (``.ipynb_checkpoints``) left out."""
-    return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+# Folder names that hold masks, never a class of images; and those of defect-free images
+MASK_FOLDER_NAMES = ("mask", "masks", "ground_truth", "gt", "label", "labels")
+NORMAL_FOLDER_NAMES = (GOOD, "normal", "ok")
 
 
 def looks_like_folders(root: Path) -> bool:
-    """Whether some class folder directly under ``root`` holds images."""
-    return root.is_dir() and any(image_files(p) for p in class_folders(root))
+    """Whether some class folder directly under ``root`` holds images, none is a mask folder
+    (that would be read as a class of images) and none holds folders but no images (a deeper
+    tree, such as MVTec AD 2's test_public/, in a layout not recognised)."""
+    folders = class_folders(root) if root.is_dir() else []
+    return (any(image_files(p) for p in folders) and _mask_folder(root) is None
+            and not any(class_folders(p) and not image_files(p) for p in folders))
+
+
+def _mask_folder(root: Path) -> Path | None:
+    return next((p for p in class_folders(root) if p.name.lower() in MASK_FOLDER_NAMES), None)
+
+
+def _normal_folder(root: Path) -> Path | None:
+    return next((p for p in class_folders(root) if p.name.lower() in NORMAL_FOLDER_NAMES), None)
+
+
+def looks_like_mask_folder(root: Path) -> bool:
+    """Whether ``root`` holds a normal folder, a mask folder and another image folder."""
+    return (root.is_dir() and _mask_folder(root) is not None and _normal_folder(root) is not None
+            and len([p for p in class_folders(root) if image_files(p)]) >= 2)
+
+
+def scan_mask_folder(root: Path, *, skip_bad: bool = False, report: Report | None = None
+                     ) -> tuple[list[Sample], list[str]]:
+    """Every image of a class-folders + mask-folder tree, checked; ``(samples, classes)``."""
+    root = Path(root)
+    if not looks_like_mask_folder(root):
+        raise DataError(f"{root} is not a folder of class folders with a mask folder: expected {root}/good/, "
+                        f"{root}/<defect class>/ and {root}/masks/ holding the defect images' masks by name")
+    masks, normal = _mask_folder(root), _normal_folder(root)
+    bad, lookup = BadInput(skip_bad, report), MaskLookup(root)
+    used: dict[str, Path] = {}  # mask -> the image it was given to
+
+    def candidates() -> Iterator[Sample]:
+        for folder in class_folders(root):
+            if folder == masks:
+                continue
+            cls = GOOD if folder == normal else folder.name
+            files = image_files(folder)
+            if not files:
+                bad.empty_folder(folder)
+            for path in files:
+                try:
+                    mask = None if cls == GOOD else _flat_or_class_mask(lookup, masks, cls, path, used)
+                except DataError as err:
+                    bad(err)
+                    continue
+                yield Sample(f"{cls}-{path.stem}", path.relative_to(root).as_posix(), cls, mask)
+
+    return checked_samples(root, candidates(), bad)
+
+
+def _flat_or_class_mask(lookup: MaskLookup, masks: Path, cls: str, image: Path, used: dict[str, Path]) -> str:
+    """The mask of ``image`` in ``masks/<cls>/`` when that folder exists, else in ``masks/``;
+    one flat mask matching images of two classes is a ``DataError``, not a silent pairing."""
+    mask = lookup.find(masks / cls if (masks / cls).is_dir() else masks, image.stem, image)
+    if used.setdefault(mask, image) != image:
+        raise DataError(f"{lookup.root / mask} matches both {used[mask]} and {image}; put each class's masks in a "
+                        f"folder of its own, {masks}/<class>/")
+    return mask
 
 
 def looks_like_masks(root: Path) -> bool:
@@ -69,6 +135,7 @@ def scan_masks(root: Path, *, skip_bad: bool = False, report: Report | None = No
 
 def _scan(root: Path, images: Path, *, masked: bool, bad: BadInput) -> tuple[list[Sample], list[str]]:
     files: dict[str, tuple[str, Path]] = {}  # path under root -> (class, file)
+    lookup = MaskLookup(root)
     for folder in class_folders(images):
         found = image_files(folder)
         if not found:
@@ -83,26 +150,13 @@ def _scan(root: Path, images: Path, *, masked: bool, bad: BadInput) -> tuple[lis
                               "or remove the image"))
                 continue
             try:
-                mask = _mask_path(root, cls, path) if masked and cls != GOOD else None
+                mask = lookup.find(root / "masks" / cls, path.stem, path) if masked and cls != GOOD else None
             except DataError as err:
                 bad(err)
                 continue
             yield Sample(f"{cls}-{path.stem}", rel, cls, mask, splits.get(rel, ""))
 
     return checked_samples(root, candidates(), bad)
-
-
-def _mask_path(root: Path, cls: str, image: Path) -> str:
-    """``masks/<cls>/<stem>.png`` or ``masks/<cls>/<stem>_mask.png``, whichever exists."""
-    names = [f"masks/{cls}/{image.stem}.png", f"masks/{cls}/{image.stem}_mask.png"]
-    present = [n for n in names if (root / n).is_file()]
-    if len(present) == 2:
-        raise DataError(f"{image}: two masks, {root / names[0]} and {root / names[1]}; keep one of them")
-    if not present:
-        raise DataError(f"{image}: defect image without its mask, {root / names[0]} is missing "
-                        f"({image.stem}_mask.png is read too); add the mask, or move the image to "
-                        f"images/{GOOD} if it has no defect")
-    return present[0]
 
 
 def read_split_file(root: Path, listed: Container[str]) -> dict[str, str]:

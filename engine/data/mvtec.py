@@ -4,7 +4,8 @@ Layout of a category root (the official one, and what the synthetic generator wr
 
     <root>/train/good/*.png
     <root>/test/<class>/*.png
-    <root>/ground_truth/<class>/<stem>_mask.png     (defect classes only)
+    <root>/ground_truth/<class>/<stem>_mask.png     (defect classes only; <stem>.png, .bmp,
+                                                     .jpg or .tif are read too)
 
 Every image gets one stable id from its place in that tree, used in results, the dashboard
 and URLs: ``<class>-<stem>`` for ``test/<class>/<stem>``, ``<class>-train-<stem>`` for
@@ -15,11 +16,12 @@ contradiction beside "train split". :func:`current_image_id` maps those (old lin
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterable, Iterator
 
 from .sample import GOOD, DataError, Sample
-from .scan import BadInput, Report, checked_samples, image_files
+from .scan import BadInput, MaskLookup, Report, checked_samples, class_folders, image_files
 
 
 def image_id(origin: str, cls: str, stem: str) -> str:
@@ -50,24 +52,50 @@ def scan_category(root: Path, *, skip_bad: bool = False,
     Returns ``(samples, classes)``; classes are the names of the class folders that hold
     images, sorted, ``good`` included. Each bad file or empty class folder raises
     ``DataError`` naming it, unless ``skip_bad`` is set: it is then left out and ``report``
-    is called with the same message.
+    is called with the same message. Masks are looked up leniently (see ``scan.MaskLookup``).
     """
     root = Path(root)
     if not looks_like_mvtec(root):
         raise DataError(
             f"{root} is not an MVTec AD category folder: expected {root}/train/good and "
             f"{root}/test/<class>; point --data at a category such as data/hazelnut")
-    folders = [("train", GOOD, root / "train" / GOOD)]
-    folders += [("test", p.name, p) for p in sorted((root / "test").iterdir()) if p.is_dir()]
-    bad = BadInput(skip_bad, report)
+    folders = [ImageFolder("train", GOOD, root / "train" / GOOD)]
+    folders += [ImageFolder("test", p.name, p) for p in class_folders(root / "test")]
+    masks = MaskLookup(root)
+    return read_tree(root, folders,
+                     lambda folder, path: masks.find(root / "ground_truth" / folder.cls, path.stem, path),
+                     BadInput(skip_bad, report))
+
+
+@dataclass(frozen=True)
+class ImageFolder:
+    """A folder of images of one class, and the origin its ids carry (see :func:`image_id`)."""
+
+    origin: str
+    cls: str
+    path: Path
+
+
+MaskOf = Callable[[ImageFolder, Path], str]  # (folder, image) -> mask path under root, or DataError
+
+
+def read_tree(root: Path, folders: Iterable[ImageFolder], mask_of: MaskOf, bad: BadInput
+              ) -> tuple[list[Sample], list[str]]:
+    """Every image of ``folders`` (each non-``good`` one with the mask ``mask_of`` finds),
+    checked: the reader of the MVTec-like layouts."""
 
     def candidates() -> Iterator[Sample]:
-        for origin, cls, folder in folders:
-            files = image_files(folder)
+        for folder in folders:
+            files = image_files(folder.path)
             if not files:
-                bad.empty_folder(folder)
+                bad.empty_folder(folder.path)
             for path in files:
-                yield Sample(id=image_id(origin, cls, path.stem), path=path.relative_to(root).as_posix(), cls=cls,
-                             mask_path=None if cls == GOOD else f"ground_truth/{cls}/{path.stem}_mask.png")
+                try:
+                    mask = None if folder.cls == GOOD else mask_of(folder, path)
+                except DataError as err:
+                    bad(err)
+                    continue
+                yield Sample(image_id(folder.origin, folder.cls, path.stem), path.relative_to(root).as_posix(),
+                             folder.cls, mask)
 
     return checked_samples(root, candidates(), bad)

@@ -14,7 +14,8 @@ the two image folders are read, each Anomaly image with the mask of its stem.
 Classes: VisA records no defect type, only normal or anomaly, so the classes are ``good``
 (the name the whole project gives defect-free images: no mask, K = 0, never ranked) and
 ``anomaly``. Ids are ``good-0836``, ``anomaly-000``. VisA's masks hold small label numbers,
-not 0/255; :func:`.images.defect_pixels` reads every value above 0 as defect.
+not 0/255, so its masks' threshold is 0: every value above 0 is defect (see
+:func:`.images.defect_pixels`).
 
 The csv's own split is not used: ``1cls`` is a one-class split that puts every anomaly in
 test, so a classifier would never see one in training (MVTec's split has the same problem,
@@ -36,6 +37,8 @@ CSV_COLUMNS = ("object", "split", "label", "image", "mask")
 # VisA's folder and csv label of each class
 FOLDERS = {GOOD: "Normal", ANOMALY: "Anomaly"}
 LABELS = {"normal": GOOD, "anomaly": ANOMALY}
+# Label masks (1, 2, ... per defect): half the highest label would drop the defects labelled 1
+LABEL_MASK_THRESHOLD = 0.0
 
 
 def looks_like_visa(root: Path) -> bool:
@@ -71,7 +74,8 @@ def _from_folders(root: Path, bad: BadInput) -> Iterator[Sample]:
             bad.empty_folder(folder)
         for path in files:
             mask = f"Data/Masks/{name}/{path.stem}.png" if cls == ANOMALY else None
-            yield Sample(f"{cls}-{path.stem}", path.relative_to(root).as_posix(), cls, mask)
+            yield Sample(f"{cls}-{path.stem}", path.relative_to(root).as_posix(), cls, mask,
+                         mask_threshold=LABEL_MASK_THRESHOLD)
 
 
 def _from_csv(root: Path, listing: Path) -> list[Sample]:
@@ -99,7 +103,8 @@ def _from_csv(root: Path, listing: Path) -> list[Sample]:
                     raise DataError(f"{where}: {path} is not under the object folder {root.name}/")
             rel = image[len(prefix):]
             samples.append(Sample(f"{cls}-{Path(rel).stem}", rel, cls,
-                                  mask[len(prefix):] if cls == ANOMALY and mask else None))
+                                  mask[len(prefix):] if cls == ANOMALY and mask else None,
+                                  mask_threshold=LABEL_MASK_THRESHOLD))
     if not samples:
         raise DataError(f"{listing} lists no images of object {root.name!r}; point --data at a folder named "
                         "like one of the csv's objects (e.g. candle)")

@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 
 from .checkpoint import read_metadata, save_checkpoint, scan_seeds, stored_state, widened
 from ..data import Sample, dataset_fingerprint, load_arrays, read_manifest, stratified_split, to_normalized_tensor
-from ..files import file_sha256
+from ..files import file_sha256, remove_stale_temp_files
 from ..metrics import balanced_accuracy
 from ..device import pick_device
 from ..choices import CUSTOM_BACKBONE, TRAINING_MODES
@@ -293,6 +293,7 @@ def train_seeds(cfg: TrainConfig, data_root: Path, manifest: Path, out_dir: Path
                   "split_seed": cfg.split_seed, **cfg.extra}
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale_temp_files(out_dir)  # what killed runs left: staged weights, metadata, manifest
     finished, unfinished = scan_seeds(out_dir)
     for problem in unfinished.values():
         log.warning("%s", problem)

@@ -48,7 +48,16 @@ def resolve_module_spec(spec: str) -> str:
     if not file.is_file():
         raise ModelDefinitionError(f"--model-module {spec!r}: no file {file}; point it at your model's .py file "
                                    "(a models folder records where its module was: put the file back there)")
+    if file.suffix != ".py":
+        raise ModelDefinitionError(f"--model-module {spec!r}: {file} is not a Python file (.py); point it at the "
+                                   f".py file that defines {function}")
     return f"{file}:{function}"
+
+
+def _one_line(exc: BaseException) -> str:
+    """An exception raised by the user's code, as one line: its type and first line."""
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 
 def load_builder(spec: str) -> Callable[[int], UserModel]:
@@ -59,7 +68,10 @@ def load_builder(spec: str) -> Callable[[int], UserModel]:
     if module is None:
         loader = importlib.util.spec_from_file_location(name, file)
         module = importlib.util.module_from_spec(loader)
-        loader.loader.exec_module(module)
+        try:
+            loader.loader.exec_module(module)
+        except Exception as exc:  # the user's code: any error it raises is theirs to fix
+            raise ModelDefinitionError(f"{file}: importing it failed with {_one_line(exc)}") from None
         sys.modules[name] = module
     build = getattr(module, function, None)
     if not callable(build):
@@ -104,7 +116,11 @@ def build_user_net(spec: str, num_classes: int, *, image_size: int, cam_layer: s
     a ``UserModel`` whose model gives (B, num_classes) logits and whose Grad-CAM layer gives
     a (B, K, h, w) map. Each problem is a one-line ``ModelDefinitionError``."""
     spec = resolve_module_spec(spec)
-    built = load_builder(spec)(num_classes)
+    builder = load_builder(spec)
+    try:
+        built = builder(num_classes)
+    except Exception as exc:  # the user's code
+        raise ModelDefinitionError(f"{spec}({num_classes}) raised {_one_line(exc)}") from None
     if not isinstance(built, UserModel) or not isinstance(built.model, nn.Module):
         raise ModelDefinitionError(f"{spec} returned {type(built).__name__}, not "
                                    "engine.models.UserModel(model, cam_layer, normalization) with an nn.Module model")

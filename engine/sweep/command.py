@@ -9,7 +9,7 @@ from pathlib import Path
 from ..choices import EVALUATE_IG_TOLERANCE, IG_MAX_STEPS, METHODS, SCORES, TARGETS, ig_params
 from ..run_folders import SHIPPED_MODELS, default_results, writable
 from .costs import GPU_SPEEDUP, method_costs, plan_cost
-from .spec import DEFAULT_CHUNK, SweepSpec, categories_from_flags, read_spec
+from .spec import DEFAULT_CHUNK, SweepSpec, categories_from_flags, expand_methods, read_spec
 
 PLAN_WORKERS = (1, 8, 64)
 
@@ -27,8 +27,9 @@ def add_sweep_arguments(p: argparse.ArgumentParser, parse_seeds) -> None:
                    help="allow the store to be in the checkout's shipped pretrained_models/")
     p.add_argument("--seeds", type=parse_seeds, help="e.g. 42-51 (default: every seed of each models folder)")
     p.add_argument("--splits", nargs="+", choices=["test", "train"], help="default: test")
-    p.add_argument("--methods", nargs="+", choices=["all", *METHODS],
-                   help="methods, or all (default: gradcam saliency ig)")
+    p.add_argument("--methods", nargs="+", metavar="METHOD",
+                   help=f"methods ({', '.join(METHODS)}), or all, and imported ones (see import-maps; not in all) "
+                        "(default: gradcam saliency ig)")
     p.add_argument("--metrics", nargs="*", choices=SCORES, help="extra localisation scores of the main table")
     p.add_argument("--target", choices=TARGETS, help="class the maps explain (default predicted)")
     p.add_argument("--ig-steps", type=int,
@@ -52,7 +53,7 @@ def add_sweep_arguments(p: argparse.ArgumentParser, parse_seeds) -> None:
 def spec_from_args(args: argparse.Namespace) -> SweepSpec:
     from ..results.sweep_store import SWEEP_SUBDIR  # pyarrow: not for --help
 
-    methods = None if args.methods is None else (tuple(METHODS) if "all" in args.methods else tuple(args.methods))
+    methods = None if args.methods is None else expand_methods(args.methods)
     overrides = {"out": Path(args.out) if args.out else None, "seeds": tuple(args.seeds) if args.seeds else None,
                  "splits": tuple(args.splits) if args.splits else None, "methods": methods,
                  "metrics": tuple(args.metrics) if args.metrics is not None else None, "target": args.target,
@@ -81,7 +82,9 @@ def spec_from_args(args: argparse.Namespace) -> SweepSpec:
     return spec
 
 
-def print_plan(spec: SweepSpec, tasks) -> None:
+def print_plan(spec: SweepSpec, tasks, workers: int | None = None) -> None:
+    """The plan's tasks and costs; the wall times for ``workers`` (the cluster it would run
+    on, when known) first, then for the usual sizes."""
     costs = method_costs(ig_refined=spec.ig_refined)
     cost = plan_cost(tasks, costs, gpu=spec.wants_gpu)
     kind = "GPU" if spec.wants_gpu else "CPU"
@@ -89,24 +92,28 @@ def print_plan(spec: SweepSpec, tasks) -> None:
           f"predictions, {cost.maps} maps")
     print(f"expected CPU hours {cost.cpu_hours:.2f}, GPU hours {cost.gpu_hours:.2f} (costs: {cost.source})")
     for m in spec.methods:
+        if m not in costs.seconds:  # the plan let it through: an imported method
+            print(f"  {m:<14} imported: maps read, not computed")
+            continue
         hours = sum(t.n_mapped for t in tasks if m in t.methods) * costs.seconds[m] / 3600
         if spec.wants_gpu and costs.device == "cpu":
             hours /= GPU_SPEEDUP
         print(f"  {m:<14} {costs.seconds[m]:7.3f} s/map  {hours:8.2f} {kind} h")
+    counts = (workers, *(n for n in PLAN_WORKERS if n != workers)) if workers else PLAN_WORKERS
     print("wall time, tasks spread evenly: " + ", ".join(f"{n} worker(s) {cost.wall_hours(n):.2f} h"
-                                                         for n in PLAN_WORKERS))
+                                                         for n in counts))
 
 
 def run_command(args: argparse.Namespace) -> int:
     from .plan import plan  # torch and Dask: only when the command runs
-    from .run import dashboard_link, open_client, run_sweep
+    from .run import dashboard_link, default_workers, open_client, run_sweep
 
     spec = spec_from_args(args)
     tasks = plan(spec)
     if not args.plan:
         writable(spec.out, write_shipped=args.write_shipped, option="the sweep's store")
-    if args.plan:
-        print_plan(spec, tasks)
+    if args.plan:  # an outside scheduler's worker count is not known before connecting
+        print_plan(spec, tasks, args.workers or (None if args.scheduler else default_workers()))
         return 0
     address = None if args.dashboard_address == "none" else args.dashboard_address
     with open_client(args.scheduler, args.workers, address, gpu=spec.wants_gpu) as client:

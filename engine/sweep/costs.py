@@ -86,8 +86,8 @@ class PlanCost:
 def plan_cost(tasks: Iterable, costs: MethodCosts, *, gpu: bool) -> PlanCost:
     """What ``tasks`` (``plan.Task``) cost from per-method seconds per image."""
     tasks = list(tasks)
-    seconds = sum(t.n_mapped * sum(costs.seconds[m] for m in t.methods) + len(t.image_ids) * PREDICTION_SECONDS
-                  for t in tasks)
+    seconds = sum(t.n_mapped * sum(costs.seconds.get(m, 0.0) for m in t.methods)  # imported: read, not computed
+                  + len(t.image_ids) * PREDICTION_SECONDS for t in tasks)
     maps = sum(t.n_mapped * len(t.methods) for t in tasks)
     images = len({(t.category.name, t.seed, t.split, i) for t in tasks for i in t.image_ids})
     hours = seconds / 3600

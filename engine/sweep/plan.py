@@ -8,12 +8,13 @@ image ids. Equal inputs give equal keys, so a finished task is recognised by its
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from ..cache import digest
 from ..data import read_manifest
 from ..explainers import get_explainer
 from ..files import file_sha256
+from ..imported_maps import ImportedMaps
 from ..models.checkpoint import scan_seeds
 from .costs import method_seconds
 from .spec import Category, SweepSpec
@@ -42,19 +43,38 @@ class Task:
 
 def method_groups(methods: Sequence[str], costs: dict[str, float]) -> list[tuple[str, ...]]:
     """The cheap methods together (first: their rows come in minutes), then every other
-    method on its own, costliest first so that the long tasks do not start last."""
-    cheap = tuple(m for m in methods if costs[m] < CHEAP_SECONDS)
-    dear = sorted((m for m in methods if costs[m] >= CHEAP_SECONDS), key=lambda m: -costs[m])
+    method on its own, costliest first so that the long tasks do not start last. A method
+    without a cost is an imported one: its maps are read, not computed."""
+    cheap = tuple(m for m in methods if costs.get(m, 0.0) < CHEAP_SECONDS)
+    dear = sorted((m for m in methods if costs.get(m, 0.0) >= CHEAP_SECONDS), key=lambda m: -costs[m])
     return ([cheap] if cheap else []) + [(m,) for m in dear]
 
 
-def settings_of(spec: SweepSpec, meta: dict[str, Any], manifest_sha256: str,
-                methods: Sequence[str]) -> dict[str, Any]:
+def settings_of(spec: SweepSpec, meta: dict[str, Any], manifest_sha256: str, methods: Sequence[str],
+                params_of: Callable[[str], dict[str, Any]]) -> dict[str, Any]:
     """Everything besides the weights and the images that a task's rows depend on."""
     return {"manifest_sha256": manifest_sha256, "target": spec.target, "metrics": sorted(spec.metrics),
             "maps_for_good": spec.maps_for_good, "image_size": meta["image_size"],
-            "cam_layer": meta.get("cam_layer"),
-            "methods": {m: {**get_explainer(m).defaults, **spec.method_params.get(m, {})} for m in methods}}
+            "cam_layer": meta.get("cam_layer"), "methods": {m: params_of(m) for m in methods}}
+
+
+def params_by_method(spec: SweepSpec, category: Category, imported: ImportedMaps) -> Callable[[str], dict[str, Any]]:
+    """What each method's maps depend on: a computed method's settings, an imported one's
+    content; a method that is neither is refused, naming what the category offers."""
+    from ..explainers import REGISTRY
+
+    unknown = [m for m in spec.methods if m not in REGISTRY and m not in imported.methods]
+    if unknown:
+        offered = f"; imported in {category.models}: {', '.join(imported.methods)}" if imported.methods else ""
+        raise ValueError(f"{category.name}: unknown method(s) {unknown}; choose from {', '.join(REGISTRY)} or "
+                         f"\"all\"{offered}" + "".join(f" ({w})" for w in imported.warnings))
+
+    def params(m: str) -> dict[str, Any]:
+        if m in imported.methods:
+            return imported.params(m)
+        return {**get_explainer(m).defaults, **spec.method_params.get(m, {})}
+
+    return params
 
 
 def _chunks(ids: Sequence[str], size: int) -> list[tuple[str, ...]]:
@@ -73,6 +93,7 @@ def category_tasks(spec: SweepSpec, category: Category, groups: list[tuple[str, 
         raise ValueError(f"{category.models}: no trained models; train them with `pixel-evidence train`")
     samples = read_manifest(category.manifest_path)
     manifest_sha256 = file_sha256(category.manifest_path)
+    params_of = params_by_method(spec, category, ImportedMaps(category.models, finished, manifest_sha256))
     every_map = spec.maps_for_good or not any(s.has_mask for s in samples)
     mapped = {s.id for s in samples if every_map or s.has_mask}
     tasks = []
@@ -81,7 +102,7 @@ def category_tasks(spec: SweepSpec, category: Category, groups: list[tuple[str, 
         for seed in seeds:
             meta = finished[seed]
             for group in groups:
-                settings = digest(settings_of(spec, meta, manifest_sha256, group))
+                settings = digest(settings_of(spec, meta, manifest_sha256, group, params_of))
                 for chunk in _chunks(ids, spec.chunk):
                     key = digest(category.name, seed, split, group, chunk, meta["weights_sha256"], settings)[:32]
                     tasks.append(Task(category, seed, split, group, chunk, meta["weights_sha256"], settings, key,

@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 
 from .plan import Task
 from .spec import SweepSpec
-from .store import is_finished, prune, stale_temp_files
+from .store import is_finished, prune, stale_store_temp_files
 from .worker import TaskResult, run_task
 
 
@@ -83,7 +83,7 @@ def run_sweep(client: Client, tasks: Sequence[Task], spec: SweepSpec, *, progres
     read are in its result's failures. After a run without errors, row files of earlier runs
     in the same partitions that these tasks replace are removed (``store.prune``).
     """
-    for tmp in stale_temp_files(spec.out):
+    for tmp in stale_store_temp_files(spec.out):
         tmp.unlink(missing_ok=True)
     todo = [t for t in tasks if not is_finished(spec.out, t)]
     report = SweepReport(planned=len(tasks), skipped=len(tasks) - len(todo))

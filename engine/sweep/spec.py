@@ -5,7 +5,7 @@ A sweep file is TOML (read with ``tomllib``)::
     out = "results"                  # the Parquet store (default: <first models>/results/sweep)
     seeds = "42-51"                  # or a list; default: every seed of each models folder
     splits = ["test"]
-    methods = "all"                  # or a list of method keys
+    methods = "all"                  # or a list of method keys (imported ones too, see import-maps)
     metrics = ["pointing"]           # extra localisation scores of the main table
     device = "cpu"                   # "cuda": tasks ask the scheduler for a GPU worker
 
@@ -76,9 +76,6 @@ class SweepSpec:
                              "sweep file)")
         if len(set(names)) != len(names):
             raise ValueError(f"category names must differ, got {names}; name them in the sweep file")
-        unknown = sorted(set(self.methods) - set(METHODS))
-        if unknown:
-            raise ValueError(f"unknown method(s) {unknown}; choose from {', '.join(METHODS)} or \"all\"")
         bad = sorted(set(self.metrics) - set(SCORES))
         if bad:
             raise ValueError(f"sweep metrics {bad}: a sweep adds localisation scores ({', '.join(SCORES)}) "
@@ -100,8 +97,11 @@ class SweepSpec:
         return bool(self.method_params.get("ig", {}).get("tolerance"))
 
 
-def _methods(value: Any) -> tuple[str, ...]:
-    return tuple(METHODS) if value == "all" or value == ["all"] else tuple(value)
+def expand_methods(value: Any) -> tuple[str, ...]:
+    """Method keys from a sweep file's or the flags' words: "all" is every computed method,
+    beside which imported ones may be named."""
+    words = [value] if isinstance(value, str) else list(value)
+    return tuple(dict.fromkeys(m for w in words for m in (METHODS if w == "all" else (w,))))
 
 
 def _seeds(value: Any) -> tuple[int, ...] | None:
@@ -142,7 +142,7 @@ def read_spec(path: Path, **overrides: Any) -> SweepSpec:
     default_out = sweep_dir(categories[0].models) if categories else None
     spec = SweepSpec(categories=categories, out=local(raw["out"]) if "out" in raw else default_out,
                      seeds=_seeds(raw.get("seeds")), splits=tuple(raw.get("splits", ("test",))),
-                     methods=_methods(raw.get("methods", ("gradcam", "saliency", "ig"))),
+                     methods=expand_methods(raw.get("methods", ("gradcam", "saliency", "ig"))),
                      metrics=tuple(raw.get("metrics", ())), target=raw.get("target", "predicted"),
                      maps_for_good=bool(raw.get("maps_for_good", False)), chunk=int(raw.get("chunk", DEFAULT_CHUNK)),
                      batch_size=int(raw.get("batch_size", 8)), device=raw.get("device", "cpu"),

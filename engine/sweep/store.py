@@ -10,7 +10,6 @@ whose images could not all be read runs again next time, so a fixed image gets i
 from __future__ import annotations
 
 import io
-import time
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -18,7 +17,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..files import atomic_write_bytes
+from ..files import atomic_write_bytes, stale_temp_files
 from ..results.sweep_store import FAILURE_SCHEMA, FAILURES_DIR, ROWS_DIR, partition_dir, row_schema
 from .plan import Task
 
@@ -77,13 +76,9 @@ def prune(store: Path, tasks: Iterable[Task]) -> int:
     return removed
 
 
-# A write takes milliseconds; a temp file this old belongs to a process that was killed, not
-# to a task of another sweep on the same store that is still writing it.
-STALE_TEMP_S = 3600
-
-
-def stale_temp_files(store: Path) -> list[Path]:
-    """Temp files of writes that a killed process never finished (never read; safe to delete)."""
-    now = time.time()
-    return [p for d in (ROWS_DIR, FAILURES_DIR) for p in (Path(store) / d).rglob(".*.tmp")
-            if now - p.stat().st_mtime > STALE_TEMP_S]
+def stale_store_temp_files(store: Path) -> list[Path]:
+    """Temp files of writes that a killed process never finished, anywhere in the store's row
+    and failure folders (see ``files.stale_temp_files``; never read, safe to delete)."""
+    folders = [d for top in (ROWS_DIR, FAILURES_DIR) for d in [Path(store) / top, *(Path(store) / top).rglob("*")]
+               if d.is_dir()]
+    return [p for d in folders for p in stale_temp_files(d)]

@@ -19,6 +19,7 @@ import torch
 from ..cache import digest
 from ..evaluate import unit_rows
 from ..explain import ExplanationEngine
+from ..imported_maps import ImportedMaps
 from .plan import Task
 from .spec import SweepSpec
 from .store import is_finished, row_file, write_task
@@ -42,7 +43,9 @@ class TaskResult:
 def engine_for(task: Task, spec: SweepSpec) -> ExplanationEngine:
     """This process's engine for the task's category, made on first use."""
     c = task.category
-    key = digest(str(c.data), str(c.models), str(c.manifest_path), spec.device, spec.method_params)
+    # maps imported since this process made its engine must not be served as the earlier ones
+    imported = {m: p.stat().st_mtime_ns for m, p in ImportedMaps.stored(c.models).items()}
+    key = digest(str(c.data), str(c.models), str(c.manifest_path), spec.device, spec.method_params, imported)
     if key not in _engines:
         torch.set_num_threads(1)
         _engines[key] = ExplanationEngine(c.data, c.models, manifest=c.manifest_path, device=spec.device,
