@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -61,6 +62,20 @@ def tiny_run(tmp_path_factory):
                       backbone="efficientnet_lite0", pretrained=True, channels_last=False, device="cpu")
     metas = train_seeds(cfg, root, manifest, models)
     return root, models, manifest, cfg, metas[0]
+
+
+@pytest.fixture
+def models(tiny_run, tmp_path):
+    """A copy of the tiny run's models (seeds 7 and 8), free to break (without its results)."""
+    copy = tmp_path / "models"
+    shutil.copytree(tiny_run[1], copy, ignore=shutil.ignore_patterns("results"))
+    return copy
+
+
+@pytest.fixture
+def data(tiny_run, tmp_path):
+    """A copy of the tiny run's category, free to change."""
+    return shutil.copytree(tiny_run[0], tmp_path / "cat")
 
 
 @pytest.fixture(scope="module")

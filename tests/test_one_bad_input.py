@@ -26,20 +26,6 @@ from engine.files import STALE_TEMP_S, _temp_prefix, remove_stale_temp_files
 from engine.model_pool import ModelPool
 
 
-@pytest.fixture
-def models(tiny_run, tmp_path):
-    """A copy of the tiny run's models (seeds 7 and 8), free to break."""
-    copy = tmp_path / "models"
-    shutil.copytree(tiny_run[1], copy, ignore=shutil.ignore_patterns("results"))
-    return copy
-
-
-@pytest.fixture
-def data(tiny_run, tmp_path):
-    """A copy of the tiny run's category, free to change."""
-    return shutil.copytree(tiny_run[0], tmp_path / "cat")
-
-
 def pool_on(root, models) -> ModelPool:
     catalogue = ImageCatalogue(root, models / "manifest.csv")
     return ModelPool(models, classes=catalogue.classes, manifest_sha256=catalogue.manifest_sha256, device="cpu")
