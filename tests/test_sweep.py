@@ -460,3 +460,43 @@ def test_plan_shows_the_asked_for_worker_count_first(tmp_path, capsys, workers, 
     counts = [part.split(" worker")[0] for part in wall.split(": ", 1)[1].split(", ")]
     assert wall.split(": ", 1)[1].startswith(first)
     assert len(counts) == len(set(counts)) and {"1", "8", "64"} <= set(counts)
+
+
+def test_ctrl_c_on_the_command_ends_it_and_its_workers_while_tasks_run(tiny_run, tmp_path):
+    """The command with its own local cluster, interrupted while both workers hold a task that
+    would not finish for minutes: it exits, and no worker process outlives it."""
+    import subprocess
+    import sys
+
+    root, models, *_ = tiny_run
+    hold = tmp_path / "hold"
+    hold.mkdir()
+    command = [sys.executable, "-c", "import sys; from engine.cli import main; sys.exit(main(sys.argv[1:]))",
+               "sweep", "--data", str(root), "--models", str(models), "--out", str(tmp_path / "store"),
+               "--methods", *METHODS, "--ig-steps", "4", "--ig-tolerance", "0", "--chunk", "4", "--workers", "2",
+               "--dashboard-address", "none"]
+    # a background shell may have left SIGINT ignored: the command gets Python's own handler
+    sweep = subprocess.Popen(command, env={**os.environ, HOLD_ENV: str(hold)}, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, text=True,
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        started = wait_until(lambda: len(list(hold.glob("*.started"))) >= 2 and list(hold.glob("*.started")),
+                             timeout=300)
+        workers = {int(path.name.split(".")[1]) for path in started}
+        sweep.send_signal(signal.SIGINT)
+        # the held tasks would run until HOLD_CAP_S (300 s): waiting for them is the hang
+        sweep.wait(timeout=120)
+    finally:
+        if sweep.poll() is None:
+            sweep.kill()
+    assert sweep.returncode != 0
+
+    def gone(pid: int) -> bool:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        return False
+
+    wait_until(lambda: all(gone(pid) for pid in workers), timeout=60)
+    assert not files_of(tmp_path / "store")  # nothing finished, nothing half-written

@@ -10,7 +10,9 @@ replace themselves (see ``store``), so no row is written twice.
 from __future__ import annotations
 
 import os
-from contextlib import contextmanager
+import signal
+import threading
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Callable, Iterator, Sequence
 
@@ -37,10 +39,35 @@ def open_client(scheduler: str | None = None, workers: int | None = None,
         with Client(scheduler) as client:
             yield client
         return
-    with LocalCluster(n_workers=workers or default_workers(), threads_per_worker=1, processes=True,
-                      dashboard_address=dashboard_address, resources={"GPU": 1} if gpu else None) as cluster, \
-            Client(cluster) as client:
+    cluster = LocalCluster(n_workers=workers or default_workers(), threads_per_worker=1, processes=True,
+                           dashboard_address=dashboard_address, resources={"GPU": 1} if gpu else None)
+    client = Client(cluster)
+    try:
         yield client
+    except BaseException:
+        stop_local_cluster(client, cluster)
+        raise
+    client.close()
+    cluster.close()
+
+
+STOP_SECONDS = 5  # how long an interrupted sweep waits for its local workers before killing them
+
+
+def stop_local_cluster(client: Client, cluster: LocalCluster, seconds: float = STOP_SECONDS) -> None:
+    """Close an interrupted sweep's client and local cluster within about ``seconds`` each,
+    then kill any worker process still alive: a worker deep in a task (a long forward pass
+    holds the GIL) may not answer a polite close, and Ctrl-C must not wait for the task."""
+    pids = [nanny.process.pid for nanny in cluster.workers.values() if getattr(nanny, "process", None)]
+    for close in (client.close, cluster.close):
+        try:
+            close(timeout=seconds)
+        except Exception:  # noqa: BLE001 - tearing down after an interrupt: the kill below is the bound
+            pass
+    for pid in pids:
+        if pid is not None:
+            with suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
 
 def dashboard_link(client: Client) -> str | None:
@@ -103,7 +130,11 @@ def run_sweep(client: Client, tasks: Sequence[Task], spec: SweepSpec, *, progres
                 future.release()
                 bar.update(1)
     except BaseException:
-        client.cancel(futures, force=True)
+        # with a bound: an interrupt that landed inside a call to the cluster can leave the
+        # next call waiting on its event loop for good
+        canceller = threading.Thread(target=client.cancel, args=(futures,), kwargs={"force": True}, daemon=True)
+        canceller.start()
+        canceller.join(STOP_SECONDS)
         raise
     if not report.task_errors:
         report.pruned = prune(spec.out, tasks)
