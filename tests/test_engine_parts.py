@@ -190,8 +190,11 @@ def test_catalogue_names_a_missing_image_and_checks_the_split(tiny_run, tmp_path
     copy = tmp_path / "copy"
     shutil.copytree(root, copy)
     (copy / first.path).unlink()
+    # one lost file is that image's problem only: named, and refused when loaded
+    damaged = ImageCatalogue(copy, manifest)
+    assert list(damaged.missing) == [first.id] and first.path in damaged.missing[first.id]
     with pytest.raises(DataError, match=first.path.split("/")[-1]):
-        ImageCatalogue(copy, manifest)
+        damaged.load([first], 16)
 
 
 # ---------------------------------------------------------------- priority lock
