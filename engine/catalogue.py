@@ -9,7 +9,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 
 from .data import DataError, Sample, dataset_fingerprint, load_image, load_mask, read_manifest
-from .data.images import check_pair
+from .data.images import check_pair, mask_files
 from .files import file_sha256
 
 SPLITS = ("train", "test")
@@ -39,7 +39,9 @@ class ImageCatalogue:
         # image id -> the line naming its missing image or mask
         self.missing: dict[str, str] = {}
         for s in self.samples:
-            gone = next((path for path in (s.path, s.mask_path) if path and not (self.data_root / path).is_file()), None)
+            # a mask path may name a folder of masks to unite (MVTec LOCO AD, AutoVI)
+            gone = next((path for path in (s.path, s.mask_path)
+                         if path and not any(p.is_file() for p in mask_files(self.data_root, path))), None)
             if gone is not None:
                 self.missing[s.id] = (f"{self.data_root / gone}: listed in {self.manifest_path} but missing; "
                                       "restore it, or point --data at the category the models were trained on")
