@@ -88,24 +88,8 @@ def stage_activations(net: nn.Module, stage: str, x: torch.Tensor) -> torch.Tens
 
 def unit_thresholds(activations: torch.Tensor, quantile: float = QUANTILE) -> torch.Tensor:
     """Per unit, the ``quantile`` of its values over all images and positions: (N, K, h, w)
-    -> (K,) float64, exactly ``np.percentile(values, 100 * quantile)`` (linear interpolation).
-
-    The two order statistics around the quantile's position are found with ``kthvalue``,
-    a few units at a time so the per-unit copy stays small.
-    """
-    n_units = activations.shape[1]
-    per_unit = activations[:, 0].numel()
-    position = quantile * (per_unit - 1)
-    lo, frac = int(np.floor(position)), position - np.floor(position)
-    hi = min(lo + 1, per_unit - 1)
-    chunk = max(1, UPSAMPLED_ELEMENTS // max(per_unit, 1))
-    out = torch.empty(n_units, dtype=torch.float64)
-    for start in range(0, n_units, chunk):
-        values = activations[:, start:start + chunk].transpose(0, 1).reshape(-1, per_unit)
-        low = values.kthvalue(lo + 1, dim=1).values.double()
-        high = values.kthvalue(hi + 1, dim=1).values.double()
-        out[start:start + chunk] = (low + frac * (high - low)).cpu()
-    return out
+    -> (K,) float64, exactly ``np.percentile(values, 100 * quantile)`` (linear interpolation)."""
+    return threshold_units(activations, quantile).values
 
 
 TIE_ULPS = 4  # a pixel within this many float32 ulps of T_k (relative) is tied with it
@@ -129,25 +113,36 @@ def tie_band(thresholds: torch.Tensor) -> torch.Tensor:
 
 def threshold_units(activations: torch.Tensor, quantile: float = QUANTILE) -> UnitThresholds:
     """T_k, its tie share and whether it is the unit's maximum, from the split's activations
-    (N, K, h, w) at the stage's own resolution."""
-    values = unit_thresholds(activations, quantile)
+    (N, K, h, w) at the stage's own resolution, in one pass over the units.
+
+    T_k is interpolated between the two order statistics around the quantile's position,
+    found with ``kthvalue``, a few units at a time so the per-unit copy stays small.
+    """
     n_units = activations.shape[1]
     per_unit = activations[:, 0].numel()
+    position = quantile * (per_unit - 1)
+    lo, frac = int(np.floor(position)), position - np.floor(position)
+    hi = min(lo + 1, per_unit - 1)
     budget = (1 - quantile) * per_unit
+    values = torch.empty(n_units, dtype=torch.float64)
     shares, at_max = torch.zeros(n_units, dtype=torch.float64), torch.zeros(n_units, dtype=torch.bool)
     chunk = max(1, UPSAMPLED_ELEMENTS // max(per_unit, 1))
     for start in range(0, n_units, chunk):
-        unit_values = activations[:, start:start + chunk].transpose(0, 1).reshape(-1, per_unit).double()
-        t = values[start:start + chunk, None]
+        rows = activations[:, start:start + chunk].transpose(0, 1).reshape(-1, per_unit)
+        low = rows.kthvalue(lo + 1, dim=1).values.double()
+        high = rows.kthvalue(hi + 1, dim=1).values.double()
+        t = (low + frac * (high - low)).cpu()
+        values[start:start + chunk] = t
+        rows, t = rows.double().cpu(), t[:, None]
         band = tie_band(t)
-        above = (unit_values > t + band).sum(1).double()
-        tied = ((unit_values - t).abs() <= band).sum(1).double()
+        above = (rows > t + band).sum(1).double()
+        tied = ((rows - t).abs() <= band).sum(1).double()
         # a tie at the unit's floor (ReLU's 0) is where it is off: it fires on less than the
         # budget, above the floor only
-        at_floor = unit_values.amin(1) >= t[:, 0] - band[:, 0]
+        at_floor = rows.amin(1) >= t[:, 0] - band[:, 0]
         share = torch.where((tied > 0) & ~at_floor, (budget - above) / tied.clamp_min(1), torch.zeros_like(tied))
         shares[start:start + chunk] = share.clamp(0, 1)
-        at_max[start:start + chunk] = unit_values.amax(1) <= t[:, 0] + band[:, 0]
+        at_max[start:start + chunk] = rows.amax(1) <= t[:, 0] + band[:, 0]
     return UnitThresholds(values, shares, at_max)
 
 
