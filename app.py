@@ -23,7 +23,7 @@ More options after ``--args``: ``--manifest FILE``, ``--device DEV``, ``--cache-
 ``--ig-steps N``, ``--no-warm``. Useful server options: ``--num-threads 8`` (the app sets 8
 when none is given, so one slow image never blocks other visitors), ``--port``, ``--address``,
 ``--allow-websocket-origin``: requests whose Host or Origin is neither localhost / 127.0.0.1 on
-the served port nor allowed by it are refused (:mod:`dashboard.allowed_hosts`; with ``--warm``
+the served port nor allowed by it are refused (:mod:`pixel_evidence.dashboard.allowed_hosts`; with ``--warm``
 from before the server listens).
 
 The models are loaded once per server process and shared by every browser session; once the
@@ -34,9 +34,9 @@ models are missing, the page says which ``pixel-evidence`` command creates them.
 import logging
 import sys
 
-from dashboard.app import create_app, problem_view
-from dashboard.config import ConfigError, parse_args
-from dashboard.setup_problem import describe_setup_error
+from pixel_evidence.dashboard.app import create_app, problem_view
+from pixel_evidence.dashboard.config import ConfigError, parse_args
+from pixel_evidence.dashboard.setup_problem import describe_setup_error
 
 _log = logging.getLogger("pixel_evidence")
 if not _log.handlers:  # once per process: the script runs again for every session

@@ -37,18 +37,17 @@ from captum.attr import IntegratedGradients as CaptumIG  # noqa: E402
 from captum.attr import LayerAttribution, LayerGradCam  # noqa: E402
 from captum.attr import Saliency as CaptumSaliency  # noqa: E402
 
-from engine import explain as explain_mod  # noqa: E402
-from engine import model_pool  # noqa: E402
 from benchmarks.config import DEFAULT_OUT  # noqa: E402
-from engine.run_folders import writable  # noqa: E402
 from benchmarks.report import machine_info, machine_line  # noqa: E402
-from engine.explainers import REGISTRY  # noqa: E402
-from engine.explainers.base import Attribution, Explainer  # noqa: E402
-from engine.explainers.gradcam import GradCAM  # noqa: E402
-from engine.explainers.integrated_gradients import IntegratedGradients  # noqa: E402
-from engine.explainers.saliency import Saliency  # noqa: E402
-from engine.models import fold_batchnorm  # noqa: E402
-
+from pixel_evidence.engine import explain as explain_mod  # noqa: E402
+from pixel_evidence.engine import model_pool  # noqa: E402
+from pixel_evidence.explainers import REGISTRY  # noqa: E402
+from pixel_evidence.explainers.base import Attribution, Explainer  # noqa: E402
+from pixel_evidence.explainers.gradcam import GradCAM  # noqa: E402
+from pixel_evidence.explainers.integrated_gradients import IntegratedGradients  # noqa: E402
+from pixel_evidence.explainers.saliency import Saliency  # noqa: E402
+from pixel_evidence.models import fold_batchnorm  # noqa: E402
+from pixel_evidence.run_folders import writable  # noqa: E402
 
 # ---------------------------------------------------------------- the engine's earlier explainers
 

@@ -7,10 +7,10 @@ own module.
 One run writes ``benchmark.json`` and ``benchmark.md`` into ``--out`` (default
 ``benchmarks/results/``, see ``report``). Sections:
 
-cold        latency of one uncached ``engine.explain`` per method and for all three, beside
+cold        latency of one uncached ``pixel_evidence.engine.explain`` per method and for all three, beside
             (a) the original study's way of computing the same maps (``original``) and
             (b) the floor: the bare forward/backward passes the methods need (``floor``);
-warm        cache-hit latency of ``engine.explain`` (p50, p95);
+warm        cache-hit latency of ``pixel_evidence.engine.explain`` (p50, p95);
 methods     the cold per-image cost of every registered method on its own, default settings
             (these three in ``latency``);
 evaluation  ``explain_many`` over the test split, and over 2x and 4x as many images;
@@ -40,9 +40,10 @@ from typing import Any, Sequence
 
 import torch
 
+from pixel_evidence.run_folders import writable
+
 from . import bench_server
 from .config import DEFAULT_OUT, IG_QUADRATURES, SECTIONS, BenchConfig
-from engine.run_folders import writable
 from .contention import bench_contention
 from .integrated_gradients import bench_ig_accuracy, bench_ig_chunks
 from .latency import bench_cold, bench_methods, bench_warm

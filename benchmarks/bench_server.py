@@ -68,7 +68,7 @@ def _session(engine):
     import panel as pn
     from bokeh.document import Document
 
-    from dashboard.app import Dashboard
+    from pixel_evidence.dashboard.app import Dashboard
 
     dash = Dashboard(engine)
     pn.panel(dash).get_root(Document())  # Bokeh models exist, as for a served session
@@ -253,7 +253,7 @@ def evict_from_page_cache(*folders: Path) -> dict[str, float]:
     return {"evicted_files": files, "evicted_mb": size / 2**20}
 
 
-# the host's line after closed sessions' memory was given back (dashboard.session_memory.SessionLedger)
+# the host's line after closed sessions' memory was given back (pixel_evidence.dashboard.session_memory.SessionLedger)
 _RELEASED = re.compile(r"released the memory of closed sessions \((\d+) closed, (\d+) open\)")
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.run_folders import PROJECT_ROOT, RUNS
+from pixel_evidence.run_folders import PROJECT_ROOT, RUNS
 
 # A run writes into runs/bench; the shipped report in benchmarks/results/ needs --write-shipped.
 DEFAULT_OUT = RUNS / "bench"
@@ -45,6 +45,6 @@ class BenchConfig:
     server_timeout: float = 240.0
     fallback_image_size: int = 224
     method_images: int = 2
-    sweep_chunk: int = 16                   # images per sweep task (engine.sweep.spec.DEFAULT_CHUNK)
+    sweep_chunk: int = 16                   # images per sweep task (pixel_evidence.sweep.spec.DEFAULT_CHUNK)
     sections: tuple[str, ...] = SECTIONS
     update: bool = False                    # keep the skipped sections of the report already in out

@@ -1,5 +1,5 @@
 """How Integrated Gradients' completeness gap falls with the steps, per quadrature, on the
-shipped seed-42 model: the study behind the tolerance scheme (engine/explainers/ig_path.py).
+shipped seed-42 model: the study behind the tolerance scheme (pixel_evidence/explainers/ig_path.py).
 
 Every rule's attribution total is sum_i w_i s(alpha_i), with s = dF/dalpha = grad . (x - b)
 at its nodes, so a rule's gap needs only the slopes at its nodes. Uniform grids of 2^k + 1
@@ -40,7 +40,7 @@ SCHEME_TOLERANCE, SCHEME_CAP = 0.005, 256
 
 def split_rule(n: int) -> tuple[np.ndarray, np.ndarray]:
     """Gauss-Legendre with ``SPLIT_SHARE`` of ``n`` nodes on [0, SPLIT_AT], the rest on [SPLIT_AT, 1]."""
-    from engine.explainers.ig_path import gauss_legendre
+    from pixel_evidence.explainers.ig_path import gauss_legendre
 
     near = round(SPLIT_SHARE * n)
     (a, wa), (b, wb) = gauss_legendre(near), gauss_legendre(n - near)
@@ -70,10 +70,10 @@ def grid_rules(slopes: np.ndarray) -> list[dict]:
 
 
 def measure(n_images: int, out: Path) -> None:
-    from engine.data.synthetic import ensure_default_data
-    from engine.explain import ExplanationEngine
-    from engine.explainers.ig_path import gauss_legendre, integrate_to_tolerance
-    from engine.files import atomic_write_text
+    from pixel_evidence.data.synthetic import ensure_default_data
+    from pixel_evidence.engine.explain import ExplanationEngine
+    from pixel_evidence.explainers.ig_path import gauss_legendre, integrate_to_tolerance
+    from pixel_evidence.files import atomic_write_text
 
     from .integrated_gradients import _ig_on
     from .measured_engine import input_and_target

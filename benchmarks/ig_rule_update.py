@@ -30,12 +30,12 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from engine.choices import ig_params
-from engine.cli import main as cli_main
-from engine.data import synthetic
-from engine.evaluate import ANALYSES, AnalysisSettings, _csv_text, unit_rows
-from engine.explain import ExplanationEngine
-from engine.files import atomic_write_bytes, atomic_write_text
+from pixel_evidence.choices import ig_params
+from pixel_evidence.cli import main as cli_main
+from pixel_evidence.data import synthetic
+from pixel_evidence.engine.explain import ExplanationEngine
+from pixel_evidence.evaluate import ANALYSES, AnalysisSettings, _csv_text, unit_rows
+from pixel_evidence.files import atomic_write_bytes, atomic_write_text
 
 FIRST_REFINEMENT = 25  # 17 initial nodes + 8: where the old rule could stop
 KEY = ["image_id", "method"]

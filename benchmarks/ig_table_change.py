@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from engine import metrics
+from pixel_evidence import metrics
 
 KEY = ["seed", "split", "image_id"]
 

@@ -15,8 +15,8 @@ from .timing import Clock, median, percentile
 
 def _ig_on(engine, seed: int, **params: Any):
     """The engine's Integrated Gradients with ``params`` on ``seed``'s classifier."""
-    from engine.explainers.integrated_gradients import IntegratedGradients
-    from engine.models import ClassifierView
+    from pixel_evidence.explainers.integrated_gradients import IntegratedGradients
+    from pixel_evidence.models import ClassifierView
 
     net, meta = engine.model(seed)
     norm = meta["normalization"]
@@ -39,9 +39,9 @@ def bench_ig_accuracy(engine, seed: int, cfg: BenchConfig, clock: Clock) -> dict
     each quadrature and step count, and for the tolerance scheme at each of ``cfg.ig_tolerances``
     (steps used, share converged). Every row carries its rule's weight sum: 1 for the engine's
     rules (results measured before they replaced captum's show captum's trapezoid, (n - 1) / n)."""
-    from engine.choices import IG_MAX_STEPS
-    from engine.explainers.ig_path import fixed_rule
-    from engine.explainers.integrated_gradients import IntegratedGradients
+    from pixel_evidence.choices import IG_MAX_STEPS
+    from pixel_evidence.explainers.ig_path import fixed_rule
+    from pixel_evidence.explainers.integrated_gradients import IntegratedGradients
 
     ids = defect_ids(engine)[: max(1, cfg.ig_images)]
     inputs = []
@@ -93,7 +93,7 @@ def bench_ig_accuracy(engine, seed: int, cfg: BenchConfig, clock: Clock) -> dict
 def bench_ig_chunks(engine, seed: int, cfg: BenchConfig, clock: Clock) -> dict[str, Any]:
     """Seconds of one image's IG (the engine's settings) per chunk size: the steps of one
     forward/backward. Justifies the chunk the engine picks on this device."""
-    from engine.explainers.integrated_gradients import IntegratedGradients
+    from pixel_evidence.explainers.integrated_gradients import IntegratedGradients
 
     params = {**engine.params_of("ig")}
     steps = int(params["n_steps"])

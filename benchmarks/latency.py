@@ -19,8 +19,8 @@ from .timing import Clock, median, percentile, ratio
 def bench_cold(engine, seed: int, cfg: BenchConfig, clock: Clock, notes: list[str]) -> dict[str, Any]:
     """Uncached ``explain`` per method and for all three, each call timed beside its floor;
     the original study's way once per image and key."""
-    from engine.explainers.integrated_gradients import IntegratedGradients
-    from engine.models import load_model
+    from pixel_evidence.explainers.integrated_gradients import IntegratedGradients
+    from pixel_evidence.models import load_model
 
     ids = defect_ids(engine)[: max(1, cfg.cold_images)]
     net, _ = engine.model(seed)
@@ -118,8 +118,8 @@ class EvaluationIG:
     ``evaluate`` and ``sweep`` compute), for timing beside the engine under measurement."""
 
     def __init__(self, engine, seed: int, first_image: str):
-        from engine.choices import EVALUATE_IG_TOLERANCE, IG_MAX_STEPS, ig_params
-        from engine.explain import ExplanationEngine
+        from pixel_evidence.choices import EVALUATE_IG_TOLERANCE, IG_MAX_STEPS, ig_params
+        from pixel_evidence.engine.explain import ExplanationEngine
 
         self.params = ig_params(25, EVALUATE_IG_TOLERANCE, IG_MAX_STEPS)
         self.seed = seed
@@ -149,7 +149,7 @@ class EvaluationIG:
 
 
 def bench_warm(engine, seed: int, cfg: BenchConfig, clock: Clock) -> dict[str, Any]:
-    """Cache-hit latency of ``engine.explain`` (all three methods) over the cold section's images."""
+    """Cache-hit latency of ``pixel_evidence.engine.explain`` (all three methods) over the cold section's images."""
     ids = defect_ids(engine)[: max(1, cfg.cold_images)]
     for image_id in ids:
         engine.explain(seed, "test", image_id, list(ALL))
@@ -163,8 +163,8 @@ def bench_warm(engine, seed: int, cfg: BenchConfig, clock: Clock) -> dict[str, A
 
 
 def bench_methods(engine, seed: int, cfg: BenchConfig, clock: Clock) -> dict[str, Any]:
-    """Cold ``engine.explain`` of each registered method alone: what one click costs in the UI."""
-    from engine.explainers import REGISTRY
+    """Cold ``pixel_evidence.engine.explain`` of each registered method alone: what one click costs in the UI."""
+    from pixel_evidence.explainers import REGISTRY
 
     ids = defect_ids(engine)[: max(1, cfg.method_images)]
     engine.explain(seed, "test", ids[0], ["saliency"])  # the model and its prepared copy are loaded

@@ -16,9 +16,9 @@ log = logging.getLogger("pixel_evidence.bench")
 
 def _fallback_models(data_root: Path, size: int, folder: Path) -> Path:
     """A freshly initialised lite0 model saved like a shipped one (when none is trained yet)."""
-    from engine.data import prepare_manifest, read_manifest
-    from engine.files import file_sha256
-    from engine.models import MultitaskNet, WeightsUnavailableError, backbone_normalization, save_checkpoint
+    from pixel_evidence.data import prepare_manifest, read_manifest
+    from pixel_evidence.files import file_sha256
+    from pixel_evidence.models import MultitaskNet, WeightsUnavailableError, backbone_normalization, save_checkpoint
 
     manifest = folder / "manifest.csv"
     shipped = DEFAULT_MODELS / "manifest.csv"
@@ -45,9 +45,9 @@ def _fallback_models(data_root: Path, size: int, folder: Path) -> Path:
 
 def open_engine(cfg: BenchConfig, scratch: Path):
     """The engine to measure and a description of its model (the report's ``model`` block)."""
-    from engine.data.synthetic import ensure_default_data
-    from engine.explain import ExplanationEngine
-    from engine.models import available_seeds
+    from pixel_evidence.data.synthetic import ensure_default_data
+    from pixel_evidence.engine.explain import ExplanationEngine
+    from pixel_evidence.models import available_seeds
 
     data = Path(cfg.data) if cfg.data else ensure_default_data()
     models = Path(cfg.models) if cfg.models else DEFAULT_MODELS

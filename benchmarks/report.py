@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from engine.files import atomic_write_text
+from pixel_evidence.files import atomic_write_text
 
 from .throughput import mean_run
 from .timing import ratio
@@ -189,7 +189,7 @@ def markdown(result: dict) -> str:
                       "and shows each map's gap.", ""]
     warm = result.get("warm") or {}
     if warm.get("requests"):
-        lines += ["## Warm latency (cache hit, `engine.explain`, all three methods)", "",
+        lines += ["## Warm latency (cache hit, `pixel_evidence.engine.explain`, all three methods)", "",
                   "| requests | p50 | p95 | max |", "|---|---|---|---|",
                   f"| {warm['requests']} | {_number(warm['p50_ms'], 2, ' ms')} | {_number(warm['p95_ms'], 2, ' ms')} | "
                   f"{_number(warm['max_ms'], 2, ' ms')} |", ""]

@@ -21,12 +21,12 @@ from typing import Any
 import pandas as pd
 from dask.distributed import Client, LocalCluster
 
-from engine.sweep.costs import PREDICTION_SECONDS, method_costs
-from engine.sweep.plan import Task, method_groups, plan
-from engine.sweep.run import run_sweep
-from engine.sweep.spec import DEFAULT_CHUNK, Category, SweepSpec
-from engine.sweep.store import write_task
-from engine.sweep.worker import engine_for, task_rows
+from pixel_evidence.sweep.costs import PREDICTION_SECONDS, method_costs
+from pixel_evidence.sweep.plan import Task, method_groups, plan
+from pixel_evidence.sweep.run import run_sweep
+from pixel_evidence.sweep.spec import DEFAULT_CHUNK, Category, SweepSpec
+from pixel_evidence.sweep.store import write_task
+from pixel_evidence.sweep.worker import engine_for, task_rows
 
 from .config import BenchConfig
 

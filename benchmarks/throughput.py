@@ -53,9 +53,9 @@ def mean_run(runs: Sequence[dict], multiplier: int, field: str) -> float:
 
 def bench_training(engine, seed: int, cfg: BenchConfig, clock: Clock, notes: list[str]) -> dict[str, Any]:
     """Time the training step of ``engine.train`` with the checkpoint's recorded recipe."""
-    from engine.data import load_arrays
-    from engine.models import load_model
-    from engine.models.train import TrainConfig, augment, class_weights, multitask_loss, stages_to_freeze
+    from pixel_evidence.data import load_arrays
+    from pixel_evidence.models import load_model
+    from pixel_evidence.models.train import TrainConfig, augment, class_weights, multitask_loss, stages_to_freeze
 
     meta = engine.meta[seed]
     hp = {**asdict(TrainConfig()), **meta.get("hyperparameters", {})}

@@ -1,6 +1,6 @@
 """A small classifier of your own, for `pixel-evidence train --model-module examples/tiny_model.py:build`.
 
-`build(num_classes)` returns an `engine.models.UserModel`: the network ((B, 3, H, W)
+`build(num_classes)` returns an `pixel_evidence.models.UserModel`: the network ((B, 3, H, W)
 normalized images -> (B, num_classes) logits), the module path of the layer Grad-CAM reads
 (a conv block whose output is a (B, K, h, w) feature map) and the input normalization.
 The training modes treat the network's top-level children as stages: all but the last
@@ -9,7 +9,7 @@ are the encoder (`--mode feature-extraction` freezes them), the last is the head
 
 from torch import nn
 
-from engine.models import Normalization, UserModel
+from pixel_evidence.models import Normalization, UserModel
 
 
 def _block(c_in: int, c_out: int) -> nn.Sequential:

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from engine.data import prepare_manifest
-from engine.models.train import TrainConfig, train_seeds
+from pixel_evidence.data import prepare_manifest
+from pixel_evidence.models.train import TrainConfig, train_seeds
 
 
 def make_mvtec_tree(root: Path, *, n_train_good: int = 6, n_test: dict[str, int] | None = None,
@@ -82,7 +82,7 @@ def data(tiny_run, tmp_path):
 def engine(tiny_run):
     """An engine on the tiny models (IG with 4 steps), one per test module; modules that
     need another set-up define their own ``engine``."""
-    from engine.explain import ExplanationEngine
+    from pixel_evidence.engine.explain import ExplanationEngine
 
     root, models, *_ = tiny_run
     eng = ExplanationEngine(root, models, device="cpu", method_params={"ig": {"n_steps": 4}})
@@ -95,7 +95,7 @@ def dash(engine):
     """The dashboard built in-process on the module's ``engine`` (no browser, no server)."""
     import panel as pn
 
-    from dashboard.app import create_app
+    from pixel_evidence.dashboard.app import create_app
 
     # with a server session's document current, create_app would defer the view to its page load
     assert pn.state.curdoc is None, "a server session's document is still Bokeh's current document"

@@ -9,12 +9,11 @@ import pytest
 import torch
 from torch import nn
 
-from engine.metrics.faithfulness import perturbation_curve, pixel_order, reference_image
-from engine.metrics import (SANITY_PASS_THRESHOLD, agreement, curve_auc, pearson, spearman, top_fraction_iou,
-                            top_fraction_membership)
-from engine.models import MultitaskNet
-from engine.metrics.sanity import cascading_randomization
-
+from pixel_evidence.checks.faithfulness import perturbation_curve, pixel_order, reference_image
+from pixel_evidence.checks.sanity import cascading_randomization
+from pixel_evidence.metrics import (SANITY_PASS_THRESHOLD, agreement, curve_auc, pearson, spearman, top_fraction_iou,
+                                    top_fraction_membership)
+from pixel_evidence.models import MultitaskNet
 
 # ------------------------------------------------------------------ agreement
 
@@ -126,12 +125,12 @@ def test_blur_reference_is_smooth():
 
 @pytest.fixture(scope="module")
 def trained_tiny(tiny_run):
-    from engine.models import load_model
-    from engine.data import load_image, to_normalized_tensor
+    from pixel_evidence.data import load_image, to_normalized_tensor
+    from pixel_evidence.models import load_model
 
     root, models = tiny_run[0], tiny_run[1]
     net, meta = load_model(models, 7)
-    from engine.data import read_manifest
+    from pixel_evidence.data import read_manifest
     sample = next(s for s in read_manifest(tiny_run[2]) if s.cls != "good")
     x = to_normalized_tensor(load_image(root, sample, 64), **meta["normalization"])
     return net, meta, x
@@ -154,8 +153,8 @@ def test_randomization_changes_gradient_maps(trained_tiny, method):
 
 def test_a_map_that_ignores_the_weights_fails(trained_tiny, monkeypatch):
     """An 'explainer' that returns the image's brightness never changes: it must fail."""
-    from engine.explainers import REGISTRY
-    from engine.explainers.base import Attribution, Explainer
+    from pixel_evidence.explainers import REGISTRY
+    from pixel_evidence.explainers.base import Attribution, Explainer
 
     class Brightness(Explainer):
         key, label = "brightness", "Brightness"

@@ -9,14 +9,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
-
 from conftest import make_mvtec_tree
-from engine.cli import main as cli_main
-from engine.data import DataError, layout_of, load_mask, prepare_manifest, read_manifest, scan_data
-from engine.data.images import mask_files
 from layout_trees import (make_bmad_tree, make_btech_tree, make_kolektor_tree, make_loco_tree, make_mvtec2_tree,
                           make_realiad_tree)
+from PIL import Image
+
+from pixel_evidence.cli import main as cli_main
+from pixel_evidence.data import DataError, layout_of, load_mask, prepare_manifest, read_manifest, scan_data
+from pixel_evidence.data.images import mask_files
 
 # layout -> (builder, classes, image count, one defect image's id and its expected mask path)
 SETS = {
@@ -142,7 +142,7 @@ def test_realiad_without_its_lists_says_where_they_belong(tmp_path):
 
 def test_a_set_through_the_manifest(tmp_path):
     """The manifest of a LOCO category lists mask folders, and the fingerprint covers their files."""
-    from engine.data import dataset_fingerprint
+    from pixel_evidence.data import dataset_fingerprint
 
     root = make_loco_tree(tmp_path / "loco")
     samples = prepare_manifest(root, tmp_path / "manifest.csv")
@@ -155,7 +155,7 @@ def test_a_set_through_the_manifest(tmp_path):
 
 def test_a_missing_mask_names_the_nearest_files_among_many(tmp_path):
     """Beside a folder of many masks the message names the few most like the one expected."""
-    from engine.data import Sample, load_mask
+    from pixel_evidence.data import Sample, load_mask
 
     root = make_btech_tree(tmp_path / "b", n=12)
     (root / "ground_truth" / "ko" / "0007.png").rename(root / "ground_truth" / "ko" / "0007 (copy).png")

@@ -10,11 +10,11 @@ import shutil
 import pytest
 from PIL import Image
 
-from engine.catalogue import ImageCatalogue
-from engine.data import DataError
-from engine.explain import ExplanationEngine
-from engine.model_pool import ModelPool
-from engine.models import CheckpointError
+from pixel_evidence.data import DataError
+from pixel_evidence.engine.catalogue import ImageCatalogue
+from pixel_evidence.engine.explain import ExplanationEngine
+from pixel_evidence.engine.model_pool import ModelPool
+from pixel_evidence.models import CheckpointError
 
 
 def pool_on(root, models) -> ModelPool:

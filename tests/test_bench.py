@@ -1,4 +1,4 @@
-"""Smoke test of ``pixel-evidence bench`` on the tiny models: every section runs and the
+"""Smoke test of ``python -m benchmarks`` on the tiny models: every section runs and the
 JSON carries every field. No timing is asserted; everything is written under tmp_path."""
 
 from __future__ import annotations
@@ -9,10 +9,10 @@ import statistics
 import pytest
 import torch
 
+from benchmarks.bench import main as bench_main
 from benchmarks.report import REQUIRED_KEYS, TARGETS
-from engine.choices import EVALUATE_IG_TOLERANCE, IG_MAX_STEPS
-from engine.cli import main
-from engine.explainers import REGISTRY
+from pixel_evidence.choices import EVALUATE_IG_TOLERANCE, IG_MAX_STEPS
+from pixel_evidence.explainers import REGISTRY
 
 
 def _node(result: dict, path: str) -> dict:
@@ -28,7 +28,7 @@ def test_bench_writes_every_field(tiny_run, tmp_path, capsys):
     threads = torch.get_num_threads()
     try:
         # one thread: the smoke test stays quick even when other jobs load the CPU
-        code = main(["bench", "--data", str(root), "--models", str(models), "--out", str(out), "--seed", "7",
+        code = bench_main(["--data", str(root), "--models", str(models), "--out", str(out), "--seed", "7",
                      "--device", "cpu", "--cold-images", "1", "--warm-requests", "5", "--eval-images", "1",
                      "--eval-multipliers", "1 2 4", "--train-steps", "1", "--ig-steps", "2 4",
                      "--ig-methods", "riemann_trapezoid", "gausslegendre", "--ig-images", "1", "--ig-chunks", "1 4",
@@ -89,7 +89,7 @@ def test_bench_writes_every_field(tiny_run, tmp_path, capsys):
     # --update re-measures one section and keeps the others, each saying which run it is from
     threads = torch.get_num_threads()
     try:
-        code = main(["bench", "--data", str(root), "--models", str(models), "--out", str(out), "--seed", "7",
+        code = bench_main(["--data", str(root), "--models", str(models), "--out", str(out), "--seed", "7",
                      "--device", "cpu", "--warm-requests", "7", "--cold-images", "1", "--only", "warm", "--update",
                      "--threads", "1"])
     finally:
@@ -108,10 +108,21 @@ def test_update_without_an_earlier_report_fails_before_measuring(tmp_path, capsy
     """``--update`` with an ``--out`` that holds no report: a one-line error at once, naming
     the file and the folder to pass, and nothing measured or written (it used to fail only
     after every section had run, losing their results)."""
-    from benchmarks.bench import main as bench_main
-
     out = tmp_path / "bench"
     assert bench_main(["--only", "dashboard", "--update", "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert err.startswith("error: --update") and str(out / "benchmark.json") in err and "benchmarks/results" in err
     assert not out.exists()
+
+
+def test_the_benchmark_refuses_to_write_into_the_shipped_report_unless_told(tmp_path, capsys, monkeypatch):
+    """The benchmark's ``--out`` guard is the commands' guard: benchmarks/results/ needs --write-shipped."""
+    from pixel_evidence.run_folders import PROJECT_ROOT
+
+    monkeypatch.chdir(tmp_path)
+    shipped = PROJECT_ROOT / "benchmarks" / "results"
+    before = {str(p): p.stat().st_mtime_ns for p in shipped.rglob("*")}
+    assert bench_main(["--out", str(shipped), "--only", "warm"]) == 2
+    err = capsys.readouterr().err.strip().split("\n")[-1]
+    assert err.startswith("error: --") and "is a shipped folder of the checkout; pass --write-shipped" in err
+    assert {str(p): p.stat().st_mtime_ns for p in shipped.rglob("*")} == before and not (tmp_path / "runs").exists()

@@ -55,8 +55,8 @@ def engine(tiny_run, tmp_path_factory):
     """The tiny models (copied, so their results folder is private to this module), their test
     split evaluated: the least the summary's score choice and the results download need."""
     _require_browser()
-    from engine.evaluate import evaluate
-    from engine.explain import ExplanationEngine
+    from pixel_evidence.engine.explain import ExplanationEngine
+    from pixel_evidence.evaluate import evaluate
 
     root, models, *_ = tiny_run
     copy = tmp_path_factory.mktemp("browser") / "models"
@@ -71,7 +71,7 @@ class Served:
     """A Panel server running in a thread of its own, and the pages it has built."""
 
     def __init__(self, engine: Any):
-        from dashboard.host import EngineHost
+        from pixel_evidence.dashboard.host import EngineHost
 
         self.host = EngineHost.for_engine(engine)  # one host for all sessions, as under ``panel serve``
         self.engine = engine
@@ -83,7 +83,7 @@ class Served:
         self.url = f"http://127.0.0.1:{self.server.port}/app"
 
     def _page(self) -> Any:
-        from dashboard.app import create_app
+        from pixel_evidence.dashboard.app import create_app
 
         template = create_app(engine=self.engine, host=self.host)
         self.pages.append(weakref.ref(template))
@@ -170,9 +170,9 @@ def _open(page, url: str) -> None:
 
 def _opening(engine) -> str:
     """The image a link without a place opens: by the README's rule, from the module's results."""
-    from dashboard.catalogue import Catalogue
+    from pixel_evidence.dashboard.host import engine_catalogue
 
-    opening = Catalogue.from_engine(engine).opening
+    opening = engine_catalogue(engine).opening
     assert opening, "this module's engine has evaluation results, so the rule names an image"
     return opening
 
@@ -225,7 +225,7 @@ def _shown_tkos(page) -> dict[str, str]:
 
 
 def _expected_tkos(engine, seed, split, image_id, methods=("gradcam", "saliency", "ig")) -> dict[str, str]:
-    from dashboard.formatting import fmt
+    from pixel_evidence.dashboard.formatting import fmt
 
     ex = engine.explain(seed, split, image_id, methods)
     return {k: (fmt(r.tko) if ex.rankable else "—") for k, r in ex.methods.items()}
@@ -286,7 +286,7 @@ def test_class_and_image_changes_update_the_numbers(web, server, engine):
 
 
 def test_ranking_table_matches_the_engine(web, server, engine):
-    from dashboard.formatting import fmt, rank_label
+    from pixel_evidence.dashboard.formatting import fmt, rank_label
 
     _open(web, server)
     seed = engine.seeds[0]
@@ -362,7 +362,7 @@ def test_bad_url_gets_a_notice(web, server, engine):
 def test_the_winning_score_lives_in_the_url(web, server, engine):
     from playwright.sync_api import expect
 
-    from dashboard.formatting import score_name  # the options' labels, which the page's <select> holds
+    from pixel_evidence.dashboard.formatting import score_name  # the options' labels, which the page's <select> holds
 
     web.goto(f"{server}?tab=summary&score=auroc")
     choice = web.locator(".pe-score-select select")
@@ -412,7 +412,7 @@ def test_ten_sessions_at_once(chromium, server, engine):
 def test_new_method_and_faithfulness_curves(web, server, engine):
     """Pick Grad-CAM++ in the Methods box: its row and number appear; then the deletion /
     insertion curves of the image are computed on request and match the engine."""
-    from dashboard.formatting import fmt
+    from pixel_evidence.dashboard.formatting import fmt
 
     _open(web, server)
     seed = engine.seeds[0]
@@ -448,7 +448,7 @@ def test_new_method_and_faithfulness_curves(web, server, engine):
 def test_a_closed_page_lets_go_of_its_session(chromium, served):
     """Closing the page ends its session: the store lets go of its answer and work, the memory
     is collected, and nothing else (thread pools, caches, the host) keeps the page alive."""
-    from dashboard.session_memory import SESSIONS
+    from pixel_evidence.dashboard.session_memory import SESSIONS
 
     context, page = _new_page(chromium)
     _open(page, served.url)

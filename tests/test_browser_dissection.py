@@ -7,7 +7,6 @@ from __future__ import annotations
 import shutil
 
 import pytest
-
 from test_browser import _require_browser, chromium, served, server, web  # noqa: F401 - fixtures, used by name
 
 pytestmark = pytest.mark.filterwarnings("ignore:The inplace keyword in DataFrame.reset_index")
@@ -24,8 +23,9 @@ def _browser_present():
 def engine(tiny_run, tmp_path_factory):
     """The tiny models (copied: the dissection table goes into the copy's results folder), with
     one stage of one seed dissected over the test split."""
-    from engine.dissection_table import DISSECTION_SUBDIR, dissect_seeds
-    from engine.explain import ExplanationEngine
+    from pixel_evidence.dissection.table import DISSECTION_SUBDIR
+    from pixel_evidence.engine.dissector import dissect_seeds
+    from pixel_evidence.engine.explain import ExplanationEngine
 
     root, models, *_ = tiny_run
     copy = tmp_path_factory.mktemp("dissection") / "models"
@@ -40,9 +40,9 @@ def engine(tiny_run, tmp_path_factory):
 def test_units_tab_shows_each_classs_best_unit_with_the_tables_iou(web, server, engine):
     from playwright.sync_api import expect
 
-    from dashboard.formatting import fmt
-    from dashboard.units_view import STRIP_IMAGES
-    from engine.dissection_table import read_dissection
+    from pixel_evidence.dashboard.formatting import fmt
+    from pixel_evidence.dashboard.units_view import STRIP_IMAGES
+    from pixel_evidence.dissection.table import read_dissection
 
     table = read_dissection(engine.models_dir / "results" / "dissection")
     web.goto(server)

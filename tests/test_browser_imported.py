@@ -8,7 +8,6 @@ from __future__ import annotations
 import shutil
 
 import pytest
-
 from test_browser import _require_browser, _wait_for_image, chromium, served, server, web  # noqa: F401 - fixtures
 from test_imported_maps import export_maps
 
@@ -20,9 +19,9 @@ def engine(tiny_run, tmp_path_factory):
     """The tiny models (copied) with Grad-CAM's maps imported as ``mycam`` and the test split
     evaluated with it, so the summary has its rows."""
     _require_browser()
-    from engine.evaluate import evaluate
-    from engine.explain import ExplanationEngine
-    from engine.imported_maps import import_maps
+    from pixel_evidence.engine.explain import ExplanationEngine
+    from pixel_evidence.evaluate import evaluate
+    from pixel_evidence.imported_maps import import_maps
 
     root, models, *_ = tiny_run
     base = tmp_path_factory.mktemp("browser-imported")
@@ -41,7 +40,7 @@ def engine(tiny_run, tmp_path_factory):
 def test_the_per_image_view_shows_the_imported_methods_card(web, server, engine):
     from playwright.sync_api import expect
 
-    from dashboard.formatting import fmt
+    from pixel_evidence.dashboard.formatting import fmt
 
     seed, image_id = engine.seeds[0], engine.image_ids("test", "crack")[0]
     web.goto(f"{server}?seed={seed}&split=test&class=crack&image={image_id}&methods=gradcam,mycam")

@@ -5,7 +5,6 @@ browser fixtures are test_browser.py's; every wait is for a state of the page.""
 from __future__ import annotations
 
 import pytest
-
 from test_browser import _require_browser, chromium, served, server, web  # noqa: F401 - fixtures, used by name
 
 pytestmark = pytest.mark.filterwarnings("ignore:The inplace keyword in DataFrame.reset_index")
@@ -19,7 +18,7 @@ def _browser_present():
 def test_sidu_can_be_picked_and_shows_the_engines_number(web, server, engine):
     from playwright.sync_api import expect
 
-    from dashboard.formatting import fmt
+    from pixel_evidence.dashboard.formatting import fmt
 
     web.goto(server)
     web.locator(".pe-tko").first.wait_for()

@@ -8,7 +8,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from test_browser import _require_browser, chromium, served, server, web  # noqa: F401 - fixtures, used by name
 
 pytestmark = pytest.mark.filterwarnings("ignore:The inplace keyword in DataFrame.reset_index")
@@ -26,8 +25,9 @@ def _browser_present():
 def engine(tmp_path_factory):
     """The example module trained for one epoch at 32 px on a tiny tree, as the README says to."""
     from conftest import make_mvtec_tree
-    from engine.cli import main
-    from engine.explain import ExplanationEngine
+
+    from pixel_evidence.cli import main
+    from pixel_evidence.engine.explain import ExplanationEngine
 
     base = tmp_path_factory.mktemp("user_model")
     data = make_mvtec_tree(base / "cat", size=32)
@@ -43,7 +43,7 @@ def engine(tmp_path_factory):
 def test_a_served_user_model_shows_its_name_its_maps_and_the_engines_numbers(web, server, engine):
     from playwright.sync_api import expect
 
-    from dashboard.formatting import fmt
+    from pixel_evidence.dashboard.formatting import fmt
 
     web.goto(server)
     image_id = engine.image_ids("test", "crack")[0]

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 import torch
+from test_explainers_extra import batch, gap_net, layer_output, make, net  # noqa: F401 - fixtures, used by name
 from torch.nn import functional as F
 
-from engine.explainers.class_activation_map import PlainCAM
-from engine.explainers.gradcam import GradCAM
-from test_explainers_extra import batch, gap_net, layer_output, make, net  # noqa: F401 - fixtures, used by name
+from pixel_evidence.explainers.class_activation_map import PlainCAM
+from pixel_evidence.explainers.gradcam import GradCAM
 
 
 def test_cam_is_the_heads_weights_on_the_channels(gap_net, batch):
@@ -51,7 +51,7 @@ def test_cam_refuses_a_layer_before_the_last(gap_net, batch):
 def test_cam_on_our_networks_is_grad_cam_times_the_area(net_class):
     """The shipped multitask network and the classifier kind both end in GAP + linear (the
     dropout before the linear layer is off in eval mode)."""
-    import engine.models as models
+    import pixel_evidence.models as models
 
     torch.manual_seed(0)
     network = getattr(models, net_class)(3, "efficientnet_lite0", pretrained=False).eval()

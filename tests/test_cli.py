@@ -1,5 +1,5 @@
 """The command line's data commands and a successful ``train``, run in-process through
-``engine.cli.main``, everything written under tmp_path.
+``pixel_evidence.cli.main``, everything written under tmp_path.
 
 ``data generate`` has no size or count options: the smallest set it makes is the built-in
 one (720 images of 256 px, about half a minute), so it is generated once per module and
@@ -18,13 +18,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import make_mvtec_tree
 from PIL import Image
 
-from conftest import make_mvtec_tree
-from engine.cli import main
-from engine.data import dataset_fingerprint, read_manifest
-from engine.data.synthetic import DEFECT_CLASSES, TEST_CLASSES
-from engine.models import MultitaskNet, load_model
+from pixel_evidence.cli import main
+from pixel_evidence.data import dataset_fingerprint, read_manifest
+from pixel_evidence.data.synthetic import DEFECT_CLASSES, TEST_CLASSES
+from pixel_evidence.models import MultitaskNet, load_model
 
 SHIPPED = Path(__file__).resolve().parent.parent / "pretrained_models"
 # the built-in set's counts, as the README and pretrained_models/README describe it
@@ -246,7 +246,6 @@ def _tree_state(folder: Path) -> dict[str, float]:
     ["train", "--models", str(SHIPPED), "--seeds", "1", "--epochs", "1"],
     ["train", "--models", str(SHIPPED / "sub"), "--seeds", "1", "--epochs", "1"],
     ["evaluate", "--out", str(SHIPPED / "results"), "--seeds", "42"],
-    ["bench", "--out", str(SHIPPED.parent / "benchmarks" / "results"), "--only", "warm"],
 ])
 def test_commands_refuse_to_write_into_the_shipped_folders_unless_told(argv, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)  # anything written by mistake into runs/ lands here, not in the checkout
@@ -258,8 +257,8 @@ def test_commands_refuse_to_write_into_the_shipped_folders_unless_told(argv, tmp
 
 
 def test_default_output_folders_are_under_runs(tmp_path, monkeypatch):
-    from engine.cli import build_parser
-    from engine.run_folders import RUNS, default_results, is_shipped, train_command
+    from pixel_evidence.cli import build_parser
+    from pixel_evidence.run_folders import RUNS, default_results, is_shipped, train_command
 
     parser = build_parser()
     assert parser.parse_args(["train"]).models == str(RUNS / "models")
@@ -279,8 +278,8 @@ def test_a_win_rate_without_seeds_says_why():
     """Issue 29: when every defect image was misclassified the line read 'nan +- nan (0 seeds)'."""
     import pandas as pd
 
-    from engine.cli import win_rate_line
-    from engine.metrics import summarize_over_seeds
+    from pixel_evidence.cli import win_rate_line
+    from pixel_evidence.metrics import summarize_over_seeds
 
     rates = pd.DataFrame({"seed": [1, 2, 1, 2], "split": "test", "class": "overall",
                           "method": ["gradcam", "gradcam", "ig", "ig"], "win_rate": [math.nan, math.nan, 0.25, 0.75],

@@ -32,8 +32,8 @@ DASHBOARD = ROOT / "dashboard"
 @pytest.fixture(scope="module")
 def evaluated(tiny_run, tmp_path_factory):
     """A copy of the tiny models with evaluation results beside them (``<models>/results``)."""
-    from engine.evaluate import evaluate
-    from engine.explain import ExplanationEngine
+    from pixel_evidence.engine.explain import ExplanationEngine
+    from pixel_evidence.evaluate import evaluate
 
     root, models, *_ = tiny_run
     copy = tmp_path_factory.mktemp("evaluated") / "models"
@@ -45,7 +45,7 @@ def evaluated(tiny_run, tmp_path_factory):
 
 
 class Spy:
-    """Wraps ``engine.explain`` on one engine instance and records its calls."""
+    """Wraps ``pixel_evidence.engine.explain`` on one engine instance and records its calls."""
 
     def __init__(self, engine, monkeypatch):
         self.calls = []
@@ -92,9 +92,9 @@ def test_engine_warnings_are_shown_escaped(tiny_run, tmp_path):
     (the paths in these lines hold markup characters here)."""
     from PIL import Image
 
-    from dashboard.app import create_app
-    from dashboard.markup import plain
-    from engine.explain import ExplanationEngine
+    from pixel_evidence.dashboard.app import create_app
+    from pixel_evidence.dashboard.markup import plain
+    from pixel_evidence.engine.explain import ExplanationEngine
 
     root, models, *_ = tiny_run
     data = shutil.copytree(root, tmp_path / "data <b>")
@@ -115,7 +115,7 @@ def test_engine_warnings_are_shown_escaped(tiny_run, tmp_path):
 
 
 def test_parameter_changes_call_the_engine(engine, monkeypatch):
-    from dashboard.app import create_app
+    from pixel_evidence.dashboard.app import create_app
 
     spy = Spy(engine, monkeypatch)
     dash = create_app(engine=engine).dashboard
@@ -191,14 +191,14 @@ INJECTED = "<img src=x onerror=alert(1)>"
 
 
 def _fresh_state(engine):
-    from dashboard.catalogue import Catalogue
-    from dashboard.state import DashboardState
+    from pixel_evidence.dashboard.host import engine_catalogue
+    from pixel_evidence.dashboard.state import DashboardState
 
-    return DashboardState(Catalogue.from_engine(engine))
+    return DashboardState(engine_catalogue(engine))
 
 
 def test_url_keys_are_all_checked_here():
-    from dashboard.state import URL_KEYS as STATE_KEYS
+    from pixel_evidence.dashboard.state import URL_KEYS as STATE_KEYS
 
     assert set(URL_KEYS) == set(STATE_KEYS.values())
 
@@ -206,7 +206,7 @@ def test_url_keys_are_all_checked_here():
 @pytest.mark.parametrize("key", URL_KEYS)
 def test_notices_quote_url_values_escaped(engine, key):
     """The page shows notices as HTML (banner and pop-up): a link's markup must arrive as text."""
-    from dashboard.markup import plain
+    from pixel_evidence.dashboard.markup import plain
 
     [note] = _fresh_state(engine).apply_query({key: INJECTED})
     assert plain(INJECTED) in note
@@ -249,7 +249,7 @@ def test_a_link_with_an_earlier_image_id_opens_that_image(engine):
 def test_location_sync_validates_and_rewrites_the_url(engine):
     from panel.io.location import Location
 
-    from dashboard.state import bind_location
+    from pixel_evidence.dashboard.state import bind_location
 
     hole = engine.image_ids("test", "hole")[0]
     loc = Location(search=f"?seed={engine.seeds[1]}&class=hole&image={hole}&methods=ig,saliency&tab=summary"
@@ -280,7 +280,7 @@ def test_a_link_panel_cannot_read_still_opens_with_a_notice(engine, seed):
 
     from panel.io.location import Location
 
-    from dashboard.state import bind_location
+    from pixel_evidence.dashboard.state import bind_location
 
     hole = engine.image_ids("test", "hole")[1]
     location = Location(search="?" + urlencode({"seed": seed, "image": hole}))
@@ -307,7 +307,7 @@ def test_good_image_shows_no_winner(dash, engine):
 
 
 def test_ranking_table_equals_engine_numbers(dash, engine):
-    from dashboard.formatting import fmt, fmt_lift, rank_label
+    from pixel_evidence.dashboard.formatting import fmt, fmt_lift, rank_label
 
     for image_id in engine.image_ids("test", "crack") + engine.image_ids("test", "hole"):
         dash.state.go_to(image_id)
@@ -331,7 +331,7 @@ def test_ranking_table_equals_engine_numbers(dash, engine):
 
 
 def test_rank_labels_show_ties():
-    from dashboard.formatting import rank_label, result_label
+    from pixel_evidence.dashboard.formatting import rank_label, result_label
 
     assert rank_label(1.0, [1.0, 2.0, 3.0]) == "1"
     assert rank_label(1.5, [1.5, 1.5, 3.0]) == "1.5 (tie)"
@@ -349,8 +349,7 @@ def test_topk_picture_matches_engine_scores(dash, engine):
 
 
 def test_ranking_csv_rows(dash, engine):
-    from dashboard import export
-
+    from pixel_evidence.dashboard import export
     ex = dash.store.explanation
     df = pd.read_csv(io.BytesIO(dash.exports._ranking().getvalue()))
     assert len(df) == len(ex.methods)
@@ -365,7 +364,7 @@ def test_ranking_csv_rows(dash, engine):
 
 
 def test_seed_results_csv_rows(evaluated):
-    from dashboard.app import create_app
+    from pixel_evidence.dashboard.app import create_app
 
     dash = create_app(engine=evaluated).dashboard
     table = pd.read_csv(evaluated.models_dir / "results" / "tko_table.csv")
@@ -441,8 +440,8 @@ def test_an_undefined_ig_gap_reads_undefined_not_nan(dash):
     """F(x) = F(baseline) leaves IG's relative gap undefined (NaN): the card and both exports say so."""
     import dataclasses
 
-    from dashboard.export import figure_html, ranking_table
-    from dashboard.image_html import method_card_html
+    from pixel_evidence.dashboard.export import figure_html, ranking_table
+    from pixel_evidence.dashboard.image_html import method_card_html
 
     ex = dash.store.explanation
     ig = dataclasses.replace(ex.methods["ig"], extras={**ex.methods["ig"].extras, "relative_delta": math.nan})
@@ -456,7 +455,7 @@ def test_an_undefined_ig_gap_reads_undefined_not_nan(dash):
 
 
 def test_error_is_shown_not_raised(engine, monkeypatch):
-    from dashboard.app import create_app
+    from pixel_evidence.dashboard.app import create_app
 
     dash = create_app(engine=engine).dashboard
 
@@ -474,7 +473,7 @@ def test_stale_answers_are_dropped(engine, monkeypatch):
     """An answer that comes back after the user moved on must not overwrite the newer view."""
     import threading
 
-    from dashboard.app import create_app
+    from pixel_evidence.dashboard.app import create_app
 
     dash = create_app(engine=engine).dashboard
     view = dash.image_view
@@ -508,13 +507,13 @@ def test_stale_answers_are_dropped(engine, monkeypatch):
 # coroutine; these tests run one and wait for the store's states through its watchers.
 
 def _store(engine):
-    from dashboard.store import ExplanationStore
+    from pixel_evidence.dashboard.store import ExplanationStore
 
     return ExplanationStore(_fresh_state(engine), engine)
 
 
 class _Gate:
-    """``engine.explain`` held at the gate for one image until ``open()``; records what was published."""
+    """``pixel_evidence.engine.explain`` held at the gate for one image until ``open()``; records what was published."""
 
     def __init__(self, engine, monkeypatch, held: str):
         import threading
@@ -599,7 +598,7 @@ def test_store_drops_a_superseded_answer(engine, monkeypatch):
 def test_store_engine_error_lands_in_error_and_the_view_shows_it(engine, monkeypatch):
     import asyncio
 
-    from dashboard.image_view import ImageView
+    from pixel_evidence.dashboard.image_view import ImageView
 
     store = _store(engine)
     view = ImageView(store)
@@ -622,11 +621,11 @@ def test_store_engine_error_lands_in_error_and_the_view_shows_it(engine, monkeyp
 def test_views_draw_what_the_store_publishes(engine):
     """The views follow the store alone: an explanation put into the store by hand (another image
     than the state names) is what they show, and none of them holds another view."""
-    from dashboard.analysis_view import AnalysisView
-    from dashboard.export_bar import ExportBar
-    from dashboard.image_view import ImageView
-    from dashboard.pictures import make_pictures
-    from dashboard.summary import ResultsStore
+    from pixel_evidence.dashboard.analysis_view import AnalysisView
+    from pixel_evidence.dashboard.export_bar import ExportBar
+    from pixel_evidence.dashboard.image_view import ImageView
+    from pixel_evidence.dashboard.pictures import make_pictures
+    from pixel_evidence.dashboard.summary import ResultsStore
 
     store = _store(engine)
     views = [ImageView(store), AnalysisView(store, engine),
@@ -645,7 +644,7 @@ def test_views_draw_what_the_store_publishes(engine):
 
 
 def test_summary_with_results(evaluated):
-    from dashboard.app import create_app
+    from pixel_evidence.dashboard.app import create_app
 
     dash = create_app(engine=evaluated).dashboard
     summary = dash.summary
@@ -679,7 +678,7 @@ def test_summary_without_results_names_the_command(dash):
 
 def test_how_to_read_names_the_data_shown():
     """A category whose classes are not hazelnut's is described in its own words."""
-    from dashboard.about import about_markdown
+    from pixel_evidence.dashboard.about import about_markdown
 
     text = about_markdown("tile", ("good", "glue_strip", "oil")).lower()
     assert "<b>tile</b>" in text and "(glue_strip, oil)" in text and "the models" not in text
@@ -691,7 +690,7 @@ def test_how_to_read_names_the_data_shown():
 
 
 def test_how_to_read_tab_uses_the_engines_category_and_classes(dash, engine):
-    from dashboard.state import TABS
+    from pixel_evidence.dashboard.state import TABS
 
     about = dash.tabs[TABS.index("about")].object
     assert f"<b>{engine.data_root.name}</b>" in about and "(crack, hole)" in about
@@ -702,8 +701,8 @@ def test_how_to_read_tab_uses_the_engines_category_and_classes(dash, engine):
 
 
 def test_missing_models_page_names_the_fix(tiny_run, tmp_path):
-    from dashboard.app import create_app
-    from dashboard.config import AppConfig
+    from pixel_evidence.dashboard.app import create_app
+    from pixel_evidence.dashboard.config import AppConfig
 
     root, *_ = tiny_run
     (tmp_path / "empty").mkdir()
@@ -714,8 +713,8 @@ def test_missing_models_page_names_the_fix(tiny_run, tmp_path):
 
 
 def test_no_trained_models_page(tiny_run, tmp_path):
-    from dashboard.app import create_app
-    from dashboard.config import AppConfig
+    from pixel_evidence.dashboard.app import create_app
+    from pixel_evidence.dashboard.config import AppConfig
 
     root, models, *_ = tiny_run
     only_manifest = tmp_path / "models"
@@ -726,8 +725,8 @@ def test_no_trained_models_page(tiny_run, tmp_path):
 
 
 def test_missing_data_page_names_the_download(tiny_run, tmp_path):
-    from dashboard.app import create_app
-    from dashboard.config import AppConfig
+    from pixel_evidence.dashboard.app import create_app
+    from pixel_evidence.dashboard.config import AppConfig
 
     _root, models, *_ = tiny_run
     page = create_app(AppConfig(data=tmp_path / "bottle", models=models, warm=False)).main[0].objects[0].object
@@ -741,8 +740,8 @@ def test_a_bad_data_folder_logs_one_line_not_a_traceback(tiny_run, tmp_path, cap
     """The page explains the problem; the log gets one line at WARNING, the traceback only at DEBUG."""
     import logging
 
-    from dashboard.app import create_app
-    from dashboard.config import AppConfig
+    from pixel_evidence.dashboard.app import create_app
+    from pixel_evidence.dashboard.config import AppConfig
 
     _root, models, *_ = tiny_run
     caplog.set_level(logging.DEBUG, logger="pixel_evidence")
@@ -755,8 +754,8 @@ def test_a_bad_data_folder_logs_one_line_not_a_traceback(tiny_run, tmp_path, cap
 
 
 def test_a_bad_data_folder_is_told_to_fetch_its_own_category(tiny_run, tmp_path):
-    from dashboard.app import create_app
-    from dashboard.config import AppConfig
+    from pixel_evidence.dashboard.app import create_app
+    from pixel_evidence.dashboard.config import AppConfig
 
     _root, models, *_ = tiny_run
     tile = make_mvtec_tree(tmp_path / "tile", n_train_good=1, n_test={"good": 1, "glue_strip": 1, "oil": 1}, size=16)
@@ -769,9 +768,9 @@ def test_a_bad_data_folder_is_told_to_fetch_its_own_category(tiny_run, tmp_path)
 
 
 def test_engine_construction_failure_gets_a_problem_page():
-    from dashboard.app import create_app
-    from dashboard.config import AppConfig
-    from dashboard.host import EngineHost
+    from pixel_evidence.dashboard.app import create_app
+    from pixel_evidence.dashboard.config import AppConfig
+    from pixel_evidence.dashboard.host import EngineHost
 
     def broken():
         raise RuntimeError("disk on fire")
@@ -784,12 +783,11 @@ def test_engine_construction_failure_gets_a_problem_page():
 
 
 def test_dashboard_construction_failure_gets_a_page_not_a_traceback(engine, monkeypatch):
-    from dashboard import app
-
+    from pixel_evidence.dashboard import app
     def broken(_engine):
         raise ValueError("catalogue on fire")
 
-    monkeypatch.setattr(app.Catalogue, "from_engine", broken)
+    monkeypatch.setattr(app, "engine_catalogue", broken)
     tpl = app.create_app(engine=engine)
     assert tpl.dashboard is None
     page = tpl.main[0].objects[0].object
@@ -799,7 +797,7 @@ def test_dashboard_construction_failure_gets_a_page_not_a_traceback(engine, monk
 
 def test_a_split_without_images_says_so(engine, monkeypatch):
     """The class chosen has no images in the split: the page says so instead of drawing."""
-    from dashboard.app import create_app
+    from pixel_evidence.dashboard.app import create_app
 
     listed = engine.image_ids
     monkeypatch.setattr(engine, "image_ids", lambda split, cls=None: [] if split == "train" else listed(split, cls))
@@ -819,8 +817,8 @@ def test_a_split_without_images_says_so(engine, monkeypatch):
 
 
 def test_one_engine_per_process(tiny_run):
-    from dashboard.config import AppConfig
-    from dashboard.host import get_host
+    from pixel_evidence.dashboard.config import AppConfig
+    from pixel_evidence.dashboard.host import get_host
 
     root, models, *_ = tiny_run
     cfg = AppConfig(data=root, models=models, device="cpu", warm=False)
@@ -830,7 +828,7 @@ def test_one_engine_per_process(tiny_run):
 
 
 def test_config_file_and_arguments(tmp_path):
-    from dashboard.config import ConfigError, parse_args
+    from pixel_evidence.dashboard.config import ConfigError, parse_args
 
     (tmp_path / "cfg").mkdir()
     toml = tmp_path / "cfg" / "dash.toml"
@@ -877,10 +875,10 @@ def test_root_app_serves_a_problem_page_for_bad_arguments():
 
 def test_importing_the_dashboard_does_not_import_torch():
     code = ("import sys\n"
-            "import dashboard.app, dashboard.state, dashboard.store, dashboard.image_view, dashboard.analysis_view, "
-            "dashboard.summary, dashboard.export, dashboard.image_plots, dashboard.host, dashboard.background_fill, "
-            "dashboard.session_memory, dashboard.setup_problem, dashboard.catalogue, "
-            "dashboard.config\n"
+            "import pixel_evidence.dashboard.app, pixel_evidence.dashboard.state, pixel_evidence.dashboard.store, pixel_evidence.dashboard.image_view, pixel_evidence.dashboard.analysis_view, "
+            "pixel_evidence.dashboard.summary, pixel_evidence.dashboard.export, pixel_evidence.dashboard.image_plots, pixel_evidence.dashboard.host, pixel_evidence.dashboard.background_fill, "
+            "pixel_evidence.dashboard.session_memory, pixel_evidence.dashboard.setup_problem, pixel_evidence.dashboard.catalogue, "
+            "pixel_evidence.dashboard.config\n"
             "bad = [m for m in ('torch', 'captum', 'torchvision') if m in sys.modules]\n"
             "assert not bad, bad\n")
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, timeout=WAIT)
@@ -890,8 +888,8 @@ def test_dashboard_sources_never_import_torch_or_the_model():
     """Static check: no torch/captum anywhere in dashboard/, and the engine modules that load
     torch are imported only inside functions (lazily, once an engine is being built)."""
     forbidden = {"torch", "torchvision", "captum"}
-    lazy_only = {"engine.explain", "engine.explainers", "engine.models.multitask", "engine.models.checkpoint", "engine.models.train",
-                 "engine.evaluate"}
+    lazy_only = {"pixel_evidence.engine.explain", "pixel_evidence.explainers", "pixel_evidence.models.multitask", "pixel_evidence.models.checkpoint", "pixel_evidence.models.train",
+                 "pixel_evidence.evaluate"}
     files = sorted(DASHBOARD.rglob("*.py")) + [ROOT / "app.py"]
     assert len(files) >= 6
     for path in files:
@@ -918,10 +916,10 @@ def test_setup_page_for_an_unreadable_data_folder_names_the_nearest_layout(tmp_p
     """Issue 29: the page suggested `pixel-evidence train`, which fails at once on such a folder."""
     from PIL import Image
 
-    from dashboard.app import problem_view
-    from dashboard.config import AppConfig
-    from dashboard.setup_problem import describe_setup_error
-    from engine.data import DataError
+    from pixel_evidence.dashboard.app import problem_view
+    from pixel_evidence.dashboard.config import AppConfig
+    from pixel_evidence.dashboard.setup_problem import describe_setup_error
+    from pixel_evidence.data import DataError
 
     data = tmp_path / "parts"
     for folder in ("bad", "masks"):  # the folder format without its normal folder

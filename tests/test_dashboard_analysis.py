@@ -36,7 +36,7 @@ def _trapezoid(xs, ys) -> float:
 
 
 def test_slow_methods_are_labelled_in_the_sidebar(dash):
-    from engine.explainers import REGISTRY
+    from pixel_evidence.explainers import REGISTRY
 
     slow = {k for k, cls in REGISTRY.items() if cls.slow}
     assert slow, "the registry should have perturbation methods"
@@ -55,8 +55,8 @@ def test_slow_methods_are_labelled_in_the_sidebar(dash):
 
 
 def test_slow_warning_names_exactly_the_slow_methods(dash, engine):
-    from dashboard.image_html import slow_warning_html
-    from engine.explainers import REGISTRY
+    from pixel_evidence.dashboard.image_html import slow_warning_html
+    from pixel_evidence.explainers import REGISTRY
 
     view = dash.image_view
     assert not view._slow.visible  # the default methods are all quick
@@ -84,8 +84,7 @@ def test_slow_warning_names_exactly_the_slow_methods(dash, engine):
 def test_agreement_matrix_equals_the_metrics(dash, engine):
     from holoviews.plotting.util import process_cmap
 
-    from engine import metrics
-
+    from pixel_evidence import metrics
     view = dash.analysis.agreement
     assert view.answer.future.result(WAIT)
     ex = dash.store.explanation
@@ -126,8 +125,7 @@ def test_one_agreement_measure_for_both_views(dash):
 
 
 def test_agreement_follows_the_image_and_needs_two_methods(dash, engine):
-    from engine import metrics
-
+    from pixel_evidence import metrics
     view = dash.analysis.agreement
     dash.state.step(1)
     assert view.answer.future.result(WAIT)
@@ -143,7 +141,7 @@ def test_agreement_follows_the_image_and_needs_two_methods(dash, engine):
 
 
 def test_going_back_to_an_image_reuses_its_agreement(dash, monkeypatch):
-    from engine.explanation import Explanation
+    from pixel_evidence.engine.explanation import Explanation
 
     view = dash.analysis.agreement
     assert view.answer.future.result(WAIT)
@@ -168,7 +166,7 @@ def test_going_back_to_an_image_reuses_its_agreement(dash, monkeypatch):
 
 
 def test_faithfulness_table_and_charts_equal_the_engine(dash, engine):
-    from dashboard.colours import method_colours
+    from pixel_evidence.dashboard.colours import method_colours
 
     view = dash.analysis.faithfulness
     assert view.result is None and "Not computed" in view._status.object
@@ -278,9 +276,9 @@ def test_a_failure_is_shown_not_raised(dash, engine, monkeypatch):
 
 
 def test_sanity_verdicts_equal_the_engine(dash, engine):
-    from dashboard.analysis_charts import FAIL_TEXT, PASS_TEXT
-    from dashboard.formatting import fmt
-    from engine.metrics import SANITY_PASS_THRESHOLD as PASS_THRESHOLD
+    from pixel_evidence.dashboard.analysis_charts import FAIL_TEXT, PASS_TEXT
+    from pixel_evidence.dashboard.formatting import fmt
+    from pixel_evidence.metrics import SANITY_PASS_THRESHOLD as PASS_THRESHOLD
 
     view = dash.analysis.sanity
     assert "Slow" in view._guide.object and "10 map computations per method" in view._guide.object
@@ -315,7 +313,7 @@ def test_chart_panes_build_and_tear_down_plots_behind_the_charts_lock(monkeypatc
 
     from panel.pane import HoloViews
 
-    from dashboard.charts import CHARTS_LOCK, ChartPane, hv
+    from pixel_evidence.dashboard.charts import CHARTS_LOCK, ChartPane, hv
 
     held: list[str] = []
 

@@ -4,11 +4,11 @@ import os
 
 import numpy as np
 import pytest
+from conftest import make_mvtec_tree
 from PIL import Image
 
-from conftest import make_mvtec_tree
-from engine.data import (DataError, dataset_fingerprint, load_image, load_mask, manifest_text, prepare_manifest,
-                         read_manifest, scan_category, stratified_split, to_normalized_tensor, write_manifest)
+from pixel_evidence.data import (DataError, dataset_fingerprint, load_image, load_mask, manifest_text, prepare_manifest,
+                                 read_manifest, scan_category, stratified_split, to_normalized_tensor, write_manifest)
 
 
 def test_scan_lists_classes_ids_and_masks(mvtec_tree):

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import make_mvtec_tree
+from layout_trees import make_folders_tree, make_masks_tree, make_visa_tree
 from PIL import Image
 
-from conftest import make_mvtec_tree
-from engine.cli import main as cli_main
-from engine.data import DataError, layout_of, load_mask, prepare_manifest, read_manifest, scan_data
-from layout_trees import make_folders_tree, make_masks_tree, make_visa_tree
+from pixel_evidence.cli import main as cli_main
+from pixel_evidence.data import DataError, layout_of, load_mask, prepare_manifest, read_manifest, scan_data
 
 
 def test_each_layout_is_recognised(tmp_path):

@@ -11,9 +11,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from engine import dissection
-from engine.dissection import DETECTOR_IOU, QUANTILE, dissect, unit_thresholds
-from engine.models.network import ExplainableNet
+from pixel_evidence.dissection import units as dissection
+from pixel_evidence.dissection.units import DETECTOR_IOU, QUANTILE, dissect, unit_thresholds
+from pixel_evidence.models.network import ExplainableNet
 
 SIZE = 16
 
@@ -228,8 +228,8 @@ def test_a_bad_stage_is_one_line_naming_the_stages():
 
 
 def test_dissect_command_writes_the_table_keeps_done_seeds_and_refuses_a_bad_stage(tiny_run, tmp_path, capsys):
-    from engine.cli import main
-    from engine.dissection_table import COLUMNS, detector_counts, read_dissection
+    from pixel_evidence.cli import main
+    from pixel_evidence.dissection.table import COLUMNS, detector_counts, read_dissection
 
     root, models, *_ = tiny_run
     out = tmp_path / "dissection"
@@ -266,8 +266,8 @@ def test_dissect_command_writes_the_table_keeps_done_seeds_and_refuses_a_bad_sta
 
 
 def test_the_units_tab_warns_where_a_threshold_sits_at_the_units_ceiling():
-    from dashboard.units_view import counts_html, overlay_png, threshold_words
-    from engine.dissection_table import ceiling_shares, detector_counts
+    from pixel_evidence.dashboard.units_view import counts_html, overlay_png, threshold_words
+    from pixel_evidence.dissection.table import ceiling_shares, detector_counts
 
     table = pd.DataFrame({"seed": [42] * 4, "split": "test", "stage": ["encoder.8"] * 2 + ["<b>x</b>"] * 2,
                           "unit": [0, 1, 0, 1], "class": "crack", "iou": 0.05, "threshold": [6.0, 6.0, 2.5, 3.0],

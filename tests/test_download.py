@@ -1,4 +1,4 @@
-"""Tests for engine.data.download, .fetch, .archive and .mvtec_sources; downloads go to a throw-away HTTP
+"""Tests for pixel_evidence.data.download, .fetch, .archive and .mvtec_sources; downloads go to a throw-away HTTP
 server on 127.0.0.1, and the full data set is a two-category stand-in built here."""
 
 from __future__ import annotations
@@ -15,24 +15,15 @@ import zipfile
 from pathlib import Path
 
 import pytest
-
 from PIL import Image
 
-from engine.cli import main as cli_main
-from engine.data import fetch as fetch_module
-from engine.data import mvtec_sources as sources
-from engine.data.archive import ArchiveError, extract_matching
-from engine.data.download import (
-    ChecksumError,
-    DownloadError,
-    UnsafeArchiveError,
-    add_download_arguments,
-    default_url,
-    download_category,
-    install_category,
-    run_download,
-)
-from engine.files import scratch_folder
+from pixel_evidence.cli import main as cli_main
+from pixel_evidence.data import fetch as fetch_module
+from pixel_evidence.data import mvtec_sources as sources
+from pixel_evidence.data.archive import ArchiveError, extract_matching
+from pixel_evidence.data.download import (ChecksumError, DownloadError, UnsafeArchiveError, add_download_arguments,
+                                          default_url, download_category, install_category, run_download)
+from pixel_evidence.files import scratch_folder
 
 CATEGORY = "hazelnut"
 

@@ -9,16 +9,15 @@ import pandas as pd
 import pytest
 import torch
 
-from engine import metrics
-from engine.cache import ByteLRU, SingleFlight
-from engine.models import load_model
-from engine.cli import main
-from engine.evaluate import evaluate
-from engine.explain import ExplanationEngine
-from engine.explainers.integrated_gradients import IntegratedGradients
-from engine.explainers import get_explainer
-from engine.models import ClassifierView, prepare_for_inference
-from engine.data import load_image, to_normalized_tensor
+from pixel_evidence import metrics
+from pixel_evidence.cli import main
+from pixel_evidence.data import load_image, to_normalized_tensor
+from pixel_evidence.engine.cache import ByteLRU, SingleFlight
+from pixel_evidence.engine.explain import ExplanationEngine
+from pixel_evidence.evaluate import evaluate
+from pixel_evidence.explainers import get_explainer
+from pixel_evidence.explainers.integrated_gradients import IntegratedGradients
+from pixel_evidence.models import ClassifierView, load_model, prepare_for_inference
 
 
 @pytest.fixture
@@ -320,7 +319,7 @@ def test_explanation_agreement_matches_the_metric_functions(engine):
 
 
 def test_engine_faithfulness_equals_a_direct_curve_and_is_cached(engine, tiny_run):
-    from engine.metrics.faithfulness import perturbation_curve
+    from pixel_evidence.checks.faithfulness import perturbation_curve
 
     image_id = _defect_id(engine)
     ex = engine.explain(7, "test", image_id, ["saliency", "gradcam"])
@@ -361,7 +360,7 @@ def test_engine_sanity_randomizes_a_copy_and_reports_every_stage(engine):
 
 
 def test_evaluate_analyses_agree_with_the_engine_and_resume_on_their_own(engine, tmp_path):
-    from engine.evaluate import AnalysisSettings
+    from pixel_evidence.evaluate import AnalysisSettings
 
     out = tmp_path / "res"
     settings = AnalysisSettings(agreement_fraction=0.1, faithfulness_start="blur", faithfulness_steps=4,

@@ -11,18 +11,18 @@ import time
 import numpy as np
 import pytest
 import torch
-
-from engine.catalogue import ImageCatalogue
-from engine.data import DataError
-from engine.explainers import get_explainer
-from engine.explainers.runner import PassRunner, pass_groups
-from engine.map_store import MapKey, MapStore
-from engine.models import CheckpointError, save_checkpoint
-from engine.model_pool import ModelPool
-from engine.priority_lock import BACKGROUND, INTERACTIVE, SLOW, PriorityLock, background, current_priority
-
 from rounding import assert_same_but_for_order, in_float64
 from test_explainers import net  # noqa: F401  (the tiny conv net fixture)
+
+from pixel_evidence.data import DataError
+from pixel_evidence.engine.catalogue import ImageCatalogue
+from pixel_evidence.engine.map_store import MapKey, MapStore
+from pixel_evidence.engine.model_pool import ModelPool
+from pixel_evidence.engine.pass_runner import PassRunner, pass_groups
+from pixel_evidence.engine.priority_lock import (BACKGROUND, INTERACTIVE, SLOW, PriorityLock, background,
+                                                 current_priority)
+from pixel_evidence.explainers import get_explainer
+from pixel_evidence.models import CheckpointError, save_checkpoint
 
 
 @pytest.fixture
@@ -334,8 +334,8 @@ def _copy_of_models(tiny_run, tmp_path):
 
 
 def test_disk_cache_recomputes_after_a_checkpoint_is_replaced_and_reads_an_unchanged_one(tiny_run, tmp_path):
-    from engine.explain import ExplanationEngine
-    from engine.models import read_metadata, save_checkpoint
+    from pixel_evidence.engine.explain import ExplanationEngine
+    from pixel_evidence.models import read_metadata, save_checkpoint
 
     root, models = _copy_of_models(tiny_run, tmp_path)
     disk = tmp_path / "cache"
@@ -377,8 +377,8 @@ def test_disk_cache_recomputes_after_a_checkpoint_is_replaced_and_reads_an_uncha
 def test_a_retrain_killed_before_its_metadata_leaves_no_seed_to_read_old_maps_for(tiny_run, tmp_path, monkeypatch):
     # A retrain killed before its metadata is written leaves the new weights and no metadata:
     # the seed is unfinished, so no engine serves the old maps the disk cache keeps for it.
-    from engine.explain import ExplanationEngine
-    from engine.models import checkpoint, read_metadata
+    from pixel_evidence.engine.explain import ExplanationEngine
+    from pixel_evidence.models import checkpoint, read_metadata
 
     root, models = _copy_of_models(tiny_run, tmp_path)
     disk = tmp_path / "cache"

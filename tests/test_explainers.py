@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 import torch
+from rounding import assert_same_but_for_order, in_float64
 from torch import nn
 from torch.nn import functional as F
 
-from engine.explainers import REGISTRY, get_explainer
-from engine.explainers.gradcam import GradCAM
-from engine.explainers.integrated_gradients import IntegratedGradients
-from engine.explainers.saliency import Saliency
-from rounding import assert_same_but_for_order, in_float64
+from pixel_evidence.explainers import REGISTRY, get_explainer
+from pixel_evidence.explainers.gradcam import GradCAM
+from pixel_evidence.explainers.integrated_gradients import IntegratedGradients
+from pixel_evidence.explainers.saliency import Saliency
 
 
 class TinyNet(nn.Module):
@@ -156,7 +156,7 @@ def test_ig_on_a_linear_model_is_exact():
 def test_ig_gap_is_undefined_when_the_score_does_not_change():
     """A classifier blind to its input scores the image and the black baseline alike: the
     relative gap |delta| / |F(x) - F(b)| is 0 / 0, reported as NaN and shown as undefined."""
-    from dashboard.formatting import ig_gap
+    from pixel_evidence.dashboard.formatting import ig_gap
 
     blind = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(3, 2))
     with torch.no_grad():
@@ -184,7 +184,7 @@ def test_cam_family_and_saliency_share_one_pass_and_equal_their_solo_maps(net, b
     """Asked for together, the CAM family and Saliency run the network once between them
     (plus the forwards Score-CAM and Ablation-CAM make of their own), and each map equals
     the one the method computes alone."""
-    from engine.explainers.runner import PassRunner
+    from pixel_evidence.engine.pass_runner import PassRunner
 
     net, x = in_float64(net, batch[0])
     target = batch[1]

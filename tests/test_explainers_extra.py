@@ -14,23 +14,23 @@ from pytorch_grad_cam import AblationCAM as PkgAblationCAM
 from pytorch_grad_cam import GradCAMPlusPlus as PkgGradCAMPlusPlus
 from pytorch_grad_cam import XGradCAM as PkgXGradCAM
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+from rounding import assert_same_but_for_order, in_float64
 from torch import nn
 from torch.nn import functional as F
 
-from engine.explainers import REGISTRY
-from engine.explainers.ablationcam import AblationCAM
-from engine.explainers.cam import CAM
-from engine.explainers.gradcam_pp import GradCAMPlusPlus
-from engine.explainers.integrated_gradients import IntegratedGradients
-from engine.explainers.lime import Lime
-from engine.explainers.occlusion import Occlusion
-from engine.explainers.rise import RISE, rise_masks
-from engine.explainers.saliency import Saliency
-from engine.explainers.scorecam import ScoreCAM
-from engine.explainers.smoothgrad import SmoothGrad
-from engine.explainers.smoothgrad_ig import SmoothGradIG
-from engine.explainers.xgradcam import XGradCAM
-from rounding import assert_same_but_for_order, in_float64
+from pixel_evidence.explainers import REGISTRY
+from pixel_evidence.explainers.ablationcam import AblationCAM
+from pixel_evidence.explainers.cam import CAM
+from pixel_evidence.explainers.gradcam_pp import GradCAMPlusPlus
+from pixel_evidence.explainers.integrated_gradients import IntegratedGradients
+from pixel_evidence.explainers.lime import Lime
+from pixel_evidence.explainers.occlusion import Occlusion
+from pixel_evidence.explainers.rise import RISE, rise_masks
+from pixel_evidence.explainers.saliency import Saliency
+from pixel_evidence.explainers.scorecam import ScoreCAM
+from pixel_evidence.explainers.smoothgrad import SmoothGrad
+from pixel_evidence.explainers.smoothgrad_ig import SmoothGradIG
+from pixel_evidence.explainers.xgradcam import XGradCAM
 
 MEAN, STD = (0.4, 0.5, 0.6), (0.2, 0.25, 0.3)
 

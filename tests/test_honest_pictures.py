@@ -9,7 +9,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-
 # ----------------------------------------------------------------------------- heatmap scaling
 
 
@@ -21,7 +20,7 @@ def _rise_like_map(rng: np.random.Generator, offset: float) -> np.ndarray:
 
 
 def test_heatmap_picture_ignores_a_constant_offset_and_shows_the_blob():
-    from dashboard.pictures import display_scale
+    from pixel_evidence.dashboard.pictures import display_scale
 
     rng = np.random.default_rng(0)
     low = _rise_like_map(rng, 0.0)
@@ -43,7 +42,7 @@ def test_heatmap_picture_ignores_a_constant_offset_and_shows_the_blob():
 
 
 def test_heatmap_scaling_edge_cases():
-    from dashboard.pictures import display_scale
+    from pixel_evidence.dashboard.pictures import display_scale
 
     flat = np.full((10, 10), 4.0, np.float32)
     assert not display_scale(flat)[0].any()
@@ -66,8 +65,8 @@ def _lab(colour: str) -> np.ndarray:
 
 
 def test_every_method_has_its_own_colour_and_dash():
-    from dashboard.colours import line_styles
-    from engine.explainers import method_labels
+    from pixel_evidence.dashboard.colours import line_styles
+    from pixel_evidence.explainers import method_labels
 
     labels = method_labels()
     assert len(labels) >= 12
@@ -95,9 +94,9 @@ def test_the_colour_maps_are_matplotlibs_without_importing_it():
 
     from matplotlib import colormaps
 
-    from dashboard.colours import palette
+    from pixel_evidence.dashboard.colours import palette
 
-    probe = ("import sys\nfrom dashboard.colours import palette\n"
+    probe = ("import sys\nfrom pixel_evidence.dashboard.colours import palette\n"
              "for name in ('inferno', 'cividis', 'RdBu', 'Blues'): palette(name)\n"
              "print('matplotlib' in sys.modules)\n")
     run = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
@@ -120,7 +119,7 @@ def test_the_colour_maps_are_matplotlibs_without_importing_it():
 def test_a_method_has_the_same_colour_in_every_view(dash):
     import re
 
-    from dashboard.colours import line_styles
+    from pixel_evidence.dashboard.colours import line_styles
 
     labels = dict(dash.catalogue.method_labels)
     styles = line_styles(labels)
@@ -147,7 +146,7 @@ def _rows(image_id, seed, tkos, *, k=10, correct=True, split="test"):
 
 
 def test_the_opening_image_is_the_largest_spread_between_the_methods():
-    from dashboard.catalogue import opening_image
+    from pixel_evidence.dashboard.catalogue import opening_image
 
     methods = ("gradcam", "saliency", "ig")
     table = pd.DataFrame(
@@ -168,10 +167,10 @@ def test_the_opening_image_is_the_largest_spread_between_the_methods():
 def test_a_link_that_names_a_place_opens_what_it_always_opened(engine):
     import dataclasses
 
-    from dashboard.catalogue import Catalogue
-    from dashboard.state import DashboardState
+    from pixel_evidence.dashboard.host import engine_catalogue
+    from pixel_evidence.dashboard.state import DashboardState
 
-    cat = Catalogue.from_engine(engine)
+    cat = engine_catalogue(engine)
     opening = engine.image_ids("test", "hole")[-1]
     cat = dataclasses.replace(cat, opening=opening)
     state = DashboardState(cat)
@@ -192,7 +191,7 @@ def test_a_link_that_names_a_place_opens_what_it_always_opened(engine):
 
 
 def test_the_randomization_check_reports_its_maps_and_stops_when_cancelled(engine):
-    from engine.progress import Cancelled, Progress, reporting
+    from pixel_evidence.progress import Cancelled, Progress, reporting
 
     ex = engine.explain(engine.seeds[0], "test", engine.image_ids("test", "crack")[1], ("gradcam",))
     stages = len(engine.model(ex.seed)[0].randomization_order())
@@ -213,8 +212,8 @@ def test_the_randomization_check_reports_its_maps_and_stops_when_cancelled(engin
 def test_rise_reports_its_forwards_and_stops_between_chunks():
     import torch
 
-    from engine.explainers.rise import RISE
-    from engine.progress import Cancelled, Progress, reporting
+    from pixel_evidence.explainers.rise import RISE
+    from pixel_evidence.progress import Cancelled, Progress, reporting
 
     net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 2))
     rise = RISE(net, n_masks=40, batch_size=16, grid=2)
@@ -235,7 +234,7 @@ def test_rise_reports_its_forwards_and_stops_between_chunks():
 
 
 def test_cancelling_a_slow_method_shows_the_image_without_it(dash, monkeypatch):
-    from engine.progress import Progress
+    from pixel_evidence.progress import Progress
 
     def cancel_at_once(self, n: int = 1) -> None:  # the user presses Cancel at the first report
         self.cancel()
@@ -252,7 +251,7 @@ def test_cancelling_a_slow_method_shows_the_image_without_it(dash, monkeypatch):
 
 
 def test_progress_line_words():
-    from dashboard.progress_note import progress_html
+    from pixel_evidence.dashboard.progress_note import progress_html
 
     text = progress_html("Computing RISE", 320, 1000, "forwards", 25.4)
     assert "320 / 1,000 forwards" in text and "about 25 s left" in text
@@ -260,7 +259,7 @@ def test_progress_line_words():
 
 
 def test_generating_the_data_set_shows_a_bar(tmp_path, capsys):
-    from engine.data.synthetic import _write_set
+    from pixel_evidence.data.synthetic import _write_set
 
     _write_set(tmp_path / "set", 0, 3, 1, 1, 32, progress=True)
     n = 3 + 1 + 4  # train good, test good, one per defect class
@@ -270,6 +269,6 @@ def test_generating_the_data_set_shows_a_bar(tmp_path, capsys):
 
 def test_the_default_pane_sizes_are_those_of_a_1366_by_768_window():
     """The page draws at DEFAULT until it reports its window: the common laptop's."""
-    from dashboard.sizes import DEFAULT, pane_sizes
+    from pixel_evidence.dashboard.sizes import DEFAULT, pane_sizes
 
     assert pane_sizes(1366, 768) == DEFAULT == pane_sizes(0, 0)

@@ -14,11 +14,10 @@ import weakref
 from pathlib import Path
 
 import pytest
-
 from waiting import wait_collected
 
-from dashboard.background_fill import FILLING, IDLE, OFF, PAUSED, STOPPED, WAITING_FOR_VIEW
-from dashboard.host import EngineHost
+from pixel_evidence.dashboard.background_fill import FILLING, IDLE, OFF, PAUSED, STOPPED, WAITING_FOR_VIEW
+from pixel_evidence.dashboard.host import EngineHost
 
 pytestmark = pytest.mark.filterwarnings("ignore:The inplace keyword in DataFrame.reset_index")
 WAIT_S = 300  # a cap, not an expectation: CI machines run at a load of 10 or more
@@ -110,7 +109,7 @@ def test_a_quiet_server_does_not_start_the_fill(fresh, hosts):
 
 
 def test_the_queue_keeps_the_newest_wishes(fresh, hosts):
-    from dashboard.background_fill import MAX_PENDING
+    from pixel_evidence.dashboard.background_fill import MAX_PENDING
 
     host = hosts(fresh)
     seed = fresh.seeds[0]
@@ -132,8 +131,8 @@ def test_no_fill_when_the_configuration_says_so(fresh):
 def test_the_first_view_goes_before_the_fill(fresh, hosts, monkeypatch):
     """Through the dashboard: the page's image is computed at interactive priority before the
     fill computes anything, and the fill then covers the page's split."""
-    from dashboard.app import create_app
-    from engine.priority_lock import INTERACTIVE, current_priority
+    from pixel_evidence.dashboard.app import create_app
+    from pixel_evidence.engine.priority_lock import INTERACTIVE, current_priority
 
     calls = []
     explain = fresh.explain
@@ -158,8 +157,8 @@ def test_the_first_view_goes_before_the_fill(fresh, hosts, monkeypatch):
 def test_the_opening_view_is_computed_as_the_engine_starts(fresh):
     """A served host computes a new session's default view right after the engine is built,
     before any page asks: the first page then finds its maps ready (no model call)."""
-    from dashboard.app import create_app
-    from dashboard.config import AppConfig
+    from pixel_evidence.dashboard.app import create_app
+    from pixel_evidence.dashboard.config import AppConfig
 
     # no background fill (it would start once the page is drawn and count its own calls)
     host = EngineHost(AppConfig(warm=False), lambda: fresh, first_view=True).start()
@@ -185,7 +184,7 @@ def test_a_closed_store_lets_go_of_the_session(fresh):
     (in a server its page's models may be gone already), and once the work in flight has
     settled nothing outside the session (thread pools, shared caches, the host) keeps its
     objects alive. (The browser tests close a served page, Bokeh models and all.)"""
-    from dashboard.app import Dashboard
+    from pixel_evidence.dashboard.app import Dashboard
 
     host = EngineHost.for_engine(fresh)
     dash = Dashboard(fresh, host=host)  # without Bokeh models: Panel keeps those until a server session ends
@@ -210,7 +209,7 @@ def test_a_closed_store_lets_go_of_the_session(fresh):
 ARENAS_PROBE = r"""
 import ctypes, sys, tempfile, threading
 if sys.argv[1] == "capped":
-    import dashboard.session_memory  # noqa: F401 - caps the arenas on import
+    import pixel_evidence.dashboard.session_memory  # noqa: F401 - caps the arenas on import
 libc = ctypes.CDLL("libc.so.6")
 blocks, start = [], threading.Barrier(8)
 def allocate():
@@ -232,7 +231,7 @@ with tempfile.NamedTemporaryFile(suffix=".xml") as out:
 def test_the_server_caps_glibcs_arenas():
     """Threads that allocate at once get arenas of their own (freed tensors stay resident per
     thread); importing the dashboard's session memory module caps them at SERVER_ARENAS for the whole server."""
-    from dashboard.session_memory import SERVER_ARENAS
+    from pixel_evidence.dashboard.session_memory import SERVER_ARENAS
 
     def heaps(mode: str) -> int:
         run = subprocess.run([sys.executable, "-c", ARENAS_PROBE, mode], capture_output=True, text=True,
@@ -244,7 +243,7 @@ def test_the_server_caps_glibcs_arenas():
 
 IMPORT_PROBE = r"""
 import gc, os, sys
-from dashboard.host import _import_engine
+from pixel_evidence.dashboard.host import _import_engine
 assert "torch" not in sys.modules
 _import_engine()
 print(os.environ.get("OMP_WAIT_POLICY"), "torch" in sys.modules, gc.get_freeze_count())

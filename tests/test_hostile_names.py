@@ -14,9 +14,8 @@ import io
 import shutil
 
 import pytest
-from PIL import Image
-
 from conftest import make_mvtec_tree
+from PIL import Image
 from test_browser import WAIT_MS, _require_browser, chromium, served, server, web  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.filterwarnings("ignore:The inplace keyword in DataFrame.reset_index")
@@ -32,8 +31,8 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 @pytest.fixture(scope="module")
 def hostile_run(tmp_path_factory):
     """Split, train (one seed, one epoch) and evaluate the test split of the hostile tree."""
-    from engine.data import prepare_manifest
-    from engine.models.train import TrainConfig, train_seeds
+    from pixel_evidence.data import prepare_manifest
+    from pixel_evidence.models.train import TrainConfig, train_seeds
 
     _require_browser()
     base = tmp_path_factory.mktemp("hostile")
@@ -53,8 +52,8 @@ def hostile_run(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def engine(hostile_run):
-    from engine.evaluate import evaluate
-    from engine.explain import ExplanationEngine
+    from pixel_evidence.engine.explain import ExplanationEngine
+    from pixel_evidence.evaluate import evaluate
 
     root, models = hostile_run
     eng = ExplanationEngine(root, models, device="cpu", method_params={"ig": {"n_steps": 4}})
@@ -85,10 +84,10 @@ def _assert_no_formula(rows: list[list[str]]) -> None:
 def test_the_csv_downloads_hold_no_formula(engine):
     """The ranking of each hostile image and the seed's results: the cells that would be
     formulas start with a quote, the numbers (negative ones too) stay numbers."""
-    from dashboard import export
-    from dashboard.catalogue import Catalogue
-    from dashboard.summary.results import cached_results
-    from engine.results import results_dir
+    from pixel_evidence.dashboard import export
+    from pixel_evidence.dashboard.catalogue import Catalogue
+    from pixel_evidence.dashboard.summary.results import cached_results
+    from pixel_evidence.results import results_dir
 
     quoted = set()
     for image_id in _hostile_ids(engine):

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from engine.cli import main
-from engine.data import DataError, Sample, dataset_fingerprint, manifest_text, read_manifest, scan_category
-from engine.data.mvtec import current_image_id
-from engine.id_migration import rename_image_ids
+from pixel_evidence.cli import main
+from pixel_evidence.data import DataError, Sample, dataset_fingerprint, manifest_text, read_manifest, scan_category
+from pixel_evidence.data.mvtec import current_image_id
+from pixel_evidence.results.id_migration import rename_image_ids
 
 
 def earlier_id(sample: Sample) -> str:
@@ -90,7 +90,7 @@ def test_renaming_an_earlier_folder_gives_what_training_writes_today(tiny_run, t
     sidecar = json.loads((old / "results" / "per_seed" / "seed_7_test.json").read_text())
     assert sidecar["manifest_sha256"] == _sha((models / "manifest.csv").read_text())
 
-    from engine.explain import ExplanationEngine
+    from pixel_evidence.engine.explain import ExplanationEngine
 
     eng = ExplanationEngine(root, old, device="cpu")
     try:
@@ -103,7 +103,7 @@ def test_renaming_an_earlier_folder_gives_what_training_writes_today(tiny_run, t
 def test_a_run_killed_before_the_manifest_is_finished_by_the_next(tiny_run, tmp_path, monkeypatch):
     root, models, *_ = tiny_run
     old = _with_earlier_ids(root, models, tmp_path / "old")
-    import engine.id_migration as migration
+    import pixel_evidence.results.id_migration as migration
 
     real_write = migration.atomic_write_text
 

@@ -1,4 +1,4 @@
-"""Integrated Gradients to a tolerance (engine/explainers/ig_path.py): the gap it reports
+"""Integrated Gradients to a tolerance (pixel_evidence/explainers/ig_path.py): the gap it reports
 against a path integral known in closed form, the flag when the cap is reached, determinism,
 the evaluate and dashboard options, and the words the page shows."""
 
@@ -13,11 +13,11 @@ import torch
 from scipy.stats import spearmanr
 from torch import nn
 
-from engine import metrics
-from engine.choices import ig_params
-from engine.cli import main
-from engine.explainers.integrated_gradients import IntegratedGradients
-from engine.explanation import PREVIOUS_MAP, _scalar_extras
+from pixel_evidence import metrics
+from pixel_evidence.choices import ig_params
+from pixel_evidence.cli import main
+from pixel_evidence.engine.explanation import PREVIOUS_MAP, _scalar_extras
+from pixel_evidence.explainers.integrated_gradients import IntegratedGradients
 
 STEEP, KNEE = 200.0, 0.04  # F rises in a width ~1/(STEEP * x) at alpha = KNEE / x: a spike in dF/dalpha
 
@@ -87,7 +87,7 @@ def cancelling_path(alphas: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def test_a_gap_that_cancels_once_is_not_taken_for_convergence():
-    from engine.explainers.ig_path import integrate_to_tolerance
+    from pixel_evidence.explainers.ig_path import integrate_to_tolerance
 
     out = integrate_to_tolerance(cancelling_path, 0.05, 512)
     gaps = {steps: gap for steps, gap, _ in out.history}
@@ -167,7 +167,7 @@ def test_evaluate_writes_the_convergence_columns(tiny_run, tmp_path):
 
 
 def test_dashboard_config_takes_the_tolerance(tmp_path):
-    from dashboard.config import ConfigError, parse_args
+    from pixel_evidence.dashboard.config import ConfigError, parse_args
 
     cfg = parse_args(["--ig-tolerance", "0.02", "--ig-max-steps", "256"])
     assert cfg.engine_kwargs()["method_params"] == {"ig": {"tolerance": 0.02, "max_steps": 256}}
@@ -181,7 +181,7 @@ def test_dashboard_config_takes_the_tolerance(tmp_path):
 
 
 def test_the_page_words_the_gap_steps_and_stability_and_flags_a_map_that_did_not_converge():
-    from dashboard.formatting import ig_convergence
+    from pixel_evidence.dashboard.formatting import ig_convergence
 
     words, flagged = ig_convergence({"relative_delta": 0.032, "gap_bound": 0.047, "steps": 512.0, "converged": 0.0,
                                      "stability_spearman": 0.991, "tko_change": -0.004}, 0.02)

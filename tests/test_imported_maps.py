@@ -16,8 +16,8 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from engine.cli import main
-from engine.imported_maps import IMPORTED_SUBDIR, LABEL_MARK, read_map
+from pixel_evidence.cli import main
+from pixel_evidence.imported_maps import IMPORTED_SUBDIR, LABEL_MARK, read_map
 
 pytestmark = pytest.mark.filterwarnings("ignore:The inplace keyword in DataFrame.reset_index")
 
@@ -58,8 +58,8 @@ def run_cli(*argv, capsys) -> tuple[int, str, str]:
 
 
 def test_exported_gradcam_imported_under_another_name_scores_gradcams_tko(tiny_run, models, tmp_path, capsys):
-    from engine.evaluate import evaluate
-    from engine.explain import ExplanationEngine
+    from pixel_evidence.engine.explain import ExplanationEngine
+    from pixel_evidence.evaluate import evaluate
 
     root = tiny_run[0]
     engine = ExplanationEngine(root, models, device="cpu")
@@ -94,7 +94,7 @@ def test_exported_gradcam_imported_under_another_name_scores_gradcams_tko(tiny_r
 
 def test_maps_for_every_seed_from_a_tar_archive_of_npz_files(tiny_run, models, tmp_path, capsys):
     """One map per image for all seeds (a map of someone else's model), shipped as .npz in a .tar.gz."""
-    from engine.explain import ExplanationEngine
+    from pixel_evidence.engine.explain import ExplanationEngine
 
     root = tiny_run[0]
     engine = ExplanationEngine(root, models, device="cpu")
@@ -129,7 +129,7 @@ def _write_npy(path: Path, array: np.ndarray) -> None:
 
 def plant_maps(models: Path, folder: Path, method: str, seed: int = 3) -> dict[str, np.ndarray]:
     """Random 64 x 64 maps of every test image, one for all seeds, as ``folder/method/<id>.npy``."""
-    from engine.data import read_manifest
+    from pixel_evidence.data import read_manifest
 
     rng = np.random.default_rng(seed)
     planted = {s.id: rng.random((64, 64), dtype=np.float32)
@@ -140,7 +140,7 @@ def plant_maps(models: Path, folder: Path, method: str, seed: int = 3) -> dict[s
 
 
 def test_misfit_missing_and_bad_files_are_named_one_line_each(tiny_run, models, tmp_path, capsys):
-    from engine.data import read_manifest
+    from pixel_evidence.data import read_manifest
 
     test_ids = [s.id for s in read_manifest(models / "manifest.csv") if s.split == "test"]
     source = tmp_path / "maps"
@@ -193,7 +193,7 @@ def test_sixteen_bit_png_reads_as_value_over_65535():
 
 def test_a_zip_of_the_maps_folder_itself_is_read_below_that_folder(tiny_run, models, tmp_path, capsys):
     """`zip -r maps.zip export/` puts every path under export/: set aside, as no method is named so."""
-    from engine.explain import ExplanationEngine
+    from pixel_evidence.engine.explain import ExplanationEngine
 
     planted = plant_maps(models, tmp_path / "export", "detector")
     archive = tmp_path / "maps.zip"
@@ -252,13 +252,13 @@ def test_evaluating_a_split_without_imported_maps_says_so(tiny_run, models, tmp_
 
 
 def test_the_sweep_ranks_an_imported_method_beside_computed_ones(tiny_run, models, tmp_path, capsys):
-    from engine import metrics
-    from engine.explain import ExplanationEngine
-    from engine.results.sweep_store import read_store
-    from engine.sweep.command import print_plan
-    from engine.sweep.plan import plan
-    from engine.sweep.spec import Category, SweepSpec
-    from engine.sweep.worker import run_task
+    from pixel_evidence import metrics
+    from pixel_evidence.engine.explain import ExplanationEngine
+    from pixel_evidence.results.sweep_store import read_store
+    from pixel_evidence.sweep.command import print_plan
+    from pixel_evidence.sweep.plan import plan
+    from pixel_evidence.sweep.spec import Category, SweepSpec
+    from pixel_evidence.sweep.worker import run_task
 
     planted = plant_maps(models, tmp_path / "maps", "detector")
     assert run_cli("import-maps", tmp_path / "maps", "--models", models, capsys=capsys)[0] == 0
@@ -281,8 +281,8 @@ def test_the_sweep_ranks_an_imported_method_beside_computed_ones(tiny_run, model
     np.testing.assert_array_equal(wins["detector"] == 1, per_image["detector"] > per_image["gradcam"])
 
     # the summary's across-categories table: the imported method's row has a win rate, no cost
-    from dashboard.app import create_app
-    from dashboard.summary.categories import COST
+    from pixel_evidence.dashboard.app import create_app
+    from pixel_evidence.dashboard.summary.categories import COST
 
     dash = create_app(engine=engine).dashboard
     dash.results.sweep_directory = spec.out
@@ -300,10 +300,10 @@ def test_the_sweep_ranks_an_imported_method_beside_computed_ones(tiny_run, model
 def test_stored_maps_that_no_longer_fit_are_left_out_with_a_warning(tiny_run, models, tmp_path, capsys):
     """Per-seed maps belong to their seed's weights, maps for every seed to the image size,
     all of them to the manifest's ids."""
-    from engine.explain import ExplanationEngine
-    from engine.files import file_sha256
-    from engine.imported_maps import ImportedMaps
-    from engine.models.checkpoint import scan_seeds
+    from pixel_evidence.engine.explain import ExplanationEngine
+    from pixel_evidence.files import file_sha256
+    from pixel_evidence.imported_maps import ImportedMaps
+    from pixel_evidence.models.checkpoint import scan_seeds
 
     engine = ExplanationEngine(tiny_run[0], models, device="cpu")
     export_maps(engine, tmp_path / "maps", "mycam", seeds=[7])

@@ -20,7 +20,7 @@ OUTSIDE_ENGINE = {"dashboard", "benchmarks"}
 # Runs in a fresh interpreter (this one has torch loaded already); prints the verdict last.
 TORCH_FREE_CALL = """
 import sys
-from engine.cli import main
+from pixel_evidence.cli import main
 try:
     main({argv!r})
 except SystemExit:
@@ -43,12 +43,12 @@ def test_cli_without_a_model_does_not_import_torch(argv, tmp_path):
 
 def _imports_from_outside(path: Path) -> list[str]:
     """``path``'s imports of the dashboard or the benchmark, but for the one that runs the
-    benchmark inside ``pixel-evidence bench`` (engine/cli.py's ``_cmd_bench``)."""
+    benchmark inside ``pixel-evidence bench`` (pixel_evidence/cli.py's ``_cmd_bench``)."""
     tree = ast.parse(path.read_text(), filename=str(path))
     exempt: set[int] = set()
     if path == ROOT / "engine" / "cli.py":
         bench = next((n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "_cmd_bench"), None)
-        assert bench is not None, "engine/cli.py has no _cmd_bench"
+        assert bench is not None, "pixel_evidence/cli.py has no _cmd_bench"
         exempt = {id(n) for n in ast.walk(bench)}
     found = []
     for node in ast.walk(tree):
@@ -75,18 +75,18 @@ def test_installed_packages_are_engine_and_dashboard_with_every_subpackage():
                 for d in [ROOT / top, *(ROOT / top).rglob("*")]
                 if d.is_dir() and d.name != "__pycache__" and any(d.glob("*.py"))}
     assert expected <= installed, f"not installed: {sorted(expected - installed)}"
-    assert {"engine.data", "engine.models", "engine.metrics", "engine.explainers"} <= installed
+    assert {"pixel_evidence.data", "pixel_evidence.models", "pixel_evidence.metrics", "pixel_evidence.explainers"} <= installed
     assert not {p for p in installed if p.split(".")[0] in ("benchmarks", "tests")}
 
 
 def test_cli_choices_agree_with_the_engine(capsys):
-    from engine import choices
-    from engine.cli import main
-    from engine.evaluate import METRIC_CHOICES, AnalysisSettings
-    from engine.explain import TARGETS
-    from engine.explainers import DEFAULT_METHODS, REGISTRY
-    from engine.metrics.faithfulness import STARTS
-    from engine.models import BACKBONE_SPECS
+    from pixel_evidence import choices
+    from pixel_evidence.checks.faithfulness import STARTS
+    from pixel_evidence.cli import main
+    from pixel_evidence.engine.explain import TARGETS
+    from pixel_evidence.evaluate import METRIC_CHOICES, AnalysisSettings
+    from pixel_evidence.explainers import DEFAULT_METHODS, REGISTRY
+    from pixel_evidence.models import BACKBONE_SPECS
 
     assert choices.BACKBONES == tuple(BACKBONE_SPECS)
     assert choices.METHODS == tuple(REGISTRY)

@@ -3,14 +3,13 @@ screen, and presentation mode for the back of a lecture hall.
 
 Screenshots of both tabs at both sizes go to ``tmp_path`` (kept by pytest for a look after
 a failure). Every measurement waits first for the page's state: the panes drawn at the size
-the window asks for (:func:`dashboard.sizes.pane_sizes`), nothing loading.
+the window asks for (:func:`pixel_evidence.dashboard.sizes.pane_sizes`), nothing loading.
 """
 
 from __future__ import annotations
 
 import pytest
-from test_browser import (WAIT_MS, _new_page, _opening, _require_browser, chromium, engine, served,  # noqa: F401
-                          server)
+from test_browser import WAIT_MS, _new_page, _opening, _require_browser, chromium, engine, served, server  # noqa: F401
 
 pytestmark = pytest.mark.filterwarnings("ignore:The inplace keyword in DataFrame.reset_index")
 
@@ -55,7 +54,7 @@ def _inside(box: dict, width: int, height: int) -> bool:
 def _open_at(chromium, server, width: int, height: int, query: str = ""):
     from playwright.sync_api import expect
 
-    from dashboard.sizes import pane_sizes
+    from pixel_evidence.dashboard.sizes import pane_sizes
 
     context, page = _new_page(chromium, viewport={"width": width, "height": height})
     page.goto(f"{server}{query}")
@@ -91,7 +90,7 @@ def test_the_answer_is_above_the_fold_and_nothing_is_cut_off(chromium, server, w
         expect(page.locator(".pe-summary-loading")).to_have_count(0)
         expect(page.locator(".pn-loading")).to_have_count(0)
         # every chart laid out: one drawn with an empty plot frame shows only its labels, piled in a
-        # corner (a chart in a FlexBox, see dashboard.summary.section.side_by_side)
+        # corner (a chart in a FlexBox, see pixel_evidence.dashboard.summary.section.side_by_side)
         try:
             page.wait_for_function(_CHARTS_LAID_OUT_JS, timeout=WAIT_MS)
         except PlaywrightTimeout:
@@ -104,7 +103,7 @@ def test_the_answer_is_above_the_fold_and_nothing_is_cut_off(chromium, server, w
 
 
 def test_the_maps_grow_with_the_window(chromium, server):
-    from dashboard.sizes import pane_sizes
+    from pixel_evidence.dashboard.sizes import pane_sizes
 
     small, large = (pane_sizes(w, h).method for w, h in SIZES)
     assert large > small * 1.5  # the sizes the two windows ask for; each page waits for its own
@@ -119,7 +118,7 @@ def test_a_new_page_draws_its_panes_once_at_the_windows_size(chromium, server):
     browser's time). Every figure reports each layout's frame width to the server: read them."""
     import json
 
-    from dashboard.sizes import DEFAULT, pane_sizes
+    from pixel_evidence.dashboard.sizes import DEFAULT, pane_sizes
 
     width, height = 1920, 1080
     wanted = pane_sizes(width, height)

@@ -9,11 +9,11 @@ import math
 
 import pandas as pd
 import pytest
-
-from engine.cli import main
-from engine.evaluate import NEEDS_MASKS
 from layout_trees import (make_bmad_tree, make_btech_tree, make_folders_tree, make_kolektor_tree, make_loco_tree,
                           make_mask_folder_tree, make_masks_tree, make_mvtec2_tree, make_realiad_tree, make_visa_tree)
+
+from pixel_evidence.cli import main
+from pixel_evidence.evaluate import NEEDS_MASKS
 
 # 64 px, not 32: at 32 px the encoder's last map is 1x1 and after one epoch its ReLU6 outputs
 # are all 0, so every map is 0 and no agreement can be measured.
@@ -58,7 +58,7 @@ def trained(request, tmp_path_factory, one_thread):
 
 @pytest.fixture(scope="module")
 def engine_on(trained):
-    from engine.explain import ExplanationEngine
+    from pixel_evidence.engine.explain import ExplanationEngine
 
     layout, root, models = trained
     eng = ExplanationEngine(root, models, device="cpu", method_params={"ig": {"n_steps": 4}})
@@ -114,7 +114,7 @@ def test_mask_free_evaluation_leaves_mask_scores_empty_and_says_why(engine_on, t
 def test_training_without_masks_leaves_the_mask_loss_out():
     import torch
 
-    from engine.models.train import multitask_loss
+    from pixel_evidence.models.train import multitask_loss
 
     logits = torch.randn(4, 3, requires_grad=True)
     mask_logits = torch.randn(4, 1, 8, 8, requires_grad=True)
@@ -148,8 +148,8 @@ def test_united_masks_are_evaluated(engine_on, tmp_path):
 
 @pytest.mark.parametrize("trained", ["folders", "masks", "loco", "mask-folder"], indirect=True)
 def test_dashboard_hides_the_mask_scores_of_mask_free_data_behind_a_notice(trained, engine, dash):
-    from dashboard.image_html import NEEDS_MASKS_NOTICE
-    from dashboard.summary.view import SUMMARY_NEEDS_MASKS
+    from pixel_evidence.dashboard.image_html import NEEDS_MASKS_NOTICE
+    from pixel_evidence.dashboard.summary.view import SUMMARY_NEEDS_MASKS
 
     mask_free = trained[0] == "folders"
     image_id = next(i for i in engine.image_ids("test") if mask_free or engine.sample(i).has_mask)

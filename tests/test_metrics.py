@@ -1,4 +1,4 @@
-"""Tests for engine.metrics on small hand-made arrays and tables."""
+"""Tests for pixel_evidence.metrics on small hand-made arrays and tables."""
 
 import itertools
 import math
@@ -8,26 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from engine.metrics import (
-    auroc,
-    balanced_accuracy,
-    chance_level,
-    curve_auc,
-    defect_region,
-    lift,
-    localisation_scores,
-    pointing_game,
-    rank_methods,
-    relevance_mass,
-    summarize_over_seeds,
-    top_fraction_membership,
-    top_k_iou,
-    top_k_overlap,
-    top_selection,
-    win_rates,
-    win_shares,
-)
-from engine.metrics.topk_picture import topk_pixels
+from pixel_evidence.metrics import (auroc, balanced_accuracy, chance_level, curve_auc, defect_region, lift,
+                                    localisation_scores, pointing_game, rank_methods, relevance_mass,
+                                    summarize_over_seeds, top_fraction_membership, top_k_iou, top_k_overlap,
+                                    top_selection, win_rates, win_shares)
+from pixel_evidence.metrics.topk_picture import topk_pixels
 
 # ---------------------------------------------------------------------------
 # Independent references
@@ -654,8 +639,8 @@ def test_a_soft_mask_scores_like_its_binarised_version():
 
 
 def test_the_mask_is_binarised_once_where_it_enters(monkeypatch):
-    import engine.metrics.inputs as inputs
-    import engine.metrics.localisation as localisation
+    import pixel_evidence.metrics.inputs as inputs
+    import pixel_evidence.metrics.localisation as localisation
 
     hard = _soft_mask() > 0.5
     assert defect_region(hard) is hard  # a boolean mask is taken as it is: nothing to re-threshold

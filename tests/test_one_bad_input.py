@@ -18,12 +18,12 @@ import pytest
 import torch
 from PIL import Image
 
-from engine.catalogue import ImageCatalogue
-from engine.cli import main
-from engine.data import DataError
-from engine.explain import ExplanationEngine
-from engine.files import STALE_TEMP_S, _temp_prefix, remove_stale_temp_files
-from engine.model_pool import ModelPool
+from pixel_evidence.cli import main
+from pixel_evidence.data import DataError
+from pixel_evidence.engine.catalogue import ImageCatalogue
+from pixel_evidence.engine.explain import ExplanationEngine
+from pixel_evidence.engine.model_pool import ModelPool
+from pixel_evidence.files import STALE_TEMP_S, _temp_prefix, remove_stale_temp_files
 
 
 def pool_on(root, models) -> ModelPool:
@@ -136,7 +136,7 @@ def test_a_malformed_field_is_that_seeds_problem_only(tiny_run, models, field, v
 
 
 def test_a_history_that_is_a_string_leaves_the_summary_to_the_other_seeds(tiny_run, models):
-    from dashboard.app import create_app
+    from pixel_evidence.dashboard.app import create_app
 
     js = models / "seed_8.json"
     js.write_text(json.dumps({**json.loads(js.read_text()), "history": "epoch 1: loss 0.3"}))
@@ -161,7 +161,7 @@ def empty_one_mask(engine, data):
 
 
 def test_a_defect_image_with_an_empty_mask_is_named_as_bad_data(data, models):
-    from dashboard.image_html import verdict_html
+    from pixel_evidence.dashboard.image_html import verdict_html
 
     engine = ExplanationEngine(data, models, device="cpu")
     try:
@@ -208,7 +208,7 @@ def test_a_missing_image_leaves_out_that_image_only(data, models):
 
 
 def test_the_page_serves_the_rest_and_names_the_missing_image(data, models):
-    from dashboard.app import create_app
+    from pixel_evidence.dashboard.app import create_app
 
     catalogue = ImageCatalogue(data, models / "manifest.csv")
     gone = next(s for s in catalogue.samples if s.split == "test" and s.has_mask)
@@ -254,8 +254,8 @@ def test_evaluate_skips_an_unusable_image_names_it_and_takes_it_back_once_fixed(
 
 
 def test_with_every_image_missing_the_set_up_page_names_the_served_models(data, models, tmp_path):
-    from dashboard.app import create_app
-    from dashboard.config import AppConfig
+    from pixel_evidence.dashboard.app import create_app
+    from pixel_evidence.dashboard.config import AppConfig
 
     elsewhere = tmp_path / "my_parts"  # not an MVTec AD category: no download can bring it back
     elsewhere.mkdir()
@@ -265,9 +265,9 @@ def test_with_every_image_missing_the_set_up_page_names_the_served_models(data, 
 
 
 def test_the_set_up_page_without_models_option_names_the_shipped_folder():
-    from dashboard.config import AppConfig
-    from dashboard.setup_problem import describe_setup_error
-    from engine.run_folders import SHIPPED_MODELS
+    from pixel_evidence.dashboard.config import AppConfig
+    from pixel_evidence.dashboard.setup_problem import describe_setup_error
+    from pixel_evidence.run_folders import SHIPPED_MODELS
 
     problem = describe_setup_error(DataError("/x/cat/test/crack/000.png: listed in m.csv but missing"),
                                    AppConfig(data="/x/cat"))
@@ -297,7 +297,7 @@ def test_the_background_fill_skips_a_bad_mask_and_goes_on(data, models, caplog):
 def killed_writer(folder, target: str) -> None:
     """A process that opens an atomic write's temp file for ``target`` in ``folder`` and is
     killed before the rename, as a run killed mid-write."""
-    code = ("import os, signal, sys, tempfile; from engine.files import _temp_prefix; "
+    code = ("import os, signal, sys, tempfile; from pixel_evidence.files import _temp_prefix; "
             "tempfile.mkstemp(dir=sys.argv[1], prefix=_temp_prefix(sys.argv[2]), suffix='.tmp'); "
             "os.kill(os.getpid(), signal.SIGKILL)")
     run = subprocess.run([sys.executable, "-c", code, str(folder), target], cwd=os.getcwd())
@@ -326,7 +326,7 @@ def test_stale_temp_files_are_only_a_dead_writers_or_old_ones(tmp_path):
 
 
 def test_a_live_writer_of_another_run_keeps_its_file(tmp_path):
-    code = ("import sys, tempfile; from engine.files import _temp_prefix; "
+    code = ("import sys, tempfile; from pixel_evidence.files import _temp_prefix; "
             "print(tempfile.mkstemp(dir=sys.argv[1], prefix=_temp_prefix('tko_table.csv'), suffix='.tmp')[1], "
             "flush=True); sys.stdin.read()")
     writer = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdin=subprocess.PIPE,
@@ -350,7 +350,7 @@ def test_the_next_evaluate_removes_what_a_killed_one_left(tiny_run, models, tmp_
 
 
 def test_the_next_train_removes_what_a_killed_one_left(tiny_run, models):
-    from engine.models.train import train_seeds
+    from pixel_evidence.models.train import train_seeds
 
     root, _models, manifest, cfg, _meta = tiny_run
     killed_writer(models, "manifest.csv")

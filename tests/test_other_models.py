@@ -12,14 +12,13 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-
 from conftest import make_mvtec_tree
-from engine.choices import BACKBONES, KINDS
-from engine.cli import main as cli_main
-from engine.explainers import REGISTRY, get_explainer
-from engine.models import (BACKBONE_SPECS, ClassifierView, ModelDefinitionError, ModelRecipe,
-                           model_description)
-from engine.models.train import TrainConfig, stages_to_freeze
+
+from pixel_evidence.choices import BACKBONES, KINDS
+from pixel_evidence.cli import main as cli_main
+from pixel_evidence.explainers import REGISTRY, get_explainer
+from pixel_evidence.models import BACKBONE_SPECS, ClassifierView, ModelDefinitionError, ModelRecipe, model_description
+from pixel_evidence.models.train import TrainConfig, stages_to_freeze
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "tiny_model.py"
@@ -88,7 +87,7 @@ def test_modes_freeze_what_they_say():
 
 def _write_module(tmp_path: Path, body: str) -> str:
     path = tmp_path / "model.py"
-    path.write_text("from torch import nn\nfrom engine.models import UserModel\n\n" + textwrap.dedent(body))
+    path.write_text("from torch import nn\nfrom pixel_evidence.models import UserModel\n\n" + textwrap.dedent(body))
     return f"{path}:build"
 
 
@@ -105,7 +104,7 @@ def test_a_user_model_whose_output_is_not_b_by_c_is_one_line(tmp_path):
 
 
 @pytest.mark.parametrize("body,expected", [
-    ("def build(num_classes):\n    return nn.Linear(3, num_classes)\n", "returned Linear, not engine.models.UserModel"),
+    ("def build(num_classes):\n    return nn.Linear(3, num_classes)\n", "returned Linear, not pixel_evidence.models.UserModel"),
     ("def other(num_classes):\n    pass\n", "has no function 'build'"),
     ("def build(num_classes):\n    return UserModel(nn.Sequential(nn.Conv2d(3, 4, 3), nn.AdaptiveAvgPool2d(1), "
      "nn.Flatten(), nn.Linear(4, num_classes)), cam_layer='9')\n", "Grad-CAM layer '9' is not a module"),
@@ -164,11 +163,12 @@ def test_model_description_names_backbone_kind_and_mode():
 
 def test_one_models_folder_mixes_a_user_model_and_a_backbone_through_train_evaluate_and_engine(tmp_path):
     from conftest import make_mvtec_tree
-    from dashboard.catalogue import Catalogue
-    from dashboard.export import figure_png
-    from dashboard.pictures import make_pictures
-    from engine.cli import main
-    from engine.explain import ExplanationEngine
+
+    from pixel_evidence.cli import main
+    from pixel_evidence.dashboard.catalogue import Catalogue
+    from pixel_evidence.dashboard.export import figure_png
+    from pixel_evidence.dashboard.pictures import make_pictures
+    from pixel_evidence.engine.explain import ExplanationEngine
 
     data = make_mvtec_tree(tmp_path / "cat", size=32)
     models = tmp_path / "models"
@@ -214,7 +214,7 @@ def test_one_models_folder_mixes_a_user_model_and_a_backbone_through_train_evalu
 
 
 def test_metadata_from_before_kinds_and_modes_loads_as_the_multitask_default(tmp_path):
-    from engine.models import load_model, save_checkpoint
+    from pixel_evidence.models import load_model, save_checkpoint
 
     net = ModelRecipe(backbone="none").build(2, image_size=32)
     old = {"backbone": "none", "classes": ["a", "b"], "image_size": 32, "manifest_sha256": "0" * 64,
@@ -226,7 +226,7 @@ def test_metadata_from_before_kinds_and_modes_loads_as_the_multitask_default(tmp
 
 
 def test_a_moved_model_module_is_a_checkpoint_error_naming_the_file(tmp_path):
-    from engine.models import CheckpointError, load_model, save_checkpoint
+    from pixel_evidence.models import CheckpointError, load_model, save_checkpoint
 
     copy = tmp_path / "mine.py"
     shutil.copy(EXAMPLE, copy)

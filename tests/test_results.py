@@ -1,4 +1,4 @@
-"""engine.results: reading result tables and histories, and the top-K pixel picture."""
+"""pixel_evidence.results: reading result tables and histories, and the top-K pixel picture."""
 
 from __future__ import annotations
 
@@ -12,11 +12,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from engine import metrics
-from engine.results import (agreement_stats, faithfulness_stats, localisation_win_rates, sanity_stats,
-                            PIXEL_FALSE_ALARM, PIXEL_HIT, PIXEL_MISS, PIXEL_OTHER, PIXEL_TIED_IN, PIXEL_TIED_OUT,
-                            confusion_matrix, defect_rows, history_bands, history_frame, load_results, stale_seeds,
-                            tko_stats, topk_pixels, win_rate_stats)
+from pixel_evidence import metrics
+from pixel_evidence.results import (PIXEL_FALSE_ALARM, PIXEL_HIT, PIXEL_MISS, PIXEL_OTHER, PIXEL_TIED_IN,
+                                    PIXEL_TIED_OUT, agreement_stats, confusion_matrix, defect_rows, faithfulness_stats,
+                                    history_bands, history_frame, load_results, localisation_win_rates, sanity_stats,
+                                    stale_seeds, tko_stats, topk_pixels, win_rate_stats)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -225,13 +225,13 @@ def test_history_bands():
 
 
 def test_results_module_does_not_import_torch():
-    code = "import sys, engine.results; assert 'torch' not in sys.modules, 'torch imported'"
+    code = "import sys, pixel_evidence.results; assert 'torch' not in sys.modules, 'torch imported'"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
 
 
 def test_results_on_a_real_evaluation(tiny_run, tmp_path):
-    from engine.evaluate import evaluate
-    from engine.explain import ExplanationEngine
+    from pixel_evidence.engine.explain import ExplanationEngine
+    from pixel_evidence.evaluate import evaluate
 
     root, models, *_ = tiny_run
     engine = ExplanationEngine(root, models, device="cpu", method_params={"ig": {"n_steps": 4}})

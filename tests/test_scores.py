@@ -1,4 +1,4 @@
-"""engine.metrics.scores: the registry of localisation scores that evaluation, results and the dashboard read."""
+"""pixel_evidence.metrics.scores: the registry of localisation scores that evaluation, results and the dashboard read."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from engine.metrics.scores import EXTRA_SCORES, LOCALISATION_SCORES, Score, by_key, score
+from pixel_evidence.metrics.scores import EXTRA_SCORES, LOCALISATION_SCORES, Score, by_key, score
 
 # Hand-made (map, mask) pairs: ties at the top-K cut-off, a tied maximum, a zero background.
 CASES = {

@@ -3,7 +3,7 @@ checked against the tables ``pixel-evidence evaluate`` recorded for the same mod
 README's results recomputed from those tables.
 
 The built-in data is generated into the user cache on first use (``PIXEL_EVIDENCE_CACHE``,
-see ``engine.data.synthetic.default_data_root``) and reused afterwards.
+see ``pixel_evidence.data.synthetic.default_data_root``) and reused afterwards.
 """
 
 from __future__ import annotations
@@ -16,11 +16,11 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from engine.choices import EVALUATE_IG_TOLERANCE, IG_MAX_STEPS, ig_params
-from engine.data import dataset_fingerprint
-from engine.data.synthetic import default_data_root
-from engine.explain import load_engine
-from engine.results import ig_columns
+from pixel_evidence.choices import EVALUATE_IG_TOLERANCE, IG_MAX_STEPS, ig_params
+from pixel_evidence.data import dataset_fingerprint
+from pixel_evidence.data.synthetic import default_data_root
+from pixel_evidence.engine.explain import load_engine
+from pixel_evidence.results import ig_columns
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = ROOT / "pretrained_models"
@@ -194,8 +194,8 @@ def test_readme_mask_free_table_is_recomputed_from_the_shipped_tables():
 def sweep_counted() -> pd.DataFrame:
     """The shipped sweep store's correctly classified test images, every registered method on
     every shipped seed, with nothing held out."""
-    from engine.explainers import REGISTRY
-    from engine.results import read_store
+    from pixel_evidence.explainers import REGISTRY
+    from pixel_evidence.results import read_store
 
     store = read_store(RESULTS / "sweep")
     assert store.problems == ()
@@ -206,7 +206,7 @@ def sweep_counted() -> pd.DataFrame:
 
 
 def _sweep_labels() -> dict[str, str]:
-    from engine.explainers import REGISTRY
+    from pixel_evidence.explainers import REGISTRY
 
     return {cls.label: key for key, cls in REGISTRY.items()}
 
@@ -215,7 +215,7 @@ def test_readme_whole_field_table_is_recomputed_from_the_shipped_sweep(sweep_cou
     """The README's ranking of every method: win rates by hand from the shipped sweep store's
     rows (each image's win shared among tied methods), mean TKO per seed then over seeds, and
     each method's cost from the benchmark."""
-    from engine.sweep.costs import method_costs
+    from pixel_evidence.sweep.costs import method_costs
 
     counted = sweep_counted
     by_tko = _win_rates_by_hand(counted.assign(split="test"), "tko").loc["test"]
@@ -262,7 +262,7 @@ def test_readme_wins_per_seed_are_counted_from_the_shipped_sweep(sweep_counted):
 def test_readme_dissection_table_is_recomputed_from_the_shipped_tables(table):
     """Detector units per class and stage and the best last-block unit's IoU from the shipped
     dissection table; the three maps' summed top-K IoU from the shipped main table."""
-    from engine.dissection_table import detector_counts, read_dissection
+    from pixel_evidence.dissection.table import detector_counts, read_dissection
 
     units = read_dissection(RESULTS / "dissection")
     units = units[units["split"] == "test"]

@@ -7,16 +7,17 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from rounding import assert_same_but_for_order, in_float64, reordering_allowance
 from scipy.spatial.distance import cdist
 from skimage.transform import resize
+from test_explainers_extra import batch, layer_output, make, net  # noqa: F401 - fixtures, used by name
 from torch.nn import functional as F
 
-from engine.cli import main
-from engine.explain import ExplanationEngine
-from engine.explainers import REGISTRY
-from engine.explainers.sidu import SIDU, upsample_mirrored
-from rounding import assert_same_but_for_order, in_float64, reordering_allowance
-from test_explainers_extra import batch, layer_output, make, net  # noqa: F401 - fixtures, used by name
+from pixel_evidence.cli import main
+from pixel_evidence.engine.explain import ExplanationEngine
+from pixel_evidence.explainers import REGISTRY
+from pixel_evidence.explainers.sidu import SIDU, upsample_mirrored
+
 
 def sidu_as_the_authors_code(net, image, target, threshold=0.1, kernel_width=0.25, p1=0.5):
     """``explain_SIDU`` and ``generate_masks_conv_output`` of SIDU_XAI.py (satyamahesh84/

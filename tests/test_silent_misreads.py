@@ -9,12 +9,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import make_mvtec_tree
+from layout_trees import make_folders_tree, make_mask_folder_tree
 from PIL import Image
 
-from conftest import make_mvtec_tree
-from engine.cli import main as cli_main
-from engine.data import DataError, Sample, layout_of, load_image, load_mask, prepare_manifest, read_manifest, scan_data
-from layout_trees import make_folders_tree, make_mask_folder_tree
+from pixel_evidence.cli import main as cli_main
+from pixel_evidence.data import (DataError, Sample, layout_of, load_image, load_mask, prepare_manifest, read_manifest,
+                                 scan_data)
 
 
 def write_png16(path: Path, values: np.ndarray) -> None:

@@ -14,9 +14,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from engine import metrics
+from pixel_evidence import \
+    metrics  # Bokeh's own DataFrame handling (Tabulator sources) trips a pandas deprecation: not ours to fix.
 
-# Bokeh's own DataFrame handling (Tabulator sources) trips a pandas deprecation: not ours to fix.
 pytestmark = pytest.mark.filterwarnings("ignore:The inplace keyword in DataFrame.reset_index")
 
 METHODS = ("gradcam", "saliency", "ig")
@@ -27,7 +27,7 @@ IDS = {cls: [f"{cls}-{i:03d}" for i in range(4)] for cls in CLASSES}
 
 
 def _catalogue():
-    from dashboard.catalogue import Catalogue
+    from pixel_evidence.dashboard.catalogue import Catalogue
 
     images = {("test", c): tuple(IDS[c]) for c in CLASSES}
     images[("train", "good")] = ("good-train-000",)
@@ -116,8 +116,8 @@ def write_results(models: Path, *, scores=("pointing", "auroc"), analyses=("agre
 
 
 def make_view(models: Path):
-    from dashboard.state import DashboardState
-    from dashboard.summary import ResultsStore, SummaryView
+    from pixel_evidence.dashboard.state import DashboardState
+    from pixel_evidence.dashboard.summary import ResultsStore, SummaryView
 
     engine = SimpleNamespace(models_dir=models, data_root=Path("/data/hazelnut"), meta={s: {} for s in SEEDS})
     return SummaryView(ResultsStore(DashboardState(_catalogue()), engine))

@@ -19,16 +19,16 @@ import pyarrow.parquet as pq
 import pytest
 from dask.distributed import Client, LocalCluster
 
-from engine.data import read_manifest
-from engine.evaluate import evaluate
-from engine.results import TABLE_COLUMNS
-from engine.results.sweep_store import read_store
-from engine.sweep.plan import plan
-from engine.sweep.run import run_sweep
-from engine.sweep.spec import Category, SweepSpec
-from engine.sweep.costs import method_costs
-from engine.sweep.worker import HOLD_ENV
-from dashboard.summary.categories import COST
+from pixel_evidence.dashboard.summary.categories import COST
+from pixel_evidence.data import read_manifest
+from pixel_evidence.evaluate import evaluate
+from pixel_evidence.results import TABLE_COLUMNS
+from pixel_evidence.results.sweep_store import read_store
+from pixel_evidence.sweep.costs import method_costs
+from pixel_evidence.sweep.plan import plan
+from pixel_evidence.sweep.run import run_sweep
+from pixel_evidence.sweep.spec import Category, SweepSpec
+from pixel_evidence.sweep.worker import HOLD_ENV
 from tests.waiting import wait_until
 
 METHODS = ("gradcam", "saliency", "ig")
@@ -221,10 +221,10 @@ def test_interrupt_leaves_only_complete_files(tiny_run, client, reference, tmp_p
 def test_training_over_seeds_as_tasks_matches_training_here(client, tmp_path):
     import torch
 
-    from engine.data import prepare_manifest
-    from engine.models.checkpoint import scan_seeds
-    from engine.models.train import TrainConfig, train_seeds
-    from engine.sweep.training import dask_map
+    from pixel_evidence.data import prepare_manifest
+    from pixel_evidence.models.checkpoint import scan_seeds
+    from pixel_evidence.models.train import TrainConfig, train_seeds
+    from pixel_evidence.sweep.training import dask_map
     from tests.conftest import make_mvtec_tree
 
     root = make_mvtec_tree(tmp_path / "cat", n_train_good=4, n_test={"good": 2, "crack": 3, "hole": 3}, size=32)
@@ -273,7 +273,7 @@ def test_summary_tab_shows_the_store_beside_evaluate(dash, reference_store, eval
 
 
 def test_evaluate_exports_the_store_as_a_single_runs_tables(engine, reference_store, evaluated, tmp_path):
-    from engine.evaluate import export_from_store
+    from pixel_evidence.evaluate import export_from_store
 
     export_from_store(engine, reference_store, "cat", tmp_path)
     summary = json.loads((tmp_path / "summary.json").read_text())
@@ -287,7 +287,7 @@ def test_evaluate_exports_the_store_as_a_single_runs_tables(engine, reference_st
 
 
 def test_sweep_file_and_its_mistakes(tmp_path):
-    from engine.sweep.spec import read_spec
+    from pixel_evidence.sweep.spec import read_spec
 
     path = tmp_path / "sweep.toml"
     path.write_text('seeds = "42-44"\nmethods = "all"\nsplits = ["test", "train"]\n'
@@ -314,13 +314,12 @@ def test_the_sweep_computes_ig_as_evaluate_does_unless_told(tmp_path):
     IG settings are kept; and the shipped models' store goes under runs/."""
     import argparse
 
-    from engine.choices import EVALUATE_IG_TOLERANCE, IG_MAX_STEPS
-    from engine.cli import parse_seeds
-    from engine.run_folders import RUNS
-    from engine.sweep.command import add_sweep_arguments, spec_from_args
+    from pixel_evidence.choices import EVALUATE_IG_TOLERANCE, IG_MAX_STEPS
+    from pixel_evidence.run_folders import RUNS
+    from pixel_evidence.sweep.command import add_sweep_arguments, spec_from_args
 
     parser = argparse.ArgumentParser()
-    add_sweep_arguments(parser, parse_seeds)
+    add_sweep_arguments(parser)
     data, models = tmp_path / "d", tmp_path / "m"
 
     def spec(*argv):
@@ -343,8 +342,8 @@ def test_a_store_reads_files_written_before_a_column_existed(tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from engine.results import IG_COLUMNS, read_store
-    from engine.results.sweep_store import row_schema
+    from pixel_evidence.results import IG_COLUMNS, read_store
+    from pixel_evidence.results.sweep_store import row_schema
 
     def write(method: str, image_id: str, drop: tuple[str, ...]) -> None:
         schema = row_schema()
@@ -368,7 +367,7 @@ def _write_rows(store, seed: int, method: str, tkos: dict[str, float]) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from engine.results.sweep_store import partition_dir, row_schema
+    from pixel_evidence.results.sweep_store import partition_dir, row_schema
 
     schema = row_schema()
     ids = list(tkos)
@@ -419,7 +418,7 @@ def test_plan_prices_ig_as_the_sweep_computes_it(tmp_path):
     """The benchmark has a row for IG's fixed rule and one for IG refined to evaluate's
     tolerance; a plan with a tolerance prices the second, and without a report the fallback
     scales the fixed rule by the measured 2.6x."""
-    from engine.sweep.costs import FALLBACK_SECONDS
+    from pixel_evidence.sweep.costs import FALLBACK_SECONDS
 
     report = tmp_path / "benchmark.json"
     report.write_text(json.dumps({"methods": {"rows": [
@@ -438,7 +437,7 @@ def test_plan_prices_ig_as_the_sweep_computes_it(tmp_path):
 def test_a_task_run_again_reads_its_files_back(tiny_run, tmp_path):
     """The scheduler runs a finished task again when the worker holding its result is lost;
     its files are read back, not rewritten, and it reports the same rows."""
-    from engine.sweep.worker import run_task
+    from pixel_evidence.sweep.worker import run_task
 
     spec = make_spec(tiny_run, tmp_path / "store")
     task = plan(spec)[0]
@@ -452,7 +451,7 @@ def test_a_task_run_again_reads_its_files_back(tiny_run, tmp_path):
 @pytest.mark.parametrize("workers, first", [(2, "2 worker(s)"), (8, "8 worker(s)"), (None, "1 worker(s)")])
 def test_plan_shows_the_asked_for_worker_count_first(tmp_path, capsys, workers, first):
     """Issue 29: --plan --workers 2 printed wall times for 1, 8 and 64 workers only."""
-    from engine.sweep.command import print_plan
+    from pixel_evidence.sweep.command import print_plan
 
     spec = SweepSpec(categories=(Category("cat", tmp_path, tmp_path),), out=tmp_path)
     print_plan(spec, [], workers)
@@ -471,7 +470,7 @@ def test_ctrl_c_on_the_command_ends_it_and_its_workers_while_tasks_run(tiny_run,
     root, models, *_ = tiny_run
     hold = tmp_path / "hold"
     hold.mkdir()
-    command = [sys.executable, "-c", "import sys; from engine.cli import main; sys.exit(main(sys.argv[1:]))",
+    command = [sys.executable, "-c", "import sys; from pixel_evidence.cli import main; sys.exit(main(sys.argv[1:]))",
                "sweep", "--data", str(root), "--models", str(models), "--out", str(tmp_path / "store"),
                "--methods", *METHODS, "--ig-steps", "4", "--ig-tolerance", "0", "--chunk", "4", "--workers", "2",
                "--dashboard-address", "none"]

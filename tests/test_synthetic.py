@@ -1,4 +1,4 @@
-"""Tests for engine.data.synthetic: layout, determinism, defect placement, atomic writes."""
+"""Tests for pixel_evidence.data.synthetic: layout, determinism, defect placement, atomic writes."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from engine.data import synthetic as sy
+from pixel_evidence.data import synthetic as sy
 
 SMALL = dict(n_good_train=6, n_good_test=2, n_per_defect=3, size=96)
 

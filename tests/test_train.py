@@ -9,16 +9,18 @@ import shutil
 import numpy as np
 import pytest
 import torch
+from conftest import make_mvtec_tree
 from PIL import Image
 
-from conftest import make_mvtec_tree
-from engine.models import checkpoint as ckpt
-from engine.models import CheckpointError, available_seeds, load_model, save_checkpoint
-from engine.cli import main, parse_seeds
-from engine.data import prepare_manifest, read_manifest
-from engine.files import file_sha256
-from engine.models import MultitaskNet
-from engine.models.train import TrainConfig, augment, balanced_accuracy, class_weights, multitask_loss, train_seeds
+from pixel_evidence.choices import parse_seeds
+from pixel_evidence.cli import main
+from pixel_evidence.data import prepare_manifest, read_manifest
+from pixel_evidence.files import file_sha256
+from pixel_evidence.models import CheckpointError, MultitaskNet, available_seeds
+from pixel_evidence.models import checkpoint as ckpt
+from pixel_evidence.models import load_model, save_checkpoint
+from pixel_evidence.models.train import (TrainConfig, augment, balanced_accuracy, class_weights, multitask_loss,
+                                         train_seeds)
 
 
 def test_training_lowers_the_loss_and_records_metadata(tiny_run):

@@ -48,7 +48,7 @@ def test_plain_is_text_in_html_and_in_markdown(value):
     fetches nothing and hides nothing)."""
     from markdown_it import MarkdownIt
 
-    from dashboard.markup import plain
+    from pixel_evidence.dashboard.markup import plain
 
     shown = plain(value)
     assert html.unescape(shown) == value and _Tags(shown).tags == []
@@ -59,7 +59,7 @@ def test_plain_is_text_in_html_and_in_markdown(value):
 
 
 def test_plain_in_an_attribute_keeps_the_attribute_closed():
-    from dashboard.markup import plain
+    from pixel_evidence.dashboard.markup import plain
 
     tags = []
 
@@ -74,7 +74,7 @@ def test_plain_in_an_attribute_keeps_the_attribute_closed():
 def test_csv_cells_that_a_spreadsheet_would_run_start_with_a_quote():
     """OWASP's prefixes (= + - @ tab CR) in text cells and column names get a leading quote;
     numbers, negative ones too, and other text are written as they are."""
-    from dashboard.export import table_csv
+    from pixel_evidence.dashboard.export import table_csv
 
     df = pd.DataFrame({"image_id": ["=1+2", "+cmd", "-2+3", "@SUM(1)", "\tx", "\rx", "good-001", "a=b"],
                        "tko": [-0.5, 0.25, -1.0, 0.0, 1.0, 0.5, 0.75, float("nan")],
@@ -99,7 +99,7 @@ def test_the_error_box_names_the_image_and_the_error_as_text(dash, monkeypatch):
 
 
 def test_the_exported_figure_shows_the_names_as_text(engine):
-    from dashboard.export import _summary_html
+    from pixel_evidence.dashboard.export import _summary_html
 
     ex = engine.explain(engine.seeds[0], "test", engine.image_ids("test", "crack")[0], ["gradcam", "saliency"])
     hostile = dataclasses.replace(ex, image_id=HOSTILE[0], true_class=HOSTILE[1])
@@ -122,7 +122,7 @@ def test_the_exported_figure_shows_the_names_as_text(engine):
     ("", None, False),
 ])
 def test_the_host_rule(host, origin, allowed):
-    from dashboard.allowed_hosts import refusal
+    from pixel_evidence.dashboard.allowed_hosts import refusal
 
     headers = {"Host": host, **({"Origin": origin} if origin else {})}
     assert (refusal(headers, ["class.example:80"], 5006) == "") is allowed
