@@ -345,8 +345,9 @@ def _whole_field_section(src: Sources, names: dict[str, str]) -> str:
         "follows its authors' current code (0.1, mirrored edges: [Methods](../methods/index.md)), which moves "
         "the shipped model's maps a little, and its rows are being made again (`pretrained_models/README.md`).\n\n")
     left_out = len(ranking) - wins.shape[1]
+    none_won = f"; the {in_words(left_out)} methods not listed won none on any seed" if left_out else ""
     parts.append(f"Images won on each seed, out of {_span(images)} (an image where methods tie is shared among "
-                 f"them){f'; the {in_words(left_out)} methods not listed won none on any seed' if left_out else ''}:\n\n")
+                 f"them){none_won}:\n\n")
     parts.append(table(["seed", *(names[m] for m in wins.columns)],
                        [[str(s), *(wins_cell(wins.loc[s, m]) for m in wins.columns)] for s in seeds]))
     smoothed = wins.reindex(columns=SMOOTHED, fill_value=0.0).sum(axis=1) / images
@@ -535,7 +536,8 @@ def readme_headline(src: Sources) -> str:
     three = sorted(MAIN_METHODS, key=lambda m: -main.loc[m, "win_tko_mean"])
     return (
         f"On the built-in default, over the correctly classified defect images of the test split "
-        f"({in_words(counted['seed'].nunique())} shipped seeds, mean ± std over seeds), the original study's three methods win by TKO: "
+        f"({in_words(counted['seed'].nunique())} shipped seeds, mean ± std over seeds), the original study's "
+        "three methods win by TKO: "
         + ", ".join(f"{names[m]} **{mean_std(main.loc[m, 'win_tko_mean'], main.loc[m, 'win_tko_std'])}**"
                     for m in three)
         + f" of the images. The synthetic defects cover {100 * counted['chance'].mean():.0f}% of the image on average, "
