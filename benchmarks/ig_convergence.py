@@ -137,7 +137,13 @@ def steps_for(history: list, tolerance: float, times: int = 2) -> tuple[int, flo
 
 
 def report(data: dict, figure: Path) -> str:
-    """Markdown tables (gap spread per rule and steps; the scheme's cost per tolerance) and the figure."""
+    """Markdown tables (see ``report_tables``), and the figure drawn to ``figure``."""
+    _figure(data, figure)
+    return report_tables(data)
+
+
+def report_tables(data: dict) -> str:
+    """Markdown tables: gap spread per rule and steps; the scheme's cost per tolerance."""
     images = data["images"]
     table: dict[tuple[str, int], list[float]] = {}
     for rec in images.values():
@@ -165,7 +171,6 @@ def report(data: dict, figure: Path) -> str:
             lines += ["", f"{image_id}: " + ", ".join(f"{r['rule']} {r['n']}: {r['gap']:.3f}" for r in rec["rules"])
                       + "; scheme (steps: gap, bound): "
                       + ", ".join(f"{n}: {g:.3f}, {b:.3f}" for n, g, b in rec["scheme_history"])]
-    _figure(data, figure)
     return "\n".join(lines)
 
 

@@ -1,6 +1,6 @@
 """The shipped default: ``load_engine()`` on the built-in data and ``pretrained_models/``,
 checked against the tables ``pixel-evidence evaluate`` recorded for the same models, and the
-README's results recomputed from those tables.
+numbers of the docs' results pages (``docs/generate.py``) recomputed by hand from those tables.
 
 The built-in data is generated into the user cache on first use (``PIXEL_EVIDENCE_CACHE``,
 see ``pixel_evidence.data.synthetic.default_data_root``) and reused afterwards.
@@ -8,7 +8,6 @@ see ``pixel_evidence.data.synthetic.default_data_root``) and reused afterwards.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +15,7 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
+from docs import generate
 from pixel_evidence.choices import EVALUATE_IG_TOLERANCE, IG_MAX_STEPS, ig_params
 from pixel_evidence.data import dataset_fingerprint
 from pixel_evidence.data.synthetic import default_data_root
@@ -25,7 +25,6 @@ from pixel_evidence.results import ig_columns
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = ROOT / "pretrained_models"
 RESULTS = SHIPPED / "results"
-README = ROOT / "README.md"
 LABELS = {"Integrated Gradients": "ig", "Saliency": "saliency", "Grad-CAM": "gradcam"}
 
 # Rounding allowance for a map recomputed here against the same map computed by the evaluation
@@ -102,7 +101,7 @@ def test_one_image_explained_as_the_shipped_table_records_it(shipped, table):
 
 @pytest.mark.parametrize("seed", [42, 47])
 def test_test_images_are_classified_as_the_shipped_table_records(shipped, table, seed):
-    # the README's "balanced accuracy 1.000 on the test split", checked cheaply: two test
+    # the results page's "balanced accuracy 1.000 on the test split", checked cheaply: two test
     # images of every class, predicted here and recorded by the evaluation
     recorded = table[(table.seed == seed) & (table.split == "test")].drop_duplicates("image_id").set_index("image_id")
     test = [s for s in shipped.samples if s.split == "test"]
@@ -115,24 +114,7 @@ def test_test_images_are_classified_as_the_shipped_table_records(shipped, table,
         assert recorded.loc[sample.id, "class"] == sample.cls
 
 
-# ------------------------------------------------------------------ README results
-
-
-def _readme_rows(header: str) -> list[list[str]]:
-    """The cells of the README table whose header row starts with ``header``."""
-    lines = README.read_text().splitlines()
-    start = next(i for i, line in enumerate(lines) if line.startswith(header))
-    rows = []
-    for line in lines[start + 2:]:
-        if not line.startswith("|"):
-            break
-        rows.append([c.strip().strip("*") for c in line.strip("|").split("|")])
-    return rows
-
-
-def _mean_std(cell: str) -> tuple[float, float]:
-    mean, std = re.fullmatch(r"\**([\d.]+) ± ([\d.]+)\**", cell).groups()
-    return float(mean), float(std)
+# ------------------------------------------------------------------ the docs' results, by hand
 
 
 def _win_shares_by_hand(rows: pd.DataFrame, score: str) -> pd.Series:
@@ -150,44 +132,47 @@ def _win_rates_by_hand(rows: pd.DataFrame, score: str) -> pd.DataFrame:
     return per_seed.groupby(level=["split", "method"]).agg(["mean", "std"])
 
 
-def test_readme_results_table_is_recomputed_from_the_shipped_tables(table):
+def _same(generated: pd.Series | pd.DataFrame, by_hand: pd.Series | pd.DataFrame) -> None:
+    """Equal up to summation order, with the same labels."""
+    check = pd.testing.assert_series_equal if isinstance(by_hand, pd.Series) else pd.testing.assert_frame_equal
+    check(generated, by_hand, check_names=False, check_exact=False, rtol=1e-9, atol=1e-12)
+
+
+def test_results_table_is_recomputed_from_the_shipped_tables(table):
     counted = table[table["correct"] & table["tko"].notna()]  # correctly classified defect images
     assert counted.groupby(["seed", "split"]).image_id.nunique().loc[(42, "test")] == 64
     by_tko, by_auroc = _win_rates_by_hand(counted, "tko"), _win_rates_by_hand(counted, "auroc")
     scores = ["tko", "lift", "pointing", "relevance_mass", "auroc"]
     # mean over seeds of each seed's mean (seeds differ in how many images they classified right)
     means = counted.groupby(["split", "method", "seed"])[scores].mean().groupby(level=["split", "method"]).mean()
-    readme = _readme_rows("| split | method | win rate by TKO")
-    assert len(readme) == 6
-    for split, label, win, tko, lift, pointing, mass, auroc, win_auroc in readme:
-        key = (split, LABELS[label])
-        assert _mean_std(win) == tuple(round(v, 3) for v in by_tko.loc[key]), key
-        assert _mean_std(win_auroc) == tuple(round(v, 3) for v in by_auroc.loc[key]), key
-        m = means.loc[key]
-        assert [float(tko), float(lift.lstrip("×")), float(pointing), float(mass), float(auroc)] == [
-            round(m.tko, 3), round(m.lift, 1), round(m.pointing, 3), round(m.relevance_mass, 3), round(m.auroc, 3)], key
-    assert "**0.588 ± 0.055**" in README.read_text()  # the headline figure, as the README prints it
-    assert f"Chance TKO (K/N) is {counted.chance.mean():.3f} on average" in README.read_text()
+    generated = generate.main_table(table)
+    assert len(generated) == 6
+    for stat in ("mean", "std"):
+        _same(generated[f"win_tko_{stat}"], by_tko[stat])
+        _same(generated[f"win_auroc_{stat}"], by_auroc[stat])
+    _same(generated[scores], means)
+    # the headline figure, as the page and the README print it
+    assert generate.mean_std(*generated.loc[("test", "ig"), ["win_tko_mean", "win_tko_std"]]) == "0.588 ± 0.055"
 
 
-def test_readme_mask_free_table_is_recomputed_from_the_shipped_tables():
+def test_mask_free_table_is_recomputed_from_the_shipped_tables():
     faithfulness = pd.read_csv(RESULTS / "faithfulness.csv")
     sanity = pd.read_csv(RESULTS / "sanity.csv")
-    per_seed = faithfulness.groupby(["method", "seed"])[["deletion_auc", "insertion_auc"]].mean()
-    over_seeds = per_seed.groupby(level="method").agg(["mean", "std"])
+    generated = generate.mask_free_table(faithfulness, sanity)
+    assert sorted(generated.index) == sorted(LABELS.values())
+    for method, rows in faithfulness.groupby("method"):
+        for column in ("deletion_auc", "insertion_auc"):
+            per_seed = [g[column].mean() for _, g in rows.groupby("seed")]
+            assert generated.loc[method, f"{column}_mean"] == pytest.approx(np.mean(per_seed), rel=1e-12)
+            assert generated.loc[method, f"{column}_std"] == pytest.approx(np.std(per_seed, ddof=1), rel=1e-9)
     final = sanity[sanity["final"]]
-    readme = _readme_rows("| method | deletion AUC")
-    assert len(readme) == 3
-    for label, deletion, insertion, check in readme:
-        method = LABELS[label]
-        for cell, column in ((deletion, "deletion_auc"), (insertion, "insertion_auc")):
-            expected = over_seeds.loc[method, column]
-            assert _mean_std(cell) == (round(expected["mean"], 3), round(expected["std"], 3)), (method, column)
-        rows = final[final.method == method]
-        verdict, count, total = re.match(r"\**(passes|fails) on (\d+) of (\d+)", check).groups()
-        failed = int((~rows["passed"]).sum())
-        assert int(total) == len(rows) and int(count) == (failed if verdict == "fails" else len(rows) - failed)
-        assert f"{rows.spearman.mean():.2f}" in check
+    for method, rows in final.groupby("method"):
+        assert generated.loc[method, "checked"] == len(rows)
+        assert generated.loc[method, "failed"] == int((rows["spearman"].abs() >= 0.5).sum()), method
+        assert generated.loc[method, "spearman"] == pytest.approx(rows.spearman.mean(), rel=1e-12)
+    # the verdicts the page words: IG fails almost everywhere, Saliency and Grad-CAM pass
+    assert generated.loc["ig", "failed"] > generated.loc["ig", "checked"] / 2
+    assert generated.loc[["saliency", "gradcam"], "failed"].eq(0).all()
 
 
 @pytest.fixture(scope="module")
@@ -201,91 +186,67 @@ def sweep_counted() -> pd.DataFrame:
     assert store.problems == ()
     rows = store.tko[store.tko["split"] == "test"]
     assert set(rows["method"]) == set(REGISTRY)
-    assert store.ig_refined  # IG to evaluate's tolerance, as the README says and the costs assume
+    assert store.ig_refined  # IG to evaluate's tolerance, as the results page says and the costs assume
     return rows[rows["correct"].astype(bool) & rows["tko"].notna()]
 
 
-def _sweep_labels() -> dict[str, str]:
-    from pixel_evidence.explainers import REGISTRY
+@pytest.fixture(scope="module")
+def whole_field():
+    return generate.whole_field(RESULTS / "sweep", generate.Sources().benchmark)
 
-    return {cls.label: key for key, cls in REGISTRY.items()}
 
-
-def test_readme_whole_field_table_is_recomputed_from_the_shipped_sweep(sweep_counted):
-    """The README's ranking of every method: win rates by hand from the shipped sweep store's
-    rows (each image's win shared among tied methods), mean TKO per seed then over seeds, and
-    each method's cost from the benchmark."""
+def test_whole_field_table_is_recomputed_from_the_shipped_sweep(sweep_counted, whole_field):
+    """The ranking of every method: win rates by hand from the shipped sweep store's rows
+    (each image's win shared among tied methods), mean TKO per seed then over seeds, and each
+    method's cost from the benchmark."""
     from pixel_evidence.sweep.costs import method_costs
 
     counted = sweep_counted
     by_tko = _win_rates_by_hand(counted.assign(split="test"), "tko").loc["test"]
     mean_tko = counted.groupby(["method", "seed"])["tko"].mean().groupby(level="method").mean()
     costs = method_costs(ig_refined=True).seconds
-    labels = _sweep_labels()
-    readme = _readme_rows("| method | win rate by TKO | mean TKO | seconds per image |")
-    assert [labels[r[0]] for r in readme] == list(by_tko["mean"].sort_values(ascending=False, kind="stable").index)
-    one_seed = counted["seed"].nunique() == 1
-    for label, win, tko, seconds in readme:
-        m = labels[label]
-        expected = (f"{by_tko.loc[m, 'mean']:.3f}" if one_seed
-                    else f"{by_tko.loc[m, 'mean']:.3f} ± {by_tko.loc[m, 'std']:.3f}")
-        assert (win, tko, seconds) == (expected, f"{mean_tko[m]:.3f}", f"{costs[m]:.2f}"), label
+    ranking = whole_field.ranking
+    assert list(ranking.index) == list(by_tko["mean"].sort_values(ascending=False, kind="stable").index)
+    _same(ranking["mean"], by_tko["mean"].loc[ranking.index])
+    _same(ranking["std"], by_tko["std"].loc[ranking.index])
+    _same(ranking["tko"], mean_tko.loc[ranking.index])
+    assert ranking["seconds"].to_dict() == {m: costs[m] for m in ranking.index}
 
 
-def test_readme_wins_per_seed_are_counted_from_the_shipped_sweep(sweep_counted):
-    """The README's images won per seed (a tie shared among the tied methods), its columns the
-    methods that won anything, most wins first, and the smoothed gradients' share it quotes."""
+def test_wins_per_seed_are_counted_from_the_shipped_sweep(sweep_counted, whole_field):
+    """Images won per seed (a tie shared among the tied methods), its columns the methods that
+    won anything, most wins first."""
     rows = sweep_counted
     won = _win_shares_by_hand(rows, "tko").groupby([rows.seed, rows.method]).sum().unstack(fill_value=0.0)
     totals = won.sum().sort_values(ascending=False, kind="stable")
     winners = list(totals.index[totals > 0])
-
-    labels = _sweep_labels()
-    header = next(line for line in README.read_text().splitlines() if line.startswith("| seed | SmoothGrad"))
-    listed = [labels[c.strip()] for c in header.strip("|").split("|")[1:]]
-    assert listed == winners
-    none_won = ["none", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"][len(labels) - len(winners)]
-    text = " ".join(README.read_text().split())
-    assert f"the {none_won} methods not listed won none on any seed" in text
-
-    readme = _readme_rows(header)
-    assert [int(r[0]) for r in readme] == sorted(won.index)
-    for seed, *cells in readme:
-        expected = [f"{won.loc[int(seed), m]:g}" if won.loc[int(seed), m] == round(won.loc[int(seed), m])
-                    else f"{won.loc[int(seed), m]:.1f}" for m in winners]
-        assert cells == expected, seed
-
-    smoothed = (won["smoothgrad"] + won["smoothgrad_ig"]) / rows.groupby("seed").image_id.nunique()
-    assert f"together take {100 * smoothed.min():.0f}–{100 * smoothed.max():.0f}% of each seed's images" in text
+    assert list(whole_field.wins.columns) == winners
+    _same(whole_field.wins, won[winners])
+    assert whole_field.images_per_seed.to_dict() == rows.groupby("seed").image_id.nunique().to_dict()
 
 
-def test_readme_dissection_table_is_recomputed_from_the_shipped_tables(table):
+def test_dissection_table_is_recomputed_from_the_shipped_tables(table):
     """Detector units per class and stage and the best last-block unit's IoU from the shipped
     dissection table; the three maps' summed top-K IoU from the shipped main table."""
-    from pixel_evidence.dissection.table import detector_counts, read_dissection
+    from pixel_evidence.dissection.table import read_dissection
 
     units = read_dissection(RESULTS / "dissection")
     units = units[units["split"] == "test"]
-    counts = detector_counts(units).set_index(["stage", "class"])
-    best = units[units["stage"] == "encoder.8"].groupby(["class", "seed"])["iou"].max()
-    best = best.groupby(level="class").agg(["mean", "std"])
+    generated = generate.dissection(RESULTS, table)
+    for (stage, cls), rows in units.groupby(["stage", "class"]):
+        per_seed = [int(g["detector"].sum()) for _, g in rows.groupby("seed")]
+        assert generated.counts.loc[(stage, cls), "mean"] == pytest.approx(np.mean(per_seed))
+        assert generated.counts.loc[(stage, cls), "std"] == pytest.approx(np.std(per_seed, ddof=1))
+    last = units[units["stage"] == "encoder.8"]
+    best = last.groupby(["class", "seed"])["iou"].max().groupby(level="class").agg(["mean", "std"])
+    _same(generated.best_unit, best)
+    # a map's top K holds K pixels and so does the mask: its TKO times K is the intersection
     rows = table[(table["split"] == "test") & (table["k"] > 0)]
-    inter = rows["iou"] * 2 * rows["k"] / (1 + rows["iou"])  # |TopK| = |S| = K: union = 2K - intersection
+    inter = rows["tko"] * rows["k"]
     sums = rows.assign(inter=inter, union=2 * rows["k"] - inter).groupby(["class", "method", "seed"])[
         ["inter", "union"]].sum()
     maps = (sums["inter"] / sums["union"]).groupby(level=["class", "method"]).agg(["mean", "std"])
-
-    def count(stage, cls):
-        mean, std = counts.loc[(stage, cls), ["mean", "std"]]
-        return f"{mean:.0f}" if std == 0 and mean == round(mean) else f"{mean:.1f} ± {std:.1f}"
-
-    readme = _readme_rows("| class | detectors in `encoder.5`")
-    assert [r[0] for r in readme] == sorted(units["class"].unique())
-    for cls, e5, e8, best_cell, *by_method in readme:
-        assert [e5, e8] == [count("encoder.5", cls), count("encoder.8", cls)], cls
-        assert _mean_std(best_cell) == tuple(round(v, 3) for v in best.loc[cls]), cls
-        for cell, method in zip(by_method, ("gradcam", "saliency", "ig")):
-            assert _mean_std(cell) == tuple(round(v, 3) for v in maps.loc[(cls, method)]), (cls, method)
-    per_seed = units[units["stage"] == "encoder.8"].groupby(["seed", "unit"])["detector"].any().groupby(level="seed").sum()
-    text = " ".join(README.read_text().split())
-    assert f"Of the last block's 1280 units, {per_seed.mean():.1f} ± {per_seed.std():.1f} per seed" in text
+    pd.testing.assert_frame_equal(generated.maps, maps, check_names=False, rtol=1e-6)
+    per_seed = last.groupby(["seed", "unit"])["detector"].any().groupby(level="seed").sum()
+    _same(generated.detecting.loc["encoder.8"], per_seed)
+    assert generated.units == last["unit"].nunique() == 1280
