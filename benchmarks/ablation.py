@@ -52,7 +52,7 @@ from pixel_evidence.run_folders import writable  # noqa: E402
 # ---------------------------------------------------------------- the engine's earlier explainers
 
 class CaptumGradCAM(Explainer):
-    key, label = "gradcam", "Grad-CAM"
+    key = "gradcam"  # stands in for the registered method: its label and costs
 
     def _attribute(self, inputs, target):
         cam = LayerGradCam(self.classifier, self.layer).attribute(inputs, target=target, relu_attributions=True)
@@ -61,7 +61,7 @@ class CaptumGradCAM(Explainer):
 
 
 class CaptumSaliencyMap(Explainer):
-    key, label = "saliency", "Saliency"
+    key = "saliency"
 
     def _attribute(self, inputs, target):
         return Attribution(CaptumSaliency(self.classifier).attribute(inputs, target=target, abs=True).amax(dim=1))

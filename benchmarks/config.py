@@ -5,13 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from pixel_evidence.methods import DEFAULT_METHODS
 from pixel_evidence.run_folders import PROJECT_ROOT, RUNS
 
 # A run writes into runs/bench; the shipped report in benchmarks/results/ needs --write-shipped.
 DEFAULT_OUT = RUNS / "bench"
 DEFAULT_MODELS = PROJECT_ROOT / "pretrained_models"
 
-ALL = ("gradcam", "saliency", "ig")  # the three methods compared with the original study
+ALL = DEFAULT_METHODS  # the three methods compared with the original study
 IG_QUADRATURES = ("riemann_left", "riemann_right", "riemann_middle", "riemann_trapezoid", "gausslegendre")
 IG_STEPS = (8, 16, 25, 32, 64)
 SECTIONS = ("cold", "warm", "contention", "evaluation", "training", "dashboard", "ig_accuracy", "ig_chunks", "methods",

@@ -30,12 +30,15 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from pixel_evidence.analyses import ANALYSES, SANITY, AnalysisSettings
 from pixel_evidence.choices import ig_params
 from pixel_evidence.cli import main as cli_main
 from pixel_evidence.data import synthetic
 from pixel_evidence.engine.explain import ExplanationEngine
-from pixel_evidence.evaluate import ANALYSES, AnalysisSettings, _csv_text, unit_rows
+from pixel_evidence.evaluate import _csv_text, unit_rows
 from pixel_evidence.files import atomic_write_bytes, atomic_write_text
+from pixel_evidence.metrics.scores import EXTRA_SCORES
+from pixel_evidence.results import TABLE_FILE
 
 FIRST_REFINEMENT = 25  # 17 initial nodes + 8: where the old rule could stop
 KEY = ["image_id", "method"]
@@ -69,37 +72,32 @@ def update_unit(engine: ExplanationEngine, stem: Path, report) -> pd.DataFrame |
     analyses = [a for a in ANALYSES if stem.with_suffix(f".{a}.csv").is_file()]
     settings = AnalysisSettings(**{**_settings_of(stem, analyses), "sanity_images": 1})
     new_main, new_extra = unit_rows(engine, seed, split, [m for m in order if m in methods],
-                                    analyses=[a for a in analyses if a != "sanity"], extra_metrics=prov["metrics"],
+                                    analyses=[a for a in analyses if a != SANITY.name], extra_metrics=prov["metrics"],
                                     settings=settings, image_ids=ids, progress=False)
     atomic_write_text(stem.with_suffix(".csv"), _csv_text(replace_rows(main, new_main, KEY)))
     for analysis in analyses:
         path = stem.with_suffix(f".{analysis}.csv")
         table = pd.read_csv(path)
-        if analysis == "sanity":
+        if analysis == SANITY.name:
             checked = [i for i in ids if i in set(table["image_id"])]
             if not checked:
                 continue
-            frames = [unit_rows(engine, seed, split, methods, main=False, analyses=["sanity"], settings=settings,
-                                image_ids=[i], progress=False)[1]["sanity"] for i in checked]
+            frames = [unit_rows(engine, seed, split, methods, main=False, analyses=[SANITY.name], settings=settings,
+                                image_ids=[i], progress=False)[1][SANITY.name] for i in checked]
             rows = pd.concat(frames)
-            key = ["image_id", "method", "depth"]
         else:
             rows = new_extra[analysis]
-            key = ["image_id", "method_a", "method_b"] if analysis == "agreement" else ["image_id", "method"]
-        atomic_write_text(path, _csv_text(replace_rows(table, rows, key)))
+        atomic_write_text(path, _csv_text(replace_rows(table, rows, list(ANALYSES[analysis].row_key))))
     report(f"seed {seed} {split}: recomputed {len(ids)} image(s): {', '.join(ids)}")
     return new_main
 
 
 def _settings_of(stem: Path, analyses: list[str]) -> dict:
     """The AnalysisSettings fields recorded in the unit's analysis sidecars."""
-    names = {"agreement": {"fraction": "agreement_fraction"},
-             "faithfulness": {"start": "faithfulness_start", "steps": "faithfulness_steps"},
-             "sanity": {"images": "sanity_images"}}
     out = {}
     for analysis in analyses:
         recorded = json.loads(stem.with_suffix(f".{analysis}.json").read_text())["settings"]
-        out.update({names[analysis][k]: v for k, v in recorded.items()})
+        out.update({ANALYSES[analysis].settings[k]: v for k, v in recorded.items()})
     return out
 
 
@@ -146,13 +144,12 @@ def main(argv: list[str] | None = None) -> int:
         engine.close()
     if updated:
         shipped = ["--models", str(args.models), "--out", str(results), "--write-shipped"]
-        scores = ["pointing", "relevance_mass", "auroc"]
-        cli_main(["evaluate", *shipped, "--metrics", *scores])
-        cli_main(["evaluate", *shipped, "--splits", "test", "--metrics", *scores, *ANALYSES])
+        cli_main(["evaluate", *shipped, "--metrics", *EXTRA_SCORES])
+        cli_main(["evaluate", *shipped, "--splits", "test", "--metrics", *EXTRA_SCORES, *ANALYSES])
     else:
         print("evaluate's units: nothing to update (no IG row converged at the first refinement)")
     if args.sweep:
-        update_sweep(args.sweep, pd.read_csv(results / "tko_table.csv"), print)
+        update_sweep(args.sweep, pd.read_csv(results / TABLE_FILE), print)
     return 0
 
 

@@ -9,6 +9,8 @@ from typing import Any
 
 import torch
 
+from pixel_evidence.methods import METHODS
+
 from .config import ALL, BenchConfig
 from .floor import Floor
 from .measured_engine import defect_ids, input_and_target
@@ -164,26 +166,24 @@ def bench_warm(engine, seed: int, cfg: BenchConfig, clock: Clock) -> dict[str, A
 
 def bench_methods(engine, seed: int, cfg: BenchConfig, clock: Clock) -> dict[str, Any]:
     """Cold ``pixel_evidence.engine.explain`` of each registered method alone: what one click costs in the UI."""
-    from pixel_evidence.explainers import REGISTRY
-
     ids = defect_ids(engine)[: max(1, cfg.method_images)]
     engine.explain(seed, "test", ids[0], ["saliency"])  # the model and its prepared copy are loaded
     rows = []
-    for key, cls in REGISTRY.items():
+    for key, method in METHODS.items():
         times = []
         for image_id in ids:
             engine.clear_cache()
             times.append(clock.time(lambda: engine.explain(seed, "test", image_id, [key]))[0])
-        rows.append({"method": key, "label": cls.label, "seconds": median(times), "samples_s": times,
-                     "slow": cls.slow, "params": dict(cls.defaults), "cost_note": cls.cost_note})
+        rows.append({"method": key, "label": method.label, "seconds": median(times), "samples_s": times,
+                     "slow": method.slow, "params": dict(method.explainer().defaults), "cost_note": method.cost_note})
     # IG as evaluate and sweep compute it (refined to a tolerance): what a sweep's IG task costs
     refined = EvaluationIG(engine, seed, ids[0])
     for image_id in ids:
         refined.time(clock, image_id, ("ig",))
     timed = refined.close()
-    ig = REGISTRY["ig"]
+    ig = METHODS["ig"]
     rows.append({"method": "ig", "setting": "evaluate", "label": f"{ig.label} (evaluate's tolerance)",
                  "seconds": timed["engine_s"], "samples_s": timed["engine_samples_s"], "slow": ig.slow,
-                 "params": {**ig.defaults, **timed["ig_params"]}, "steps": timed["ig_steps"],
+                 "params": {**ig.explainer().defaults, **timed["ig_params"]}, "steps": timed["ig_steps"],
                  "cost_note": ig.cost_note})
     return {"images": ids, "rows": rows}

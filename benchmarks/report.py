@@ -15,7 +15,9 @@ import numpy as np
 import torch
 
 from pixel_evidence.files import atomic_write_text
+from pixel_evidence.methods import METHODS
 
+from .config import ALL
 from .throughput import mean_run
 from .timing import ratio
 
@@ -42,7 +44,7 @@ REQUIRED_KEYS = {
     "machine": ["cpu_model", "logical_cpus", "physical_cores", "torch_version", "captum_version", "python",
                 "device", "gpu", "torch_threads"],
     "model": ["source", "seed", "image_size", "backbone", "note"],
-    "cold": ["images", "gradcam", "saliency", "ig", "all"],
+    "cold": ["images", *ALL, "all"],
     "cold.all": ["engine_s", "original_s", "floor_s", "speedup_vs_original", "ratio_to_floor",
                  "ratio_of_medians_to_floor", "engine_samples_s",
                  "original_samples_s", "floor_samples_s"],
@@ -169,8 +171,7 @@ def markdown(result: dict) -> str:
                   "| methods | engine | (a) original | (b) floor | speed-up vs (a) | engine / (b), paired | "
                   "floor, one IG batch | floor, unprepared network |",
                   "|---|---|---|---|---|---|---|---|"]
-        for key, label in (("gradcam", "Grad-CAM"), ("saliency", "Saliency"), ("ig", "Integrated Gradients"),
-                           ("all", "all three")):
+        for key, label in (*((k, METHODS[k].label) for k in ALL), ("all", "all three")):
             r = cold[key]
             lines.append(f"| {label} | {_number(r['engine_s'])} | {_number(r['original_s'])} | {_number(r['floor_s'])} | "
                          f"{_number(r['speedup_vs_original'], 2, 'x')} | {_number(r['ratio_to_floor'], 2, 'x')} | "

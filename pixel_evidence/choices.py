@@ -1,13 +1,16 @@
-"""The choices the command line offers, importable without torch (or pandas):
+"""The choices the command line offers, importable without torch:
 ``pixel-evidence --help`` and the data commands must not wait seconds for them.
 
 The backbones, model kinds, training modes, targets and faithfulness starts are defined
-here and imported by the engine. The method keys and the metric words repeat the method
-registry and ``evaluate``'s table, which need torch or pandas; tests/test_layout.py checks
-that these copies agree with them.
+here and imported by the engine. The metric words are read from the registries of
+localisation scores (:mod:`pixel_evidence.metrics.scores`) and analyses
+(:mod:`pixel_evidence.analyses`); the methods' from :mod:`pixel_evidence.methods`.
 """
 
 import argparse
+
+from pixel_evidence.analyses import ANALYSES
+from pixel_evidence.metrics.scores import EXTRA_SCORES
 
 # "none" is EfficientNet-B0 from a random init, as before --no-pretrained existed.
 BACKBONES = ("efficientnet_lite0", "efficientnet_b0", "resnet18", "resnet50", "vgg11_bn", "none")
@@ -15,13 +18,10 @@ BACKBONES = ("efficientnet_lite0", "efficientnet_b0", "resnet18", "resnet50", "v
 CUSTOM_BACKBONE = "custom"
 KINDS = ("multitask", "classifier")
 TRAINING_MODES = ("partial", "fine-tune", "feature-extraction")
-METHODS = ("gradcam", "saliency", "ig", "gradcam_pp", "xgradcam", "scorecam", "ablationcam", "lime", "rise",
-           "occlusion", "smoothgrad", "smoothgrad_ig", "sidu", "cam")
-DEFAULT_METHODS = ("gradcam", "saliency", "ig")
 TARGETS = ("predicted", "true")
 FAITHFULNESS_STARTS = ("black", "blur")
-SCORES = ("pointing", "relevance_mass", "auroc")  # localisation scores beside TKO (the sweep's --metrics)
-METRICS = (*SCORES, "agreement", "faithfulness", "sanity")
+SCORES = EXTRA_SCORES  # localisation scores beside TKO (the sweep's --metrics)
+METRICS = (*SCORES, *ANALYSES)  # evaluate's --metrics: the scores, and the analyses with tables of their own
 
 # Integrated Gradients to a tolerance (pixel_evidence/explainers/ig_path.py): evaluate's default
 # tolerance (README, "Integrated Gradients to a tolerance", says why this one) and step cap.

@@ -24,12 +24,13 @@ from dataclasses import fields
 from pathlib import Path
 
 # Only torch-free modules at the top: the commands that need a network import theirs.
-from pixel_evidence.choices import (BACKBONES, DEFAULT_METHODS, EVALUATE_IG_TOLERANCE, FAITHFULNESS_STARTS,
-                                    IG_MAX_STEPS, KINDS, METHODS, METRICS, TARGETS, TRAINING_MODES, ig_params,
-                                    parse_seeds)
+from pixel_evidence.analyses import ANALYSES, AnalysisSettings
+from pixel_evidence.choices import (BACKBONES, EVALUATE_IG_TOLERANCE, FAITHFULNESS_STARTS, IG_MAX_STEPS, KINDS, METRICS,
+                                    SCORES, TARGETS, TRAINING_MODES, ig_params, parse_seeds)
 from pixel_evidence.data import LAYOUTS, DataError, download, layout_of, prepare_manifest, synthetic
 from pixel_evidence.dissection.table import UNION_RULES
 from pixel_evidence.files import remove_stale_temp_files
+from pixel_evidence.methods import DEFAULT_METHODS, METHODS
 from pixel_evidence.run_folders import RUNS, SHIPPED_MODELS, default_results, writable
 
 
@@ -123,7 +124,8 @@ def _cmd_train(args) -> int:
 
 def _cmd_evaluate(args) -> int:
     from pixel_evidence.engine.explain import ExplanationEngine
-    from pixel_evidence.evaluate import AnalysisSettings, evaluate
+    from pixel_evidence.evaluate import evaluate
+    from pixel_evidence.results import SUMMARY_FILE, TABLE_FILE, WIN_RATES_FILE
 
     # the analysis options left unset take AnalysisSettings' defaults
     settings = AnalysisSettings(**{f.name: getattr(args, f.name) for f in fields(AnalysisSettings)
@@ -164,9 +166,7 @@ def _cmd_evaluate(args) -> int:
         print(f"  {row['split']:>5}  {labels[row['method']]:<22} randomization check passed on "
               f"{row['n_passed']} of {row['n_images']} images")
     if "seeds" in summary:
-        written = ["tko_table.csv", "win_rates.csv", "summary.json"] + [f"{a}.csv" for a in
-                                                                          ("agreement", "faithfulness", "sanity")
-                                                                          if a in summary]
+        written = [TABLE_FILE, WIN_RATES_FILE, SUMMARY_FILE] + [a.file for a in ANALYSES.values() if a.name in summary]
         print(f"wrote {out}/: {', '.join(written)}")
     # bad inputs were skipped and the rest evaluated: each named once, and the exit code says so
     left_out = [*summary.get("skipped", []), *summary.get("empty_masks", [])]
@@ -189,7 +189,7 @@ def _cmd_import_maps(args) -> int:
         print(f"wrote {path}")
     names = " ".join(path.stem for path in written)
     print(f"rank them: pixel-evidence evaluate --models {models} --splits {' '.join(args.splits)} "
-          f"--methods gradcam saliency ig {names}")
+          f"--methods {' '.join(DEFAULT_METHODS)} {names}")
     return 0
 
 
@@ -347,18 +347,20 @@ def build_parser() -> argparse.ArgumentParser:
                     help=f"computed methods ({', '.join(METHODS)}) and imported ones (see import-maps); "
                          f"default {' '.join(DEFAULT_METHODS)}")
     ev.add_argument("--metrics", nargs="*", default=[], choices=METRICS,
-                    help="beside TKO, lift and IoU: localisation scores (pointing, relevance_mass, auroc) in the "
-                         "main table; analyses with tables of their own: agreement (every pair of methods), "
-                         "faithfulness (deletion and insertion AUC), sanity (cascading model randomization)")
+                    help=f"beside TKO, lift and IoU: localisation scores ({', '.join(SCORES)}) in the main table; "
+                         "analyses with tables of their own: "
+                         + ", ".join(f"{a.name} ({a.note})" for a in ANALYSES.values()))
+    defaults = AnalysisSettings()
     ev.add_argument("--agreement-fraction", type=float,
-                    help="top share of pixels compared by the agreement IoU (default 0.2)")
+                    help=f"top share of pixels compared by the agreement IoU (default {defaults.agreement_fraction})")
     ev.add_argument("--faithfulness-start", choices=FAITHFULNESS_STARTS,
-                    help="what deleted pixels become, and where insertion starts (default black)")
+                    help="what deleted pixels become, and where insertion starts "
+                         f"(default {defaults.faithfulness_start})")
     ev.add_argument("--faithfulness-steps", type=int,
-                    help="points per deletion/insertion curve (default 20)")
+                    help=f"points per deletion/insertion curve (default {defaults.faithfulness_steps})")
     ev.add_argument("--sanity-images", type=int,
-                    help="images per seed and split for the randomization check (default 4; each costs about "
-                         "ten map computations per method)")
+                    help=f"images per seed and split for the randomization check (default {defaults.sanity_images}; "
+                         "each costs about ten map computations per method)")
     ev.add_argument("--maps-for-good", action="store_true",
                     help="also compute maps of defect-free images (they have no TKO; default: prediction only)")
     ev.add_argument("--target", choices=TARGETS, default="predicted", help="class the maps explain")

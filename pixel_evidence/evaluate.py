@@ -16,7 +16,6 @@ import json
 import logging
 import math
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -25,13 +24,15 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from pixel_evidence import metrics
+from pixel_evidence.analyses import AGREEMENT, ANALYSES, SANITY, AnalysisSettings
+from pixel_evidence.choices import METRICS
 from pixel_evidence.engine.explain import ExplanationEngine
-from pixel_evidence.explainers import DEFAULT_METHODS
 from pixel_evidence.files import atomic_write_text, remove_stale_temp_files
+from pixel_evidence.methods import DEFAULT_METHODS
 from pixel_evidence.metrics.scores import EXTRA_SCORES, LOCALISATION_SCORES
 from pixel_evidence.models import CheckpointError
-from pixel_evidence.results import (ANALYSIS_FILES, TABLE_COLUMNS, agreement_stats, faithfulness_stats, ig_columns,
-                                    localisation_win_rates, sanity_stats)
+from pixel_evidence.results import (SUMMARY_FILE, TABLE_COLUMNS, TABLE_FILE, WIN_RATES_FILE, ig_columns,
+                                    localisation_win_rates)
 
 log = logging.getLogger("pixel_evidence.evaluate")
 
@@ -48,39 +49,11 @@ def _csv_text(df: pd.DataFrame) -> str:
 MASK_COLUMNS = ("tko", "chance", "lift", "iou", "rank", "win_share", *EXTRA_SCORES)
 NEEDS_MASKS = "needs masks: the data has no defect masks, so this column is empty (NaN), not a score of 0"
 
-# Analyses with tables of their own (one file per analysis and unit, resumable on their own).
-ANALYSES = ANALYSIS_FILES  # each writes <name>.csv
-METRIC_CHOICES = (*EXTRA_SCORES, *ANALYSES)
-ANALYSIS_COLUMNS = {
-    "agreement": ["seed", "split", "image_id", "class", "correct", "method_a", "method_b", "pearson", "spearman",
-                  "top_iou"],
-    "faithfulness": ["seed", "split", "image_id", "class", "correct", "method", "start", "steps", "deletion_auc",
-                     "insertion_auc"],
-    "sanity": ["seed", "split", "image_id", "class", "correct", "method", "depth", "layer", "spearman", "top_iou",
-               "final", "passed"],
-}
-
-
-@dataclass(frozen=True)
-class AnalysisSettings:
-    """Settings of the per-image analyses; part of each analysis file's provenance."""
-
-    agreement_fraction: float = 0.2   # top share of pixels compared by the agreement IoU
-    faithfulness_start: str = "black"  # what deleted pixels become: "black" or "blur"
-    faithfulness_steps: int = 20
-    sanity_images: int = 4             # images per (seed, split): the cascade recomputes maps ~10 times
-
-    def of(self, analysis: str) -> dict[str, Any]:
-        return {"agreement": {"fraction": self.agreement_fraction},
-                "faithfulness": {"start": self.faithfulness_start, "steps": self.faithfulness_steps},
-                "sanity": {"images": self.sanity_images}}[analysis]
-
-
 def split_metrics(names: Sequence[str]) -> tuple[list[str], list[str]]:
     """``--metrics`` words -> (localisation columns of the main table, analyses)."""
-    unknown = sorted(set(names) - set(METRIC_CHOICES))
+    unknown = sorted(set(names) - set(METRICS))
     if unknown:
-        raise ValueError(f"unknown metric(s) {unknown}; choose from {', '.join(METRIC_CHOICES)}")
+        raise ValueError(f"unknown metric(s) {unknown}; choose from {', '.join(METRICS)}")
     return [n for n in EXTRA_SCORES if n in names], [n for n in ANALYSES if n in names]
 
 
@@ -96,29 +69,6 @@ def _main_row(ex, m: str, extra_metrics: Sequence[str]) -> dict[str, Any]:
     for name in extra_metrics:
         row[name] = LOCALISATION_SCORES[name](r.map, ex.mask) if r is not None else nan
     return row
-
-
-def analysis_rows(engine: ExplanationEngine, ex, analysis: str, settings: AnalysisSettings) -> list[dict[str, Any]]:
-    """Rows of one analysis for one explained image (see ``ANALYSIS_COLUMNS``)."""
-    head = {"seed": ex.seed, "split": ex.split, "image_id": ex.image_id, "class": ex.true_class,
-            "correct": ex.correct}
-    if analysis == "agreement":
-        return [{**head, "method_a": r["a"], "method_b": r["b"], "pearson": r["pearson"],
-                 "spearman": r["spearman"], "top_iou": r["top_iou"]}
-                for r in ex.agreement(settings.agreement_fraction)]
-    if analysis == "faithfulness":
-        curves = engine.faithfulness(ex, start=settings.faithfulness_start, steps=settings.faithfulness_steps)
-        return [{**head, "method": m, "start": settings.faithfulness_start, "steps": settings.faithfulness_steps,
-                 "deletion_auc": c["deletion"].auc, "insertion_auc": c["insertion"].auc} for m, c in curves.items()]
-    if analysis == "sanity":
-        rows = []
-        for m, res in engine.sanity(ex).items():
-            last = len(res.steps) - 1
-            rows += [{**head, "method": m, "depth": i, "layer": st.layer, "spearman": st.spearman,
-                      "top_iou": st.top_iou, "final": i == last, "passed": res.passed}
-                     for i, st in enumerate(res.steps)]
-        return rows
-    raise ValueError(f"unknown analysis {analysis!r}; choose from {ANALYSES}")
 
 
 def _spread(ids: Sequence[str], n: int) -> set[str]:
@@ -147,8 +97,8 @@ def unit_rows(engine: ExplanationEngine, seed: int, split: str, methods: Sequenc
     mapped = [i for i in ids if every_map or engine.sample(i).has_mask]
     with_maps = set(mapped)
     unmapped = [i for i in ids if i not in with_maps] if main else []
-    sanity_ids = _spread(mapped, settings.sanity_images) if "sanity" in analyses else set()
-    if not main and set(analyses) <= {"sanity"}:  # nothing else to do: explain only the checked images
+    sanity_ids = _spread(mapped, settings.sanity_images) if SANITY.name in analyses else set()
+    if not main and set(analyses) <= {SANITY.name}:  # nothing else to do: explain only the checked images
         mapped = [i for i in mapped if i in sanity_ids]
     rows: list[dict[str, Any]] = []
     extra: dict[str, list[dict[str, Any]]] = {a: [] for a in analyses}
@@ -161,10 +111,10 @@ def unit_rows(engine: ExplanationEngine, seed: int, split: str, methods: Sequenc
                     rows += [_main_row(ex, m, extra_metrics) for m in methods]
                 if group_methods:
                     for a in analyses:
-                        if a != "sanity" or ex.image_id in sanity_ids:
-                            extra[a] += analysis_rows(engine, ex, a, settings)
+                        if a != SANITY.name or ex.image_id in sanity_ids:
+                            extra[a] += ANALYSES[a].rows(engine, ex, settings)
     table = pd.DataFrame(rows, columns=[*TABLE_COLUMNS, *extra_metrics]) if main else None
-    return table, {a: pd.DataFrame(extra[a], columns=ANALYSIS_COLUMNS[a]) for a in analyses}
+    return table, {a: pd.DataFrame(extra[a], columns=list(ANALYSES[a].columns)) for a in analyses}
 
 
 def _provenance(engine: ExplanationEngine, seed: int, splits, methods, target, extra_metrics,
@@ -242,19 +192,18 @@ def _write_tables(engine: ExplanationEngine, out_dir: Path, frames: list[pd.Data
     if engine.catalogue.has_masks:  # defect images with K = 0: bad masks, not defect-free images
         summary["empty_masks"] = engine.catalogue.empty_masks(table.loc[table["k"] == 0, "image_id"])
     else:
-        summary["column_notes"] = {"tko_table.csv": {c: NEEDS_MASKS for c in MASK_COLUMNS if c in table.columns},
-                                   "win_rates.csv": {"win_rate": NEEDS_MASKS}}
-    stats = {"agreement": agreement_stats, "faithfulness": faithfulness_stats, "sanity": sanity_stats}
+        summary["column_notes"] = {TABLE_FILE: {c: NEEDS_MASKS for c in MASK_COLUMNS if c in table.columns},
+                                   WIN_RATES_FILE: {"win_rate": NEEDS_MASKS}}
     for name, parts in analysis_frames.items():
         if parts:
             df = pd.concat(parts, ignore_index=True)
-            atomic_write_text(out_dir / f"{name}.csv", _csv_text(df))
-            summary[name] = stats[name](df).to_dict(orient="records")
+            atomic_write_text(out_dir / ANALYSES[name].file, _csv_text(df))
+            summary[name] = ANALYSES[name].summary(df).to_dict(orient="records")
         else:  # none made with the current settings: an older table would describe other settings
-            (out_dir / f"{name}.csv").unlink(missing_ok=True)
-    atomic_write_text(out_dir / "tko_table.csv", _csv_text(table))
-    atomic_write_text(out_dir / "win_rates.csv", _csv_text(rates))
-    atomic_write_text(out_dir / "summary.json", json.dumps(_json_safe(summary), indent=1) + "\n")
+            (out_dir / ANALYSES[name].file).unlink(missing_ok=True)
+    atomic_write_text(out_dir / TABLE_FILE, _csv_text(table))
+    atomic_write_text(out_dir / WIN_RATES_FILE, _csv_text(rates))
+    atomic_write_text(out_dir / SUMMARY_FILE, json.dumps(_json_safe(summary), indent=1) + "\n")
     return summary
 
 
@@ -350,7 +299,7 @@ def evaluate(engine: ExplanationEngine, out_dir: Path, *, seeds: Sequence[int] |
                for s in seeds if s not in engine.meta}
     methods = list(methods)
     scores, analyses = split_metrics(extra_metrics)
-    if "agreement" in analyses and len(methods) < 2:
+    if AGREEMENT.name in analyses and len(methods) < 2:
         raise ValueError("agreement compares methods: give at least two with --methods")
 
     unreadable = engine.catalogue.unreadable(i for split in splits for i in engine.image_ids(split))

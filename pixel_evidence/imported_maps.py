@@ -41,6 +41,7 @@ from PIL import Image, UnidentifiedImageError
 
 from pixel_evidence.data import Sample, read_manifest
 from pixel_evidence.files import atomic_write_bytes, file_sha256
+from pixel_evidence.methods import METHODS
 
 log = logging.getLogger("pixel_evidence.imported_maps")
 
@@ -256,8 +257,6 @@ def collect(source: Path, info: ModelsInfo, *, splits: Sequence[str] = ("test",)
     """Every method's maps ``{method: {(seed or None, image id): map}}`` read from ``source``,
     and one line per problem (an empty list: everything fits). ``existing``: methods already
     imported, refused unless replaced on purpose."""
-    from pixel_evidence.explainers import REGISTRY
-
     problems: list[str] = []
     ids = {s.id: s for s in info.samples}
     sizes = {seed: int(meta["image_size"]) for seed, meta in info.seeds.items()}
@@ -300,7 +299,7 @@ def collect(source: Path, info: ModelsInfo, *, splits: Sequence[str] = ("test",)
     required = [s.id for s in info.samples if s.split in splits]
     out = {}
     for method, maps in sorted(found.items()):
-        bad_name = _bad_method_name(method, REGISTRY, existing)
+        bad_name = _bad_method_name(method, METHODS, existing)
         if bad_name:
             problems.append(bad_name)
             continue

@@ -26,7 +26,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:The inplace keyword in DataFrame
 
 ROOT = Path(__file__).resolve().parent.parent
 WAIT = 300  # seconds: a cap for a broken view or store, not a pace (CI runs at load 10+ on 2 cores)
-DASHBOARD = ROOT / "dashboard"
+DASHBOARD = ROOT / "pixel_evidence" / "dashboard"
 
 
 @pytest.fixture(scope="module")

@@ -360,7 +360,7 @@ def test_engine_sanity_randomizes_a_copy_and_reports_every_stage(engine):
 
 
 def test_evaluate_analyses_agree_with_the_engine_and_resume_on_their_own(engine, tmp_path):
-    from pixel_evidence.evaluate import AnalysisSettings
+    from pixel_evidence.analyses import ANALYSES, AnalysisSettings
 
     out = tmp_path / "res"
     settings = AnalysisSettings(agreement_fraction=0.1, faithfulness_start="blur", faithfulness_steps=4,
@@ -383,6 +383,12 @@ def test_evaluate_analyses_agree_with_the_engine_and_resume_on_their_own(engine,
     n_stages = 1 + len(engine.model(7)[0].encoder)
     assert len(sanity) == 2 * len(methods) * n_stages and sanity["image_id"].nunique() == 2
     assert sanity.groupby(["image_id", "method"])["final"].sum().eq(1).all()
+    # each table has its registered columns, every one filled by the analysis's row function
+    for name, table in (("agreement", agreement), ("faithfulness", faith), ("sanity", sanity)):
+        assert tuple(table.columns) == ANALYSES[name].columns and table.notna().any().all(), name
+    recorded = {a: json.loads((out / "per_seed" / f"seed_7_test.{a}.json").read_text())["settings"] for a in ANALYSES}
+    assert recorded == {"agreement": {"fraction": 0.1}, "faithfulness": {"start": "blur", "steps": 4},
+                        "sanity": {"images": 2}}
 
     # an image whose Grad-CAM map is not all zero, so that the rank correlation is a number
     ex = next(e for e in (engine.explain(7, "test", i, methods) for i in defects) if e.methods["gradcam"].map.std() > 0)

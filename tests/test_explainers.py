@@ -12,6 +12,7 @@ from pixel_evidence.explainers import REGISTRY, get_explainer
 from pixel_evidence.explainers.gradcam import GradCAM
 from pixel_evidence.explainers.integrated_gradients import IntegratedGradients
 from pixel_evidence.explainers.saliency import Saliency
+from pixel_evidence.methods import DEFAULT_METHODS, METHODS, method
 
 
 class TinyNet(nn.Module):
@@ -125,6 +126,34 @@ def test_ig_batched_equals_unbatched(net, batch):
     assert_same_but_for_order(chunked.maps, full.maps)
     assert_same_but_for_order(single, full.maps)
     assert_same_but_for_order(chunked.extras["delta"], full.extras["delta"])
+
+
+def test_the_method_registry_names_each_class_and_describes_it():
+    # the order every list and table shows, and the defaults, as they were before the registry
+    assert list(METHODS) == ["gradcam", "saliency", "ig", "gradcam_pp", "xgradcam", "scorecam", "ablationcam", "lime",
+                             "rise", "occlusion", "smoothgrad", "smoothgrad_ig", "sidu", "cam"]
+    assert DEFAULT_METHODS == ("gradcam", "saliency", "ig")
+    assert list(REGISTRY) == list(METHODS)
+    for key, entry in METHODS.items():
+        cls = entry.explainer()
+        assert cls.key == key and REGISTRY[key] is cls and cls.__name__ == entry.class_name, key
+        # the class reads its label, cost note and slow flag from its entry
+        assert (cls.label, cls.cost_note, cls.slow) == (entry.label, entry.cost_note, entry.slow), key
+    assert GradCAM(nn.Linear(2, 2)).label == "Grad-CAM"
+    with pytest.raises(ValueError, match="unknown method 'lime2'; choose from gradcam, saliency, ig, "):
+        method("lime2")
+
+
+def test_a_class_outside_the_registry_names_itself():
+    class StandIn(Saliency):
+        key, label = "stand_in", "Stand-in"
+
+    class Unnamed(Saliency):
+        key = "unnamed"
+
+    assert StandIn.label == "Stand-in" and Saliency.label == "Saliency"
+    with pytest.raises(ValueError, match="unknown method 'unnamed'"):
+        Unnamed.label
 
 
 def test_registry_and_parameter_errors(net):

@@ -66,7 +66,7 @@ def _lab(colour: str) -> np.ndarray:
 
 def test_every_method_has_its_own_colour_and_dash():
     from pixel_evidence.dashboard.colours import line_styles
-    from pixel_evidence.explainers import method_labels
+    from pixel_evidence.methods import method_labels
 
     labels = method_labels()
     assert len(labels) >= 12

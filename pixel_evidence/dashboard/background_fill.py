@@ -16,6 +16,8 @@ from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any, Callable, Iterable
 
+from pixel_evidence.methods import DEFAULT_METHODS
+
 log = logging.getLogger("pixel_evidence.dashboard")
 
 IDLE_AFTER_S = 600.0  # no request for this long: the fill pauses until the next one
@@ -107,8 +109,6 @@ class BackgroundFill:
         if engine is None:
             return False
         if methods is None:
-            from pixel_evidence.explainers import DEFAULT_METHODS  # the engine is built: already imported
-
             methods = DEFAULT_METHODS
         job = _Job(int(seed), split, tuple(methods), target)
         with self._cond:

@@ -8,6 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
+from pixel_evidence.methods import DEFAULT_METHODS, METHODS
+
 SPLITS = ("test", "train")
 TARGETS = ("predicted", "true")
 GOOD = "good"
@@ -33,8 +35,6 @@ class Catalogue:
     def from_engine(cls, engine: Any, tko: Any = None) -> "Catalogue":
         """What ``engine`` can show; ``tko``, the evaluation's main table beside its models
         (None: none), picks the image a link without one opens (:func:`opening_image`)."""
-        # The engine is already built, so its registry is loaded: importing it here is free.
-        from pixel_evidence.explainers import DEFAULT_METHODS, REGISTRY
         from pixel_evidence.imported_maps import COST_NOTE as IMPORTED_COST_NOTE
         from pixel_evidence.models import model_description
 
@@ -51,11 +51,11 @@ class Catalogue:
             seeds=tuple(engine.seeds), classes=tuple(engine.classes),
             images={k: tuple(v) for k, v in images.items()}, image_home=home, method_labels=labels,
             default_methods=defaults,
-            cost_notes={k: REGISTRY[k].cost_note if k in REGISTRY else IMPORTED_COST_NOTE for k in labels},
+            cost_notes={k: METHODS[k].cost_note if k in METHODS else IMPORTED_COST_NOTE for k in labels},
             method_params={k: engine.params_of(k) for k in labels},
             image_sizes={s: engine.image_size(s) for s in engine.seeds},
             seed_models={s: model_description(engine.meta[s]) for s in engine.seeds},
-            slow_methods=frozenset(k for k in labels if k in REGISTRY and REGISTRY[k].slow),
+            slow_methods=frozenset(k for k in labels if k in METHODS and METHODS[k].slow),
             has_masks=engine.catalogue.has_masks,
             opening=opening_image(tko, engine.seeds[0], defaults, home) if engine.seeds and defaults else "")
 

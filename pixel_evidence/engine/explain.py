@@ -40,9 +40,10 @@ from pixel_evidence.engine.model_checks import ModelChecks
 from pixel_evidence.engine.model_pool import ModelPool
 from pixel_evidence.engine.pass_runner import PassRunner
 from pixel_evidence.engine.priority_lock import background
-from pixel_evidence.explainers import DEFAULT_METHODS, REGISTRY
+from pixel_evidence.explainers import REGISTRY
 from pixel_evidence.explainers.base import ACTIVATION
 from pixel_evidence.imported_maps import ImportedMaps
+from pixel_evidence.methods import DEFAULT_METHODS, method_labels
 from pixel_evidence.run_folders import SHIPPED_MODELS
 
 log = logging.getLogger("pixel_evidence.engine")
@@ -97,7 +98,7 @@ class ExplanationEngine:
 
     def method_labels(self) -> dict[str, str]:
         """Every method's label: the registry's, then the imported ones."""
-        return {**{k: cls.label for k, cls in REGISTRY.items()}, **self.imported.labels()}
+        return {**method_labels(), **self.imported.labels()}
 
     def params_of(self, method: str) -> dict[str, Any]:
         """The settings a computed method runs with; an imported one's content hash."""

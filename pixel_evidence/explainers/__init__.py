@@ -1,39 +1,24 @@
-"""Attribution methods, one per module. Adding one = adding a module and a registry line."""
+"""Attribution methods, one per module; :mod:`pixel_evidence.methods` registers them.
+
+Importing this package imports every method's class (and torch); code that only needs the
+methods' names, labels or costs reads :mod:`pixel_evidence.methods` instead.
+"""
 
 from __future__ import annotations
 
-from pixel_evidence.explainers.ablationcam import AblationCAM
 from pixel_evidence.explainers.base import Attribution, Explainer
-from pixel_evidence.explainers.class_activation_map import PlainCAM
-from pixel_evidence.explainers.gradcam import GradCAM
-from pixel_evidence.explainers.gradcam_pp import GradCAMPlusPlus
-from pixel_evidence.explainers.integrated_gradients import IntegratedGradients
-from pixel_evidence.explainers.lime import Lime
-from pixel_evidence.explainers.occlusion import Occlusion
-from pixel_evidence.explainers.rise import RISE
-from pixel_evidence.explainers.saliency import Saliency
-from pixel_evidence.explainers.scorecam import ScoreCAM
-from pixel_evidence.explainers.sidu import SIDU
-from pixel_evidence.explainers.smoothgrad import SmoothGrad
-from pixel_evidence.explainers.smoothgrad_ig import SmoothGradIG
-from pixel_evidence.explainers.xgradcam import XGradCAM
+from pixel_evidence.methods import METHODS
 
-REGISTRY: dict[str, type[Explainer]] = {cls.key: cls for cls in (
-    GradCAM, Saliency, IntegratedGradients,
-    GradCAMPlusPlus, XGradCAM, ScoreCAM, AblationCAM, Lime, RISE, Occlusion, SmoothGrad, SmoothGradIG,
-    SIDU, PlainCAM)}
-DEFAULT_METHODS = ("gradcam", "saliency", "ig")
+# key -> class, in registry order
+REGISTRY: dict[str, type[Explainer]] = {key: m.explainer() for key, m in METHODS.items()}
 
 
 def get_explainer(key: str) -> type[Explainer]:
+    """The class of method ``key``; a one-line error lists the valid keys."""
     try:
         return REGISTRY[key]
     except KeyError:
         raise ValueError(f"unknown method {key!r}; choose from {', '.join(REGISTRY)}") from None
 
 
-def method_labels() -> dict[str, str]:
-    return {k: cls.label for k, cls in REGISTRY.items()}
-
-
-__all__ = ["Attribution", "Explainer", "REGISTRY", "DEFAULT_METHODS", "get_explainer", "method_labels"]
+__all__ = ["Attribution", "Explainer", "REGISTRY", "get_explainer"]

@@ -24,11 +24,7 @@ from pixel_evidence.explainers.cam import CAM
 
 class AblationCAM(CAM):
     key = "ablationcam"
-    label = "Ablation-CAM"
-    cost_note = ("1 forward + ceil(channels / batch_size) forwards up to the last conv block "
-                 "(6 on EfficientNet: 1280 channels, batch_size 256), the head once per channel; no backward")
     defaults = {"batch_size": 256}
-    slow = False
     pass_needs = frozenset({ACTIVATION})
 
     def _channel_weights(self, p: GradientPass) -> torch.Tensor:

@@ -24,6 +24,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from pixel_evidence.methods import method
+
 # What a shared pass can provide: the gradient at the input, the layer's output, and the
 # layer's output with the gradient at that output.
 INPUT_GRAD = "input_grad"
@@ -121,9 +123,22 @@ def gradient_pass(classifier: nn.Module, layer: nn.Module | None, inputs: torch.
                         activation_grad=grads.pop(0) if want_grad else None)
 
 
+class RegisteredAttribute:
+    """A class attribute of an explainer read from its method's entry in the registry
+    (:mod:`pixel_evidence.methods`) by the class's ``key``, so that the label, cost note and
+    slow flag are written in one place. A class outside the registry (a test's or a
+    benchmark's stand-in) sets its own."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, instance: Any, owner: type) -> Any:
+        return getattr(method(owner.key), self.name)
+
+
 class Explainer:
-    """Base class: subclasses set ``key``/``label`` and implement ``_attribute``, or set
-    ``pass_needs`` and implement ``from_pass``.
+    """Base class: subclasses set ``key`` (their entry in :mod:`pixel_evidence.methods`) and
+    implement ``_attribute``, or set ``pass_needs`` and implement ``from_pass``.
 
     ``params`` holds the method's settings; they are part of every cache key, so two
     explainers with equal ``params`` must produce equal maps. ``batch_images`` False tells
@@ -135,13 +150,13 @@ class Explainer:
     """
 
     key: ClassVar[str]
-    label: ClassVar[str]
-    cost_note: ClassVar[str] = ""
+    label = RegisteredAttribute()
+    cost_note = RegisteredAttribute()
+    slow = RegisteredAttribute()  # perturbation methods: many forwards, the UI warns
     defaults: ClassVar[dict[str, Any]] = {}
     pass_needs: ClassVar[frozenset[str]] = frozenset()
     needs_scores: ClassVar[bool] = False  # ``_attribute`` takes the inputs' scores (or None)
     batch_images: ClassVar[bool] = True
-    slow: ClassVar[bool] = False  # perturbation methods: many forwards, the UI warns
 
     def __init__(self, classifier: nn.Module, layer: nn.Module | None = None, *,
                  input_mean=(0.0, 0.0, 0.0), input_std=(1.0, 1.0, 1.0), **params: Any):

@@ -29,8 +29,6 @@ HEAD_TOLERANCE = 1e-3
 
 class PlainCAM(CAM):
     key = "cam"
-    label = "CAM"
-    cost_note = "1 forward to the last conv block; the classifier's weights, no backward (GAP + linear heads only)"
     pass_needs = frozenset({ACTIVATION})
 
     def _linear_head(self, channels: int, classes: int) -> nn.Linear:

@@ -15,8 +15,6 @@ from pixel_evidence.explainers.cam import CAM
 
 class GradCAM(CAM):
     key = "gradcam"
-    label = "Grad-CAM"
-    cost_note = "1 forward + 1 backward to the last conv block"
 
     def _channel_weights(self, p: GradientPass) -> torch.Tensor:
         return p.activation_grad.mean(dim=(2, 3))

@@ -23,8 +23,6 @@ from pixel_evidence.explainers.cam import CAM
 
 class GradCAMPlusPlus(CAM):
     key = "gradcam_pp"
-    label = "Grad-CAM++"
-    cost_note = "1 forward + 1 backward to the last conv block"
 
     def _channel_weights(self, p: GradientPass) -> torch.Tensor:
         grads = p.activation_grad

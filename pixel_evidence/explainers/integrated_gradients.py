@@ -41,9 +41,6 @@ GPU_STEPS_PER_CHUNK = 64  # nodes per forward/backward of a refinement on a GPU
 
 class IntegratedGradients(Explainer):
     key = "ig"
-    label = "Integrated Gradients"
-    cost_note = ("n_steps forwards + backwards to the input, batched; with a tolerance, as many as it takes "
-                 "(up to max_steps)")
     # internal_batch_size None = chosen per device (all steps at once on a GPU); the
     # chunking does not change the result.
     defaults = {"n_steps": 25, "method": "gausslegendre", "internal_batch_size": None, "tolerance": None,

@@ -30,10 +30,7 @@ RIDGE_ALPHA = 1.0
 
 class Lime(Explainer):
     key = "lime"
-    label = "LIME"
-    cost_note = "n_samples forwards (200), batch_size at a time, + SLIC and a small ridge fit; no backward"
     defaults = {"n_samples": 200, "n_segments": 50, "seed": 0, "batch_size": 32}
-    slow = True
 
     def _attribute(self, inputs: torch.Tensor, target: torch.Tensor) -> Attribution:
         inputs = inputs.detach()

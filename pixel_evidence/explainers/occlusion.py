@@ -19,11 +19,7 @@ from pixel_evidence.explainers.base import Attribution, Explainer
 
 class Occlusion(Explainer):
     key = "occlusion"
-    label = "Occlusion"
-    cost_note = ("1 forward per window position, (ceil((H - window) / stride) + 1)^2: 169 at 224 px "
-                 "with the defaults, batch_size at a time; no backward. Slow on a CPU")
     defaults = {"window": 32, "stride": 16, "batch_size": 32}
-    slow = True
 
     def _attribute(self, inputs: torch.Tensor, target: torch.Tensor) -> Attribution:
         window, stride = int(self.params["window"]), int(self.params["stride"])

@@ -44,10 +44,7 @@ def rise_masks(n_masks: int, grid: int, keep_prob: float, seed: int, height: int
 
 class RISE(Explainer):
     key = "rise"
-    label = "RISE"
-    cost_note = "n_masks forwards (1000), batch_size at a time; no backward. Slow on a CPU"
     defaults = {"n_masks": 1000, "grid": 7, "keep_prob": 0.5, "seed": 0, "batch_size": 32}
-    slow = True
 
     def _attribute(self, inputs: torch.Tensor, target: torch.Tensor) -> Attribution:
         n_masks, keep_prob = int(self.params["n_masks"]), float(self.params["keep_prob"])

@@ -11,8 +11,6 @@ from pixel_evidence.explainers.base import INPUT_GRAD, Attribution, Explainer, G
 
 class Saliency(Explainer):
     key = "saliency"
-    label = "Saliency"
-    cost_note = "1 forward + 1 backward to the input"
     pass_needs = frozenset({INPUT_GRAD})
 
     def from_pass(self, p: GradientPass) -> Attribution:

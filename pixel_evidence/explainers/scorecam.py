@@ -23,11 +23,7 @@ from pixel_evidence.explainers.cam import CAM
 
 class ScoreCAM(CAM):
     key = "scorecam"
-    label = "Score-CAM"
-    cost_note = ("1 forward per non-zero channel of the last conv block (up to 1280 on EfficientNet), "
-                 "batch_size at a time; no backward. Slow on a CPU")
     defaults = {"batch_size": 32}
-    slow = True
     pass_needs = frozenset({ACTIVATION})
 
     def _channel_weights(self, p: GradientPass) -> torch.Tensor:

@@ -92,11 +92,7 @@ def uniqueness(probs: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
 
 class SIDU(Explainer):
     key = "sidu"
-    label = "SIDU"
-    cost_note = ("1 forward per distinct binarised channel of the last conv block (up to 1280 on EfficientNet), "
-                 "batch_size at a time; no backward. Slow on a CPU")
     defaults = {"threshold": 0.1, "sigma": 0.25, "batch_size": 32}
-    slow = True
     pass_needs = frozenset({ACTIVATION})
 
     def attribute(self, inputs: torch.Tensor, target: torch.Tensor,

@@ -27,8 +27,6 @@ if TYPE_CHECKING:
 
 class SmoothGrad(Explainer):
     key = "smoothgrad"
-    label = "SmoothGrad"
-    cost_note = "nt_samples forwards + backwards to the input (16), batch_size at a time"
     defaults = {"nt_samples": 16, "noise": 0.15, "seed": 0, "batch_size": 8}
 
     def _method(self) -> CaptumAttribution:

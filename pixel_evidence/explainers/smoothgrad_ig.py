@@ -22,8 +22,6 @@ if TYPE_CHECKING:
 
 class SmoothGradIG(SmoothGrad):
     key = "smoothgrad_ig"
-    label = "SmoothGrad-IG"
-    cost_note = "nt_samples x n_steps forwards + backwards to the input (8 x 8 = 64), batched"
     defaults = {"nt_samples": 8, "noise": 0.15, "n_steps": 8, "seed": 0, "batch_size": 2}
 
     def _method(self) -> CaptumAttribution:

@@ -18,8 +18,6 @@ from pixel_evidence.explainers.cam import CAM
 
 class XGradCAM(CAM):
     key = "xgradcam"
-    label = "XGrad-CAM"
-    cost_note = "1 forward + 1 backward to the last conv block"
 
     def _channel_weights(self, p: GradientPass) -> torch.Tensor:
         acts = p.activation

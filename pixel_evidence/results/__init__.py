@@ -10,8 +10,9 @@ The evaluate command writes into ``<models>/results/``:
 - ``win_rates.csv``: win rate per (seed, split, class or "overall", method);
 - ``summary.json``: across-seed summaries (mean, std, bootstrap interval);
 - ``agreement.csv``, ``faithfulness.csv``, ``sanity.csv``: the optional analyses
-  (``--metrics agreement faithfulness sanity``), one row per image and method pair, per
-  image and method, and per image, method and randomized stage;
+  (``--metrics agreement faithfulness sanity``; :mod:`pixel_evidence.analyses` registers
+  them), one row per image and method pair, per image and method, and per image, method
+  and randomized stage;
 - ``per_seed/seed_<n>_<split>.json``: which weights produced each unit's rows;
 - ``sweep/``: the Parquet store of ``pixel-evidence sweep`` (many categories), read by
   :mod:`.sweep_store` into the same tables.
@@ -32,8 +33,9 @@ from pixel_evidence.metrics import AGREEMENT_STATS, OVERALL
 from pixel_evidence.metrics.topk_picture import (PIXEL_FALSE_ALARM, PIXEL_HIT, PIXEL_MISS, PIXEL_OTHER, PIXEL_TIED_IN,
                                                  PIXEL_TIED_OUT, TopKPixels, topk_pixels)
 from pixel_evidence.results.histories import HISTORY_METRICS, history_bands, history_frame
-from pixel_evidence.results.reading import (ANALYSIS_FILES, IG_COLUMNS, RESULTS_SUBDIR, TABLE_COLUMNS, Results,
-                                            ig_columns, load_results, results_dir, stale_seeds)
+from pixel_evidence.results.reading import (IG_COLUMNS, RESULT_FILES, RESULTS_SUBDIR, SUMMARY_FILE, TABLE_COLUMNS,
+                                            TABLE_FILE, WIN_RATES_FILE, Results, ig_columns, load_results, results_dir,
+                                            stale_seeds)
 from pixel_evidence.results.summaries import (CHANCE, agreement_stats, confusion_matrix, defect_rows,
                                               faithfulness_stats, localisation_win_rates, sanity_stats, tko_stats,
                                               win_rate_stats)
@@ -43,7 +45,8 @@ __all__ = [
     "HISTORY_METRICS", "Results", "TopKPixels", "load_results", "stale_seeds", "history_frame",
     "history_bands", "confusion_matrix", "defect_rows", "tko_stats", "win_rate_stats", "topk_pixels",
     "AGREEMENT_STATS", "localisation_win_rates", "agreement_stats", "faithfulness_stats",
-    "sanity_stats", "OVERALL", "CHANCE", "ANALYSIS_FILES", "RESULTS_SUBDIR", "TABLE_COLUMNS", "IG_COLUMNS", "ig_columns",
+    "sanity_stats", "OVERALL", "CHANCE", "RESULT_FILES", "TABLE_FILE", "WIN_RATES_FILE", "SUMMARY_FILE",
+    "RESULTS_SUBDIR", "TABLE_COLUMNS", "IG_COLUMNS", "ig_columns",
     "results_dir", "StoreTables", "category_win_rates", "read_store", "store_stamp", "sweep_dir",
     "PIXEL_OTHER", "PIXEL_HIT", "PIXEL_MISS", "PIXEL_FALSE_ALARM", "PIXEL_TIED_IN", "PIXEL_TIED_OUT",
 ]

@@ -14,11 +14,16 @@ from typing import Any, Mapping, Sequence
 
 import pandas as pd
 
+from pixel_evidence.analyses import ANALYSES
 from pixel_evidence.metrics.scores import LOCALISATION_SCORES
 
 RESULTS_SUBDIR = "results"
-# Analyses with tables of their own, beside the main table (file <name>.csv each).
-ANALYSIS_FILES = ("agreement", "faithfulness", "sanity")
+# The files evaluate writes into a results folder: the main table, its win rates, their
+# summary, and each analysis's table (pixel_evidence.analyses names those).
+TABLE_FILE = "tko_table.csv"
+WIN_RATES_FILE = "win_rates.csv"
+SUMMARY_FILE = "summary.json"
+RESULT_FILES = (TABLE_FILE, WIN_RATES_FILE, SUMMARY_FILE, *(a.file for a in ANALYSES.values()))
 # The main table's columns (tko_table.csv), before the optional localisation scores; the
 # dashboard's per-image ranking export has the same ones plus the method's label.
 # The ig_* columns are Integrated Gradients' convergence (NaN on other methods' rows).
@@ -110,22 +115,22 @@ def load_results(directory: Path | str) -> Results:
     """
     directory = Path(directory)
     problems: list[str] = []
-    tko = _read_csv(directory / "tko_table.csv",
+    tko = _read_csv(directory / TABLE_FILE,
                     ["seed", "split", "image_id", "class", "predicted", "correct", "method", "tko", "chance"],
                     problems)
     if tko is not None:
         tko["correct"] = _bool_column(tko["correct"])
         tko["seed"] = tko["seed"].astype(int)
-    rates = _read_csv(directory / "win_rates.csv", ["seed", "split", "class", "method", "win_rate", "n_images"],
+    rates = _read_csv(directory / WIN_RATES_FILE, ["seed", "split", "class", "method", "win_rate", "n_images"],
                       problems)
     if rates is not None:
         rates["seed"] = rates["seed"].astype(int)
     summary = None
-    if (directory / "summary.json").is_file():
+    if (directory / SUMMARY_FILE).is_file():
         try:
-            summary = json.loads((directory / "summary.json").read_text())
+            summary = json.loads((directory / SUMMARY_FILE).read_text())
         except (json.JSONDecodeError, OSError, UnicodeDecodeError) as exc:
-            problems.append(f"{directory / 'summary.json'}: unreadable ({exc.__class__.__name__})")
+            problems.append(f"{directory / SUMMARY_FILE}: unreadable ({exc.__class__.__name__})")
     provenance: dict[int, dict[str, Any]] = {}
     for side in sorted((directory / "per_seed").glob("seed_*.json")):
         # seed_<n>_<split>.json (the main table of a unit); analysis sidecars have a further suffix
@@ -137,8 +142,8 @@ def load_results(directory: Path | str) -> Results:
         except (json.JSONDecodeError, OSError, UnicodeDecodeError):
             problems.append(f"{side}: unreadable")
     analyses = {}
-    for name in ANALYSIS_FILES:
-        df = _read_csv(directory / f"{name}.csv", ["seed", "split", "image_id"], problems)
+    for name, analysis in ANALYSES.items():
+        df = _read_csv(directory / analysis.file, ["seed", "split", "image_id"], problems)
         if df is not None:
             if "correct" in df:
                 df["correct"] = _bool_column(df["correct"])

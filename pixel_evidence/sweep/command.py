@@ -6,7 +6,8 @@ import argparse
 from dataclasses import replace
 from pathlib import Path
 
-from pixel_evidence.choices import EVALUATE_IG_TOLERANCE, IG_MAX_STEPS, METHODS, SCORES, TARGETS, ig_params, parse_seeds
+from pixel_evidence.choices import EVALUATE_IG_TOLERANCE, IG_MAX_STEPS, SCORES, TARGETS, ig_params, parse_seeds
+from pixel_evidence.methods import DEFAULT_METHODS, METHODS
 from pixel_evidence.run_folders import SHIPPED_MODELS, default_results, writable
 from pixel_evidence.sweep.costs import GPU_SPEEDUP, method_costs, plan_cost
 from pixel_evidence.sweep.spec import DEFAULT_CHUNK, SweepSpec, categories_from_flags, expand_methods, read_spec
@@ -29,7 +30,7 @@ def add_sweep_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--splits", nargs="+", choices=["test", "train"], help="default: test")
     p.add_argument("--methods", nargs="+", metavar="METHOD",
                    help=f"methods ({', '.join(METHODS)}), or all, and imported ones (see import-maps; not in all) "
-                        "(default: gradcam saliency ig)")
+                        f"(default: {' '.join(DEFAULT_METHODS)})")
     p.add_argument("--metrics", nargs="*", choices=SCORES, help="extra localisation scores of the main table")
     p.add_argument("--target", choices=TARGETS, help="class the maps explain (default predicted)")
     p.add_argument("--ig-steps", type=int,

@@ -17,14 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
-from pixel_evidence.choices import METHODS
+from pixel_evidence.methods import METHODS
 from pixel_evidence.run_folders import PROJECT_ROOT
 
 BENCHMARK_JSON = PROJECT_ROOT / "benchmarks" / "results" / "benchmark.json"
-FALLBACK_SECONDS = {"gradcam": 0.025, "saliency": 0.042, "ig": 0.55, "gradcam_pp": 0.030, "xgradcam": 0.028,
-                    "scorecam": 5.5, "ablationcam": 0.15, "lime": 2.0, "rise": 7.9, "occlusion": 1.5,
-                    "smoothgrad": 0.39, "smoothgrad_ig": 1.35,
-                    "cam": 0.025}  # CAM: one forward, no backward, so at most Grad-CAM's cost
+# The registry's planning numbers, for methods the benchmark has not measured.
+FALLBACK_SECONDS = {key: m.planning_seconds for key, m in METHODS.items() if m.planning_seconds is not None}
 # IG refined to evaluate's tolerance used 2.6x the fixed rule's gradient evaluations over the
 # shipped test split (benchmarks/README.md, "Integrated Gradients to a tolerance").
 FALLBACK_IG_REFINED = 2.6 * FALLBACK_SECONDS["ig"]

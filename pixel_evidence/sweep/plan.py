@@ -15,6 +15,7 @@ from pixel_evidence.engine.cache import digest
 from pixel_evidence.explainers import get_explainer
 from pixel_evidence.files import file_sha256
 from pixel_evidence.imported_maps import ImportedMaps
+from pixel_evidence.methods import METHODS
 from pixel_evidence.models.checkpoint import scan_seeds
 from pixel_evidence.sweep.costs import method_seconds
 from pixel_evidence.sweep.spec import Category, SweepSpec
@@ -61,12 +62,10 @@ def settings_of(spec: SweepSpec, meta: dict[str, Any], manifest_sha256: str, met
 def params_by_method(spec: SweepSpec, category: Category, imported: ImportedMaps) -> Callable[[str], dict[str, Any]]:
     """What each method's maps depend on: a computed method's settings, an imported one's
     content; a method that is neither is refused, naming what the category offers."""
-    from pixel_evidence.explainers import REGISTRY
-
-    unknown = [m for m in spec.methods if m not in REGISTRY and m not in imported.methods]
+    unknown = [m for m in spec.methods if m not in METHODS and m not in imported.methods]
     if unknown:
         offered = f"; imported in {category.models}: {', '.join(imported.methods)}" if imported.methods else ""
-        raise ValueError(f"{category.name}: unknown method(s) {unknown}; choose from {', '.join(REGISTRY)} or "
+        raise ValueError(f"{category.name}: unknown method(s) {unknown}; choose from {', '.join(METHODS)} or "
                          f"\"all\"{offered}" + "".join(f" ({w})" for w in imported.warnings))
 
     def params(m: str) -> dict[str, Any]:

@@ -28,7 +28,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Sequence
 
-from pixel_evidence.choices import METHODS, SCORES, TARGETS, parse_seeds
+from pixel_evidence.choices import SCORES, TARGETS, parse_seeds
+from pixel_evidence.methods import DEFAULT_METHODS, METHODS
 
 # Images per task. One task of the cheap gradient group costs ~0.1 s of work per image at
 # 224 px on this CPU, and the scheduler round trip plus the Parquet write ~20 ms per task
@@ -57,7 +58,7 @@ class SweepSpec:
     out: Path
     seeds: tuple[int, ...] | None = None  # None: every seed of each models folder
     splits: tuple[str, ...] = ("test",)
-    methods: tuple[str, ...] = ("gradcam", "saliency", "ig")
+    methods: tuple[str, ...] = DEFAULT_METHODS
     metrics: tuple[str, ...] = ()
     target: str = "predicted"
     maps_for_good: bool = False
@@ -140,7 +141,7 @@ def read_spec(path: Path, **overrides: Any) -> SweepSpec:
     default_out = sweep_dir(categories[0].models) if categories else None
     spec = SweepSpec(categories=categories, out=local(raw["out"]) if "out" in raw else default_out,
                      seeds=_seeds(raw.get("seeds")), splits=tuple(raw.get("splits", ("test",))),
-                     methods=expand_methods(raw.get("methods", ("gradcam", "saliency", "ig"))),
+                     methods=expand_methods(raw.get("methods", DEFAULT_METHODS)),
                      metrics=tuple(raw.get("metrics", ())), target=raw.get("target", "predicted"),
                      maps_for_good=bool(raw.get("maps_for_good", False)), chunk=int(raw.get("chunk", DEFAULT_CHUNK)),
                      batch_size=int(raw.get("batch_size", 8)), device=raw.get("device", "cpu"),

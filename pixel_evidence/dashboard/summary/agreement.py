@@ -6,6 +6,7 @@ import pandas as pd
 import panel as pn
 import param
 
+from pixel_evidence.analyses import AGREEMENT
 from pixel_evidence.dashboard.charts import hv
 from pixel_evidence.dashboard.colours import agreement_scale
 from pixel_evidence.dashboard.formatting import agreement_names, based_on, mean_std
@@ -15,7 +16,7 @@ from pixel_evidence.results import AGREEMENT_STATS, agreement_stats
 
 
 class AgreementSection(AnalysisSection):
-    key = "agreement"
+    key = AGREEMENT.name
     question = "Do the methods agree?"
     css_classes = ["pe-agreement-summary"]
 

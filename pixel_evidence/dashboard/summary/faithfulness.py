@@ -7,6 +7,7 @@ from typing import Any
 import pandas as pd
 import panel as pn
 
+from pixel_evidence.analyses import FAITHFULNESS
 from pixel_evidence.dashboard.charts import hv
 from pixel_evidence.dashboard.formatting import based_on
 from pixel_evidence.dashboard.markup import plain
@@ -27,7 +28,7 @@ def _bars_width(n_methods: int) -> int:
 
 
 class FaithfulnessSection(AnalysisSection):
-    key = "faithfulness"
+    key = FAITHFULNESS.name
     question = "Are the maps faithful to the model?"
     css_classes = ["pe-faithfulness-summary"]
 

@@ -8,11 +8,12 @@ import pandas as pd
 import panel as pn
 import param
 
+from pixel_evidence.analyses import ANALYSES
 from pixel_evidence.dashboard.markup import plain
 from pixel_evidence.dashboard.summary.results import ResultsStore
 
 # the cards follow the page's order of sections
-ORDER = ("win", "tko", "categories", "agreement", "faithfulness", "sanity", "curves", "confusion")
+ORDER = ("win", "tko", "categories", *ANALYSES, "curves", "confusion")
 
 
 def card(title: str, df: pd.DataFrame) -> pn.Card:

@@ -15,10 +15,11 @@ from typing import Any, Callable
 import pandas as pd
 import param
 
+from pixel_evidence.analyses import ANALYSES
 from pixel_evidence.dashboard.colours import CHANCE_LABEL, method_colours
 from pixel_evidence.dashboard.state import DashboardState
 from pixel_evidence.metrics.scores import LOCALISATION_SCORES
-from pixel_evidence.results import (ANALYSIS_FILES, CHANCE, Results, StoreTables, history_frame, load_results,
+from pixel_evidence.results import (CHANCE, RESULT_FILES, Results, StoreTables, history_frame, load_results,
                                     localisation_win_rates, read_store, results_dir, store_stamp, sweep_dir)
 from pixel_evidence.run_folders import SHIPPED_MODELS
 
@@ -28,7 +29,7 @@ _CACHE_LOCK = threading.Lock()
 
 def _stamp(directory: Path) -> tuple:
     out = []
-    for name in ("tko_table.csv", "win_rates.csv", "summary.json", *[f"{a}.csv" for a in ANALYSIS_FILES]):
+    for name in RESULT_FILES:
         p = directory / name
         try:
             st = p.stat()
@@ -79,7 +80,7 @@ def evaluate_command(engine: Any) -> str:
 def analysis_command(engine: Any) -> str:
     """The command that writes the analysis tables, with this engine's --data / --models."""
     return evaluate_command(engine).replace("pixel-evidence evaluate",
-                                            "pixel-evidence evaluate --metrics " + " ".join(ANALYSIS_FILES), 1)
+                                            "pixel-evidence evaluate --metrics " + " ".join(ANALYSES), 1)
 
 
 class ResultsStore(param.Parameterized):

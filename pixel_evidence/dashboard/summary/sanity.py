@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import panel as pn
 
+from pixel_evidence.analyses import SANITY
 from pixel_evidence.dashboard.formatting import based_on
 from pixel_evidence.dashboard.markup import plain
 from pixel_evidence.dashboard.summary.section import AnalysisSection, text
@@ -23,7 +24,7 @@ def verdict_html(n: int, passed: int) -> str:
 
 
 class SanitySection(AnalysisSection):
-    key = "sanity"
+    key = SANITY.name
     question = "Sanity check: does the map depend on the model's weights?"
     css_classes = ["pe-sanity-summary"]
 

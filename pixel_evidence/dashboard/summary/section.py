@@ -8,6 +8,7 @@ import pandas as pd
 import panel as pn
 import param
 
+from pixel_evidence.analyses import analysis
 from pixel_evidence.dashboard.charts import ChartPane, drawing, hv
 from pixel_evidence.dashboard.markup import plain
 from pixel_evidence.dashboard.summary.results import ResultsStore, analysis_command
@@ -110,7 +111,7 @@ class AnalysisSection(Section):
         if rows is not None and not rows.empty:
             return rows
         if rows is None:
-            why = (f"Not computed yet ({self.key}.csv is missing). Make it with "
+            why = (f"Not computed yet ({analysis(self.key).file} is missing). Make it with "
                    f"<code>{plain(analysis_command(self.store.engine))}</code>, then press “Reload results”.")
         else:
             done = [s for s in ("test", "train") if s in set(df["split"])]
