@@ -13,10 +13,6 @@ from __future__ import annotations
 import importlib
 from collections import Counter
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from pixel_evidence.explainers.base import Explainer
 
 
 @dataclass(frozen=True)
@@ -34,8 +30,9 @@ class Method:
     # benchmark has not measured the method (None: priced like the costliest one).
     planning_seconds: float | None = None
 
-    def explainer(self) -> type[Explainer]:
-        """The method's class, imported now (this imports torch)."""
+    def explainer(self) -> type:
+        """The method's class (an ``Explainer``), imported now: this imports torch. Not
+        annotated as ``type[Explainer]``, which would make this module import the explainers'."""
         return getattr(importlib.import_module(f"pixel_evidence.explainers.{self.module}"), self.class_name)
 
 
