@@ -14,6 +14,9 @@ Importing the package loads nothing heavy; each subpackage holds one kind of thi
 - ``sweep``: many seeds, methods and categories on one machine or a Dask cluster;
 - ``dashboard``: the Panel views (no torch);
 - ``cli``: the ``pixel-evidence`` command (``python -m pixel_evidence`` is the same).
+
+Three torch-free registries name what the rest lists: ``methods`` (the attribution methods),
+``metrics.scores`` (the localisation scores) and ``analyses`` (agreement, faithfulness, sanity).
 """
 
 __version__ = "0.1.0"
