@@ -24,7 +24,7 @@ from dataclasses import fields
 from pathlib import Path
 
 # Only torch-free modules at the top: the commands that need a network import theirs.
-from pixel_evidence.analyses import ANALYSES, AnalysisSettings
+from pixel_evidence.analyses import ANALYSES, FAITHFULNESS, SANITY, AnalysisSettings
 from pixel_evidence.choices import (BACKBONES, EVALUATE_IG_TOLERANCE, FAITHFULNESS_STARTS, IG_MAX_STEPS, KINDS, METRICS,
                                     SCORES, TARGETS, TRAINING_MODES, ig_params, parse_seeds)
 from pixel_evidence.data import LAYOUTS, DataError, download, layout_of, prepare_manifest, synthetic
@@ -159,10 +159,10 @@ def _cmd_evaluate(args) -> int:
         for row in summary["win_rates_across_seeds"]:
             if row["class"] == "overall":
                 print(win_rate_line(row, labels[row["method"]], args.include_misclassified))
-    for row in summary.get("faithfulness", []):
+    for row in summary.get(FAITHFULNESS.name, []):
         print(f"  {row['split']:>5}  {labels[row['method']]:<22} deletion AUC {row['deletion_auc_mean']:.3f}  "
               f"insertion AUC {row['insertion_auc_mean']:.3f}  ({row['start']} start, {row['n_images']} images)")
-    for row in summary.get("sanity", []):
+    for row in summary.get(SANITY.name, []):
         print(f"  {row['split']:>5}  {labels[row['method']]:<22} randomization check passed on "
               f"{row['n_passed']} of {row['n_images']} images")
     if "seeds" in summary:

@@ -28,7 +28,7 @@ class AgreementSection(AnalysisSection):
 
     def _names(self) -> dict[str, str]:
         """The measures' names; the IoU's top share as the analysis recorded it (not guessed)."""
-        fractions = {s.get("fraction") for s in self.store.results.settings.get("agreement", [])}
+        fractions = {s.get("fraction") for s in self.store.results.settings.get(self.key, [])}
         return agreement_names(next(iter(fractions)) if len(fractions) == 1 and None not in fractions else None)
 
     @param.depends("store.state.agreement", watch=True)
