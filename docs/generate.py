@@ -87,7 +87,7 @@ def table(header: list[str], rows: list[list[str]]) -> str:
 
 
 def labels() -> dict[str, str]:
-    from pixel_evidence.explainers import method_labels
+    from pixel_evidence.methods import method_labels
 
     return method_labels()
 
@@ -506,8 +506,8 @@ def speed_headline(src: Sources) -> str:
 
 def opening_image_sentence(src: Sources) -> str:
     """The dashboard page's example: the image the shipped models open on, and its TKOs."""
-    from pixel_evidence.choices import DEFAULT_METHODS
     from pixel_evidence.dashboard.catalogue import opening_image
+    from pixel_evidence.methods import DEFAULT_METHODS
 
     names = labels()
     tko = pd.read_csv(src.results / "tko_table.csv")
@@ -567,7 +567,7 @@ def sweep_plan_example(src: Sources) -> str:
     method seconds per map and CPU hours, then the total and the wall time on 1, 8 and 64 workers."""
     from types import SimpleNamespace
 
-    from pixel_evidence.choices import METHODS
+    from pixel_evidence.methods import METHODS
     from pixel_evidence.sweep.costs import method_costs, plan_cost
 
     costs = method_costs(src.benchmark, ig_refined=True)
