@@ -321,6 +321,25 @@ def _mask_free_section(src: Sources, names: dict[str, str], seeds: list[int]) ->
     return "".join(parts)
 
 
+def _row_changes(src: Sources, names: dict[str, str]) -> list[str]:
+    """One paragraph per record in ``results/changes/`` (written by ``python -m benchmarks.sweep_change``
+    when a method's rows in the store were recomputed): what moved, from the files."""
+    parts = []
+    for path in sorted((src.results / "changes").glob("*.json")):
+        record = json.loads(path.read_text())
+        for m in record["changed"]:
+            e = record["methods"][m]
+            parts.append(
+                f"{names[m]}'s rows were recomputed ({path.stem.split('-', 1)[1]}): {record['note']}. Its win rate "
+                f"moved from {mean_std(*e['win_rate_before'])} to {mean_std(*e['win_rate_after'])} and its mean TKO "
+                f"from {e['mean_tko_before']:.3f} to {e['mean_tko_after']:.3f}; its TKO changed on "
+                f"{e['images_with_tko_change']} of the {record['images']} images (median change "
+                f"{e['median_abs_tko_change']:.3f}, largest {e['max_abs_tko_change']:.3f}), and the winner of "
+                f"{record['winner_flips']} image{'s' if record['winner_flips'] != 1 else ''} changed "
+                f"(`{path.relative_to(src.root)}`).\n\n")
+    return parts
+
+
 def _whole_field_section(src: Sources, names: dict[str, str]) -> str:
     field = whole_field(src.results / "sweep", src.benchmark)
     ranking, wins = field.ranking, field.wins
@@ -340,10 +359,8 @@ def _whole_field_section(src: Sources, names: dict[str, str]) -> str:
     parts.append(table(["method", "win rate by TKO", "mean TKO", "seconds per image"], rows))
     parts.append(
         "\nSeconds per image: one cold call of the method alone, from the benchmark's `methods` section (IG at "
-        "`evaluate`'s tolerance; [Speed](../speed/index.md)). SIDU's rows in the store are still the ones made "
-        "with its earlier settings (channels binarised at 0.5, masks upsampled with clamped edges); SIDU now "
-        "follows its authors' current code (0.1, mirrored edges: [Methods](../methods/index.md)), which moves "
-        "the shipped model's maps a little, and its rows are being made again (`pretrained_models/README.md`).\n\n")
+        "`evaluate`'s tolerance; [Speed](../speed/index.md)).\n\n")
+    parts.extend(_row_changes(src, names))
     left_out = len(ranking) - wins.shape[1]
     none_won = f"; the {in_words(left_out)} methods not listed won none on any seed" if left_out else ""
     parts.append(f"Images won on each seed, out of {_span(images)} (an image where methods tie is shared among "
