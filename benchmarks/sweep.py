@@ -114,7 +114,7 @@ def simulate_plan(overhead_s: float, workers: tuple[int, ...] = (1, 8, 64), seed
 
 
 def bench_sweep(engine, seed: int, cfg: BenchConfig) -> dict[str, Any]:
-    category = Category("bench", Path(engine.data_root), Path(engine.models_dir))
+    category = Category("bench", Path(engine.catalogue.data_root), Path(engine.pool.models_dir))
     with tempfile.TemporaryDirectory(prefix="sweep-bench-") as tmp:
         scratch = Path(tmp)
         spec = SweepSpec(categories=(category,), out=scratch / "store", seeds=(seed,), splits=("test",),
