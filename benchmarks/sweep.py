@@ -48,7 +48,7 @@ def _cluster(workers: int) -> tuple[LocalCluster, Client]:
 
 def _warm_worker(task: Task, spec: SweepSpec) -> None:
     """Load the engine and the task's model in this worker, as a long sweep's first task has."""
-    engine_for(task, spec).model(task.seed)
+    engine_for(task, spec).pool.network(task.seed)
 
 
 def _throughput(spec: SweepSpec, workers: int, scratch: Path) -> dict[str, Any]:

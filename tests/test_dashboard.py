@@ -26,7 +26,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:The inplace keyword in DataFrame
 
 ROOT = Path(__file__).resolve().parent.parent
 WAIT = 300  # seconds: a cap for a broken view or store, not a pace (CI runs at load 10+ on 2 cores)
-DASHBOARD = ROOT / "dashboard"
+DASHBOARD = ROOT / "pixel_evidence" / "dashboard"
 
 
 @pytest.fixture(scope="module")
@@ -51,9 +51,9 @@ class Spy:
         self.calls = []
         original = engine.explain
 
-        def explain(seed, split, image_id, methods=("gradcam", "saliency", "ig"), target="predicted"):
+        def explain(seed, image_id, *, split=None, methods=("gradcam", "saliency", "ig"), target="predicted"):
             self.calls.append((seed, split, image_id, tuple(methods), target))
-            return original(seed, split, image_id, methods, target)
+            return original(seed, image_id, split=split, methods=methods, target=target)
 
         monkeypatch.setattr(engine, "explain", explain)
 
@@ -482,10 +482,10 @@ def test_stale_answers_are_dropped(engine, monkeypatch):
     original = engine.explain
     gate = threading.Event()
 
-    def slow(seed, split, image_id, *a, **k):
+    def slow(seed, image_id, **k):
         if image_id == ids[1]:
             assert gate.wait(WAIT)
-        return original(seed, split, image_id, *a, **k)
+        return original(seed, image_id, **k)
 
     monkeypatch.setattr(engine, "explain", slow)
     loading = threading.Event()
@@ -522,11 +522,11 @@ class _Gate:
         self.held, self.entered, self._gate = held, threading.Event(), threading.Event()
         original = engine.explain
 
-        def explain(seed, split, image_id, *a, **k):
+        def explain(seed, image_id, **k):
             if image_id == held:
                 self.entered.set()
                 assert self._gate.wait(WAIT)
-            return original(seed, split, image_id, *a, **k)
+            return original(seed, image_id, **k)
 
         monkeypatch.setattr(engine, "explain", explain)
 

@@ -439,3 +439,68 @@ def test_tables_cover_every_finished_unit_with_the_same_settings(engine, tmp_pat
     table = pd.read_csv(out / "tko_table.csv")
     assert set(table["seed"]) == {8} and set(table["method"]) == {"saliency"}
     assert not (out / "agreement.csv").exists()
+
+
+def test_explain_needs_the_image_and_takes_the_split_by_name_only(engine):
+    """No call shifts its arguments: the id is the second argument, the split a keyword."""
+    image_id = _defect_id(engine)
+    with pytest.raises(TypeError):
+        engine.explain(7)
+    with pytest.raises(TypeError):
+        engine.explain(7, "test", image_id)  # the old split-first order is refused, not reinterpreted
+    with pytest.raises(KeyError, match="unknown image id 'test'"):
+        engine.explain(7, "test")
+    assert engine.explain(7, image_id, split="test", methods=["saliency"]).image_id == image_id
+
+
+def test_the_shared_pass_hands_its_maps_to_explain_even_without_room_to_keep_them(tiny_run):
+    """With no memory to keep maps in (and no disk), the maps that rode on the prediction's
+    pass are the ones explain() returns: the encoder runs once, not again for the maps."""
+    root, models = tiny_run[0], tiny_run[1]
+    eng = ExplanationEngine(root, models, device="cpu", cache_mb=0)
+    image_id = _defect_id(eng)
+    stem = eng.pool.network(7)[0].encoder[0]
+    runs = []
+    handle = stem.register_forward_hook(lambda module, args, output: runs.append(len(args[0])))
+    try:
+        ex = eng.explain(7, image_id, methods=["gradcam", "saliency"])
+    finally:
+        handle.remove()
+        eng.close()
+    assert runs == [1] and eng.compute_calls == 3  # one prediction, two maps
+    assert list(ex.methods) == ["gradcam", "saliency"] and all(r.map.shape == (64, 64) for r in ex.methods.values())
+
+
+def test_method_results_carry_the_registered_scores_asked_for(engine):
+    """``scores`` is keyed by the score registry: TKO always, the others when asked for, each
+    equal to a computation written here from its definition."""
+    ids = [i for i in engine.catalogue.image_ids("test") if engine.catalogue.sample(i).has_mask][:2]
+    assert set(engine.explain(7, ids[0], methods=["saliency"]).methods["saliency"].scores) == {"tko"}
+    with pytest.raises(ValueError, match="unknown score 'nope'"):
+        next(engine.explain_many(7, ids, ["saliency"], scores=["nope"]))
+    for ex in engine.explain_many(7, ids, ["gradcam", "saliency"], scores=["pointing", "auroc"]):
+        for r in ex.methods.values():
+            a, s = r.map.ravel().astype(np.float64), ex.mask.ravel()
+            at_max = a == a.max()
+            inside, outside = a[s], a[~s]
+            wins = (inside[:, None] > outside[None, :]).sum() + 0.5 * (inside[:, None] == outside[None, :]).sum()
+            assert set(r.scores) == {"tko", "pointing", "auroc"} and r.tko == r.scores["tko"]
+            assert r.scores["pointing"] == pytest.approx((at_max & s).sum() / at_max.sum())
+            assert r.scores["auroc"] == pytest.approx(wins / (len(inside) * len(outside)))
+
+
+def test_the_engine_offers_everything_the_dashboard_asks_of_it(engine):
+    """Every member of the contract exists on the engine (or its part), each method with the
+    contract's parameters: the dashboard can rely on the Protocol alone."""
+    import inspect
+
+    from pixel_evidence.engine.contract import Engine, Models, UnitPictures
+
+    for protocol, part in ((Engine, engine), (Models, engine.pool), (UnitPictures, engine.dissector)):
+        members = {k: v for k, v in vars(protocol).items() if not k.startswith("_")}
+        assert members
+        for name, member in members.items():
+            assert hasattr(part, name), f"{type(part).__name__} has no {name}"
+            if inspect.isfunction(member):
+                wanted = list(inspect.signature(member).parameters)[1:]  # without self
+                assert list(inspect.signature(getattr(part, name)).parameters) == wanted, name

@@ -252,7 +252,7 @@ class ExplanationEngine:
 
     def precompute(self, seed: int, split: str, methods: Iterable[str] = DEFAULT_METHODS,
                    target: str = "predicted", progress: Callable[[int, int], None] | None = None,
-                   stop: threading.Event | None = None) -> Future:
+                   stop: threading.Event | None = None) -> Future[int]:
         """Fill the cache for a whole split in the background; ``progress(done, total)``.
         Setting ``stop`` ends the fill after the image in hand; the future's result is the
         number of images done.
