@@ -137,10 +137,10 @@ def test_the_first_view_goes_before_the_fill(fresh, hosts, monkeypatch):
     calls = []
     explain = fresh.explain
 
-    def recorded(seed, split, image_id, *args, **kwargs):
+    def recorded(seed, image_id, **kwargs):
         calls.append(("start", image_id, current_priority()))
         try:
-            return explain(seed, split, image_id, *args, **kwargs)
+            return explain(seed, image_id, **kwargs)
         finally:
             calls.append(("end", image_id, current_priority()))
 
