@@ -173,17 +173,17 @@ def main(argv=None) -> int:
         with Patched(spec):
             params = {"ig": {"internal_batch_size": 25}} if spec["one_batch"] else None
             eng = explain_mod.load_engine(args.data, args.models, device="auto", method_params=params)
-            seed = args.seed if args.seed is not None else eng.seeds[0]
-            eng.model(seed)
+            seed = args.seed if args.seed is not None else eng.pool.seeds[0]
+            eng.pool.network(seed)
         engines.append((label, spec, eng))
-    ids = [i for i in eng.image_ids("test") if eng.sample(i).has_mask][: args.images]
+    ids = [i for i in eng.catalogue.image_ids("test") if eng.catalogue.sample(i).has_mask][: args.images]
     times: dict[str, list[float]] = {label: [] for label, _, _ in engines}
     for rep, image_id in enumerate([ids[0]] + ids):  # the first round warms every configuration up
         for label, spec, eng in engines:
             with Patched(spec):
                 eng.clear_cache()
                 t0 = time.perf_counter()
-                eng.explain(seed, "test", image_id)
+                eng.explain(seed, image_id, split="test")
                 t = time.perf_counter() - t0
             if rep:
                 times[label].append(t)

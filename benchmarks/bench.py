@@ -72,9 +72,9 @@ def run(cfg: BenchConfig, previous: dict[str, Any] | None = None) -> dict[str, A
         engine, model = open_engine(cfg, Path(scratch))
         try:
             seed = model["seed"]
-            clock = Clock(engine.device)
-            engine.model(seed)  # "model already loaded"
-            result: dict[str, Any] = {"machine": machine_info(engine.device),
+            clock = Clock(engine.pool.device)
+            engine.pool.network(seed)  # "model already loaded"
+            result: dict[str, Any] = {"machine": machine_info(engine.pool.device),
                                       "config": json_safe(asdict(cfg)), "model": model}
             sections = {
                 "cold": lambda: bench_cold(engine, seed, cfg, clock, notes),

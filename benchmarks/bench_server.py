@@ -77,7 +77,7 @@ def _session(engine):
 
 
 def _defect_pool(engine) -> list[str]:
-    return [i for i in engine.image_ids("test") if engine.sample(i).has_mask]
+    return [i for i in engine.catalogue.image_ids("test") if engine.catalogue.sample(i).has_mask]
 
 
 def widget_latency(engine, seed: int, clock, warm_changes: int = 40) -> dict[str, Any]:
@@ -444,8 +444,8 @@ def soak(engine, model_info: dict, log_path: Path) -> dict[str, Any]:
     page must end on its own image with title, selector, counter and URL agreeing; the server
     must log no traceback and stay under ``SERVER_RSS_LIMIT_MB``."""
     deadline = time.monotonic() + SOAK_TIMEOUT_S
-    seeds = engine.seeds
-    classes = [c for c in engine.classes if c != "good" and engine.image_ids("test", c)]
+    seeds = engine.pool.seeds
+    classes = [c for c in engine.catalogue.classes if c != "good" and engine.catalogue.image_ids("test", c)]
     plans = [(seeds[i % len(seeds)], classes[i % len(classes)]) for i in range(SOAK_SESSIONS)]
     rounds: list[float] = []
     with _chromium() as browser, ServedApp(model_info, log_path) as app:
@@ -455,19 +455,19 @@ def soak(engine, model_info: dict, log_path: Path) -> dict[str, Any]:
         for page, (seed, cls) in zip(pages, plans):
             page.goto(f"{app.url}?seed={seed}&split=test&class={cls}", wait_until="commit")
         for page, (seed, cls) in zip(pages, plans):
-            page.locator(".pe-title-text", has_text=engine.image_ids("test", cls)[0]).wait_for()
+            page.locator(".pe-title-text", has_text=engine.catalogue.image_ids("test", cls)[0]).wait_for()
         for step in range(1, SOAK_CLICKS + 1):
             started = time.monotonic()
             for page in pages:
                 page.get_by_role("button", name="Next ▶").click()
             for page, (seed, cls) in zip(pages, plans):
-                ids = engine.image_ids("test", cls)
+                ids = engine.catalogue.image_ids("test", cls)
                 page.locator(".pe-title-text", has_text=ids[step % len(ids)]).wait_for()
             rounds.append(time.monotonic() - started)
         seconds = time.monotonic() - t0
         problems = []
         for page, (seed, cls) in zip(pages, plans):
-            ids = engine.image_ids("test", cls)
+            ids = engine.catalogue.image_ids("test", cls)
             wanted = ids[SOAK_CLICKS % len(ids)]
             shown = _page_state(page)
             counter = f"{SOAK_CLICKS % len(ids) + 1} / {len(ids)}"

@@ -28,7 +28,7 @@ def bench_contention(engine, seed: int, cfg: BenchConfig, clock: Clock) -> dict[
         times = []
         for image_id in clicks:
             engine.clear_cache()
-            times.append(clock.time(lambda: engine.explain(seed, "test", image_id, list(ALL)))[0])
+            times.append(clock.time(lambda: engine.explain(seed, image_id, split="test", methods=list(ALL)))[0])
         return times
 
     click_round()  # warm-up: models loaded, explainers made
@@ -45,7 +45,7 @@ def bench_contention(engine, seed: int, cfg: BenchConfig, clock: Clock) -> dict[
             if stop.is_set():
                 return
             rise_running.set()
-            engine.explain(seed, "test", image_id, ["rise"])
+            engine.explain(seed, image_id, split="test", methods=["rise"])
             rise_done.append(image_id)
 
     rise = threading.Thread(target=other_session, name="other-session", daemon=True)

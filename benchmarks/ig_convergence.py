@@ -79,7 +79,7 @@ def measure(n_images: int, out: Path) -> None:
     from .measured_engine import input_and_target
 
     engine = ExplanationEngine(ensure_default_data(), RESULTS.parent.parent / "pretrained_models", device="auto")
-    defects = [i for i in engine.image_ids("test") if engine.sample(i).has_mask]
+    defects = [i for i in engine.catalogue.image_ids("test") if engine.catalogue.sample(i).has_mask]
     step = max(1, len(defects) // n_images)
     ids = list(dict.fromkeys([*PLOT_IMAGES, *defects[::step]]))[:n_images]
     ig = _ig_on(engine, SEED)
@@ -89,7 +89,7 @@ def measure(n_images: int, out: Path) -> None:
         if old is not None and len(old["scheme_history"][0]) == 3:
             continue
         x, predicted = input_and_target(engine, SEED, image_id)
-        x = x.to(engine.device)
+        x = x.to(engine.pool.device)
         evaluate = ig._path_evaluator(x[0], ig.black_baseline(x)[0], torch.tensor(predicted))
 
         def at(alphas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -114,7 +114,7 @@ def measure(n_images: int, out: Path) -> None:
         for r in rows:
             r["gap"] = abs(r.pop("total") - change) / abs(change)
         scheme = integrate_to_tolerance(evaluate, SCHEME_TOLERANCE, SCHEME_CAP)
-        record = {"class": engine.sample(image_id).cls, "target": predicted, "f_baseline": f_grid[0],
+        record = {"class": engine.catalogue.sample(image_id).cls, "target": predicted, "f_baseline": f_grid[0],
                   "f_input": f_grid[-1], "rules": rows, "scheme_history": scheme.history}
         if plotted:
             f_near, s_near = at(NEAR_BASELINE)

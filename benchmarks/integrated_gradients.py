@@ -18,7 +18,7 @@ def _ig_on(engine, seed: int, **params: Any):
     from pixel_evidence.explainers.integrated_gradients import IntegratedGradients
     from pixel_evidence.models import ClassifierView
 
-    net, meta = engine.model(seed)
+    net, meta = engine.pool.network(seed)
     norm = meta["normalization"]
     return IntegratedGradients(ClassifierView(net), input_mean=norm["mean"], input_std=norm["std"], **params)
 
@@ -101,7 +101,7 @@ def bench_ig_chunks(engine, seed: int, cfg: BenchConfig, clock: Clock) -> dict[s
     x, predicted = input_and_target(engine, seed, image_id)
     target = torch.tensor([predicted])
     chunks = sorted({min(c, steps) for c in cfg.ig_chunks})
-    auto = IntegratedGradients(None, **{**params, "internal_batch_size": None}).chunk_size(1, engine.device)
+    auto = IntegratedGradients(None, **{**params, "internal_batch_size": None}).chunk_size(1, engine.pool.device)
     rows = []
     for rep in range(2):
         for c in chunks:

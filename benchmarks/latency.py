@@ -25,12 +25,12 @@ def bench_cold(engine, seed: int, cfg: BenchConfig, clock: Clock, notes: list[st
     from pixel_evidence.models import load_model
 
     ids = defect_ids(engine)[: max(1, cfg.cold_images)]
-    net, _ = engine.model(seed)
-    plain, _ = load_model(engine.models_dir, seed, device=engine.device)  # as the original had it
+    net, _ = engine.pool.network(seed)
+    plain, _ = load_model(engine.pool.models_dir, seed, device=engine.pool.device)  # as the original had it
     original = OriginalStudy(plain)
     ig_params = engine.params_of("ig")
     ig_probe = IntegratedGradients(None, **engine.params_of("ig"))
-    chunk = ig_probe.chunk_size(1, engine.device)
+    chunk = ig_probe.chunk_size(1, engine.pool.device)
     floor = Floor(net, int(ig_params["n_steps"]), chunk)
     # the floor again on the network as loaded (BatchNorm layers, default layout): what preparing it gains
     plain_floor = Floor(copy.deepcopy(plain).requires_grad_(False), int(ig_params["n_steps"]), chunk)
@@ -38,7 +38,7 @@ def bench_cold(engine, seed: int, cfg: BenchConfig, clock: Clock, notes: list[st
     # One warm-up round, so that no reference pays for first-call set-up.
     first = ids[0]
     engine.clear_cache()
-    engine.explain(seed, "test", first, list(ALL))
+    engine.explain(seed, first, split="test", methods=list(ALL))
     x_engine, _ = input_and_target(engine, seed, first)
     x_plain = x_engine.contiguous()
     original.run("all", x_plain)
@@ -59,7 +59,7 @@ def bench_cold(engine, seed: int, cfg: BenchConfig, clock: Clock, notes: list[st
 
     def engine_time(image_id: str, methods: list[str]) -> float:
         engine.clear_cache()
-        return clock.time(lambda: engine.explain(seed, "test", image_id, methods))[0]
+        return clock.time(lambda: engine.explain(seed, image_id, split="test", methods=methods))[0]
 
     keys = (*ALL, "all")
     samples: dict[str, dict[str, list[float]]] = {k: {"engine": [], "original": [], "floor": [],
@@ -125,9 +125,9 @@ class EvaluationIG:
 
         self.params = ig_params(25, EVALUATE_IG_TOLERANCE, IG_MAX_STEPS)
         self.seed = seed
-        self.engine = ExplanationEngine(engine.data_root, engine.models_dir, device=engine.device, cache_mb=64,
-                                        method_params={"ig": self.params})
-        self.engine.explain(seed, "test", first_image, list(ALL))  # its model and IG's black-image score
+        self.engine = ExplanationEngine(engine.catalogue.data_root, engine.pool.models_dir, device=engine.pool.device,
+                                        cache_mb=64, method_params={"ig": self.params})
+        self.engine.explain(seed, first_image, split="test", methods=list(ALL))  # its model and IG's black-image score
         self.seconds: list[float] = []
         self.steps: list[float] = []
         self.gaps: list[float] = []
@@ -135,7 +135,7 @@ class EvaluationIG:
     def time(self, clock: Clock, image_id: str, methods: tuple[str, ...] = ALL) -> None:
         """One cold call on ``image_id``; its seconds, IG's steps and its gap are kept."""
         self.engine.clear_cache()
-        t, result = clock.time(lambda: self.engine.explain(self.seed, "test", image_id, list(methods)))
+        t, result = clock.time(lambda: self.engine.explain(self.seed, image_id, split="test", methods=list(methods)))
         ig = result.methods["ig"].extras
         self.seconds.append(t)
         self.steps.append(ig.get("steps", math.nan))
@@ -154,11 +154,11 @@ def bench_warm(engine, seed: int, cfg: BenchConfig, clock: Clock) -> dict[str, A
     """Cache-hit latency of ``pixel_evidence.engine.explain`` (all three methods) over the cold section's images."""
     ids = defect_ids(engine)[: max(1, cfg.cold_images)]
     for image_id in ids:
-        engine.explain(seed, "test", image_id, list(ALL))
+        engine.explain(seed, image_id, split="test", methods=list(ALL))
     times = []
     for i in range(cfg.warm_requests):
         image_id = ids[i % len(ids)]
-        t, _ = clock.time(lambda: engine.explain(seed, "test", image_id, list(ALL)))
+        t, _ = clock.time(lambda: engine.explain(seed, image_id, split="test", methods=list(ALL)))
         times.append(t * 1000)
     return {"requests": len(times), "images": len(ids), "p50_ms": percentile(times, 50),
             "p95_ms": percentile(times, 95), "max_ms": max(times) if times else math.nan}
@@ -167,13 +167,13 @@ def bench_warm(engine, seed: int, cfg: BenchConfig, clock: Clock) -> dict[str, A
 def bench_methods(engine, seed: int, cfg: BenchConfig, clock: Clock) -> dict[str, Any]:
     """Cold ``pixel_evidence.engine.explain`` of each registered method alone: what one click costs in the UI."""
     ids = defect_ids(engine)[: max(1, cfg.method_images)]
-    engine.explain(seed, "test", ids[0], ["saliency"])  # the model and its prepared copy are loaded
+    engine.explain(seed, ids[0], split="test", methods=["saliency"])  # the model and its prepared copy are loaded
     rows = []
     for key, method in METHODS.items():
         times = []
         for image_id in ids:
             engine.clear_cache()
-            times.append(clock.time(lambda: engine.explain(seed, "test", image_id, [key]))[0])
+            times.append(clock.time(lambda: engine.explain(seed, image_id, split="test", methods=[key]))[0])
         rows.append({"method": key, "label": method.label, "seconds": median(times), "samples_s": times,
                      "slow": method.slow, "params": dict(method.explainer().defaults), "cost_note": method.cost_note})
     # IG as evaluate and sweep compute it (refined to a tolerance): what a sweep's IG task costs

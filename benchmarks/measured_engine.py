@@ -63,10 +63,10 @@ def open_engine(cfg: BenchConfig, scratch: Path):
         seeds, source = [0], "fresh lite0"
     params = {"ig": {"n_steps": int(cfg.engine_ig_steps)}} if cfg.engine_ig_steps else None
     engine = ExplanationEngine(data, models, device=cfg.device, cache_mb=512, method_params=params)
-    seed = cfg.seed if cfg.seed is not None else engine.seeds[0]
-    if seed not in engine.seeds:
-        raise ValueError(f"seed {seed} is not in {models} (available: {engine.seeds})")
-    meta = engine.meta[seed]
+    seed = cfg.seed if cfg.seed is not None else engine.pool.seeds[0]
+    if seed not in engine.pool.seeds:
+        raise ValueError(f"seed {seed} is not in {models} (available: {engine.pool.seeds})")
+    meta = engine.pool.meta[seed]
     model: dict[str, Any] = {"source": source, "models_dir": str(models), "seed": seed,
                              "image_size": int(meta["image_size"]), "backbone": meta["backbone"], "note": note,
                              "data": str(data)}
@@ -75,12 +75,12 @@ def open_engine(cfg: BenchConfig, scratch: Path):
 
 def defect_ids(engine, split: str = "test") -> list[str]:
     """The ids of ``split``, defect images first (only they have a mask to explain)."""
-    ids = engine.image_ids(split)
-    defects = [i for i in ids if engine.sample(i).has_mask]
+    ids = engine.catalogue.image_ids(split)
+    defects = [i for i in ids if engine.catalogue.sample(i).has_mask]
     return defects + [i for i in ids if i not in defects]
 
 
 def input_and_target(engine, seed: int, image_id: str) -> tuple[torch.Tensor, int]:
     """One image as ``seed``'s network takes it (a batch of one), and the class it predicts."""
     base = engine.prediction(seed, image_id)
-    return engine.input_batch(seed, base.image[None]), base.predicted_index
+    return engine.pool.input_batch(seed, base.image[None]), base.predicted_index

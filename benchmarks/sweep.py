@@ -48,7 +48,7 @@ def _cluster(workers: int) -> tuple[LocalCluster, Client]:
 
 def _warm_worker(task: Task, spec: SweepSpec) -> None:
     """Load the engine and the task's model in this worker, as a long sweep's first task has."""
-    engine_for(task, spec).model(task.seed)
+    engine_for(task, spec).pool.network(task.seed)
 
 
 def _throughput(spec: SweepSpec, workers: int, scratch: Path) -> dict[str, Any]:
@@ -114,7 +114,7 @@ def simulate_plan(overhead_s: float, workers: tuple[int, ...] = (1, 8, 64), seed
 
 
 def bench_sweep(engine, seed: int, cfg: BenchConfig) -> dict[str, Any]:
-    category = Category("bench", Path(engine.data_root), Path(engine.models_dir))
+    category = Category("bench", Path(engine.catalogue.data_root), Path(engine.pool.models_dir))
     with tempfile.TemporaryDirectory(prefix="sweep-bench-") as tmp:
         scratch = Path(tmp)
         spec = SweepSpec(categories=(category,), out=scratch / "store", seeds=(seed,), splits=("test",),

@@ -20,7 +20,7 @@ log = logging.getLogger("pixel_evidence.bench")
 
 def bench_evaluation(engine, seed: int, cfg: BenchConfig, clock: Clock) -> dict[str, Any]:
     """Images/s of ``explain_many`` (all three methods) per multiple of the test split."""
-    ids = engine.image_ids("test")
+    ids = engine.catalogue.image_ids("test")
     if cfg.eval_images:
         ids = ids[: cfg.eval_images]
     list(engine.explain_many(seed, ids[:2], list(ALL), batch_size=cfg.eval_batch_size))  # warm-up
@@ -57,22 +57,22 @@ def bench_training(engine, seed: int, cfg: BenchConfig, clock: Clock, notes: lis
     from pixel_evidence.models import load_model
     from pixel_evidence.models.train import TrainConfig, augment, class_weights, multitask_loss, stages_to_freeze
 
-    meta = engine.meta[seed]
+    meta = engine.pool.meta[seed]
     hp = {**asdict(TrainConfig()), **meta.get("hyperparameters", {})}
     size = int(meta["image_size"])
     batch = int(hp["batch_size"])
     channels_last = bool(hp.get("channels_last", True))
-    device = engine.device
-    net, _ = load_model(engine.models_dir, seed, device=device)
+    device = engine.pool.device
+    net, _ = load_model(engine.pool.models_dir, seed, device=device)
     freeze = stages_to_freeze(net, TrainConfig(mode=hp["mode"], freeze_blocks=int(hp["freeze_blocks"])))
     net.freeze_stages(freeze)
     if channels_last:
         net.to(memory_format=torch.channels_last)
     opt = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=float(hp["lr"]))
-    train = [s for s in engine.samples if s.split == "train"]
+    train = [s for s in engine.catalogue.samples if s.split == "train"]
     pool = (train * (batch // max(1, len(train)) + 1))[:batch]
-    images, masks, labels = load_arrays(engine.data_root, pool, engine.classes, size)
-    weights = class_weights(labels, len(engine.classes)).to(device)
+    images, masks, labels = load_arrays(engine.catalogue.data_root, pool, engine.catalogue.classes, size)
+    weights = class_weights(labels, len(engine.catalogue.classes)).to(device)
     norm = meta["normalization"]
     mean = torch.tensor(norm["mean"]).view(1, 3, 1, 1)
     std = torch.tensor(norm["std"]).view(1, 3, 1, 1)

@@ -220,10 +220,10 @@ def _cmd_dissect(args) -> int:
     out = writable(args.out or default_results(models, write_shipped=args.write_shipped) / DISSECTION_SUBDIR,
                    write_shipped=args.write_shipped, option="--out")
     engine = ExplanationEngine(synthetic.resolve_data(args.data), models, manifest=args.manifest, device=args.device)
-    seeds = sorted({s for group in args.seeds for s in group}) if args.seeds else engine.seeds
-    missing = [s for s in seeds if s not in engine.seeds]
+    seeds = sorted({s for group in args.seeds for s in group}) if args.seeds else engine.pool.seeds
+    missing = [s for s in seeds if s not in engine.pool.seeds]
     if missing:
-        raise ValueError(f"--seeds {missing}: no usable model in {models}; available: {engine.seeds}")
+        raise ValueError(f"--seeds {missing}: no usable model in {models}; available: {engine.pool.seeds}")
     table = dissect_seeds(engine.dissector, out, seeds=seeds, stages=args.stage, split=args.split, force=args.force,
                           batch_size=args.batch_size, union=args.union, report=lambda m: print(m, file=sys.stderr))
     counts = detector_counts(table[table["seed"].isin(seeds) & (table["split"] == args.split)])

@@ -29,7 +29,7 @@ from pixel_evidence.choices import METRICS
 from pixel_evidence.engine.explain import ExplanationEngine
 from pixel_evidence.files import atomic_write_text, remove_stale_temp_files
 from pixel_evidence.methods import DEFAULT_METHODS
-from pixel_evidence.metrics.scores import EXTRA_SCORES, LOCALISATION_SCORES
+from pixel_evidence.metrics.scores import EXTRA_SCORES
 from pixel_evidence.models import CheckpointError
 from pixel_evidence.results import (SUMMARY_FILE, TABLE_COLUMNS, TABLE_FILE, WIN_RATES_FILE, ig_columns,
                                     localisation_win_rates)
@@ -65,9 +65,9 @@ def _main_row(ex, m: str, extra_metrics: Sequence[str]) -> dict[str, Any]:
            "method": m, "tko": nan, "chance": nan, "lift": nan, "iou": nan, "rank": nan, "win_share": nan,
            **ig_columns(r.extras if r is not None else None)}
     if r is not None:
-        row.update(tko=r.tko, chance=r.chance, lift=r.lift, iou=r.iou, rank=r.rank, win_share=r.win_share)
-    for name in extra_metrics:
-        row[name] = LOCALISATION_SCORES[name](r.map, ex.mask) if r is not None else nan
+        row.update(chance=r.chance, lift=r.lift, iou=r.iou, rank=r.rank, win_share=r.win_share)
+    for name in ("tko", *extra_metrics):
+        row[name] = r.scores[name] if r is not None else nan
     return row
 
 
@@ -92,9 +92,9 @@ def unit_rows(engine: ExplanationEngine, seed: int, split: str, methods: Sequenc
     Analyses run on the images that have maps; sanity on ``settings.sanity_images`` of them.
     """
     split_metrics([*extra_metrics, *analyses])
-    ids = engine.image_ids(split) if image_ids is None else list(image_ids)
+    ids = engine.catalogue.image_ids(split) if image_ids is None else list(image_ids)
     every_map = maps_for_good or not engine.catalogue.has_masks
-    mapped = [i for i in ids if every_map or engine.sample(i).has_mask]
+    mapped = [i for i in ids if every_map or engine.catalogue.sample(i).has_mask]
     with_maps = set(mapped)
     unmapped = [i for i in ids if i not in with_maps] if main else []
     sanity_ids = _spread(mapped, settings.sanity_images) if SANITY.name in analyses else set()
@@ -106,7 +106,7 @@ def unit_rows(engine: ExplanationEngine, seed: int, split: str, methods: Sequenc
               leave=False) as bar:
         for group, group_methods in ((mapped, methods), (unmapped, ())):
             for ex in engine.explain_many(seed, group, group_methods, target, batch_size=batch_size,
-                                          progress=bar.update):
+                                          progress=bar.update, scores=extra_metrics):
                 if main:
                     rows += [_main_row(ex, m, extra_metrics) for m in methods]
                 if group_methods:
@@ -121,12 +121,14 @@ def _provenance(engine: ExplanationEngine, seed: int, splits, methods, target, e
                 maps_for_good, left_out: Sequence[str] = ()) -> dict[str, Any]:
     """What a unit's tables depend on; ``left_out``: the ids of its images that could not be
     read (recorded only when there are some, so the unit is recomputed once they are fixed)."""
-    return {**({"left_out": sorted(left_out)} if left_out else {}),"weights_sha256": engine.meta[seed]["weights_sha256"], "manifest_sha256": engine.catalogue.manifest_sha256,
+    return {**({"left_out": sorted(left_out)} if left_out else {}),
+            "weights_sha256": engine.pool.meta[seed]["weights_sha256"],
+            "manifest_sha256": engine.catalogue.manifest_sha256,
             "splits": list(splits), "target": target, "metrics": list(extra_metrics),
             "maps_for_good": maps_for_good,
             "methods": {m: engine.params_of(m) for m in methods},
             # the Grad-CAM layer, when the metadata names one (older metadata: the default layer)
-            **({"cam_layer": engine.meta[seed]["cam_layer"]} if "cam_layer" in engine.meta[seed] else {})}
+            **({"cam_layer": engine.pool.meta[seed]["cam_layer"]} if "cam_layer" in engine.pool.meta[seed] else {})}
 
 
 def _satisfies(stored: dict[str, Any], wanted: dict[str, Any]) -> bool:
@@ -167,7 +169,7 @@ def _write_tables(engine: ExplanationEngine, out_dir: Path, frames: list[pd.Data
     table = pd.concat(frames, ignore_index=True)
     rates = metrics.win_rates(table, include_misclassified=include_misclassified)
     across = metrics.summarize_over_seeds(rates)
-    clf = classification_scores(table, engine.classes)
+    clf = classification_scores(table, engine.catalogue.classes)
     units = table[["seed", "split"]].drop_duplicates().sort_values(["split", "seed"])
     scores = [c for c in EXTRA_SCORES if c in table.columns]
     summary = {
@@ -236,7 +238,7 @@ UNIT_SIDECAR = re.compile(r"seed_(-?\d+)_(test|train)\.json")
 
 
 def _left_out(engine: ExplanationEngine, split: str, unreadable: Mapping[str, str]) -> list[str]:
-    return [i for i in engine.image_ids(split) if i in unreadable]
+    return [i for i in engine.catalogue.image_ids(split) if i in unreadable]
 
 
 def _finished_units(engine: ExplanationEngine, out_dir: Path, methods: Sequence[str], target: str,
@@ -247,7 +249,7 @@ def _finished_units(engine: ExplanationEngine, out_dir: Path, methods: Sequence[
     found = []
     for side in (out_dir / "per_seed").glob("seed_*_*.json"):
         match = UNIT_SIDECAR.fullmatch(side.name)
-        if match and int(match.group(1)) in engine.meta:
+        if match and int(match.group(1)) in engine.pool.meta:
             found.append((match.group(2), int(match.group(1))))
     frames: list[pd.DataFrame] = []
     analysis_frames: dict[str, list[pd.DataFrame]] = {a: [] for a in ANALYSES}
@@ -294,15 +296,15 @@ def evaluate(engine: ExplanationEngine, out_dir: Path, *, seeds: Sequence[int] |
     """
     out_dir = Path(out_dir)
     remove_stale_temp_files(out_dir, out_dir / "per_seed")
-    seeds = list(seeds) if seeds is not None else sorted({*engine.seeds, *engine.pool.left_out})
-    skipped = {s: engine.pool.left_out.get(s, f"no model for seed {s} in {engine.models_dir}")
-               for s in seeds if s not in engine.meta}
+    seeds = list(seeds) if seeds is not None else sorted({*engine.pool.seeds, *engine.pool.left_out})
+    skipped = {s: engine.pool.left_out.get(s, f"no model for seed {s} in {engine.pool.models_dir}")
+               for s in seeds if s not in engine.pool.meta}
     methods = list(methods)
     scores, analyses = split_metrics(extra_metrics)
     if AGREEMENT.name in analyses and len(methods) < 2:
         raise ValueError("agreement compares methods: give at least two with --methods")
 
-    unreadable = engine.catalogue.unreadable(i for split in splits for i in engine.image_ids(split))
+    unreadable = engine.catalogue.unreadable(i for split in splits for i in engine.catalogue.image_ids(split))
     for line in unreadable.values():
         log.warning("skipped image: %s", line)
 
@@ -329,7 +331,7 @@ def evaluate(engine: ExplanationEngine, out_dir: Path, *, seeds: Sequence[int] |
             table, extra = unit_rows(engine, seed, split, methods, main=not done_main, analyses=todo, target=target,
                                      batch_size=batch_size, progress=progress, extra_metrics=scores,
                                      maps_for_good=maps_for_good, settings=settings,
-                                     image_ids=[i for i in engine.image_ids(split) if i not in unreadable])
+                                     image_ids=[i for i in engine.catalogue.image_ids(split) if i not in unreadable])
         except CheckpointError as err:  # e.g. weights that do not fit the network, found when it is built
             skipped[seed] = str(err)
             log.warning("skipped seed %d: %s", seed, err)

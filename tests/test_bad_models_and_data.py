@@ -57,7 +57,7 @@ def test_the_engine_exposes_skipped_seeds(tiny_run, models):
     (models / "seed_8.json").write_text("[1, 2, 3]")
     engine = ExplanationEngine(tiny_run[0], models, device="cpu")
     try:
-        assert engine.seeds == [7] and len(engine.warnings) == 1 and "seed_8.json" in engine.warnings[0]
+        assert engine.pool.seeds == [7] and len(engine.warnings) == 1 and "seed_8.json" in engine.warnings[0]
     finally:
         engine.close()
 
@@ -79,10 +79,10 @@ def test_the_engine_warns_when_the_data_changed_since_training(data, models):
 def test_a_mask_replaced_after_training_is_an_error_naming_it(data, models):
     engine = ExplanationEngine(data, models, device="cpu")
     try:
-        sample = next(s for s in engine.samples if s.has_mask)
+        sample = next(s for s in engine.catalogue.samples if s.has_mask)
         Image.new("L", (16, 16), 255).save(data / sample.mask_path)
         with pytest.raises(DataError, match=rf"{sample.mask_path}: mask is 16x16 but its image"):
-            engine.explain(7, sample.split, sample.id, ["gradcam"])
+            engine.explain(7, sample.id, split=sample.split, methods=["gradcam"])
     finally:
         engine.close()
 

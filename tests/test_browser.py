@@ -227,7 +227,7 @@ def _shown_tkos(page) -> dict[str, str]:
 def _expected_tkos(engine, seed, split, image_id, methods=("gradcam", "saliency", "ig")) -> dict[str, str]:
     from pixel_evidence.dashboard.formatting import fmt
 
-    ex = engine.explain(seed, split, image_id, methods)
+    ex = engine.explain(seed, image_id, split=split, methods=methods)
     return {k: (fmt(r.tko) if ex.rankable else "—") for k, r in ex.methods.items()}
 
 
@@ -240,12 +240,12 @@ def test_page_shows_the_controls(web, server, engine):
         assert web.locator("label", has_text=label).first.is_visible(), label
     assert web.get_by_text("Pixel Evidence — which explanation hits the defect?").first.is_visible()
     first = _opening(engine)
-    cls = engine.sample(first).cls
-    ids = engine.image_ids("test", cls)
+    cls = engine.catalogue.sample(first).cls
+    ids = engine.catalogue.image_ids("test", cls)
     assert web.locator(".pe-count-text").first.inner_text().strip() == f"{ids.index(first) + 1} / {len(ids)}"
     assert _select(web, "Class").input_value() == cls
     assert first in _title(web)
-    _assert_tkos(web, _expected_tkos(engine, engine.seeds[0], "test", first))
+    _assert_tkos(web, _expected_tkos(engine, engine.pool.seeds[0], "test", first))
     for text in ("Grad-CAM", "Saliency", "Integrated Gradients"):
         assert web.locator(".pe-method-card", has_text=text).count() == 1
     _assert_linked(web, 3)
@@ -266,8 +266,8 @@ def test_page_makes_no_request_beyond_this_server(web, server, engine):
 
 def test_class_and_image_changes_update_the_numbers(web, server, engine):
     _open(web, server)
-    seed = engine.seeds[0]
-    hole = engine.image_ids("test", "hole")
+    seed = engine.pool.seeds[0]
+    hole = engine.catalogue.image_ids("test", "hole")
     _select(web, "Class").select_option("hole")
     _wait_for_image(web, hole[0])
     _assert_tkos(web, _expected_tkos(engine, seed, "test", hole[0]))
@@ -276,7 +276,7 @@ def test_class_and_image_changes_update_the_numbers(web, server, engine):
     assert web.locator(".pe-count-text").first.inner_text().strip() == f"2 / {len(hole)}"
     _assert_tkos(web, _expected_tkos(engine, seed, "test", hole[1]))
     # a good image: no numbers, no winner
-    good = engine.image_ids("test", "good")[0]
+    good = engine.catalogue.image_ids("test", "good")[0]
     _select(web, "Class").select_option("good")
     _wait_for_image(web, good)
     _assert_tkos(web, _expected_tkos(engine, seed, "test", good))
@@ -289,9 +289,9 @@ def test_ranking_table_matches_the_engine(web, server, engine):
     from pixel_evidence.dashboard.formatting import fmt, rank_label
 
     _open(web, server)
-    seed = engine.seeds[0]
+    seed = engine.pool.seeds[0]
     image_id = _opening(engine)
-    ex = engine.explain(seed, "test", image_id)
+    ex = engine.explain(seed, image_id, split="test")
     rows = web.locator(".tabulator-row")
     assert rows.count() == len(ex.methods)
     shown = {}
@@ -306,14 +306,14 @@ def test_ranking_table_matches_the_engine(web, server, engine):
 
 def test_csv_downloads(web, server, engine, tmp_path):
     _open(web, server)
-    seed = engine.seeds[0]
+    seed = engine.pool.seeds[0]
     image_id = _opening(engine)
     with web.expect_download() as info:
         web.get_by_role("button", name="Ranking of this image (CSV)").click()
     path = tmp_path / info.value.suggested_filename
     info.value.save_as(path)
     df = pd.read_csv(path)
-    ex = engine.explain(seed, "test", image_id)
+    ex = engine.explain(seed, image_id, split="test")
     assert path.name == f"pixel-evidence_seed{seed}_test_{image_id}_ranking.csv"
     assert len(df) == len(ex.methods) and set(df["image_id"]) == {image_id}
     assert {m: ex.methods[m].tko for m in ex.methods} == dict(zip(df["method"], df["tko"]))
@@ -323,14 +323,14 @@ def test_csv_downloads(web, server, engine, tmp_path):
     path = tmp_path / info.value.suggested_filename
     info.value.save_as(path)
     rows = pd.read_csv(path)
-    table = pd.read_csv(engine.models_dir / "results" / "tko_table.csv")
+    table = pd.read_csv(engine.pool.models_dir / "results" / "tko_table.csv")
     assert len(rows) == int((table["seed"] == seed).sum()) > 0 and set(rows["seed"]) == {seed}
     assert sorted(os.listdir(tmp_path)) == sorted([path.name, f"pixel-evidence_seed{seed}_test_{image_id}_ranking.csv"])
 
 
 def test_url_reproduces_a_view(web, server, engine):
-    seed = engine.seeds[1]
-    hole = engine.image_ids("test", "hole")[1]
+    seed = engine.pool.seeds[1]
+    hole = engine.catalogue.image_ids("test", "hole")[1]
     _open(web, f"{server}?seed={seed}&split=test&class=hole&image={hole}&methods=ig,saliency&target=predicted")
     _wait_for_image(web, hole)
     assert _select(web, "Seed").input_value() == str(seed)
@@ -341,7 +341,7 @@ def test_url_reproduces_a_view(web, server, engine):
     _assert_linked(web, 2)
     # the state goes back into the URL when it changes
     web.get_by_role("button", name="◀ Previous").click()
-    first = engine.image_ids("test", "hole")[0]
+    first = engine.catalogue.image_ids("test", "hole")[0]
     _wait_for_image(web, first)
     web.wait_for_function("id => window.location.search.includes('image=' + id)", arg=first)
     assert f"seed={seed}" in web.evaluate("window.location.search")
@@ -353,7 +353,7 @@ def test_bad_url_gets_a_notice(web, server, engine):
     notice.first.wait_for()
     text = notice.first.inner_text()
     assert "scratch" in text and "no-such-image" in text and "99" in text
-    first = engine.image_ids("test", "crack")[0]
+    first = engine.catalogue.image_ids("test", "crack")[0]
     assert first in _title(web)
     assert _select(web, "Class").input_value() == "crack"
     web.wait_for_function("() => window.location.search.includes('class=crack')")
@@ -391,8 +391,8 @@ def test_the_agreement_measure_lives_in_the_url(web, server):
 
 def test_ten_sessions_at_once(chromium, server, engine):
     """Ten visitors open different images at the same moment: every page shows its own numbers."""
-    ids = [i for c in ("crack", "hole", "good") for i in engine.image_ids("test", c)]
-    seeds = engine.seeds
+    ids = [i for c in ("crack", "hole", "good") for i in engine.catalogue.image_ids("test", c)]
+    seeds = engine.pool.seeds
     wanted = [(seeds[i % len(seeds)], ids[i % len(ids)]) for i in range(10)]
     opened = [_new_page(chromium, viewport={"width": 1300, "height": 900}) for _ in wanted]
     contexts, pages = [c for c, _ in opened], [p for _, p in opened]
@@ -415,7 +415,7 @@ def test_new_method_and_faithfulness_curves(web, server, engine):
     from pixel_evidence.dashboard.formatting import fmt
 
     _open(web, server)
-    seed = engine.seeds[0]
+    seed = engine.pool.seeds[0]
     image_id = _opening(engine)
     web.locator(".choices__input--cloned").first.fill("Grad-CAM++")
     web.locator(".choices__item--choice", has_text="Grad-CAM++").first.click()
@@ -432,7 +432,7 @@ def test_new_method_and_faithfulness_curves(web, server, engine):
     web.get_by_role("button", name="Compute deletion & insertion curves").click()
     table = web.locator(".pe-faith-table")
     table.wait_for()
-    ex = engine.explain(seed, "test", image_id, methods)
+    ex = engine.explain(seed, image_id, split="test", methods=methods)
     curves = engine.faithfulness(ex, start="black", steps=20)  # cached: the numbers the page got
     aucs = web.locator(".pe-faith-table .pe-auc")
     shown = {(aucs.nth(i).get_attribute("data-method"), aucs.nth(i).get_attribute("data-mode")): aucs.nth(i).inner_text()

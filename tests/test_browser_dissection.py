@@ -31,7 +31,7 @@ def engine(tiny_run, tmp_path_factory):
     copy = tmp_path_factory.mktemp("dissection") / "models"
     shutil.copytree(models, copy)
     eng = ExplanationEngine(root, copy, device="cpu", method_params={"ig": {"n_steps": 4}})
-    dissect_seeds(eng.dissector, copy / "results" / DISSECTION_SUBDIR, seeds=[eng.seeds[0]], stages=[STAGE],
+    dissect_seeds(eng.dissector, copy / "results" / DISSECTION_SUBDIR, seeds=[eng.pool.seeds[0]], stages=[STAGE],
                   split="test")
     yield eng
     eng.close()
@@ -44,7 +44,7 @@ def test_units_tab_shows_each_classs_best_unit_with_the_tables_iou(web, server, 
     from pixel_evidence.dashboard.units_view import STRIP_IMAGES
     from pixel_evidence.dissection.table import read_dissection
 
-    table = read_dissection(engine.models_dir / "results" / "dissection")
+    table = read_dissection(engine.pool.models_dir / "results" / "dissection")
     web.goto(server)
     web.locator(".pe-tko").first.wait_for()
     web.locator(".bk-tab", has_text="Units").click()
@@ -56,5 +56,5 @@ def test_units_tab_shows_each_classs_best_unit_with_the_tables_iou(web, server, 
         row = web.locator(f".pe-unit-row[data-class='{cls}']").first
         expect(row).to_have_attribute("data-unit", str(int(best["unit"])))
         expect(row.locator(".pe-unit-iou")).to_have_text(fmt(best["iou"]))
-        expect(row.locator("img")).to_have_count(min(STRIP_IMAGES, len(engine.image_ids("test", cls))))
+        expect(row.locator("img")).to_have_count(min(STRIP_IMAGES, len(engine.catalogue.image_ids("test", cls))))
     web.wait_for_function("() => window.location.search.includes('tab=units')")

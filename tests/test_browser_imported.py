@@ -42,10 +42,10 @@ def test_the_per_image_view_shows_the_imported_methods_card(web, server, engine)
 
     from pixel_evidence.dashboard.formatting import fmt
 
-    seed, image_id = engine.seeds[0], engine.image_ids("test", "crack")[0]
+    seed, image_id = engine.pool.seeds[0], engine.catalogue.image_ids("test", "crack")[0]
     web.goto(f"{server}?seed={seed}&split=test&class=crack&image={image_id}&methods=gradcam,mycam")
     _wait_for_image(web, image_id)
-    ex = engine.explain(seed, "test", image_id, ("gradcam", "mycam"))
+    ex = engine.explain(seed, image_id, split="test", methods=("gradcam", "mycam"))
     assert ex.methods["mycam"].tko == ex.methods["gradcam"].tko
     expect(web.locator(".pe-tko[data-method=mycam]")).to_have_text(fmt(ex.methods["mycam"].tko))
     expect(web.locator(".pe-tko[data-method=gradcam]")).to_have_text(fmt(ex.methods["gradcam"].tko))

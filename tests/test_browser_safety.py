@@ -76,7 +76,7 @@ def test_an_over_long_link_gets_the_apps_notice(web, server, engine):
     banner.wait_for(timeout=WAIT_MS)
     text = banner.inner_text()
     assert f"Unknown image “{value[:80]}…”" in text and value[:81] not in text
-    first = engine.image_ids("test", "crack")[0]
+    first = engine.catalogue.image_ids("test", "crack")[0]
     web.locator(".pe-title-text", has_text=first).wait_for(timeout=WAIT_MS)
     web.wait_for_function("id => window.location.search.includes('image=' + id)", arg=first, timeout=WAIT_MS)
 
@@ -102,5 +102,5 @@ def test_a_value_panel_cannot_read_as_a_number_gets_the_apps_notice(web, server,
     shown = value if len(value) <= 80 else value[:80] + "…"
     for key, notice in NOTICE_OF.items():
         assert notice + shown in text, key
-    first = engine.image_ids("test", "crack")[0]
+    first = engine.catalogue.image_ids("test", "crack")[0]
     web.locator(".pe-title-text", has_text=first).wait_for(timeout=WAIT_MS)

@@ -22,13 +22,13 @@ def test_sidu_can_be_picked_and_shows_the_engines_number(web, server, engine):
 
     web.goto(server)
     web.locator(".pe-tko").first.wait_for()
-    image_id = engine.image_ids("test", "crack")[0]
+    image_id = engine.catalogue.image_ids("test", "crack")[0]
     web.locator(".pe-title-text", has_text=image_id).wait_for()
     web.locator(".choices__input--cloned").first.fill("SIDU")
     web.locator(".choices__item--choice", has_text="SIDU (slow)").first.click()
 
     expect(web.locator(".pe-slow-text")).to_contain_text("SIDU")
-    ex = engine.explain(engine.seeds[0], "test", image_id, ("gradcam", "saliency", "ig", "sidu"))
+    ex = engine.explain(engine.pool.seeds[0], image_id, split="test", methods=("gradcam", "saliency", "ig", "sidu"))
     expect(web.locator(".pe-tko[data-method=sidu]")).to_have_text(fmt(ex.methods["sidu"].tko))
     expect(web.locator(".pe-tko")).to_have_count(4)
     web.wait_for_function("() => window.location.search.includes('sidu')")

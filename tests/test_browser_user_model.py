@@ -46,10 +46,10 @@ def test_a_served_user_model_shows_its_name_its_maps_and_the_engines_numbers(web
     from pixel_evidence.dashboard.formatting import fmt
 
     web.goto(server)
-    image_id = engine.image_ids("test", "crack")[0]
+    image_id = engine.catalogue.image_ids("test", "crack")[0]
     web.locator(".pe-title-text", has_text=image_id).wait_for()
     expect(web.locator(".pe-model-text")).to_have_text("custom tiny_model.py:build, classifier, partial · 32 px")
-    ex = engine.explain(5, "test", image_id)
+    ex = engine.explain(5, image_id, split="test")
     for key, result in ex.methods.items():
         expect(web.locator(f".pe-tko[data-method={key}]")).to_have_text(fmt(result.tko))
     web.wait_for_function("""() => [...Bokeh.documents[0].all_models].some(m => m.title && m.title.text

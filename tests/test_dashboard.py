@@ -51,19 +51,19 @@ class Spy:
         self.calls = []
         original = engine.explain
 
-        def explain(seed, split, image_id, methods=("gradcam", "saliency", "ig"), target="predicted"):
+        def explain(seed, image_id, *, split=None, methods=("gradcam", "saliency", "ig"), target="predicted"):
             self.calls.append((seed, split, image_id, tuple(methods), target))
-            return original(seed, split, image_id, methods, target)
+            return original(seed, image_id, split=split, methods=methods, target=target)
 
         monkeypatch.setattr(engine, "explain", explain)
 
 
 def test_default_state_shows_a_defect_image(dash, engine):
     s = dash.state
-    assert s.seed == engine.seeds[0]
+    assert s.seed == engine.pool.seeds[0]
     assert s.split == "test"
     assert s.image_class == "crack"  # the first defect class, not "good"
-    assert s.image_id == engine.image_ids("test", "crack")[0]
+    assert s.image_id == engine.catalogue.image_ids("test", "crack")[0]
     assert s.methods == ["gradcam", "saliency", "ig"]
     assert s.target == "predicted" and s.tab == "image"
     ex = dash.store.explanation
@@ -78,12 +78,12 @@ def test_default_state_shows_a_defect_image(dash, engine):
     assert {label.removesuffix(" (slow)"): key for label, key in options.items()} == {
         label: key for key, label in engine.method_labels().items()}
     i, n = s.position
-    assert (i, n) == (1, len(engine.image_ids("test", "crack")))
+    assert (i, n) == (1, len(engine.catalogue.image_ids("test", "crack")))
     assert f"{i} / {n}" in dash.controls["count"].object
     assert engine.warnings == [] and not dash.engine_warnings.visible
     # the seed's model, named under the seed selector, follows the seed
     assert "efficientnet_lite0, multitask, partial · 64 px" in dash.controls["model"].object
-    s.seed = engine.seeds[1]
+    s.seed = engine.pool.seeds[1]
     assert "efficientnet_lite0, multitask, partial · 64 px" in dash.controls["model"].object
 
 
@@ -124,7 +124,7 @@ def test_parameter_changes_call_the_engine(engine, monkeypatch):
     assert first == (s.seed, "test", s.image_id, ("gradcam", "saliency", "ig"), "predicted")
 
     s.step(1)
-    assert spy.calls[-1][2] == engine.image_ids("test", "crack")[1]
+    assert spy.calls[-1][2] == engine.catalogue.image_ids("test", "crack")[1]
     assert dash.store.explanation.image_id == s.image_id
 
     s.target = "true"
@@ -136,9 +136,9 @@ def test_parameter_changes_call_the_engine(engine, monkeypatch):
     assert list(dash.store.explanation.methods) == ["saliency"]
     assert len(dash.image_view._methods_col.objects) == 1
 
-    s.seed = engine.seeds[1]
-    assert spy.calls[-1][0] == engine.seeds[1]
-    assert dash.store.explanation.seed == engine.seeds[1]
+    s.seed = engine.pool.seeds[1]
+    assert spy.calls[-1][0] == engine.pool.seeds[1]
+    assert dash.store.explanation.seed == engine.pool.seeds[1]
 
     n = len(spy.calls)
     s.tab = "summary"  # no new computation for a tab switch
@@ -148,17 +148,17 @@ def test_parameter_changes_call_the_engine(engine, monkeypatch):
 def test_class_change_resets_the_image(dash, engine):
     s = dash.state
     s.image_class = "hole"
-    assert s.image_id == engine.image_ids("test", "hole")[0]
+    assert s.image_id == engine.catalogue.image_ids("test", "hole")[0]
     assert dash.store.explanation.image_id == s.image_id
     assert dash.store.explanation.true_class == "hole"
     s.split = "train"
-    assert s.image_class == "hole" and s.image_id == engine.image_ids("train", "hole")[0]
-    assert s.param.image_id.objects == engine.image_ids("train", "hole")
+    assert s.image_class == "hole" and s.image_id == engine.catalogue.image_ids("train", "hole")[0]
+    assert s.param.image_id.objects == engine.catalogue.image_ids("train", "hole")
 
 
 def test_previous_and_next_wrap_around(dash, engine):
     s = dash.state
-    ids = engine.image_ids("test", "crack")
+    ids = engine.catalogue.image_ids("test", "crack")
     s.step(-1)
     assert s.image_id == ids[-1]
     assert dash.controls["count"].object.count(f"{len(ids)} / {len(ids)}") == 1
@@ -172,9 +172,10 @@ def test_invalid_url_values_fall_back_with_a_notice(dash, engine):
                            "target": "sideways", "tab": "nope", "score": "loudness", "agreement": "vibes",
                            "mode": "cinema"})
     # the default seed (the first), not the one nearest to 999 (the last)
-    assert len(engine.seeds) > 1 and s.seed == engine.seeds[0]
+    assert len(engine.pool.seeds) > 1 and s.seed == engine.pool.seeds[0]
     assert s.mode == "standard"
-    assert s.image_class in engine.classes and s.image_id in engine.image_ids(s.split, s.image_class)
+    assert s.image_class in engine.catalogue.classes
+    assert s.image_id in engine.catalogue.image_ids(s.split, s.image_class)
     assert s.methods == ["gradcam"] and s.target == "predicted" and s.tab == "image" and s.score == "tko"
     assert s.agreement == "spearman"
     text = " ".join(notes)
@@ -229,7 +230,7 @@ def test_the_banner_shows_notices_escaped_once(dash):
 
 
 def test_url_names_an_image_of_another_class(dash, engine):
-    hole = engine.image_ids("train", "hole")[1]
+    hole = engine.catalogue.image_ids("train", "hole")[1]
     notes = dash.state.apply_query({"split": "test", "class": "crack", "image": hole})
     assert (dash.state.split, dash.state.image_class, dash.state.image_id) == ("train", "hole", hole)
     assert notes and "follow the image" in notes[0]
@@ -239,7 +240,7 @@ def test_a_link_with_an_earlier_image_id_opens_that_image(engine):
     """Links shared before the ids stopped naming MVTec's folders (``test-crack-001``) still
     open their image, without a notice: nothing was wrong with them."""
     state = _fresh_state(engine)
-    image = engine.image_ids("train", "hole")[1]
+    image = engine.catalogue.image_ids("train", "hole")[1]
     sample = engine.catalogue.sample(image)
     origin, cls, stem = sample.path.split("/")[0], sample.cls, sample.path.split("/")[-1].split(".")[0]
     assert state.apply_query({"image": f"{origin}-{cls}-{stem}"}) == []
@@ -251,12 +252,12 @@ def test_location_sync_validates_and_rewrites_the_url(engine):
 
     from pixel_evidence.dashboard.state import bind_location
 
-    hole = engine.image_ids("test", "hole")[0]
-    loc = Location(search=f"?seed={engine.seeds[1]}&class=hole&image={hole}&methods=ig,saliency&tab=summary"
+    hole = engine.catalogue.image_ids("test", "hole")[0]
+    loc = Location(search=f"?seed={engine.pool.seeds[1]}&class=hole&image={hole}&methods=ig,saliency&tab=summary"
                           "&score=auroc&agreement=top_iou")
     state = _fresh_state(engine)
     bind_location(state, loc)
-    assert (state.seed, state.image_class, state.image_id) == (engine.seeds[1], "hole", hole)
+    assert (state.seed, state.image_class, state.image_id) == (engine.pool.seeds[1], "hole", hole)
     assert state.methods == ["ig", "saliency"] and state.tab == "summary" and state.notices == []
     assert state.score == "auroc" and state.agreement == "top_iou"
     state.step(1)
@@ -282,18 +283,18 @@ def test_a_link_panel_cannot_read_still_opens_with_a_notice(engine, seed):
 
     from pixel_evidence.dashboard.state import bind_location
 
-    hole = engine.image_ids("test", "hole")[1]
+    hole = engine.catalogue.image_ids("test", "hole")[1]
     location = Location(search="?" + urlencode({"seed": seed, "image": hole}))
     state = _fresh_state(engine)
     bind_location(state, location)
-    assert (state.seed, state.image_id) == (engine.seeds[0], hole)
+    assert (state.seed, state.image_id) == (engine.pool.seeds[0], hole)
     [note] = state.notices
     assert note.startswith(f"No model for seed “{seed[:80]}") and len(note) < 200
-    assert f"seed={engine.seeds[0]}" in location.search and f"image={hole}" in location.search
+    assert f"seed={engine.pool.seeds[0]}" in location.search and f"image={hole}" in location.search
 
 
 def test_good_image_shows_no_winner(dash, engine):
-    good = engine.image_ids("test", "good")[0]
+    good = engine.catalogue.image_ids("test", "good")[0]
     dash.state.go_to(good)
     ex = dash.store.explanation
     assert ex.image_id == good and ex.k == 0 and not ex.rankable
@@ -309,10 +310,10 @@ def test_good_image_shows_no_winner(dash, engine):
 def test_ranking_table_equals_engine_numbers(dash, engine):
     from pixel_evidence.dashboard.formatting import fmt, fmt_lift, rank_label
 
-    for image_id in engine.image_ids("test", "crack") + engine.image_ids("test", "hole"):
+    for image_id in engine.catalogue.image_ids("test", "crack") + engine.catalogue.image_ids("test", "hole"):
         dash.state.go_to(image_id)
         table = dash.image_view._table.value
-        ex = engine.explain(dash.state.seed, "test", image_id)
+        ex = engine.explain(dash.state.seed, image_id, split="test")
         assert len(table) == len(ex.methods)
         ranks = [r.rank for r in ex.methods.values()]
         by_label = table.set_index("Method")
@@ -367,8 +368,8 @@ def test_seed_results_csv_rows(evaluated):
     from pixel_evidence.dashboard.app import create_app
 
     dash = create_app(engine=evaluated).dashboard
-    table = pd.read_csv(evaluated.models_dir / "results" / "tko_table.csv")
-    for seed in evaluated.seeds:
+    table = pd.read_csv(evaluated.pool.models_dir / "results" / "tko_table.csv")
+    for seed in evaluated.pool.seeds:
         dash.state.seed = seed
         assert dash.exports.rows.filename == f"pixel-evidence_seed{seed}_results.csv"
         df = pd.read_csv(io.BytesIO(dash.exports._rows().getvalue()))
@@ -477,14 +478,14 @@ def test_stale_answers_are_dropped(engine, monkeypatch):
 
     dash = create_app(engine=engine).dashboard
     view = dash.image_view
-    ids = engine.image_ids("test", "crack")
+    ids = engine.catalogue.image_ids("test", "crack")
     original = engine.explain
     gate = threading.Event()
 
-    def slow(seed, split, image_id, *a, **k):
+    def slow(seed, image_id, **k):
         if image_id == ids[1]:
             assert gate.wait(WAIT)
-        return original(seed, split, image_id, *a, **k)
+        return original(seed, image_id, **k)
 
     monkeypatch.setattr(engine, "explain", slow)
     loading = threading.Event()
@@ -497,7 +498,7 @@ def test_stale_answers_are_dropped(engine, monkeypatch):
     gate.set()
     worker.join(WAIT)
     assert not worker.is_alive()
-    assert dash.store.explanation.image_id == engine.image_ids("test", "hole")[0]
+    assert dash.store.explanation.image_id == engine.catalogue.image_ids("test", "hole")[0]
     assert not view._layout.loading
 
 
@@ -521,11 +522,11 @@ class _Gate:
         self.held, self.entered, self._gate = held, threading.Event(), threading.Event()
         original = engine.explain
 
-        def explain(seed, split, image_id, *a, **k):
+        def explain(seed, image_id, **k):
             if image_id == held:
                 self.entered.set()
                 assert self._gate.wait(WAIT)
-            return original(seed, split, image_id, *a, **k)
+            return original(seed, image_id, **k)
 
         monkeypatch.setattr(engine, "explain", explain)
 
@@ -577,7 +578,7 @@ def test_store_drops_a_superseded_answer(engine, monkeypatch):
     import asyncio
 
     store = _store(engine)
-    first, second = engine.image_ids("test", "crack")[:2]
+    first, second = engine.catalogue.image_ids("test", "crack")[:2]
     gate = _Gate(engine, monkeypatch, first)
     published = []
     store.param.watch(lambda e: published.append(e.new.image_id), "explanation")
@@ -630,8 +631,8 @@ def test_views_draw_what_the_store_publishes(engine):
     store = _store(engine)
     views = [ImageView(store), AnalysisView(store, engine),
              ExportBar(store, ResultsStore(store.state, engine))]
-    hole = engine.image_ids("test", "hole")[0]
-    ex = engine.explain(store.state.seed, "test", hole, ["gradcam", "saliency"], "true")
+    hole = engine.catalogue.image_ids("test", "hole")[0]
+    ex = engine.explain(store.state.seed, hole, split="test", methods=["gradcam", "saliency"], target="true")
     store.param.update(explanation=ex, pictures=make_pictures(ex))
     assert store.state.image_id != hole
     image, analysis, exports = views
@@ -660,7 +661,7 @@ def test_summary_with_results(evaluated):
     dash.state.split = "train"
     assert f"seed {dash.state.seed}, train" in summary.confusion._column.objects[0].object
     [(_title, counts)] = summary.store.tables["confusion"]
-    assert counts.set_index("true").values.sum() == len(evaluated.image_ids("train"))
+    assert counts.set_index("true").values.sum() == len(evaluated.catalogue.image_ids("train"))
 
 
 def test_summary_without_results_names_the_command(dash):
@@ -693,7 +694,7 @@ def test_how_to_read_tab_uses_the_engines_category_and_classes(dash, engine):
     from pixel_evidence.dashboard.state import TABS
 
     about = dash.tabs[TABS.index("about")].object
-    assert f"<b>{engine.data_root.name}</b>" in about and "(crack, hole)" in about
+    assert f"<b>{engine.catalogue.data_root.name}</b>" in about and "(crack, hole)" in about
     assert "hazelnut" not in about.lower()
 
 
@@ -799,8 +800,9 @@ def test_a_split_without_images_says_so(engine, monkeypatch):
     """The class chosen has no images in the split: the page says so instead of drawing."""
     from pixel_evidence.dashboard.app import create_app
 
-    listed = engine.image_ids
-    monkeypatch.setattr(engine, "image_ids", lambda split, cls=None: [] if split == "train" else listed(split, cls))
+    listed = engine.catalogue.image_ids
+    monkeypatch.setattr(engine.catalogue, "image_ids",
+                        lambda split, cls=None: [] if split == "train" else listed(split, cls))
     dash = create_app(engine=engine).dashboard
     dash.state.split = "train"
     assert dash.state.image_id == "" and dash.state.position == (0, 0)
@@ -909,7 +911,7 @@ def test_dashboard_sources_never_import_torch_or_the_model():
                 for a in node.names:
                     assert a.name not in lazy_only, f"{path.name} imports {a.name} at module level"
         text = path.read_text()
-        assert ".model(" not in text.replace("engine.model(seed)", ""), f"{path.name} calls a model"
+        assert ".model(" not in text.replace("engine.pool.network(seed)", ""), f"{path.name} calls a model"
 
 
 def test_setup_page_for_an_unreadable_data_folder_names_the_nearest_layout(tmp_path):

@@ -265,7 +265,7 @@ def test_precompute_calls_the_model_at_background_priority_and_clicks_at_interac
     engine.clear_cache()
     engine.precompute(7, "test", ["saliency", "ig"]).result()
     engine.clear_cache()
-    engine.explain(7, "test", engine.image_ids("test")[0], ["saliency", "ig"])
+    engine.explain(7, engine.catalogue.image_ids("test")[0], split="test", methods=["saliency", "ig"])
     assert seen["precompute"] == {BACKGROUND}
     assert seen["MainThread"] == {INTERACTIVE}
 
@@ -344,10 +344,10 @@ def test_disk_cache_recomputes_after_a_checkpoint_is_replaced_and_reads_an_uncha
         return ExplanationEngine(root, models, device="cpu", disk_cache=disk_cache, method_params={"ig": {"n_steps": 4}})
 
     first = open_engine()
-    image_id = next(s.id for s in first.samples if s.split == "test" and s.has_mask)
-    old7 = first.explain(7, "test", image_id)
+    image_id = next(s.id for s in first.catalogue.samples if s.split == "test" and s.has_mask)
+    old7 = first.explain(7, image_id, split="test")
     cold = first.compute_calls  # what an image costs with nothing cached
-    old8 = first.explain(8, "test", image_id)
+    old8 = first.explain(8, image_id, split="test")
     assert first.compute_calls == 2 * cold and len(list(disk.rglob("*.npz"))) == 6
     first.close()
 
@@ -358,15 +358,15 @@ def test_disk_cache_recomputes_after_a_checkpoint_is_replaced_and_reads_an_uncha
     assert read_metadata(models, 7)["weights_sha256"] != meta["weights_sha256"]
 
     second = open_engine()
-    new7 = second.explain(7, "test", image_id)
+    new7 = second.explain(7, image_id, split="test")
     assert second.compute_calls == cold  # every map computed again, none read from disk
-    fresh = open_engine(disk_cache=None).explain(7, "test", image_id)  # the new model's maps, no disk at all
+    fresh = open_engine(disk_cache=None).explain(7, image_id, split="test")  # the new model's maps, no disk at all
     for m in old7.methods:
         assert not np.array_equal(new7.methods[m].map, old7.methods[m].map), m
         assert np.array_equal(new7.methods[m].map, fresh.methods[m].map), m
     # the unchanged seed 8 costs its prediction forward only: its maps come from disk
     calls = second.compute_calls
-    again8 = second.explain(8, "test", image_id)
+    again8 = second.explain(8, image_id, split="test")
     assert second.compute_calls == calls + 1
     for m in old8.methods:
         assert np.array_equal(again8.methods[m].map, old8.methods[m].map), m
@@ -383,8 +383,8 @@ def test_a_retrain_killed_before_its_metadata_leaves_no_seed_to_read_old_maps_fo
     root, models = _copy_of_models(tiny_run, tmp_path)
     disk = tmp_path / "cache"
     first = ExplanationEngine(root, models, device="cpu", disk_cache=disk, method_params={"ig": {"n_steps": 4}})
-    image_id = next(s.id for s in first.samples if s.split == "test" and s.has_mask)
-    first.explain(7, "test", image_id)
+    image_id = next(s.id for s in first.catalogue.samples if s.split == "test" and s.has_mask)
+    first.explain(7, image_id, split="test")
     first.close()
 
     meta = read_metadata(models, 7)
@@ -399,9 +399,9 @@ def test_a_retrain_killed_before_its_metadata_leaves_no_seed_to_read_old_maps_fo
     assert not (models / "seed_7.json").exists()
 
     second = ExplanationEngine(root, models, device="cpu", disk_cache=disk, method_params={"ig": {"n_steps": 4}})
-    assert 7 not in second.seeds and any(w.startswith("skipped seed 7:") for w in second.warnings)
+    assert 7 not in second.pool.seeds and any(w.startswith("skipped seed 7:") for w in second.warnings)
     with pytest.raises(KeyError, match="no model for seed 7"):
-        second.explain(7, "test", image_id)
+        second.explain(7, image_id, split="test")
     second.close()
 
 

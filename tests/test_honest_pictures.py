@@ -171,20 +171,21 @@ def test_a_link_that_names_a_place_opens_what_it_always_opened(engine):
     from pixel_evidence.dashboard.state import DashboardState
 
     cat = engine_catalogue(engine)
-    opening = engine.image_ids("test", "hole")[-1]
+    opening = engine.catalogue.image_ids("test", "hole")[-1]
     cat = dataclasses.replace(cat, opening=opening)
     state = DashboardState(cat)
     state.open_link({})
     assert state.image_id == opening
-    for query, expected in (({"class": "crack"}, engine.image_ids("test", "crack")[0]),
-                            ({"split": "test"}, engine.image_ids("test", "crack")[0]),
-                            ({"image": engine.image_ids("test", "hole")[0]}, engine.image_ids("test", "hole")[0])):
+    for query, expected in (({"class": "crack"}, engine.catalogue.image_ids("test", "crack")[0]),
+                            ({"split": "test"}, engine.catalogue.image_ids("test", "crack")[0]),
+                            ({"image": engine.catalogue.image_ids("test", "hole")[0]},
+                             engine.catalogue.image_ids("test", "hole")[0])):
         state = DashboardState(cat)
         state.open_link(query)
         assert state.image_id == expected, query
     state = DashboardState(cat)
-    state.open_link({"seed": str(engine.seeds[1])})  # a link without a place: the opening image
-    assert (state.image_id, state.seed) == (opening, engine.seeds[1])
+    state.open_link({"seed": str(engine.pool.seeds[1])})  # a link without a place: the opening image
+    assert (state.image_id, state.seed) == (opening, engine.pool.seeds[1])
 
 
 # ----------------------------------------------------------------------------- progress
@@ -193,8 +194,8 @@ def test_a_link_that_names_a_place_opens_what_it_always_opened(engine):
 def test_the_randomization_check_reports_its_maps_and_stops_when_cancelled(engine):
     from pixel_evidence.progress import Cancelled, Progress, reporting
 
-    ex = engine.explain(engine.seeds[0], "test", engine.image_ids("test", "crack")[1], ("gradcam",))
-    stages = len(engine.model(ex.seed)[0].randomization_order())
+    ex = engine.explain(engine.pool.seeds[0], engine.catalogue.image_ids("test", "crack")[1], methods=("gradcam",))
+    stages = len(engine.pool.network(ex.seed)[0].randomization_order())
     seen = []
     progress = Progress(on_change=lambda p: seen.append((p.done, p.total)))
     stop = Progress()

@@ -58,13 +58,13 @@ def hosts():
 def _cached(engine, seed: int, image_id: str) -> bool:
     """Whether ``image_id``'s explanation comes from the cache (asking makes it cached)."""
     calls = engine.compute_calls
-    engine.explain(seed, "test", image_id, METHODS)
+    engine.explain(seed, image_id, split="test", methods=METHODS)
     return engine.compute_calls == calls
 
 
 def test_the_fill_waits_for_the_first_view(fresh, hosts):
     host = hosts(fresh)
-    seed = fresh.seeds[0]
+    seed = fresh.pool.seeds[0]
     calls = fresh.compute_calls
     assert host.background.request(seed, "test", METHODS)
     assert not host.background.request(seed, "test", METHODS)  # once per combination
@@ -73,7 +73,7 @@ def test_the_fill_waits_for_the_first_view(fresh, hosts):
 
     host.background.view_drawn()
     host.background.wait_for(lambda fill: fill.phase == IDLE, WAIT_S)
-    assert all(_cached(fresh, seed, i) for i in fresh.image_ids("test"))
+    assert all(_cached(fresh, seed, i) for i in fresh.catalogue.image_ids("test"))
     host.background.stop()
     assert host.background.wait_for(lambda fill: fill.phase == STOPPED, WAIT_S).pending == 0
 
@@ -81,8 +81,8 @@ def test_the_fill_waits_for_the_first_view(fresh, hosts):
 def test_the_fill_pauses_when_nobody_asks_and_resumes_on_the_next_request(fresh, hosts):
     clock = Clock()
     host = hosts(fresh, idle_after=600, clock=clock)
-    seed = fresh.seeds[0]
-    ids = fresh.image_ids("test")
+    seed = fresh.pool.seeds[0]
+    ids = fresh.catalogue.image_ids("test")
     host.background.request(seed, "test", METHODS)
     with fresh.exclusive():  # the fill's first image waits for the model until the clock has moved
         host.background.view_drawn()
@@ -101,18 +101,18 @@ def test_the_fill_pauses_when_nobody_asks_and_resumes_on_the_next_request(fresh,
 def test_a_quiet_server_does_not_start_the_fill(fresh, hosts):
     clock = Clock()
     host = hosts(fresh, idle_after=600, clock=clock)
-    host.background.request(fresh.seeds[0], "test", METHODS)
+    host.background.request(fresh.pool.seeds[0], "test", METHODS)
     clock.now += 601
     host.background.view_drawn()
     assert host.background.wait_for(lambda fill: fill.phase == PAUSED, WAIT_S).pending == 1
-    assert not _cached(fresh, fresh.seeds[0], fresh.image_ids("test")[0])
+    assert not _cached(fresh, fresh.pool.seeds[0], fresh.catalogue.image_ids("test")[0])
 
 
 def test_the_queue_keeps_the_newest_wishes(fresh, hosts):
     from pixel_evidence.dashboard.background_fill import MAX_PENDING
 
     host = hosts(fresh)
-    seed = fresh.seeds[0]
+    seed = fresh.pool.seeds[0]
     targets = ("predicted", "true")
     wishes = [(split, target) for split in ("train", "test") for target in targets]
     assert len(wishes) > MAX_PENDING
@@ -124,7 +124,7 @@ def test_the_queue_keeps_the_newest_wishes(fresh, hosts):
 
 def test_no_fill_when_the_configuration_says_so(fresh):
     host = EngineHost.for_engine(fresh, warm=False)
-    assert not host.background.request(fresh.seeds[0], "test", METHODS)
+    assert not host.background.request(fresh.pool.seeds[0], "test", METHODS)
     assert host.background.state.phase == OFF
 
 
@@ -137,10 +137,10 @@ def test_the_first_view_goes_before_the_fill(fresh, hosts, monkeypatch):
     calls = []
     explain = fresh.explain
 
-    def recorded(seed, split, image_id, *args, **kwargs):
+    def recorded(seed, image_id, **kwargs):
         calls.append(("start", image_id, current_priority()))
         try:
-            return explain(seed, split, image_id, *args, **kwargs)
+            return explain(seed, image_id, **kwargs)
         finally:
             calls.append(("end", image_id, current_priority()))
 
@@ -151,7 +151,7 @@ def test_the_first_view_goes_before_the_fill(fresh, hosts, monkeypatch):
     first = dash.state.image_id
     assert calls[:2] == [("start", first, INTERACTIVE), ("end", first, INTERACTIVE)]
     assert all(priority > INTERACTIVE for _, _, priority in calls[2:])
-    assert {i for _, i, _ in calls[2:]} == set(fresh.image_ids("test"))
+    assert {i for _, i, _ in calls[2:]} == set(fresh.catalogue.image_ids("test"))
 
 
 def test_the_opening_view_is_computed_as_the_engine_starts(fresh):

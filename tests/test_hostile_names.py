@@ -63,7 +63,7 @@ def engine(hostile_run):
 
 
 def _hostile_ids(engine) -> list[str]:
-    ids = [i for split in ("test", "train") for i in engine.image_ids(split)]
+    ids = [i for split in ("test", "train") for i in engine.catalogue.image_ids(split)]
     return [i for i in ids if i.startswith((MARKUP_CLASS, FORMULA_CLASS))]
 
 
@@ -91,13 +91,13 @@ def test_the_csv_downloads_hold_no_formula(engine):
 
     quoted = set()
     for image_id in _hostile_ids(engine):
-        ex = engine.explain(5, _split_of(engine, image_id), image_id, ["gradcam", "saliency", "ig"])
+        ex = engine.explain(5, image_id, split=_split_of(engine, image_id), methods=["gradcam", "saliency", "ig"])
         rows = _rows(export.ranking_csv(ex))
         _assert_no_formula(rows)
         header = rows[0]
         quoted.add(rows[1][header.index("image_id")])
     assert "'" + f"{FORMULA_CLASS}--2+3" in quoted and "'" + f"{FORMULA_CLASS}-@SUM(1)" in quoted
-    results = cached_results(results_dir(engine.models_dir))
+    results = cached_results(results_dir(engine.pool.models_dir))
     rows = _rows(export.table_csv(results.seed_rows(5)))
     _assert_no_formula(rows)
     assert any(cell.startswith("'=1+2") for row in rows for cell in row)
@@ -105,7 +105,7 @@ def test_the_csv_downloads_hold_no_formula(engine):
 
 
 def _split_of(engine, image_id: str) -> str:
-    return next(split for split in ("test", "train") if image_id in engine.image_ids(split))
+    return next(split for split in ("test", "train") if image_id in engine.catalogue.image_ids(split))
 
 
 def _watch(page, origin: str) -> tuple[list[str], list[str]]:
@@ -160,7 +160,7 @@ def test_the_page_and_the_html_figure_run_no_script_of_the_names(web, server, en
 
     # an image whose file is broken now: the red box names it and quotes the error, both as text
     broken = next(i for i in ids if i.startswith(MARKUP_CLASS) and i != markup_id)
-    broken_file = engine.data_root / engine.sample(broken).path
+    broken_file = engine.catalogue.data_root / engine.catalogue.sample(broken).path
     shutil.copy(broken_file, tmp_path / "kept.png")
     engine.clear_cache()  # the image is read again, from the broken file
     try:

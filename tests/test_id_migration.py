@@ -94,7 +94,7 @@ def test_renaming_an_earlier_folder_gives_what_training_writes_today(tiny_run, t
 
     eng = ExplanationEngine(root, old, device="cpu")
     try:
-        assert eng.warnings == [] and set(eng.image_ids("test")) == current
+        assert eng.warnings == [] and set(eng.catalogue.image_ids("test")) == current
     finally:
         eng.close()
     assert rename_image_ids(root, old, report=lambda _m: None) == 0  # a second run finds nothing to do

@@ -34,15 +34,16 @@ def evaluate_order(engine, split="test"):
     """The split's ids in the batches ``evaluate`` explains them: defect images first, then the
     good ones (their maps only exported, not scored). Same batches, same floating-point sums,
     so the exported maps are bit for bit the ones evaluate scores."""
-    ids = engine.image_ids(split)
-    return [i for i in ids if engine.sample(i).has_mask] + [i for i in ids if not engine.sample(i).has_mask]
+    ids = engine.catalogue.image_ids(split)
+    masked = {i for i in ids if engine.catalogue.sample(i).has_mask}
+    return [i for i in ids if i in masked] + [i for i in ids if i not in masked]
 
 
 def export_maps(engine, folder: Path, method: str, *, seeds=None, per_seed=True, source="gradcam"):
     """Write ``source``'s maps of every test image as ``folder/method[/seed_<n>]/<id>.npy``."""
-    for seed in seeds or engine.seeds:
+    for seed in seeds or engine.pool.seeds:
         ids = evaluate_order(engine)
-        defects = sum(engine.sample(i).has_mask for i in ids)
+        defects = sum(engine.catalogue.sample(i).has_mask for i in ids)
         for group in (ids[:defects], ids[defects:]):
             for ex in engine.explain_many(seed, group, [source]):
                 out = folder / method / (f"seed_{seed}" if per_seed else "") / f"{ex.image_id}.npy"
@@ -75,7 +76,8 @@ def test_exported_gradcam_imported_under_another_name_scores_gradcams_tko(tiny_r
     summary = evaluate(engine, tmp_path / "results", splits=("test",), methods=("gradcam", "mycam"), progress=False)
     table = pd.read_csv(tmp_path / "results" / "tko_table.csv")
     scored = table[table["tko"].notna()].pivot_table(index=["seed", "image_id"], columns="method", values="tko")
-    assert len(scored) == sum(engine.sample(i).has_mask for i in engine.image_ids("test")) * len(engine.seeds)
+    masked = sum(engine.catalogue.sample(i).has_mask for i in engine.catalogue.image_ids("test"))
+    assert len(scored) == masked * len(engine.pool.seeds)
     np.testing.assert_array_equal(scored["mycam"].to_numpy(), scored["gradcam"].to_numpy())
     # identical maps tie on every image: each wins half of it
     shares = table[table["tko"].notna()].groupby("method")["win_share"].unique()
@@ -85,8 +87,8 @@ def test_exported_gradcam_imported_under_another_name_scores_gradcams_tko(tiny_r
     assert set(sidecar["methods"]["mycam"]) == {"imported_sha256"}  # the maps' content, not a cost or setting
 
     # the per-image view's numbers come from the same engine call
-    image_id = engine.image_ids("test", "crack")[0]
-    ex = engine.explain(engine.seeds[0], image_id=image_id, methods=("gradcam", "mycam"))
+    image_id = engine.catalogue.image_ids("test", "crack")[0]
+    ex = engine.explain(engine.pool.seeds[0], image_id=image_id, methods=("gradcam", "mycam"))
     assert ex.methods["mycam"].tko == ex.methods["gradcam"].tko
     assert ex.methods["mycam"].label == "mycam (imported)"
     engine.close()
@@ -98,7 +100,7 @@ def test_maps_for_every_seed_from_a_tar_archive_of_npz_files(tiny_run, models, t
 
     root = tiny_run[0]
     engine = ExplanationEngine(root, models, device="cpu")
-    ids = engine.image_ids("test")
+    ids = engine.catalogue.image_ids("test")
     rng = np.random.default_rng(3)
     archive = tmp_path / "maps.tar.gz"
     planted = {}
@@ -115,8 +117,8 @@ def test_maps_for_every_seed_from_a_tar_archive_of_npz_files(tiny_run, models, t
     assert code == 0, err
 
     engine = ExplanationEngine(root, models, device="cpu")
-    image_id = engine.image_ids("test", "hole")[0]
-    for seed in engine.seeds:  # the same map under every seed
+    image_id = engine.catalogue.image_ids("test", "hole")[0]
+    for seed in engine.pool.seeds:  # the same map under every seed
         ex = engine.explain(seed, image_id=image_id, methods=("anomaly",))
         np.testing.assert_array_equal(ex.methods["anomaly"].map, planted[image_id])
     engine.close()
@@ -204,7 +206,7 @@ def test_a_zip_of_the_maps_folder_itself_is_read_below_that_folder(tiny_run, mod
     code, out, err = run_cli("import-maps", archive, "--models", models, capsys=capsys)
     assert code == 0, err
     engine = ExplanationEngine(tiny_run[0], models, device="cpu")
-    image_id = engine.image_ids("test")[0]
+    image_id = engine.catalogue.image_ids("test")[0]
     np.testing.assert_array_equal(engine.imported.map("detector", 7, image_id), planted[image_id])
     engine.close()
 
@@ -309,7 +311,7 @@ def test_stored_maps_that_no_longer_fit_are_left_out_with_a_warning(tiny_run, mo
     export_maps(engine, tmp_path / "maps", "mycam", seeds=[7])
     plant_maps(models, tmp_path / "maps", "detector")
     code, out, err = run_cli("import-maps", tmp_path / "maps", "--models", models, capsys=capsys)
-    first = engine.image_ids("test")[0]
+    first = engine.catalogue.image_ids("test")[0]
     assert code == 2 and f"mycam/seed_8/{first}.npy: missing (test image)" in err.splitlines()
     export_maps(engine, tmp_path / "maps", "mycam", seeds=[8])
     engine.close()

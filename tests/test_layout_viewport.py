@@ -160,7 +160,7 @@ def test_presentation_mode_is_large_and_steps_with_the_arrow_keys(chromium, serv
         assert _font_px(page, ".pe-verdict") >= 40 and _font_px(page, ".pe-tko") >= 60
         expect(page.locator(".pe-legend .pe-explain")).to_be_hidden()
         first = _opening(engine)
-        ids = engine.image_ids("test", engine.sample(first).cls)
+        ids = engine.catalogue.image_ids("test", engine.catalogue.sample(first).cls)
         after = ids[(ids.index(first) + 1) % len(ids)]
         page.locator(".pe-title-text", has_text=first).wait_for()
         page.keyboard.press("ArrowRight")

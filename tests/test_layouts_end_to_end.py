@@ -76,10 +76,10 @@ def test_one_image_is_explained_and_scored(engine_on):
     layout, eng = engine_on
     assert eng.catalogue.has_masks == (layout != "folders")
     if layout == "folders":
-        image_id = eng.image_ids("test")[0]
+        image_id = eng.catalogue.image_ids("test")[0]
     else:
-        image_id = next(i for i in eng.image_ids("test") if eng.sample(i).has_mask)
-    ex = eng.explain(3, "test", image_id, ["saliency", "ig"])
+        image_id = next(i for i in eng.catalogue.image_ids("test") if eng.catalogue.sample(i).has_mask)
+    ex = eng.explain(3, image_id, split="test", methods=["saliency", "ig"])
     assert set(ex.methods) == {"saliency", "ig"}
     tkos = [r.tko for r in ex.methods.values()]
     if layout == "folders":  # no mask: needs masks, never 0
@@ -94,13 +94,14 @@ def test_one_image_is_explained_and_scored(engine_on):
 def test_mask_free_evaluation_leaves_mask_scores_empty_and_says_why(engine_on, tmp_path, capsys):
     _, eng = engine_on
     out = tmp_path / "results"
-    assert main(["evaluate", "--data", str(eng.data_root), "--layout", "folders", "--models", str(eng.models_dir),
+    assert main(["evaluate", "--data", str(eng.catalogue.data_root), "--layout", "folders",
+                 "--models", str(eng.pool.models_dir),
                  "--out", str(out), "--splits", "test", "--methods", "saliency", "ig", "--ig-tolerance", "0", "--ig-steps", "4",
                  "--metrics", "pointing", "auroc", "agreement", "faithfulness", "sanity", "--sanity-images", "1",
                  "--faithfulness-steps", "4", "--device", "cpu"]) == 0
     assert "needs masks" in capsys.readouterr().out
     table = pd.read_csv(out / "tko_table.csv")
-    assert len(table) == 2 * len(eng.image_ids("test"))  # every image has maps, not only masked ones
+    assert len(table) == 2 * len(eng.catalogue.image_ids("test"))  # every image has maps, not only masked ones
     for column in ("tko", "lift", "iou", "pointing", "auroc", "win_share"):
         assert table[column].isna().all(), column
     summary = json.loads((out / "summary.json").read_text())
@@ -133,16 +134,17 @@ def test_united_masks_are_evaluated(engine_on, tmp_path):
 
     _, eng = engine_on
     out = tmp_path / "results"
-    assert main(["evaluate", "--data", str(eng.data_root), "--layout", "loco", "--models", str(eng.models_dir),
+    assert main(["evaluate", "--data", str(eng.catalogue.data_root), "--layout", "loco",
+                 "--models", str(eng.pool.models_dir),
                  "--out", str(out), "--splits", "test", "train", "--methods", "saliency", "--device", "cpu"]) == 0
     table = pd.read_csv(out / "tko_table.csv")
     united = table[table["image_id"].isin(["logical_anomalies-000", "logical_anomalies-002",
                                            "logical_anomalies-004"])]
     assert len(united) == 3 and united["tko"].between(0, 1).all()
     for row in united.itertuples():
-        files = sorted((eng.data_root / eng.sample(row.image_id).mask_path).iterdir())
+        files = sorted((eng.catalogue.data_root / eng.catalogue.sample(row.image_id).mask_path).iterdir())
         assert len(files) == 2
-        assert row.k == eng.catalogue.load([eng.sample(row.image_id)], SIZE)[1].sum() > 0
+        assert row.k == eng.catalogue.load([eng.catalogue.sample(row.image_id)], SIZE)[1].sum() > 0
     assert np.isfinite(table.loc[table["k"] > 0, "tko"]).all()
 
 
@@ -152,7 +154,7 @@ def test_dashboard_hides_the_mask_scores_of_mask_free_data_behind_a_notice(train
     from pixel_evidence.dashboard.summary.view import SUMMARY_NEEDS_MASKS
 
     mask_free = trained[0] == "folders"
-    image_id = next(i for i in engine.image_ids("test") if mask_free or engine.sample(i).has_mask)
+    image_id = next(i for i in engine.catalogue.image_ids("test") if mask_free or engine.catalogue.sample(i).has_mask)
     dash.state.go_to(image_id)
     assert dash.store.explanation.image_id == image_id
     view = dash.image_view

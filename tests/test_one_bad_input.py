@@ -154,7 +154,7 @@ def test_a_history_that_is_a_string_leaves_the_summary_to_the_other_seeds(tiny_r
 # ----------------------------------------------------------------------------- empty masks
 
 def empty_one_mask(engine, data):
-    sample = next(s for s in engine.samples if s.has_mask and s.split == "test")
+    sample = next(s for s in engine.catalogue.samples if s.has_mask and s.split == "test")
     mask = data / sample.mask_path
     Image.new("L", Image.open(mask).size, 0).save(mask)
     return sample, mask
@@ -170,7 +170,7 @@ def test_a_defect_image_with_an_empty_mask_is_named_as_bad_data(data, models):
         assert ex.k == 0 and str(mask) in ex.empty_mask and "\n" not in ex.empty_mask
         verdict = verdict_html(ex)
         assert str(mask) in verdict and "empty mask" in verdict and "A good (defect-free) image" not in verdict
-        good = next(s for s in engine.samples if not s.has_mask)
+        good = next(s for s in engine.catalogue.samples if not s.has_mask)
         assert engine.explain(7, good.id, methods=["gradcam"]).empty_mask == ""
     finally:
         engine.close()
@@ -201,7 +201,7 @@ def test_a_missing_image_leaves_out_that_image_only(data, models):
         assert any(str(data / gone.path) in w for w in engine.warnings)
         with pytest.raises(DataError, match=str(data / gone.path)):
             engine.explain(7, gone.id, methods=["gradcam"])
-        other = next(i for i in engine.image_ids("test") if i != gone.id)
+        other = next(i for i in engine.catalogue.image_ids("test") if i != gone.id)
         assert engine.explain(7, other, methods=["gradcam"]).image_id == other
     finally:
         engine.close()
@@ -220,7 +220,7 @@ def test_the_page_serves_the_rest_and_names_the_missing_image(data, models):
         dash.state.param.update(split="test", image_class=gone.cls)
         dash.state.image_id = gone.id
         assert gone.path in dash.store.error and dash.store.explanation is None
-        other = next(i for i in engine.image_ids("test", gone.cls) if i != gone.id)
+        other = next(i for i in engine.catalogue.image_ids("test", gone.cls) if i != gone.id)
         dash.state.image_id = other
         assert dash.store.error == "" and dash.store.explanation.image_id == other
     finally:
@@ -278,14 +278,14 @@ def test_the_set_up_page_without_models_option_names_the_shipped_folder():
 def test_the_background_fill_skips_a_bad_mask_and_goes_on(data, models, caplog):
     engine = ExplanationEngine(data, models, device="cpu")
     try:
-        ids = engine.image_ids("test")
-        bad = next(engine.sample(i) for i in ids if engine.sample(i).has_mask)
+        ids = engine.catalogue.image_ids("test")
+        bad = next(engine.catalogue.sample(i) for i in ids if engine.catalogue.sample(i).has_mask)
         Image.new("L", (5, 5), 255).save(data / bad.mask_path)  # another size than its image
         assert engine.precompute(7, "test", ["gradcam"]).result() == len(ids)
         before = engine.compute_calls
         for i in ids:
             if i != bad.id:
-                engine.explain(7, "test", i, ["gradcam"])
+                engine.explain(7, i, split="test", methods=["gradcam"])
         assert engine.compute_calls == before  # every other image was filled
         assert any(bad.mask_path in r.getMessage() for r in caplog.records if r.levelname == "WARNING")
     finally:

@@ -198,9 +198,9 @@ def test_one_models_folder_mixes_a_user_model_and_a_backbone_through_train_evalu
 
     engine = ExplanationEngine(data, models, device="cpu", method_params={"ig": {"n_steps": 2}})
     try:
-        image_id = engine.image_ids("test", "crack")[0]
+        image_id = engine.catalogue.image_ids("test", "crack")[0]
         for seed in (3, 4):
-            ex = engine.explain(seed, "test", image_id)
+            ex = engine.explain(seed, image_id, split="test")
             assert ex.reconstruction is None and set(ex.methods) == {"gradcam", "saliency", "ig"}
             assert ex.methods["gradcam"].map.shape == (32, 32)
             pictures = make_pictures(ex)  # the dashboard's: the pane says there is no reconstruction

@@ -40,7 +40,7 @@ def namespace():
 def test_the_example_runs_and_finds_the_split(namespace):
     names, printed = namespace
     ex, engine = names["ex"], names["engine"]
-    assert ex.split == engine.sample(ex.image_id).split == "test"
+    assert ex.split == engine.catalogue.sample(ex.image_id).split == "test"
     assert list(ex.methods) == ["gradcam", "saliency", "ig"]
     assert printed.count("TKO ") == 3
 
@@ -61,6 +61,6 @@ def test_a_named_split_is_still_checked(namespace):
     names, _ = namespace
     engine, ex = names["engine"], names["ex"]
     with pytest.raises(KeyError, match="in the test split, not train"):
-        engine.explain(ex.seed, "train", ex.image_id, ["saliency"])
+        engine.explain(ex.seed, ex.image_id, split="train", methods=["saliency"])
     # the short form explain(seed, image_id) takes the image's own split too
     assert engine.explain(ex.seed, ex.image_id, methods=["saliency"]).split == "test"

@@ -241,12 +241,12 @@ def test_results_on_a_real_evaluation(tiny_run, tmp_path):
         engine.close()
     res = load_results(tmp_path / "results")
     assert res.available and res.problems == ()
-    assert stale_seeds(res, engine.meta) == []
+    assert stale_seeds(res, engine.pool.meta) == []
     assert res.seeds == [7] and res.splits == ["train", "test"]
-    mat = confusion_matrix(res.tko, 7, "test", engine.classes)
-    assert mat.values.sum() == len(engine.image_ids("test"))
+    mat = confusion_matrix(res.tko, 7, "test", engine.catalogue.classes)
+    assert mat.values.sum() == len(engine.catalogue.image_ids("test"))
     assert set(tko_stats(res.tko)["method"]) == {"gradcam", "saliency", "ig", "chance"}
-    assert not history_bands(history_frame(engine.meta)).empty
+    assert not history_bands(history_frame(engine.pool.meta)).empty
 
 
 def test_win_rates_under_another_score_split_ties():

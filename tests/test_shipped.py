@@ -51,11 +51,11 @@ def table():
 
 
 def test_the_default_engine_reads_the_data_the_shipped_models_were_trained_on(shipped):
-    assert shipped.data_root == default_data_root()
-    assert shipped.seeds == list(range(42, 52))
+    assert shipped.catalogue.data_root == default_data_root()
+    assert shipped.pool.seeds == list(range(42, 52))
     # every seed recorded a fingerprint of the images and masks it was trained and tested on
-    fingerprint = dataset_fingerprint(shipped.data_root, shipped.samples)
-    assert {shipped.meta[s]["dataset_fingerprint"] for s in shipped.seeds} == {fingerprint}
+    fingerprint = dataset_fingerprint(shipped.catalogue.data_root, shipped.catalogue.samples)
+    assert {shipped.pool.meta[s]["dataset_fingerprint"] for s in shipped.pool.seeds} == {fingerprint}
 
 
 def _allowance(values: np.ndarray, k: int) -> float:
@@ -70,13 +70,13 @@ def _allowance(values: np.ndarray, k: int) -> float:
 def test_one_image_explained_as_the_shipped_table_records_it(shipped, table):
     # an image whose three TKOs are far apart, so the ranking is not decided by rounding
     seed, image_id = 42, "cut-049"
-    ex = shipped.explain(seed, "test", image_id)
+    ex = shipped.explain(seed, image_id, split="test")
     assert list(ex.methods) == ["gradcam", "saliency", "ig"]
     rows = table[(table.seed == seed) & (table.split == "test") & (table.image_id == image_id)].set_index("method")
     assert sorted(rows.index) == sorted(ex.methods)
     assert ex.true_class == "cut" and ex.predicted_class == "cut" == rows["predicted"].iloc[0]
     assert rows["correct"].all()
-    size = shipped.meta[seed]["image_size"]
+    size = shipped.pool.meta[seed]["image_size"]
     assert ex.n == size * size == rows["n"].iloc[0] and ex.k == int(ex.mask.sum()) == rows["k"].iloc[0]
     mask = ex.mask.ravel()
     allowances = {}
@@ -104,12 +104,12 @@ def test_test_images_are_classified_as_the_shipped_table_records(shipped, table,
     # the results page's "balanced accuracy 1.000 on the test split", checked cheaply: two test
     # images of every class, predicted here and recorded by the evaluation
     recorded = table[(table.seed == seed) & (table.split == "test")].drop_duplicates("image_id").set_index("image_id")
-    test = [s for s in shipped.samples if s.split == "test"]
-    picked = [s for cls in shipped.classes for s in [t for t in test if t.cls == cls][:2]]
-    assert len(picked) == 2 * len(shipped.classes) == 10
+    test = [s for s in shipped.catalogue.samples if s.split == "test"]
+    picked = [s for cls in shipped.catalogue.classes for s in [t for t in test if t.cls == cls][:2]]
+    assert len(picked) == 2 * len(shipped.catalogue.classes) == 10
     for sample in picked:
         p = shipped.prediction(seed, sample.id)
-        predicted = shipped.classes[int(np.argmax(p.probabilities))]
+        predicted = shipped.catalogue.classes[int(np.argmax(p.probabilities))]
         assert predicted == recorded.loc[sample.id, "predicted"] == sample.cls, sample.id
         assert recorded.loc[sample.id, "class"] == sample.cls
 

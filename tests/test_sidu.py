@@ -123,7 +123,7 @@ def test_evaluate_cli_runs_sidu(tiny_run, tmp_path, capsys):
     row = table[(table.method == "sidu") & (table.k > 0)].iloc[0]
     engine = ExplanationEngine(root, models, device="cpu")
     try:
-        ex = engine.explain(7, "test", row["image_id"], ["gradcam", "sidu"])
+        ex = engine.explain(7, row["image_id"], split="test", methods=["gradcam", "sidu"])
     finally:
         engine.close()
     assert row["tko"] == pytest.approx(ex.methods["sidu"].tko, abs=1e-9)

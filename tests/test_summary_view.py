@@ -119,7 +119,9 @@ def make_view(models: Path):
     from pixel_evidence.dashboard.state import DashboardState
     from pixel_evidence.dashboard.summary import ResultsStore, SummaryView
 
-    engine = SimpleNamespace(models_dir=models, data_root=Path("/data/hazelnut"), meta={s: {} for s in SEEDS})
+    # the two parts of the engine the summary tab reads
+    engine = SimpleNamespace(catalogue=SimpleNamespace(data_root=Path("/data/hazelnut")),
+                             pool=SimpleNamespace(models_dir=models, meta={s: {} for s in SEEDS}))
     return SummaryView(ResultsStore(DashboardState(_catalogue()), engine))
 
 

@@ -101,7 +101,8 @@ def test_the_error_box_names_the_image_and_the_error_as_text(dash, monkeypatch):
 def test_the_exported_figure_shows_the_names_as_text(engine):
     from pixel_evidence.dashboard.export import _summary_html
 
-    ex = engine.explain(engine.seeds[0], "test", engine.image_ids("test", "crack")[0], ["gradcam", "saliency"])
+    ex = engine.explain(engine.pool.seeds[0], engine.catalogue.image_ids("test", "crack")[0],
+                        methods=["gradcam", "saliency"])
     hostile = dataclasses.replace(ex, image_id=HOSTILE[0], true_class=HOSTILE[1])
     text = _summary_html(hostile)
     assert "<img" not in text and html.escape(HOSTILE[0]) in text

@@ -9,30 +9,19 @@ go through the model in one batched forward under ``torch.inference_mode``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import numpy as np
 import torch
 from torchvision.transforms.functional import gaussian_blur
 
+from pixel_evidence.checks.results import Curve
 from pixel_evidence.choices import FAITHFULNESS_STARTS
 from pixel_evidence.explainers.base import black_image
 from pixel_evidence.metrics.curves import curve_auc
 
 MODES = ("deletion", "insertion")
 STARTS = FAITHFULNESS_STARTS
-
-
-@dataclass(frozen=True)
-class Curve:
-    """``fractions`` (steps + 1,) of pixels removed/added; ``probabilities`` of the target."""
-
-    mode: str
-    start: str
-    fractions: np.ndarray
-    probabilities: np.ndarray
-    auc: float
 
 
 def reference_image(x: torch.Tensor, start: str, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:

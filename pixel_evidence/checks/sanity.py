@@ -10,7 +10,6 @@ its picture comes from the input (edges, colours), not from what the model learn
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
@@ -18,33 +17,10 @@ import torch
 from torch import nn
 
 from pixel_evidence import progress
+from pixel_evidence.checks.results import SanityResult, SanityStep
 from pixel_evidence.explainers import get_explainer
-from pixel_evidence.metrics.agreement import SANITY_PASS_THRESHOLD, spearman, top_fraction_iou
+from pixel_evidence.metrics.agreement import spearman, top_fraction_iou
 from pixel_evidence.models import ClassifierView, ExplainableNet
-
-
-@dataclass(frozen=True)
-class SanityStep:
-    """Similarity of the map after randomizing everything from the top down to ``layer``."""
-
-    layer: str
-    spearman: float
-    top_iou: float
-
-
-@dataclass(frozen=True)
-class SanityResult:
-    method: str
-    steps: list[SanityStep]
-
-    @property
-    def final_spearman(self) -> float:
-        return self.steps[-1].spearman if self.steps else float("nan")
-
-    @property
-    def passed(self) -> bool:
-        """True when the fully randomized map no longer resembles the original."""
-        return bool(abs(self.final_spearman) < SANITY_PASS_THRESHOLD)
 
 
 def cascade_stages(net: ExplainableNet) -> list[tuple[str, nn.Module]]:

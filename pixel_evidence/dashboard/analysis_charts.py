@@ -8,16 +8,18 @@ from typing import Any
 
 import pandas as pd
 
+from pixel_evidence.checks.results import Curve, SanityResult
 from pixel_evidence.dashboard import charts
 from pixel_evidence.dashboard.colours import agreement_colour, agreement_scale
 from pixel_evidence.dashboard.formatting import fmt
 from pixel_evidence.dashboard.markup import plain
+from pixel_evidence.engine.explanation import Explanation
 
 PASS_TEXT = "PASS: the map changes when the weights are random"
 FAIL_TEXT = "FAIL: the map barely changes: it shows the image, not what the model learned"
 
 
-def agreement_frame(ex: Any, pairs: list[dict[str, Any]], metric: str) -> pd.DataFrame:
+def agreement_frame(ex: Explanation, pairs: list[dict[str, Any]], metric: str) -> pd.DataFrame:
     """The full methods × methods matrix in long form (a, b, value): both triangles, diagonal 1."""
     labels = {k: r.label for k, r in ex.methods.items()}
     rows = [(labels[k], labels[k], 1.0) for k in labels]
@@ -58,7 +60,8 @@ def agreement_html(frame: pd.DataFrame, order: list[str], metric: str, metric_la
             f"<thead><tr><th></th>{head}</tr></thead><tbody>{body}</tbody></table>{scale}</div>")
 
 
-def faithfulness_charts(ex: Any, curves: dict[str, dict[str, Any]], styles: dict[str, tuple[str, str]]) -> list:
+def faithfulness_charts(ex: Explanation, curves: dict[str, dict[str, Curve]],
+                        styles: dict[str, tuple[str, str]]) -> list:
     """One chart per mode, a curve per method, its AUC in the legend."""
     hv = charts.hv()
     p = hv.Dimension("p", label=f"P({ex.target_class})", range=(0, 1.02))
@@ -80,7 +83,8 @@ def faithfulness_charts(ex: Any, curves: dict[str, dict[str, Any]], styles: dict
     return out
 
 
-def sanity_chart(ex: Any, results: dict[str, Any], styles: dict[str, tuple[str, str]], threshold: float):
+def sanity_chart(ex: Explanation, results: dict[str, SanityResult], styles: dict[str, tuple[str, str]],
+                 threshold: float):
     hv = charts.hv()
     depth = hv.Dimension("layer", label="randomized from the top down to")
     rho = hv.Dimension("spearman", label="Spearman with the original map", range=(-1.05, 1.05))
@@ -106,7 +110,7 @@ def table_html(css: str, header: list[str], rows: list[list[str]]) -> str:
             f'<thead style="border-bottom:2px solid #333">{head}</thead><tbody>{body}</tbody></table>')
 
 
-def faithfulness_table(ex: Any, curves: dict[str, dict[str, Any]]) -> str:
+def faithfulness_table(ex: Explanation, curves: dict[str, dict[str, Curve]]) -> str:
     best = {mode: pick([c[mode].auc for c in curves.values()]) for mode, pick in
             (("deletion", min), ("insertion", max))}
 
@@ -120,7 +124,7 @@ def faithfulness_table(ex: Any, curves: dict[str, dict[str, Any]]) -> str:
                                          "Insertion AUC (higher = better)"], rows)
 
 
-def sanity_table(ex: Any, results: dict[str, Any]) -> str:
+def sanity_table(ex: Explanation, results: dict[str, SanityResult]) -> str:
     rows = []
     for key, res in results.items():
         colour = "#009E73" if res.passed else "#D55E00"

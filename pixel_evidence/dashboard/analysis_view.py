@@ -11,9 +11,7 @@ target clears them, so numbers of another image are never shown.
 from __future__ import annotations
 
 import logging
-import threading
-from collections import OrderedDict
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from functools import partial
 from typing import Any, Callable
 
@@ -21,15 +19,19 @@ import panel as pn
 import param
 from panel.io.state import set_curdoc
 
+from pixel_evidence.checks.results import Curve, SanityResult
 from pixel_evidence.dashboard.analysis_charts import (agreement_frame, agreement_html, faithfulness_charts,
                                                       faithfulness_table, sanity_chart, sanity_table)
 from pixel_evidence.dashboard.charts import CHARTS_LOCK, ChartPane
 from pixel_evidence.dashboard.colours import line_styles
 from pixel_evidence.dashboard.formatting import agreement_names
+from pixel_evidence.dashboard.host import SHARED
 from pixel_evidence.dashboard.markup import plain
+from pixel_evidence.dashboard.newest import Newest
 from pixel_evidence.dashboard.progress_note import ProgressNote
-from pixel_evidence.dashboard.shutdown import on_exit
 from pixel_evidence.dashboard.store import ExplanationStore
+from pixel_evidence.engine.contract import Engine
+from pixel_evidence.engine.explanation import Explanation
 from pixel_evidence.metrics import SANITY_PASS_THRESHOLD  # torch-free, like everything the dashboard imports
 from pixel_evidence.progress import Cancelled, reporting
 
@@ -41,36 +43,12 @@ STARTS = {"black": "black", "blurred": "blur"}
 CURVE_STEPS = 20
 MAPS_PER_SANITY = 10  # the classifier head, then each of the encoder's nine stages
 NOT_YET = '<div style="color:#555;font-size:14px">Not computed for this image yet.</div>'
-# Shared by all sessions; apart from the explanation store's threads, so that an image never
-# waits behind a randomization check.
-ANALYSE = ThreadPoolExecutor(max_workers=4, thread_name_prefix="analyse")
-on_exit(partial(ANALYSE.shutdown, wait=False, cancel_futures=True))
 
 
-class _RecentPairs:
-    """The agreement of the last few hundred explanations, shared by all sessions: going back
-    to an image (a common move in a demo) shows its matrix without ranking every map again."""
-
-    def __init__(self, size: int = 512):  # a few hundred bytes per entry
-        self._items: OrderedDict[tuple, list[dict[str, Any]]] = OrderedDict()
-        self._size = size
-        self._lock = threading.Lock()
-
-    def of(self, ex: Any) -> list[dict[str, Any]]:
-        key = (ex.seed, ex.split, ex.image_id, tuple(ex.methods), ex.target_mode, TOP_FRACTION)
-        with self._lock:
-            if key in self._items:
-                self._items.move_to_end(key)
-                return self._items[key]
-        pairs = ex.agreement(TOP_FRACTION)
-        with self._lock:
-            self._items[key] = pairs
-            while len(self._items) > self._size:
-                self._items.popitem(last=False)
-        return pairs
-
-
-RECENT_PAIRS = _RecentPairs()
+def recent_pairs(ex: Explanation) -> list[dict[str, float | str]]:
+    """``ex.agreement()``, kept for all sessions (see ``ProcessShared.agreement``)."""
+    key = (ex.seed, ex.split, ex.image_id, tuple(ex.methods), ex.target_mode, TOP_FRACTION)
+    return SHARED.agreement.get(key, lambda: ex.agreement(TOP_FRACTION))
 
 
 def _heading(text: str) -> pn.pane.HTML:
@@ -91,19 +69,20 @@ class Answer:
                  box: pn.Column | None = None):
         self.store, self.kind, self.status, self.clear, self.box = store, kind, status, clear, box
         self.future: Future | None = None  # the newest request: resolves True once drawn
-        self._gen = 0                      # number of the newest request; a new image bumps it too
-        self._lock = threading.RLock()
+        # a new image drops the request too; nothing is computed once the session has ended
+        self._requests = Newest(SHARED.analyse, live=lambda: not store.closed)
+        self._lock = self._requests.lock
 
     def forget(self) -> None:
         """Drop the answer on screen and any request still running."""
         with self._lock:
-            self._gen += 1
+            self._requests.drop()
             if self.box is not None:
                 self.box.loading = False
             self.status.object = NOT_YET if self.box is not None else ""
             self.clear()
 
-    def run(self, compute: Callable[[Any], Any], draw: Callable[[Any, Any], None]) -> Future:
+    def run(self, compute: Callable[[Explanation], Any], draw: Callable[[Explanation, Any], None]) -> Future:
         """``compute(ex)`` in a worker thread, then ``draw(ex, answer)`` if ``ex`` is still on screen and
         no newer request of this kind was made meanwhile; otherwise the answer is dropped.
 
@@ -114,8 +93,7 @@ class Answer:
         ex = self.store.explanation
         doc = pn.state.curdoc  # the session's document: drawing happens on its event loop
         with self._lock:
-            self._gen += 1
-            gen = self._gen
+            number = self._requests.ask()
             self.future = done
             self.status.object = '<div style="font-size:14px;color:#555">Computing…</div>'
             if self.box is not None:
@@ -125,7 +103,7 @@ class Answer:
             drawn = False
             try:
                 with self._lock:
-                    if gen != self._gen or ex is not self.store.explanation:
+                    if not self._requests.is_newest(number) or ex is not self.store.explanation:
                         return  # the user moved on: this answer belongs to another view
                     if self.box is not None:
                         self.box.loading = False
@@ -156,10 +134,8 @@ class Answer:
             with set_curdoc(doc):
                 pn.state.execute(partial(apply, future), schedule=True)
 
-        def newest() -> Any:  # skipped when the user moved on (or left) while it waited for a thread
-            return compute(ex) if gen == self._gen and not self.store.closed else None
-
-        ANALYSE.submit(newest).add_done_callback(finish)
+        # skipped when the user moved on (or left) while it waited for a thread
+        self._requests.submit(number, compute, ex).add_done_callback(finish)
         return done
 
 
@@ -180,7 +156,7 @@ class Section(pn.viewable.Viewer):
         if self.store.explanation is not None:
             self.follow(self.store.explanation)
 
-    def follow(self, ex: Any) -> None:
+    def follow(self, ex: Explanation) -> None:
         """Words (and work) for a new explanation."""
 
 
@@ -205,7 +181,7 @@ class AgreementSection(Section):
                                  sizing_mode="stretch_width")
         self._on_explanation()
 
-    def follow(self, ex: Any) -> None:
+    def follow(self, ex: Explanation) -> None:
         if len(ex.methods) < 2:
             self._note.object = ('<div style="font-size:14px;color:#555">Choose two or more methods to '
                                  "compare their maps.</div>")
@@ -219,13 +195,13 @@ class AgreementSection(Section):
         self._metric.visible = True
         # Spearman ranks every map once per pair: a fraction of a second for three methods, seconds
         # for a dozen, so it is computed off the thread that draws the image.
-        self.answer.run(RECENT_PAIRS.of, self._show)
+        self.answer.run(recent_pairs, self._show)
 
     def _clear(self) -> None:
         self.pairs = None
         self._matrix.visible = False
 
-    def _show(self, _ex: Any, pairs: list[dict[str, Any]]) -> None:
+    def _show(self, _ex: Explanation, pairs: list[dict[str, Any]]) -> None:
         self.pairs = pairs
         self._draw()
 
@@ -248,7 +224,7 @@ class CheckSection(Section):
     button_label = ""
     progress_unit = ""  # a check that takes minutes shows its progress in these units, with a Cancel button
 
-    def __init__(self, store: ExplanationStore, engine: Any, n_charts: int, **params: Any):
+    def __init__(self, store: ExplanationStore, engine: Engine, n_charts: int, **params: Any):
         super().__init__(store=store, **params)
         self.engine = engine
         self.styles = line_styles(dict(store.catalogue.method_labels))  # the same in every view
@@ -265,7 +241,7 @@ class CheckSection(Section):
         self._box = pn.Column(self._status, self._table, self._charts, sizing_mode="stretch_width", min_height=60)
         self.answer = Answer(store, self.kind, self._status, self._clear, self._box)
         self.progress = ProgressNote(self.progress_unit, f"pe-{self.kind}-progress") if self.progress_unit else None
-        self._answered: Any = None  # the explanation the answer on screen was computed for
+        self._answered: Explanation | None = None  # the explanation the answer on screen was computed for
 
     def compute(self) -> Future:
         """The check of the explanation on screen (the button)."""
@@ -273,7 +249,7 @@ class CheckSection(Section):
             return self.answer.run(self.ask(), self._show)
         tracker, job = self.progress.start(self.button_label.removeprefix("Run the ")), self.ask()
 
-        def watched(ex: Any) -> Any:
+        def watched(ex: Explanation) -> Any:
             with reporting(tracker):
                 return job(ex)
 
@@ -293,7 +269,7 @@ class CheckSection(Section):
             self._status.object = ""
             self._show(ex, kept)
 
-    def _still_valid(self, ex: Any) -> dict[str, Any] | None:
+    def _still_valid(self, ex: Explanation) -> dict[str, Any] | None:
         """The part of the answer on screen that holds for ``ex``: after a method was removed
         (same image, model and target, methods a subset) the others' answers stand."""
         old, shown = self.result, self._answered
@@ -303,14 +279,14 @@ class CheckSection(Section):
                                                                                 ex.target_mode)
         return {m: old[m] for m in ex.methods} if same else None
 
-    def ask(self) -> Callable[[Any], Any]:
+    def ask(self) -> Callable[[Explanation], Any]:
         """explanation -> answer, with the settings of the moment the button was pressed."""
         raise NotImplementedError
 
-    def table(self, ex: Any, answer: Any) -> str:
+    def table(self, ex: Explanation, answer: Any) -> str:
         raise NotImplementedError
 
-    def charts(self, ex: Any, answer: Any, styles: dict[str, tuple[str, str]]) -> list:
+    def charts(self, ex: Explanation, answer: Any, styles: dict[str, tuple[str, str]]) -> list:
         raise NotImplementedError
 
     def _clear(self) -> None:
@@ -319,7 +295,7 @@ class CheckSection(Section):
         self._table.object = ""
         self._charts.visible = False
 
-    def _show(self, ex: Any, answer: Any) -> None:
+    def _show(self, ex: Explanation, answer: Any) -> None:
         self._answered = ex
         self._table.object = self.table(ex, answer)
         styles = self.styles
@@ -337,7 +313,7 @@ class FaithfulnessSection(CheckSection):
     kind = "curves"
     button_label = "Compute deletion & insertion curves"
 
-    def __init__(self, store: ExplanationStore, engine: Any, **params: Any):
+    def __init__(self, store: ExplanationStore, engine: Engine, **params: Any):
         super().__init__(store, engine, n_charts=2, **params)
         start = pn.widgets.RadioButtonGroup.from_param(self.param.start, color="primary", variant="outline", width=200)
         self._guide.css_classes = ["pe-faith-guide"]
@@ -348,7 +324,7 @@ class FaithfulnessSection(CheckSection):
             self._box, css_classes=["pe-faithfulness"], sizing_mode="stretch_width")
         self._on_explanation()
 
-    def follow(self, ex: Any) -> None:
+    def follow(self, ex: Explanation) -> None:
         self._guide.object = _guide(
             "<b>Deletion</b> replaces each map's most important pixels first: if the map shows what the model uses, "
             f"P({plain(ex.target_class)}) falls fast (low area under the curve). <b>Insertion</b> starts "
@@ -359,14 +335,14 @@ class FaithfulnessSection(CheckSection):
     def _on_start(self) -> None:
         self.answer.forget()  # curves from the other starting image no longer match the choice
 
-    def ask(self) -> Callable[[Any], dict[str, dict[str, Any]]]:
+    def ask(self) -> Callable[[Explanation], dict[str, dict[str, Curve]]]:
         start = self.start
         return lambda ex: self.engine.faithfulness(ex, start=start, steps=CURVE_STEPS)
 
-    def table(self, ex: Any, curves: dict[str, dict[str, Any]]) -> str:
+    def table(self, ex: Explanation, curves: dict[str, dict[str, Curve]]) -> str:
         return faithfulness_table(ex, curves)
 
-    def charts(self, ex: Any, curves: dict[str, dict[str, Any]], styles: dict[str, tuple[str, str]]) -> list:
+    def charts(self, ex: Explanation, curves: dict[str, dict[str, Curve]], styles: dict[str, tuple[str, str]]) -> list:
         return faithfulness_charts(ex, curves, styles)
 
 
@@ -377,14 +353,14 @@ class SanitySection(CheckSection):
     button_label = "Run the randomization check"
     progress_unit = "maps"
 
-    def __init__(self, store: ExplanationStore, engine: Any, **params: Any):
+    def __init__(self, store: ExplanationStore, engine: Engine, **params: Any):
         super().__init__(store, engine, n_charts=1, **params)
         self._layout = pn.Column(
             _heading("Sanity check: does the map depend on what the model learned?"), self._guide,
             self._button, self.progress, self._box, css_classes=["pe-sanity"], sizing_mode="stretch_width")
         self._on_explanation()
 
-    def follow(self, ex: Any) -> None:
+    def follow(self, ex: Explanation) -> None:
         n = len(ex.methods)
         self._guide.object = _guide(
             "Re-initialises the classifier, then each encoder stage from the top down, and recomputes every map "
@@ -393,13 +369,13 @@ class SanitySection(CheckSection):
             f"{'s' if n != 1 else ''}: about {MAPS_PER_SANITY * n}); Integrated Gradients takes several seconds, "
             "perturbation methods much longer.")
 
-    def ask(self) -> Callable[[Any], dict[str, Any]]:
+    def ask(self) -> Callable[[Explanation], dict[str, SanityResult]]:
         return self.engine.sanity
 
-    def table(self, ex: Any, results: dict[str, Any]) -> str:
+    def table(self, ex: Explanation, results: dict[str, SanityResult]) -> str:
         return sanity_table(ex, results)
 
-    def charts(self, ex: Any, results: dict[str, Any], styles: dict[str, tuple[str, str]]) -> list:
+    def charts(self, ex: Explanation, results: dict[str, SanityResult], styles: dict[str, tuple[str, str]]) -> list:
         return [sanity_chart(ex, results, styles, SANITY_PASS_THRESHOLD)]
 
 
@@ -408,7 +384,7 @@ class AnalysisView(pn.viewable.Viewer):
 
     store = param.ClassSelector(class_=ExplanationStore)
 
-    def __init__(self, store: ExplanationStore, engine: Any, **params: Any):
+    def __init__(self, store: ExplanationStore, engine: Engine, **params: Any):
         super().__init__(store=store, **params)
         self.agreement = AgreementSection(store)
         self.faithfulness = FaithfulnessSection(store, engine)

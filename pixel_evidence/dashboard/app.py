@@ -31,6 +31,7 @@ from pixel_evidence.dashboard.state import TAB_LABELS, TABS, DashboardState, bin
 from pixel_evidence.dashboard.store import ExplanationStore
 from pixel_evidence.dashboard.summary import ResultsStore, SummaryView
 from pixel_evidence.dashboard.units_view import UnitsView
+from pixel_evidence.engine.contract import Engine
 
 log = logging.getLogger("pixel_evidence.dashboard")
 
@@ -67,7 +68,7 @@ def engine_warnings_html(warnings: list[str]) -> str:
 class Dashboard(pn.viewable.Viewer):
     """Everything of one session, once the engine is ready."""
 
-    def __init__(self, engine: Any, *, host: EngineHost | None = None, location: Any = None,
+    def __init__(self, engine: Engine, *, host: EngineHost | None = None, location: Any = None,
                  query: dict[str, str] | None = None, events: PageEvents | None = None, **params: Any):
         super().__init__(**params)
         self.engine = engine
@@ -124,7 +125,7 @@ class Dashboard(pn.viewable.Viewer):
             return self.summary_tab
         if tab == "units":
             return self.units_tab
-        about = about_markdown(self.engine.data_root.name, self.catalogue.classes, self.catalogue.seed_models)
+        about = about_markdown(self.engine.catalogue.data_root.name, self.catalogue.classes, self.catalogue.seed_models)
         return pn.pane.Markdown(about, sizing_mode="stretch_width", styles={"font-size": "16px", "max-width": "950px"})
 
     @property
@@ -265,7 +266,7 @@ def _before_listening() -> bool:
     return False
 
 
-def create_app(config: AppConfig | None = None, *, engine: Any = None, host: EngineHost | None = None,
+def create_app(config: AppConfig | None = None, *, engine: Engine | None = None, host: EngineHost | None = None,
                query: dict[str, str] | None = None) -> pn.template.FastListTemplate:
     """The page for one session.
 
@@ -288,7 +289,7 @@ def create_app(config: AppConfig | None = None, *, engine: Any = None, host: Eng
         sidebar_width=320, main_layout=None, theme_toggle=False)
     template.dashboard = None  # set once built; handy for tests and debugging
 
-    def fill(engine_obj: Any) -> None:
+    def fill(engine_obj: Engine | None) -> None:
         started = time.perf_counter()
         if engine_obj is None:
             sidebar.objects = [pn.pane.HTML("<b>Set-up needed</b>", margin=10)]

@@ -14,7 +14,9 @@ import time
 from collections import deque
 from dataclasses import dataclass, replace
 from functools import partial
-from typing import Any, Callable, Iterable
+from typing import Callable, Iterable
+
+from pixel_evidence.engine.contract import Engine
 
 from pixel_evidence.methods import DEFAULT_METHODS
 
@@ -64,7 +66,7 @@ class BackgroundFill:
     read (tests pass their own).
     """
 
-    def __init__(self, engine: Callable[[], Any | None], *, enabled: bool, idle_after: float = IDLE_AFTER_S,
+    def __init__(self, engine: Callable[[], Engine | None], *, enabled: bool, idle_after: float = IDLE_AFTER_S,
                  clock: Callable[[], float] = time.monotonic):
         self._engine = engine
         self._enabled = enabled
@@ -185,9 +187,9 @@ class BackgroundFill:
                     return job
                 self._cond.wait()
 
-    def _work(self, engine: Any) -> None:
+    def _work(self, engine: Engine) -> None:
         while (job := self._next_job()) is not None:
-            size = len(engine.image_ids(job.split))
+            size = len(engine.catalogue.image_ids(job.split))
             try:
                 done = engine.precompute(job.seed, job.split, job.methods, job.target,
                                          progress=partial(self._progress, job), stop=self._halt).result()

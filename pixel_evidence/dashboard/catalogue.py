@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
+from pixel_evidence.engine.contract import Engine
 from pixel_evidence.methods import DEFAULT_METHODS, METHODS
 
 SPLITS = ("test", "train")
@@ -32,7 +33,7 @@ class Catalogue:
     has_masks: bool = True                              # False: mask-free data, no top-K scores at all
 
     @classmethod
-    def from_engine(cls, engine: Any, tko: Any = None) -> "Catalogue":
+    def from_engine(cls, engine: Engine, tko: Any = None) -> "Catalogue":
         """What ``engine`` can show; ``tko``, the evaluation's main table beside its models
         (None: none), picks the image a link without one opens (:func:`opening_image`)."""
         from pixel_evidence.imported_maps import COST_NOTE as IMPORTED_COST_NOTE
@@ -41,23 +42,23 @@ class Catalogue:
         images: dict[tuple[str, str], list[str]] = {}
         home: dict[str, tuple[str, str]] = {}
         for split in SPLITS:
-            for image_id in engine.image_ids(split):
-                cls_name = engine.sample(image_id).cls
+            for image_id in engine.catalogue.image_ids(split):
+                cls_name = engine.catalogue.sample(image_id).cls
                 images.setdefault((split, cls_name), []).append(image_id)
                 home[image_id] = (split, cls_name)
         labels = dict(engine.method_labels())
         defaults = tuple(m for m in DEFAULT_METHODS if m in labels)
         return cls(
-            seeds=tuple(engine.seeds), classes=tuple(engine.classes),
+            seeds=tuple(engine.pool.seeds), classes=tuple(engine.catalogue.classes),
             images={k: tuple(v) for k, v in images.items()}, image_home=home, method_labels=labels,
             default_methods=defaults,
             cost_notes={k: METHODS[k].cost_note if k in METHODS else IMPORTED_COST_NOTE for k in labels},
             method_params={k: engine.params_of(k) for k in labels},
-            image_sizes={s: engine.image_size(s) for s in engine.seeds},
-            seed_models={s: model_description(engine.meta[s]) for s in engine.seeds},
+            image_sizes={s: engine.pool.image_size(s) for s in engine.pool.seeds},
+            seed_models={s: model_description(engine.pool.meta[s]) for s in engine.pool.seeds},
             slow_methods=frozenset(k for k in labels if k in METHODS and METHODS[k].slow),
             has_masks=engine.catalogue.has_masks,
-            opening=opening_image(tko, engine.seeds[0], defaults, home) if engine.seeds and defaults else "")
+            opening=opening_image(tko, engine.pool.seeds[0], defaults, home) if engine.pool.seeds and defaults else "")
 
     # ------------------------------------------------------------------ queries
 

@@ -14,6 +14,7 @@ from pixel_evidence.dashboard.formatting import fmt, fmt_lift, ig_convergence, r
 from pixel_evidence.dashboard.image_html import ranking_frame
 from pixel_evidence.dashboard.markup import plain
 from pixel_evidence.dashboard.pictures import Pictures
+from pixel_evidence.engine.explanation import Explanation
 from pixel_evidence.results import TABLE_COLUMNS, ig_columns
 
 # tko_table.csv's columns, with the method's label after its key
@@ -39,7 +40,7 @@ def _csv_bytes(df: pd.DataFrame) -> io.BytesIO:
     return buf
 
 
-def ranking_table(ex: Any) -> pd.DataFrame:
+def ranking_table(ex: Explanation) -> pd.DataFrame:
     """The per-image ranking as tidy rows, same columns as ``tko_table.csv`` plus the label."""
     df = ranking_frame(ex)
     rows = []
@@ -53,7 +54,7 @@ def ranking_table(ex: Any) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=RANKING_COLUMNS)
 
 
-def ranking_csv(ex: Any) -> io.BytesIO:
+def ranking_csv(ex: Explanation) -> io.BytesIO:
     return _csv_bytes(ranking_table(ex))
 
 
@@ -61,7 +62,7 @@ def table_csv(df: pd.DataFrame) -> io.BytesIO:
     return _csv_bytes(df)
 
 
-def file_stem(ex: Any) -> str:
+def file_stem(ex: Explanation) -> str:
     return f"pixel-evidence_seed{ex.seed}_{ex.split}_{ex.image_id}"
 
 
@@ -79,7 +80,7 @@ def _text_lines(ax: Any, lines: list[tuple[str, float, str]]) -> None:
         y += size * 1.4
 
 
-def _verdict_text(ex: Any) -> str:
+def _verdict_text(ex: Explanation) -> str:
     if not ex.rankable:
         return "No defect pixels on this image (K = 0): nothing to rank, no winner."
     winners = [ex.methods[k] for k in ex.winners]
@@ -88,7 +89,7 @@ def _verdict_text(ex: Any) -> str:
     return f"{head}: highest Top-K overlap {fmt(winners[0].tko)} (chance {fmt(winners[0].chance, 4)})"
 
 
-def figure_png(ex: Any, pics: Pictures, dpi: int = 110) -> io.BytesIO:
+def figure_png(ex: Explanation, pics: Pictures, dpi: int = 110) -> io.BytesIO:
     """The per-image figure, laid out like the page: the image row with the prediction beside
     it, the winner and ranking table with the pixel legend, then a row per method (heatmap,
     top-K picture, its numbers). Drawn with matplotlib's object API (no pyplot: thread-safe)."""
@@ -184,7 +185,7 @@ def figure_png(ex: Any, pics: Pictures, dpi: int = 110) -> io.BytesIO:
 # ----------------------------------------------------------------------------- HTML
 
 
-def figure_grid(ex: Any, pics: Pictures, size: int = 240):
+def figure_grid(ex: Explanation, pics: Pictures, size: int = 240):
     """The per-image figure as one Bokeh grid, three per row, the panes panning and zooming
     together: the same figures the dashboard shows."""
     from bokeh.layouts import gridplot
@@ -208,7 +209,7 @@ def figure_grid(ex: Any, pics: Pictures, size: int = 240):
     return gridplot([p.figure if p is not None else None for p, _ in panes], ncols=3, toolbar_location="above")
 
 
-def _summary_html(ex: Any) -> str:
+def _summary_html(ex: Explanation) -> str:
     ranks = [r.rank for r in ex.methods.values()]
     rows = "".join(
         f"<tr><td><b>{plain(r.label)}</b></td><td style='font-size:20px'><b>{fmt(r.tko)}</b></td><td>{fmt_lift(r.lift)}</td>"
@@ -236,7 +237,7 @@ zoom.</div>
 </div>"""
 
 
-def figure_html(ex: Any, pics: Pictures) -> io.BytesIO:
+def figure_html(ex: Explanation, pics: Pictures) -> io.BytesIO:
     """Standalone HTML (Bokeh JS inlined, works offline) of the per-image figure."""
     from bokeh.core.validation import silence
     from bokeh.core.validation.warnings import FIXED_SIZING_MODE

@@ -14,6 +14,7 @@ import param
 from pixel_evidence.dashboard import export
 from pixel_evidence.dashboard.store import ExplanationStore
 from pixel_evidence.dashboard.summary import ResultsStore
+from pixel_evidence.engine.explanation import Explanation
 
 
 class ExportBar(pn.viewable.Viewer):
@@ -35,7 +36,7 @@ class ExportBar(pn.viewable.Viewer):
     def __panel__(self) -> pn.viewable.Viewable:
         return pn.Column(self.png, self.html, self.ranking, self.rows, sizing_mode="stretch_width")
 
-    def _shown(self) -> Any:
+    def _shown(self) -> Explanation | None:
         """The explanation on screen, or None: after an error (an empty class, say) the store
         still holds the last answer, which is not what the page shows."""
         return None if self.store.error else self.store.explanation

@@ -4,7 +4,8 @@ Every browser session asks :func:`get_host` for the host of its configuration; t
 call starts building the engine in a thread (reading the manifest and checkpoint metadata,
 generating the built-in data on the very first run). Sessions render their page at once and
 fill it in when the engine is ready. The host also owns the background fill of the engine's
-cache (:class:`~pixel_evidence.dashboard.background_fill.BackgroundFill`, ``host.background``).
+cache (:class:`~pixel_evidence.dashboard.background_fill.BackgroundFill`, ``host.background``),
+and this module the thread pools and caches that all sessions share (:data:`SHARED`).
 
 The engine module (and with it torch) is imported lazily, inside the builder thread or, under
 ``panel serve --warm``, in the start-up run before the server listens; importing the dashboard
@@ -25,10 +26,17 @@ from pixel_evidence.dashboard.background_fill import IDLE_AFTER_S, BackgroundFil
 from pixel_evidence.dashboard.catalogue import Catalogue
 from pixel_evidence.dashboard.config import AppConfig
 from pixel_evidence.dashboard.setup_problem import SetupProblem, describe_setup_error
+from pixel_evidence.dashboard.shared import ProcessShared
 from pixel_evidence.dashboard.shutdown import on_exit
 from pixel_evidence.data.sample import DataError
+from pixel_evidence.engine.contract import Engine
 
 log = logging.getLogger("pixel_evidence.dashboard")
+
+# One per process, whatever the configuration: the threads that compute answers off the server's
+# threads, and the caches of answers that are the same for every session.
+SHARED = ProcessShared()
+on_exit(SHARED.close)
 
 
 def _import_engine() -> float:
@@ -49,16 +57,16 @@ def _import_engine() -> float:
     return time.perf_counter() - started
 
 
-def engine_catalogue(engine: Any) -> Catalogue:
+def engine_catalogue(engine: Engine) -> Catalogue:
     """What ``engine`` can show, opening (for a link that names no image) on the image that
     the evaluation results beside its models pick."""
     from pixel_evidence.dashboard.summary.results import cached_results
     from pixel_evidence.results import results_dir
 
-    return Catalogue.from_engine(engine, tko=cached_results(results_dir(engine.models_dir)).tko)
+    return Catalogue.from_engine(engine, tko=cached_results(results_dir(engine.pool.models_dir)).tko)
 
 
-def _open_first_view(engine: Any) -> None:
+def _open_first_view(engine: Engine) -> None:
     """Load the opening view's network and compute its maps while the first visitor's page
     is still being built, so that page finds them ready instead of starting the work.
 
@@ -71,7 +79,7 @@ def _open_first_view(engine: Any) -> None:
         state = DashboardState(engine_catalogue(engine))
         state.open_link({})  # what a link without a query opens
         if state.image_id:
-            engine.explain(state.seed, state.split, state.image_id, state.methods)
+            engine.explain(state.seed, state.image_id, split=state.split, methods=state.methods)
     except DataError as exc:  # a file of the opening image: one line, the page names it too
         log.warning("could not prepare the opening view: %s", exc)
     except Exception:  # noqa: BLE001 - the page asks again and reports a real error itself
@@ -87,7 +95,7 @@ class EngineHost:
     configured engine when ``warm``).
     """
 
-    def __init__(self, config: AppConfig, factory: Callable[[], Any] | None = None, *, warm: bool | None = None,
+    def __init__(self, config: AppConfig, factory: Callable[[], Engine] | None = None, *, warm: bool | None = None,
                  idle_after: float = IDLE_AFTER_S, clock: Callable[[], float] = time.monotonic,
                  first_view: bool | None = None):
         self.config = config
@@ -95,21 +103,21 @@ class EngineHost:
         warm = config.warm if warm is None else warm
         self._first_view = (factory is None and warm) if first_view is None else first_view
         self.first_view_ready = threading.Event()  # set once the opening view is computed (or cannot be)
-        self._future: Future = Future()
+        self._future: Future[Engine | None] = Future()
         self._started = False
         self._lock = threading.Lock()
         self.problem: SetupProblem | None = None
         self.background = BackgroundFill(self._built_engine, enabled=warm, idle_after=idle_after, clock=clock)
 
     @classmethod
-    def for_engine(cls, engine: Any, *, warm: bool = False, **kwargs: Any) -> "EngineHost":
+    def for_engine(cls, engine: Engine, *, warm: bool = False, **kwargs: Any) -> "EngineHost":
         """A host around an engine that already exists (tests, notebooks)."""
         host = cls(AppConfig(warm=warm), lambda: engine, warm=warm, **kwargs)
         host.start()
         host._future.result()
         return host
 
-    def _default_factory(self) -> Any:
+    def _default_factory(self) -> Engine:
         _import_engine()
         from pixel_evidence.engine.explain import load_engine
 
@@ -163,7 +171,7 @@ class EngineHost:
     def ready(self) -> bool:
         return self._future.done()
 
-    def _built_engine(self) -> Any | None:
+    def _built_engine(self) -> Engine | None:
         """The engine if it is built, else None (never waits)."""
         return self._future.result() if self._future.done() else None
 
@@ -175,7 +183,7 @@ class EngineHost:
         if engine is not None:
             engine.close()
 
-    def engine(self, timeout: float | None = None) -> Any | None:
+    def engine(self, timeout: float | None = None) -> Engine | None:
         """The engine, waiting up to ``timeout`` seconds; ``None`` if it failed (see ``problem``)."""
         return self._future.result(timeout)
 

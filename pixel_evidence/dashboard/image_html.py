@@ -7,7 +7,6 @@ tests read them, the exports reuse the ranking.
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -19,9 +18,10 @@ from pixel_evidence.dashboard.glossary import term
 from pixel_evidence.dashboard.markup import plain
 from pixel_evidence.dashboard.pictures import MethodPicture
 from pixel_evidence.dashboard.state import TARGET_LABELS
+from pixel_evidence.engine.explanation import Explanation
 
 
-def ranking_frame(ex: Any) -> pd.DataFrame:
+def ranking_frame(ex: Explanation) -> pd.DataFrame:
     """One row per method of an explanation, best first: the numbers of the ranking table."""
     ranks = [r.rank for r in ex.methods.values()]
     rows = []
@@ -36,7 +36,7 @@ def ranking_frame(ex: Any) -> pd.DataFrame:
     return df.reset_index(drop=True)
 
 
-def table_frame(ex: Any) -> pd.DataFrame:
+def table_frame(ex: Explanation) -> pd.DataFrame:
     """The ranking table as shown: numbers written out, best first."""
     df = ranking_frame(ex)
     return pd.DataFrame({
@@ -50,7 +50,7 @@ def table_frame(ex: Any) -> pd.DataFrame:
     })
 
 
-def title_html(ex: Any, catalogue: Catalogue) -> str:
+def title_html(ex: Explanation, catalogue: Catalogue) -> str:
     """The line above the panes: which image, where it sits in its class, which model."""
     ids = catalogue.image_ids(ex.split, ex.true_class)
     i, n = (ids.index(ex.image_id) + 1 if ex.image_id in ids else 0), len(ids)
@@ -72,7 +72,7 @@ def _badge(text: str, colour: str, fg: str = "white") -> str:
             f'font-weight:700;font-size:15px;white-space:nowrap">{plain(text)}</span>')
 
 
-def verdict_html(ex: Any) -> str:
+def verdict_html(ex: Explanation) -> str:
     """The big line above the ranking table: who wins, a shared win, or no ranking at all."""
     if ex.empty_mask:  # a defect image whose mask is empty: bad data, said as such
         return ('<div class="pe-verdict pe-nowin pe-empty-mask" style="font-size:22px;font-weight:700;'
@@ -102,7 +102,7 @@ def verdict_html(ex: Any) -> str:
             f'{head}</div><div class="pe-verdict-sub" style="font-size:15px;color:#333">{sub}</div>')
 
 
-def prediction_html(ex: Any, has_masks: bool = True) -> str:
+def prediction_html(ex: Explanation, has_masks: bool = True) -> str:
     """The prediction beside the image; the defect size and chance level only for data with masks."""
     p = ex.probabilities
     pred = ex.predicted_class
@@ -132,7 +132,7 @@ def prediction_html(ex: Any, has_masks: bool = True) -> str:
 </div>"""
 
 
-def method_card_html(ex: Any, key: str, catalogue: Catalogue, pic: MethodPicture) -> str:
+def method_card_html(ex: Explanation, key: str, catalogue: Catalogue, pic: MethodPicture) -> str:
     r = ex.methods[key]
     ranks = [m.rank for m in ex.methods.values()]
     if not catalogue.has_masks:  # the view says once why there is no rank and no TKO

@@ -22,9 +22,11 @@ from pixel_evidence.dashboard.image_html import (NEEDS_MASKS_NOTICE, highlight_w
                                                  verdict_html)
 from pixel_evidence.dashboard.image_plots import (ImagePlot, heat_plot, one_message, recon_plot, rgb_plot,
                                                   shared_ranges, show_extent)
+from pixel_evidence.dashboard.pictures import Pictures
 from pixel_evidence.dashboard.progress_note import ProgressNote
 from pixel_evidence.dashboard.sizes import DEFAULT, METHOD_CARD, PREDICTION, PaneSizes
 from pixel_evidence.dashboard.store import ExplanationStore
+from pixel_evidence.engine.explanation import Explanation
 
 
 def _table_height(rows: int, presenting: bool) -> int:
@@ -47,7 +49,7 @@ class MethodRow:
         self.row = pn.FlexBox(pn.pane.Bokeh(self.heat.figure, sizing_mode="fixed"), self.topk_pane,
                               self.card, css_classes=["pe-method-row"], sizing_mode="stretch_width")
 
-    def show(self, ex: Any, key: str, pics: Any, card: str) -> None:
+    def show(self, ex: Explanation, key: str, pics: Pictures, card: str) -> None:
         pic = pics.methods[key]
         self.heat.show(f"{pic.label}: heatmap", pics.grey, pic.heat, pics.outline)
         self.topk.show(f"{pic.label}: top-K pixels" if ex.rankable else f"{pic.label}: no top K", pic.topk)
@@ -165,7 +167,7 @@ class ImageView(pn.viewable.Viewer):
             with one_message():
                 self._draw(store.explanation, store.pictures)
 
-    def _draw(self, ex: Any, pics: Any) -> None:
+    def _draw(self, ex: Explanation, pics: Pictures) -> None:
         self._alert.visible = False
         self._content.visible = True
         show_extent(self._ranges, ex.image.shape[1], ex.image.shape[0])

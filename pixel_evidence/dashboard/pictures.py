@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from pixel_evidence.dashboard.colours import FALSE_ALARM, HIT, MASK_EDGE, MISS, TIED_IN, TIED_OUT, hex_rgb
+from pixel_evidence.engine.explanation import Explanation
 from pixel_evidence.results import (PIXEL_FALSE_ALARM, PIXEL_HIT, PIXEL_MISS, PIXEL_TIED_IN, PIXEL_TIED_OUT, TopKPixels,
                                     topk_pixels)
 
@@ -121,7 +122,7 @@ class Pictures:
     methods: dict[str, MethodPicture]
 
 
-def make_pictures(ex: Any) -> Pictures:
+def make_pictures(ex: Explanation) -> Pictures:
     """Arrays for every pane of the per-image view from an ``Explanation``."""
     dim = opaque(grey(ex.image, 0.45).astype(np.uint8))
     methods = {}
@@ -136,7 +137,7 @@ def make_pictures(ex: Any) -> Pictures:
                     outline=outline_layer(outline(ex.mask, _edge_width(ex.mask.shape[0]))), methods=methods)
 
 
-def _reconstruction(ex: Any) -> dict[str, Any]:
+def _reconstruction(ex: Explanation) -> dict[str, Any]:
     """The reconstruction pane's picture and title; a model without a mask decoder (a plain
     classifier) has none, and the pane says so rather than showing an empty prediction."""
     if ex.reconstruction is None:

@@ -6,11 +6,11 @@ pictures, and publishes the answer. The per-image view, the analysis sections an
 download buttons all depend on the store and on nothing else that changes.
 
 Computing is asynchronous: a request only schedules a coroutine, which awaits the engine in
-a worker thread, so no Panel server thread ever waits for a model. In a server session the
-coroutine runs on the session's event loop; without one (tests, notebooks, the benchmark)
-Panel drives it to completion at once, so a state change returns with the answer shown. A
-newer request supersedes an older one: an answer that arrives after the user moved on is
-dropped.
+a worker thread (the host's shared ``explain`` pool), so no Panel server thread ever waits for a
+model. In a server session the coroutine runs on the session's event loop; without one (tests,
+notebooks, the benchmark) Panel drives it to completion at once, so a state change returns with
+the answer shown. A newer request supersedes an older one (:class:`~pixel_evidence.dashboard.newest.Newest`):
+an answer that arrives after the user moved on is dropped.
 
 In a server session the store lives as long as its session: when the session closes it lets go
 of its answer and pictures and of the work still queued for it (:meth:`ExplanationStore.close`).
@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -31,19 +30,18 @@ from typing import Any
 import panel as pn
 import param
 
+from pixel_evidence.dashboard.host import SHARED, EngineHost
 from pixel_evidence.dashboard.markup import plain
+from pixel_evidence.dashboard.newest import Newest
 from pixel_evidence.dashboard.pictures import Pictures, make_pictures
 from pixel_evidence.dashboard.session_memory import SESSIONS
-from pixel_evidence.dashboard.shutdown import on_exit
 from pixel_evidence.dashboard.state import DashboardState
+from pixel_evidence.engine.contract import Engine
+from pixel_evidence.engine.explanation import Explanation
 from pixel_evidence.progress import Cancelled, Progress, reporting
 
 log = logging.getLogger("pixel_evidence.dashboard")
 
-# Shared by all sessions: threads that wait for the engine (which serialises model calls). The
-# analysis sections have their own, so an image never queues behind a minutes-long check.
-EXPLAIN = ThreadPoolExecutor(max_workers=8, thread_name_prefix="explain")
-on_exit(partial(EXPLAIN.shutdown, wait=False, cancel_futures=True))
 SLOW_AFTER = 0.15  # seconds without an answer before ``computing`` is raised (the loading indicator)
 
 
@@ -65,7 +63,8 @@ class ExplanationStore(param.Parameterized):
 
     request = param.ClassSelector(class_=Request, default=None, allow_None=True,
                                   doc="The newest request (set at once, before its answer)")
-    explanation = param.Parameter(default=None, doc="The Explanation of the newest answered request")
+    explanation = param.ClassSelector(class_=Explanation, default=None, allow_None=True,
+                                      doc="The Explanation of the newest answered request")
     pictures = param.ClassSelector(class_=Pictures, default=None, allow_None=True, doc="Drawn from explanation")
     error = param.String(default="", doc="Why the newest request has no explanation ('' when it has one)")
     computing = param.Boolean(default=False, doc=f"The newest request has been waiting over {SLOW_AFTER} s")
@@ -73,14 +72,14 @@ class ExplanationStore(param.Parameterized):
     tracker = param.ClassSelector(class_=Progress, default=None, allow_None=True,
                                   doc="Progress of the newest request while slow methods compute (else None)")
 
-    def __init__(self, state: DashboardState, engine: Any, *, host: Any = None, **params: Any):
+    def __init__(self, state: DashboardState, engine: Engine, *, host: EngineHost | None = None, **params: Any):
         super().__init__(**params)
         self.state = state
         self.engine = engine
         self.host = host
         self.catalogue = state.catalogue
-        self._newest = 0  # number of the newest request; only its answer is published
         self._lock = threading.RLock()
+        self._requests = Newest(SHARED.explain, lock=self._lock)  # only the newest one's answer is published
         self._closed = False
         self._own_change = False  # the store itself changes the state's methods (a cancelled method)
         self.request = Request.of(state)  # asked for by the first refresh
@@ -121,7 +120,7 @@ class ExplanationStore(param.Parameterized):
             if self._closed:
                 return
             self._closed = True
-            self._newest += 1  # whatever is queued or running for this store is dropped
+            self._requests.drop()  # whatever is queued or running for this store is dropped
         self.state.param.unwatch(self._watcher)
         with param.parameterized.discard_events(self):
             self.param.update(explanation=None, pictures=None, error="", computing=False)
@@ -137,8 +136,7 @@ class ExplanationStore(param.Parameterized):
         with self._lock:
             if self._closed:
                 return
-            self._newest += 1
-            number = self._newest
+            number = self._requests.ask()
             self.request = req
             self.stopped = ""
             if not req.image_id or not req.methods:
@@ -164,14 +162,10 @@ class ExplanationStore(param.Parameterized):
         except Exception:  # noqa: BLE001 - background warm-up only
             log.exception("precompute request failed")
 
-    def _compute(self, req: Request, tracker: Progress | None = None) -> tuple[Any, Pictures]:
+    def _compute(self, req: Request, tracker: Progress | None = None) -> tuple[Explanation, Pictures]:
         with reporting(tracker):
-            ex = self.engine.explain(req.seed, req.split, req.image_id, req.methods, req.target)
+            ex = self.engine.explain(req.seed, req.image_id, split=req.split, methods=req.methods, target=req.target)
         return ex, make_pictures(ex)
-
-    def _compute_newest(self, number: int, req: Request, tracker: Progress | None) -> tuple[Any, Pictures] | None:
-        """``_compute``, unless a newer request came while this one waited for a thread (quick clicks)."""
-        return self._compute(req, tracker) if number == self._newest else None
 
     def cancel(self) -> None:
         """Stop the newest request's slow methods; the view goes on without them (see ``_cancelled``)."""
@@ -194,33 +188,33 @@ class ExplanationStore(param.Parameterized):
         return Request.of(self.state)
 
     async def _fetch(self, number: int, req: Request, tracker: Progress | None = None) -> None:
-        answer = asyncio.wrap_future(EXPLAIN.submit(self._compute_newest, number, req, tracker))
+        # skipped when a newer request came while this one waited for a thread (quick clicks)
+        answer = asyncio.wrap_future(self._requests.submit(number, self._compute, req, tracker))
         done, _ = await asyncio.wait({answer}, timeout=SLOW_AFTER)
         if not done:
             with self._lock:
-                if number == self._newest:
+                if self._requests.is_newest(number):
                     self.computing = True
         try:
             computed = await answer
         except Cancelled:
             with self._lock:
-                if number != self._newest:
+                if not self._requests.is_newest(number):
                     return
                 req = self._without_slow(req)
-                self._newest += 1
-                number = self._newest
+                number = self._requests.ask()
                 self.param.update(request=req, tracker=None)
             await self._fetch(number, req)  # in this coroutine: a nested one would wait for the next event
             return
         except Exception as exc:  # noqa: BLE001 - shown to the user, logged for the operator
             log.exception("explaining %s failed", req)
             with self._lock:
-                if number == self._newest:
+                if self._requests.is_newest(number):
                     self.param.update(error=f"Could not explain {plain(req.image_id)}: {plain(exc)}", computing=False, tracker=None)
                     self._drawn()
             return
         with self._lock:
-            if computed is not None and number == self._newest:  # else the user has moved on: dropped
+            if computed is not None and self._requests.is_newest(number):  # else the user has moved on: dropped
                 ex, pics = computed
                 self.param.update(explanation=ex, pictures=pics, error="", computing=False, tracker=None)
                 self._drawn()

@@ -3,13 +3,12 @@
 The table is ``pixel-evidence dissect``'s (read here, never computed: it takes minutes per
 seed). Per defect class the view shows the seed's best units with their IoU and where each
 fires on the images of that class where it covers most of the defect; those overlays come from the engine, one batched
-forward per class, computed off the server's threads like the analysis sections' answers.
+forward per class, computed off the server's threads like the analysis sections' answers (the newest request wins).
 Per stage it shows how many detector units each class has across seeds.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import io
 import logging
@@ -23,15 +22,18 @@ import panel as pn
 import param
 from PIL import Image
 
-from pixel_evidence.dashboard.analysis_view import ANALYSE
 from pixel_evidence.dashboard.colours import FALSE_ALARM, HIT, hex_rgb
 from pixel_evidence.dashboard.formatting import fmt, mean_std
+from pixel_evidence.dashboard.host import SHARED
 from pixel_evidence.dashboard.markup import plain
+from pixel_evidence.dashboard.newest import Newest
 from pixel_evidence.dashboard.pictures import grey, outline
 from pixel_evidence.dashboard.state import DashboardState
 from pixel_evidence.dashboard.summary.results import evaluate_command
+from pixel_evidence.dissection.overlay import UnitOverlay
 from pixel_evidence.dissection.table import (DETECTOR_IOU, DISSECTION_SUBDIR, ceiling_shares, detector_counts,
                                              read_dissection)
+from pixel_evidence.engine.contract import Engine
 
 log = logging.getLogger("pixel_evidence.dashboard")
 
@@ -56,7 +58,7 @@ def overlay_png(image: np.ndarray, mask: np.ndarray, active: np.ndarray) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def best_images(overlays: list[Any], n: int = STRIP_IMAGES) -> list[Any]:
+def best_images(overlays: list[UnitOverlay], n: int = STRIP_IMAGES) -> list[UnitOverlay]:
     """The ``n`` overlays where the unit covers most of the defect (then most firing pixels,
     then the split's order): where a unit detects the class, if anywhere."""
     order = sorted(range(len(overlays)), key=lambda i: (-float((overlays[i].active * overlays[i].mask).sum()),
@@ -113,11 +115,11 @@ class UnitsView(pn.viewable.Viewer):
 
     shown = param.Tuple(default=None, allow_None=True, length=2, doc="(seed, stage) of the strips on screen")
 
-    def __init__(self, state: DashboardState, engine: Any, **params: Any):
+    def __init__(self, state: DashboardState, engine: Engine, **params: Any):
         super().__init__(**params)
         self.state, self.engine = state, engine
-        self.directory = Path(engine.models_dir) / "results" / DISSECTION_SUBDIR
-        self._gen = 0
+        self.directory = Path(engine.pool.models_dir) / "results" / DISSECTION_SUBDIR
+        self._requests = Newest(SHARED.analyse)
         self._problem = ""  # why the table cannot be read, when it cannot
         self.split = "test"
         self._counts = pn.pane.HTML("", sizing_mode="stretch_width")
@@ -179,17 +181,16 @@ class UnitsView(pn.viewable.Viewer):
         """Draw the strips of the state's seed and the chosen stage; returns without waiting."""
         if self.table is None or not self._stage.value:
             return
-        self._gen += 1
-        pn.state.execute(partial(self._fetch, self._gen, int(self.state.seed), self._stage.value))
+        pn.state.execute(partial(self._fetch, self._requests.ask(), int(self.state.seed), self._stage.value))
 
-    async def _fetch(self, gen: int, seed: int, stage: str) -> None:
+    async def _fetch(self, number: int, seed: int, stage: str) -> None:
         self._units.loading = True
         try:
-            body = await asyncio.wrap_future(ANALYSE.submit(self._strips, seed, stage))
+            body = await self._requests.wait(number, self._strips, seed, stage)
         except Exception as exc:  # noqa: BLE001 - shown to the user, logged for the operator
             log.exception("unit overlays of seed %s %s failed", seed, stage)
             body = f"<div style='color:#B34700;font-size:15px'>Could not draw the units: {plain(str(exc))}</div>"
-        if gen != self._gen:
+        if not self._requests.is_newest(number):
             return  # the user moved on
         self._units.objects = [pn.pane.HTML(body, sizing_mode="stretch_width")]
         self._units.loading = False
@@ -209,7 +210,7 @@ class UnitsView(pn.viewable.Viewer):
             overlays = self.engine.dissector.overlays(seed, stage, [int(r["unit"]) for r in top],
                                                       [float(r["threshold"]) for r in top],
                                                       [float(r["tie_share"]) for r in top],
-                                                      self.engine.image_ids(self.split, cls))
+                                                      self.engine.catalogue.image_ids(self.split, cls))
             units = "".join(unit_row_html(cls, r, [overlay_png(o.image, o.mask, o.active) for o in strip],
                                           [o.image_id for o in strip])
                             for r, strip in zip(top, map(best_images, overlays)))

@@ -4,14 +4,13 @@ and the thresholded activation of one unit on a few images, for the dashboard.""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
-import numpy as np
 import pandas as pd
 import torch
 
+from pixel_evidence.dissection.overlay import UnitOverlay
 from pixel_evidence.dissection.table import (DETECTOR_IOU, FIRING_RULE, QUANTILE, TABLE, recorded_provenance, table_csv,
                                              unit_path)
 from pixel_evidence.dissection.units import Dissection, dissect, firing_pixels, stage_activations, stage_names
@@ -19,16 +18,6 @@ from pixel_evidence.engine.catalogue import ImageCatalogue
 from pixel_evidence.engine.map_store import MapStore
 from pixel_evidence.engine.model_pool import ModelPool
 from pixel_evidence.files import atomic_write_text, remove_stale_temp_files
-
-
-@dataclass(frozen=True)
-class UnitOverlay:
-    """Where one unit fires on one image: ``active`` (H, W) beside the image and its mask."""
-
-    image_id: str
-    image: np.ndarray   # (H, W, 3) uint8
-    mask: np.ndarray    # (H, W) bool, the ground truth
-    active: np.ndarray  # (H, W) float in [0, 1]: 1 above the threshold, the tie share where tied
 
 
 class Dissector:

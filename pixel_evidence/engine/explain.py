@@ -30,6 +30,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 import numpy as np
 import torch
 
+from pixel_evidence.checks.results import Curve, SanityResult
 from pixel_evidence.data import DataError, Sample
 from pixel_evidence.engine.cache import digest
 from pixel_evidence.engine.catalogue import ImageCatalogue
@@ -80,15 +81,7 @@ class ExplanationEngine:
         self.runner = PassRunner(self.pool.count)
         self.checks = ModelChecks(self.pool, self.store, self.params_of)
         self.dissector = Dissector(self.pool, self.catalogue, self.store)
-        self.faithfulness = self.checks.faithfulness
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="precompute")
-        # what callers read: the catalogue's and the pool's facts under their usual names
-        self.data_root, self.models_dir = self.catalogue.data_root, self.pool.models_dir
-        self.samples, self.classes = self.catalogue.samples, self.catalogue.classes
-        self.seeds, self.meta, self.device = self.pool.seeds, self.pool.meta, self.pool.device
-        self.sample, self.image_ids = self.catalogue.sample, self.catalogue.image_ids
-        self.image_size = self.pool.image_size
-        self.input_batch, self.model = self.pool.input_batch, self.pool.network
 
     @property
     def compute_calls(self) -> int:
@@ -104,7 +97,11 @@ class ExplanationEngine:
         """The settings a computed method runs with; an imported one's content hash."""
         return self.imported.params(method) if method in self.imported.methods else self.pool.params_of(method)
 
-    def sanity(self, ex: Explanation, methods: Iterable[str] | None = None) -> dict[str, Any]:
+    def faithfulness(self, ex: Explanation, *, start: str = "black", steps: int = 20) -> dict[str, dict[str, Curve]]:
+        """Deletion and insertion curves of every map in ``ex`` (see ``ModelChecks.faithfulness``)."""
+        return self.checks.faithfulness(ex, start=start, steps=steps)
+
+    def sanity(self, ex: Explanation, methods: Iterable[str] | None = None) -> dict[str, SanityResult]:
         """The randomization check of ``ex``'s computed methods (see ``ModelChecks.sanity``):
         an imported map does not come from the model, so randomizing the model cannot move it."""
         methods = [m for m in (ex.methods if methods is None else methods) if m not in self.imported.methods]
@@ -128,37 +125,32 @@ class ExplanationEngine:
 
     def prediction(self, seed: int, image_id: str) -> Prediction:
         """The model's prediction of one image (cached), with the image and mask it saw."""
-        return self._prediction(seed, self.sample(image_id), (), "predicted")
+        return self._prediction(seed, self.catalogue.sample(image_id), (), "predicted")[0]
 
-    def explain(self, seed: int, split: str | None = None, image_id: str | None = None,
+    def explain(self, seed: int, image_id: str, *, split: str | None = None,
                 methods: Iterable[str] = DEFAULT_METHODS, target: str = "predicted") -> Explanation:
         """Image, mask, reconstruction, prediction and every method's map with its scores.
 
-        ``explain(seed, image_id=...)`` or ``explain(seed, image_id)`` takes the image's own
-        split. A named ``split`` must be the image's (a guard against stale dashboard state):
-        ``explain(seed, "test", image_id)``.
+        ``split``, when given, must be the image's own (a guard against stale dashboard state).
         ``target`` is "predicted" (default) or "true": the class the maps explain.
         """
-        if image_id is None:
-            if split is None:
-                raise TypeError("explain() needs the image: explain(seed, image_id='crack-003')")
-            split, image_id = None, split  # explain(seed, image_id)
-        sample = self.sample(image_id)
+        sample = self.catalogue.sample(image_id)
         if split is not None and sample.split != split:
             raise KeyError(f"image {image_id!r} is in the {sample.split} split, not {split}")
         methods = self._requested(methods, target)
         computed = [m for m in methods if m in REGISTRY]
-        prediction = self._prediction(seed, sample, computed, target)
-        t = prediction.target_index(target, self.classes.index(sample.cls))
+        prediction, fused = self._prediction(seed, sample, computed, target)
+        t = prediction.target_index(target, self.catalogue.classes.index(sample.cls))
         keys = {m: self._map_key(seed, sample.id, m, t) for m in computed}
 
         def compute(todo: list[str]) -> dict[str, MapValue]:
-            x = self.input_batch(seed, prediction.image[None])
+            x = self.pool.input_batch(seed, prediction.image[None])
             maps = self.runner.attribute(self.pool.explainers(seed, todo), x, torch.tensor([t]),
-                                         torch.as_tensor(prediction.logits[None], device=self.device))
+                                         torch.as_tensor(prediction.logits[None], device=self.pool.device))
             return {m: a.per_image()[0] for m, a in zip(todo, maps)}
 
-        maps = self.store.maps(keys, compute)
+        maps = {m: fused[k] for m, k in keys.items() if k in fused}
+        maps.update(self.store.maps({m: k for m, k in keys.items() if m not in maps}, compute))
         return self._assemble(seed, sample, prediction, self._with_imported(seed, sample.id, methods, maps), target, t)
 
     def _with_imported(self, seed: int, image_id: str, methods: Sequence[str],
@@ -166,30 +158,38 @@ class ExplanationEngine:
         """Every method's map in ``methods`` order: the computed ones, and the imported ones read."""
         return {m: computed[m] if m in computed else {"map": self.imported.map(m, seed, image_id)} for m in methods}
 
-    def _prediction(self, seed: int, sample: Sample, methods: Sequence[str], target: str) -> Prediction:
-        """The cached prediction of ``sample``. On a miss, the requested methods that share a
-        gradient pass (and are not on disk) ride on the prediction's forward; their maps go
-        to the store, where the request then finds them."""
+    def _prediction(self, seed: int, sample: Sample, methods: Sequence[str],
+                    target: str) -> tuple[Prediction, dict[MapKey, MapValue]]:
+        """The cached prediction of ``sample``, and the maps that rode on its forward.
+
+        On a miss, the requested methods that share a gradient pass (and are not on disk) ride
+        on the prediction's forward: their maps come back by their keys (and go to the store
+        too, for later requests). On a hit, or for a caller that waited for another's
+        computation, no maps come back: the store has them."""
+        fused: dict[MapKey, MapValue] = {}
+
         def compute() -> Prediction:
             fuse = [m for m in methods if REGISTRY[m].pass_needs and not self.store.on_disk(
-                [self._map_key(seed, sample.id, m, t) for t in range(len(self.classes))])]
-            images, masks = self.catalogue.load([sample], self.image_size(seed))
-            x = self.input_batch(seed, images)
-            net, _ = self.model(seed)
+                [self._map_key(seed, sample.id, m, t) for t in range(len(self.catalogue.classes))])]
+            images, masks = self.catalogue.load([sample], self.pool.image_size(seed))
+            x = self.pool.input_batch(seed, images)
+            net, _ = self.pool.network(seed)
             if not fuse:
                 with self.pool.running(), torch.inference_mode():
                     logits, mask_logits = net(x)
                 return _predictions(images, masks, logits, mask_logits)[0]
-            known = None if target == "predicted" else torch.tensor([self.classes.index(sample.cls)])
+            known = None if target == "predicted" else torch.tensor([self.catalogue.classes.index(sample.cls)])
             p, maps = self.runner.predict_with(self.pool.explainers(seed, fuse), x, known, also=frozenset({ACTIVATION}))
             with self.pool.running(0), torch.inference_mode():
                 # by default the captured layer is the encoder's last block, which the decoder reads
                 mask_logits = net.mask_logits(x, p.activation)
             for m, a in zip(fuse, maps):
-                self.store.put_map(self._map_key(seed, sample.id, m, int(p.target[0])), a.per_image()[0])
+                key = self._map_key(seed, sample.id, m, int(p.target[0]))
+                fused[key] = a.per_image()[0]
+                self.store.put_map(key, fused[key])
             return _predictions(images, masks, p.scores, mask_logits)[0]
 
-        return self.store.memo(("prediction", seed, sample.id), compute)
+        return self.store.memo(("prediction", seed, sample.id), compute), fused
 
     def _requested(self, methods: Iterable[str], target: str) -> list[str]:
         """``methods`` without repeats, each checked to exist, and ``target`` checked."""
@@ -205,12 +205,12 @@ class ExplanationEngine:
 
     def _map_key(self, seed: int, image_id: str, method: str, target_index: int) -> MapKey:
         return MapKey(seed, image_id, method, digest(self.params_of(method)), target_index,
-                      self.pool.maps_key(seed), self.image_size(seed))
+                      self.pool.maps_key(seed), self.pool.image_size(seed))
 
     def _assemble(self, seed: int, sample: Sample, prediction: Prediction, maps: dict[str, MapValue],
-                  target: str, target_index: int) -> Explanation:
-        ex = assemble(seed, sample, prediction, maps, classes=self.classes, labels=self.method_labels(),
-                      target=target, target_index=target_index)
+                  target: str, target_index: int, scores: Sequence[str] = ()) -> Explanation:
+        ex = assemble(seed, sample, prediction, maps, classes=self.catalogue.classes, labels=self.method_labels(),
+                      target=target, target_index=target_index, scores=scores)
         if sample.has_mask and not ex.rankable:
             return replace(ex, empty_mask=self.catalogue.empty_mask(sample))
         return ex
@@ -219,10 +219,12 @@ class ExplanationEngine:
 
     def explain_many(self, seed: int, image_ids: Sequence[str], methods: Iterable[str] = DEFAULT_METHODS,
                      target: str = "predicted", batch_size: int = 8,
-                     progress: Callable[[int], None] | None = None) -> Iterator[Explanation]:
+                     progress: Callable[[int], None] | None = None,
+                     scores: Sequence[str] = ()) -> Iterator[Explanation]:
         """Explanations for many images, computed in batches (for evaluation).
 
         Yields in ``image_ids`` order; ``progress(n)`` is called after each batch with its size.
+        ``scores``: registered scores each method result carries besides TKO.
         Batched results bypass the store, so a long run cannot evict what interactive
         users are looking at. Each batch has a prediction forward of its own: fusing it
         into the gradient pass saves nothing measurable on a batch.
@@ -231,27 +233,27 @@ class ExplanationEngine:
         computed = [m for m in methods if m in REGISTRY]
         explainers = self.pool.explainers(seed, computed)
         for start in range(0, len(image_ids), batch_size):
-            chunk = [self.sample(i) for i in image_ids[start:start + batch_size]]
-            images, masks = self.catalogue.load(chunk, self.image_size(seed))
-            x = self.input_batch(seed, images)
-            net, _ = self.model(seed)
+            chunk = [self.catalogue.sample(i) for i in image_ids[start:start + batch_size]]
+            images, masks = self.catalogue.load(chunk, self.pool.image_size(seed))
+            x = self.pool.input_batch(seed, images)
+            net, _ = self.pool.network(seed)
             with self.pool.running(), torch.inference_mode():
                 logits, mask_logits = net(x)
             predictions = _predictions(images, masks, logits, mask_logits)
-            targets = [p.target_index(target, self.classes.index(s.cls)) for p, s in zip(predictions, chunk)]
-            scores = torch.as_tensor(np.stack([p.logits for p in predictions]), device=self.device)
-            maps = self.runner.attribute(explainers, x, torch.tensor(targets), scores)
+            targets = [p.target_index(target, self.catalogue.classes.index(s.cls)) for p, s in zip(predictions, chunk)]
+            logits = torch.as_tensor(np.stack([p.logits for p in predictions]), device=self.pool.device)
+            maps = self.runner.attribute(explainers, x, torch.tensor(targets), logits)
             per_method = {m: a.per_image() for m, a in zip(computed, maps)}
             for i, (sample, p) in enumerate(zip(chunk, predictions)):
                 own = {m: per_method[m][i] for m in computed}
                 yield self._assemble(seed, sample, p, self._with_imported(seed, sample.id, methods, own), target,
-                                     targets[i])
+                                     targets[i], scores)
             if progress:
                 progress(len(chunk))
 
     def precompute(self, seed: int, split: str, methods: Iterable[str] = DEFAULT_METHODS,
                    target: str = "predicted", progress: Callable[[int, int], None] | None = None,
-                   stop: threading.Event | None = None) -> Future:
+                   stop: threading.Event | None = None) -> Future[int]:
         """Fill the cache for a whole split in the background; ``progress(done, total)``.
         Setting ``stop`` ends the fill after the image in hand; the future's result is the
         number of images done.
@@ -260,7 +262,7 @@ class ExplanationEngine:
         interactive request waits for at most one forward. An image whose files cannot be read
         is skipped with one logged line (the page says it when someone opens the image).
         """
-        ids = self.image_ids(split)
+        ids = self.catalogue.image_ids(split)
         methods = list(methods)
 
         def run() -> int:
@@ -269,7 +271,7 @@ class ExplanationEngine:
                     if stop is not None and stop.is_set():
                         return i - 1
                     try:
-                        self.explain(seed, split, image_id, methods, target)
+                        self.explain(seed, image_id, split=split, methods=methods, target=target)
                     except DataError as err:
                         log.warning("background fill skipped image %s: %s", image_id, err)
                     if progress:

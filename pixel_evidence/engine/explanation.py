@@ -7,13 +7,14 @@ scores; ``Explanation`` everything shown for one (seed, image).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
+from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
 from pixel_evidence import metrics
 from pixel_evidence.choices import TARGETS
 from pixel_evidence.data import Sample
+from pixel_evidence.metrics.scores import score
 
 # An extra map (H, W) a method had one refinement before its final map (Integrated Gradients
 # to a tolerance): scored against the mask, it becomes the extra ``tko_change``.
@@ -44,18 +45,29 @@ class Prediction:
 
 @dataclass(frozen=True)
 class MethodResult:
-    """One method's map on one image and its scores. ``map`` is (H, W) float32 >= 0."""
+    """One method's map on one image and its scores. ``map`` is (H, W) float32 >= 0.
+
+    ``scores`` is keyed by the score registry (:data:`~pixel_evidence.metrics.scores.LOCALISATION_SCORES`):
+    "tko" always, the other registered scores when the request named them. ``chance``, ``lift``
+    and ``iou`` come with TKO from the same top-K selection; ``rank`` and ``win_share`` place
+    the TKO among the image's other methods.
+    """
 
     key: str
     label: str
     map: np.ndarray
-    tko: float
+    scores: Mapping[str, float]
     chance: float
     lift: float
     iou: float
     rank: float
     win_share: float
     extras: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def tko(self) -> float:
+        """Top-K overlap, the score the methods are ranked by."""
+        return self.scores["tko"]
 
 
 @dataclass(frozen=True)
@@ -110,22 +122,26 @@ class Explanation:
 
 
 def assemble(seed: int, sample: Sample, prediction: Prediction, maps: Mapping[str, Mapping[str, np.ndarray]],
-             *, classes: Sequence[str], labels: Mapping[str, str], target: str, target_index: int) -> Explanation:
+             *, classes: Sequence[str], labels: Mapping[str, str], target: str, target_index: int,
+             scores: Iterable[str] = ()) -> Explanation:
     """One image's explanation from its prediction and every method's map: each map is
     scored against the mask, and the methods are ranked by TKO.
 
     ``maps``: ``{method: {"map": (H, W) float32, extra: ()}}``, e.g. IG's convergence gap;
     a ``PREVIOUS_MAP`` extra becomes ``tko_change``, the final map's TKO minus its TKO.
+    ``scores``: registered scores computed besides TKO (keys of ``LOCALISATION_SCORES``).
     """
+    others = [score(k) for k in dict.fromkeys(scores) if k != "tko"]  # unknown keys fail before any work
     mask = metrics.defect_region(prediction.mask)  # once, so K, the scores and the pictures read one region
-    scores = {m: metrics.localisation_scores(v["map"], mask) for m, v in maps.items()}
-    tkos = {m: s["tko"] for m, s in scores.items()}
+    topk = {m: metrics.localisation_scores(v["map"], mask) for m, v in maps.items()}
+    tkos = {m: s["tko"] for m, s in topk.items()}
     ranks = metrics.rank_methods(tkos)
     shares = metrics.win_shares(tkos)
     results = {
-        m: MethodResult(key=m, label=labels[m], map=v["map"], tko=scores[m]["tko"], chance=scores[m]["chance"],
-                        lift=scores[m]["lift"], iou=scores[m]["iou"], rank=ranks[m], win_share=shares[m],
-                        extras=_scalar_extras(v, scores[m]["tko"], mask))
+        m: MethodResult(key=m, label=labels[m], map=v["map"],
+                        scores={"tko": tkos[m], **{s.key: s(v["map"], mask) for s in others}},
+                        chance=topk[m]["chance"], lift=topk[m]["lift"], iou=topk[m]["iou"], rank=ranks[m],
+                        win_share=shares[m], extras=_scalar_extras(v, tkos[m], mask))
         for m, v in maps.items()}
     return Explanation(seed=seed, split=sample.split, image_id=sample.id, true_class=sample.cls,
                        image=prediction.image, mask=mask, reconstruction=prediction.reconstruction,

@@ -9,8 +9,9 @@ from typing import Callable, Iterable
 
 import torch
 
-from pixel_evidence.checks.faithfulness import MODES, STARTS, Curve, perturbation_curve
-from pixel_evidence.checks.sanity import SanityResult, cascading_randomization
+from pixel_evidence.checks.faithfulness import MODES, STARTS, perturbation_curve
+from pixel_evidence.checks.results import Curve, SanityResult
+from pixel_evidence.checks.sanity import cascading_randomization
 from pixel_evidence.engine.cache import digest
 from pixel_evidence.engine.explanation import Explanation
 from pixel_evidence.engine.map_store import MapStore

@@ -51,7 +51,7 @@ def engine_for(task: Task, spec: SweepSpec) -> ExplanationEngine:
         _engines[key] = ExplanationEngine(c.data, c.models, manifest=c.manifest_path, device=spec.device,
                                           cache_mb=16, method_params=spec.method_params)
     engine = _engines[key]
-    found = engine.meta.get(task.seed, {}).get("weights_sha256")
+    found = engine.pool.meta.get(task.seed, {}).get("weights_sha256")
     if found != task.checkpoint_sha256:
         raise ValueError(f"{c.models}/seed_{task.seed}.pt changed since the sweep was planned; plan it again")
     return engine

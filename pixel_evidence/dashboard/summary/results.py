@@ -8,23 +8,21 @@ collects the tables behind each section's plots ("the numbers behind the plots")
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pandas as pd
 import param
 
 from pixel_evidence.analyses import ANALYSES
 from pixel_evidence.dashboard.colours import CHANCE_LABEL, method_colours
+from pixel_evidence.dashboard.host import SHARED
 from pixel_evidence.dashboard.state import DashboardState
+from pixel_evidence.engine.contract import Engine
 from pixel_evidence.metrics.scores import LOCALISATION_SCORES
 from pixel_evidence.results import (CHANCE, RESULT_FILES, Results, StoreTables, history_frame, load_results,
                                     localisation_win_rates, read_store, results_dir, store_stamp, sweep_dir)
 from pixel_evidence.run_folders import SHIPPED_MODELS
-
-_CACHE: dict[Path, tuple[tuple, Results]] = {}
-_CACHE_LOCK = threading.Lock()
 
 
 def _stamp(directory: Path) -> tuple:
@@ -39,45 +37,28 @@ def _stamp(directory: Path) -> tuple:
     return tuple(out)
 
 
-def _cached(cache: dict, directory: Path, stamp: Callable[[Path], Any], read: Callable[[Path], Any]) -> Any:
-    """``read(directory)`` shared by all sessions, read again only when ``stamp`` changed."""
-    directory = Path(directory)
-    now = stamp(directory)
-    with _CACHE_LOCK:
-        hit = cache.get(directory)
-        if hit is not None and hit[0] == now:
-            return hit[1]
-    value = read(directory)
-    with _CACHE_LOCK:
-        cache[directory] = (now, value)
-    return value
-
-
 def cached_results(directory: Path) -> Results:
     """``load_results`` shared by all sessions, re-read only when a file changed."""
-    return _cached(_CACHE, directory, _stamp, load_results)
-
-
-_SWEEP_CACHE: dict[Path, tuple[tuple, StoreTables]] = {}
+    return SHARED.results.get(directory, _stamp, load_results)
 
 
 def cached_sweep(directory: Path) -> StoreTables:
     """``read_store`` shared by all sessions, re-read only when a task has landed since."""
-    return _cached(_SWEEP_CACHE, directory, store_stamp, read_store)
+    return SHARED.sweeps.get(directory, store_stamp, read_store)
 
 
-def evaluate_command(engine: Any) -> str:
-    models = Path(engine.models_dir)
+def evaluate_command(engine: Engine) -> str:
+    models = Path(engine.pool.models_dir)
     parts = ["pixel-evidence evaluate"]
-    default_data = "synthetic" in str(engine.data_root) and ".cache" in str(engine.data_root)
+    default_data = "synthetic" in str(engine.catalogue.data_root) and ".cache" in str(engine.catalogue.data_root)
     if not default_data:
-        parts.append(f"--data {engine.data_root}")
+        parts.append(f"--data {engine.catalogue.data_root}")
     if models.resolve() != SHIPPED_MODELS.resolve():
         parts.append(f"--models {models}")
     return " ".join(parts)
 
 
-def analysis_command(engine: Any) -> str:
+def analysis_command(engine: Engine) -> str:
     """The command that writes the analysis tables, with this engine's --data / --models."""
     return evaluate_command(engine).replace("pixel-evidence evaluate",
                                             "pixel-evidence evaluate --metrics " + " ".join(ANALYSES), 1)
@@ -92,12 +73,12 @@ class ResultsStore(param.Parameterized):
     tables = param.Dict(default={}, doc="Section -> [(title, frame)]: the numbers behind its plots")
     sweep = param.ClassSelector(class_=StoreTables, allow_None=True, doc="The sweep store's tables, if any")
 
-    def __init__(self, state: DashboardState, engine: Any, **params: Any):
+    def __init__(self, state: DashboardState, engine: Engine, **params: Any):
         super().__init__(state=state, **params)
         self.engine = engine
         self.labels = dict(state.catalogue.method_labels)
-        self.directory = results_dir(engine.models_dir)
-        self.sweep_directory = sweep_dir(engine.models_dir)
+        self.directory = results_dir(engine.pool.models_dir)
+        self.sweep_directory = sweep_dir(engine.pool.models_dir)
         self._win_rates: dict[str, pd.DataFrame] = {}
         self.load()
         state.param.watch(lambda _e: self._check_score(self.scores), "score")
@@ -151,7 +132,7 @@ class ResultsStore(param.Parameterized):
         return self.results.analyses.get(name)
 
     def history(self) -> pd.DataFrame:
-        return history_frame(self.engine.meta)
+        return history_frame(self.engine.pool.meta)
 
     # ---------------------------------------------------------------- names
 

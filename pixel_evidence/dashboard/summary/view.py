@@ -73,7 +73,7 @@ numbers). <b>TKO</b> is beside its chance level K/N (the expected TKO of a rando
             notes.append(f"No evaluation results in {plain(store.directory)} yet. Make them with <code>{command}</code> "
                          "(then press “Reload results”). Training curves below come from the checkpoints.")
         notes += [plain(p) for p in res.problems]
-        stale = stale_seeds(res, store.engine.meta) if res.available else []
+        stale = stale_seeds(res, store.engine.pool.meta) if res.available else []
         if stale:
             notes.append(f"Results of seed(s) {', '.join(map(str, stale))} were computed with other weights "
                          f"than the current models; rerun <code>{command} --force</code>.")
