@@ -39,9 +39,7 @@ from captum.attr import Saliency as CaptumSaliency  # noqa: E402
 
 from benchmarks.config import DEFAULT_OUT  # noqa: E402
 from benchmarks.report import machine_info, machine_line  # noqa: E402
-from pixel_evidence.engine import explain as explain_mod  # noqa: E402
-from pixel_evidence.engine import model_pool  # noqa: E402
-from pixel_evidence.explainers import REGISTRY  # noqa: E402
+from pixel_evidence.engine.explain import load_engine  # noqa: E402
 from pixel_evidence.explainers.base import Attribution, Explainer  # noqa: E402
 from pixel_evidence.explainers.gradcam import GradCAM  # noqa: E402
 from pixel_evidence.explainers.integrated_gradients import IntegratedGradients  # noqa: E402
@@ -132,27 +130,12 @@ _step("5 + IG in chunks (engine default)", one_batch=False)
 _step("6 + prediction from the shared pass, IG end points reused (the engine)", ig=IntegratedGradients, fuse=True)
 
 
-class Patched:
-    """Install one configuration's explainers and model preparation while engines run."""
-
-    def __init__(self, spec: dict):
-        self.spec = spec
-
-    def __enter__(self):
-        engine_class = explain_mod.ExplanationEngine
-        self.saved = (dict(REGISTRY), model_pool.prepare_for_inference, engine_class._prediction)
-        REGISTRY.update(gradcam=self.spec["gc"], saliency=self.spec["sm"], ig=self.spec["ig"])
-        model_pool.prepare_for_inference = _prepare(self.spec["fold"], self.spec["cl"])
-        if not self.spec["fuse"]:  # the prediction runs a forward of its own
-            fused = self.saved[2]
-            engine_class._prediction = lambda eng, seed, sample, methods, target: fused(eng, seed, sample, (), target)
-        return self
-
-    def __exit__(self, *exc):
-        REGISTRY.clear()
-        REGISTRY.update(self.saved[0])
-        model_pool.prepare_for_inference = self.saved[1]
-        explain_mod.ExplanationEngine._prediction = self.saved[2]
+def engine_options(spec: dict) -> dict:
+    """The engine's options for one configuration: its explainers, how the network is prepared,
+    and whether the prediction shares the gradient pass."""
+    return {"explainer_classes": {"gradcam": spec["gc"], "saliency": spec["sm"], "ig": spec["ig"]},
+            "prepare": _prepare(spec["fold"], spec["cl"]), "share_prediction_pass": spec["fuse"],
+            "method_params": {"ig": {"internal_batch_size": 25}} if spec["one_batch"] else None}
 
 
 def main(argv=None) -> int:
@@ -170,30 +153,27 @@ def main(argv=None) -> int:
 
     engines = []
     for label, spec in STEPS:
-        with Patched(spec):
-            params = {"ig": {"internal_batch_size": 25}} if spec["one_batch"] else None
-            eng = explain_mod.load_engine(args.data, args.models, device="auto", method_params=params)
-            seed = args.seed if args.seed is not None else eng.pool.seeds[0]
-            eng.pool.network(seed)
-        engines.append((label, spec, eng))
+        eng = load_engine(args.data, args.models, device="auto", **engine_options(spec))
+        seed = args.seed if args.seed is not None else eng.pool.seeds[0]
+        eng.pool.network(seed)
+        engines.append((label, eng))
     ids = [i for i in eng.catalogue.image_ids("test") if eng.catalogue.sample(i).has_mask][: args.images]
-    times: dict[str, list[float]] = {label: [] for label, _, _ in engines}
+    times: dict[str, list[float]] = {label: [] for label, _ in engines}
     for rep, image_id in enumerate([ids[0]] + ids):  # the first round warms every configuration up
-        for label, spec, eng in engines:
-            with Patched(spec):
-                eng.clear_cache()
-                t0 = time.perf_counter()
-                eng.explain(seed, image_id, split="test")
-                t = time.perf_counter() - t0
+        for label, eng in engines:
+            eng.clear_cache()
+            t0 = time.perf_counter()
+            eng.explain(seed, image_id, split="test")
+            t = time.perf_counter() - t0
             if rep:
                 times[label].append(t)
     rows, prev = [], None
-    for label, _, _ in engines:
+    for label, _ in engines:
         med = statistics.median(times[label])
         rows.append({"step": label, "cold_all_s": med, "samples_s": times[label],
                      "gain_vs_previous": (prev / med) if prev else None})
         prev = med
-    machine = machine_info(engines[0][2].device)
+    machine = machine_info(engines[0][1].pool.device)
     result = {"machine": machine, "seed": seed, "images": ids, "rows": rows,
               "total_gain": rows[0]["cold_all_s"] / rows[-1]["cold_all_s"]}
     out = writable(args.out, write_shipped=args.write_shipped, option="--out")
@@ -208,7 +188,7 @@ def main(argv=None) -> int:
     lines += ["", f"All steps together: {result['total_gain']:.2f}x.", ""]
     (out / "ablation.md").write_text("\n".join(lines))
     print("\n".join(lines))
-    for _, _, eng in engines:
+    for _, eng in engines:
         eng.close()
     return 0
 

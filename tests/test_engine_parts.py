@@ -439,3 +439,47 @@ def test_background_work_gives_way_while_clicks_keep_coming():
     lock.grace = 0  # the clicks stop: end the grace now instead of waiting an hour
     fill.join()
     assert got == ["click", "fill"]
+
+
+def test_engine_options_stand_in_classes_prepare_and_an_unshared_prediction(tiny_run):
+    """What the benchmark's ablation builds its configurations from, instead of patching the
+    engine: a stand-in class computes its method, ``prepare`` readies every network, and
+    without a shared pass the prediction costs a forward of its own (one more model call)."""
+    import numpy as np
+
+    from pixel_evidence.engine.explain import ExplanationEngine
+    from pixel_evidence.explainers.saliency import Saliency
+    from pixel_evidence.models import prepare_for_inference
+
+    class DoubledSaliency(Saliency):
+        def from_pass(self, p):
+            return type(super().from_pass(p))(2 * super().from_pass(p).maps)
+
+    prepared = []
+
+    def prepare(net, device):
+        prepared.append(device)
+        return prepare_for_inference(net, device)
+
+    root, models, *_ = tiny_run
+    plain = ExplanationEngine(root, models, device="cpu")
+    other = ExplanationEngine(root, models, device="cpu", explainer_classes={"saliency": DoubledSaliency},
+                              prepare=prepare, share_prediction_pass=False)
+    try:
+        seed = plain.pool.seeds[0]
+        image_id = next(i for i in plain.catalogue.image_ids("test") if plain.catalogue.sample(i).has_mask)
+        forwards = {"plain": 0, "other": 0}
+        for name, eng in (("plain", plain), ("other", other)):
+            eng.pool.network(seed)[0].register_forward_hook(
+                lambda *_a, name=name: forwards.__setitem__(name, forwards[name] + 1))
+        a = plain.explain(seed, image_id, methods=["saliency"]).methods["saliency"].map
+        b = other.explain(seed, image_id, methods=["saliency"]).methods["saliency"].map
+        np.testing.assert_allclose(b, 2 * a, rtol=1e-6)
+        assert prepared == [other.pool.device]
+        # whole-network calls: the unshared prediction adds its own forward (the pass runs the parts)
+        assert forwards["other"] == forwards["plain"] + 1
+        with pytest.raises(ValueError, match="unknown method"):
+            ExplanationEngine(root, models, device="cpu", explainer_classes={"nope": DoubledSaliency})
+    finally:
+        plain.close()
+        other.close()

@@ -25,7 +25,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -41,7 +41,7 @@ from pixel_evidence.engine.model_checks import ModelChecks
 from pixel_evidence.engine.model_pool import ModelPool
 from pixel_evidence.engine.pass_runner import PassRunner
 from pixel_evidence.engine.priority_lock import background
-from pixel_evidence.explainers import REGISTRY
+from pixel_evidence.explainers import REGISTRY, Explainer
 from pixel_evidence.explainers.base import ACTIVATION
 from pixel_evidence.imported_maps import ImportedMaps
 from pixel_evidence.methods import DEFAULT_METHODS, method_labels
@@ -62,14 +62,22 @@ class ExplanationEngine:
     cache_mb: bound of the in-memory cache.
     disk_cache: folder for a persistent map cache, or None.
     method_params: per-method settings, e.g. ``{"ig": {"n_steps": 32}}``.
+    explainer_classes, prepare: stand-in method classes and network preparation, see ``ModelPool``.
+    share_prediction_pass: let the methods that read one gradient pass ride on the prediction's
+        forward (the default); False gives the prediction a forward of its own.
     """
 
     def __init__(self, data_root: Path, models_dir: Path, *, manifest: Path | None = None,
                  device: str | None = "auto", cache_mb: float = 256, disk_cache: Path | None = None,
-                 method_params: dict[str, dict[str, Any]] | None = None):
+                 method_params: dict[str, dict[str, Any]] | None = None,
+                 explainer_classes: Mapping[str, type[Explainer]] | None = None,
+                 prepare: Callable[[torch.nn.Module, torch.device], torch.nn.Module] | None = None,
+                 share_prediction_pass: bool = True):
         self.catalogue = ImageCatalogue(data_root, manifest or Path(models_dir) / "manifest.csv")
         self.pool = ModelPool(models_dir, classes=self.catalogue.classes, device=device,
-                              manifest_sha256=self.catalogue.manifest_sha256, method_params=method_params)
+                              manifest_sha256=self.catalogue.manifest_sha256, method_params=method_params,
+                              explainer_classes=explainer_classes, **({"prepare": prepare} if prepare else {}))
+        self.share_prediction_pass = share_prediction_pass
         # for the dashboard: one line per seed left out, one for images whose files are missing,
         # one per change of the data since training
         self.warnings: list[str] = [*self.pool.warnings, *self.catalogue.missing_note(),
@@ -169,8 +177,9 @@ class ExplanationEngine:
         fused: dict[MapKey, MapValue] = {}
 
         def compute() -> Prediction:
-            fuse = [m for m in methods if REGISTRY[m].pass_needs and not self.store.on_disk(
-                [self._map_key(seed, sample.id, m, t) for t in range(len(self.catalogue.classes))])]
+            fuse = [m for m in methods if self.share_prediction_pass and self.pool.explainer_class(m).pass_needs
+                    and not self.store.on_disk([self._map_key(seed, sample.id, m, t)
+                                                for t in range(len(self.catalogue.classes))])]
             images, masks = self.catalogue.load([sample], self.pool.image_size(seed))
             x = self.pool.input_batch(seed, images)
             net, _ = self.pool.network(seed)

@@ -14,7 +14,7 @@ import logging
 import threading
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -45,11 +45,19 @@ class ModelPool:
     manifest_sha256: the manifest's hash; every model must have been trained on it.
     device: "auto" (CUDA, then MPS, then CPU) or a torch device string.
     method_params: per-method settings, e.g. ``{"ig": {"n_steps": 32}}``.
+    explainer_classes: classes that stand in for registered methods' own, by key (the
+        benchmark's ablation times earlier versions of a method this way); None: the registry's.
+    prepare: how a loaded network is made ready for inference on the device (default
+        ``models.prepare_for_inference``: eval mode, BatchNorm folded, channels-last).
     """
 
     def __init__(self, models_dir: Path, *, classes: Sequence[str], manifest_sha256: str,
-                 device: str | None = "auto", method_params: dict[str, dict[str, Any]] | None = None):
+                 device: str | None = "auto", method_params: dict[str, dict[str, Any]] | None = None,
+                 explainer_classes: Mapping[str, type[Explainer]] | None = None,
+                 prepare: Callable[[torch.nn.Module, torch.device], torch.nn.Module] = prepare_for_inference):
         self.models_dir = Path(models_dir)
+        self._classes_by_key = dict(explainer_classes or {})
+        self._prepare = prepare
         self.classes = tuple(classes)
         self.manifest_sha256 = manifest_sha256
         finished, problems = scan_seeds(self.models_dir)
@@ -75,8 +83,8 @@ class ModelPool:
             log.warning("%s", warning)
         self.device = pick_device(device)
         self.method_params = {k: dict(v) for k, v in (method_params or {}).items()}
-        for key in self.method_params:
-            get_explainer(key)
+        for key in [*self.method_params, *self._classes_by_key]:
+            get_explainer(key)  # a registered method, or a one-line error naming the choices
         self.lock = PriorityLock()
         self.compute_calls = 0
         self._count_lock = threading.Lock()
@@ -118,7 +126,7 @@ class ModelPool:
 
     def params_of(self, method: str) -> dict[str, Any]:
         """The settings ``method`` runs with: its defaults, overridden by ``method_params``."""
-        return {**get_explainer(method).defaults, **self.method_params.get(method, {})}
+        return {**self.explainer_class(method).defaults, **self.method_params.get(method, {})}
 
     def network(self, seed: int) -> tuple[torch.nn.Module, dict]:
         """The network of ``seed`` and its metadata, loaded once per process on the device,
@@ -133,7 +141,7 @@ class ModelPool:
                     raise CheckpointError(f"{self.models_dir}/seed_{seed}.pt: retrained since this engine started; "
                                           "restart it to use the new model")
                 # attributions need input gradients only
-                net = prepare_for_inference(net, self.device).requires_grad_(False)
+                net = self._prepare(net, self.device).requires_grad_(False)
                 self._networks[seed] = (net, meta)
                 self._views[seed] = LockedClassifier(ClassifierView(net), self.lock)
                 self._explainers[seed] = {}
@@ -146,6 +154,10 @@ class ModelPool:
         self.network(seed)
         return self._views[seed]
 
+    def explainer_class(self, method: str) -> type[Explainer]:
+        """The class that computes ``method`` here: a stand-in given to the pool, else the registry's."""
+        return self._classes_by_key.get(method) or get_explainer(method)
+
     def explainers(self, seed: int, methods: Sequence[str]) -> list[Explainer]:
         """The explainers of ``methods`` on ``seed``'s classifier, made once per process (they
         may memoize network constants, such as the black image's scores for IG), all on one
@@ -156,7 +168,7 @@ class ModelPool:
         with self.lock:
             for m in methods:
                 if m not in made:
-                    made[m] = get_explainer(m)(self._views[seed], net.gradcam_layer, input_mean=norm["mean"],
+                    made[m] = self.explainer_class(m)(self._views[seed], net.gradcam_layer, input_mean=norm["mean"],
                                                input_std=norm["std"], **self.method_params.get(m, {}))
             return [made[m] for m in methods]
 

@@ -7,7 +7,7 @@ take it from ``layer``.
 
 Gradient methods that need nothing but one forward and one backward of the target
 scores (Saliency, Grad-CAM) say so with ``pass_needs`` and implement ``from_pass``; when
-several of them are asked for on the same batch, ``runner.PassRunner`` runs that pass once
+several of them are asked for on the same batch, ``pixel_evidence.engine.pass_runner.PassRunner`` runs that pass once
 and lets each read what it needs from it. Every other method implements
 ``_attribute`` and runs on its own; one that needs the classifier's scores of the inputs
 themselves (Integrated Gradients, for its convergence gap) sets ``needs_scores`` and takes

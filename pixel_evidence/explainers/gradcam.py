@@ -2,7 +2,7 @@
 last conv block, ReLU of the weighted sum, bilinearly upsampled to the input size.
 
 Needs one forward and one backward from the score to that block only; it can share that
-pass with Saliency and the rest of the CAM family (see ``runner.PassRunner``).
+pass with Saliency and the rest of the CAM family (see ``pixel_evidence.engine.pass_runner.PassRunner``).
 """
 
 from __future__ import annotations

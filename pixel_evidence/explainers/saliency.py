@@ -1,7 +1,7 @@
 """Saliency: |d y_c / d x|, reduced over the RGB channels by max.
 
 Needs one forward and one backward to the input; it can share that pass with Grad-CAM
-(see ``runner.PassRunner``).
+(see ``pixel_evidence.engine.pass_runner.PassRunner``).
 """
 
 from __future__ import annotations
