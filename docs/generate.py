@@ -8,7 +8,7 @@ Gradients before and after the tolerance scheme) and ``benchmarks/results/benchm
     python -m docs.generate              # rewrites the pages under docs/ and README.md's headline
     python -m docs.generate --out DIR    # writes the pages under DIR instead (README.md untouched)
 
-``tests/test_docs.py`` checks that the committed pages and the README's headline equal what
+``tests/project/test_docs.py`` checks that the committed pages and the README's headline equal what
 this writes.
 """
 

@@ -3,44 +3,12 @@
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
 
 from pixel_evidence.data import prepare_manifest
 from pixel_evidence.models.train import TrainConfig, train_seeds
-
-
-def make_mvtec_tree(root: Path, *, n_train_good: int = 6, n_test: dict[str, int] | None = None,
-                    size: int = 32, seed: int = 0) -> Path:
-    """Write a small category in the official layout: random images, square defect masks.
-
-    Defect pixels are painted bright red inside the mask so a model can learn them.
-    """
-    n_test = n_test if n_test is not None else {"good": 2, "crack": 5, "hole": 5}
-    rng = np.random.default_rng(seed)
-
-    def write(folder: Path, stem: str, defect: bool) -> None:
-        folder.mkdir(parents=True, exist_ok=True)
-        img = rng.integers(60, 120, (size, size, 3), dtype=np.uint8)
-        if defect:
-            mask = np.zeros((size, size), np.uint8)
-            y, x = rng.integers(0, size - size // 4, 2)
-            mask[y:y + size // 4, x:x + size // 4] = 255
-            img[mask > 0] = (230, 20, 20)
-            gt = root / "ground_truth" / folder.name
-            gt.mkdir(parents=True, exist_ok=True)
-            Image.fromarray(mask, "L").save(gt / f"{stem}_mask.png")
-        Image.fromarray(img).save(folder / f"{stem}.png")
-
-    for i in range(n_train_good):
-        write(root / "train" / "good", f"{i:03d}", False)
-    for cls, n in n_test.items():
-        for i in range(n):
-            write(root / "test" / cls, f"{i:03d}", cls != "good")
-    return root
+from tests.layout_trees import make_mvtec_tree
 
 
 @pytest.fixture

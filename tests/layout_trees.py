@@ -1,4 +1,4 @@
-"""Tiny data trees in the layouts other than MVTec's (``tests/conftest.py`` builds MVTec's).
+"""Tiny data trees in MVTec's layout and in the others.
 
 Defect images carry a bright red square inside their mask, so a model can learn them; the
 mask-free tree's classes differ by colour.
@@ -222,4 +222,34 @@ def make_realiad_tree(base: Path, *, category: str = "audiojack", n: int = 4, si
     (base / "realiad_jsons").mkdir(parents=True, exist_ok=True)
     (base / "realiad_jsons" / f"{category}.json").write_text(
         json.dumps({"meta": {"prefix": "", "normal_class": "OK"}, **entries}))
+    return root
+
+
+def make_mvtec_tree(root: Path, *, n_train_good: int = 6, n_test: dict[str, int] | None = None,
+                    size: int = 32, seed: int = 0) -> Path:
+    """Write a small category in the official layout: random images, square defect masks.
+
+    Defect pixels are painted bright red inside the mask so a model can learn them.
+    """
+    n_test = n_test if n_test is not None else {"good": 2, "crack": 5, "hole": 5}
+    rng = np.random.default_rng(seed)
+
+    def write(folder: Path, stem: str, defect: bool) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        img = rng.integers(60, 120, (size, size, 3), dtype=np.uint8)
+        if defect:
+            mask = np.zeros((size, size), np.uint8)
+            y, x = rng.integers(0, size - size // 4, 2)
+            mask[y:y + size // 4, x:x + size // 4] = 255
+            img[mask > 0] = (230, 20, 20)
+            gt = root / "ground_truth" / folder.name
+            gt.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(mask, "L").save(gt / f"{stem}_mask.png")
+        Image.fromarray(img).save(folder / f"{stem}.png")
+
+    for i in range(n_train_good):
+        write(root / "train" / "good", f"{i:03d}", False)
+    for cls, n in n_test.items():
+        for i in range(n):
+            write(root / "test" / cls, f"{i:03d}", cls != "good")
     return root
