@@ -1,6 +1,6 @@
-"""``python -m benchmarks [options]`` from a checkout's root: ``pixel-evidence bench`` without installing."""
+"""``python -m benchmarks [options]`` from a checkout's root: the speed and memory benchmark."""
 import sys
 
 from .bench import main
 
-sys.exit(main(prog="python -m benchmarks"))
+sys.exit(main())

@@ -133,7 +133,7 @@ _step("6 + prediction from the shared pass, IG end points reused (the engine)", 
 def engine_options(spec: dict) -> dict:
     """The engine's options for one configuration: its explainers, how the network is prepared,
     and whether the prediction shares the gradient pass."""
-    return {"explainer_classes": {"gradcam": spec["gc"], "saliency": spec["sm"], "ig": spec["ig"]},
+    return {"explainer_classes": {cls.key: cls for cls in (spec["gc"], spec["sm"], spec["ig"])},
             "prepare": _prepare(spec["fold"], spec["cl"]), "share_prediction_pass": spec["fuse"],
             "method_params": {"ig": {"internal_batch_size": 25}} if spec["one_batch"] else None}
 

@@ -1,4 +1,4 @@
-"""``pixel-evidence bench`` (or ``python -m benchmarks``): how fast the engine is, against
+"""``python -m benchmarks``: how fast the engine is, against
 references timed in the same run.
 
 This module parses the options and runs the sections in order; each section lives in its
@@ -162,9 +162,9 @@ def config_from_args(args: argparse.Namespace) -> BenchConfig:
         sections=tuple(args.only) if args.only else BenchConfig.sections, update=args.update)
 
 
-def main(argv: Sequence[str] | None = None, prog: str = "pixel-evidence bench") -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     """Parse the options, run the benchmark, print the Markdown report; return the exit code."""
-    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n\n")[0])
     add_arguments(parser)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")

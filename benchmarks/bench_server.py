@@ -1,4 +1,4 @@
-"""Dashboard part of ``pixel-evidence bench``: server-side latency, first view, memory, soak.
+"""Dashboard part of the benchmark (``python -m benchmarks``): server-side latency, first view, memory, soak.
 
 1. Widget change -> updated view, in process: the dashboard's ``Dashboard`` viewer is built
    on the benchmark's engine and rendered to Bokeh models (as a served page would be);

@@ -38,7 +38,7 @@ def _fallback_models(data_root: Path, size: int, folder: Path) -> Path:
     meta = {"backbone": "efficientnet_lite0", "classes": classes, "image_size": size,
             "normalization": {"mean": list(norm.mean), "std": list(norm.std)},
             "manifest_sha256": file_sha256(manifest), "hyperparameters": {"pretrained_encoder": pretrained},
-            "final_metrics": {}, "note": "untrained, made by pixel-evidence bench"}
+            "final_metrics": {}, "note": "untrained, made by the benchmark"}
     save_checkpoint(folder, 0, net.eval().state_dict(), meta)
     return folder
 
