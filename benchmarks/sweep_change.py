@@ -47,7 +47,11 @@ def winners(rows: pd.DataFrame) -> pd.Series:
 
 
 def compare(old_store: Path, new_store: Path, changed: list[str]) -> dict:
-    old, new = counted_rows(old_store), counted_rows(new_store)
+    return compare_rows(counted_rows(old_store), counted_rows(new_store), changed)
+
+
+def compare_rows(old: pd.DataFrame, new: pd.DataFrame, changed: list[str]) -> dict:
+    """The record of :func:`compare` from two stores' rankable rows."""
     images = old.set_index(KEY).index.unique().intersection(new.set_index(KEY).index.unique())
     old, new = (t.set_index(KEY).loc[images].reset_index() for t in (old, new))
     before, after = method_summary(old), method_summary(new)
