@@ -12,6 +12,8 @@ dashboard can ``from pixel_evidence.metrics import ...`` without loading torch:
   dashboard read;
 - :mod:`.ranking`: ranks and win shares of the methods on one image;
 - :mod:`.aggregate`: win rates over a table of images and their spread over seeds;
+- :mod:`.significance`: Friedman, Nemenyi (critical difference) and Wilcoxon-Holm tests of
+  the methods' differences over images, per seed and pooled;
 - :mod:`.agreement`: how alike two methods' maps are, and the sanity check's pass threshold;
 - :mod:`.curves`: the area under a deletion / insertion curve;
 - :mod:`.classification`: balanced accuracy, for training and evaluation alike;
@@ -32,6 +34,8 @@ from pixel_evidence.metrics.inputs import defect_region
 from pixel_evidence.metrics.localisation import (auroc, chance_level, lift, localisation_scores, pointing_game,
                                                  relevance_mass, top_k_iou, top_k_overlap)
 from pixel_evidence.metrics.ranking import rank_methods, win_shares
+from pixel_evidence.metrics.significance import (MethodComparison, SeedComparison, block_matrix, compare_methods,
+                                                 compare_over_seeds, critical_difference, holm_adjust, rank_biserial)
 from pixel_evidence.metrics.ties import TopSelection, average_ranks, top_selection
 
 __all__ = [
@@ -47,6 +51,14 @@ __all__ = [
     "win_shares",
     "win_rates",
     "summarize_over_seeds",
+    "MethodComparison",
+    "SeedComparison",
+    "block_matrix",
+    "compare_methods",
+    "compare_over_seeds",
+    "critical_difference",
+    "holm_adjust",
+    "rank_biserial",
     "OVERALL",
     "pearson",
     "spearman",
