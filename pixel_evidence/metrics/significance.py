@@ -72,7 +72,8 @@ class MethodComparison:
         (mean score of a minus b), ``nemenyi_p`` (scikit-posthocs'
         ``posthoc_nemenyi_friedman``), ``nemenyi_significant`` (``nemenyi_p < alpha``, the
         same as ``rank_difference > critical_difference``), ``wilcoxon_statistic`` and
-        ``wilcoxon_p`` (``scipy.stats.wilcoxon`` two-sided, ``zero_method="zsplit"``),
+        ``wilcoxon_p`` (``scipy.stats.wilcoxon`` two-sided, ``zero_method="zsplit"``, scipy's
+        default choice of exact or normal-approximation p-value),
         ``holm_p`` (Holm-adjusted over all pairs), ``holm_significant`` (``holm_p < alpha``)
         and ``rank_biserial`` (matched-pairs rank-biserial correlation in [-1, 1], positive
         when a scores higher).
