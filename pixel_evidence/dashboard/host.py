@@ -60,10 +60,9 @@ def _import_engine() -> float:
 def engine_catalogue(engine: Engine) -> Catalogue:
     """What ``engine`` can show, opening (for a link that names no image) on the image that
     the evaluation results beside its models pick."""
-    from pixel_evidence.dashboard.summary.results import cached_results
     from pixel_evidence.results import results_dir
 
-    return Catalogue.from_engine(engine, tko=cached_results(results_dir(engine.pool.models_dir)).tko)
+    return Catalogue.from_engine(engine, tko=SHARED.evaluation_results(results_dir(engine.pool.models_dir)).tko)
 
 
 def _open_first_view(engine: Engine) -> None:

@@ -12,7 +12,10 @@ import threading
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Callable, Hashable, TypeVar
+from typing import TYPE_CHECKING, Callable, Hashable, TypeVar
+
+if TYPE_CHECKING:  # read on first use: pandas and pyarrow stay out of the server's start
+    from pixel_evidence.results import Results, StoreTables
 
 T = TypeVar("T")
 
@@ -37,6 +40,20 @@ class RecentAnswers:
             while len(self._items) > self._size:
                 self._items.popitem(last=False)
         return answer
+
+
+def _results_stamp(directory: Path) -> tuple:
+    """Each result file's modification time and size (None, None when it is missing)."""
+    from pixel_evidence.results import RESULT_FILES
+
+    out = []
+    for name in RESULT_FILES:
+        try:
+            st = (directory / name).stat()
+            out.append((name, st.st_mtime_ns, st.st_size))
+        except OSError:
+            out.append((name, None, None))
+    return tuple(out)
 
 
 class FolderCache:
@@ -72,8 +89,20 @@ class ProcessShared:
         # common move in a demo, shows its matrix without ranking every map again
         self.agreement = RecentAnswers(512)
         # evaluation results and sweep tables, per folder
-        self.results = FolderCache()
-        self.sweeps = FolderCache()
+        self._results = FolderCache()
+        self._sweeps = FolderCache()
+
+    def evaluation_results(self, directory: Path) -> Results:
+        """``load_results`` of ``directory``, read again only when one of its files has changed."""
+        from pixel_evidence.results import load_results
+
+        return self._results.get(directory, _results_stamp, load_results)
+
+    def sweep_tables(self, directory: Path) -> StoreTables:
+        """``read_store`` of ``directory``, read again only when a task has landed since."""
+        from pixel_evidence.results import read_store, store_stamp
+
+        return self._sweeps.get(directory, store_stamp, read_store)
 
     def close(self) -> None:
         """Drop the queued work and let the running work end on its own; returns at once."""

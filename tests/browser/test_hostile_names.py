@@ -87,7 +87,7 @@ def test_the_csv_downloads_hold_no_formula(engine):
     formulas start with a quote, the numbers (negative ones too) stay numbers."""
     from pixel_evidence.dashboard import export
     from pixel_evidence.dashboard.catalogue import Catalogue
-    from pixel_evidence.dashboard.summary.results import cached_results
+    from pixel_evidence.dashboard.host import SHARED
     from pixel_evidence.results import results_dir
 
     quoted = set()
@@ -98,7 +98,7 @@ def test_the_csv_downloads_hold_no_formula(engine):
         header = rows[0]
         quoted.add(rows[1][header.index("image_id")])
     assert "'" + f"{FORMULA_CLASS}--2+3" in quoted and "'" + f"{FORMULA_CLASS}-@SUM(1)" in quoted
-    results = cached_results(results_dir(engine.pool.models_dir))
+    results = SHARED.evaluation_results(results_dir(engine.pool.models_dir))
     rows = _rows(export.table_csv(results.seed_rows(5)))
     _assert_no_formula(rows)
     assert any(cell.startswith("'=1+2") for row in rows for cell in row)

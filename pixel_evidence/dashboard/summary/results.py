@@ -20,31 +20,9 @@ from pixel_evidence.dashboard.host import SHARED
 from pixel_evidence.dashboard.state import DashboardState
 from pixel_evidence.engine.contract import Engine
 from pixel_evidence.metrics.scores import LOCALISATION_SCORES
-from pixel_evidence.results import (CHANCE, RESULT_FILES, Results, StoreTables, history_frame, load_results,
-                                    localisation_win_rates, read_store, results_dir, store_stamp, sweep_dir)
+from pixel_evidence.results import (CHANCE, Results, StoreTables, history_frame, localisation_win_rates, results_dir,
+                                    sweep_dir)
 from pixel_evidence.run_folders import SHIPPED_MODELS
-
-
-def _stamp(directory: Path) -> tuple:
-    out = []
-    for name in RESULT_FILES:
-        p = directory / name
-        try:
-            st = p.stat()
-            out.append((name, st.st_mtime_ns, st.st_size))
-        except OSError:
-            out.append((name, None, None))
-    return tuple(out)
-
-
-def cached_results(directory: Path) -> Results:
-    """``load_results`` shared by all sessions, re-read only when a file changed."""
-    return SHARED.results.get(directory, _stamp, load_results)
-
-
-def cached_sweep(directory: Path) -> StoreTables:
-    """``read_store`` shared by all sessions, re-read only when a task has landed since."""
-    return SHARED.sweeps.get(directory, store_stamp, read_store)
 
 
 def evaluate_command(engine: Engine) -> str:
@@ -85,14 +63,14 @@ class ResultsStore(param.Parameterized):
 
     def load(self) -> None:
         """(Re)read the results; every section redraws."""
-        res = cached_results(self.directory)
+        res = SHARED.evaluation_results(self.directory)
         self._win_rates = {}
         self._check_score(res.scores or ["tko"])  # before any section draws the new results
         present = (set(res.tko["method"]) | set(res.win_rates["method"])) if res.available else set(self.labels)
         # colours by registry place, as in the per-image view; methods unknown to it after
         extra = {m: m for m in sorted(present - set(self.labels) - {CHANCE})}
         self.param.update(results=res, colours=method_colours({**self.labels, **extra}),
-                          sweep=cached_sweep(self.sweep_directory))
+                          sweep=SHARED.sweep_tables(self.sweep_directory))
 
     def publish(self, section: str, tables: list[tuple[str, pd.DataFrame]]) -> None:
         self.tables = {**self.tables, section: tables}
