@@ -241,6 +241,12 @@ def _cmd_sweep(args) -> int:
     return run_command(args)
 
 
+def _cmd_noise(args) -> int:
+    from pixel_evidence.sweep.noise import run_noise
+
+    return run_noise(args)
+
+
 def _add_data_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", help="data folder, e.g. an MVTec AD category (default: the built-in synthetic set)")
     p.add_argument("--skip-bad", action="store_true", help="skip unreadable or inconsistent files, reporting each")
@@ -420,6 +426,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_sweep_arguments(sw)
     sw.set_defaults(func=_cmd_sweep)
+
+    no = sub.add_parser("noise", help="the stochastic methods' own noise: more draws of their random seed on one model "
+                                      "seed, spreads, winner changes, ties within noise")
+    from pixel_evidence.sweep.noise import add_noise_arguments
+
+    add_noise_arguments(no)
+    no.set_defaults(func=_cmd_noise)
 
     return parser
 

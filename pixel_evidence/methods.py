@@ -29,6 +29,13 @@ class Method:
     # Seconds per 224-px image on the 2-core benchmark CPU, for planning a sweep when the
     # benchmark has not measured the method (None: priced like the costliest one).
     planning_seconds: float | None = None
+    # The parameter counting the random draws its map averages (masks, samples, noise copies);
+    # the map then also depends on its ``seed`` parameter. None: the method is deterministic.
+    random_samples: str | None = None
+
+    @property
+    def stochastic(self) -> bool:
+        return self.random_samples is not None
 
     def explainer(self) -> type:
         """The method's class (an ``Explainer``), imported now: this imports torch. Not
@@ -65,16 +72,18 @@ METHODS: dict[str, Method] = by_key(
            planning_seconds=0.15),
     Method("lime", "LIME", "lime", "Lime",
            "n_samples forwards (200), batch_size at a time, + SLIC and a small ridge fit; no backward",
-           slow=True, planning_seconds=2.0),
+           slow=True, planning_seconds=2.0, random_samples="n_samples"),
     Method("rise", "RISE", "rise", "RISE", "n_masks forwards (1000), " + SLOW_ON_CPU, slow=True,
-           planning_seconds=7.9),
+           planning_seconds=7.9, random_samples="n_masks"),
     Method("occlusion", "Occlusion", "occlusion", "Occlusion",
            "1 forward per window position, (ceil((H - window) / stride) + 1)^2: 169 at 224 px "
            "with the defaults, " + SLOW_ON_CPU, slow=True, planning_seconds=1.5),
     Method("smoothgrad", "SmoothGrad", "smoothgrad", "SmoothGrad",
-           "nt_samples forwards + backwards to the input (16), batch_size at a time", planning_seconds=0.39),
+           "nt_samples forwards + backwards to the input (16), batch_size at a time", planning_seconds=0.39,
+           random_samples="nt_samples"),
     Method("smoothgrad_ig", "SmoothGrad-IG", "smoothgrad_ig", "SmoothGradIG",
-           "nt_samples x n_steps forwards + backwards to the input (8 x 8 = 64), batched", planning_seconds=1.35),
+           "nt_samples x n_steps forwards + backwards to the input (8 x 8 = 64), batched", planning_seconds=1.35,
+           random_samples="nt_samples"),
     Method("sidu", "SIDU", "sidu", "SIDU",
            "1 forward per distinct binarised channel of the last conv block (up to 1280 on EfficientNet), "
            + SLOW_ON_CPU, slow=True),
@@ -84,6 +93,7 @@ METHODS: dict[str, Method] = by_key(
            planning_seconds=0.025),
 )
 DEFAULT_METHODS = tuple(key for key, m in METHODS.items() if m.default)
+STOCHASTIC_METHODS = tuple(key for key, m in METHODS.items() if m.stochastic)
 
 
 def method(key: str) -> Method:

@@ -31,11 +31,16 @@ class Catalogue:
     slow_methods: frozenset[str] = frozenset()          # perturbation methods: hundreds of forwards
     opening: str = ""                                   # the image a link without one opens (see opening_image)
     has_masks: bool = True                              # False: mask-free data, no top-K scores at all
+    # the stochastic-noise study beside the models (results.noise_study.NoiseStudy) or None, and the
+    # methods whose settings here are the study's, whose measured noise applies to this dashboard's maps
+    noise: Any = None
+    noise_methods: frozenset[str] = frozenset()
 
     @classmethod
-    def from_engine(cls, engine: Engine, tko: Any = None) -> "Catalogue":
+    def from_engine(cls, engine: Engine, tko: Any = None, noise: Any = None) -> "Catalogue":
         """What ``engine`` can show; ``tko``, the evaluation's main table beside its models
-        (None: none), picks the image a link without one opens (:func:`opening_image`)."""
+        (None: none), picks the image a link without one opens (:func:`opening_image`);
+        ``noise``, the stochastic-noise study beside them (None: none)."""
         from pixel_evidence.imported_maps import COST_NOTE as IMPORTED_COST_NOTE
         from pixel_evidence.models import model_description
 
@@ -58,6 +63,9 @@ class Catalogue:
             seed_models={s: model_description(engine.pool.meta[s]) for s in engine.pool.seeds},
             slow_methods=frozenset(k for k in labels if k in METHODS and METHODS[k].slow),
             has_masks=engine.catalogue.has_masks,
+            noise=noise,
+            noise_methods=frozenset(m for m, p in (noise.params if noise else {}).items()
+                                    if m in labels and dict(engine.params_of(m)) == p),
             opening=opening_image(tko, engine.pool.seeds[0], defaults, home) if engine.pool.seeds and defaults else "")
 
     # ------------------------------------------------------------------ queries

@@ -61,8 +61,11 @@ def engine_catalogue(engine: Engine) -> Catalogue:
     """What ``engine`` can show, opening (for a link that names no image) on the image that
     the evaluation results beside its models pick."""
     from pixel_evidence.results import results_dir
+    from pixel_evidence.results.noise_study import noise_dir, read_study
 
-    return Catalogue.from_engine(engine, tko=SHARED.evaluation_results(results_dir(engine.pool.models_dir)).tko)
+    models = engine.pool.models_dir
+    return Catalogue.from_engine(engine, tko=SHARED.evaluation_results(results_dir(models)).tko,
+                                 noise=read_study(noise_dir(models)))
 
 
 def _open_first_view(engine: Engine) -> None:

@@ -7,6 +7,7 @@ tests read them, the exports reuse the ranking.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
@@ -19,6 +20,7 @@ from pixel_evidence.dashboard.markup import plain
 from pixel_evidence.dashboard.pictures import MethodPicture
 from pixel_evidence.dashboard.state import TARGET_LABELS
 from pixel_evidence.engine.explanation import Explanation
+from pixel_evidence.metrics.draw_noise import noise_margin
 
 
 def ranking_frame(ex: Explanation) -> pd.DataFrame:
@@ -72,8 +74,11 @@ def _badge(text: str, colour: str, fg: str = "white") -> str:
             f'font-weight:700;font-size:15px;white-space:nowrap">{plain(text)}</span>')
 
 
-def verdict_html(ex: Explanation) -> str:
-    """The big line above the ranking table: who wins, a shared win, or no ranking at all."""
+def verdict_html(ex: Explanation, spreads: Mapping[str, float] | None = None, draws: int = 0) -> str:
+    """The big line above the ranking table: who wins, a shared win, or no ranking at all.
+
+    ``spreads``: the stochastic methods' TKO spread over ``draws`` draws of their own seed
+    on this image (the noise study); a lead no larger than it is called a tie within noise."""
     if ex.empty_mask:  # a defect image whose mask is empty: bad data, said as such
         return ('<div class="pe-verdict pe-nowin pe-empty-mask" style="font-size:22px;font-weight:700;'
                 f'color:{BAD_COLOUR}">This {plain(ex.true_class)} image has an empty mask (K = 0): '
@@ -98,8 +103,22 @@ def verdict_html(ex: Explanation) -> str:
         sub += " · every method missed the defect entirely"
     if not ex.correct:
         sub += " · the image is misclassified, so it does not count towards the win rates"
+    sub += _noise_note(ex, spreads or {}, draws)
     return (f'<div class="pe-verdict" style="font-size:26px;font-weight:800;color:{WIN_COLOUR};line-height:1.2">'
             f'{head}</div><div class="pe-verdict-sub" style="font-size:15px;color:#333">{sub}</div>')
+
+
+def _noise_note(ex: Explanation, spreads: Mapping[str, float], draws: int) -> str:
+    """" · tie within noise: ..." when the lead is within a stochastic method's own noise, else ""."""
+    scores = {k: r.tko for k, r in ex.methods.items() if math.isfinite(r.tko)}
+    lead = noise_margin(scores, {k: v for k, v in spreads.items() if k in scores}) if scores else None
+    if lead is None or not lead.tie_within_noise:
+        return ""
+    involved = lead.winners if len(lead.winners) > 1 else (*lead.winners, *lead.runners_up)
+    names = " and ".join(ex.methods[k].label for k in involved if spreads.get(k, 0) > 0)
+    return (f' · <span class="pe-tie-noise" style="font-weight:700;color:{BAD_COLOUR}">tie within noise</span>: '
+            f"the TKO of {plain(names)} spreads by up to {fmt(lead.band)} over {draws} draws of its own random "
+            f"seed, which covers the lead of {fmt(lead.margin)}")
 
 
 def prediction_html(ex: Explanation, has_masks: bool = True) -> str:

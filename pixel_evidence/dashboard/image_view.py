@@ -167,6 +167,14 @@ class ImageView(pn.viewable.Viewer):
             with one_message():
                 self._draw(store.explanation, store.pictures)
 
+    def _noise_of(self, ex: Explanation) -> tuple[dict[str, float] | None, int]:
+        """The studied methods' TKO spreads on this image and the study's draws; (None, 0) unstudied."""
+        noise = self.catalogue.noise
+        if noise is None or not noise.covers(ex.seed, ex.split):
+            return None, 0
+        methods = self.catalogue.noise_methods
+        return {m: v for m, v in noise.spreads(ex.image_id).items() if m in methods}, noise.n_draws
+
     def _draw(self, ex: Explanation, pics: Pictures) -> None:
         self._alert.visible = False
         self._content.visible = True
@@ -175,7 +183,7 @@ class ImageView(pn.viewable.Viewer):
         self._mask.show("Ground truth" if ex.k else "Ground truth: no defect", pics.mask_overlay)
         self._recon.show(pics.reconstruction_title, pics.reconstruction, pics.outline)
         self._pred.object = prediction_html(ex, self.catalogue.has_masks)
-        self._verdict.object = verdict_html(ex)
+        self._verdict.object = verdict_html(ex, *self._noise_of(ex))
         self._table.param.update(value=table_frame(ex), height=_table_height(len(ex.methods), self.presenting))
         for key in ex.methods:
             if key not in self._rows:

@@ -22,6 +22,7 @@ from pixel_evidence.engine.contract import Engine
 from pixel_evidence.metrics.scores import LOCALISATION_SCORES
 from pixel_evidence.results import (CHANCE, Results, StoreTables, history_frame, localisation_win_rates, results_dir,
                                     sweep_dir)
+from pixel_evidence.results.noise_study import noise_dir, read_study
 from pixel_evidence.run_folders import SHIPPED_MODELS
 
 
@@ -50,6 +51,7 @@ class ResultsStore(param.Parameterized):
     colours = param.Dict(default={}, doc="Method label -> colour, the same as in the per-image view")
     tables = param.Dict(default={}, doc="Section -> [(title, frame)]: the numbers behind its plots")
     sweep = param.ClassSelector(class_=StoreTables, allow_None=True, doc="The sweep store's tables, if any")
+    noise = param.Parameter(default=None, doc="The stochastic-noise study beside the models (NoiseStudy), if any")
 
     def __init__(self, state: DashboardState, engine: Engine, **params: Any):
         super().__init__(state=state, **params)
@@ -57,6 +59,7 @@ class ResultsStore(param.Parameterized):
         self.labels = dict(state.catalogue.method_labels)
         self.directory = results_dir(engine.pool.models_dir)
         self.sweep_directory = sweep_dir(engine.pool.models_dir)
+        self.noise_directory = noise_dir(engine.pool.models_dir)
         self._win_rates: dict[str, pd.DataFrame] = {}
         self.load()
         state.param.watch(lambda _e: self._check_score(self.scores), "score")
@@ -70,7 +73,7 @@ class ResultsStore(param.Parameterized):
         # colours by registry place, as in the per-image view; methods unknown to it after
         extra = {m: m for m in sorted(present - set(self.labels) - {CHANCE})}
         self.param.update(results=res, colours=method_colours({**self.labels, **extra}),
-                          sweep=SHARED.sweep_tables(self.sweep_directory))
+                          sweep=SHARED.sweep_tables(self.sweep_directory), noise=read_study(self.noise_directory))
 
     def publish(self, section: str, tables: list[tuple[str, pd.DataFrame]]) -> None:
         self.tables = {**self.tables, section: tables}

@@ -14,6 +14,7 @@ from pixel_evidence.dashboard.summary.categories import CategoriesSection
 from pixel_evidence.dashboard.summary.confusion import ConfusionSection
 from pixel_evidence.dashboard.summary.distributions import TkoSection
 from pixel_evidence.dashboard.summary.faithfulness import FaithfulnessSection
+from pixel_evidence.dashboard.summary.noise import NoiseSection
 from pixel_evidence.dashboard.summary.numbers import NumbersSection
 from pixel_evidence.dashboard.summary.results import ResultsStore, evaluate_command
 from pixel_evidence.dashboard.summary.sanity import SanitySection
@@ -44,13 +45,14 @@ class SummaryView(pn.viewable.Viewer):
         self.curves = TrainingSection(store)
         self.confusion = ConfusionSection(store)
         self.categories = CategoriesSection(store)
+        self.noise = NoiseSection(store)
         self.numbers = NumbersSection(store)
         # mask-free data: no win rates, no TKO (the notice says so), the rest as usual
         by_mask = (self.win, self.tko) if store.state.catalogue.has_masks else ()
         self._layout = pn.Column(
             pn.FlexBox(self._reload, self._intro, sizing_mode="stretch_width"), self._notice,
-            *by_mask, self.categories, self.agreement, self.faithfulness, self.sanity, self.curves, self.confusion,
-            self.numbers, sizing_mode="stretch_width")
+            *by_mask, self.categories, self.noise, self.agreement, self.faithfulness, self.sanity, self.curves,
+            self.confusion, self.numbers, sizing_mode="stretch_width")
         self._draw()
 
     def __panel__(self) -> pn.viewable.Viewable:
