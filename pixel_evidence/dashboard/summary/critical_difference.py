@@ -73,9 +73,9 @@ class CriticalDifferenceSection(Section):
 
     def build(self) -> None:
         self._set = pn.widgets.RadioButtonGroup(options={"Study methods": STUDY, "Whole field": FIELD},
-                                                value=STUDY, button_type="primary", button_style="outline",
+                                                value=STUDY, color="primary", variant="outline",
                                                 css_classes=["pe-cd-set"])
-        self._category = pn.widgets.Select(name="Sweep category", options=[], width=260, visible=False)
+        self._category = pn.widgets.Select(label="Sweep category", options=[], width=260, visible=False)
         for widget in (self._set, self._category):
             widget.param.watch(lambda _e: self._draw(), "value")
         self._downloads = {kind: pn.widgets.FileDownload(callback=partial(self._file, kind), label=label,
