@@ -73,7 +73,7 @@ class CriticalDifferenceSection(Section):
 
     def build(self) -> None:
         self._set = pn.widgets.RadioButtonGroup(options={"Study methods": STUDY, "Whole field": FIELD},
-                                                value=STUDY, color="primary", variant="outline",
+                                                value=STUDY, color="primary", variant="outline", width=380,
                                                 css_classes=["pe-cd-set"])
         self._category = pn.widgets.Select(label="Sweep category", options=[], width=260, visible=False)
         for widget in (self._set, self._category):
