@@ -13,7 +13,7 @@ from pixel_evidence.dashboard.markup import plain
 from pixel_evidence.dashboard.summary.results import ResultsStore
 
 # the cards follow the page's order of sections
-ORDER = ("win", "tko", "categories", *ANALYSES, "curves", "confusion")
+ORDER = ("win", "cd", "tko", "categories", *ANALYSES, "curves", "confusion")
 
 
 def card(title: str, df: pd.DataFrame) -> pn.Card:

@@ -12,6 +12,7 @@ from pixel_evidence.dashboard.markup import plain
 from pixel_evidence.dashboard.summary.agreement import AgreementSection
 from pixel_evidence.dashboard.summary.categories import CategoriesSection
 from pixel_evidence.dashboard.summary.confusion import ConfusionSection
+from pixel_evidence.dashboard.summary.critical_difference import CriticalDifferenceSection
 from pixel_evidence.dashboard.summary.distributions import TkoSection
 from pixel_evidence.dashboard.summary.faithfulness import FaithfulnessSection
 from pixel_evidence.dashboard.summary.noise import NoiseSection
@@ -38,6 +39,7 @@ class SummaryView(pn.viewable.Viewer):
         self._intro = pn.pane.HTML("", sizing_mode="stretch_width")
         self._notice = pn.pane.Alert("", alert_type="info", visible=False, sizing_mode="stretch_width")
         self.win = WinRatesSection(store)
+        self.cd = CriticalDifferenceSection(store)
         self.tko = TkoSection(store)
         self.agreement = AgreementSection(store)
         self.faithfulness = FaithfulnessSection(store)
@@ -48,7 +50,7 @@ class SummaryView(pn.viewable.Viewer):
         self.noise = NoiseSection(store)
         self.numbers = NumbersSection(store)
         # mask-free data: no win rates, no TKO (the notice says so), the rest as usual
-        by_mask = (self.win, self.tko) if store.state.catalogue.has_masks else ()
+        by_mask = (self.win, self.cd, self.tko) if store.state.catalogue.has_masks else ()
         self._layout = pn.Column(
             pn.FlexBox(self._reload, self._intro, sizing_mode="stretch_width"), self._notice,
             *by_mask, self.categories, self.noise, self.agreement, self.faithfulness, self.sanity, self.curves,
