@@ -3,7 +3,6 @@ seed counts of a planted separation, the files' round trip, and what is left out
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats
@@ -11,36 +10,12 @@ from scipy import stats
 from pixel_evidence.significance_tables import (CRITICAL_DIFFERENCE, FRIEDMAN, PAIRWISE, POOLED, SIGNIFICANCE_TABLES,
                                                 Significance, read_significance, significance_tables,
                                                 write_significance)
-
-N_IMAGES = 14  # above 13, scipy's Wilcoxon with tied differences takes its normal approximation
-
-
-def planted(seeds=(1, 2), splits=("test", "train")) -> pd.DataFrame:
-    """Methods a, b, c on 14 images per (seed, split): a beats b and c on every image, by a
-    different margin on each (so the exact Wilcoxon test separates them on every seed), b and
-    c draw lots (0.2 and 0.201 in a random order on each image), and a second score
-    ``pointing`` repeats TKO's order. Image "x" of each unit is misclassified
-    and image "g" defect-free (no scores): neither is a block."""
-    rng = np.random.default_rng(0)
-    rows = []
-    for seed in seeds:
-        for split in splits:
-            for i in range(N_IMAGES):
-                b, c = rng.permutation([0.2, 0.201])
-                for method, tko in (("a", 0.6 + i / 100), ("b", b), ("c", c)):
-                    rows.append({"seed": seed, "split": split, "image_id": f"{i:02d}", "class": "crack",
-                                 "method": method, "correct": True, "tko": tko, "pointing": tko})
-            for method in "abc":
-                rows.append({"seed": seed, "split": split, "image_id": "x", "class": "crack", "method": method,
-                             "correct": False, "tko": 1.0 if method == "c" else 0.0, "pointing": 0.0})
-                rows.append({"seed": seed, "split": split, "image_id": "g", "class": "good", "method": method,
-                             "correct": True, "tko": np.nan, "pointing": np.nan})
-    return pd.DataFrame(rows)
+from tests.significance_checks import PLANTED_IMAGES, assert_ranked_as_pandas, planted_rows
 
 
 @pytest.fixture(scope="module")
 def rows() -> pd.DataFrame:
-    return planted()
+    return planted_rows()
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +36,7 @@ def test_one_row_per_score_split_and_scope_in_the_registered_columns(tables):
     scopes = ["1", "2", POOLED]
     assert list(zip(friedman["score"], friedman["split"], friedman["scope"])) == [
         (score, split, scope) for score in ("tko", "pointing") for split in ("test", "train") for scope in scopes]
-    assert list(friedman["n_blocks"]) == [N_IMAGES, N_IMAGES, 2 * N_IMAGES] * 4
+    assert list(friedman["n_blocks"]) == [PLANTED_IMAGES, PLANTED_IMAGES, 2 * PLANTED_IMAGES] * 4
     assert (tables[PAIRWISE.name].groupby(["score", "split", "scope"]).size() == 3).all()
     assert (tables[CRITICAL_DIFFERENCE.name].groupby(["score", "split", "scope"]).size() == 3).all()
 
@@ -76,14 +51,10 @@ def test_friedman_equals_scipy_on_the_pivoted_scores(rows, tables):
         assert got["friedman_p"] == pytest.approx(expected.pvalue, rel=1e-9)
 
 
-def test_average_ranks_are_pandas_ranks_and_the_planted_order(rows, tables):
-    counted = rows[rows["correct"] & rows["tko"].notna() & (rows["split"] == "test")]
-    rank = counted.groupby(["seed", "image_id"])["tko"].rank(ascending=False, method="average")
-    expected = rank.groupby(counted["method"]).mean()
+def test_the_planted_order_and_bars(tables):
     cd = tables[CRITICAL_DIFFERENCE.name]
     pooled = cd[(cd["score"] == "tko") & (cd["split"] == "test") & (cd["scope"] == POOLED)].set_index("method")
-    assert pooled["average_rank"].to_dict() == pytest.approx(expected.to_dict())
-    assert pooled.index[0] == "a" and pooled.loc["a", "average_rank"] == 1.0
+    assert list(pooled.index) == ["a", "b", "c"] and pooled.loc["a", "average_rank"] == 1.0
     # b and c split ranks 2 and 3 at random: about 2.5 each, well within the CD, so one bar joins them
     assert pooled.loc["a", "groups"] == "" and pooled.loc["b", "groups"] == pooled.loc["c", "groups"] == "1"
 
@@ -97,7 +68,7 @@ def test_pooled_rows_count_the_seeds_that_separate_a_pair(tables):
     assert by_pair.loc[("a", "b"), "n_holm_significant"] == 2 == by_pair.loc[("a", "b"), "n_seeds"]
     per_seed = pairs[(pairs["scope"] != POOLED) & (pairs["score"] == "tko") & (pairs["split"] == "test")]
     a_b = per_seed[(per_seed["method_a"] == "a") & (per_seed["method_b"] == "b")]
-    assert list(a_b["wilcoxon_p"]) == pytest.approx([2 / 2 ** N_IMAGES] * 2, rel=1e-12)
+    assert list(a_b["wilcoxon_p"]) == pytest.approx([2 / 2 ** PLANTED_IMAGES] * 2, rel=1e-12)
     assert per_seed["n_seeds"].isna().all()
     for (a, b), row in by_pair.iterrows():
         mine = per_seed[(per_seed["method_a"] == a) & (per_seed["method_b"] == b)]
@@ -105,24 +76,25 @@ def test_pooled_rows_count_the_seeds_that_separate_a_pair(tables):
         assert row["n_holm_significant"] == mine["holm_significant"].sum()
 
 
-def test_the_files_read_back_as_written(result, tables, tmp_path):
+def test_the_files_read_back_as_written_and_rank_as_pandas(rows, result, tables, tmp_path):
     written = write_significance(tmp_path, result)
     assert sorted(p.name for p in written) == sorted(t.file for t in SIGNIFICANCE_TABLES.values())
     back = read_significance(tmp_path)
     for name in SIGNIFICANCE_TABLES:
         pd.testing.assert_frame_equal(back[name], tables[name], check_dtype=False)
     assert not list(tmp_path.glob(".*.tmp"))  # each file was renamed into place
+    assert_ranked_as_pandas(rows, tmp_path, result.notes)
 
 
 def test_a_seed_with_too_few_images_is_left_out_and_said(rows):
     # seed 3 has a single correctly classified defect image on the test split
-    lone = planted(seeds=(3,), splits=("test",))
+    lone = planted_rows(seeds=(3,), splits=("test",))
     lone = lone[lone["image_id"].isin(["00", "x", "g"])]
     result = significance_tables(pd.concat([rows, lone], ignore_index=True), scores=["tko"])
     assert result.notes == ("tko test: seed(s) 3 left out: fewer than two images that every method scored",)
     friedman = result.tables[FRIEDMAN.name]
     assert "3" not in set(friedman["scope"])
-    assert friedman.set_index(["split", "scope"]).loc[("test", POOLED), "n_blocks"] == 2 * N_IMAGES
+    assert friedman.set_index(["split", "scope"]).loc[("test", POOLED), "n_blocks"] == 2 * PLANTED_IMAGES
 
 
 def test_two_methods_give_no_tables_and_remove_old_ones(rows, result, tmp_path):
