@@ -35,8 +35,8 @@ from pixel_evidence.choices import ig_params
 from pixel_evidence.cli import main as cli_main
 from pixel_evidence.data import synthetic
 from pixel_evidence.engine.explain import ExplanationEngine
-from pixel_evidence.evaluate import _csv_text, unit_rows
-from pixel_evidence.files import atomic_write_bytes, atomic_write_text
+from pixel_evidence.evaluate import unit_rows
+from pixel_evidence.files import atomic_write_bytes, atomic_write_csv
 from pixel_evidence.metrics.scores import EXTRA_SCORES
 from pixel_evidence.results import TABLE_FILE
 
@@ -74,7 +74,7 @@ def update_unit(engine: ExplanationEngine, stem: Path, report) -> pd.DataFrame |
     new_main, new_extra = unit_rows(engine, seed, split, [m for m in order if m in methods],
                                     analyses=[a for a in analyses if a != SANITY.name], extra_metrics=prov["metrics"],
                                     settings=settings, image_ids=ids, progress=False)
-    atomic_write_text(stem.with_suffix(".csv"), _csv_text(replace_rows(main, new_main, KEY)))
+    atomic_write_csv(stem.with_suffix(".csv"), replace_rows(main, new_main, KEY))
     for analysis in analyses:
         path = stem.with_suffix(f".{analysis}.csv")
         table = pd.read_csv(path)
@@ -87,7 +87,7 @@ def update_unit(engine: ExplanationEngine, stem: Path, report) -> pd.DataFrame |
             rows = pd.concat(frames)
         else:
             rows = new_extra[analysis]
-        atomic_write_text(path, _csv_text(replace_rows(table, rows, list(ANALYSES[analysis].row_key))))
+        atomic_write_csv(path, replace_rows(table, rows, list(ANALYSES[analysis].row_key)))
     report(f"seed {seed} {split}: recomputed {len(ids)} image(s): {', '.join(ids)}")
     return new_main
 

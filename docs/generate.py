@@ -1,7 +1,8 @@
 """Write the docs' results pages from the shipped result files, so no result is typed by hand.
 
 Reads ``pretrained_models/results/`` (evaluate's tables, the sweep store, the dissection
-table), ``benchmarks/results/ig_fixed_steps/`` and ``ig_convergence.json`` (Integrated
+table, the significance tables, whose page :mod:`docs.significance` writes),
+``benchmarks/results/ig_fixed_steps/`` and ``ig_convergence.json`` (Integrated
 Gradients before and after the tolerance scheme) and ``benchmarks/results/benchmark.json``
 (the speed page). Run from the checkout's root after any of them changes:
 
@@ -377,7 +378,8 @@ def _whole_field_section(src: Sources, names: dict[str, str]) -> str:
         f"{cam_tko.min():.3f}–{cam_tko.max():.3f} (chance: {field.counted['chance'].mean():.3f}). The ± is the "
         "spread over training seeds of one network on synthetic defects: it says how much the ranking moves "
         "with the seed, not how it carries over to other networks or to real defects. The summary tab's "
-        "\"Across categories\" shows the same ranking.\n")
+        "\"Across categories\" shows the same ranking. Which of these gaps are significant, per seed and pooled: "
+        "[Which differences are significant](significance.md).\n")
     return "".join(parts)
 
 
@@ -542,7 +544,10 @@ README_END = "<!-- headline end -->\n"
 
 def readme_headline(src: Sources) -> str:
     """The README's headline result: the original study's three methods and the whole field's
-    leaders on the test split (what lies between README_START and README_END)."""
+    leaders on the test split, and which of their gaps are significant (what lies between
+    README_START and README_END)."""
+    from docs.significance import headline_sentence
+
     names = labels()
     tko = pd.read_csv(src.results / "tko_table.csv")
     main = main_table(tko).loc["test"]
@@ -562,7 +567,7 @@ def readme_headline(src: Sources) -> str:
         f"cannot outline them (its AUROC of {main.loc['gradcam', 'auroc']:.2f} says it points at the right region). "
         f"With all {len(field.ranking)} methods in the race (the sweep, seeds {seeds[0]}–{seeds[-1]}) the leaders "
         "are " + ", ".join(f"{names[m]} ({mean_std(r['mean'], r['std'])})" for m, r in leaders.iterrows())
-        + ". Every table: [docs/results](docs/results/index.md).\n")
+        + f". {headline_sentence(src)} Every table: [docs/results](docs/results/index.md).\n")
 
 
 def readme_text(readme: str, src: Sources) -> str:
@@ -608,8 +613,11 @@ def sweep_plan_example(src: Sources) -> str:
 
 def pages(src: Sources = Sources()) -> dict[str, str]:
     """Each generated page's path under docs/ and its text."""
+    from docs.significance import PAGE, significance_page
+
     return {
         "results/index.md": results_page(src),
+        PAGE: significance_page(src),
         "results/dissection.md": dissection_page(src),
         "results/ig-tolerance.md": ig_tolerance_page(src),
         "speed/benchmark.md": speed_page(src),

@@ -10,6 +10,7 @@
     pixel-evidence import-maps     SOURCE --models DIR [--splits test]  maps made elsewhere, ranked beside ours
     pixel-evidence dissect         --stage STAGE [--split test] [--seeds 42 43] ...  units vs. defect masks
     pixel-evidence sweep           --spec FILE | --data DIR... --models DIR... [--plan] [--scheduler ADDRESS]
+    pixel-evidence significance    [--results DIR] [--store DIR]  the significance tables from existing rows
 
 The speed and memory benchmark is not a subcommand: it lives in the checkout, outside the
 installed package, and runs as ``python -m benchmarks``.
@@ -126,6 +127,7 @@ def _cmd_evaluate(args) -> int:
     from pixel_evidence.engine.explain import ExplanationEngine
     from pixel_evidence.evaluate import evaluate
     from pixel_evidence.results import SUMMARY_FILE, TABLE_FILE, WIN_RATES_FILE
+    from pixel_evidence.significance_tables import SIGNIFICANCE_TABLES, results_significance_dir
 
     # the analysis options left unset take AnalysisSettings' defaults
     settings = AnalysisSettings(**{f.name: getattr(args, f.name) for f in fields(AnalysisSettings)
@@ -167,7 +169,11 @@ def _cmd_evaluate(args) -> int:
               f"{row['n_passed']} of {row['n_images']} images")
     if "seeds" in summary:
         written = [TABLE_FILE, WIN_RATES_FILE, SUMMARY_FILE] + [a.file for a in ANALYSES.values() if a.name in summary]
+        tests = results_significance_dir(out)
+        written += [f"{tests.name}/{t.file}" for t in SIGNIFICANCE_TABLES.values() if (tests / t.file).is_file()]
         print(f"wrote {out}/: {', '.join(written)}")
+    for line in summary.get("significance_notes", []):
+        print(f"significance: {line}")
     # bad inputs were skipped and the rest evaluated: each named once, and the exit code says so
     left_out = [*summary.get("skipped", []), *summary.get("empty_masks", [])]
     for line in left_out:
@@ -245,6 +251,30 @@ def _cmd_noise(args) -> int:
     from pixel_evidence.sweep.noise import run_noise
 
     return run_noise(args)
+
+
+def _cmd_significance(args) -> int:
+    from pixel_evidence.significance_tables import write_results_significance, write_store_significance
+
+    if not (args.results or args.store):
+        raise ValueError("give --results DIR (an evaluation's results folder), --store DIR (a sweep's store), or both")
+    written, notes = [], []
+    if args.results:
+        folder = writable(args.results, write_shipped=args.write_shipped, option="--results")
+        paths, lines = write_results_significance(folder, alpha=args.alpha,
+                                                  include_misclassified=args.include_misclassified)
+        written += paths
+        notes += lines
+    if args.store:
+        paths, lines = write_store_significance(writable(args.store, write_shipped=args.write_shipped,
+                                                         option="--store"), alpha=args.alpha)
+        written += paths
+        notes += lines
+    for path in written:
+        print(f"wrote {path}")
+    for line in notes:
+        print(f"significance: {line}")
+    return 0
 
 
 def _add_data_option(p: argparse.ArgumentParser) -> None:
@@ -433,6 +463,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_noise_arguments(no)
     no.set_defaults(func=_cmd_noise)
+
+    sig = sub.add_parser("significance", help="which differences between methods are significant: Friedman, "
+                                              "Nemenyi and Wilcoxon-Holm tables from rows already computed",
+                         description="Rewrite the significance tables (friedman.csv, pairwise.csv, "
+                                     "critical_difference.csv) from the rows an evaluation or a sweep already wrote, "
+                                     "without recomputing any map: per score, split and seed, and pooled over seeds. "
+                                     "evaluate and sweep write them when they finish; this command remakes them, "
+                                     "e.g. after an interrupted run or with another --alpha.")
+    sig.add_argument("--results", metavar="DIR", help="an evaluation's results folder (its tko_table.csv); writes "
+                                                      "DIR/significance/")
+    sig.add_argument("--store", metavar="DIR", help="a sweep's store; writes DIR/significance/category=NAME/ for "
+                                                    "every category, over the seeds that have every method")
+    sig.add_argument("--alpha", type=float, default=0.05, help="significance level of every test (default 0.05)")
+    sig.add_argument("--include-misclassified", action="store_true",
+                     help="with --results: count misclassified defect images too, as evaluate's option of that name "
+                          "(default: correct ones only)")
+    _add_write_shipped_option(sig)
+    sig.set_defaults(func=_cmd_significance)
 
     return parser
 

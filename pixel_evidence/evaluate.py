@@ -6,12 +6,14 @@ Outputs in ``out_dir``:
 - ``tko_table.csv``: all seeds, one row per (seed, image id, method);
 - ``win_rates.csv``: win rate per seed, split, class (and "overall"), method;
 - ``summary.json``: win rates across seeds (mean, std, bootstrap 95% interval) and the
-  classification scores of each seed.
+  classification scores of each seed;
+- ``significance/{friedman,pairwise,critical_difference}.csv``: which differences between the
+  methods are significant, per score, split and seed and pooled over seeds
+  (:mod:`pixel_evidence.significance_tables`), written when the run ends.
 """
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import math
@@ -27,21 +29,17 @@ from pixel_evidence import metrics
 from pixel_evidence.analyses import AGREEMENT, ANALYSES, SANITY, AnalysisSettings
 from pixel_evidence.choices import METRICS
 from pixel_evidence.engine.explain import ExplanationEngine
-from pixel_evidence.files import atomic_write_text, remove_stale_temp_files
+from pixel_evidence.files import atomic_write_csv, atomic_write_text, remove_stale_temp_files
 from pixel_evidence.methods import DEFAULT_METHODS
 from pixel_evidence.metrics.scores import EXTRA_SCORES
 from pixel_evidence.models import CheckpointError
 from pixel_evidence.results import (SUMMARY_FILE, TABLE_COLUMNS, TABLE_FILE, WIN_RATES_FILE, ig_columns,
                                     localisation_win_rates)
+from pixel_evidence.significance_tables import (remove_significance, results_significance_dir, significance_tables,
+                                                write_significance)
 
 log = logging.getLogger("pixel_evidence.evaluate")
 
-
-
-def _csv_text(df: pd.DataFrame) -> str:
-    buf = io.StringIO()
-    df.to_csv(buf, index=False, lineterminator="\n")
-    return buf.getvalue()
 
 
 # Columns of the main table that compare a map with the defect mask: NaN on data without
@@ -165,7 +163,11 @@ def _json_safe(value: Any) -> Any:
 
 def _write_tables(engine: ExplanationEngine, out_dir: Path, frames: list[pd.DataFrame], methods: Sequence[str],
                   target: str, include_misclassified: bool, extra_metrics: Sequence[str],
-                  analysis_frames: dict[str, list[pd.DataFrame]]) -> dict[str, Any]:
+                  analysis_frames: dict[str, list[pd.DataFrame]], *, significance: bool = True) -> dict[str, Any]:
+    """Write the folder's tables from the units' rows; return the summary (plus this run's
+    ``significance_notes``). Without ``significance`` the significance tables are removed
+    instead of rewritten (a run between units: they cost seconds, and old ones would
+    describe other rows)."""
     table = pd.concat(frames, ignore_index=True)
     rates = metrics.win_rates(table, include_misclassified=include_misclassified)
     across = metrics.summarize_over_seeds(rates)
@@ -199,14 +201,21 @@ def _write_tables(engine: ExplanationEngine, out_dir: Path, frames: list[pd.Data
     for name, parts in analysis_frames.items():
         if parts:
             df = pd.concat(parts, ignore_index=True)
-            atomic_write_text(out_dir / ANALYSES[name].file, _csv_text(df))
+            atomic_write_csv(out_dir / ANALYSES[name].file, df)
             summary[name] = ANALYSES[name].summary(df).to_dict(orient="records")
         else:  # none made with the current settings: an older table would describe other settings
             (out_dir / ANALYSES[name].file).unlink(missing_ok=True)
-    atomic_write_text(out_dir / TABLE_FILE, _csv_text(table))
-    atomic_write_text(out_dir / WIN_RATES_FILE, _csv_text(rates))
+    atomic_write_csv(out_dir / TABLE_FILE, table)
+    atomic_write_csv(out_dir / WIN_RATES_FILE, rates)
     atomic_write_text(out_dir / SUMMARY_FILE, json.dumps(_json_safe(summary), indent=1) + "\n")
-    return summary
+    notes: tuple[str, ...] = ()
+    if significance:
+        tests = significance_tables(table, methods=list(methods), include_misclassified=include_misclassified)
+        write_significance(results_significance_dir(out_dir), tests)
+        notes = tests.notes
+    else:
+        remove_significance(results_significance_dir(out_dir))
+    return {**summary, "significance_notes": list(notes)}
 
 
 def _load_unit(csv_path: Path, prov: dict[str, Any], exact: bool) -> pd.DataFrame | None:
@@ -224,7 +233,7 @@ def _load_unit(csv_path: Path, prov: dict[str, Any], exact: bool) -> pd.DataFram
 
 
 def _save_unit(csv_path: Path, df: pd.DataFrame, prov: dict[str, Any]) -> None:
-    atomic_write_text(csv_path, _csv_text(df))
+    atomic_write_csv(csv_path, df)
     atomic_write_text(csv_path.with_suffix(".json"), json.dumps(prov, indent=1, sort_keys=True) + "\n")
 
 
@@ -285,7 +294,9 @@ def evaluate(engine: ExplanationEngine, out_dir: Path, *, seeds: Sequence[int] |
     The tables in ``out_dir`` cover every finished unit made with the same methods, target
     and settings and the current weights, also units of seeds or splits not asked for in
     this run (so analyses can be added for a few seeds without dropping the rest). They are
-    rewritten after each computed unit, so an interrupted run still leaves usable tables.
+    rewritten after each computed unit, so an interrupted run still leaves usable tables; the
+    significance tables are written once, when the run ends (until then they are removed:
+    ``pixel-evidence significance`` makes them from an interrupted run's tables).
 
     One bad input never stops the rest: a seed whose model cannot be used (left out by the
     engine, or failing when loaded) is skipped, and so is an image whose image or mask is
@@ -308,11 +319,11 @@ def evaluate(engine: ExplanationEngine, out_dir: Path, *, seeds: Sequence[int] |
     for line in unreadable.values():
         log.warning("skipped image: %s", line)
 
-    def write_tables() -> dict[str, Any]:
+    def write_tables(*, significance: bool) -> dict[str, Any]:
         frames, analysis_frames = _finished_units(engine, out_dir, methods, target, scores, maps_for_good, settings,
                                                   unreadable)
         return _write_tables(engine, out_dir, frames, methods, target, include_misclassified, scores,
-                             analysis_frames) if frames else {}
+                             analysis_frames, significance=significance) if frames else {}
 
     units = [(split, seed) for split in splits for seed in seeds]
     for split, seed in tqdm(units, desc="seed x split", unit="unit", disable=not progress):
@@ -340,15 +351,16 @@ def evaluate(engine: ExplanationEngine, out_dir: Path, *, seeds: Sequence[int] |
             _save_unit(stem.with_suffix(".csv"), table, prov)
         for a in todo:
             _save_unit(stem.with_suffix(f".{a}.csv"), extra[a], _side_provenance(prov, a, settings))
-        write_tables()
-    return {**write_tables(), "skipped": [*(f"seed {s}: {why}" for s, why in sorted(skipped.items())),
-                                          *unreadable.values()]}
+        write_tables(significance=False)
+    return {**write_tables(significance=True),
+            "skipped": [*(f"seed {s}: {why}" for s, why in sorted(skipped.items())), *unreadable.values()]}
 
 
 def export_from_store(engine: ExplanationEngine, store: Path, category: str, out_dir: Path, *,
                       target: str = "predicted", include_misclassified: bool = False) -> dict[str, Any]:
-    """Write the usual tables (tko_table.csv, win_rates.csv, summary.json) of one category of a
-    sweep's Parquet store, so a sweep's results read like a single run's; return the summary."""
+    """Write the usual tables (tko_table.csv, win_rates.csv, summary.json, the significance
+    tables) of one category of a sweep's Parquet store, so a sweep's results read like a
+    single run's; return the summary."""
     from pixel_evidence.results import read_store
 
     tables = read_store(store)

@@ -50,6 +50,11 @@ def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
+def atomic_write_csv(path: Path, frame) -> None:
+    """Write a pandas DataFrame as CSV (no index, "\\n" line ends) to ``path``, atomically."""
+    atomic_write_text(path, frame.to_csv(index=False, lineterminator="\n"))
+
+
 def file_sha256(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 

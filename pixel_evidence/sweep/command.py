@@ -126,6 +126,10 @@ def run_command(args: argparse.Namespace) -> int:
     print(f"{report.planned} tasks: {len(report.done)} run now, {report.skipped} finished before; "
           f"{sum(r.rows for r in report.done)} rows written to {spec.out}/rows"
           + (f"; {report.pruned} superseded file(s) removed" if report.pruned else ""))
+    if report.significance:
+        print(f"significance tables: {', '.join(sorted({str(p.parent) for p in report.significance}))}")
+    for line in report.significance_notes:
+        print(f"significance: {line}")
     for label, image_id, error in report.failures:
         print(f"failed: {label}: {image_id}: {error}")
     for label, error in report.task_errors:

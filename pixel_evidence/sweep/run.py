@@ -14,11 +14,13 @@ import signal
 import threading
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
 from dask.distributed import Client, LocalCluster, as_completed
 from tqdm.auto import tqdm
 
+from pixel_evidence.significance_tables import write_store_significance
 from pixel_evidence.sweep.plan import Task
 from pixel_evidence.sweep.spec import SweepSpec
 from pixel_evidence.sweep.store import is_finished, prune, stale_store_temp_files
@@ -84,6 +86,8 @@ class SweepReport:
     done: list[TaskResult] = field(default_factory=list)
     task_errors: list[tuple[str, str]] = field(default_factory=list)  # (task label, error) of tasks that failed
     pruned: int = 0
+    significance: list[Path] = field(default_factory=list)  # the significance tables written at the end
+    significance_notes: list[str] = field(default_factory=list)  # what they leave out, and why
 
     @property
     def failures(self) -> list[tuple[str, str, str]]:
@@ -108,7 +112,10 @@ def run_sweep(client: Client, tasks: Sequence[Task], spec: SweepSpec, *, progres
 
     A task that raises is recorded with its error and the run goes on; images it could not
     read are in its result's failures. After a run without errors, row files of earlier runs
-    in the same partitions that these tasks replace are removed (``store.prune``).
+    in the same partitions that these tasks replace are removed (``store.prune``). Then each
+    category's significance tables are written from the store's rows
+    (:func:`pixel_evidence.significance_tables.write_store_significance`), also after a run
+    with errors, over the seeds that have every method.
     """
     for tmp in stale_store_temp_files(spec.out):
         tmp.unlink(missing_ok=True)
@@ -138,4 +145,7 @@ def run_sweep(client: Client, tasks: Sequence[Task], spec: SweepSpec, *, progres
         raise
     if not report.task_errors:
         report.pruned = prune(spec.out, tasks)
+    # here on the driver, so a cluster's sweep writes them too; over the seeds that have every method
+    report.significance, report.significance_notes = write_store_significance(
+        spec.out, sorted({t.category.name for t in tasks}))
     return report

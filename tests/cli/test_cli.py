@@ -25,6 +25,7 @@ from pixel_evidence.data import dataset_fingerprint, read_manifest
 from pixel_evidence.data.synthetic import DEFECT_CLASSES, TEST_CLASSES
 from pixel_evidence.models import MultitaskNet, load_model
 from tests.layout_trees import make_mvtec_tree
+from tests.significance_checks import assert_ranked_as_pandas, planted_rows
 
 SHIPPED = Path(__file__).resolve().parents[2] / "pretrained_models"
 # the built-in set's counts, as the README and pretrained_models/README describe it
@@ -246,6 +247,8 @@ def _tree_state(folder: Path) -> dict[str, float]:
     ["train", "--models", str(SHIPPED), "--seeds", "1", "--epochs", "1"],
     ["train", "--models", str(SHIPPED / "sub"), "--seeds", "1", "--epochs", "1"],
     ["evaluate", "--out", str(SHIPPED / "results"), "--seeds", "42"],
+    ["significance", "--results", str(SHIPPED / "results")],
+    ["significance", "--store", str(SHIPPED / "results" / "sweep")],
 ])
 def test_commands_refuse_to_write_into_the_shipped_folders_unless_told(argv, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)  # anything written by mistake into runs/ lands here, not in the checkout
@@ -291,3 +294,34 @@ def test_a_win_rate_without_seeds_says_why():
     assert "no seed has a defect image in this split" in win_rate_line(rows["gradcam"], "Grad-CAM", include_misclassified=True)
     counted = win_rate_line(rows["ig"], "IG", include_misclassified=False)
     assert "0.500 +- 0.354" in counted and "(2 seeds)" in counted
+
+
+def test_significance_rewrites_a_results_folders_tables_from_its_rows(tmp_path, capsys):
+    import pandas as pd
+
+    from pixel_evidence.significance_tables import (SIGNIFICANCE_TABLES, read_significance, results_significance_dir,
+                                                    significance_tables)
+
+    rows = planted_rows()
+    rows.to_csv(tmp_path / "tko_table.csv", index=False)
+    assert main(["significance", "--results", str(tmp_path), "--alpha", "0.01"]) == 0
+    folder = results_significance_dir(tmp_path)
+    assert capsys.readouterr().out.split() == [word for t in SIGNIFICANCE_TABLES.values()
+                                               for word in ("wrote", str(folder / t.file))]
+    written = read_significance(folder)
+    assert_ranked_as_pandas(rows, folder, [])
+    expected = significance_tables(rows, alpha=0.01).tables
+    for name in SIGNIFICANCE_TABLES:
+        pd.testing.assert_frame_equal(written[name], expected[name], check_dtype=False)
+    assert set(written["friedman"]["alpha"]) == {0.01}
+    # neither folder named, or a folder without rows: one line each
+    assert main(["significance"]) == 2
+    assert main(["significance", "--results", str(tmp_path / "empty")]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith("error: give --results DIR") and "no tko_table.csv" in err[1]
+
+
+def test_significance_help_says_it_recomputes_no_map(capsys):
+    with pytest.raises(SystemExit):
+        main(["significance", "--help"])
+    assert "without recomputing any map" in " ".join(capsys.readouterr().out.split())

@@ -18,6 +18,8 @@ from pixel_evidence.evaluate import evaluate
 from pixel_evidence.explainers import get_explainer
 from pixel_evidence.explainers.integrated_gradients import IntegratedGradients
 from pixel_evidence.models import ClassifierView, load_model, prepare_for_inference
+from pixel_evidence.significance_tables import SIGNIFICANCE_SUBDIR
+from tests.significance_checks import assert_ranked_as_pandas
 
 
 @pytest.fixture
@@ -283,6 +285,7 @@ def test_evaluate_agrees_with_engine_and_resumes(engine, tmp_path):
     assert {r["split"] for r in summary["win_rates_across_seeds"]} == {"train", "test"}
     saved = json.loads((out / "summary.json").read_text())
     assert saved["seeds"] == [7, 8]
+    assert_ranked_as_pandas(table, out / SIGNIFICANCE_SUBDIR, summary["significance_notes"])
 
     calls = engine.compute_calls
     evaluate(engine, out, progress=False)  # resumes: both seeds already done

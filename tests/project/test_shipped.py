@@ -21,6 +21,7 @@ from pixel_evidence.data import dataset_fingerprint
 from pixel_evidence.data.synthetic import default_data_root
 from pixel_evidence.engine.explain import load_engine
 from pixel_evidence.results import ig_columns
+from tests.significance_checks import assert_ranked_as_pandas
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = ROOT / "pretrained_models"
@@ -223,6 +224,51 @@ def test_wins_per_seed_are_counted_from_the_shipped_sweep(sweep_counted, whole_f
     assert list(whole_field.wins.columns) == winners
     _same(whole_field.wins, won[winners])
     assert whole_field.images_per_seed.to_dict() == rows.groupby("seed").image_id.nunique().to_dict()
+
+
+# The shipped significance tables against the same computation now: only the order of numpy's
+# sums may differ (another CPU's vector width), ~1e-15 of each value; a p-value far in a tail,
+# sf(z) at z ~ 30, moves by about z^2 times that relative change: still far below this.
+SIGNIFICANCE_RTOL = 1e-9
+
+
+def _same_significance(shipped: dict[str, pd.DataFrame] | None, fresh: dict[str, pd.DataFrame]) -> None:
+    assert shipped is not None, "no shipped significance tables: run pixel-evidence significance --write-shipped"
+    for name, table in fresh.items():
+        pd.testing.assert_frame_equal(shipped[name], table, check_dtype=False, check_exact=False,
+                                      rtol=SIGNIFICANCE_RTOL, atol=0, obj=name)
+
+
+def test_shipped_significance_tables_are_recomputed_from_the_shipped_tables():
+    """All ten seeds and both splits of the study's three methods, every score of the table."""
+    from pixel_evidence.results import load_results
+    from pixel_evidence.significance_tables import read_significance, results_significance_dir, significance_tables
+
+    rows = load_results(RESULTS).tko
+    fresh = significance_tables(rows)
+    assert fresh.notes == ()
+    shipped = read_significance(results_significance_dir(RESULTS))
+    _same_significance(shipped, fresh.tables)
+    friedman = shipped["friedman"]
+    assert set(friedman["scope"]) == {*map(str, range(42, 52)), "pooled"}
+    assert set(friedman["split"]) == {"test", "train"} and set(friedman["n_methods"]) == {3}
+    assert set(friedman["score"]) == {"tko", "pointing", "relevance_mass", "auroc"}
+    assert_ranked_as_pandas(rows, results_significance_dir(RESULTS), [])
+
+
+def test_shipped_sweep_significance_tables_are_recomputed_from_the_shipped_store(sweep_counted):
+    """Every category of the sweep store, all fourteen methods on the test split."""
+    from pixel_evidence.results import read_store
+    from pixel_evidence.significance_tables import read_significance, significance_tables, store_significance_dir
+
+    store = read_store(RESULTS / "sweep")
+    for category in store.categories:
+        fresh = significance_tables(store.category(category))
+        assert fresh.notes == ()
+        shipped = read_significance(store_significance_dir(RESULTS / "sweep", category))
+        _same_significance(shipped, fresh.tables)
+        assert set(shipped["friedman"]["n_methods"]) == {sweep_counted["method"].nunique()}
+        assert_ranked_as_pandas(store.category(category), store_significance_dir(RESULTS / "sweep", category), [])
 
 
 def test_dissection_table_is_recomputed_from_the_shipped_tables(table):

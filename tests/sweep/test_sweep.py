@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import threading
 from dataclasses import replace
@@ -19,16 +20,20 @@ import pyarrow.parquet as pq
 import pytest
 from dask.distributed import Client, LocalCluster
 
+from pixel_evidence.cli import main
 from pixel_evidence.dashboard.summary.categories import COST
 from pixel_evidence.data import read_manifest
 from pixel_evidence.evaluate import evaluate
 from pixel_evidence.results import TABLE_COLUMNS
 from pixel_evidence.results.sweep_store import read_store
+from pixel_evidence.significance_tables import (SIGNIFICANCE_SUBDIR, SIGNIFICANCE_TABLES, read_significance,
+                                                results_significance_dir, store_significance_dir)
 from pixel_evidence.sweep.costs import method_costs
 from pixel_evidence.sweep.plan import plan
 from pixel_evidence.sweep.run import run_sweep
 from pixel_evidence.sweep.spec import Category, SweepSpec
 from pixel_evidence.sweep.worker import HOLD_ENV
+from tests.significance_checks import assert_ranked_as_pandas
 from tests.waiting import wait_until
 
 METHODS = ("gradcam", "saliency", "ig")
@@ -282,8 +287,25 @@ def test_evaluate_exports_the_store_as_a_single_runs_tables(engine, reference_st
         assert list(got.columns) == list(want.columns) and len(got) == len(want)
     want = json.loads((evaluated / "summary.json").read_text())
     assert summary["win_rates_across_seeds"] == want["win_rates_across_seeds"]
+    # the same rows, so the same significance tables as the sweep wrote into its store
+    exported = read_significance(results_significance_dir(tmp_path))
+    for name, table in read_significance(store_significance_dir(reference_store, "cat")).items():
+        pd.testing.assert_frame_equal(exported[name], table)
     with pytest.raises(ValueError, match="no rows of category 'dog'"):
         export_from_store(engine, reference_store, "dog", tmp_path)
+
+
+def test_the_sweep_writes_significance_tables_and_the_command_rewrites_them(reference_store, tmp_path, capsys):
+    copy = shutil.copytree(reference_store, tmp_path / "store")
+    shutil.rmtree(copy / SIGNIFICANCE_SUBDIR)
+    assert main(["significance", "--store", str(copy)]) == 0
+    out = capsys.readouterr().out
+    assert_ranked_as_pandas(read_store(reference_store).category("cat"), store_significance_dir(reference_store, "cat"),
+                            [line for line in out.splitlines() if line.startswith("significance: cat: ")])
+    for table in SIGNIFICANCE_TABLES.values():
+        path = store_significance_dir(copy, "cat") / table.file
+        assert f"wrote {path}" in out
+        assert path.read_bytes() == (store_significance_dir(reference_store, "cat") / table.file).read_bytes()
 
 
 def test_sweep_file_and_its_mistakes(tmp_path):
