@@ -10,7 +10,7 @@ A study is one folder (``pixel-evidence noise --out``; the shipped one is
 - ``noise_gaps.csv``: per image and stochastic method, :func:`.draw_noise.neighbour_gaps`;
 - ``noise_summary.json``: :func:`.draw_noise.noise_summary` with what the study ran on;
 - ``sample_counts.csv`` (optional): the convergence curve of each method's sample count
-  (:mod:`pixel_evidence.checks.sample_counts`).
+  (:mod:`pixel_evidence.sweep.sample_counts`).
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ already holds draw 0, seed 0 being every method's default. Each draw's store res
 any sweep: a killed study loses at most its running tasks. When the draws are in, the
 study's tables are written (:mod:`pixel_evidence.results.noise_study`); with
 ``--counts`` it also measures each method's convergence curve over its sample count
-(:mod:`pixel_evidence.checks.sample_counts`) on the first ``--count-images`` ranked images.
+(:mod:`pixel_evidence.sweep.sample_counts`) on the first ``--count-images`` ranked images.
 """
 
 from __future__ import annotations
@@ -110,7 +110,7 @@ def run_noise(args: argparse.Namespace) -> int:
     if args.counts:
         import pandas as pd
 
-        from pixel_evidence.checks.sample_counts import count_rows
+        from pixel_evidence.sweep.sample_counts import count_rows
         from pixel_evidence.files import atomic_write_text
 
         ranked = sorted(rows.loc[rows["correct"].astype(bool) & rows["tko"].notna(), "image_id"].unique())
