@@ -611,6 +611,69 @@ def sweep_plan_example(src: Sources) -> str:
             + table(["method", "seconds per map", "CPU hours"], rows))
 
 
+def noise_page(src: Sources) -> str:
+    """The stochastic methods' own noise, from ``pretrained_models/results/noise/`` (``pixel-evidence noise``)."""
+    from pixel_evidence.methods import METHODS
+    from pixel_evidence.metrics.draw_noise import STABLE_PEARSON, STABLE_TKO_CHANGE, count_curve, stable_count
+    from pixel_evidence.results.noise_study import read_study
+
+    names = labels()
+    study = read_study(src.results / "noise")
+    s = study.summary
+    studied = [names[m] for m in s["methods_studied"]]
+    parts = [GENERATED_NOTE, "# The stochastic methods' own noise\n\n",
+             f"{', '.join(studied[:-1])} and {studied[-1]} draw random masks, samples or noise copies, so their maps "
+             "and TKO change with their own `seed` parameter. Every other table holds one draw of each (seed 0). "
+             f"`pixel-evidence noise --draws {s['n_draws']}{' --counts' if study.counts is not None else ''} "
+             f"--write-shipped` ran each again with seeds 1–{s['n_draws'] - 1} on "
+             f"model seed {s['seed']}'s {s['split']} split, the other methods' rows taken from the whole-field sweep, "
+             f"and wrote `pretrained_models/results/noise/`. Occlusion slides its window over a fixed grid and has "
+             f"no dice.\n\n",
+             f"Of the {s['n_images']} correctly classified defect images, **{s['robust_images']} keep the same winner "
+             f"under all {s['n_draws']} draws**; {s['winner_changes']} change winner under some draw, and "
+             f"{s['ties_within_noise']} are ties within noise (the winner's lead over the runner-up is no larger "
+             "than the TKO spread, max − min over the draws, of one of the two). Per winning method, its wins in "
+             "draw 0 (the shipped one) and those every draw confirms; shared wins count as shares:\n\n"]
+    rows = []
+    for m, wins in s["wins"].items():
+        spread = s["methods"].get(m)
+        cells = (f"{spread['median_spread']:.3f} / {spread['p90_spread']:.3f} / {spread['max_spread']:.3f}",
+                 str(spread["spread_exceeds_gap"])) if spread else ("deterministic", "–")
+        rows.append([names[m], wins_cell(wins), wins_cell(s["robust_wins"].get(m, 0.0)), *cells])
+    for m, spread in s["methods"].items():
+        if m not in s["wins"]:
+            rows.append([names[m], "0", "0", f"{spread['median_spread']:.3f} / {spread['p90_spread']:.3f} / "
+                         f"{spread['max_spread']:.3f}", str(spread["spread_exceeds_gap"])])
+    parts.append(table(["method", "wins (draw 0)", "robust wins", "TKO spread median / p90 / max",
+                        "images where the spread exceeds the gap to the nearest method"], rows))
+    if study.counts is not None:
+        curve = count_curve(study.counts)
+        n_images = study.counts["image_id"].nunique()
+        parts.append(
+            f"\n## Sample counts\n\nTwo draws (seeds 0 and 1) at a quarter, half, once and twice each method's "
+            f"default count, on the first {n_images} of those images. A count is stable when the two maps' Pearson "
+            f"correlation reaches {STABLE_PEARSON} and their TKO differs by at most {STABLE_TKO_CHANGE} at the "
+            "median image, and every larger count tried is stable too (the same tolerance a changed shipped map "
+            "is held to).\n\n")
+        rows, short = [], []
+        for m in s["methods_studied"]:
+            param = METHODS[m].random_samples
+            default = int(study.params[m][param])
+            own = curve[curve["method"] == m].set_index("count")
+            stable = stable_count(curve, m)
+            if stable is None or stable > default:
+                short.append(names[m])
+            rows.append([names[m], f"`{param}` = {default}", "not by " + str(int(own.index.max()))
+                         if stable is None else str(stable), f"{own.at[default, 'median_pearson']:.3f}",
+                         f"{own.at[default, 'median_tko_change']:.3f}", f"{own.at[default, 'seconds_per_map']:.2f}"])
+        parts.append(table(["method", "default count", "stable from", "Pearson of two draws at the default",
+                            "median abs(ΔTKO) at the default", "seconds per map at the default"], rows))
+        parts.append("\n" + (f"By this test the default count is too small for stable maps for {', '.join(short)}: "
+                              "a single draw's map, and its TKO, are partly the method's own dice."
+                              if short else "Every default count is stable by this test.") + "\n")
+    return "".join(parts)
+
+
 def pages(src: Sources = Sources()) -> dict[str, str]:
     """Each generated page's path under docs/ and its text."""
     from docs.significance import PAGE, significance_page
@@ -620,6 +683,7 @@ def pages(src: Sources = Sources()) -> dict[str, str]:
         PAGE: significance_page(src),
         "results/dissection.md": dissection_page(src),
         "results/ig-tolerance.md": ig_tolerance_page(src),
+        "results/noise.md": noise_page(src),
         "speed/benchmark.md": speed_page(src),
         "snippets/speed_headline.md": speed_headline(src),
         "snippets/opening_image.md": opening_image_sentence(src),
