@@ -665,9 +665,9 @@ def noise_page(src: Sources) -> str:
                 short.append(names[m])
             rows.append([names[m], f"`{param}` = {default}", "not by " + str(int(own.index.max()))
                          if stable is None else str(stable), f"{own.at[default, 'median_pearson']:.3f}",
-                         f"{own.at[default, 'median_tko_change']:.3f}", f"{own.at[default, 'seconds_per_map']:.2f}"])
+                         f"{own.at[default, 'median_tko_change']:.3f}"])
         parts.append(table(["method", "default count", "stable from", "Pearson of two draws at the default",
-                            "median abs(ΔTKO) at the default", "seconds per map at the default"], rows))
+                            "median abs(ΔTKO) at the default"], rows))
         parts.append("\n" + (f"By this test the default count is too small for stable maps for {', '.join(short)}: "
                               "a single draw's map, and its TKO, are partly the method's own dice."
                               if short else "Every default count is stable by this test.") + "\n")
