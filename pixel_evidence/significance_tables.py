@@ -79,6 +79,8 @@ def _comparable_seeds(rows: pd.DataFrame, score: str, methods: list[str] | None,
                       include_misclassified: bool) -> tuple[list[int], list[int]]:
     """Seeds with at least two blocks every method scored (Friedman's minimum), and the others."""
     counted = rows if include_misclassified else rows[rows["correct"].eq(True)]
+    if set(methods or rows["method"]) - set(counted["method"]):  # e.g. no image classified correctly
+        return [], sorted(int(s) for s in set(rows["seed"]))
     blocks = block_matrix(counted, score=score, methods=methods).index.get_level_values("seed")
     per_seed = pd.Series(1, index=blocks).groupby(level=0).size()
     kept = sorted(int(s) for s in per_seed.index[per_seed >= 2])

@@ -54,7 +54,8 @@ def test_friedman_equals_scipy_on_the_pivoted_scores(rows, tables):
 def test_the_planted_order_and_bars(tables):
     cd = tables[CRITICAL_DIFFERENCE.name]
     pooled = cd[(cd["score"] == "tko") & (cd["split"] == "test") & (cd["scope"] == POOLED)].set_index("method")
-    assert list(pooled.index) == ["a", "b", "c"] and pooled.loc["a", "average_rank"] == 1.0
+    assert list(pooled.index)[0] == "a" and set(pooled.index) == {"a", "b", "c"}  # b, c: either order
+    assert pooled.loc["a", "average_rank"] == 1.0
     # b and c split ranks 2 and 3 at random: about 2.5 each, well within the CD, so one bar joins them
     assert pooled.loc["a", "groups"] == "" and pooled.loc["b", "groups"] == pooled.loc["c", "groups"] == "1"
 
